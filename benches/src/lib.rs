@@ -1,0 +1,1 @@
+//! Shared helpers for Ember's benchmarks and the `peak` probe.

@@ -1,0 +1,246 @@
+//! The BLIS framework loops, written once for every ISA: `jc` (NC columns of B) → `pc`
+//! (KC deep: pack B) → `ic` (MC rows: pack A) → `jr` (NR) → `ir` (MR) → microkernel.
+//!
+//! Threads split the `ic` x `jr` work of each block; the depth (`pc`) loop is never split,
+//! so every element of C is accumulated in the same order whatever the thread count:
+//! results are bit-identical for 1 or N threads.
+
+use super::kernel::{blocking_for, MicroKernel, UkrArgs};
+use super::pack::{pack_a, pack_b};
+use super::view::{MatMut, MatRef};
+use super::PackedB;
+use crate::scratch::{with_scratch, Slot};
+use rayon::prelude::*;
+
+/// Below this many multiply-adds a GEMM stays on the calling thread: forking costs more.
+const PAR_MIN_MACS: usize = 1 << 21;
+
+/// The right-hand operand: a view to pack block by block, or a prepacked B.
+#[derive(Clone, Copy)]
+pub(crate) enum BSource<'a> {
+    View(MatRef<'a>),
+    Packed(&'a PackedB),
+}
+
+/// C's base pointer and strides, shared by the tasks that write its disjoint tiles.
+#[derive(Clone, Copy)]
+struct SharedC {
+    ptr: *mut f32,
+    rs: usize,
+    cs: usize,
+}
+// SAFETY: tasks only write disjoint tiles of C (each (ic, jr) pair is owned by one task),
+// and the `MatMut` it came from is mutably borrowed for the whole call.
+unsafe impl Send for SharedC {}
+// SAFETY: as above; no two tasks touch the same element.
+unsafe impl Sync for SharedC {}
+
+/// Epilogue applied on the last depth block: per-column bias, then ReLU.
+#[derive(Clone, Copy)]
+pub(crate) struct Epi<'a> {
+    pub bias: Option<&'a [f32]>,
+    pub relu: bool,
+}
+
+/// `C = alpha * A * B + beta * C`, then the epilogue. Shapes were checked by the caller.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm(
+    kern: &MicroKernel,
+    alpha: f32,
+    a: &MatRef,
+    b: BSource,
+    beta: f32,
+    c: &mut MatMut,
+    epi: Epi,
+    threads: usize,
+) {
+    let (m, n) = (c.rows(), c.cols());
+    let k = a.cols();
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 || alpha == 0.0 {
+        scale_c(c, beta, epi);
+        return;
+    }
+    let nr = kern.nr;
+    let blk = blocking_for(kern);
+    let threads = if m * n * k >= PAR_MIN_MACS {
+        threads.max(1)
+    } else {
+        1
+    };
+    let (ptr, rs, cs) = c.raw_parts();
+    let shared_c = SharedC { ptr, rs, cs };
+
+    for jc in (0..n).step_by(blk.nc) {
+        let ncb = blk.nc.min(n - jc);
+        for pc in (0..k).step_by(blk.kc) {
+            let kcb = blk.kc.min(k - pc);
+            let last = pc + kcb == k;
+            let block = Block {
+                kern,
+                alpha,
+                beta: if pc == 0 { beta } else { 1.0 },
+                a,
+                pc,
+                kcb,
+                jc,
+                ncb,
+                m,
+                n,
+                mc: blk.mc,
+                epi: if last {
+                    epi
+                } else {
+                    Epi {
+                        bias: None,
+                        relu: false,
+                    }
+                },
+                c: shared_c,
+                threads,
+            };
+            match b {
+                BSource::View(bv) => {
+                    let panels = ncb.div_ceil(nr);
+                    with_scratch(Slot::PackB, panels * kcb * nr, |buf| {
+                        if threads > 1 && panels > 1 {
+                            let per = panels.div_ceil(threads);
+                            buf.par_chunks_mut(per * kcb * nr).enumerate().for_each(
+                                |(t, chunk)| {
+                                    let j0 = jc + t * per * nr;
+                                    pack_b(
+                                        &bv,
+                                        pc,
+                                        kcb,
+                                        j0,
+                                        (per * nr).min(jc + ncb - j0),
+                                        nr,
+                                        kcb * nr,
+                                        chunk,
+                                    );
+                                },
+                            );
+                        } else {
+                            pack_b(&bv, pc, kcb, jc, ncb, nr, kcb * nr, buf);
+                        }
+                        block.run(buf, kcb * nr);
+                    });
+                }
+                BSource::Packed(pb) => {
+                    let stride = pb.k * nr;
+                    block.run(&pb.panels()[(jc / nr) * stride + pc * nr..], stride);
+                }
+            }
+        }
+    }
+}
+
+/// One (jc, pc) block: everything needed to run the `ic x jr x ir` loops over it.
+struct Block<'a> {
+    kern: &'a MicroKernel,
+    alpha: f32,
+    beta: f32,
+    a: &'a MatRef<'a>,
+    pc: usize,
+    kcb: usize,
+    jc: usize,
+    ncb: usize,
+    m: usize,
+    n: usize,
+    mc: usize,
+    epi: Epi<'a>,
+    c: SharedC,
+    threads: usize,
+}
+
+impl Block<'_> {
+    /// Runs the block against packed B panels (`panel_stride` apart in `bpack`).
+    fn run(&self, bpack: &[f32], panel_stride: usize) {
+        let n_ic = self.m.div_ceil(self.mc);
+        let panels = self.ncb.div_ceil(self.kern.nr);
+        // Enough tasks to keep every thread busy; split columns too when rows are few.
+        let jparts = if self.threads > 1 {
+            (2 * self.threads).div_ceil(n_ic).min(panels)
+        } else {
+            1
+        };
+        let per = panels.div_ceil(jparts);
+        let tasks = n_ic * jparts;
+        let task = |t: usize| {
+            let (ic, jp) = (t / jparts, t % jparts);
+            let (q0, q1) = (jp * per, ((jp + 1) * per).min(panels));
+            if q0 < q1 {
+                self.tile_loops(ic * self.mc, q0..q1, bpack, panel_stride);
+            }
+        };
+        if self.threads > 1 && tasks > 1 {
+            (0..tasks).into_par_iter().for_each(task);
+        } else {
+            (0..tasks).for_each(task);
+        }
+    }
+
+    /// Packs rows `i0..i0+MC` of A, then runs the microkernel over B panels `qs` x all
+    /// MR strips.
+    fn tile_loops(
+        &self,
+        i0: usize,
+        qs: core::ops::Range<usize>,
+        bpack: &[f32],
+        panel_stride: usize,
+    ) {
+        let (mr, nr, kcb) = (self.kern.mr, self.kern.nr, self.kcb);
+        let mcb = self.mc.min(self.m - i0);
+        let strips = mcb.div_ceil(mr);
+        with_scratch(Slot::PackA, strips * mr * kcb, |apack| {
+            pack_a(self.a, i0, mcb, self.pc, kcb, mr, apack);
+            for q in qs {
+                let j0 = self.jc + q * nr;
+                let bpanel = &bpack[q * panel_stride..][..kcb * nr];
+                let bias = self
+                    .epi
+                    .bias
+                    .map_or(core::ptr::null(), |b| b[j0..].as_ptr());
+                for (s, apanel) in apack.chunks_exact(mr * kcb).enumerate() {
+                    let ib = i0 + s * mr;
+                    let args = UkrArgs {
+                        kc: kcb,
+                        a: apanel.as_ptr(),
+                        b: bpanel.as_ptr(),
+                        c: self.c.ptr.wrapping_add(ib * self.c.rs + j0 * self.c.cs),
+                        rsc: self.c.rs,
+                        csc: self.c.cs,
+                        m: mr.min(self.m - ib),
+                        n: nr.min(self.n - j0),
+                        alpha: self.alpha,
+                        beta: self.beta,
+                        bias,
+                        relu: self.epi.relu,
+                    };
+                    // SAFETY: `apanel` holds kcb*mr floats and `bpanel` kcb*nr floats (sliced
+                    // above; B buffers are 64-byte aligned and panel offsets are multiples of
+                    // nr floats, a whole number of vectors); the m x n tile at (ib, j0) lies
+                    // inside C (checked by the public entry) and belongs to this task alone;
+                    // `bias` has n - j0 >= args.n floats; the kernel's ISA was checked.
+                    unsafe { (self.kern.func)(&args) };
+                }
+            }
+        });
+    }
+}
+
+/// `C = beta * C` (BLAS: beta = 0 writes zeros, ignoring NaN), then the epilogue.
+fn scale_c(c: &mut MatMut, beta: f32, epi: Epi) {
+    c.for_each(|_, j, x| {
+        let mut v = if beta == 0.0 { 0.0 } else { beta * *x };
+        if let Some(b) = epi.bias {
+            v += b[j];
+        }
+        if epi.relu {
+            v = v.max(0.0);
+        }
+        *x = v;
+    });
+}

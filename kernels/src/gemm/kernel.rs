@@ -1,0 +1,220 @@
+//! The microkernel contract and the one place that says which kernels each ISA has
+//! (selection is data: [`kernels_for`]).
+//!
+//! A microkernel computes one `MR x NR` tile `C = alpha * A_panel * B_panel + beta * C` from
+//! packed panels: `A_panel` is `kc` columns of `MR` contiguous values (column `p` at
+//! `a[p * MR..]`), `B_panel` is `kc` rows of `NR` contiguous values (row `p` at
+//! `b[p * NR..]`, 64-byte aligned). It always computes the full tile (the packers pad with
+//! zeros) but stores only the top-left `m x n` corner, so edge tiles need no slow path.
+
+use crate::arch::Isa;
+
+/// Arguments of one microkernel call. Plain data; the caller vouches for the pointers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UkrArgs {
+    /// Depth of the panels.
+    pub kc: usize,
+    /// Packed A panel: `kc * MR` floats.
+    pub a: *const f32,
+    /// Packed B panel: `kc * NR` floats, 64-byte aligned.
+    pub b: *const f32,
+    /// Top-left element of the C tile.
+    pub c: *mut f32,
+    /// C row stride (elements).
+    pub rsc: usize,
+    /// C column stride (elements).
+    pub csc: usize,
+    /// Rows of the tile to store, `1..=MR`.
+    pub m: usize,
+    /// Columns of the tile to store, `1..=NR`.
+    pub n: usize,
+    pub alpha: f32,
+    /// When 0, C is overwritten without being read (BLAS semantics: NaN in C is ignored).
+    pub beta: f32,
+    /// Per-column bias (`n` floats) added after scaling, or null.
+    pub bias: *const f32,
+    /// Clamp the result at 0 after the bias.
+    pub relu: bool,
+}
+
+/// `unsafe` because it dereferences the pointers in [`UkrArgs`]: `a` must hold `kc * MR`
+/// floats, `b` `kc * NR` floats (64-byte aligned), every `(i, j)` with `i < m`, `j < n` at
+/// `c + i * rsc + j * csc` must be writable and owned by the caller, `bias` (if not null)
+/// must hold `n` floats, and the CPU must support the kernel's ISA.
+pub(crate) type UkrFn = unsafe fn(&UkrArgs);
+
+/// A register-tiled microkernel and what it needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MicroKernel {
+    /// XNNPACK-style name: `f32-gemm-14x32-avx512`.
+    pub name: &'static str,
+    pub isa: Isa,
+    pub mr: usize,
+    pub nr: usize,
+    /// Relative throughput on full tiles, percent of the ISA's best kernel (measured).
+    pub eff: usize,
+    pub func: UkrFn,
+}
+
+/// Cache blocking for one kernel (BLIS's KC/MC/NC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Blocking {
+    /// Depth of a packed block: `KC * NR` floats of B stay in L1 across the `MR` strips.
+    pub kc: usize,
+    /// Rows of packed A per block (multiple of MR): `MC * KC` floats stay in L2.
+    pub mc: usize,
+    /// Columns of packed B per block (multiple of NR): `KC * NC` floats stay in L3.
+    pub nc: usize,
+}
+
+macro_rules! ukr {
+    ($name:literal, $isa:ident, $mr:literal, $nr:literal, $eff:literal, $f:expr) => {
+        MicroKernel {
+            name: $name,
+            isa: Isa::$isa,
+            mr: $mr,
+            nr: $nr,
+            eff: $eff,
+            func: $f,
+        }
+    };
+}
+
+use super::ukr::scalar;
+#[cfg(target_arch = "x86_64")]
+use super::ukr::{avx2, avx512};
+
+/// The kernels each ISA offers, main kernel first. Edit here to add a tile shape.
+pub(crate) fn kernels_for(isa: Isa) -> &'static [MicroKernel] {
+    static SCALAR: [MicroKernel; 1] = [ukr!(
+        "f32-gemm-4x8-scalar",
+        Scalar,
+        4,
+        8,
+        100,
+        scalar::ukr_4x8
+    )];
+    #[cfg(target_arch = "x86_64")]
+    static AVX2: [MicroKernel; 2] = [
+        ukr!("f32-gemm-6x16-avx2", Avx2, 6, 16, 100, avx2::ukr_6x16),
+        ukr!("f32-gemm-12x8-avx2", Avx2, 12, 8, 95, avx2::ukr_12x8),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    static AVX512: [MicroKernel; 3] = [
+        ukr!(
+            "f32-gemm-14x32-avx512",
+            Avx512,
+            14,
+            32,
+            100,
+            avx512::ukr_14x32
+        ),
+        ukr!(
+            "f32-gemm-28x16-avx512",
+            Avx512,
+            28,
+            16,
+            95,
+            avx512::ukr_28x16
+        ),
+        ukr!("f32-gemm-8x32-avx512", Avx512, 8, 32, 85, avx512::ukr_8x32),
+    ];
+    #[cfg(target_arch = "aarch64")]
+    static NEON: [MicroKernel; 2] = [
+        ukr!(
+            "f32-gemm-8x12-neon",
+            Neon,
+            8,
+            12,
+            100,
+            super::ukr::neon::ukr_8x12
+        ),
+        ukr!(
+            "f32-gemm-12x8-neon",
+            Neon,
+            12,
+            8,
+            95,
+            super::ukr::neon::ukr_12x8
+        ),
+    ];
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => &AVX2,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => &AVX512,
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => &NEON,
+        _ => &SCALAR,
+    }
+}
+
+/// Blocking for a kernel: KC so that a B micro-panel plus an A micro-panel sit in a 48 KiB L1,
+/// MC so that the packed A block takes about half of a 1 MiB L2, NC for a shared L3.
+pub(crate) fn blocking_for(kern: &MicroKernel) -> Blocking {
+    let kc = 256;
+    let mc = (128 * 1024 / kc / kern.mr).max(1) * kern.mr;
+    let nc = (4096 / kern.nr).max(1) * kern.nr;
+    Blocking { kc, mc, nc }
+}
+
+/// Estimated time: padded tile area over the kernel's relative throughput.
+fn padded_cost(m: usize, n: usize, k: &MicroKernel) -> usize {
+    m.div_ceil(k.mr) * k.mr * n.div_ceil(k.nr) * k.nr * 100 / k.eff
+}
+
+/// The kernel of `isa` that wastes least on padding for an `m x n` output, preferring the
+/// main (first) kernel on ties. `nr`, when given, restricts the choice to kernels of that
+/// panel width (a prepacked B fixes it).
+pub(crate) fn select(isa: Isa, m: usize, n: usize, nr: Option<usize>) -> &'static MicroKernel {
+    let ks = kernels_for(isa);
+    let mut best = &ks[0];
+    let mut best_cost = usize::MAX;
+    for k in ks.iter().filter(|k| nr.is_none_or(|w| w == k.nr)) {
+        let cost = padded_cost(m.max(1), n.max(1), k);
+        if cost < best_cost {
+            best = k;
+            best_cost = cost;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_consistent() {
+        for isa in Isa::ALL {
+            let ks = kernels_for(isa);
+            assert!(!ks.is_empty());
+            for k in ks {
+                // A table only lists its own ISA's kernels (scalar stands in where none exist).
+                assert!(
+                    k.isa == isa || k.isa == Isa::Scalar,
+                    "{} under {isa:?}",
+                    k.name
+                );
+                assert!(k.name.contains(&format!("{}x{}", k.mr, k.nr)), "{}", k.name);
+                assert!(k.eff > 0 && k.eff <= 100);
+                let b = blocking_for(k);
+                assert!(b.mc % k.mr == 0 && b.nc % k.nr == 0 && b.kc > 0);
+            }
+        }
+    }
+
+    #[test]
+    fn selection_prefers_narrow_panels_for_narrow_outputs() {
+        if Isa::Avx512.is_available() {
+            assert_eq!(
+                select(Isa::Avx512, 1024, 1024, None).name,
+                "f32-gemm-14x32-avx512"
+            );
+            assert_eq!(
+                select(Isa::Avx512, 5408, 10, None).name,
+                "f32-gemm-28x16-avx512"
+            );
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! Single-precision GEMM: `C = alpha * A * B + beta * C`, BLIS-style (packed panels, cache
+//! blocking, register-tiled microkernels per ISA, rayon threads).
+//!
+//! Operands are strided views ([`MatRef`], [`MatMut`]), so transposes are free. `beta = 0`
+//! has BLAS semantics: C is overwritten and never read (NaN in C is ignored). A weight matrix
+//! used many times can be packed once into a [`PackedB`]. An [`Epilogue`] adds a per-column
+//! bias and applies ReLU in the same pass that stores C.
+//!
+//! ```
+//! use ember_kernels::gemm::{sgemm, MatMut, MatRef};
+//! let a = [1.0, 2.0, 3.0, 4.0]; // 2x2, row-major
+//! let b = [1.0, 0.0, 0.0, 1.0];
+//! let mut c = [0.0; 4];
+//! sgemm(1.0, MatRef::row_major(&a, 2, 2)?, MatRef::row_major(&b, 2, 2)?, 0.0,
+//!       MatMut::row_major(&mut c, 2, 2)?)?;
+//! assert_eq!(c, a);
+//! # Ok::<(), ember_kernels::Error>(())
+//! ```
+
+mod driver;
+pub(crate) mod kernel;
+mod pack;
+mod ukr;
+mod view;
+
+pub use view::{MatMut, MatRef};
+
+use crate::arch::{default_isa, Isa};
+use crate::error::{Error, Result};
+use driver::{BSource, Epi};
+
+/// Optional work fused into the store of C: `C[i][j] = relu?(alpha*AB + beta*C + bias[j])`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    /// Per-column bias, `n` floats.
+    pub bias: Option<&'a [f32]>,
+    /// Clamp at zero after the bias.
+    pub relu: bool,
+}
+
+impl Epilogue<'_> {
+    /// No epilogue.
+    pub const NONE: Epilogue<'static> = Epilogue {
+        bias: None,
+        relu: false,
+    };
+}
+
+/// The right-hand operand of [`sgemm_with`].
+#[derive(Debug, Clone, Copy)]
+pub enum Rhs<'a> {
+    /// A strided view, packed block by block during the call.
+    View(MatRef<'a>),
+    /// A B packed once ahead of time.
+    Packed(&'a PackedB),
+}
+
+/// `C = alpha * A * B + beta * C` on the default ISA ([`crate::arch::default_isa`]).
+/// A is `m x k`, B `k x n`, C `m x n`.
+pub fn sgemm(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) -> Result<()> {
+    sgemm_with(
+        default_isa(),
+        alpha,
+        a,
+        Rhs::View(b),
+        beta,
+        c,
+        Epilogue::NONE,
+    )
+}
+
+/// `C = alpha * A * B + beta * C` with a prepacked B, on the ISA it was packed for.
+pub fn sgemm_packed(alpha: f32, a: MatRef, b: &PackedB, beta: f32, c: MatMut) -> Result<()> {
+    sgemm_with(b.isa, alpha, a, Rhs::Packed(b), beta, c, Epilogue::NONE)
+}
+
+/// The general entry: explicit ISA, view or prepacked B, and an epilogue. Uses the current
+/// rayon pool's threads for large products; results do not depend on the thread count.
+pub fn sgemm_with(
+    isa: Isa,
+    alpha: f32,
+    a: MatRef,
+    b: Rhs,
+    beta: f32,
+    mut c: MatMut,
+    epilogue: Epilogue,
+) -> Result<()> {
+    isa.check()?;
+    let (k, n) = match b {
+        Rhs::View(v) => (v.rows(), v.cols()),
+        Rhs::Packed(p) => {
+            if p.isa != isa {
+                return Err(Error::PackedForOtherIsa {
+                    packed_for: p.isa,
+                    requested: isa,
+                });
+            }
+            (p.k, p.n)
+        }
+    };
+    if a.cols() != k {
+        return Err(Error::ShapeMismatch {
+            what: "A.cols vs B.rows",
+            expected: k,
+            got: a.cols(),
+        });
+    }
+    if c.rows() != a.rows() {
+        return Err(Error::ShapeMismatch {
+            what: "C.rows vs A.rows",
+            expected: a.rows(),
+            got: c.rows(),
+        });
+    }
+    if c.cols() != n {
+        return Err(Error::ShapeMismatch {
+            what: "C.cols vs B.cols",
+            expected: n,
+            got: c.cols(),
+        });
+    }
+    if let Some(bias) = epilogue.bias {
+        if bias.len() != n {
+            return Err(Error::ShapeMismatch {
+                what: "bias length vs C.cols",
+                expected: n,
+                got: bias.len(),
+            });
+        }
+    }
+    let (kern, src) = match b {
+        Rhs::View(v) => (kernel::select(isa, a.rows(), n, None), BSource::View(v)),
+        Rhs::Packed(p) => (
+            kernel::select(isa, a.rows(), n, Some(p.nr)),
+            BSource::Packed(p),
+        ),
+    };
+    let epi = Epi {
+        bias: epilogue.bias,
+        relu: epilogue.relu,
+    };
+    driver::gemm(
+        kern,
+        alpha,
+        &a,
+        src,
+        beta,
+        &mut c,
+        epi,
+        rayon::current_num_threads(),
+    );
+    Ok(())
+}
+
+/// A `k x n` B matrix packed once into the panel layout of one ISA's microkernels, for
+/// reuse across many products (convolution filters, dense weights). [`PackedB::repack`]
+/// refreshes it after the weights change without reallocating.
+#[derive(Debug, Clone)]
+pub struct PackedB {
+    isa: Isa,
+    k: usize,
+    n: usize,
+    nr: usize,
+    buf: Vec<f32>,
+}
+
+impl PackedB {
+    /// Packs `b` for the default ISA.
+    pub fn new(b: MatRef) -> Result<Self> {
+        Self::new_with(default_isa(), b)
+    }
+
+    /// Packs `b` for `isa`.
+    pub fn new_with(isa: Isa, b: MatRef) -> Result<Self> {
+        isa.check()?;
+        let mut p = PackedB {
+            isa,
+            k: 0,
+            n: 0,
+            nr: 1,
+            buf: Vec::new(),
+        };
+        p.repack(b)?;
+        Ok(p)
+    }
+
+    /// Packs new contents (any shape) into this buffer, reusing its allocation.
+    pub fn repack(&mut self, b: MatRef) -> Result<()> {
+        let (k, n) = (b.rows(), b.cols());
+        // The panel width depends only on n (m is not known yet): ask for a tall product.
+        let nr = kernel::select(self.isa, 1 << 12, n, None).nr;
+        let len = n
+            .div_ceil(nr)
+            .checked_mul(k * nr)
+            .ok_or(Error::SizeOverflow { name: "PackedB" })?;
+        let panels = crate::scratch::aligned_window(&mut self.buf, len);
+        pack::pack_b(&b, 0, k, 0, n, nr, k * nr, panels);
+        (self.k, self.n, self.nr) = (k, n, nr);
+        Ok(())
+    }
+
+    /// Rows (the product's depth).
+    pub fn rows(&self) -> usize {
+        self.k
+    }
+    /// Columns.
+    pub fn cols(&self) -> usize {
+        self.n
+    }
+    /// The ISA this was packed for.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// The packed panels, 64-byte aligned: `ceil(n/nr)` panels of `k x nr`.
+    fn panels(&self) -> &[f32] {
+        let len = self.n.div_ceil(self.nr) * self.k * self.nr;
+        let off = self.buf.as_ptr().align_offset(64).min(16);
+        &self.buf[off..off + len]
+    }
+}
+
+/// The name of the microkernel [`sgemm_with`] would use for an `m x n` output on `isa`
+/// (for benchmarks and reports), e.g. `f32-gemm-14x32-avx512`.
+pub fn kernel_name(isa: Isa, m: usize, n: usize) -> &'static str {
+    kernel::select(isa, m, n, None).name
+}

@@ -1,0 +1,95 @@
+//! AVX-512F microkernels: `MR` rows x `NV` 16-lane vectors. B rows are aligned vector
+//! loads, A values broadcasts folded into the FMAs; C is stored with lane masks, so edge
+//! columns need no scalar path when C has unit column stride.
+
+use super::store_tile_generic;
+use crate::gemm::kernel::UkrArgs;
+use core::arch::x86_64::*;
+
+/// # Safety
+/// The [`crate::gemm::kernel::UkrFn`] contract; the CPU must support AVX-512F.
+#[inline(always)]
+unsafe fn ukr_generic<const MR: usize, const NV: usize>(args: &UkrArgs) {
+    // SAFETY: the contract guarantees kc*MR floats at `a`, kc*NV*16 aligned floats at `b`,
+    // the m x n tile of C (plus bias) in bounds, and AVX-512F on this CPU.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+        let (mut a, mut b) = (args.a, args.b);
+        for _ in 0..args.kc {
+            let mut bv = [_mm512_setzero_ps(); NV];
+            for (v, bvv) in bv.iter_mut().enumerate() {
+                *bvv = _mm512_load_ps(b.add(16 * v));
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*a.add(i));
+                for (accv, bvv) in row.iter_mut().zip(bv.iter()) {
+                    *accv = _mm512_fmadd_ps(av, *bvv, *accv);
+                }
+            }
+            a = a.add(MR);
+            b = b.add(16 * NV);
+        }
+
+        if args.csc != 1 {
+            let mut buf = [[[0.0f32; 16]; NV]; MR];
+            for i in 0..MR {
+                for v in 0..NV {
+                    _mm512_storeu_ps(buf[i][v].as_mut_ptr(), acc[i][v]);
+                }
+            }
+            store_tile_generic(buf.as_flattened().as_flattened(), 16 * NV, args);
+            return;
+        }
+
+        let alpha = _mm512_set1_ps(args.alpha);
+        let beta = _mm512_set1_ps(args.beta);
+        let zero = _mm512_setzero_ps();
+        let mut masks = [0u16; NV];
+        for (v, mk) in masks.iter_mut().enumerate() {
+            let cols = args.n.saturating_sub(16 * v).min(16);
+            *mk = ((1u32 << cols) - 1) as u16;
+        }
+        for (i, row) in acc.iter().enumerate() {
+            if i >= args.m {
+                break;
+            }
+            let crow = args.c.add(i * args.rsc);
+            for v in 0..NV {
+                let mk = masks[v];
+                if mk == 0 {
+                    continue;
+                }
+                let cp = crow.add(16 * v);
+                let mut r = _mm512_mul_ps(row[v], alpha);
+                if args.beta != 0.0 {
+                    r = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(mk, cp), r);
+                }
+                if !args.bias.is_null() {
+                    r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mk, args.bias.add(16 * v)));
+                }
+                if args.relu {
+                    r = _mm512_max_ps(r, zero);
+                }
+                _mm512_mask_storeu_ps(cp, mk, r);
+            }
+        }
+    }
+}
+
+macro_rules! avx512_kernel {
+    ($name:ident, $mr:literal, $nv:literal) => {
+        /// An AVX-512 microkernel; its tile is in its name.
+        ///
+        /// # Safety
+        /// The [`crate::gemm::kernel::UkrFn`] contract; the CPU must support AVX-512F.
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        pub(crate) unsafe fn $name(args: &UkrArgs) {
+            // SAFETY: forwarded contract; this function's target features are enabled.
+            unsafe { ukr_generic::<$mr, $nv>(args) }
+        }
+    };
+}
+
+avx512_kernel!(ukr_14x32, 14, 2);
+avx512_kernel!(ukr_28x16, 28, 1);
+avx512_kernel!(ukr_8x32, 8, 2);

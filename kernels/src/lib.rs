@@ -1,0 +1,24 @@
+//! # ember-kernels
+//!
+//! Hand-tuned SIMD, multithreaded CPU kernels for convolutional networks: f32 GEMM
+//! (BLIS-style), with AVX-512, AVX2+FMA, NEON and portable microkernels chosen at run time
+//! ([`arch`]). Every kernel has a naive twin in [`reference`] that the tests check it against.
+//!
+//! Layout conventions: matrices are strided views ([`gemm::MatRef`]); activations are NHWC
+//! and filters HWIO, as in TensorFlow/Keras.
+//!
+//! Every public function checks its arguments and returns an [`Error`] that says what was
+//! wrong; none panics on bad input. `unsafe` is confined to the microkernels and the one
+//! place that shares C between threads, each block with a `SAFETY:` comment.
+
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod arch;
+mod error;
+pub mod gemm;
+pub mod reference;
+mod scratch;
+
+pub use arch::Isa;
+pub use error::{Error, Result};

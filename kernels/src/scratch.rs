@@ -1,0 +1,47 @@
+//! Reusable per-thread scratch buffers (packing panels, im2col columns, Winograd tiles), so
+//! kernels allocate nothing in steady state. A buffer is taken out of its thread-local slot
+//! for the duration of a use and put back after, so a nested use on the same thread (rayon
+//! work-stealing can run another kernel call while one waits) just gets a fresh buffer
+//! instead of a borrow panic.
+
+use std::cell::Cell;
+
+/// Which per-thread buffer to use; uses that can be live at once need different slots.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Slot {
+    /// Packed A block (GEMM).
+    PackA,
+    /// Packed B block (GEMM).
+    PackB,
+    /// Lowered input (im2col) or transformed tiles (Winograd).
+    Lowered,
+    /// A second operand-sized scratch for convolution algorithms.
+    Aux,
+}
+
+thread_local! {
+    static SLOTS: [Cell<Vec<f32>>; 4] = const {
+        [Cell::new(Vec::new()), Cell::new(Vec::new()), Cell::new(Vec::new()), Cell::new(Vec::new())]
+    };
+}
+
+/// Floats of slack so that a 64-byte aligned window of any length fits.
+const ALIGN_SLACK: usize = 16;
+
+/// The 64-byte aligned window of `len` floats inside `v`, growing `v` if needed.
+/// Contents are unspecified (callers overwrite what they read).
+pub(crate) fn aligned_window(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if v.len() < len + ALIGN_SLACK {
+        v.resize(len + ALIGN_SLACK, 0.0);
+    }
+    let off = v.as_ptr().align_offset(64).min(ALIGN_SLACK);
+    &mut v[off..off + len]
+}
+
+/// Runs `f` on this thread's 64-byte aligned scratch buffer `slot` of `len` floats.
+pub(crate) fn with_scratch<R>(slot: Slot, len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut v = SLOTS.with(|s| s[slot as usize].take());
+    let r = f(aligned_window(&mut v, len));
+    SLOTS.with(|s| s[slot as usize].set(v));
+    r
+}

@@ -1,0 +1,53 @@
+//! Helpers shared by the integration tests: operand generation and error bounds.
+#![allow(dead_code)]
+
+use proptest::prelude::*;
+
+/// Unit roundoff bound used by every tolerance: f32 machine epsilon (2^-23).
+pub const EPS: f64 = f32::EPSILON as f64;
+
+/// A dimension in `0..=300`, half the time within one of a multiple of a tile size
+/// (MR/NR of some kernel), where edge handling is most likely to go wrong.
+pub fn dim() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        0usize..=300,
+        (
+            1usize..=12,
+            prop::sample::select(vec![4usize, 6, 8, 12, 14, 16, 28, 32]),
+            -1i64..=1
+        )
+            .prop_map(|(q, t, d)| ((q * t) as i64 + d).clamp(0, 300) as usize),
+    ]
+}
+
+/// A scalar coefficient: the special values 0, 1, -1 or something arbitrary.
+pub fn coeff() -> impl Strategy<Value = f32> {
+    prop_oneof![Just(0.0f32), Just(1.0f32), Just(-1.0f32), -2.0f32..2.0]
+}
+
+/// Deterministic pseudo-random values in [-1, 1) (xorshift), cheap for big buffers.
+pub fn fill(seed: u64, len: usize) -> Vec<f32> {
+    let mut s = seed | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// Asserts `|got - want| <= tol[i]` elementwise, reporting the worst offender.
+pub fn assert_close(got: &[f32], want: &[f32], tol: &[f64], what: &str) {
+    assert_eq!(got.len(), want.len());
+    for i in 0..got.len() {
+        let (g, w) = (f64::from(got[i]), f64::from(want[i]));
+        assert!(
+            (g - w).abs() <= tol[i] || (g.is_nan() && w.is_nan()),
+            "{what}: element {i}: got {g}, want {w}, |diff| {} > tol {}",
+            (g - w).abs(),
+            tol[i]
+        );
+    }
+}
