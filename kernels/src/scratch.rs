@@ -8,6 +8,7 @@ use std::cell::Cell;
 
 /// Which per-thread buffer to use; uses that can be live at once need different slots.
 #[derive(Debug, Clone, Copy)]
+#[allow(dead_code)] // Lowered and Aux serve the convolution algorithms.
 pub(crate) enum Slot {
     /// Packed A block (GEMM).
     PackA,

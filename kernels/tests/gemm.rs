@@ -21,8 +21,7 @@ struct Layout {
 }
 
 fn layout() -> impl Strategy<Value = Layout> {
-    (any::<bool>(), prop_oneof![Just(0usize), 1usize..5])
-        .prop_map(|(trans, pad)| Layout { trans, pad })
+    (any::<bool>(), prop_oneof![Just(0usize), 1usize..5]).prop_map(|(trans, pad)| Layout { trans, pad })
 }
 
 /// Buffer and strides for a `rows x cols` operand in layout `l`.
@@ -51,28 +50,8 @@ struct Case {
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    (
-        dim(),
-        dim(),
-        dim(),
-        coeff(),
-        coeff(),
-        layout(),
-        layout(),
-        layout(),
-        any::<u64>(),
-    )
-        .prop_map(|(m, n, k, alpha, beta, la, lb, lc, seed)| Case {
-            m,
-            n,
-            k,
-            alpha,
-            beta,
-            la,
-            lb,
-            lc,
-            seed,
-        })
+    (dim(), dim(), dim(), coeff(), coeff(), layout(), layout(), layout(), any::<u64>())
+        .prop_map(|(m, n, k, alpha, beta, la, lb, lc, seed)| Case { m, n, k, alpha, beta, la, lb, lc, seed })
 }
 
 /// Runs the case on `isa` (and, when `check_mm`, on matrixmultiply), checking each against the
@@ -89,23 +68,10 @@ fn check_case(isa: Isa, t: &Case, check_mm: bool) {
     let bv = MatRef::new(&b, t.k, t.n, rsb, csb).unwrap();
 
     let mut want = c0.clone();
-    reference::sgemm(
-        t.alpha,
-        av,
-        bv,
-        t.beta,
-        &mut MatMut::new(&mut want, t.m, t.n, rsc, csc).unwrap(),
-    )
-    .unwrap();
+    reference::sgemm(t.alpha, av, bv, t.beta, &mut MatMut::new(&mut want, t.m, t.n, rsc, csc).unwrap()).unwrap();
     // Magnitude for the bound: |α||A||B| + |β||C|.
-    let (aa, ba): (Vec<f32>, Vec<f32>) = (
-        a.iter().map(|x| x.abs()).collect(),
-        b.iter().map(|x| x.abs()).collect(),
-    );
-    let mut mag: Vec<f32> = c0
-        .iter()
-        .map(|x| if x.is_nan() { 0.0 } else { x.abs() })
-        .collect();
+    let (aa, ba): (Vec<f32>, Vec<f32>) = (a.iter().map(|x| x.abs()).collect(), b.iter().map(|x| x.abs()).collect());
+    let mut mag: Vec<f32> = c0.iter().map(|x| if x.is_nan() { 0.0 } else { x.abs() }).collect();
     reference::sgemm(
         t.alpha.abs(),
         MatRef::new(&aa, t.m, t.k, rsa, csa).unwrap(),
@@ -114,10 +80,7 @@ fn check_case(isa: Isa, t: &Case, check_mm: bool) {
         &mut MatMut::new(&mut mag, t.m, t.n, rsc, csc).unwrap(),
     )
     .unwrap();
-    let tol: Vec<f64> = mag
-        .iter()
-        .map(|&x| (t.k as f64 + 2.0) * EPS * f64::from(x) + 1e-30)
-        .collect();
+    let tol: Vec<f64> = mag.iter().map(|&x| (t.k as f64 + 2.0) * EPS * f64::from(x) + 1e-30).collect();
 
     let mut got = c0.clone();
     sgemm_with(
@@ -135,11 +98,7 @@ fn check_case(isa: Isa, t: &Case, check_mm: bool) {
     let in_view = view_mask(c0.len(), t.m, t.n, rsc, csc);
     for i in 0..c0.len() {
         if !in_view[i] {
-            assert_eq!(
-                got[i].to_bits(),
-                c0[i].to_bits(),
-                "{isa}: padding element {i} changed"
-            );
+            assert_eq!(got[i].to_bits(), c0[i].to_bits(), "{isa}: padding element {i} changed");
             got[i] = want[i];
         }
     }
@@ -185,7 +144,7 @@ fn view_mask(len: usize, m: usize, n: usize, rs: usize, cs: usize) -> Vec<bool> 
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(common::cases(64)))]
 
     #[test]
     fn sgemm_matches_reference_on_every_isa(t in case()) {
@@ -224,15 +183,18 @@ proptest! {
 
 #[test]
 fn results_are_bit_identical_for_any_thread_count() {
-    let (m, n, k) = (301, 263, 300);
+    // A square product (packed path) and two skinny ones (unpacked path, where it exists).
+    for (m, n, k) in [(301, 263, 300), (4000, 10, 64), (20000, 32, 9)] {
+        check_thread_invariance(m, n, k);
+    }
+}
+
+fn check_thread_invariance(m: usize, n: usize, k: usize) {
     let a = fill(1, m * k);
     let b = fill(2, k * n);
     for isa in Isa::available() {
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let mut c = vec![0.0f32; m * n];
             pool.install(|| {
                 sgemm_with(
@@ -249,8 +211,8 @@ fn results_are_bit_identical_for_any_thread_count() {
             c.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()
         };
         let one = run(1);
-        assert_eq!(one, run(2), "{isa}: 1 vs 2 threads");
-        assert_eq!(one, run(3), "{isa}: 1 vs 3 threads");
+        assert_eq!(one, run(2), "{isa} {m}x{n}x{k}: 1 vs 2 threads");
+        assert_eq!(one, run(3), "{isa} {m}x{n}x{k}: 1 vs 3 threads");
     }
 }
 
@@ -262,101 +224,27 @@ fn bad_input_is_a_typed_error() {
     let isa = Isa::detect();
     let av = MatRef::row_major(&a, 2, 3).unwrap();
     let bv = MatRef::row_major(&b, 2, 3).unwrap(); // 2x3, but A needs 3 rows
-    let r = sgemm_with(
-        isa,
-        1.0,
-        av,
-        Rhs::View(bv),
-        0.0,
-        MatMut::row_major(&mut c, 2, 2).unwrap(),
-        Epilogue::NONE,
-    );
-    assert!(
-        matches!(
-            r,
-            Err(Error::ShapeMismatch {
-                what: "A.cols vs B.rows",
-                ..
-            })
-        ),
-        "{r:?}"
-    );
+    let r = sgemm_with(isa, 1.0, av, Rhs::View(bv), 0.0, MatMut::row_major(&mut c, 2, 2).unwrap(), Epilogue::NONE);
+    assert!(matches!(r, Err(Error::ShapeMismatch { what: "A.cols vs B.rows", .. })), "{r:?}");
 
     let bv = MatRef::row_major(&b, 3, 2).unwrap();
     let mut c6 = vec![0.0f32; 6];
-    let r = sgemm_with(
-        isa,
-        1.0,
-        av,
-        Rhs::View(bv),
-        0.0,
-        MatMut::row_major(&mut c6, 3, 2).unwrap(),
-        Epilogue::NONE,
-    );
-    assert!(
-        matches!(
-            r,
-            Err(Error::ShapeMismatch {
-                what: "C.rows vs A.rows",
-                ..
-            })
-        ),
-        "{r:?}"
-    );
+    let r = sgemm_with(isa, 1.0, av, Rhs::View(bv), 0.0, MatMut::row_major(&mut c6, 3, 2).unwrap(), Epilogue::NONE);
+    assert!(matches!(r, Err(Error::ShapeMismatch { what: "C.rows vs A.rows", .. })), "{r:?}");
 
     let bias = [0.0f32; 3];
-    let epi = Epilogue {
-        bias: Some(&bias),
-        relu: false,
-    };
-    let r = sgemm_with(
-        isa,
-        1.0,
-        av,
-        Rhs::View(bv),
-        0.0,
-        MatMut::row_major(&mut c, 2, 2).unwrap(),
-        epi,
-    );
-    assert!(
-        matches!(
-            r,
-            Err(Error::ShapeMismatch {
-                what: "bias length vs C.cols",
-                ..
-            })
-        ),
-        "{r:?}"
-    );
+    let epi = Epilogue { bias: Some(&bias), relu: false };
+    let r = sgemm_with(isa, 1.0, av, Rhs::View(bv), 0.0, MatMut::row_major(&mut c, 2, 2).unwrap(), epi);
+    assert!(matches!(r, Err(Error::ShapeMismatch { what: "bias length vs C.cols", .. })), "{r:?}");
 
     // Views that run past their buffer or overlap are refused at construction.
-    assert!(matches!(
-        MatRef::new(&a, 2, 3, 3, 2),
-        Err(Error::BufferTooSmall {
-            needed: 8,
-            len: 6,
-            ..
-        })
-    ));
-    assert!(matches!(
-        MatMut::new(&mut c, 2, 2, 1, 1),
-        Err(Error::OverlappingOutput { .. })
-    ));
-    assert!(matches!(
-        MatMut::row_major(&mut c, 3, 2),
-        Err(Error::ShapeMismatch { .. })
-    ));
+    assert!(matches!(MatRef::new(&a, 2, 3, 3, 2), Err(Error::BufferTooSmall { needed: 8, len: 6, .. })));
+    assert!(matches!(MatMut::new(&mut c, 2, 2, 1, 1), Err(Error::OverlappingOutput { .. })));
+    assert!(matches!(MatMut::row_major(&mut c, 3, 2), Err(Error::ShapeMismatch { .. })));
 
     for missing in Isa::ALL.into_iter().filter(|i| !i.is_available()) {
-        let r = sgemm_with(
-            missing,
-            1.0,
-            av,
-            Rhs::View(bv),
-            0.0,
-            MatMut::row_major(&mut c, 2, 2).unwrap(),
-            Epilogue::NONE,
-        );
+        let r =
+            sgemm_with(missing, 1.0, av, Rhs::View(bv), 0.0, MatMut::row_major(&mut c, 2, 2).unwrap(), Epilogue::NONE);
         assert_eq!(r, Err(Error::IsaUnavailable(missing)));
     }
     if Isa::available().len() > 1 {

@@ -44,10 +44,7 @@ impl Isa {
         match self {
             Isa::Scalar => true,
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => {
-                std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-            }
+            Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => {
                 std::arch::is_x86_feature_detected!("avx512f")
@@ -70,10 +67,7 @@ impl Isa {
     pub fn detect() -> Isa {
         static BEST: OnceLock<Isa> = OnceLock::new();
         *BEST.get_or_init(|| {
-            [Isa::Avx512, Isa::Neon, Isa::Avx2]
-                .into_iter()
-                .find(|i| i.is_available())
-                .unwrap_or(Isa::Scalar)
+            [Isa::Avx512, Isa::Neon, Isa::Avx2].into_iter().find(|i| i.is_available()).unwrap_or(Isa::Scalar)
         })
     }
 
@@ -114,10 +108,7 @@ impl FromStr for Isa {
     type Err = Error;
     fn from_str(s: &str) -> Result<Isa> {
         let t = s.trim().to_ascii_lowercase();
-        Isa::ALL
-            .into_iter()
-            .find(|i| i.name() == t)
-            .ok_or_else(|| Error::UnknownIsa(s.to_string()))
+        Isa::ALL.into_iter().find(|i| i.name() == t).ok_or_else(|| Error::UnknownIsa(s.to_string()))
     }
 }
 

@@ -65,11 +65,7 @@ pub(crate) fn gemm(
     }
     let nr = kern.nr;
     let blk = blocking_for(kern);
-    let threads = if m * n * k >= PAR_MIN_MACS {
-        threads.max(1)
-    } else {
-        1
-    };
+    let threads = if m * n * k >= PAR_MIN_MACS { threads.max(1) } else { 1 };
     let (ptr, rs, cs) = c.raw_parts();
     let shared_c = SharedC { ptr, rs, cs };
 
@@ -90,14 +86,7 @@ pub(crate) fn gemm(
                 m,
                 n,
                 mc: blk.mc,
-                epi: if last {
-                    epi
-                } else {
-                    Epi {
-                        bias: None,
-                        relu: false,
-                    }
-                },
+                epi: if last { epi } else { Epi { bias: None, relu: false } },
                 c: shared_c,
                 threads,
             };
@@ -107,21 +96,10 @@ pub(crate) fn gemm(
                     with_scratch(Slot::PackB, panels * kcb * nr, |buf| {
                         if threads > 1 && panels > 1 {
                             let per = panels.div_ceil(threads);
-                            buf.par_chunks_mut(per * kcb * nr).enumerate().for_each(
-                                |(t, chunk)| {
-                                    let j0 = jc + t * per * nr;
-                                    pack_b(
-                                        &bv,
-                                        pc,
-                                        kcb,
-                                        j0,
-                                        (per * nr).min(jc + ncb - j0),
-                                        nr,
-                                        kcb * nr,
-                                        chunk,
-                                    );
-                                },
-                            );
+                            buf.par_chunks_mut(per * kcb * nr).enumerate().for_each(|(t, chunk)| {
+                                let j0 = jc + t * per * nr;
+                                pack_b(&bv, pc, kcb, j0, (per * nr).min(jc + ncb - j0), nr, kcb * nr, chunk);
+                            });
                         } else {
                             pack_b(&bv, pc, kcb, jc, ncb, nr, kcb * nr, buf);
                         }
@@ -161,11 +139,7 @@ impl Block<'_> {
         let n_ic = self.m.div_ceil(self.mc);
         let panels = self.ncb.div_ceil(self.kern.nr);
         // Enough tasks to keep every thread busy; split columns too when rows are few.
-        let jparts = if self.threads > 1 {
-            (2 * self.threads).div_ceil(n_ic).min(panels)
-        } else {
-            1
-        };
+        let jparts = if self.threads > 1 { (2 * self.threads).div_ceil(n_ic).min(panels) } else { 1 };
         let per = panels.div_ceil(jparts);
         let tasks = n_ic * jparts;
         let task = |t: usize| {
@@ -184,13 +158,7 @@ impl Block<'_> {
 
     /// Packs rows `i0..i0+MC` of A, then runs the microkernel over B panels `qs` x all
     /// MR strips.
-    fn tile_loops(
-        &self,
-        i0: usize,
-        qs: core::ops::Range<usize>,
-        bpack: &[f32],
-        panel_stride: usize,
-    ) {
+    fn tile_loops(&self, i0: usize, qs: core::ops::Range<usize>, bpack: &[f32], panel_stride: usize) {
         let (mr, nr, kcb) = (self.kern.mr, self.kern.nr, self.kcb);
         let mcb = self.mc.min(self.m - i0);
         let strips = mcb.div_ceil(mr);
@@ -199,10 +167,7 @@ impl Block<'_> {
             for q in qs {
                 let j0 = self.jc + q * nr;
                 let bpanel = &bpack[q * panel_stride..][..kcb * nr];
-                let bias = self
-                    .epi
-                    .bias
-                    .map_or(core::ptr::null(), |b| b[j0..].as_ptr());
+                let bias = self.epi.bias.map_or(core::ptr::null(), |b| b[j0..].as_ptr());
                 for (s, apanel) in apack.chunks_exact(mr * kcb).enumerate() {
                     let ib = i0 + s * mr;
                     let args = UkrArgs {
@@ -218,6 +183,9 @@ impl Block<'_> {
                         beta: self.beta,
                         bias,
                         relu: self.epi.relu,
+                        rsa: 0,
+                        csa: 0,
+                        rsb: 0,
                     };
                     // SAFETY: `apanel` holds kcb*mr floats and `bpanel` kcb*nr floats (sliced
                     // above; B buffers are 64-byte aligned and panel offsets are multiples of
@@ -228,6 +196,101 @@ impl Block<'_> {
                 }
             }
         });
+    }
+}
+
+/// `C = alpha * A * B + beta * C` with an unpacked kernel: no packing, whole depth per call.
+/// B must have unit column stride. Tiles are independent, so threads just split them.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_nopack(
+    kern: &MicroKernel,
+    alpha: f32,
+    a: &MatRef,
+    b: &MatRef,
+    beta: f32,
+    c: &mut MatMut,
+    epi: Epi,
+    threads: usize,
+) {
+    let (m, n, k) = (c.rows(), c.cols(), a.cols());
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 || alpha == 0.0 {
+        scale_c(c, beta, epi);
+        return;
+    }
+    debug_assert!(b.col_stride() == 1 || n == 1);
+    let (mr, nr) = (kern.mr, kern.nr);
+    let (ptr, rsc, csc) = c.raw_parts();
+    let shared_c = SharedC { ptr, rs: rsc, cs: csc };
+    let (strips, panels) = (m.div_ceil(mr), n.div_ceil(nr));
+    // With several column panels each A strip is read `panels` times: pack it once (cheap
+    // next to the arithmetic it then feeds). With one panel, read A in place.
+    match kern.packed_a.filter(|_| panels > 1) {
+        Some(func) => with_scratch(Slot::PackA, strips * mr * k, |apack| {
+            pack_a(a, 0, m, 0, k, mr, apack);
+            let a_of = |ib: usize| (apack[ib * k..].as_ptr(), 1, mr);
+            nopack_tiles(func, kern, alpha, a_of, b, beta, shared_c, (m, n, k), epi, threads)
+        }),
+        None => {
+            let a_of = |ib: usize| (a.data()[ib * a.row_stride()..].as_ptr(), a.row_stride(), a.col_stride());
+            nopack_tiles(kern.func, kern, alpha, a_of, b, beta, shared_c, (m, n, k), epi, threads)
+        }
+    }
+}
+
+/// Runs `func` over every `MR x NR` tile of C; `a_of(ib)` gives the A pointer and strides
+/// for the strip starting at row `ib`.
+#[allow(clippy::too_many_arguments)]
+fn nopack_tiles(
+    func: super::kernel::UkrFn,
+    kern: &MicroKernel,
+    alpha: f32,
+    a_of: impl Fn(usize) -> (*const f32, usize, usize) + Sync,
+    b: &MatRef,
+    beta: f32,
+    shared_c: SharedC,
+    (m, n, k): (usize, usize, usize),
+    epi: Epi,
+    threads: usize,
+) {
+    let (mr, nr) = (kern.mr, kern.nr);
+    let (strips, panels) = (m.div_ceil(mr), n.div_ceil(nr));
+    let tile = |t: usize| {
+        let (q, s) = (t / strips, t % strips);
+        let (ib, j0) = (s * mr, q * nr);
+        let (a, rsa, csa) = a_of(ib);
+        let shared_c = &shared_c;
+        let args = UkrArgs {
+            kc: k,
+            a,
+            b: b.data()[j0 * b.col_stride()..].as_ptr(),
+            c: shared_c.ptr.wrapping_add(ib * shared_c.rs + j0 * shared_c.cs),
+            rsc: shared_c.rs,
+            csc: shared_c.cs,
+            m: mr.min(m - ib),
+            n: nr.min(n - j0),
+            alpha,
+            beta,
+            bias: epi.bias.map_or(core::ptr::null(), |bb| bb[j0..].as_ptr()),
+            relu: epi.relu,
+            rsa,
+            csa,
+            rsb: b.row_stride(),
+        };
+        // SAFETY: rows ib..ib+args.m of A (in place, or its packed strip of k*mr floats) and
+        // columns j0..j0+args.n of B lie inside their validated views for every depth p < k
+        // (the kernel clamps rows and masks columns to exactly that); the C tile at (ib, j0)
+        // is inside C and owned by this task alone; bias holds n - j0 >= args.n floats; the
+        // kernel's ISA was checked by the caller.
+        unsafe { func(&args) };
+    };
+    let tiles = strips * panels;
+    if threads > 1 && m * n * k >= PAR_MIN_MACS {
+        (0..tiles).into_par_iter().with_min_len(tiles.div_ceil(8 * threads)).for_each(tile);
+    } else {
+        (0..tiles).for_each(tile);
     }
 }
 

@@ -35,6 +35,12 @@ pub(crate) struct UkrArgs {
     pub bias: *const f32,
     /// Clamp the result at 0 after the bias.
     pub relu: bool,
+    /// Unpacked kernels only: A element `(i, p)` is at `a + i*rsa + p*csa`.
+    pub rsa: usize,
+    /// Unpacked kernels only (see `rsa`).
+    pub csa: usize,
+    /// Unpacked kernels only: B row `p` starts at `b + p*rsb` (unit column stride).
+    pub rsb: usize,
 }
 
 /// `unsafe` because it dereferences the pointers in [`UkrArgs`]: `a` must hold `kc * MR`
@@ -54,6 +60,8 @@ pub(crate) struct MicroKernel {
     /// Relative throughput on full tiles, percent of the ISA's best kernel (measured).
     pub eff: usize,
     pub func: UkrFn,
+    /// Unpacked kernels only: the variant that reads A from a packed `kc x mr` panel.
+    pub packed_a: Option<UkrFn>,
 }
 
 /// Cache blocking for one kernel (BLIS's KC/MC/NC).
@@ -69,14 +77,10 @@ pub(crate) struct Blocking {
 
 macro_rules! ukr {
     ($name:literal, $isa:ident, $mr:literal, $nr:literal, $eff:literal, $f:expr) => {
-        MicroKernel {
-            name: $name,
-            isa: Isa::$isa,
-            mr: $mr,
-            nr: $nr,
-            eff: $eff,
-            func: $f,
-        }
+        MicroKernel { name: $name, isa: Isa::$isa, mr: $mr, nr: $nr, eff: $eff, func: $f, packed_a: None }
+    };
+    ($name:literal, $isa:ident, $mr:literal, $nr:literal, $eff:literal, $f:expr, $pa:expr) => {
+        MicroKernel { name: $name, isa: Isa::$isa, mr: $mr, nr: $nr, eff: $eff, func: $f, packed_a: Some($pa) }
     };
 }
 
@@ -86,14 +90,7 @@ use super::ukr::{avx2, avx512};
 
 /// The kernels each ISA offers, main kernel first. Edit here to add a tile shape.
 pub(crate) fn kernels_for(isa: Isa) -> &'static [MicroKernel] {
-    static SCALAR: [MicroKernel; 1] = [ukr!(
-        "f32-gemm-4x8-scalar",
-        Scalar,
-        4,
-        8,
-        100,
-        scalar::ukr_4x8
-    )];
+    static SCALAR: [MicroKernel; 1] = [ukr!("f32-gemm-4x8-scalar", Scalar, 4, 8, 100, scalar::ukr_4x8)];
     #[cfg(target_arch = "x86_64")]
     static AVX2: [MicroKernel; 2] = [
         ukr!("f32-gemm-6x16-avx2", Avx2, 6, 16, 100, avx2::ukr_6x16),
@@ -101,42 +98,14 @@ pub(crate) fn kernels_for(isa: Isa) -> &'static [MicroKernel] {
     ];
     #[cfg(target_arch = "x86_64")]
     static AVX512: [MicroKernel; 3] = [
-        ukr!(
-            "f32-gemm-14x32-avx512",
-            Avx512,
-            14,
-            32,
-            100,
-            avx512::ukr_14x32
-        ),
-        ukr!(
-            "f32-gemm-28x16-avx512",
-            Avx512,
-            28,
-            16,
-            95,
-            avx512::ukr_28x16
-        ),
+        ukr!("f32-gemm-14x32-avx512", Avx512, 14, 32, 100, avx512::ukr_14x32),
+        ukr!("f32-gemm-28x16-avx512", Avx512, 28, 16, 95, avx512::ukr_28x16),
         ukr!("f32-gemm-8x32-avx512", Avx512, 8, 32, 85, avx512::ukr_8x32),
     ];
     #[cfg(target_arch = "aarch64")]
     static NEON: [MicroKernel; 2] = [
-        ukr!(
-            "f32-gemm-8x12-neon",
-            Neon,
-            8,
-            12,
-            100,
-            super::ukr::neon::ukr_8x12
-        ),
-        ukr!(
-            "f32-gemm-12x8-neon",
-            Neon,
-            12,
-            8,
-            95,
-            super::ukr::neon::ukr_12x8
-        ),
+        ukr!("f32-gemm-8x12-neon", Neon, 8, 12, 100, super::ukr::neon::ukr_8x12),
+        ukr!("f32-gemm-12x8-neon", Neon, 12, 8, 95, super::ukr::neon::ukr_12x8),
     ];
     match isa {
         #[cfg(target_arch = "x86_64")]
@@ -149,10 +118,34 @@ pub(crate) fn kernels_for(isa: Isa) -> &'static [MicroKernel] {
     }
 }
 
+/// Unpacked ("nopack") kernels of `isa`, which read A and B in place (see
+/// `ukr::avx512::ukr_nopack_generic`); empty where an ISA has none.
+pub(crate) fn nopack_kernels_for(isa: Isa) -> &'static [MicroKernel] {
+    #[cfg(target_arch = "x86_64")]
+    static AVX512: [MicroKernel; 5] = [
+        ukr!("f32-gemm-14x32-avx512-nopack", Avx512, 14, 32, 100, avx512::nopack_14x32, avx512::packa_14x32),
+        ukr!("f32-gemm-28x16-avx512-nopack", Avx512, 28, 16, 100, avx512::nopack_28x16, avx512::packa_28x16),
+        ukr!("f32-gemm-6x64-avx512-nopack", Avx512, 6, 64, 95, avx512::nopack_6x64, avx512::packa_6x64),
+        ukr!("f32-gemm-10x32-avx512-nopack", Avx512, 10, 32, 90, avx512::nopack_10x32, avx512::packa_10x32),
+        ukr!("f32-gemm-16x16-avx512-nopack", Avx512, 16, 16, 90, avx512::nopack_16x16, avx512::packa_16x16),
+    ];
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => &AVX512,
+        _ => &[],
+    }
+}
+
+/// Whether an `m x n x k` product is skinny enough that packing would cost about as much as
+/// the arithmetic, so the unpacked kernels win (measured on the CNN's shapes).
+pub(crate) fn prefers_nopack(m: usize, n: usize, k: usize) -> bool {
+    n <= 32 || k <= 16 || m <= 16
+}
+
 /// Blocking for a kernel: KC so that a B micro-panel plus an A micro-panel sit in a 48 KiB L1,
 /// MC so that the packed A block takes about half of a 1 MiB L2, NC for a shared L3.
 pub(crate) fn blocking_for(kern: &MicroKernel) -> Blocking {
-    let kc = 256;
+    let kc = 512;
     let mc = (128 * 1024 / kc / kern.mr).max(1) * kern.mr;
     let nc = (4096 / kern.nr).max(1) * kern.nr;
     Blocking { kc, mc, nc }
@@ -167,7 +160,11 @@ fn padded_cost(m: usize, n: usize, k: &MicroKernel) -> usize {
 /// main (first) kernel on ties. `nr`, when given, restricts the choice to kernels of that
 /// panel width (a prepacked B fixes it).
 pub(crate) fn select(isa: Isa, m: usize, n: usize, nr: Option<usize>) -> &'static MicroKernel {
-    let ks = kernels_for(isa);
+    select_from(kernels_for(isa), m, n, nr)
+}
+
+/// [`select`] over an explicit kernel list (non-empty).
+pub(crate) fn select_from(ks: &'static [MicroKernel], m: usize, n: usize, nr: Option<usize>) -> &'static MicroKernel {
     let mut best = &ks[0];
     let mut best_cost = usize::MAX;
     for k in ks.iter().filter(|k| nr.is_none_or(|w| w == k.nr)) {
@@ -191,15 +188,11 @@ mod tests {
             assert!(!ks.is_empty());
             for k in ks {
                 // A table only lists its own ISA's kernels (scalar stands in where none exist).
-                assert!(
-                    k.isa == isa || k.isa == Isa::Scalar,
-                    "{} under {isa:?}",
-                    k.name
-                );
+                assert!(k.isa == isa || k.isa == Isa::Scalar, "{} under {isa:?}", k.name);
                 assert!(k.name.contains(&format!("{}x{}", k.mr, k.nr)), "{}", k.name);
                 assert!(k.eff > 0 && k.eff <= 100);
                 let b = blocking_for(k);
-                assert!(b.mc % k.mr == 0 && b.nc % k.nr == 0 && b.kc > 0);
+                assert!(b.mc.is_multiple_of(k.mr) && b.nc.is_multiple_of(k.nr) && b.kc > 0);
             }
         }
     }
@@ -207,14 +200,8 @@ mod tests {
     #[test]
     fn selection_prefers_narrow_panels_for_narrow_outputs() {
         if Isa::Avx512.is_available() {
-            assert_eq!(
-                select(Isa::Avx512, 1024, 1024, None).name,
-                "f32-gemm-14x32-avx512"
-            );
-            assert_eq!(
-                select(Isa::Avx512, 5408, 10, None).name,
-                "f32-gemm-28x16-avx512"
-            );
+            assert_eq!(select(Isa::Avx512, 1024, 1024, None).name, "f32-gemm-14x32-avx512");
+            assert_eq!(select(Isa::Avx512, 5408, 10, None).name, "f32-gemm-28x16-avx512");
         }
     }
 }

@@ -40,10 +40,7 @@ pub struct Epilogue<'a> {
 
 impl Epilogue<'_> {
     /// No epilogue.
-    pub const NONE: Epilogue<'static> = Epilogue {
-        bias: None,
-        relu: false,
-    };
+    pub const NONE: Epilogue<'static> = Epilogue { bias: None, relu: false };
 }
 
 /// The right-hand operand of [`sgemm_with`].
@@ -58,15 +55,7 @@ pub enum Rhs<'a> {
 /// `C = alpha * A * B + beta * C` on the default ISA ([`crate::arch::default_isa`]).
 /// A is `m x k`, B `k x n`, C `m x n`.
 pub fn sgemm(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) -> Result<()> {
-    sgemm_with(
-        default_isa(),
-        alpha,
-        a,
-        Rhs::View(b),
-        beta,
-        c,
-        Epilogue::NONE,
-    )
+    sgemm_with(default_isa(), alpha, a, Rhs::View(b), beta, c, Epilogue::NONE)
 }
 
 /// `C = alpha * A * B + beta * C` with a prepacked B, on the ISA it was packed for.
@@ -76,79 +65,50 @@ pub fn sgemm_packed(alpha: f32, a: MatRef, b: &PackedB, beta: f32, c: MatMut) ->
 
 /// The general entry: explicit ISA, view or prepacked B, and an epilogue. Uses the current
 /// rayon pool's threads for large products; results do not depend on the thread count.
-pub fn sgemm_with(
-    isa: Isa,
-    alpha: f32,
-    a: MatRef,
-    b: Rhs,
-    beta: f32,
-    mut c: MatMut,
-    epilogue: Epilogue,
-) -> Result<()> {
+pub fn sgemm_with(isa: Isa, alpha: f32, a: MatRef, b: Rhs, beta: f32, mut c: MatMut, epilogue: Epilogue) -> Result<()> {
     isa.check()?;
     let (k, n) = match b {
         Rhs::View(v) => (v.rows(), v.cols()),
         Rhs::Packed(p) => {
             if p.isa != isa {
-                return Err(Error::PackedForOtherIsa {
-                    packed_for: p.isa,
-                    requested: isa,
-                });
+                return Err(Error::PackedForOtherIsa { packed_for: p.isa, requested: isa });
             }
             (p.k, p.n)
         }
     };
     if a.cols() != k {
-        return Err(Error::ShapeMismatch {
-            what: "A.cols vs B.rows",
-            expected: k,
-            got: a.cols(),
-        });
+        return Err(Error::ShapeMismatch { what: "A.cols vs B.rows", expected: k, got: a.cols() });
     }
     if c.rows() != a.rows() {
-        return Err(Error::ShapeMismatch {
-            what: "C.rows vs A.rows",
-            expected: a.rows(),
-            got: c.rows(),
-        });
+        return Err(Error::ShapeMismatch { what: "C.rows vs A.rows", expected: a.rows(), got: c.rows() });
     }
     if c.cols() != n {
-        return Err(Error::ShapeMismatch {
-            what: "C.cols vs B.cols",
-            expected: n,
-            got: c.cols(),
-        });
+        return Err(Error::ShapeMismatch { what: "C.cols vs B.cols", expected: n, got: c.cols() });
     }
     if let Some(bias) = epilogue.bias {
         if bias.len() != n {
-            return Err(Error::ShapeMismatch {
-                what: "bias length vs C.cols",
-                expected: n,
-                got: bias.len(),
-            });
+            return Err(Error::ShapeMismatch { what: "bias length vs C.cols", expected: n, got: bias.len() });
         }
     }
-    let (kern, src) = match b {
-        Rhs::View(v) => (kernel::select(isa, a.rows(), n, None), BSource::View(v)),
-        Rhs::Packed(p) => (
-            kernel::select(isa, a.rows(), n, Some(p.nr)),
-            BSource::Packed(p),
-        ),
+    let epi = Epi { bias: epilogue.bias, relu: epilogue.relu };
+    let threads = rayon::current_num_threads();
+    let m = a.rows();
+    let (src, nr) = match b {
+        Rhs::View(v) => {
+            let nopack = kernel::nopack_kernels_for(isa);
+            if !nopack.is_empty() && (v.col_stride() == 1 || n == 1) && kernel::prefers_nopack(m, n, k) {
+                let kern = kernel::select_from(nopack, m, n, None);
+                debug_assert_eq!(kern.isa, isa);
+                driver::gemm_nopack(kern, alpha, &a, &v, beta, &mut c, epi, threads);
+                return Ok(());
+            }
+            (BSource::View(v), None)
+        }
+        Rhs::Packed(p) => (BSource::Packed(p), Some(p.nr)),
     };
-    let epi = Epi {
-        bias: epilogue.bias,
-        relu: epilogue.relu,
-    };
-    driver::gemm(
-        kern,
-        alpha,
-        &a,
-        src,
-        beta,
-        &mut c,
-        epi,
-        rayon::current_num_threads(),
-    );
+    let kern = kernel::select(isa, m, n, nr);
+    debug_assert!(kern.isa == isa || kern.isa == Isa::Scalar);
+    driver::gemm(kern, alpha, &a, src, beta, &mut c, epi, threads);
     Ok(())
 }
 
@@ -173,13 +133,7 @@ impl PackedB {
     /// Packs `b` for `isa`.
     pub fn new_with(isa: Isa, b: MatRef) -> Result<Self> {
         isa.check()?;
-        let mut p = PackedB {
-            isa,
-            k: 0,
-            n: 0,
-            nr: 1,
-            buf: Vec::new(),
-        };
+        let mut p = PackedB { isa, k: 0, n: 0, nr: 1, buf: Vec::new() };
         p.repack(b)?;
         Ok(p)
     }
@@ -189,12 +143,11 @@ impl PackedB {
         let (k, n) = (b.rows(), b.cols());
         // The panel width depends only on n (m is not known yet): ask for a tall product.
         let nr = kernel::select(self.isa, 1 << 12, n, None).nr;
-        let len = n
-            .div_ceil(nr)
-            .checked_mul(k * nr)
-            .ok_or(Error::SizeOverflow { name: "PackedB" })?;
+        let len = n.div_ceil(nr).checked_mul(k * nr).ok_or(Error::SizeOverflow { name: "PackedB" })?;
         let panels = crate::scratch::aligned_window(&mut self.buf, len);
-        pack::pack_b(&b, 0, k, 0, n, nr, k * nr, panels);
+        if len > 0 {
+            pack::pack_b(&b, 0, k, 0, n, nr, k * nr, panels);
+        }
         (self.k, self.n, self.nr) = (k, n, nr);
         Ok(())
     }
@@ -221,7 +174,11 @@ impl PackedB {
 }
 
 /// The name of the microkernel [`sgemm_with`] would use for an `m x n` output on `isa`
-/// (for benchmarks and reports), e.g. `f32-gemm-14x32-avx512`.
-pub fn kernel_name(isa: Isa, m: usize, n: usize) -> &'static str {
+/// with a row-major B (for benchmarks and reports), e.g. `f32-gemm-14x32-avx512`.
+pub fn kernel_name(isa: Isa, m: usize, n: usize, k: usize) -> &'static str {
+    let nopack = kernel::nopack_kernels_for(isa);
+    if !nopack.is_empty() && kernel::prefers_nopack(m, n, k) {
+        return kernel::select_from(nopack, m, n, None).name;
+    }
     kernel::select(isa, m, n, None).name
 }

@@ -5,32 +5,29 @@ use super::view::MatRef;
 
 /// Packs rows `i0..i0+mc`, columns `p0..p0+kc` of `a` into `ceil(mc/mr)` panels of
 /// `kc x mr` (column `p` of panel `q` at `out[q*mr*kc + p*mr..][..mr]`).
-pub(crate) fn pack_a(
-    a: &MatRef,
-    i0: usize,
-    mc: usize,
-    p0: usize,
-    kc: usize,
-    mr: usize,
-    out: &mut [f32],
-) {
+pub(crate) fn pack_a(a: &MatRef, i0: usize, mc: usize, p0: usize, kc: usize, mr: usize, out: &mut [f32]) {
     let (data, rs, cs) = (a.data(), a.row_stride(), a.col_stride());
-    for (q, panel) in out
-        .chunks_exact_mut(mr * kc)
-        .take(mc.div_ceil(mr))
-        .enumerate()
-    {
+    for (q, panel) in out.chunks_exact_mut(mr * kc).take(mc.div_ceil(mr)).enumerate() {
         let ib = i0 + q * mr;
         let rows = mr.min(i0 + mc - ib);
         if rows < mr {
             panel.fill(0.0);
         }
         if cs == 1 {
-            // Row-major A: read each row contiguously, scatter with stride mr.
+            // Row-major A: a transpose. Read 8 consecutive values of each row, write them to
+            // 8 packed columns; fixed-size chunks let LLVM drop the bounds checks.
+            const W: usize = 8;
+            let full = kc / W * W;
             for i in 0..rows {
                 let src = &data[(ib + i) * rs + p0..][..kc];
-                for (dst, &x) in panel[i..].iter_mut().step_by(mr).zip(src) {
-                    *dst = x;
+                for (pb, chunk) in src[..full].chunks_exact(W).enumerate() {
+                    let dst = &mut panel[pb * W * mr..][..W * mr];
+                    for (t, &x) in chunk.iter().enumerate() {
+                        dst[t * mr + i] = x;
+                    }
+                }
+                for p in full..kc {
+                    panel[p * mr + i] = src[p];
                 }
             }
         } else if rs == 1 {
@@ -63,11 +60,7 @@ pub(crate) fn pack_b(
     out: &mut [f32],
 ) {
     let (data, rs, cs) = (b.data(), b.row_stride(), b.col_stride());
-    for (q, panel) in out
-        .chunks_mut(panel_stride)
-        .take(nc.div_ceil(nr))
-        .enumerate()
-    {
+    for (q, panel) in out.chunks_mut(panel_stride).take(nc.div_ceil(nr)).enumerate() {
         let jb = j0 + q * nr;
         let cols = nr.min(j0 + nc - jb);
         let panel = &mut panel[..kc * nr];

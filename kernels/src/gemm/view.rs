@@ -10,20 +10,10 @@ fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> Option<usize> {
     if rows == 0 || cols == 0 {
         return Some(0);
     }
-    (rows - 1)
-        .checked_mul(rs)?
-        .checked_add((cols - 1).checked_mul(cs)?)?
-        .checked_add(1)
+    (rows - 1).checked_mul(rs)?.checked_add((cols - 1).checked_mul(cs)?)?.checked_add(1)
 }
 
-fn check_extent(
-    name: &'static str,
-    len: usize,
-    rows: usize,
-    cols: usize,
-    rs: usize,
-    cs: usize,
-) -> Result<()> {
+fn check_extent(name: &'static str, len: usize, rows: usize, cols: usize, rs: usize, cs: usize) -> Result<()> {
     let needed = extent(rows, cols, rs, cs).ok_or(Error::SizeOverflow { name })?;
     if needed > len {
         return Err(Error::BufferTooSmall { name, needed, len });
@@ -44,28 +34,9 @@ pub struct MatRef<'a> {
 impl<'a> MatRef<'a> {
     /// A view with the given strides; fails if some element would lie past the buffer.
     /// Zero strides (broadcast operands) are allowed for inputs.
-    pub fn new(
-        data: &'a [f32],
-        rows: usize,
-        cols: usize,
-        row_stride: usize,
-        col_stride: usize,
-    ) -> Result<Self> {
-        check_extent(
-            "matrix view",
-            data.len(),
-            rows,
-            cols,
-            row_stride,
-            col_stride,
-        )?;
-        Ok(MatRef {
-            data,
-            rows,
-            cols,
-            rs: row_stride,
-            cs: col_stride,
-        })
+    pub fn new(data: &'a [f32], rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> Result<Self> {
+        check_extent("matrix view", data.len(), rows, cols, row_stride, col_stride)?;
+        Ok(MatRef { data, rows, cols, rs: row_stride, cs: col_stride })
     }
 
     /// Dense row-major view: `data.len()` must be exactly `rows * cols`.
@@ -82,13 +53,7 @@ impl<'a> MatRef<'a> {
 
     /// The transpose, as a view of the same memory.
     pub fn t(self) -> Self {
-        MatRef {
-            rows: self.cols,
-            cols: self.rows,
-            rs: self.cs,
-            cs: self.rs,
-            ..self
-        }
+        MatRef { rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs, ..self }
     }
 
     /// Number of rows.
@@ -113,12 +78,7 @@ impl<'a> MatRef<'a> {
     }
     /// Element `(i, j)`; panics when out of range (for references and tests).
     pub fn at(&self, i: usize, j: usize) -> f32 {
-        assert!(
-            i < self.rows && j < self.cols,
-            "({i},{j}) outside {}x{}",
-            self.rows,
-            self.cols
-        );
+        assert!(i < self.rows && j < self.cols, "({i},{j}) outside {}x{}", self.rows, self.cols);
         self.data[i * self.rs + j * self.cs]
     }
 }
@@ -126,11 +86,7 @@ impl<'a> MatRef<'a> {
 fn check_dense(name: &'static str, len: usize, rows: usize, cols: usize) -> Result<()> {
     let needed = rows.checked_mul(cols).ok_or(Error::SizeOverflow { name })?;
     if needed != len {
-        return Err(Error::ShapeMismatch {
-            what: "dense buffer length vs rows*cols",
-            expected: needed,
-            got: len,
-        });
+        return Err(Error::ShapeMismatch { what: "dense buffer length vs rows*cols", expected: needed, got: len });
     }
     Ok(())
 }
@@ -150,22 +106,10 @@ pub struct MatMut<'a> {
 impl<'a> MatMut<'a> {
     /// A view with the given strides; fails if an element lies past the buffer or two
     /// elements overlap.
-    pub fn new(
-        data: &'a mut [f32],
-        rows: usize,
-        cols: usize,
-        row_stride: usize,
-        col_stride: usize,
-    ) -> Result<Self> {
+    pub fn new(data: &'a mut [f32], rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> Result<Self> {
         let name = "output view";
         check_extent(name, data.len(), rows, cols, row_stride, col_stride)?;
-        let overlap = Error::OverlappingOutput {
-            name,
-            rows,
-            cols,
-            row_stride,
-            col_stride,
-        };
+        let overlap = Error::OverlappingOutput { name, rows, cols, row_stride, col_stride };
         if rows > 0 && cols > 0 && (rows > 1 || cols > 1) {
             // Dimensions of extent 1 never step, so their stride is irrelevant.
             let mut dims = [(row_stride, rows), (col_stride, cols)];
@@ -182,13 +126,7 @@ impl<'a> MatMut<'a> {
                 return Err(overlap);
             }
         }
-        Ok(MatMut {
-            data,
-            rows,
-            cols,
-            rs: row_stride,
-            cs: col_stride,
-        })
+        Ok(MatMut { data, rows, cols, rs: row_stride, cs: col_stride })
     }
 
     /// Dense row-major view: `data.len()` must be exactly `rows * cols`.
@@ -205,35 +143,17 @@ impl<'a> MatMut<'a> {
 
     /// The transpose, as a view of the same memory.
     pub fn t(self) -> Self {
-        MatMut {
-            rows: self.cols,
-            cols: self.rows,
-            rs: self.cs,
-            cs: self.rs,
-            ..self
-        }
+        MatMut { rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs, ..self }
     }
 
     /// A shorter-lived mutable view of the same elements.
     pub fn rb_mut(&mut self) -> MatMut<'_> {
-        MatMut {
-            data: self.data,
-            rows: self.rows,
-            cols: self.cols,
-            rs: self.rs,
-            cs: self.cs,
-        }
+        MatMut { data: self.data, rows: self.rows, cols: self.cols, rs: self.rs, cs: self.cs }
     }
 
     /// A read-only view of the same elements.
     pub fn as_ref(&self) -> MatRef<'_> {
-        MatRef {
-            data: self.data,
-            rows: self.rows,
-            cols: self.cols,
-            rs: self.rs,
-            cs: self.cs,
-        }
+        MatRef { data: self.data, rows: self.rows, cols: self.cols, rs: self.rs, cs: self.cs }
     }
 
     /// Number of rows.
@@ -255,12 +175,7 @@ impl<'a> MatMut<'a> {
 
     /// Element `(i, j)`, mutably; panics when out of range (for references and tests).
     pub fn at_mut(&mut self, i: usize, j: usize) -> &mut f32 {
-        assert!(
-            i < self.rows && j < self.cols,
-            "({i},{j}) outside {}x{}",
-            self.rows,
-            self.cols
-        );
+        assert!(i < self.rows && j < self.cols, "({i},{j}) outside {}x{}", self.rows, self.cols);
         &mut self.data[i * self.rs + j * self.cs]
     }
 
@@ -288,28 +203,13 @@ mod tests {
         let mut buf = vec![0.0f32; 12];
         assert!(MatMut::new(&mut buf, 3, 4, 4, 1).is_ok());
         assert!(MatMut::new(&mut buf, 3, 4, 1, 3).is_ok());
-        assert!(matches!(
-            MatMut::new(&mut buf, 3, 4, 4, 2),
-            Err(Error::BufferTooSmall { .. })
-        ));
-        assert!(matches!(
-            MatMut::new(&mut buf, 3, 4, 2, 1),
-            Err(Error::OverlappingOutput { .. })
-        ));
-        assert!(matches!(
-            MatMut::new(&mut buf, 3, 4, 0, 1),
-            Err(Error::OverlappingOutput { .. })
-        ));
+        assert!(matches!(MatMut::new(&mut buf, 3, 4, 4, 2), Err(Error::BufferTooSmall { .. })));
+        assert!(matches!(MatMut::new(&mut buf, 3, 4, 2, 1), Err(Error::OverlappingOutput { .. })));
+        assert!(matches!(MatMut::new(&mut buf, 3, 4, 0, 1), Err(Error::OverlappingOutput { .. })));
         assert!(MatMut::new(&mut buf, 1, 4, 0, 1).is_ok());
         assert!(MatMut::new(&mut buf, 0, 4, 0, 0).is_ok());
         assert!(MatRef::new(&buf, 3, 4, 0, 0).is_ok());
-        assert!(matches!(
-            MatRef::new(&buf, 2, 2, usize::MAX, 1),
-            Err(Error::SizeOverflow { .. })
-        ));
-        assert!(matches!(
-            MatRef::row_major(&buf, 3, 3),
-            Err(Error::ShapeMismatch { .. })
-        ));
+        assert!(matches!(MatRef::new(&buf, 2, 2, usize::MAX, 1), Err(Error::SizeOverflow { .. })));
+        assert!(matches!(MatRef::row_major(&buf, 3, 3), Err(Error::ShapeMismatch { .. })));
     }
 }

@@ -11,11 +11,7 @@ pub const EPS: f64 = f32::EPSILON as f64;
 pub fn dim() -> impl Strategy<Value = usize> {
     prop_oneof![
         0usize..=300,
-        (
-            1usize..=12,
-            prop::sample::select(vec![4usize, 6, 8, 12, 14, 16, 28, 32]),
-            -1i64..=1
-        )
+        (1usize..=12, prop::sample::select(vec![4usize, 6, 8, 12, 14, 16, 28, 32]), -1i64..=1)
             .prop_map(|(q, t, d)| ((q * t) as i64 + d).clamp(0, 300) as usize),
     ]
 }
@@ -50,4 +46,9 @@ pub fn assert_close(got: &[f32], want: &[f32], tol: &[f64], what: &str) {
             tol[i]
         );
     }
+}
+
+/// Proptest case count: `PROPTEST_CASES` when set (the QEMU run lowers it), else `default`.
+pub fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
 }

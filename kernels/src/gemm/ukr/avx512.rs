@@ -30,6 +30,19 @@ unsafe fn ukr_generic<const MR: usize, const NV: usize>(args: &UkrArgs) {
             b = b.add(16 * NV);
         }
 
+        store_acc(&acc, args);
+    }
+}
+
+/// Stores an accumulator tile: masked vector stores when C has unit column stride, else
+/// through a stack tile.
+///
+/// # Safety
+/// The C and bias parts of the [`crate::gemm::kernel::UkrFn`] contract; AVX-512F.
+#[inline(always)]
+unsafe fn store_acc<const MR: usize, const NV: usize>(acc: &[[__m512; NV]; MR], args: &UkrArgs) {
+    // SAFETY: the m x n tile of C (and n bias floats) are in bounds; AVX-512F is enabled.
+    unsafe {
         if args.csc != 1 {
             let mut buf = [[[0.0f32; 16]; NV]; MR];
             for i in 0..MR {
@@ -60,9 +73,12 @@ unsafe fn ukr_generic<const MR: usize, const NV: usize>(args: &UkrArgs) {
                     continue;
                 }
                 let cp = crow.add(16 * v);
+                // Masked loads and stores are slow on some cores (Zen 4): use them only at edges.
+                let full = mk == u16::MAX;
                 let mut r = _mm512_mul_ps(row[v], alpha);
                 if args.beta != 0.0 {
-                    r = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(mk, cp), r);
+                    let cv = if full { _mm512_loadu_ps(cp) } else { _mm512_maskz_loadu_ps(mk, cp) };
+                    r = _mm512_fmadd_ps(beta, cv, r);
                 }
                 if !args.bias.is_null() {
                     r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mk, args.bias.add(16 * v)));
@@ -70,7 +86,11 @@ unsafe fn ukr_generic<const MR: usize, const NV: usize>(args: &UkrArgs) {
                 if args.relu {
                     r = _mm512_max_ps(r, zero);
                 }
-                _mm512_mask_storeu_ps(cp, mk, r);
+                if full {
+                    _mm512_storeu_ps(cp, r);
+                } else {
+                    _mm512_mask_storeu_ps(cp, mk, r);
+                }
             }
         }
     }
@@ -93,3 +113,77 @@ macro_rules! avx512_kernel {
 avx512_kernel!(ukr_14x32, 14, 2);
 avx512_kernel!(ukr_28x16, 28, 1);
 avx512_kernel!(ukr_8x32, 8, 2);
+
+/// The unpacked ("nopack") variant: reads A in place (element `(i, p)` at
+/// `a + i*rsa + p*csa`, broadcast; or, with `PACKED_A`, from a packed `kc x MR` panel) and B rows in place (row `p` at `b + p*rsb`, unit column
+/// stride, masked to `n` columns), over the whole depth `kc`. For skinny products, where
+/// packing would cost as much as the arithmetic. Rows past `m` re-read row `m - 1`.
+///
+/// # Safety
+/// The [`crate::gemm::kernel::UkrFn`] contract with A and B described by the strides instead
+/// of packed panels: every `(i < m, p < kc)` of A and `(p < kc, j < n)` of B readable.
+#[inline(always)]
+unsafe fn ukr_nopack_generic<const MR: usize, const NV: usize, const PACKED_A: bool>(args: &UkrArgs) {
+    // SAFETY: rows are clamped below m and B loads are masked to the first n columns, so
+    // every address read is an element of A or B that the contract says is readable.
+    unsafe {
+        let mut masks = [0u16; NV];
+        for (v, mk) in masks.iter_mut().enumerate() {
+            let cols = args.n.saturating_sub(16 * v).min(16);
+            *mk = ((1u32 << cols) - 1) as u16;
+        }
+        let mut rows = [args.a; MR];
+        for (i, r) in rows.iter_mut().enumerate() {
+            *r = args.a.add(i.min(args.m - 1) * args.rsa);
+        }
+        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+        let mut b = args.b;
+        let mut off = 0;
+        for _ in 0..args.kc {
+            let mut bv = [_mm512_setzero_ps(); NV];
+            for (v, bvv) in bv.iter_mut().enumerate() {
+                *bvv = _mm512_maskz_loadu_ps(masks[v], b.add(16 * v));
+            }
+            for (i, (row, r)) in acc.iter_mut().zip(rows.iter()).enumerate() {
+                // A packed into an MR-wide panel: immediate offsets, no row pointers.
+                let av = _mm512_set1_ps(if PACKED_A { *args.a.add(off + i) } else { *r.add(off) });
+                for (accv, bvv) in row.iter_mut().zip(bv.iter()) {
+                    *accv = _mm512_fmadd_ps(av, *bvv, *accv);
+                }
+            }
+            off += if PACKED_A { MR } else { args.csa };
+            b = b.add(args.rsb);
+        }
+        store_acc(&acc, args);
+    }
+}
+
+macro_rules! avx512_nopack_kernel {
+    ($name:ident, $packa:ident, $mr:literal, $nv:literal) => {
+        /// An AVX-512 unpacked microkernel; its tile is in its name.
+        ///
+        /// # Safety
+        /// See [`ukr_nopack_generic`]; the CPU must support AVX-512F.
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        pub(crate) unsafe fn $name(args: &UkrArgs) {
+            // SAFETY: forwarded contract; this function's target features are enabled.
+            unsafe { ukr_nopack_generic::<$mr, $nv, false>(args) }
+        }
+
+        /// The same tile reading A from a packed panel (B still in place).
+        ///
+        /// # Safety
+        /// See [`ukr_nopack_generic`]; the CPU must support AVX-512F.
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        pub(crate) unsafe fn $packa(args: &UkrArgs) {
+            // SAFETY: forwarded contract; this function's target features are enabled.
+            unsafe { ukr_nopack_generic::<$mr, $nv, true>(args) }
+        }
+    };
+}
+
+avx512_nopack_kernel!(nopack_14x32, packa_14x32, 14, 2);
+avx512_nopack_kernel!(nopack_10x32, packa_10x32, 10, 2);
+avx512_nopack_kernel!(nopack_28x16, packa_28x16, 28, 1);
+avx512_nopack_kernel!(nopack_16x16, packa_16x16, 16, 1);
+avx512_nopack_kernel!(nopack_6x64, packa_6x64, 6, 4);

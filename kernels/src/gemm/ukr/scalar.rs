@@ -13,10 +13,7 @@ unsafe fn ukr_generic<const MR: usize, const NR: usize>(args: &UkrArgs) {
     let mut acc = [[0.0f32; NR]; MR];
     // SAFETY: the contract guarantees kc*MR floats at `a` and kc*NR floats at `b`.
     let (a, b) = unsafe {
-        (
-            core::slice::from_raw_parts(args.a, args.kc * MR),
-            core::slice::from_raw_parts(args.b, args.kc * NR),
-        )
+        (core::slice::from_raw_parts(args.a, args.kc * MR), core::slice::from_raw_parts(args.b, args.kc * NR))
     };
     for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
         for i in 0..MR {
