@@ -15,8 +15,12 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod arch;
+pub mod conv;
+pub mod elementwise;
 mod error;
 pub mod gemm;
+mod geometry;
+pub mod pool;
 pub mod reference;
 mod scratch;
 

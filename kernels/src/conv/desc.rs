@@ -1,0 +1,198 @@
+//! The convolution descriptor: shapes, stride, dilation and padding, validated once.
+
+use crate::error::{Error, Result};
+use crate::geometry::axis;
+pub use crate::geometry::Padding;
+
+/// A validated 2-D convolution: input NHWC `[n, h, w, cin]`, filter HWIO
+/// `[kh, kw, cin, cout]`, output NHWC `[n, ho, wo, cout]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2d {
+    /// Batch size.
+    pub n: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Input channels.
+    pub cin: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// Filter height.
+    pub kh: usize,
+    /// Filter width.
+    pub kw: usize,
+    /// Vertical stride.
+    pub sh: usize,
+    /// Horizontal stride.
+    pub sw: usize,
+    /// Vertical dilation.
+    pub dh: usize,
+    /// Horizontal dilation.
+    pub dw: usize,
+    /// Rows of padding above (derived from [`Padding`]).
+    pub pad_top: usize,
+    /// Columns of padding on the left.
+    pub pad_left: usize,
+    /// Output height.
+    pub ho: usize,
+    /// Output width.
+    pub wo: usize,
+}
+
+impl Conv2d {
+    /// Validates and derives the output shape. `input` is `[n, h, w, cin]`, `filter`
+    /// `[kh, kw, cin, cout]`, `stride` and `dilation` are `(vertical, horizontal)`.
+    pub fn new(
+        input: [usize; 4],
+        filter: [usize; 4],
+        stride: (usize, usize),
+        dilation: (usize, usize),
+        padding: Padding,
+    ) -> Result<Self> {
+        let [n, h, w, cin] = input;
+        let [kh, kw, fcin, cout] = filter;
+        if fcin != cin {
+            return Err(Error::ShapeMismatch {
+                what: "filter input channels vs input channels",
+                expected: cin,
+                got: fcin,
+            });
+        }
+        for (v, what) in [(h, "input height"), (w, "input width"), (cin, "input channels"), (cout, "output channels")]
+            .into_iter()
+            .chain([(kh, "filter height"), (kw, "filter width")])
+        {
+            if v == 0 {
+                return Err(Error::InvalidArgument(format!("{what} must be at least 1")));
+            }
+        }
+        if stride.0 == 0 || stride.1 == 0 {
+            return Err(Error::InvalidArgument(format!("stride must be at least 1, got {stride:?}")));
+        }
+        if dilation.0 == 0 || dilation.1 == 0 {
+            return Err(Error::InvalidArgument(format!("dilation must be at least 1, got {dilation:?}")));
+        }
+        let (ho, pad_top) = axis("height", h, kh, stride.0, dilation.0, padding, true)?;
+        let (wo, pad_left) = axis("width", w, kw, stride.1, dilation.1, padding, false)?;
+        let c = Conv2d {
+            n,
+            h,
+            w,
+            cin,
+            cout,
+            kh,
+            kw,
+            sh: stride.0,
+            sw: stride.1,
+            dh: dilation.0,
+            dw: dilation.1,
+            pad_top,
+            pad_left,
+            ho,
+            wo,
+        };
+        // Every buffer length must fit in usize.
+        for len in [c.input_len(), c.filter_len(), c.output_len(), c.patch_len().checked_mul(c.pixels())] {
+            len.ok_or(Error::SizeOverflow { name: "Conv2d" })?;
+        }
+        Ok(c)
+    }
+
+    /// A stride-1, dilation-1 convolution (the common case).
+    pub fn simple(input: [usize; 4], filter: [usize; 4], padding: Padding) -> Result<Self> {
+        Self::new(input, filter, (1, 1), (1, 1), padding)
+    }
+
+    fn input_len(&self) -> Option<usize> {
+        self.n.checked_mul(self.h)?.checked_mul(self.w)?.checked_mul(self.cin)
+    }
+    fn filter_len(&self) -> Option<usize> {
+        self.kh.checked_mul(self.kw)?.checked_mul(self.cin)?.checked_mul(self.cout)
+    }
+    fn output_len(&self) -> Option<usize> {
+        self.n.checked_mul(self.ho)?.checked_mul(self.wo)?.checked_mul(self.cout)
+    }
+
+    /// Input shape `[n, h, w, cin]`.
+    pub fn input_shape(&self) -> [usize; 4] {
+        [self.n, self.h, self.w, self.cin]
+    }
+    /// Filter shape `[kh, kw, cin, cout]`.
+    pub fn filter_shape(&self) -> [usize; 4] {
+        [self.kh, self.kw, self.cin, self.cout]
+    }
+    /// Output shape `[n, ho, wo, cout]`.
+    pub fn output_shape(&self) -> [usize; 4] {
+        [self.n, self.ho, self.wo, self.cout]
+    }
+    /// Output pixels over the batch, `n * ho * wo`: the rows of the lowered product.
+    pub fn pixels(&self) -> usize {
+        self.n * self.ho * self.wo
+    }
+    /// Elements of one receptive field, `kh * kw * cin`: the depth of the lowered product.
+    pub fn patch_len(&self) -> usize {
+        self.kh * self.kw * self.cin
+    }
+    /// Direct-convolution FLOPs, `2 * n * ho * wo * cout * kh * kw * cin` (what benchmarks
+    /// report throughput against, whatever the algorithm).
+    pub fn flops(&self) -> u64 {
+        2 * (self.pixels() as u64) * (self.cout as u64) * (self.patch_len() as u64)
+    }
+
+    /// Checks a buffer length against the element count of `shape`.
+    pub(crate) fn check_len(what: &'static str, len: usize, shape: [usize; 4]) -> Result<()> {
+        let want = shape.iter().product::<usize>();
+        if len != want {
+            return Err(Error::ShapeMismatch { what, expected: want, got: len });
+        }
+        Ok(())
+    }
+
+    /// Checks the lengths of an (input, filter, output) triple of buffers.
+    pub(crate) fn check(&self, x: usize, w: usize, y: usize) -> Result<()> {
+        Self::check_len("input length vs n*h*w*cin", x, self.input_shape())?;
+        Self::check_len("filter length vs kh*kw*cin*cout", w, self.filter_shape())?;
+        Self::check_len("output length vs n*ho*wo*cout", y, self.output_shape())
+    }
+
+    /// Input row for output row `oy` and filter row `ky`, or `None` in the padding.
+    #[inline]
+    pub(crate) fn in_y(&self, oy: usize, ky: usize) -> Option<usize> {
+        (oy * self.sh + ky * self.dh).checked_sub(self.pad_top).filter(|&y| y < self.h)
+    }
+    /// Input column for output column `ox` and filter column `kx`, or `None` in the padding.
+    #[inline]
+    pub(crate) fn in_x(&self, ox: usize, kx: usize) -> Option<usize> {
+        (ox * self.sw + kx * self.dw).checked_sub(self.pad_left).filter(|&x| x < self.w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_padding_follows_tensorflow() {
+        // 5 wide, K=3, stride 2: out 3, total pad (3-1)*2+3-5 = 2 -> 1 left, 1 right.
+        let c = Conv2d::new([1, 5, 5, 1], [3, 3, 1, 1], (2, 2), (1, 1), Padding::Same).unwrap();
+        assert_eq!((c.ho, c.wo, c.pad_top, c.pad_left), (3, 3, 1, 1));
+        // 6 wide, K=3, stride 2: out 3, total pad (3-1)*2+3-6 = 1 -> 0 left (odd pixel right).
+        let c = Conv2d::new([1, 6, 6, 1], [3, 3, 1, 1], (2, 2), (1, 1), Padding::Same).unwrap();
+        assert_eq!((c.ho, c.pad_top), (3, 0));
+        // 28x28, K=3 valid: 26.
+        let c = Conv2d::simple([32, 28, 28, 1], [3, 3, 1, 32], Padding::Valid).unwrap();
+        assert_eq!(c.output_shape(), [32, 26, 26, 32]);
+    }
+
+    #[test]
+    fn invalid_descriptors_are_errors() {
+        let p = Padding::Valid;
+        assert!(matches!(Conv2d::simple([1, 2, 2, 1], [3, 3, 1, 1], p), Err(Error::InvalidArgument(_))));
+        assert!(matches!(Conv2d::simple([1, 4, 4, 2], [3, 3, 1, 1], p), Err(Error::ShapeMismatch { .. })));
+        assert!(matches!(Conv2d::new([1, 4, 4, 1], [3, 3, 1, 1], (0, 1), (1, 1), p), Err(Error::InvalidArgument(_))));
+        assert!(matches!(Conv2d::new([1, 4, 4, 1], [3, 3, 1, 1], (1, 1), (1, 0), p), Err(Error::InvalidArgument(_))));
+        assert!(matches!(Conv2d::simple([1, 0, 4, 1], [1, 1, 1, 1], p), Err(Error::InvalidArgument(_))));
+        assert!(matches!(Conv2d::simple([usize::MAX, 4, 4, 1], [1, 1, 1, 1], p), Err(Error::SizeOverflow { .. })));
+    }
+}

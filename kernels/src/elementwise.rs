@@ -1,0 +1,142 @@
+//! The elementwise pieces a CNN needs, on rows of `channels` values (NHWC activations or
+//! `[batch, features]` matrices): bias, ReLU, softmax with cross-entropy, and Adam.
+//! Memory-bound loops written so LLVM vectorises them for any target; every reduction runs
+//! in a fixed order, so results never depend on threads.
+
+use crate::error::{Error, Result};
+
+fn check_rows(what: &'static str, len: usize, channels: usize) -> Result<usize> {
+    if channels == 0 {
+        return Err(Error::InvalidArgument(format!("{what}: channel count must be at least 1")));
+    }
+    if len % channels != 0 {
+        return Err(Error::ShapeMismatch { what, expected: len.div_ceil(channels) * channels, got: len });
+    }
+    Ok(len / channels)
+}
+
+fn check_same(what: &'static str, a: usize, b: usize) -> Result<()> {
+    if a != b {
+        return Err(Error::ShapeMismatch { what, expected: a, got: b });
+    }
+    Ok(())
+}
+
+/// `x[r][c] += bias[c]` for every row `r` (channels = `bias.len()`).
+pub fn bias_add(x: &mut [f32], bias: &[f32]) -> Result<()> {
+    check_rows("activation length vs a multiple of bias length", x.len(), bias.len())?;
+    for row in x.chunks_exact_mut(bias.len()) {
+        row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+    }
+    Ok(())
+}
+
+/// `db[c] = Σ_r dy[r][c]`: the bias gradient, summed over rows in order.
+pub fn bias_grad(dy: &[f32], channels: usize, db: &mut [f32]) -> Result<()> {
+    check_rows("gradient length vs a multiple of channels", dy.len(), channels)?;
+    check_same("bias gradient length vs channels", channels, db.len())?;
+    db.fill(0.0);
+    for row in dy.chunks_exact(channels) {
+        db.iter_mut().zip(row).for_each(|(d, v)| *d += v);
+    }
+    Ok(())
+}
+
+/// `x = max(x, 0)` in place.
+pub fn relu_forward(x: &mut [f32]) {
+    x.iter_mut().for_each(|v| *v = v.max(0.0));
+}
+
+/// `dx = dy` where the forward output `y > 0`, else 0 (in place on `dy`).
+pub fn relu_backward(y: &[f32], dy: &mut [f32]) -> Result<()> {
+    check_same("relu output length vs gradient length", y.len(), dy.len())?;
+    dy.iter_mut().zip(y).for_each(|(d, &v)| *d = if v > 0.0 { *d } else { 0.0 });
+    Ok(())
+}
+
+/// Row-wise softmax in place, numerically stable (the row maximum is subtracted first).
+pub fn softmax(x: &mut [f32], classes: usize) -> Result<()> {
+    check_rows("logits length vs a multiple of classes", x.len(), classes)?;
+    for row in x.chunks_exact_mut(classes) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0;
+        row.iter_mut().for_each(|v| {
+            *v = (*v - max).exp();
+            sum += *v;
+        });
+        let inv = 1.0 / sum;
+        row.iter_mut().for_each(|v| *v *= inv);
+    }
+    Ok(())
+}
+
+/// Softmax + sparse categorical cross-entropy over a batch of logits `[rows, classes]`.
+/// Returns the mean loss and writes `dlogits = (softmax - onehot(label)) / rows`, the
+/// gradient of that mean. Labels must be `< classes`.
+pub fn softmax_cross_entropy(logits: &[f32], labels: &[u32], classes: usize, dlogits: &mut [f32]) -> Result<f32> {
+    let rows = check_rows("logits length vs a multiple of classes", logits.len(), classes)?;
+    check_same("label count vs logit rows", rows, labels.len())?;
+    check_same("gradient length vs logits length", logits.len(), dlogits.len())?;
+    if let Some((i, &l)) = labels.iter().enumerate().find(|(_, &l)| l as usize >= classes) {
+        return Err(Error::InvalidArgument(format!("label {l} at row {i} is not below the class count {classes}")));
+    }
+    dlogits.copy_from_slice(logits);
+    softmax(dlogits, classes)?;
+    let scale = 1.0 / rows.max(1) as f32;
+    let mut loss = 0.0f64;
+    for (row, (&l, lg)) in dlogits.chunks_exact_mut(classes).zip(labels.iter().zip(logits.chunks_exact(classes))) {
+        // log softmax computed from the logits (log-sum-exp), not from a rounded probability.
+        let max = lg.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let lse = max + lg.iter().map(|v| (v - max).exp()).sum::<f32>().ln();
+        loss += f64::from(lse - lg[l as usize]);
+        row[l as usize] -= 1.0;
+        row.iter_mut().for_each(|v| *v *= scale);
+    }
+    Ok((loss / rows.max(1) as f64) as f32)
+}
+
+/// Adam's hyper-parameters (Keras defaults).
+#[derive(Debug, Clone, Copy)]
+pub struct AdamParams {
+    /// Learning rate.
+    pub lr: f32,
+    /// First-moment decay.
+    pub beta1: f32,
+    /// Second-moment decay.
+    pub beta2: f32,
+    /// Denominator fuzz.
+    pub eps: f32,
+}
+
+impl Default for AdamParams {
+    fn default() -> Self {
+        AdamParams { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-7 }
+    }
+}
+
+/// One Adam step at (1-based) step `t`, in place on `param`, `m`, `v`, Keras's formulation:
+/// `m = β1 m + (1-β1) g`, `v = β2 v + (1-β2) g²`,
+/// `param -= lr·√(1-β2ᵗ)/(1-β1ᵗ) · m / (√v + ε)`.
+pub fn adam_update(
+    p: &AdamParams,
+    t: u32,
+    param: &mut [f32],
+    grad: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+) -> Result<()> {
+    check_same("gradient length vs parameter length", param.len(), grad.len())?;
+    check_same("first moment length vs parameter length", param.len(), m.len())?;
+    check_same("second moment length vs parameter length", param.len(), v.len())?;
+    if t == 0 {
+        return Err(Error::InvalidArgument("Adam step t is 1-based; got 0".into()));
+    }
+    let lr_t = p.lr * (1.0 - p.beta2.powi(t as i32)).sqrt() / (1.0 - p.beta1.powi(t as i32));
+    let (b1, b2, eps) = (p.beta1, p.beta2, p.eps);
+    for (((w, &g), m), v) in param.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
+        *m = b1 * *m + (1.0 - b1) * g;
+        *v = b2 * *v + (1.0 - b2) * g * g;
+        *w -= lr_t * *m / (v.sqrt() + eps);
+    }
+    Ok(())
+}

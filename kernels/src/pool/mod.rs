@@ -1,0 +1,238 @@
+//! Pooling on NHWC activations, vectorised along channels: max pooling (recording the argmax
+//! for the backward pass), average pooling with TensorFlow's semantics (padded cells are
+//! not counted), and global average pooling. Any window, stride and padding.
+
+use crate::error::{Error, Result};
+use crate::geometry::{axis, Padding};
+use rayon::prelude::*;
+
+/// A validated pooling window over NHWC input `[n, h, w, c]`, output `[n, ho, wo, c]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pool2d {
+    /// Batch size.
+    pub n: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Channels.
+    pub c: usize,
+    /// Window height.
+    pub kh: usize,
+    /// Window width.
+    pub kw: usize,
+    /// Vertical stride.
+    pub sh: usize,
+    /// Horizontal stride.
+    pub sw: usize,
+    /// Rows of padding above.
+    pub pad_top: usize,
+    /// Columns of padding on the left.
+    pub pad_left: usize,
+    /// Output height.
+    pub ho: usize,
+    /// Output width.
+    pub wo: usize,
+}
+
+/// Marks an output whose window lies entirely in the padding (it has no argmax).
+pub const NO_ARGMAX: u32 = u32::MAX;
+
+impl Pool2d {
+    /// Validates and derives the output shape. `window` and `stride` are `(vertical, horizontal)`.
+    pub fn new(input: [usize; 4], window: (usize, usize), stride: (usize, usize), padding: Padding) -> Result<Self> {
+        let [n, h, w, c] = input;
+        if h == 0 || w == 0 || c == 0 || window.0 == 0 || window.1 == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "pooling needs non-empty images and windows: input {input:?}, window {window:?}"
+            )));
+        }
+        if stride.0 == 0 || stride.1 == 0 {
+            return Err(Error::InvalidArgument(format!("stride must be at least 1, got {stride:?}")));
+        }
+        let (ho, pad_top) = axis("height", h, window.0, stride.0, 1, padding, true)?;
+        let (wo, pad_left) = axis("width", w, window.1, stride.1, 1, padding, false)?;
+        let img = h.checked_mul(w).and_then(|x| x.checked_mul(c)).ok_or(Error::SizeOverflow { name: "Pool2d" })?;
+        if img >= NO_ARGMAX as usize {
+            return Err(Error::InvalidArgument(format!(
+                "an image of {img} elements is too large for u32 argmax indices"
+            )));
+        }
+        n.checked_mul(img).ok_or(Error::SizeOverflow { name: "Pool2d" })?;
+        Ok(Pool2d { n, h, w, c, kh: window.0, kw: window.1, sh: stride.0, sw: stride.1, pad_top, pad_left, ho, wo })
+    }
+
+    /// Input shape.
+    pub fn input_shape(&self) -> [usize; 4] {
+        [self.n, self.h, self.w, self.c]
+    }
+    /// Output shape.
+    pub fn output_shape(&self) -> [usize; 4] {
+        [self.n, self.ho, self.wo, self.c]
+    }
+    fn input_len(&self) -> usize {
+        self.n * self.h * self.w * self.c
+    }
+    fn output_len(&self) -> usize {
+        self.n * self.ho * self.wo * self.c
+    }
+
+    /// Input rows and columns covered by output `(oy, ox)`, clipped to the image.
+    pub(crate) fn window(&self, oy: usize, ox: usize) -> (core::ops::Range<usize>, core::ops::Range<usize>) {
+        let clip = |o: usize, s: usize, pad: usize, k: usize, len: usize| {
+            let start = o * s;
+            start.saturating_sub(pad).min(len)..(start + k).saturating_sub(pad).min(len)
+        };
+        (clip(oy, self.sh, self.pad_top, self.kh, self.h), clip(ox, self.sw, self.pad_left, self.kw, self.w))
+    }
+
+    fn check(&self, x: usize, y: usize) -> Result<()> {
+        if x != self.input_len() {
+            return Err(Error::ShapeMismatch { what: "input length vs n*h*w*c", expected: self.input_len(), got: x });
+        }
+        if y != self.output_len() {
+            return Err(Error::ShapeMismatch {
+                what: "output length vs n*ho*wo*c",
+                expected: self.output_len(),
+                got: y,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Max pooling: `y` gets each window's maximum per channel, `argmax` (same shape as `y`)
+/// the index of that maximum within its image (`(iy * w + ix) * c + ch`), or
+/// [`NO_ARGMAX`] for a window entirely in the padding (whose output is 0). Ties go to the
+/// first maximum in row-major window order.
+pub fn max_pool_forward(p: &Pool2d, x: &[f32], y: &mut [f32], argmax: &mut [u32]) -> Result<()> {
+    p.check(x.len(), y.len())?;
+    p.check(x.len(), argmax.len())?;
+    let (img_in, img_out) = (p.h * p.w * p.c, p.ho * p.wo * p.c);
+    if img_out == 0 {
+        return Ok(());
+    }
+    y.par_chunks_mut(img_out).zip(argmax.par_chunks_mut(img_out)).enumerate().for_each(|(n, (yi, ai))| {
+        let xi = &x[n * img_in..][..img_in];
+        for oy in 0..p.ho {
+            for ox in 0..p.wo {
+                let o = (oy * p.wo + ox) * p.c;
+                let (yv, av) = (&mut yi[o..o + p.c], &mut ai[o..o + p.c]);
+                let (rows, cols) = p.window(oy, ox);
+                if rows.is_empty() || cols.is_empty() {
+                    yv.fill(0.0);
+                    av.fill(NO_ARGMAX);
+                    continue;
+                }
+                // The first cell initialises; later cells replace only when strictly larger.
+                let first = (rows.start * p.w + cols.start) * p.c;
+                yv.copy_from_slice(&xi[first..first + p.c]);
+                av.iter_mut().enumerate().for_each(|(ch, a)| *a = (first + ch) as u32);
+                for iy in rows {
+                    for ix in cols.clone() {
+                        let base = (iy * p.w + ix) * p.c;
+                        let src = &xi[base..base + p.c];
+                        for (ch, ((yc, ac), &v)) in yv.iter_mut().zip(av.iter_mut()).zip(src).enumerate() {
+                            if v > *yc {
+                                *yc = v;
+                                *ac = (base + ch) as u32;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Max pooling backward: `dx` (overwritten) receives each `dy` at its window's argmax.
+pub fn max_pool_backward(p: &Pool2d, dy: &[f32], argmax: &[u32], dx: &mut [f32]) -> Result<()> {
+    p.check(dx.len(), dy.len())?;
+    p.check(dx.len(), argmax.len())?;
+    let (img_in, img_out) = (p.h * p.w * p.c, p.ho * p.wo * p.c);
+    if let Some(&bad) = argmax.iter().find(|&&a| a != NO_ARGMAX && a as usize >= img_in) {
+        return Err(Error::InvalidArgument(format!("argmax index {bad} is outside an image of {img_in} elements")));
+    }
+    dx.par_chunks_mut(img_in).enumerate().for_each(|(n, dxi)| {
+        dxi.fill(0.0);
+        let (dyi, ai) = (&dy[n * img_out..][..img_out], &argmax[n * img_out..][..img_out]);
+        for (&g, &a) in dyi.iter().zip(ai) {
+            if a != NO_ARGMAX {
+                dxi[a as usize] += g;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Average pooling: the mean over the window's cells that lie inside the image (padding is
+/// not counted, as in TensorFlow); 0 for a window entirely in the padding.
+pub fn avg_pool_forward(p: &Pool2d, x: &[f32], y: &mut [f32]) -> Result<()> {
+    p.check(x.len(), y.len())?;
+    let (img_in, img_out) = (p.h * p.w * p.c, p.ho * p.wo * p.c);
+    if img_out == 0 {
+        return Ok(());
+    }
+    y.par_chunks_mut(img_out).enumerate().for_each(|(n, yi)| {
+        let xi = &x[n * img_in..][..img_in];
+        for oy in 0..p.ho {
+            for ox in 0..p.wo {
+                let yv = &mut yi[(oy * p.wo + ox) * p.c..][..p.c];
+                yv.fill(0.0);
+                let (rows, cols) = p.window(oy, ox);
+                let count = rows.len() * cols.len();
+                for iy in rows {
+                    for ix in cols.clone() {
+                        let src = &xi[(iy * p.w + ix) * p.c..][..p.c];
+                        yv.iter_mut().zip(src).for_each(|(a, v)| *a += v);
+                    }
+                }
+                if count > 0 {
+                    let inv = 1.0 / count as f32;
+                    yv.iter_mut().for_each(|a| *a *= inv);
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Average pooling backward: each `dy` is spread evenly over its window's counted cells.
+pub fn avg_pool_backward(p: &Pool2d, dy: &[f32], dx: &mut [f32]) -> Result<()> {
+    p.check(dx.len(), dy.len())?;
+    let (img_in, img_out) = (p.h * p.w * p.c, p.ho * p.wo * p.c);
+    dx.par_chunks_mut(img_in).enumerate().for_each(|(n, dxi)| {
+        dxi.fill(0.0);
+        for oy in 0..p.ho {
+            for ox in 0..p.wo {
+                let g = &dy[n * img_out + (oy * p.wo + ox) * p.c..][..p.c];
+                let (rows, cols) = p.window(oy, ox);
+                let count = rows.len() * cols.len();
+                if count == 0 {
+                    continue;
+                }
+                let inv = 1.0 / count as f32;
+                for iy in rows {
+                    for ix in cols.clone() {
+                        let dst = &mut dxi[(iy * p.w + ix) * p.c..][..p.c];
+                        dst.iter_mut().zip(g).for_each(|(d, v)| *d += v * inv);
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Global average pooling: `[n, h, w, c]` to `[n, c]`.
+pub fn global_avg_pool_forward(input: [usize; 4], x: &[f32], y: &mut [f32]) -> Result<()> {
+    let p = Pool2d::new(input, (input[1].max(1), input[2].max(1)), (1, 1), Padding::Valid)?;
+    avg_pool_forward(&p, x, y)
+}
+
+/// Global average pooling backward: `[n, c]` gradients spread over `[n, h, w, c]`.
+pub fn global_avg_pool_backward(input: [usize; 4], dy: &[f32], dx: &mut [f32]) -> Result<()> {
+    let p = Pool2d::new(input, (input[1].max(1), input[2].max(1)), (1, 1), Padding::Valid)?;
+    avg_pool_backward(&p, dy, dx)
+}

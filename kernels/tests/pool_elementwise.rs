@@ -1,0 +1,157 @@
+//! Pooling against the reference, and the elementwise kernels against their definitions.
+
+mod common;
+
+use common::{assert_close, fill, EPS};
+use ember_kernels::conv::Padding;
+use ember_kernels::elementwise::{
+    adam_update, bias_add, bias_grad, relu_backward, relu_forward, softmax, softmax_cross_entropy, AdamParams,
+};
+use ember_kernels::pool::{
+    avg_pool_backward, avg_pool_forward, global_avg_pool_forward, max_pool_backward, max_pool_forward, Pool2d,
+};
+use ember_kernels::{reference, Error};
+use proptest::prelude::*;
+
+fn pool() -> impl Strategy<Value = Pool2d> {
+    (
+        (1usize..4, 1usize..11, 1usize..11, 1usize..20),
+        (1usize..4, 1usize..4, 1usize..4, 1usize..4),
+        prop_oneof![
+            Just(Padding::Valid),
+            Just(Padding::Same),
+            (0usize..3, 0usize..3, 0usize..3, 0usize..3).prop_map(|(top, bottom, left, right)| Padding::Explicit {
+                top,
+                bottom,
+                left,
+                right
+            }),
+        ],
+    )
+        .prop_filter_map("window larger than padded input", |((n, h, w, c), (kh, kw, sh, sw), p)| {
+            Pool2d::new([n, h, w, c], (kh, kw), (sh, sw), p).ok()
+        })
+}
+
+fn len(s: [usize; 4]) -> usize {
+    s.iter().product()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(common::cases(64)))]
+
+    #[test]
+    fn max_pool_matches_reference(p in pool(), seed in any::<u64>()) {
+        // Quantised values make ties common, so the tie rule is exercised too.
+        let x: Vec<f32> = fill(seed, len(p.input_shape())).iter().map(|v| (v * 4.0).round()).collect();
+        let dy = fill(seed ^ 1, len(p.output_shape()));
+        let (mut y, mut a) = (vec![0.0; dy.len()], vec![0u32; dy.len()]);
+        let (mut yr, mut ar) = (vec![0.0; dy.len()], vec![0u32; dy.len()]);
+        max_pool_forward(&p, &x, &mut y, &mut a).unwrap();
+        reference::max_pool_forward(&p, &x, &mut yr, &mut ar).unwrap();
+        prop_assert_eq!(&y, &yr);
+        prop_assert_eq!(&a, &ar);
+        let (mut dx, mut dxr) = (vec![f32::NAN; x.len()], vec![0.0; x.len()]);
+        max_pool_backward(&p, &dy, &a, &mut dx).unwrap();
+        reference::max_pool_backward(&p, &dy, &ar, &mut dxr).unwrap();
+        // Each input cell sums at most kh*kw routed gradients.
+        let tol = vec![(p.kh * p.kw + 2) as f64 * EPS * 2.0 * (p.kh * p.kw) as f64; x.len()];
+        assert_close(&dx, &dxr, &tol, "max_pool_backward");
+    }
+
+    #[test]
+    fn avg_pool_matches_reference(p in pool(), seed in any::<u64>()) {
+        let x = fill(seed, len(p.input_shape()));
+        let dy = fill(seed ^ 1, len(p.output_shape()));
+        let (mut y, mut yr) = (vec![f32::NAN; dy.len()], vec![0.0; dy.len()]);
+        avg_pool_forward(&p, &x, &mut y).unwrap();
+        reference::avg_pool_forward(&p, &x, &mut yr).unwrap();
+        // A mean of up to kh*kw values in [-1, 1): summation error + one scaling.
+        let cells = (p.kh * p.kw) as f64;
+        assert_close(&y, &yr, &vec![(cells + 3.0) * EPS; y.len()], "avg_pool_forward");
+        let (mut dx, mut dxr) = (vec![f32::NAN; x.len()], vec![0.0; x.len()]);
+        avg_pool_backward(&p, &dy, &mut dx).unwrap();
+        reference::avg_pool_backward(&p, &dy, &mut dxr).unwrap();
+        assert_close(&dx, &dxr, &vec![(cells + 3.0) * EPS * cells; x.len()], "avg_pool_backward");
+    }
+}
+
+#[test]
+fn global_avg_pool_is_the_channel_mean() {
+    let x: Vec<f32> = (0..2 * 3 * 2 * 2).map(|v| v as f32).collect(); // [2,3,2,2]
+    let mut y = vec![0.0; 4];
+    global_avg_pool_forward([2, 3, 2, 2], &x, &mut y).unwrap();
+    assert_eq!(y, [5.0, 6.0, 17.0, 18.0]);
+}
+
+#[test]
+fn pooling_rejects_bad_input() {
+    assert!(matches!(Pool2d::new([1, 2, 2, 1], (3, 3), (1, 1), Padding::Valid), Err(Error::InvalidArgument(_))));
+    assert!(matches!(Pool2d::new([1, 4, 4, 1], (2, 2), (0, 1), Padding::Valid), Err(Error::InvalidArgument(_))));
+    let p = Pool2d::new([1, 4, 4, 1], (2, 2), (2, 2), Padding::Valid).unwrap();
+    let (x, mut y, mut a) = (vec![0.0; 16], vec![0.0; 4], vec![0u32; 4]);
+    assert!(matches!(max_pool_forward(&p, &x[..15], &mut y, &mut a), Err(Error::ShapeMismatch { .. })));
+    let mut dx = vec![0.0; 16];
+    assert!(matches!(max_pool_backward(&p, &y, &[99, 0, 0, 0], &mut dx), Err(Error::InvalidArgument(_))));
+}
+
+#[test]
+fn elementwise_kernels_follow_their_definitions() {
+    let mut x = vec![1.0, -2.0, 3.0, -4.0];
+    bias_add(&mut x, &[0.5, 1.0]).unwrap();
+    assert_eq!(x, [1.5, -1.0, 3.5, -3.0]);
+    let mut db = [9.0; 2];
+    bias_grad(&x, 2, &mut db).unwrap();
+    assert_eq!(db, [5.0, -4.0]);
+    relu_forward(&mut x);
+    assert_eq!(x, [1.5, 0.0, 3.5, 0.0]);
+    let mut d = vec![1.0; 4];
+    relu_backward(&x, &mut d).unwrap();
+    assert_eq!(d, [1.0, 0.0, 1.0, 0.0]);
+    assert!(matches!(bias_add(&mut x, &[1.0; 3]), Err(Error::ShapeMismatch { .. })));
+}
+
+#[test]
+fn softmax_is_stable_and_cross_entropy_gradient_matches_finite_differences() {
+    let mut big = vec![1000.0, 1001.0, 1002.0];
+    softmax(&mut big, 3).unwrap();
+    let e: Vec<f64> = [-2.0f64, -1.0, 0.0].iter().map(|v| v.exp()).collect();
+    let s: f64 = e.iter().sum();
+    for (p, q) in big.iter().zip(&e) {
+        assert!((f64::from(*p) - q / s).abs() < 1e-6);
+    }
+    let logits = fill(3, 4 * 5);
+    let labels = [0u32, 4, 2, 2];
+    let mut g = vec![0.0; 20];
+    let loss = softmax_cross_entropy(&logits, &labels, 5, &mut g).unwrap();
+    assert!(loss.is_finite() && loss > 0.0);
+    for i in 0..20 {
+        let h = 1e-2f32;
+        let (mut lp, mut lm) = (logits.clone(), logits.clone());
+        lp[i] += h;
+        lm[i] -= h;
+        let mut tmp = vec![0.0; 20];
+        let fd = (softmax_cross_entropy(&lp, &labels, 5, &mut tmp).unwrap()
+            - softmax_cross_entropy(&lm, &labels, 5, &mut tmp).unwrap())
+            / (2.0 * h);
+        // Central differences in f32 with h = 1e-2: truncation ~h², rounding ~ε/h.
+        assert!((fd - g[i]).abs() < 2e-3, "element {i}: fd {fd} vs {}", g[i]);
+    }
+    assert!(matches!(softmax_cross_entropy(&logits, &[0, 5, 0, 0], 5, &mut g), Err(Error::InvalidArgument(_))));
+}
+
+#[test]
+fn adam_matches_the_keras_formula() {
+    let p = AdamParams::default();
+    let (mut w, g) = (vec![1.0f32, -1.0], vec![0.5f32, -0.25]);
+    let (mut m, mut v) = (vec![0.0; 2], vec![0.0; 2]);
+    adam_update(&p, 1, &mut w, &g, &mut m, &mut v).unwrap();
+    for i in 0..2 {
+        let (gi, wi) = (f64::from(g[i]), if i == 0 { 1.0 } else { -1.0 });
+        let (mi, vi) = (0.1 * gi, 0.001 * gi * gi);
+        let lr_t = 1e-3 * (1.0f64 - 0.999).sqrt() / (1.0 - 0.9);
+        let want = wi - lr_t * mi / (vi.sqrt() + 1e-7);
+        assert!((f64::from(w[i]) - want).abs() < 1e-6, "{} vs {want}", w[i]);
+    }
+    assert!(matches!(adam_update(&p, 0, &mut w, &g, &mut m, &mut v), Err(Error::InvalidArgument(_))));
+}
