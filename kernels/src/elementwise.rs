@@ -9,7 +9,7 @@ fn check_rows(what: &'static str, len: usize, channels: usize) -> Result<usize> 
     if channels == 0 {
         return Err(Error::InvalidArgument(format!("{what}: channel count must be at least 1")));
     }
-    if len % channels != 0 {
+    if !len.is_multiple_of(channels) {
         return Err(Error::ShapeMismatch { what, expected: len.div_ceil(channels) * channels, got: len });
     }
     Ok(len / channels)

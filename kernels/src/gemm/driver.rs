@@ -138,6 +138,15 @@ impl Block<'_> {
     fn run(&self, bpack: &[f32], panel_stride: usize) {
         let n_ic = self.m.div_ceil(self.mc);
         let panels = self.ncb.div_ceil(self.kern.nr);
+        if self.threads > 1 && n_ic >= self.threads {
+            // Even row blocks, a multiple of the thread count: every thread gets equal work
+            // and A is packed once. (Row blocking never changes results; only depth does.)
+            let n_ic = n_ic.div_ceil(self.threads) * self.threads;
+            let mc = self.m.div_ceil(n_ic).div_ceil(self.kern.mr) * self.kern.mr;
+            let blocks = self.m.div_ceil(mc);
+            (0..blocks).into_par_iter().for_each(|ic| self.tile_loops(ic * mc, mc, 0..panels, bpack, panel_stride));
+            return;
+        }
         // Enough tasks to keep every thread busy; split columns too when rows are few.
         let jparts = if self.threads > 1 { (2 * self.threads).div_ceil(n_ic).min(panels) } else { 1 };
         let per = panels.div_ceil(jparts);
@@ -146,7 +155,7 @@ impl Block<'_> {
             let (ic, jp) = (t / jparts, t % jparts);
             let (q0, q1) = (jp * per, ((jp + 1) * per).min(panels));
             if q0 < q1 {
-                self.tile_loops(ic * self.mc, q0..q1, bpack, panel_stride);
+                self.tile_loops(ic * self.mc, self.mc, q0..q1, bpack, panel_stride);
             }
         };
         if self.threads > 1 && tasks > 1 {
@@ -156,11 +165,11 @@ impl Block<'_> {
         }
     }
 
-    /// Packs rows `i0..i0+MC` of A, then runs the microkernel over B panels `qs` x all
+    /// Packs rows `i0..i0+mc` of A, then runs the microkernel over B panels `qs` x all
     /// MR strips.
-    fn tile_loops(&self, i0: usize, qs: core::ops::Range<usize>, bpack: &[f32], panel_stride: usize) {
+    fn tile_loops(&self, i0: usize, mc: usize, qs: core::ops::Range<usize>, bpack: &[f32], panel_stride: usize) {
         let (mr, nr, kcb) = (self.kern.mr, self.kern.nr, self.kcb);
-        let mcb = self.mc.min(self.m - i0);
+        let mcb = mc.min(self.m - i0);
         let strips = mcb.div_ceil(mr);
         with_scratch(Slot::PackA, strips * mr * kcb, |apack| {
             pack_a(self.a, i0, mcb, self.pc, kcb, mr, apack);
