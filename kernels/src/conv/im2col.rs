@@ -38,7 +38,16 @@ fn lower(c: &Conv2d, x: &[f32], p0: usize, out: &mut [f32]) {
             let iy = c.in_y(oy, ky);
             for (kx, dst) in row_ky.chunks_exact_mut(cin).enumerate() {
                 match (iy, c.in_x(ox, kx)) {
-                    (Some(iy), Some(ix)) => dst.copy_from_slice(&x[((n * c.h + iy) * c.w + ix) * cin..][..cin]),
+                    // A single channel (first layers) is one load: a memcpy call per tap
+                    // would cost more than the copy.
+                    (Some(iy), Some(ix)) => {
+                        let at = ((n * c.h + iy) * c.w + ix) * cin;
+                        if cin == 1 {
+                            dst[0] = x[at];
+                        } else {
+                            dst.copy_from_slice(&x[at..at + cin]);
+                        }
+                    }
                     _ => dst.fill(0.0),
                 }
             }

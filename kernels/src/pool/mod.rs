@@ -112,38 +112,45 @@ pub fn max_pool_forward(p: &Pool2d, x: &[f32], y: &mut [f32], argmax: &mut [u32]
     if img_out == 0 {
         return Ok(());
     }
-    y.par_chunks_mut(img_out).zip(argmax.par_chunks_mut(img_out)).enumerate().for_each(|(n, (yi, ai))| {
-        let xi = &x[n * img_in..][..img_in];
-        for oy in 0..p.ho {
-            for ox in 0..p.wo {
-                let o = (oy * p.wo + ox) * p.c;
-                let (yv, av) = (&mut yi[o..o + p.c], &mut ai[o..o + p.c]);
-                let (rows, cols) = p.window(oy, ox);
-                if rows.is_empty() || cols.is_empty() {
-                    yv.fill(0.0);
-                    av.fill(NO_ARGMAX);
-                    continue;
-                }
-                // The first cell initialises; later cells replace only when strictly larger.
-                let first = (rows.start * p.w + cols.start) * p.c;
-                yv.copy_from_slice(&xi[first..first + p.c]);
-                av.iter_mut().enumerate().for_each(|(ch, a)| *a = (first + ch) as u32);
-                for iy in rows {
-                    for ix in cols.clone() {
-                        let base = (iy * p.w + ix) * p.c;
-                        let src = &xi[base..base + p.c];
-                        for (ch, ((yc, ac), &v)) in yv.iter_mut().zip(av.iter_mut()).zip(src).enumerate() {
-                            if v > *yc {
-                                *yc = v;
-                                *ac = (base + ch) as u32;
-                            }
-                        }
+    y.par_chunks_mut(img_out)
+        .zip(argmax.par_chunks_mut(img_out))
+        .enumerate()
+        .for_each(|(n, (yi, ai))| max_pool_image(p, &x[n * img_in..][..img_in], yi, ai));
+    Ok(())
+}
+
+/// Max pooling of one image (`xi` is `[h, w, c]`, `yi` and `ai` are `[ho, wo, c]`).
+fn max_pool_image(p: &Pool2d, xi: &[f32], yi: &mut [f32], ai: &mut [u32]) {
+    for oy in 0..p.ho {
+        for ox in 0..p.wo {
+            let o = (oy * p.wo + ox) * p.c;
+            let (yv, av) = (&mut yi[o..o + p.c], &mut ai[o..o + p.c]);
+            let (rows, cols) = p.window(oy, ox);
+            if rows.is_empty() || cols.is_empty() {
+                yv.fill(0.0);
+                av.fill(NO_ARGMAX);
+                continue;
+            }
+            // The first cell initialises; later cells replace only when strictly larger.
+            let first = (rows.start * p.w + cols.start) * p.c;
+            yv.copy_from_slice(&xi[first..first + p.c]);
+            av.iter_mut().enumerate().for_each(|(ch, a)| *a = (first + ch) as u32);
+            for iy in rows {
+                for ix in cols.clone() {
+                    let base = (iy * p.w + ix) * p.c;
+                    let src = &xi[base..base + p.c];
+                    // Branch-free: the index is blended through an all-ones/all-zeros mask
+                    // (LLVM turns plain `if`s here into mispredicting branches), so the loop
+                    // vectorises along the channels. NaN never wins (as in the reference).
+                    for (ch, ((yc, ac), &v)) in yv.iter_mut().zip(av.iter_mut()).zip(src).enumerate() {
+                        let mask = 0u32.wrapping_sub(u32::from(v > *yc));
+                        *ac = (((base + ch) as u32) & mask) | (*ac & !mask);
+                        *yc = f32::from_bits((v.to_bits() & mask) | (yc.to_bits() & !mask));
                     }
                 }
             }
         }
-    });
-    Ok(())
+    }
 }
 
 /// Max pooling backward: `dx` (overwritten) receives each `dy` at its window's argmax.
