@@ -12,7 +12,9 @@ use ember_kernels::pool::{max_pool_backward, max_pool_forward, Pool2d};
 use std::time::Duration;
 
 /// (name, N, H=W, Cin, Cout, K, stride, padding)
-const SHAPES: [(&str, usize, usize, usize, usize, usize, usize, Padding); 7] = [
+type Shape = (&'static str, usize, usize, usize, usize, usize, usize, Padding);
+
+const SHAPES: [Shape; 7] = [
     ("seed_conv1", 32, 28, 1, 32, 3, 1, Padding::Valid),
     ("mnist_conv2", 32, 13, 32, 64, 3, 1, Padding::Valid),
     ("res56_64", 8, 56, 64, 64, 3, 1, Padding::Same),

@@ -93,7 +93,12 @@ impl Conv2d {
             wo,
         };
         // Every buffer length must fit in usize.
-        for len in [c.input_len(), c.filter_len(), c.output_len(), c.patch_len().checked_mul(c.pixels())] {
+        for len in [
+            c.input_len(),
+            c.filter_len(),
+            c.output_len(),
+            c.n.checked_mul(c.ho * c.wo).and_then(|p| p.checked_mul(c.patch_len())),
+        ] {
             len.ok_or(Error::SizeOverflow { name: "Conv2d" })?;
         }
         Ok(c)
