@@ -13,18 +13,7 @@ pub fn flops(flops: u64) -> Throughput {
     Throughput::Elements(flops)
 }
 
-/// Deterministic pseudo-random values in [-1, 1).
-pub fn fill(seed: u64, len: usize) -> Vec<f32> {
-    let mut s = seed | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
+pub use ember_kernels::reference::fill_uniform as fill;
 
 /// Sets matrixmultiply's thread count. It reads `MATMUL_NUM_THREADS` once, on first use, so
 /// each bench binary calls this at start-up before any product.

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{assert_close, fill, EPS};
+use common::{assert_close, fill, padding, EPS};
 use ember_kernels::conv::{
     conv2d_backward_data, conv2d_backward_filter, conv2d_forward, Conv2d, ConvAlgo, ConvOptions, Padding,
 };
@@ -17,19 +17,6 @@ use ember_kernels::{reference, Error, Isa};
 use proptest::prelude::*;
 
 const ALGOS: [ConvAlgo; 2] = [ConvAlgo::Auto, ConvAlgo::Im2col];
-
-fn padding() -> impl Strategy<Value = Padding> {
-    prop_oneof![
-        Just(Padding::Valid),
-        Just(Padding::Same),
-        (0usize..3, 0usize..3, 0usize..3, 0usize..3).prop_map(|(top, bottom, left, right)| Padding::Explicit {
-            top,
-            bottom,
-            left,
-            right
-        }),
-    ]
-}
 
 /// A random valid descriptor: N 1..3, H, W 1..12, C 1..9, K in {1,2,3,5}, stride 1..3,
 /// dilation 1..2 (1x1 images and C = 1 included).

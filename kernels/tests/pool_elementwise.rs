@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{assert_close, fill, EPS};
+use common::{assert_close, fill, padding, EPS};
 use ember_kernels::conv::Padding;
 use ember_kernels::elementwise::{
     adam_update, bias_add, bias_grad, relu_backward, relu_forward, softmax, softmax_cross_entropy, AdamParams,
@@ -14,20 +14,7 @@ use ember_kernels::{reference, Error};
 use proptest::prelude::*;
 
 fn pool() -> impl Strategy<Value = Pool2d> {
-    (
-        (1usize..4, 1usize..11, 1usize..11, 1usize..20),
-        (1usize..4, 1usize..4, 1usize..4, 1usize..4),
-        prop_oneof![
-            Just(Padding::Valid),
-            Just(Padding::Same),
-            (0usize..3, 0usize..3, 0usize..3, 0usize..3).prop_map(|(top, bottom, left, right)| Padding::Explicit {
-                top,
-                bottom,
-                left,
-                right
-            }),
-        ],
-    )
+    ((1usize..4, 1usize..11, 1usize..11, 1usize..20), (1usize..4, 1usize..4, 1usize..4, 1usize..4), padding())
         .prop_filter_map("window larger than padded input", |((n, h, w, c), (kh, kw, sh, sw), p)| {
             Pool2d::new([n, h, w, c], (kh, kw), (sh, sw), p).ok()
         })

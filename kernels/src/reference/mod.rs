@@ -8,3 +8,17 @@ mod pool;
 pub use conv::{conv2d_backward_data, conv2d_backward_filter, conv2d_forward};
 pub use gemm::sgemm;
 pub use pool::{avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward};
+
+/// Deterministic pseudo-random values in [-1, 1) (xorshift64), the operand generator shared by
+/// tests, benchmarks and fuzz targets so they all see the same data for a seed.
+pub fn fill_uniform(seed: u64, len: usize) -> Vec<f32> {
+    let mut s = seed | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}

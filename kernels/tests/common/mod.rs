@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: operand generation and error bounds.
 #![allow(dead_code)]
 
+use ember_kernels::conv::Padding;
 use proptest::prelude::*;
 
 /// Unit roundoff bound used by every tolerance: f32 machine epsilon (2^-23).
@@ -21,18 +22,7 @@ pub fn coeff() -> impl Strategy<Value = f32> {
     prop_oneof![Just(0.0f32), Just(1.0f32), Just(-1.0f32), -2.0f32..2.0]
 }
 
-/// Deterministic pseudo-random values in [-1, 1) (xorshift), cheap for big buffers.
-pub fn fill(seed: u64, len: usize) -> Vec<f32> {
-    let mut s = seed | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
+pub use ember_kernels::reference::fill_uniform as fill;
 
 /// Asserts `|got - want| <= tol[i]` elementwise, reporting the worst offender.
 pub fn assert_close(got: &[f32], want: &[f32], tol: &[f64], what: &str) {
@@ -51,4 +41,18 @@ pub fn assert_close(got: &[f32], want: &[f32], tol: &[f64], what: &str) {
 /// Proptest case count: `PROPTEST_CASES` when set (the QEMU run lowers it), else `default`.
 pub fn cases(default: u32) -> u32 {
     std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
+/// Padding: valid, TensorFlow same, or explicit 0..3 on each side.
+pub fn padding() -> impl Strategy<Value = Padding> {
+    prop_oneof![
+        Just(Padding::Valid),
+        Just(Padding::Same),
+        (0usize..3, 0usize..3, 0usize..3, 0usize..3).prop_map(|(top, bottom, left, right)| Padding::Explicit {
+            top,
+            bottom,
+            left,
+            right
+        }),
+    ]
 }
