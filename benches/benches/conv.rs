@@ -24,7 +24,8 @@ const SHAPES: [Shape; 7] = [
     ("down56_64_128", 8, 56, 64, 128, 3, 2, Padding::Same),
 ];
 
-const ALGOS: [(&str, ConvAlgo); 2] = [("im2col", ConvAlgo::Im2col), ("auto", ConvAlgo::Auto)];
+const ALGOS: [(&str, ConvAlgo); 3] =
+    [("direct", ConvAlgo::Direct), ("im2col", ConvAlgo::Im2col), ("auto", ConvAlgo::Auto)];
 
 fn conv_groups(c: &mut Criterion, suffix: &str, threads: usize) {
     let isa = bench_isa();

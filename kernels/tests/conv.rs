@@ -16,7 +16,7 @@ use ember_kernels::conv::{
 use ember_kernels::{reference, Error, Isa};
 use proptest::prelude::*;
 
-const ALGOS: [ConvAlgo; 2] = [ConvAlgo::Auto, ConvAlgo::Im2col];
+const ALGOS: [ConvAlgo; 3] = [ConvAlgo::Auto, ConvAlgo::Direct, ConvAlgo::Im2col];
 
 /// A random valid descriptor: N 1..3, H, W 1..12, C 1..9, K in {1,2,3,5}, stride 1..3,
 /// dilation 1..2 (1x1 images and C = 1 included).

@@ -6,6 +6,8 @@
 //! [`set_default_isa`] or the `EMBER_ISA=scalar|avx2|avx512|neon` environment variable.
 //! Forcing an ISA the CPU lacks is an [`Error::IsaUnavailable`], never a crash.
 
+pub(crate) mod simd;
+
 use crate::error::{Error, Result};
 use core::fmt;
 use core::str::FromStr;

@@ -14,7 +14,9 @@
 //! ```
 
 mod desc;
+mod direct;
 mod im2col;
+mod pad;
 
 pub use desc::{Conv2d, Padding};
 
@@ -28,6 +30,8 @@ pub enum ConvAlgo {
     /// Chosen from the shape (deterministically).
     #[default]
     Auto,
+    /// Register tiles over output pixels x output channels reading the input in place.
+    Direct,
     /// Lowering onto the GEMM (im2col); a 1x1 stride-1 convolution is a plain GEMM.
     Im2col,
 }
@@ -71,6 +75,7 @@ pub fn conv2d_forward(
         Conv2d::check_len("bias length vs cout", b.len(), [c.cout, 1, 1, 1])?;
     }
     match opts.algo {
+        ConvAlgo::Direct => Ok(direct::forward(opts.isa, c, x, w, bias, relu, y)),
         ConvAlgo::Auto | ConvAlgo::Im2col => im2col::forward(opts.isa, c, x, w, bias, relu, y),
     }
 }
@@ -81,6 +86,7 @@ pub fn conv2d_backward_data(c: &Conv2d, dy: &[f32], w: &[f32], dx: &mut [f32], o
     opts.isa.check()?;
     c.check(dx.len(), w.len(), dy.len())?;
     match opts.algo {
+        ConvAlgo::Direct => Ok(direct::backward_data(opts.isa, c, dy, w, dx)),
         ConvAlgo::Auto | ConvAlgo::Im2col => im2col::backward_data(opts.isa, c, dy, w, dx),
     }
 }
@@ -101,6 +107,7 @@ pub fn conv2d_backward_filter(
         crate::elementwise::bias_grad(dy, c.cout, db)?;
     }
     match opts.algo {
+        ConvAlgo::Direct => Ok(direct::backward_filter(opts.isa, c, x, dy, dw)),
         ConvAlgo::Auto | ConvAlgo::Im2col => im2col::backward_filter(opts.isa, c, x, dy, dw),
     }
 }

@@ -1,0 +1,365 @@
+//! One f32 vector type per ISA behind a common trait, so that a microkernel body is written
+//! once (`fn body<V: F32x>`) and instantiated per ISA inside a `#[target_feature]` wrapper
+//! (the body and these methods are `#[inline(always)]`, so they compile with the wrapper's
+//! features). The GEMM keeps its own hand-written kernels; convolution, Winograd transforms
+//! and pooling use this.
+//!
+//! Every method is `unsafe`: the caller guarantees the ISA is present (the wrapper's
+//! `#[target_feature]` plus a prior [`crate::Isa::check`]) and, for loads and stores, that
+//! `LANES` floats at the pointer are in bounds.
+
+/// A vector of `LANES` f32.
+pub(crate) trait F32x: Copy {
+    /// Floats per vector.
+    const LANES: usize;
+    /// All lanes 0.
+    unsafe fn zero() -> Self;
+    /// All lanes `v`.
+    unsafe fn splat(v: f32) -> Self;
+    /// Unaligned load of `LANES` floats.
+    unsafe fn load(p: *const f32) -> Self;
+    /// Unaligned store of `LANES` floats.
+    unsafe fn store(self, p: *mut f32);
+    /// `self * b + c`, fused.
+    unsafe fn fma(self, b: Self, c: Self) -> Self;
+    unsafe fn add(self, b: Self) -> Self;
+    unsafe fn sub(self, b: Self) -> Self;
+    unsafe fn mul(self, b: Self) -> Self;
+    unsafe fn max(self, b: Self) -> Self;
+    /// Per lane: `b` where `self > other`, else `a`.
+    unsafe fn select_gt(self, other: Self, b: Self, a: Self) -> Self;
+    /// Per lane: `b` where `self == other`, else `a`.
+    unsafe fn select_eq(self, other: Self, b: Self, a: Self) -> Self;
+
+    /// Loads `n <= LANES` floats, the other lanes 0.
+    #[inline(always)]
+    unsafe fn load_partial(p: *const f32, n: usize) -> Self {
+        let mut buf = [0.0f32; 16];
+        // SAFETY: the caller guarantees n floats at p; buf holds LANES <= 16.
+        unsafe {
+            core::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), n);
+            Self::load(buf.as_ptr())
+        }
+    }
+    /// Stores the first `n <= LANES` lanes.
+    #[inline(always)]
+    unsafe fn store_partial(self, p: *mut f32, n: usize) {
+        let mut buf = [0.0f32; 16];
+        // SAFETY: buf holds LANES <= 16; the caller guarantees n floats at p.
+        unsafe {
+            self.store(buf.as_mut_ptr());
+            core::ptr::copy_nonoverlapping(buf.as_ptr(), p, n);
+        }
+    }
+}
+
+/// The portable fallback: 8 lanes of plain Rust, which LLVM vectorises for the baseline target.
+#[derive(Clone, Copy)]
+pub(crate) struct Portable([f32; 8]);
+
+impl Portable {
+    #[inline(always)]
+    fn zip(self, b: Self, f: impl Fn(f32, f32) -> f32) -> Self {
+        let mut r = self.0;
+        for (x, y) in r.iter_mut().zip(b.0) {
+            *x = f(*x, y);
+        }
+        Portable(r)
+    }
+}
+
+impl F32x for Portable {
+    const LANES: usize = 8;
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        Portable([0.0; 8])
+    }
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        Portable([v; 8])
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller guarantees 8 floats at p.
+        Portable(unsafe { p.cast::<[f32; 8]>().read_unaligned() })
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller guarantees 8 writable floats at p.
+        unsafe { p.cast::<[f32; 8]>().write_unaligned(self.0) }
+    }
+    #[inline(always)]
+    unsafe fn fma(self, b: Self, c: Self) -> Self {
+        // Separate multiply and add: `mul_add` is a libm call without hardware FMA.
+        let m = self.zip(b, |x, y| x * y);
+        m.zip(c, |x, y| x + y)
+    }
+    #[inline(always)]
+    unsafe fn add(self, b: Self) -> Self {
+        self.zip(b, |x, y| x + y)
+    }
+    #[inline(always)]
+    unsafe fn sub(self, b: Self) -> Self {
+        self.zip(b, |x, y| x - y)
+    }
+    #[inline(always)]
+    unsafe fn mul(self, b: Self) -> Self {
+        self.zip(b, |x, y| x * y)
+    }
+    #[inline(always)]
+    unsafe fn max(self, b: Self) -> Self {
+        // Like the SIMD max instructions: the second operand when either is NaN.
+        self.zip(b, |x, y| if x > y { x } else { y })
+    }
+    #[inline(always)]
+    unsafe fn select_gt(self, other: Self, b: Self, a: Self) -> Self {
+        let mut r = a.0;
+        for i in 0..8 {
+            if self.0[i] > other.0[i] {
+                r[i] = b.0[i];
+            }
+        }
+        Portable(r)
+    }
+    #[inline(always)]
+    unsafe fn select_eq(self, other: Self, b: Self, a: Self) -> Self {
+        let mut r = a.0;
+        for i in 0..8 {
+            if self.0[i] == other.0[i] {
+                r[i] = b.0[i];
+            }
+        }
+        Portable(r)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::F32x;
+    use core::arch::x86_64::*;
+
+    /// AVX2 + FMA: 8 lanes.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Avx2(__m256);
+
+    /// AVX-512F: 16 lanes.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Avx512(__m512);
+
+    // SAFETY (all methods below): the trait contract — the ISA is enabled in the calling
+    // wrapper and pointers hold LANES floats.
+    impl F32x for Avx2 {
+        const LANES: usize = 8;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            unsafe { Avx2(_mm256_setzero_ps()) }
+        }
+        #[inline(always)]
+        unsafe fn splat(v: f32) -> Self {
+            unsafe { Avx2(_mm256_set1_ps(v)) }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            unsafe { Avx2(_mm256_loadu_ps(p)) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            unsafe { _mm256_storeu_ps(p, self.0) }
+        }
+        #[inline(always)]
+        unsafe fn fma(self, b: Self, c: Self) -> Self {
+            unsafe { Avx2(_mm256_fmadd_ps(self.0, b.0, c.0)) }
+        }
+        #[inline(always)]
+        unsafe fn add(self, b: Self) -> Self {
+            unsafe { Avx2(_mm256_add_ps(self.0, b.0)) }
+        }
+        #[inline(always)]
+        unsafe fn sub(self, b: Self) -> Self {
+            unsafe { Avx2(_mm256_sub_ps(self.0, b.0)) }
+        }
+        #[inline(always)]
+        unsafe fn mul(self, b: Self) -> Self {
+            unsafe { Avx2(_mm256_mul_ps(self.0, b.0)) }
+        }
+        #[inline(always)]
+        unsafe fn max(self, b: Self) -> Self {
+            unsafe { Avx2(_mm256_max_ps(self.0, b.0)) }
+        }
+        #[inline(always)]
+        unsafe fn select_gt(self, other: Self, b: Self, a: Self) -> Self {
+            unsafe { Avx2(_mm256_blendv_ps(a.0, b.0, _mm256_cmp_ps::<_CMP_GT_OQ>(self.0, other.0))) }
+        }
+        #[inline(always)]
+        unsafe fn select_eq(self, other: Self, b: Self, a: Self) -> Self {
+            unsafe { Avx2(_mm256_blendv_ps(a.0, b.0, _mm256_cmp_ps::<_CMP_EQ_OQ>(self.0, other.0))) }
+        }
+    }
+
+    impl F32x for Avx512 {
+        const LANES: usize = 16;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            unsafe { Avx512(_mm512_setzero_ps()) }
+        }
+        #[inline(always)]
+        unsafe fn splat(v: f32) -> Self {
+            unsafe { Avx512(_mm512_set1_ps(v)) }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            unsafe { Avx512(_mm512_loadu_ps(p)) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            unsafe { _mm512_storeu_ps(p, self.0) }
+        }
+        #[inline(always)]
+        unsafe fn fma(self, b: Self, c: Self) -> Self {
+            unsafe { Avx512(_mm512_fmadd_ps(self.0, b.0, c.0)) }
+        }
+        #[inline(always)]
+        unsafe fn add(self, b: Self) -> Self {
+            unsafe { Avx512(_mm512_add_ps(self.0, b.0)) }
+        }
+        #[inline(always)]
+        unsafe fn sub(self, b: Self) -> Self {
+            unsafe { Avx512(_mm512_sub_ps(self.0, b.0)) }
+        }
+        #[inline(always)]
+        unsafe fn mul(self, b: Self) -> Self {
+            unsafe { Avx512(_mm512_mul_ps(self.0, b.0)) }
+        }
+        #[inline(always)]
+        unsafe fn max(self, b: Self) -> Self {
+            unsafe { Avx512(_mm512_max_ps(self.0, b.0)) }
+        }
+        #[inline(always)]
+        unsafe fn select_gt(self, other: Self, b: Self, a: Self) -> Self {
+            unsafe {
+                let m = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(self.0, other.0);
+                Avx512(_mm512_mask_blend_ps(m, a.0, b.0))
+            }
+        }
+        #[inline(always)]
+        unsafe fn select_eq(self, other: Self, b: Self, a: Self) -> Self {
+            unsafe {
+                let m = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(self.0, other.0);
+                Avx512(_mm512_mask_blend_ps(m, a.0, b.0))
+            }
+        }
+    }
+}
+#[cfg(target_arch = "x86_64")]
+pub(crate) use x86::{Avx2, Avx512};
+
+#[cfg(target_arch = "aarch64")]
+mod arm {
+    use super::F32x;
+    use core::arch::aarch64::*;
+
+    /// NEON: 4 lanes.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Neon(float32x4_t);
+
+    // SAFETY (all methods): NEON is always present on AArch64; pointers hold 4 floats.
+    impl F32x for Neon {
+        const LANES: usize = 4;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            unsafe { Neon(vdupq_n_f32(0.0)) }
+        }
+        #[inline(always)]
+        unsafe fn splat(v: f32) -> Self {
+            unsafe { Neon(vdupq_n_f32(v)) }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            unsafe { Neon(vld1q_f32(p)) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            unsafe { vst1q_f32(p, self.0) }
+        }
+        #[inline(always)]
+        unsafe fn fma(self, b: Self, c: Self) -> Self {
+            unsafe { Neon(vfmaq_f32(c.0, self.0, b.0)) }
+        }
+        #[inline(always)]
+        unsafe fn add(self, b: Self) -> Self {
+            unsafe { Neon(vaddq_f32(self.0, b.0)) }
+        }
+        #[inline(always)]
+        unsafe fn sub(self, b: Self) -> Self {
+            unsafe { Neon(vsubq_f32(self.0, b.0)) }
+        }
+        #[inline(always)]
+        unsafe fn mul(self, b: Self) -> Self {
+            unsafe { Neon(vmulq_f32(self.0, b.0)) }
+        }
+        #[inline(always)]
+        unsafe fn max(self, b: Self) -> Self {
+            // Not vmaxq (NaN-propagating): the other ISAs return the second operand on NaN.
+            unsafe { Neon(vbslq_f32(vcgtq_f32(self.0, b.0), self.0, b.0)) }
+        }
+        #[inline(always)]
+        unsafe fn select_gt(self, other: Self, b: Self, a: Self) -> Self {
+            unsafe { Neon(vbslq_f32(vcgtq_f32(self.0, other.0), b.0, a.0)) }
+        }
+        #[inline(always)]
+        unsafe fn select_eq(self, other: Self, b: Self, a: Self) -> Self {
+            unsafe { Neon(vbslq_f32(vceqq_f32(self.0, other.0), b.0, a.0)) }
+        }
+    }
+}
+#[cfg(target_arch = "aarch64")]
+pub(crate) use arm::Neon;
+
+/// Defines `unsafe fn $name(isa, args...)` that runs the generic body `$body::<V, ...>` with
+/// the vector type of `isa`, inside a per-ISA function compiled with that ISA's target
+/// features (a `#[target_feature]` wrapper around an `#[inline(always)]` body).
+///
+/// The generated function is `unsafe`: the caller must have checked that `isa` is available
+/// ([`crate::Isa::check`]) and must meet the body's own contract.
+macro_rules! simd_dispatch {
+    ($(#[$m:meta])* $vis:vis unsafe fn $name:ident $(<$(const $cg:ident: usize),*>)? ($($a:ident: $t:ty),* $(,)?)
+        => $body:ident) => {
+        $(#[$m])*
+        $vis unsafe fn $name $(<$(const $cg: usize),*>)? (isa: $crate::arch::Isa, $($a: $t),*) {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx2,fma")]
+            unsafe fn avx512 $(<$(const $cg: usize),*>)? ($($a: $t),*) {
+                // SAFETY: forwarded contract; AVX-512F is enabled for this function.
+                unsafe { $body::<$crate::arch::simd::Avx512 $($(, $cg)*)?>($($a),*) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2 $(<$(const $cg: usize),*>)? ($($a: $t),*) {
+                // SAFETY: forwarded contract; AVX2 and FMA are enabled for this function.
+                unsafe { $body::<$crate::arch::simd::Avx2 $($(, $cg)*)?>($($a),*) }
+            }
+            // SAFETY: the caller checked `isa` against this CPU and meets the body's contract.
+            unsafe {
+                match isa {
+                    #[cfg(target_arch = "x86_64")]
+                    $crate::arch::Isa::Avx512 => avx512 $(::<$($cg),*>)? ($($a),*),
+                    #[cfg(target_arch = "x86_64")]
+                    $crate::arch::Isa::Avx2 => avx2 $(::<$($cg),*>)? ($($a),*),
+                    #[cfg(target_arch = "aarch64")]
+                    $crate::arch::Isa::Neon => $body::<$crate::arch::simd::Neon $($(, $cg)*)?>($($a),*),
+                    _ => $body::<$crate::arch::simd::Portable $($(, $cg)*)?>($($a),*),
+                }
+            }
+        }
+    };
+}
+pub(crate) use simd_dispatch;
+
+/// Lanes of the vector type [`simd_dispatch`] uses for `isa`.
+pub(crate) fn lanes(isa: crate::arch::Isa) -> usize {
+    match isa {
+        crate::arch::Isa::Avx512 => 16,
+        crate::arch::Isa::Neon => 4,
+        _ => 8,
+    }
+}

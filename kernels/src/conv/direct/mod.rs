@@ -1,0 +1,202 @@
+//! Direct convolution: no lowered matrix, register tiles read the (padded) NHWC input where
+//! it lies. Forward tiles are `MR` output pixels of a row by `NR` output channels (vectors
+//! along `cout`, contiguous in HWIO); backward-data is the forward kernel on the transposed
+//! problem ([`super::pad::transposed`]); backward-filter tiles are `MR` (tap, input channel)
+//! rows of `dw` by `NR` output channels, accumulated over every output pixel.
+//!
+//! Threads split output rows (forward) or `dw` tiles (backward-filter); a tile's arithmetic
+//! never depends on the split, so results are bit-identical for any thread count.
+
+mod ukr;
+
+use super::pad::{flip_filter, forward_placement, transposed, with_placed, Src};
+use super::Conv2d;
+use crate::arch::{simd::lanes, Isa};
+use crate::scratch::{with_scratch, Slot};
+use rayon::prelude::*;
+use ukr::{FwdTile, Tiles, WgradTile};
+
+/// The tile family for `cout` output channels: one vector wide when that covers them.
+fn family(isa: Isa, cout: usize) -> &'static Tiles {
+    let fams = ukr::tiles_for(isa);
+    fams.iter().rev().find(|f| f.nv * lanes(isa) >= cout).unwrap_or(&fams[0])
+}
+
+/// The name of the forward tile kernel used for `c` on `isa` (for reports).
+pub fn kernel_name(isa: Isa, c: &Conv2d) -> &'static str {
+    family(isa, c.cout).name
+}
+
+/// Height of balanced tiles covering `len` with tiles of at most `max`.
+fn balanced(len: usize, max: usize) -> usize {
+    len.div_ceil(len.div_ceil(max).max(1)).max(1)
+}
+
+/// Offsets of the taps of a filter in an input of `src.w` columns: tap `(ky, kx)` of output
+/// pixel 0 is `taps[ky * kw + kx]` floats after its top-left input.
+fn tap_offsets(g: &Conv2d, src: &Src) -> Vec<usize> {
+    (0..g.kh).flat_map(|ky| (0..g.kw).map(move |kx| (ky * g.dh * src.w + kx * g.dw) * g.cin)).collect()
+}
+
+/// Panics (an internal bug, never bad user input) unless every tap of every output pixel
+/// of `g` lies inside `src`: the kernels below rely on it.
+fn assert_covers(g: &Conv2d, src: &Src) {
+    assert!(
+        src.c == g.cin
+            && (g.ho - 1) * g.sh + (g.kh - 1) * g.dh < src.h
+            && (g.wo - 1) * g.sw + (g.kw - 1) * g.dw < src.w
+            && src.data.len() >= g.n * src.h * src.w * g.cin,
+        "direct convolution: canvas does not cover the taps"
+    );
+}
+
+/// Packs the HWIO filter (a `[k, cout]` matrix) into panels of `nr` columns, `k` rows each,
+/// zero-padded, followed by the bias in panels of `nr`.
+fn pack_filter(w: &[f32], bias: Option<&[f32]>, k: usize, cout: usize, nr: usize, out: &mut [f32]) {
+    let panels = cout.div_ceil(nr);
+    let (wp, bp) = out.split_at_mut(panels * k * nr);
+    for (p, panel) in wp.chunks_exact_mut(k * nr).enumerate() {
+        let (c0, cols) = (p * nr, nr.min(cout - p * nr));
+        for (r, dst) in panel.chunks_exact_mut(nr).enumerate() {
+            dst[..cols].copy_from_slice(&w[r * cout + c0..][..cols]);
+            dst[cols..].fill(0.0);
+        }
+    }
+    bp.fill(0.0);
+    if let Some(b) = bias {
+        bp[..cout].copy_from_slice(b);
+    }
+}
+
+/// `y = relu?(conv(src, w) + bias)` for geometry `g` on a canvas covering every tap.
+fn run_forward(isa: Isa, g: &Conv2d, src: Src, w: &[f32], bias: Option<&[f32]>, relu: bool, y: &mut [f32]) {
+    if y.is_empty() {
+        return;
+    }
+    assert_covers(g, &src);
+    let fam = family(isa, g.cout);
+    let nr = fam.nv * lanes(isa);
+    let (k, panels) = (g.kh * g.kw * g.cin, g.cout.div_ceil(nr));
+    let mt = balanced(g.wo, fam.max_mr);
+    let taps = tap_offsets(g, &src);
+    with_scratch(Slot::PackB, panels * (k + 1) * nr, |packed| {
+        pack_filter(w, bias, k, g.cout, nr, packed);
+        let (wp, bp) = packed.split_at(panels * k * nr);
+        y.par_chunks_mut(g.wo * g.cout).enumerate().for_each(|(row, yr)| {
+            let (n, oy) = (row / g.ho, row % g.ho);
+            let xrow = &src.data[(n * src.h + oy * g.sh) * src.w * g.cin..];
+            for p in 0..panels {
+                for ox0 in (0..g.wo).step_by(mt) {
+                    let m = mt.min(g.wo - ox0);
+                    let t = FwdTile {
+                        x: xrow[ox0 * g.sw * g.cin..].as_ptr(),
+                        xps: g.sw * g.cin,
+                        taps: taps.as_ptr(),
+                        ntaps: taps.len(),
+                        cin: g.cin,
+                        w: wp[p * k * nr..].as_ptr(),
+                        y: yr[ox0 * g.cout + p * nr..].as_mut_ptr(),
+                        yps: g.cout,
+                        n: nr.min(g.cout - p * nr),
+                        bias: if bias.is_some() { bp[p * nr..].as_ptr() } else { core::ptr::null() },
+                        relu,
+                    };
+                    // SAFETY: `assert_covers` puts every tap of pixels ox0..ox0+m of this row
+                    // inside `src`; the panel holds k*nr floats and the bias panel nr; the m
+                    // output pixels of `yr` hold `n` channels from p*nr; `isa` was checked
+                    // by the public entry point.
+                    unsafe { (fam.fwd[m - 1])(isa, &t) };
+                }
+            }
+        });
+    });
+}
+
+/// `dw = Σ_pixels patch(x)ᵀ dy` for geometry `g` on a canvas covering every tap.
+fn run_wgrad(isa: Isa, g: &Conv2d, src: Src, dy: &[f32], dw: &mut [f32]) {
+    let fam = family(isa, g.cout);
+    let nr = fam.nv * lanes(isa);
+    let (k, panels, plane) = (g.kh * g.kw * g.cin, g.cout.div_ceil(nr), g.ho * g.wo);
+    if g.n == 0 {
+        dw.fill(0.0);
+        return;
+    }
+    assert_covers(g, &src);
+    let mr = balanced(k, fam.max_mr);
+    let row_tiles = k.div_ceil(mr);
+    // Row r = (tap, ci) of dw reads its input at tap offset + ci; padded so every tile has mr.
+    let mut roff: Vec<usize> = tap_offsets(g, &src).iter().flat_map(|&o| (0..g.cin).map(move |ci| o + ci)).collect();
+    roff.resize(row_tiles * mr, 0);
+    let img = src.h * src.w * g.cin;
+    // dy in panels of nr channels, [panel][pixel][nr] zero-padded (each tile then streams
+    // contiguous memory), unless it is a single full panel already.
+    let in_place = g.cout == nr;
+    with_scratch(Slot::Lowered, if in_place { 0 } else { panels * g.n * plane * nr }, |dyp| {
+        if !in_place {
+            dyp.par_chunks_mut(plane * nr).enumerate().for_each(|(i, dst)| {
+                let (p, n) = (i / g.n, i % g.n);
+                let (c0, cols) = (p * nr, nr.min(g.cout - p * nr));
+                for (px, d) in dst.chunks_exact_mut(nr).enumerate() {
+                    d[..cols].copy_from_slice(&dy[(n * plane + px) * g.cout + c0..][..cols]);
+                    d[cols..].fill(0.0);
+                }
+            });
+        }
+        // Panel p of image n starts at base[p * panel_stride + n * image_stride].
+        let (base, panel_stride, image_stride, dys): (&[f32], _, _, _) =
+            if in_place { (dy, nr, plane * g.cout, g.cout) } else { (dyp, g.n * plane * nr, plane * nr, nr) };
+        with_scratch(Slot::PackA, panels * row_tiles * mr * nr, |acc| {
+            acc.par_chunks_mut(mr * nr).enumerate().for_each(|(ti, acc)| {
+                let (p, r) = (ti / row_tiles, ti % row_tiles);
+                let h = mr.min(k - r * mr);
+                acc.fill(0.0);
+                for n in 0..g.n {
+                    let t = WgradTile {
+                        x: src.data[n * img..].as_ptr(),
+                        roff: roff[r * mr..].as_ptr(),
+                        xrs: g.sh * src.w * g.cin,
+                        xps: g.sw * g.cin,
+                        rows: g.ho,
+                        cols: g.wo,
+                        dy: base[p * panel_stride + n * image_stride..].as_ptr(),
+                        dys,
+                        acc: acc.as_mut_ptr(),
+                    };
+                    // SAFETY: `assert_covers` puts every tap of every output pixel of image n
+                    // inside `src`, and the roff entries are taps + ci < cin; the dy panel
+                    // of image n holds plane pixels of nr floats, dys apart; acc holds
+                    // mr*nr >= h*nr.
+                    unsafe { (fam.wgrad[h - 1])(isa, &t) };
+                }
+            });
+            for (ti, tile) in acc.chunks_exact(mr * nr).enumerate() {
+                let (p, r) = (ti / row_tiles, ti % row_tiles);
+                let (c0, cols) = (p * nr, nr.min(g.cout - p * nr));
+                for (i, src_row) in tile.chunks_exact(nr).take(mr.min(k - r * mr)).enumerate() {
+                    dw[(r * mr + i) * g.cout + c0..][..cols].copy_from_slice(&src_row[..cols]);
+                }
+            }
+        });
+    });
+}
+
+/// `y = relu?(conv(x, w) + bias)`.
+pub(crate) fn forward(isa: Isa, c: &Conv2d, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool, y: &mut [f32]) {
+    with_placed(x, c.input_shape(), forward_placement(c, c.ho, c.wo), |src| {
+        run_forward(isa, c, src, w, bias, relu, y)
+    });
+}
+
+/// `dx` as the forward convolution of the zero-upsampled `dy` with the flipped filter.
+pub(crate) fn backward_data(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+    let (g, pl) = transposed(c, c.h, c.w);
+    with_scratch(Slot::Lowered, w.len(), |wf| {
+        flip_filter(c, w, wf);
+        with_placed(dy, c.output_shape(), pl, |src| run_forward(isa, &g, src, wf, None, false, dx));
+    });
+}
+
+/// `dw` accumulated tile by tile over every output pixel.
+pub(crate) fn backward_filter(isa: Isa, c: &Conv2d, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    with_placed(x, c.input_shape(), forward_placement(c, c.ho, c.wo), |src| run_wgrad(isa, c, src, dy, dw));
+}
