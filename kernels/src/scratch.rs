@@ -8,7 +8,6 @@ use std::cell::Cell;
 
 /// Which per-thread buffer to use; uses that can be live at once need different slots.
 #[derive(Debug, Clone, Copy)]
-#[allow(dead_code)] // Lowered and Aux serve the convolution algorithms.
 pub(crate) enum Slot {
     /// Packed A block (GEMM).
     PackA,
@@ -16,14 +15,18 @@ pub(crate) enum Slot {
     PackB,
     /// Lowered input (im2col) or transformed tiles (Winograd).
     Lowered,
-    /// A second operand-sized scratch for convolution algorithms.
+    /// Padded activations for convolution algorithms.
     Aux,
+    /// A transformed filter (Winograd).
+    Filter,
+    /// Per-position products (Winograd).
+    Product,
+    /// The rotated, channel-swapped filter of a backward-data pass.
+    Flipped,
 }
 
 thread_local! {
-    static SLOTS: [Cell<Vec<f32>>; 4] = const {
-        [Cell::new(Vec::new()), Cell::new(Vec::new()), Cell::new(Vec::new()), Cell::new(Vec::new())]
-    };
+    static SLOTS: [Cell<Vec<f32>>; 7] = const { [const { Cell::new(Vec::new()) }; 7] };
 }
 
 /// Floats of slack so that a 64-byte aligned window of any length fits.

@@ -6,23 +6,43 @@
 //! absolute values; L is kh·kw·cin (forward), kh·kw·cout (backward-data) and n·ho·wo
 //! (backward-filter; blocks are accumulated with beta = 1, which adds at most one rounding
 //! per block, covered by the +2 for the block counts these tests reach).
+//!
+//! Winograd adds the rounding of its transforms, whose coefficients reach 8 (F(4x4)), and an
+//! element's error follows the magnitude of its whole input tile rather than of its own
+//! window; no useful a-priori bound exists, so its extra allowance is measured, in units of
+//! ε·M with M the largest Σ|terms| of the tensor. `winograd_error` (benches; table in
+//! BENCHMARKS.md) measures the worst error on the benchmark shapes at 1.04 ε·M for F(2x2)
+//! and 25.2 ε·M for F(4x4) (direct: 2.42). The tests add K·ε·M to the bound above, with K
+//! 4x the measurement rounded up to a power of two: 8 for F(2x2), 128 for F(4x4).
 
 mod common;
 
 use common::{assert_close, fill, padding, EPS};
 use ember_kernels::conv::{
-    conv2d_backward_data, conv2d_backward_filter, conv2d_forward, Conv2d, ConvAlgo, ConvOptions, Padding,
+    conv2d_backward_data, conv2d_backward_filter, conv2d_forward, Conv2d, ConvAlgo, ConvOptions, Padding, Pass,
 };
 use ember_kernels::{reference, Error, Isa};
 use proptest::prelude::*;
 
-const ALGOS: [ConvAlgo; 3] = [ConvAlgo::Auto, ConvAlgo::Direct, ConvAlgo::Im2col];
+const ALGOS: [ConvAlgo; 5] =
+    [ConvAlgo::Auto, ConvAlgo::Direct, ConvAlgo::Im2col, ConvAlgo::Winograd2x3, ConvAlgo::Winograd4x3];
 
-/// A random valid descriptor: N 1..3, H, W 1..12, C 1..9, K in {1,2,3,5}, stride 1..3,
-/// dilation 1..2 (1x1 images and C = 1 included).
+/// The measured extra allowance K of `algo` (see the module docs), in units of ε·M.
+fn extra(algo: ConvAlgo, c: &Conv2d, pass: Pass, isa: Isa) -> usize {
+    match algo.resolve(c, pass, isa) {
+        ConvAlgo::Winograd2x3 => 8,
+        ConvAlgo::Winograd4x3 => 128,
+        _ => 0,
+    }
+}
+
+/// A random valid descriptor: N 1..3, H, W 1..12, C 1..40 (across the 4-, 8- and 16-lane
+/// vector widths and the 2-vector tiles), K in {1,2,3,5}, stride 1..3, dilation 1..2
+/// (1x1 images and C = 1 included); half of the cases are 3x3, stride 1, dilation 1, the
+/// shapes Winograd computes.
 fn conv() -> impl Strategy<Value = Conv2d> {
-    (
-        (1usize..4, 1usize..13, 1usize..13, 1usize..10, 1usize..10),
+    let general = (
+        (1usize..4, 1usize..13, 1usize..13, 1usize..40, 1usize..40),
         (prop::sample::select(vec![1usize, 2, 3, 5]), prop::sample::select(vec![1usize, 2, 3, 5])),
         (1usize..4, 1usize..4, 1usize..3, 1usize..3),
         padding(),
@@ -32,15 +52,22 @@ fn conv() -> impl Strategy<Value = Conv2d> {
             |((n, h, w, ci, co), (kh, kw), (sh, sw, dh, dw), p)| {
                 Conv2d::new([n, h, w, ci], [kh, kw, ci, co], (sh, sw), (dh, dw), p).ok()
             },
-        )
+        );
+    let winograd = ((1usize..4, 1usize..15, 1usize..15, 1usize..40, 1usize..40), padding())
+        .prop_filter_map("window larger than padded input", |((n, h, w, ci, co), p)| {
+            Conv2d::simple([n, h, w, ci], [3, 3, ci, co], p).ok()
+        });
+    prop_oneof![general, winograd]
 }
 
 fn abs(v: &[f32]) -> Vec<f32> {
     v.iter().map(|x| x.abs()).collect()
 }
 
-fn tol(mag: &[f32], terms: usize) -> Vec<f64> {
-    mag.iter().map(|&m| (terms as f64 + 2.0) * EPS * f64::from(m) + 1e-30).collect()
+/// `(terms + 2)·ε·mag[i] + extra·ε·max(mag)` per element.
+fn tol(mag: &[f32], terms: usize, extra: usize) -> Vec<f64> {
+    let floor = extra as f64 * EPS * mag.iter().fold(0f64, |m, &v| m.max(f64::from(v)));
+    mag.iter().map(|&m| (terms as f64 + 2.0) * EPS * f64::from(m) + floor + 1e-30).collect()
 }
 
 fn len(shape: [usize; 4]) -> usize {
@@ -70,18 +97,24 @@ fn check_all_passes(c: &Conv2d, seed: u64, relu: bool) {
         for algo in ALGOS {
             let opts = ConvOptions { algo, isa };
             let what = format!("{isa} {algo:?} {c:?}");
-            let mut y = vec![f32::NAN; dy.len()];
-            conv2d_forward(c, &x, &w, Some(&b), relu, &mut y, &opts).unwrap();
-            assert_close(&y, &y_ref, &tol(&y_mag, c.patch_len()), &format!("forward {what}"));
-
-            let mut dx = vec![f32::NAN; x.len()];
-            conv2d_backward_data(c, &dy, &w, &mut dx, &opts).unwrap();
-            assert_close(&dx, &dx_ref, &tol(&dx_mag, c.kh * c.kw * c.cout), &format!("backward-data {what}"));
-
-            let (mut dw, mut db) = (vec![f32::NAN; w.len()], vec![f32::NAN; c.cout]);
-            conv2d_backward_filter(c, &x, &dy, &mut dw, Some(&mut db), &opts).unwrap();
-            assert_close(&dw, &dw_ref, &tol(&dw_mag, c.pixels()), &format!("backward-filter {what}"));
-            assert_close(&db, &db_ref, &tol(&db_mag, c.pixels()), &format!("bias gradient {what}"));
+            if algo.supports(c, Pass::Forward) {
+                let mut y = vec![f32::NAN; dy.len()];
+                conv2d_forward(c, &x, &w, Some(&b), relu, &mut y, &opts).unwrap();
+                let k = extra(algo, c, Pass::Forward, isa);
+                assert_close(&y, &y_ref, &tol(&y_mag, c.patch_len(), k), &format!("forward {what}"));
+            }
+            if algo.supports(c, Pass::BackwardData) {
+                let mut dx = vec![f32::NAN; x.len()];
+                conv2d_backward_data(c, &dy, &w, &mut dx, &opts).unwrap();
+                let k = extra(algo, c, Pass::BackwardData, isa);
+                assert_close(&dx, &dx_ref, &tol(&dx_mag, c.kh * c.kw * c.cout, k), &format!("backward-data {what}"));
+            }
+            if algo.supports(c, Pass::BackwardFilter) {
+                let (mut dw, mut db) = (vec![f32::NAN; w.len()], vec![f32::NAN; c.cout]);
+                conv2d_backward_filter(c, &x, &dy, &mut dw, Some(&mut db), &opts).unwrap();
+                assert_close(&dw, &dw_ref, &tol(&dw_mag, c.pixels(), 0), &format!("backward-filter {what}"));
+                assert_close(&db, &db_ref, &tol(&db_mag, c.pixels(), 0), &format!("bias gradient {what}"));
+            }
         }
     }
 }
@@ -109,16 +142,31 @@ proptest! {
         let dy = fill(seed ^ 3, len(c.output_shape()));
         let mut mag_y = vec![0.0; dy.len()];
         reference::conv2d_forward(&c, &abs(&x), &abs(&w), None, false, &mut mag_y).unwrap();
-        let bound = 2.0 * (c.patch_len() + c.kh * c.kw * c.cout + c.pixels() + 4) as f64 * EPS * dot(&abs(&dy), &mag_y) + 1e-30;
+        let mut mag_dx = vec![0.0; x.len()];
+        reference::conv2d_backward_data(&c, &abs(&dy), &abs(&w), &mut mag_dx).unwrap();
+        let base = 2.0 * (c.patch_len() + c.kh * c.kw * c.cout + c.pixels() + 4) as f64 * EPS * dot(&abs(&dy), &mag_y);
+        let max = |v: &[f32]| v.iter().fold(0f64, |m, &e| m.max(f64::from(e)));
+        let sum = |v: &[f32]| v.iter().map(|&e| f64::from(e.abs())).sum::<f64>();
+        // Winograd's allowance K·ε·M per element of y (or dx), summed against |dy| (or |x|).
+        let (wino_y, wino_dx) = (EPS * max(&mag_y) * sum(&dy), EPS * max(&mag_dx) * sum(&x));
         for isa in Isa::available() {
             for algo in ALGOS {
+                // Winograd has no backward-filter: its forward and backward-data are checked
+                // against the direct backward-filter.
                 let opts = ConvOptions { algo, isa };
+                if !algo.supports(&c, Pass::Forward) {
+                    continue;
+                }
+                let kf = extra(algo, &c, Pass::Forward, isa) as f64;
+                let kd = extra(algo, &c, Pass::BackwardData, isa) as f64;
+                let bound = base + kf * wino_y + kd * wino_dx + 1e-30;
                 let mut y = vec![0.0; dy.len()];
                 conv2d_forward(&c, &x, &w, None, false, &mut y, &opts).unwrap();
                 let mut dx = vec![0.0; x.len()];
                 conv2d_backward_data(&c, &dy, &w, &mut dx, &opts).unwrap();
                 let mut dw = vec![0.0; w.len()];
-                conv2d_backward_filter(&c, &x, &dy, &mut dw, None, &opts).unwrap();
+                let wopts = if algo.supports(&c, Pass::BackwardFilter) { opts } else { ConvOptions { algo: ConvAlgo::Direct, isa } };
+                conv2d_backward_filter(&c, &x, &dy, &mut dw, None, &wopts).unwrap();
                 let (l, r1, r2) = (dot(&dy, &y), dot(&dx, &x), dot(&dw, &w));
                 prop_assert!((l - r1).abs() <= bound, "{isa} {algo:?}: <dy,y>={l} <dx,x>={r1} bound {bound}");
                 prop_assert!((l - r2).abs() <= bound, "{isa} {algo:?}: <dy,y>={l} <dw,w>={r2} bound {bound}");
@@ -149,14 +197,20 @@ fn results_are_bit_identical_for_any_thread_count() {
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
-            let opts = ConvOptions::default();
-            let mut y = vec![0.0; dy.len()];
-            conv2d_forward(&c, &x, &w, None, true, &mut y, &opts).unwrap();
-            let mut dx = vec![0.0; x.len()];
-            conv2d_backward_data(&c, &dy, &w, &mut dx, &opts).unwrap();
-            let mut dw = vec![0.0; w.len()];
-            conv2d_backward_filter(&c, &x, &dy, &mut dw, None, &opts).unwrap();
-            [y, dx, dw].map(|v| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>())
+            let mut out = Vec::new();
+            for algo in ALGOS {
+                let opts = ConvOptions::with_algo(algo);
+                let mut y = vec![0.0; dy.len()];
+                conv2d_forward(&c, &x, &w, None, true, &mut y, &opts).unwrap();
+                let mut dx = vec![0.0; x.len()];
+                conv2d_backward_data(&c, &dy, &w, &mut dx, &opts).unwrap();
+                let mut dw = vec![0.0; w.len()];
+                if algo.supports(&c, Pass::BackwardFilter) {
+                    conv2d_backward_filter(&c, &x, &dy, &mut dw, None, &opts).unwrap();
+                }
+                out.extend([y, dx, dw].map(|v| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>()));
+            }
+            out
         })
     };
     let one = run(1);
@@ -177,6 +231,15 @@ fn bad_buffers_are_typed_errors() {
     let mut dw = vec![0.0; 72];
     let mut db = vec![0.0; 5];
     assert!(matches!(conv2d_backward_filter(&c, &x, &y, &mut dw, Some(&mut db), &o), Err(Error::ShapeMismatch { .. })));
+    // Winograd needs 3x3, stride 1, dilation 1, and has no backward-filter pass.
+    let strided = Conv2d::new([1, 5, 5, 2], [3, 3, 2, 4], (2, 2), (1, 1), Padding::Valid).unwrap();
+    let mut ys = vec![0.0; 16];
+    for algo in [ConvAlgo::Winograd2x3, ConvAlgo::Winograd4x3] {
+        let o = ConvOptions::with_algo(algo);
+        assert!(matches!(conv2d_forward(&strided, &x, &w, None, false, &mut ys, &o), Err(Error::InvalidArgument(_))));
+        let mut dw = vec![0.0; 72];
+        assert!(matches!(conv2d_backward_filter(&c, &x, &y, &mut dw, None, &o), Err(Error::InvalidArgument(_))));
+    }
     for missing in Isa::ALL.into_iter().filter(|i| !i.is_available()) {
         let o = ConvOptions { algo: ConvAlgo::Auto, isa: missing };
         assert_eq!(conv2d_forward(&c, &x, &w, None, false, &mut y, &o), Err(Error::IsaUnavailable(missing)));

@@ -114,9 +114,9 @@ impl F32x for Portable {
     #[inline(always)]
     unsafe fn select_gt(self, other: Self, b: Self, a: Self) -> Self {
         let mut r = a.0;
-        for i in 0..8 {
-            if self.0[i] > other.0[i] {
-                r[i] = b.0[i];
+        for (((r, x), o), b) in r.iter_mut().zip(self.0).zip(other.0).zip(b.0) {
+            if x > o {
+                *r = b;
             }
         }
         Portable(r)
@@ -124,9 +124,9 @@ impl F32x for Portable {
     #[inline(always)]
     unsafe fn select_eq(self, other: Self, b: Self, a: Self) -> Self {
         let mut r = a.0;
-        for i in 0..8 {
-            if self.0[i] == other.0[i] {
-                r[i] = b.0[i];
+        for (((r, x), o), b) in r.iter_mut().zip(self.0).zip(other.0).zip(b.0) {
+            if x == o {
+                *r = b;
             }
         }
         Portable(r)

@@ -13,15 +13,18 @@
 //! # Ok::<(), ember_kernels::Error>(())
 //! ```
 
+mod auto;
 mod desc;
 mod direct;
 mod im2col;
 mod pad;
+mod winograd;
 
 pub use desc::{Conv2d, Padding};
+pub use direct::kernel_name as direct_kernel_name;
 
 use crate::arch::{default_isa, Isa};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Which algorithm computes a convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -34,6 +37,12 @@ pub enum ConvAlgo {
     Direct,
     /// Lowering onto the GEMM (im2col); a 1x1 stride-1 convolution is a plain GEMM.
     Im2col,
+    /// Winograd F(2x2, 3x3): 3x3 filters, stride 1, dilation 1; forward and backward-data.
+    Winograd2x3,
+    /// Winograd F(4x4, 3x3): 4x fewer multiplications than direct, a little less accurate
+    /// (see the crate's error table); 3x3 filters, stride 1, dilation 1; forward and
+    /// backward-data.
+    Winograd4x3,
 }
 
 /// How to run a convolution: algorithm and instruction set.
@@ -58,6 +67,53 @@ impl ConvOptions {
     }
 }
 
+/// The three passes of a convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pass {
+    /// `y = conv(x, w)`.
+    Forward,
+    /// `dx` from `dy` and `w`.
+    BackwardData,
+    /// `dw` (and `db`) from `x` and `dy`.
+    BackwardFilter,
+}
+
+impl ConvAlgo {
+    /// The concrete algorithms, in the order [`ConvAlgo::Auto`] prefers them on ties.
+    pub const CONCRETE: [ConvAlgo; 4] =
+        [ConvAlgo::Winograd4x3, ConvAlgo::Winograd2x3, ConvAlgo::Direct, ConvAlgo::Im2col];
+
+    /// Whether this algorithm can compute `pass` of `c`. Direct and im2col compute every
+    /// convolution; Winograd needs a 3x3 filter, stride 1 and dilation 1, and has no
+    /// backward-filter pass. `Auto` always applies.
+    pub fn supports(self, c: &Conv2d, pass: Pass) -> bool {
+        match self {
+            ConvAlgo::Winograd2x3 | ConvAlgo::Winograd4x3 => winograd::applies(c) && pass != Pass::BackwardFilter,
+            _ => true,
+        }
+    }
+
+    /// The algorithm `Auto` runs for `pass` of `c` on `isa`: a fixed rule from the shape,
+    /// tuned on the benchmarks (see BENCHMARKS.md), so the choice never varies between runs.
+    pub fn resolve(self, c: &Conv2d, pass: Pass, isa: Isa) -> ConvAlgo {
+        if self != ConvAlgo::Auto {
+            return self;
+        }
+        auto::choose(c, pass, isa)
+    }
+
+    fn check(self, c: &Conv2d, pass: Pass) -> Result<()> {
+        if self.supports(c, pass) {
+            return Ok(());
+        }
+        Err(Error::InvalidArgument(format!(
+            "{self:?} does not compute {pass:?} of this convolution (it needs a 3x3 filter, stride 1, \
+             dilation 1, and has no backward-filter pass): kernel {}x{}, stride {}x{}, dilation {}x{}",
+            c.kh, c.kw, c.sh, c.sw, c.dh, c.dw
+        )))
+    }
+}
+
 /// Forward: `y = relu?(conv(x, w) + bias)`. `x` is `[n,h,w,cin]`, `w` `[kh,kw,cin,cout]`,
 /// `bias` `[cout]`, `y` `[n,ho,wo,cout]` (overwritten).
 pub fn conv2d_forward(
@@ -74,10 +130,16 @@ pub fn conv2d_forward(
     if let Some(b) = bias {
         Conv2d::check_len("bias length vs cout", b.len(), [c.cout, 1, 1, 1])?;
     }
-    match opts.algo {
-        ConvAlgo::Direct => Ok(direct::forward(opts.isa, c, x, w, bias, relu, y)),
-        ConvAlgo::Auto | ConvAlgo::Im2col => im2col::forward(opts.isa, c, x, w, bias, relu, y),
+    let isa = opts.isa;
+    let algo = opts.algo.resolve(c, Pass::Forward, isa);
+    algo.check(c, Pass::Forward)?;
+    match algo {
+        ConvAlgo::Direct => direct::forward(isa, c, x, w, bias, relu, y),
+        ConvAlgo::Winograd2x3 => winograd::forward::<2>(isa, c, x, w, bias, relu, y)?,
+        ConvAlgo::Winograd4x3 => winograd::forward::<4>(isa, c, x, w, bias, relu, y)?,
+        ConvAlgo::Auto | ConvAlgo::Im2col => im2col::forward(isa, c, x, w, bias, relu, y)?,
     }
+    Ok(())
 }
 
 /// Backward-data: the gradient `dx` (`[n,h,w,cin]`, overwritten) of the input, from the
@@ -85,10 +147,16 @@ pub fn conv2d_forward(
 pub fn conv2d_backward_data(c: &Conv2d, dy: &[f32], w: &[f32], dx: &mut [f32], opts: &ConvOptions) -> Result<()> {
     opts.isa.check()?;
     c.check(dx.len(), w.len(), dy.len())?;
-    match opts.algo {
-        ConvAlgo::Direct => Ok(direct::backward_data(opts.isa, c, dy, w, dx)),
-        ConvAlgo::Auto | ConvAlgo::Im2col => im2col::backward_data(opts.isa, c, dy, w, dx),
+    let isa = opts.isa;
+    let algo = opts.algo.resolve(c, Pass::BackwardData, isa);
+    algo.check(c, Pass::BackwardData)?;
+    match algo {
+        ConvAlgo::Direct => direct::backward_data(isa, c, dy, w, dx),
+        ConvAlgo::Winograd2x3 => winograd::backward_data::<2>(isa, c, dy, w, dx)?,
+        ConvAlgo::Winograd4x3 => winograd::backward_data::<4>(isa, c, dy, w, dx)?,
+        ConvAlgo::Auto | ConvAlgo::Im2col => im2col::backward_data(isa, c, dy, w, dx)?,
     }
+    Ok(())
 }
 
 /// Backward-filter: the filter gradient `dw` (`[kh,kw,cin,cout]`, overwritten) from the
@@ -103,11 +171,15 @@ pub fn conv2d_backward_filter(
 ) -> Result<()> {
     opts.isa.check()?;
     c.check(x.len(), dw.len(), dy.len())?;
+    let isa = opts.isa;
+    let algo = opts.algo.resolve(c, Pass::BackwardFilter, isa);
+    algo.check(c, Pass::BackwardFilter)?;
     if let Some(db) = db {
         crate::elementwise::bias_grad(dy, c.cout, db)?;
     }
-    match opts.algo {
-        ConvAlgo::Direct => Ok(direct::backward_filter(opts.isa, c, x, dy, dw)),
-        ConvAlgo::Auto | ConvAlgo::Im2col => im2col::backward_filter(opts.isa, c, x, dy, dw),
+    match algo {
+        ConvAlgo::Direct => direct::backward_filter(isa, c, x, dy, dw),
+        _ => im2col::backward_filter(isa, c, x, dy, dw)?,
     }
+    Ok(())
 }

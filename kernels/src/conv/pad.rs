@@ -38,25 +38,22 @@ impl Placement {
     /// The canvas coordinate `p` maps back to source index `(p - off) / up` when that is exact.
     fn source(p: usize, off: isize, up: usize, len: usize) -> Option<usize> {
         let d = p as isize - off;
-        (d >= 0 && d as usize % up == 0 && (d as usize / up) < len).then(|| d as usize / up)
+        (d >= 0 && (d as usize).is_multiple_of(up) && (d as usize / up) < len).then(|| d as usize / up)
     }
 }
 
 /// Runs `f` on `x` (`[n, h, w, c]`) placed per `pl`: `x` itself when it already fits, else a
 /// padded copy in this thread's scratch.
-pub(crate) fn with_placed<R>(
-    x: &[f32],
-    [n, h, w, c]: [usize; 4],
-    pl: Placement,
-    f: impl FnOnce(Src) -> R,
-) -> R {
+pub(crate) fn with_placed<R>(x: &[f32], [n, h, w, c]: [usize; 4], pl: Placement, f: impl FnOnce(Src) -> R) -> R {
     if pl.is_identity(h, w) {
         return f(Src { data: x, h, w, c });
     }
     let img = pl.hp * pl.wp * c;
     with_scratch(Slot::Aux, n * img, |buf| {
         if img > 0 {
-            buf.par_chunks_mut(img).enumerate().for_each(|(i, dst)| place_image(&x[i * h * w * c..][..h * w * c], [h, w, c], pl, dst));
+            buf.par_chunks_mut(img)
+                .enumerate()
+                .for_each(|(i, dst)| place_image(&x[i * h * w * c..][..h * w * c], [h, w, c], pl, dst));
         }
         f(Src { data: buf, h: pl.hp, w: pl.wp, c })
     })

@@ -65,7 +65,23 @@ pub fn sgemm_packed(alpha: f32, a: MatRef, b: &PackedB, beta: f32, c: MatMut) ->
 
 /// The general entry: explicit ISA, view or prepacked B, and an epilogue. Uses the current
 /// rayon pool's threads for large products; results do not depend on the thread count.
-pub fn sgemm_with(isa: Isa, alpha: f32, a: MatRef, b: Rhs, beta: f32, mut c: MatMut, epilogue: Epilogue) -> Result<()> {
+pub fn sgemm_with(isa: Isa, alpha: f32, a: MatRef, b: Rhs, beta: f32, c: MatMut, epilogue: Epilogue) -> Result<()> {
+    sgemm_threads(isa, alpha, a, b, beta, c, epilogue, rayon::current_num_threads())
+}
+
+/// [`sgemm_with`] on at most `threads` threads (1: on the calling thread only), for callers
+/// that already run in parallel at a coarser grain.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sgemm_threads(
+    isa: Isa,
+    alpha: f32,
+    a: MatRef,
+    b: Rhs,
+    beta: f32,
+    mut c: MatMut,
+    epilogue: Epilogue,
+    threads: usize,
+) -> Result<()> {
     isa.check()?;
     let (k, n) = match b {
         Rhs::View(v) => (v.rows(), v.cols()),
@@ -91,7 +107,6 @@ pub fn sgemm_with(isa: Isa, alpha: f32, a: MatRef, b: Rhs, beta: f32, mut c: Mat
         }
     }
     let epi = Epi { bias: epilogue.bias, relu: epilogue.relu };
-    let threads = rayon::current_num_threads();
     let m = a.rows();
     let (src, nr) = match b {
         Rhs::View(v) => {

@@ -22,7 +22,8 @@ fn family(isa: Isa, cout: usize) -> &'static Tiles {
     fams.iter().rev().find(|f| f.nv * lanes(isa) >= cout).unwrap_or(&fams[0])
 }
 
-/// The name of the forward tile kernel used for `c` on `isa` (for reports).
+/// The name of the direct algorithm's forward tile kernel for `c` on `isa` (for reports),
+/// e.g. `f32-dconv-14x32-avx512`.
 pub fn kernel_name(isa: Isa, c: &Conv2d) -> &'static str {
     family(isa, c.cout).name
 }
@@ -182,15 +183,13 @@ fn run_wgrad(isa: Isa, g: &Conv2d, src: Src, dy: &[f32], dw: &mut [f32]) {
 
 /// `y = relu?(conv(x, w) + bias)`.
 pub(crate) fn forward(isa: Isa, c: &Conv2d, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool, y: &mut [f32]) {
-    with_placed(x, c.input_shape(), forward_placement(c, c.ho, c.wo), |src| {
-        run_forward(isa, c, src, w, bias, relu, y)
-    });
+    with_placed(x, c.input_shape(), forward_placement(c, c.ho, c.wo), |src| run_forward(isa, c, src, w, bias, relu, y));
 }
 
 /// `dx` as the forward convolution of the zero-upsampled `dy` with the flipped filter.
 pub(crate) fn backward_data(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mut [f32]) {
     let (g, pl) = transposed(c, c.h, c.w);
-    with_scratch(Slot::Lowered, w.len(), |wf| {
+    with_scratch(Slot::Flipped, w.len(), |wf| {
         flip_filter(c, w, wf);
         with_placed(dy, c.output_shape(), pl, |src| run_forward(isa, &g, src, wf, None, false, dx));
     });

@@ -216,12 +216,10 @@ macro_rules! tiles {
 /// The tile families of each ISA, widest first. The tallest height keeps every accumulator,
 /// filter vector and broadcast in registers (16 on AVX2, 32 on AVX-512 and NEON).
 pub(crate) fn tiles_for(isa: Isa) -> &'static [Tiles] {
-    static AVX512: [Tiles; 2] =
-        [tiles!("f32-dconv-14x32-avx512", 2, 14), tiles!("f32-dconv-14x16-avx512", 1, 14)];
+    static AVX512: [Tiles; 2] = [tiles!("f32-dconv-14x32-avx512", 2, 14), tiles!("f32-dconv-14x16-avx512", 1, 14)];
     static AVX2: [Tiles; 2] = [tiles!("f32-dconv-6x16-avx2", 2, 6), tiles!("f32-dconv-12x8-avx2", 1, 12)];
     static NEON: [Tiles; 2] = [tiles!("f32-dconv-12x8-neon", 2, 12), tiles!("f32-dconv-14x4-neon", 1, 14)];
-    static PORTABLE: [Tiles; 2] =
-        [tiles!("f32-dconv-4x16-scalar", 2, 4), tiles!("f32-dconv-8x8-scalar", 1, 8)];
+    static PORTABLE: [Tiles; 2] = [tiles!("f32-dconv-4x16-scalar", 2, 4), tiles!("f32-dconv-8x8-scalar", 1, 8)];
     match isa {
         Isa::Avx512 => &AVX512,
         Isa::Avx2 => &AVX2,

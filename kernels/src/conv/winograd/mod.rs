@@ -1,0 +1,136 @@
+//! Winograd convolution F(M x M, 3 x 3) for 3x3 filters, stride 1, dilation 1 (M = 2 or 4).
+//!
+//! The output is cut into `M x M` tiles; with `α = M + 2` each tile needs `α²` products
+//! per (input, output channel) pair instead of `9 M²` (2.25x fewer for F(2x2), 4x fewer for
+//! F(4x4)). For a block of tiles: the input transform writes `α²` matrices `[tiles, cin]`,
+//! each multiplies the matching transformed filter `[cin, cout]` on our GEMM, and the output
+//! transform turns the `α²` products `[tiles, cout]` into output tiles with bias and ReLU.
+//! Backward-data is the same on the transposed problem ([`super::pad::transposed`]).
+//!
+//! Blocks are whole rows of tiles, so each owns a contiguous run of output rows; threads
+//! split blocks and a block's arithmetic never depends on the split (bit-identical results
+//! for any thread count).
+
+mod transform;
+
+use super::pad::{flip_filter, transposed, with_placed, Placement, Src};
+use super::Conv2d;
+use crate::arch::Isa;
+use crate::error::Result;
+use crate::gemm::{sgemm_threads, Epilogue, MatMut, MatRef, Rhs};
+use crate::scratch::{with_scratch, Slot};
+use rayon::prelude::*;
+use transform::Tiles;
+
+/// Tiles per block: enough rows for the per-position GEMMs to run near peak, few enough
+/// that a block's transformed input and products stay near the core.
+const TILES_PER_BLOCK: usize = 96;
+
+/// Whether Winograd F(M x M, 3 x 3) computes `c`: 3x3 filter, stride 1, dilation 1.
+pub(crate) fn applies(c: &Conv2d) -> bool {
+    (c.kh, c.kw, c.sh, c.sw, c.dh, c.dw) == (3, 3, 1, 1, 1, 1)
+}
+
+/// `y = relu?(conv(src, w) + bias)` for geometry `g` (3x3, stride 1) on a canvas covering
+/// whole tiles.
+#[allow(clippy::too_many_arguments)]
+fn run_forward<const M: usize>(
+    isa: Isa,
+    g: &Conv2d,
+    src: Src,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    y: &mut [f32],
+) -> Result<()> {
+    let a = M + 2;
+    let (th, tw) = (g.ho.div_ceil(M), g.wo.div_ceil(M));
+    if y.is_empty() {
+        return Ok(());
+    }
+    assert!(
+        src.c == g.cin && src.h >= th * M + 2 && src.w >= tw * M + 2 && src.data.len() >= g.n * src.h * src.w * g.cin,
+        "winograd: canvas does not cover the tiles"
+    );
+    let (cin, cout) = (g.cin, g.cout);
+    // Blocks of whole tile rows; the output rows of consecutive tile rows are contiguous.
+    let rows_per_block = (TILES_PER_BLOCK / tw).max(1);
+    let tile_rows = g.n * th;
+    let mut blocks = Vec::with_capacity(tile_rows.div_ceil(rows_per_block));
+    let mut rest = y;
+    for first in (0..tile_rows).step_by(rows_per_block) {
+        let count = rows_per_block.min(tile_rows - first);
+        let out_rows: usize = (first..first + count).map(|tr| M.min(g.ho - tr % th * M)).sum();
+        let (head, tail) = rest.split_at_mut(out_rows * g.wo * cout);
+        blocks.push((first, count, head));
+        rest = tail;
+    }
+    with_scratch(Slot::Filter, a * a * cin * cout, |u| {
+        // SAFETY: w is the 3x3 HWIO filter (checked by the caller), u holds α²·cin·cout;
+        // `isa` was checked by the public entry point.
+        unsafe { transform::filter::<M>(isa, w, u, cin, cout) };
+        let u: &[f32] = u;
+        blocks.into_par_iter().try_for_each(|(first, count, yb)| {
+            let t = count * tw;
+            let tiles = Tiles { first: first * tw, count: t, th, tw, h: src.h, w: src.w, c: cin };
+            with_scratch(Slot::Lowered, a * a * t * cin, |v| {
+                with_scratch(Slot::Product, a * a * t * cout, |m| {
+                    // SAFETY: every tile's window lies inside the canvas (asserted above);
+                    // v holds α²·t·cin floats.
+                    unsafe { transform::input::<M>(isa, src.data, &tiles, v) };
+                    for pos in 0..a * a {
+                        sgemm_threads(
+                            isa,
+                            1.0,
+                            MatRef::row_major(&v[pos * t * cin..][..t * cin], t, cin)?,
+                            Rhs::View(MatRef::row_major(&u[pos * cin * cout..][..cin * cout], cin, cout)?),
+                            0.0,
+                            MatMut::row_major(&mut m[pos * t * cout..][..t * cout], t, cout)?,
+                            Epilogue::NONE,
+                            1,
+                        )?;
+                    }
+                    let out = Tiles { h: g.ho, w: g.wo, c: cout, ..tiles };
+                    // SAFETY: m holds α²·t·cout floats; yb is exactly the output rows of
+                    // this block's tile rows; bias has cout floats (checked by the caller).
+                    unsafe { transform::output::<M>(isa, m, &out, bias.unwrap_or(&[]), relu, yb) };
+                    Ok(())
+                })
+            })
+        })
+    })
+}
+
+/// The canvas for tiles of `M`: the input padded on top/left and zero-extended to whole tiles.
+fn placement<const M: usize>(c: &Conv2d) -> Placement {
+    Placement {
+        top: c.pad_top as isize,
+        left: c.pad_left as isize,
+        up: (1, 1),
+        hp: c.ho.div_ceil(M) * M + 2,
+        wp: c.wo.div_ceil(M) * M + 2,
+    }
+}
+
+/// Forward with F(M x M, 3 x 3). The caller checked [`applies`].
+pub(crate) fn forward<const M: usize>(
+    isa: Isa,
+    c: &Conv2d,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    y: &mut [f32],
+) -> Result<()> {
+    with_placed(x, c.input_shape(), placement::<M>(c), |src| run_forward::<M>(isa, c, src, w, bias, relu, y))
+}
+
+/// Backward-data with F(M x M, 3 x 3): the forward of the transposed problem. The caller
+/// checked [`applies`].
+pub(crate) fn backward_data<const M: usize>(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mut [f32]) -> Result<()> {
+    let (g, pl) = transposed(c, c.h.div_ceil(M) * M, c.w.div_ceil(M) * M);
+    with_scratch(Slot::Flipped, w.len(), |wf| {
+        flip_filter(c, w, wf);
+        with_placed(dy, c.output_shape(), pl, |src| run_forward::<M>(isa, &g, src, wf, None, false, dx))
+    })
+}
