@@ -6,7 +6,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ember_benches::{bench_isa, fill, flops, pool};
 use ember_kernels::conv::{
-    conv2d_backward_data, conv2d_backward_filter, conv2d_forward, Conv2d, ConvAlgo, ConvOptions, Padding,
+    conv2d_backward_data, conv2d_backward_filter, conv2d_forward, Conv2d, ConvAlgo, ConvOptions, Padding, Pass,
 };
 use ember_kernels::pool::{max_pool_backward, max_pool_forward, Pool2d};
 use std::time::Duration;
@@ -24,8 +24,13 @@ const SHAPES: [Shape; 7] = [
     ("down56_64_128", 8, 56, 64, 128, 3, 2, Padding::Same),
 ];
 
-const ALGOS: [(&str, ConvAlgo); 3] =
-    [("direct", ConvAlgo::Direct), ("im2col", ConvAlgo::Im2col), ("auto", ConvAlgo::Auto)];
+const ALGOS: [(&str, ConvAlgo); 5] = [
+    ("direct", ConvAlgo::Direct),
+    ("im2col", ConvAlgo::Im2col),
+    ("winograd2x3", ConvAlgo::Winograd2x3),
+    ("winograd4x3", ConvAlgo::Winograd4x3),
+    ("auto", ConvAlgo::Auto),
+];
 
 fn conv_groups(c: &mut Criterion, suffix: &str, threads: usize) {
     let isa = bench_isa();
@@ -42,7 +47,12 @@ fn conv_groups(c: &mut Criterion, suffix: &str, threads: usize) {
             let (mut y, mut dx, mut dw, mut db) =
                 (vec![0.0; dy.len()], vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; cout]);
             g.throughput(flops(d.flops()));
-            for (aname, algo) in ALGOS {
+            let pass_kind = match pass {
+                "fwd" => Pass::Forward,
+                "bwd_data" => Pass::BackwardData,
+                _ => Pass::BackwardFilter,
+            };
+            for (aname, algo) in ALGOS.into_iter().filter(|(_, a)| a.supports(&d, pass_kind)) {
                 let opts = ConvOptions { algo, isa };
                 g.bench_function(BenchmarkId::new(aname, name), |b| {
                     pool.install(|| match pass {

@@ -66,11 +66,12 @@ pub fn sgemm_packed(alpha: f32, a: MatRef, b: &PackedB, beta: f32, c: MatMut) ->
 /// The general entry: explicit ISA, view or prepacked B, and an epilogue. Uses the current
 /// rayon pool's threads for large products; results do not depend on the thread count.
 pub fn sgemm_with(isa: Isa, alpha: f32, a: MatRef, b: Rhs, beta: f32, c: MatMut, epilogue: Epilogue) -> Result<()> {
-    sgemm_threads(isa, alpha, a, b, beta, c, epilogue, rayon::current_num_threads())
+    sgemm_threads(isa, alpha, a, b, beta, c, epilogue, rayon::current_num_threads(), false)
 }
 
 /// [`sgemm_with`] on at most `threads` threads (1: on the calling thread only), for callers
-/// that already run in parallel at a coarser grain.
+/// that already run in parallel at a coarser grain. `unpacked` asks for the kernels that
+/// read A and B in place whenever the ISA has them, for operands too small to repay packing.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn sgemm_threads(
     isa: Isa,
@@ -81,6 +82,7 @@ pub(crate) fn sgemm_threads(
     mut c: MatMut,
     epilogue: Epilogue,
     threads: usize,
+    unpacked: bool,
 ) -> Result<()> {
     isa.check()?;
     let (k, n) = match b {
@@ -111,7 +113,7 @@ pub(crate) fn sgemm_threads(
     let (src, nr) = match b {
         Rhs::View(v) => {
             let nopack = kernel::nopack_kernels_for(isa);
-            if !nopack.is_empty() && (v.col_stride() == 1 || n == 1) && kernel::prefers_nopack(m, n, k) {
+            if !nopack.is_empty() && (v.col_stride() == 1 || n == 1) && (unpacked || kernel::prefers_nopack(m, n, k)) {
                 let kern = kernel::select_from(nopack, m, n, None);
                 debug_assert_eq!(kern.isa, isa);
                 driver::gemm_nopack(kern, alpha, &a, &v, beta, &mut c, epi, threads);

@@ -88,6 +88,7 @@ fn run_forward<const M: usize>(
                             MatMut::row_major(&mut m[pos * t * cout..][..t * cout], t, cout)?,
                             Epilogue::NONE,
                             1,
+                            true,
                         )?;
                     }
                     let out = Tiles { h: g.ho, w: g.wo, c: cout, ..tiles };

@@ -180,18 +180,16 @@ unsafe fn input_body<V: F32x, const M: usize>(x: &[f32], b: &Tiles, v: &mut [f32
             let base = x.as_ptr().add(((n * b.h + y0) * b.w + x0) * b.c);
             for ch in (0..b.c).step_by(V::LANES) {
                 let nl = V::LANES.min(b.c - ch);
-                // Columns: t[i][j] = (Bᵀ d)[i][j].
-                let mut tm = [[V::zero(); 6]; 6];
-                for j in 0..a {
-                    let mut col = [V::zero(); 6];
-                    for (i, cv) in col.iter_mut().enumerate().take(a) {
-                        *cv = ld(base.add((i * b.w + j) * b.c + ch), nl);
+                // Columns: cols[j] = Bᵀ d[:, j] (arrays built by from_fn, no zeroed temporaries).
+                let cols: [[V; 6]; 6] = core::array::from_fn(|j| {
+                    if j >= a {
+                        return [V::zero(); 6];
                     }
-                    let col = bt::<V, M>(col);
-                    for i in 0..a {
-                        tm[i][j] = col[i];
-                    }
-                }
+                    bt::<V, M>(core::array::from_fn(|i| {
+                        if i < a { ld(base.add((i * b.w + j) * b.c + ch), nl) } else { V::zero() }
+                    }))
+                });
+                let tm: [[V; 6]; 6] = core::array::from_fn(|i| core::array::from_fn(|j| cols[j][i]));
                 for (i, row) in tm.iter().enumerate().take(a) {
                     let r = bt::<V, M>(*row);
                     for (j, rv) in r.iter().enumerate().take(a) {
@@ -224,30 +222,32 @@ unsafe fn output_body<V: F32x, const M: usize>(m: &[f32], b: &Tiles, bias: &[f32
         for t in 0..b.count {
             let (n, y0, x0) = b.origin(t, M);
             let rows = M.min(b.h - y0);
-            let cols = M.min(b.w - x0);
+            let width = M.min(b.w - x0);
             let out = y.as_mut_ptr().add(((n * b.h + y0) * b.w + x0 - start) * b.c);
             for ch in (0..b.c).step_by(V::LANES) {
                 let nl = V::LANES.min(b.c - ch);
-                let mut tm = [[V::zero(); 6]; 6];
-                for j in 0..a {
-                    let mut col = [V::zero(); 6];
-                    for (i, cv) in col.iter_mut().enumerate().take(a) {
-                        *cv = ld(m.as_ptr().add((i * a + j) * stride + t * b.c + ch), nl);
+                let cols: [[V; 6]; 6] = core::array::from_fn(|j| {
+                    if j >= a {
+                        return [V::zero(); 6];
                     }
-                    let col = at::<V, M>(col);
-                    for i in 0..M {
-                        tm[i][j] = col[i];
-                    }
-                }
+                    at::<V, M>(core::array::from_fn(|i| {
+                        if i < a { ld(m.as_ptr().add((i * a + j) * stride + t * b.c + ch), nl) } else { V::zero() }
+                    }))
+                });
+                let tm: [[V; 6]; 6] = core::array::from_fn(|i| core::array::from_fn(|j| cols[j][i]));
                 let bv = if bias.is_empty() { V::zero() } else { ld(bias.as_ptr().add(ch), nl) };
-                for (i, row) in tm.iter().enumerate().take(rows) {
-                    let r = at::<V, M>(*row);
-                    for (j, rv) in r.iter().enumerate().take(cols) {
-                        let mut o = rv.add(bv);
+                // Constant trip counts and a branch per store (not a clipped loop): the tile
+                // arrays stay in registers.
+                for i in 0..M {
+                    let r = at::<V, M>(tm[i]);
+                    for j in 0..M {
+                        let mut o = r[j].add(bv);
                         if relu {
                             o = o.max(V::zero());
                         }
-                        st(o, out.add((i * b.w + j) * b.c + ch), nl);
+                        if i < rows && j < width {
+                            st(o, out.add((i * b.w + j) * b.c + ch), nl);
+                        }
                     }
                 }
             }
