@@ -8,13 +8,14 @@ use ember_kernels::elementwise::{
     adam_update, bias_add, bias_grad, relu_backward, relu_forward, softmax, softmax_cross_entropy, AdamParams,
 };
 use ember_kernels::pool::{
-    avg_pool_backward, avg_pool_forward, global_avg_pool_forward, max_pool_backward, max_pool_forward, Pool2d,
+    avg_pool_backward, avg_pool_forward, global_avg_pool_forward, max_pool_backward, max_pool_backward_with,
+    max_pool_forward, max_pool_forward_with, Pool2d,
 };
-use ember_kernels::{reference, Error};
+use ember_kernels::{reference, Error, Isa};
 use proptest::prelude::*;
 
 fn pool() -> impl Strategy<Value = Pool2d> {
-    ((1usize..4, 1usize..11, 1usize..11, 1usize..20), (1usize..4, 1usize..4, 1usize..4, 1usize..4), padding())
+    ((1usize..4, 1usize..11, 1usize..11, 1usize..40), (1usize..4, 1usize..4, 1usize..4, 1usize..4), padding())
         .prop_filter_map("window larger than padded input", |((n, h, w, c), (kh, kw, sh, sw), p)| {
             Pool2d::new([n, h, w, c], (kh, kw), (sh, sw), p).ok()
         })
@@ -32,18 +33,21 @@ proptest! {
         // Quantised values make ties common, so the tie rule is exercised too.
         let x: Vec<f32> = fill(seed, len(p.input_shape())).iter().map(|v| (v * 4.0).round()).collect();
         let dy = fill(seed ^ 1, len(p.output_shape()));
-        let (mut y, mut a) = (vec![0.0; dy.len()], vec![0u32; dy.len()]);
         let (mut yr, mut ar) = (vec![0.0; dy.len()], vec![0u32; dy.len()]);
-        max_pool_forward(&p, &x, &mut y, &mut a).unwrap();
         reference::max_pool_forward(&p, &x, &mut yr, &mut ar).unwrap();
-        prop_assert_eq!(&y, &yr);
-        prop_assert_eq!(&a, &ar);
-        let (mut dx, mut dxr) = (vec![f32::NAN; x.len()], vec![0.0; x.len()]);
-        max_pool_backward(&p, &dy, &a, &mut dx).unwrap();
+        let mut dxr = vec![0.0; x.len()];
         reference::max_pool_backward(&p, &dy, &ar, &mut dxr).unwrap();
-        // Each input cell sums at most kh*kw routed gradients.
-        let tol = vec![(p.kh * p.kw + 2) as f64 * EPS * 2.0 * (p.kh * p.kw) as f64; x.len()];
-        assert_close(&dx, &dxr, &tol, "max_pool_backward");
+        for isa in Isa::available() {
+            let (mut y, mut a) = (vec![0.0; dy.len()], vec![0u32; dy.len()]);
+            max_pool_forward_with(isa, &p, &x, &mut y, &mut a).unwrap();
+            prop_assert_eq!(&y, &yr, "{}", isa);
+            prop_assert_eq!(&a, &ar, "{}", isa);
+            let mut dx = vec![f32::NAN; x.len()];
+            max_pool_backward_with(isa, &p, &dy, &a, &mut dx).unwrap();
+            // Each input cell sums at most kh*kw routed gradients.
+            let tol = vec![(p.kh * p.kw + 2) as f64 * EPS * 2.0 * (p.kh * p.kw) as f64; x.len()];
+            assert_close(&dx, &dxr, &tol, &format!("max_pool_backward {isa}"));
+        }
     }
 
     #[test]

@@ -31,6 +31,11 @@ pub(crate) trait F32x: Copy {
     /// Per lane: `b` where `self == other`, else `a`.
     unsafe fn select_eq(self, other: Self, b: Self, a: Self) -> Self;
 
+    /// Loads `LANES` indices (`u32`, below 2^24) as exact floats.
+    unsafe fn load_index(p: *const u32) -> Self;
+    /// Stores lanes holding exact integers in `[0, 2^24)` as `u32` indices.
+    unsafe fn store_index(self, p: *mut u32);
+
     /// Loads `n <= LANES` floats, the other lanes 0.
     #[inline(always)]
     unsafe fn load_partial(p: *const f32, n: usize) -> Self {
@@ -70,6 +75,16 @@ impl Portable {
 
 impl F32x for Portable {
     const LANES: usize = 8;
+    #[inline(always)]
+    unsafe fn load_index(p: *const u32) -> Self {
+        // SAFETY: the caller guarantees 8 indices at p.
+        Portable(unsafe { p.cast::<[u32; 8]>().read_unaligned() }.map(|i| i as f32))
+    }
+    #[inline(always)]
+    unsafe fn store_index(self, p: *mut u32) {
+        // SAFETY: the caller guarantees 8 writable indices at p.
+        unsafe { p.cast::<[u32; 8]>().write_unaligned(self.0.map(|f| f as i32 as u32)) }
+    }
     #[inline(always)]
     unsafe fn zero() -> Self {
         Portable([0.0; 8])
@@ -151,6 +166,15 @@ mod x86 {
     impl F32x for Avx2 {
         const LANES: usize = 8;
         #[inline(always)]
+        unsafe fn load_index(p: *const u32) -> Self {
+            // Indices below 2^24 are non-negative as i32 and exact as f32.
+            unsafe { Avx2(_mm256_cvtepi32_ps(_mm256_loadu_si256(p.cast()))) }
+        }
+        #[inline(always)]
+        unsafe fn store_index(self, p: *mut u32) {
+            unsafe { _mm256_storeu_si256(p.cast(), _mm256_cvttps_epi32(self.0)) }
+        }
+        #[inline(always)]
         unsafe fn zero() -> Self {
             unsafe { Avx2(_mm256_setzero_ps()) }
         }
@@ -198,6 +222,14 @@ mod x86 {
 
     impl F32x for Avx512 {
         const LANES: usize = 16;
+        #[inline(always)]
+        unsafe fn load_index(p: *const u32) -> Self {
+            unsafe { Avx512(_mm512_cvtepi32_ps(_mm512_loadu_si512(p.cast()))) }
+        }
+        #[inline(always)]
+        unsafe fn store_index(self, p: *mut u32) {
+            unsafe { _mm512_storeu_si512(p.cast(), _mm512_cvttps_epi32(self.0)) }
+        }
         #[inline(always)]
         unsafe fn zero() -> Self {
             unsafe { Avx512(_mm512_setzero_ps()) }
@@ -265,6 +297,14 @@ mod arm {
     // SAFETY (all methods): NEON is always present on AArch64; pointers hold 4 floats.
     impl F32x for Neon {
         const LANES: usize = 4;
+        #[inline(always)]
+        unsafe fn load_index(p: *const u32) -> Self {
+            unsafe { Neon(vcvtq_f32_u32(vld1q_u32(p))) }
+        }
+        #[inline(always)]
+        unsafe fn store_index(self, p: *mut u32) {
+            unsafe { vst1q_u32(p, vcvtq_u32_f32(self.0)) }
+        }
         #[inline(always)]
         unsafe fn zero() -> Self {
             unsafe { Neon(vdupq_n_f32(0.0)) }

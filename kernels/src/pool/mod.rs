@@ -2,6 +2,9 @@
 //! for the backward pass), average pooling with TensorFlow's semantics (padded cells are
 //! not counted), and global average pooling. Any window, stride and padding.
 
+mod simd;
+
+use crate::arch::{default_isa, Isa};
 use crate::error::{Error, Result};
 use crate::geometry::{axis, Padding};
 use rayon::prelude::*;
@@ -106,16 +109,27 @@ impl Pool2d {
 /// [`NO_ARGMAX`] for a window entirely in the padding (whose output is 0). Ties go to the
 /// first maximum in row-major window order.
 pub fn max_pool_forward(p: &Pool2d, x: &[f32], y: &mut [f32], argmax: &mut [u32]) -> Result<()> {
+    max_pool_forward_with(default_isa(), p, x, y, argmax)
+}
+
+/// [`max_pool_forward`] on an explicit ISA.
+pub fn max_pool_forward_with(isa: Isa, p: &Pool2d, x: &[f32], y: &mut [f32], argmax: &mut [u32]) -> Result<()> {
+    isa.check()?;
     p.check(x.len(), y.len())?;
     p.check(x.len(), argmax.len())?;
     let (img_in, img_out) = (p.h * p.w * p.c, p.ho * p.wo * p.c);
     if img_out == 0 {
         return Ok(());
     }
-    y.par_chunks_mut(img_out)
-        .zip(argmax.par_chunks_mut(img_out))
-        .enumerate()
-        .for_each(|(n, (yi, ai))| max_pool_image(p, &x[n * img_in..][..img_in], yi, ai));
+    y.par_chunks_mut(img_out).zip(argmax.par_chunks_mut(img_out)).enumerate().for_each(|(n, (yi, ai))| {
+        let xi = &x[n * img_in..][..img_in];
+        if img_in <= simd::MAX_F32_INDEX {
+            // SAFETY: isa was checked; the slices are one image of p; indices fit f32.
+            unsafe { simd::max_fwd(isa, p, xi, yi, ai) }
+        } else {
+            max_pool_image(p, xi, yi, ai)
+        }
+    });
     Ok(())
 }
 
@@ -155,15 +169,38 @@ fn max_pool_image(p: &Pool2d, xi: &[f32], yi: &mut [f32], ai: &mut [u32]) {
 
 /// Max pooling backward: `dx` (overwritten) receives each `dy` at its window's argmax.
 pub fn max_pool_backward(p: &Pool2d, dy: &[f32], argmax: &[u32], dx: &mut [f32]) -> Result<()> {
+    max_pool_backward_with(default_isa(), p, dy, argmax, dx)
+}
+
+/// [`max_pool_backward`] on an explicit ISA.
+pub fn max_pool_backward_with(isa: Isa, p: &Pool2d, dy: &[f32], argmax: &[u32], dx: &mut [f32]) -> Result<()> {
+    isa.check()?;
     p.check(dx.len(), dy.len())?;
     p.check(dx.len(), argmax.len())?;
     let (img_in, img_out) = (p.h * p.w * p.c, p.ho * p.wo * p.c);
-    if let Some(&bad) = argmax.iter().find(|&&a| a != NO_ARGMAX && a as usize >= img_in) {
+    // One vectorisable pass (NO_ARGMAX wraps to 0); the first offender only on failure.
+    let limit = u32::try_from(img_in).unwrap_or(u32::MAX);
+    let worst = argmax.iter().map(|a| a.wrapping_add(1)).max().unwrap_or(0);
+    if worst > limit {
+        let bad = argmax.iter().find(|&&a| a != NO_ARGMAX && a as usize >= img_in).copied().unwrap_or(worst - 1);
         return Err(Error::InvalidArgument(format!("argmax index {bad} is outside an image of {img_in} elements")));
     }
+    // Non-overlapping windows: every window cell is written once, no scatter.
+    let disjoint = p.kh <= p.sh && p.kw <= p.sw && img_in <= simd::MAX_F32_INDEX;
+    // Windows tile the image exactly: nothing is left to zero.
+    let covers =
+        p.kh == p.sh && p.kw == p.sw && p.pad_top == 0 && p.pad_left == 0 && p.ho * p.sh == p.h && p.wo * p.sw == p.w;
     dx.par_chunks_mut(img_in).enumerate().for_each(|(n, dxi)| {
-        dxi.fill(0.0);
         let (dyi, ai) = (&dy[n * img_out..][..img_out], &argmax[n * img_out..][..img_out]);
+        if disjoint {
+            if !covers {
+                dxi.fill(0.0);
+            }
+            // SAFETY: isa was checked; one image of p; windows are disjoint; indices fit f32.
+            unsafe { simd::max_bwd(isa, p, dyi, ai, dxi) };
+            return;
+        }
+        dxi.fill(0.0);
         for (&g, &a) in dyi.iter().zip(ai) {
             if a != NO_ARGMAX {
                 dxi[a as usize] += g;

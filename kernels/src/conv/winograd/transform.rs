@@ -186,7 +186,11 @@ unsafe fn input_body<V: F32x, const M: usize>(x: &[f32], b: &Tiles, v: &mut [f32
                         return [V::zero(); 6];
                     }
                     bt::<V, M>(core::array::from_fn(|i| {
-                        if i < a { ld(base.add((i * b.w + j) * b.c + ch), nl) } else { V::zero() }
+                        if i < a {
+                            ld(base.add((i * b.w + j) * b.c + ch), nl)
+                        } else {
+                            V::zero()
+                        }
                     }))
                 });
                 let tm: [[V; 6]; 6] = core::array::from_fn(|i| core::array::from_fn(|j| cols[j][i]));
@@ -231,7 +235,11 @@ unsafe fn output_body<V: F32x, const M: usize>(m: &[f32], b: &Tiles, bias: &[f32
                         return [V::zero(); 6];
                     }
                     at::<V, M>(core::array::from_fn(|i| {
-                        if i < a { ld(m.as_ptr().add((i * a + j) * stride + t * b.c + ch), nl) } else { V::zero() }
+                        if i < a {
+                            ld(m.as_ptr().add((i * a + j) * stride + t * b.c + ch), nl)
+                        } else {
+                            V::zero()
+                        }
                     }))
                 });
                 let tm: [[V; 6]; 6] = core::array::from_fn(|i| core::array::from_fn(|j| cols[j][i]));
