@@ -1,14 +1,32 @@
 //! The deterministic choice behind [`ConvAlgo::Auto`]: rules on the shape, drawn from the
-//! measurements in BENCHMARKS.md (one thread, this repository's benchmark shapes).
+//! one-thread measurements in BENCHMARKS.md (AVX-512 on a Zen 4 core):
+//!
+//! - Winograd F(4x4) wins forward and backward-data wherever it applies and both channel
+//!   counts are at least 8 (1.4-2.3x direct on the 3x3 benchmark shapes); with fewer
+//!   channels its transforms cost more than the products they save (seed_conv1: 8x slower).
+//! - Direct wins the other forward passes (1x1, stride 2, one input channel) and every
+//!   backward-filter pass except the 1x1 one.
+//! - im2col wins backward-data with stride > 1 (direct runs on a zero-upsampled gradient)
+//!   or fewer than 8 input channels (direct would vectorise over them), and the 1x1
+//!   backward-filter (a plain GEMM, no lowering).
 
 use super::{Conv2d, ConvAlgo, Pass};
 use crate::arch::Isa;
 
-/// The algorithm `Auto` runs.
+/// Channel count from which Winograd's transforms pay for themselves.
+const WINOGRAD_MIN_CHANNELS: usize = 8;
+
+/// The algorithm `Auto` runs (the rules above; they hold for every ISA so far).
 pub(crate) fn choose(c: &Conv2d, pass: Pass, _isa: Isa) -> ConvAlgo {
-    let winograd = ConvAlgo::Winograd4x3.supports(c, pass);
+    let winograd =
+        ConvAlgo::Winograd4x3.supports(c, pass) && c.cin >= WINOGRAD_MIN_CHANNELS && c.cout >= WINOGRAD_MIN_CHANNELS;
+    let pointwise = c.kh == 1 && c.kw == 1 && c.sh == 1 && c.sw == 1;
     match pass {
-        Pass::Forward | Pass::BackwardData if winograd && c.cin >= 8 && c.cout >= 8 => ConvAlgo::Winograd4x3,
-        _ => ConvAlgo::Direct,
+        _ if winograd => ConvAlgo::Winograd4x3,
+        Pass::Forward => ConvAlgo::Direct,
+        Pass::BackwardData if c.sh > 1 || c.sw > 1 || c.cin < WINOGRAD_MIN_CHANNELS => ConvAlgo::Im2col,
+        Pass::BackwardData => ConvAlgo::Direct,
+        Pass::BackwardFilter if pointwise => ConvAlgo::Im2col,
+        Pass::BackwardFilter => ConvAlgo::Direct,
     }
 }

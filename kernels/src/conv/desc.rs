@@ -6,7 +6,7 @@ pub use crate::geometry::Padding;
 
 /// A validated 2-D convolution: input NHWC `[n, h, w, cin]`, filter HWIO
 /// `[kh, kw, cin, cout]`, output NHWC `[n, ho, wo, cout]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Conv2d {
     /// Batch size.
     pub n: usize,

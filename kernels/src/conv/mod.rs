@@ -14,12 +14,14 @@
 //! ```
 
 mod auto;
+mod autotune;
 mod desc;
 mod direct;
 mod im2col;
 mod pad;
 mod winograd;
 
+pub use autotune::{clear_measurements, measured_algo};
 pub use desc::{Conv2d, Padding};
 pub use direct::kernel_name as direct_kernel_name;
 
@@ -30,9 +32,13 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ConvAlgo {
-    /// Chosen from the shape (deterministically).
+    /// Chosen from the shape by a fixed rule ([`ConvAlgo::resolve`]): the same choice on
+    /// every run.
     #[default]
     Auto,
+    /// Opt-in autotuning: the first call for a shape, pass, ISA and thread count times every
+    /// applicable algorithm and caches the fastest for the process ([`measured_algo`]).
+    Measured,
     /// Register tiles over output pixels x output channels reading the input in place.
     Direct,
     /// Lowering onto the GEMM (im2col); a 1x1 stride-1 convolution is a plain GEMM.
@@ -93,13 +99,27 @@ impl ConvAlgo {
         }
     }
 
-    /// The algorithm `Auto` runs for `pass` of `c` on `isa`: a fixed rule from the shape,
-    /// tuned on the benchmarks (see BENCHMARKS.md), so the choice never varies between runs.
+    /// The concrete algorithm this runs for `pass` of `c` on `isa`: itself, or for `Auto` a
+    /// fixed rule from the shape tuned on the benchmarks (see BENCHMARKS.md), or for
+    /// `Measured` the cached measurement (`Auto`'s rule before the first call).
     pub fn resolve(self, c: &Conv2d, pass: Pass, isa: Isa) -> ConvAlgo {
-        if self != ConvAlgo::Auto {
-            return self;
+        match self {
+            ConvAlgo::Auto => auto::choose(c, pass, isa),
+            ConvAlgo::Measured => measured_algo(c, pass, isa).unwrap_or_else(|| auto::choose(c, pass, isa)),
+            concrete => concrete,
         }
-        auto::choose(c, pass, isa)
+    }
+
+    /// The concrete algorithm for a call: `Measured` measures on its first call.
+    fn select(self, c: &Conv2d, pass: Pass, isa: Isa, run: impl FnMut(ConvAlgo) -> Result<()>) -> Result<ConvAlgo> {
+        match self {
+            ConvAlgo::Measured => autotune::pick(c, pass, isa, run),
+            other => {
+                let algo = other.resolve(c, pass, isa);
+                algo.check(c, pass)?;
+                Ok(algo)
+            }
+        }
     }
 
     fn check(self, c: &Conv2d, pass: Pass) -> Result<()> {
@@ -131,15 +151,14 @@ pub fn conv2d_forward(
         Conv2d::check_len("bias length vs cout", b.len(), [c.cout, 1, 1, 1])?;
     }
     let isa = opts.isa;
-    let algo = opts.algo.resolve(c, Pass::Forward, isa);
-    algo.check(c, Pass::Forward)?;
-    match algo {
+    let mut run = |algo| match algo {
         ConvAlgo::Direct => direct::forward(isa, c, x, w, bias, relu, y),
-        ConvAlgo::Winograd2x3 => winograd::forward::<2>(isa, c, x, w, bias, relu, y)?,
-        ConvAlgo::Winograd4x3 => winograd::forward::<4>(isa, c, x, w, bias, relu, y)?,
-        ConvAlgo::Auto | ConvAlgo::Im2col => im2col::forward(isa, c, x, w, bias, relu, y)?,
-    }
-    Ok(())
+        ConvAlgo::Winograd2x3 => winograd::forward::<2>(isa, c, x, w, bias, relu, y),
+        ConvAlgo::Winograd4x3 => winograd::forward::<4>(isa, c, x, w, bias, relu, y),
+        _ => im2col::forward(isa, c, x, w, bias, relu, y),
+    };
+    let algo = opts.algo.select(c, Pass::Forward, isa, &mut run)?;
+    run(algo)
 }
 
 /// Backward-data: the gradient `dx` (`[n,h,w,cin]`, overwritten) of the input, from the
@@ -148,15 +167,14 @@ pub fn conv2d_backward_data(c: &Conv2d, dy: &[f32], w: &[f32], dx: &mut [f32], o
     opts.isa.check()?;
     c.check(dx.len(), w.len(), dy.len())?;
     let isa = opts.isa;
-    let algo = opts.algo.resolve(c, Pass::BackwardData, isa);
-    algo.check(c, Pass::BackwardData)?;
-    match algo {
+    let mut run = |algo| match algo {
         ConvAlgo::Direct => direct::backward_data(isa, c, dy, w, dx),
-        ConvAlgo::Winograd2x3 => winograd::backward_data::<2>(isa, c, dy, w, dx)?,
-        ConvAlgo::Winograd4x3 => winograd::backward_data::<4>(isa, c, dy, w, dx)?,
-        ConvAlgo::Auto | ConvAlgo::Im2col => im2col::backward_data(isa, c, dy, w, dx)?,
-    }
-    Ok(())
+        ConvAlgo::Winograd2x3 => winograd::backward_data::<2>(isa, c, dy, w, dx),
+        ConvAlgo::Winograd4x3 => winograd::backward_data::<4>(isa, c, dy, w, dx),
+        _ => im2col::backward_data(isa, c, dy, w, dx),
+    };
+    let algo = opts.algo.select(c, Pass::BackwardData, isa, &mut run)?;
+    run(algo)
 }
 
 /// Backward-filter: the filter gradient `dw` (`[kh,kw,cin,cout]`, overwritten) from the
@@ -172,14 +190,13 @@ pub fn conv2d_backward_filter(
     opts.isa.check()?;
     c.check(x.len(), dw.len(), dy.len())?;
     let isa = opts.isa;
-    let algo = opts.algo.resolve(c, Pass::BackwardFilter, isa);
-    algo.check(c, Pass::BackwardFilter)?;
+    let mut run = |algo| match algo {
+        ConvAlgo::Direct => direct::backward_filter(isa, c, x, dy, dw),
+        _ => im2col::backward_filter(isa, c, x, dy, dw),
+    };
+    let algo = opts.algo.select(c, Pass::BackwardFilter, isa, &mut run)?;
     if let Some(db) = db {
         crate::elementwise::bias_grad(dy, c.cout, db)?;
     }
-    match algo {
-        ConvAlgo::Direct => direct::backward_filter(isa, c, x, dy, dw),
-        _ => im2col::backward_filter(isa, c, x, dy, dw)?,
-    }
-    Ok(())
+    run(algo)
 }

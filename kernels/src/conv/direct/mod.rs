@@ -12,6 +12,7 @@ mod ukr;
 use super::pad::{flip_filter, forward_placement, transposed, with_placed, Src};
 use super::Conv2d;
 use crate::arch::{simd::lanes, Isa};
+use crate::error::Result;
 use crate::scratch::{with_scratch, Slot};
 use rayon::prelude::*;
 use ukr::{FwdTile, Tiles, WgradTile};
@@ -182,20 +183,31 @@ fn run_wgrad(isa: Isa, g: &Conv2d, src: Src, dy: &[f32], dw: &mut [f32]) {
 }
 
 /// `y = relu?(conv(x, w) + bias)`.
-pub(crate) fn forward(isa: Isa, c: &Conv2d, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool, y: &mut [f32]) {
+pub(crate) fn forward(
+    isa: Isa,
+    c: &Conv2d,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    y: &mut [f32],
+) -> Result<()> {
     with_placed(x, c.input_shape(), forward_placement(c, c.ho, c.wo), |src| run_forward(isa, c, src, w, bias, relu, y));
+    Ok(())
 }
 
 /// `dx` as the forward convolution of the zero-upsampled `dy` with the flipped filter.
-pub(crate) fn backward_data(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+pub(crate) fn backward_data(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mut [f32]) -> Result<()> {
     let (g, pl) = transposed(c, c.h, c.w);
     with_scratch(Slot::Flipped, w.len(), |wf| {
         flip_filter(c, w, wf);
         with_placed(dy, c.output_shape(), pl, |src| run_forward(isa, &g, src, wf, None, false, dx));
     });
+    Ok(())
 }
 
 /// `dw` accumulated tile by tile over every output pixel.
-pub(crate) fn backward_filter(isa: Isa, c: &Conv2d, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+pub(crate) fn backward_filter(isa: Isa, c: &Conv2d, x: &[f32], dy: &[f32], dw: &mut [f32]) -> Result<()> {
     with_placed(x, c.input_shape(), forward_placement(c, c.ho, c.wo), |src| run_wgrad(isa, c, src, dy, dw));
+    Ok(())
 }
