@@ -1,15 +1,20 @@
 //! # ember-kernels
 //!
 //! Hand-tuned SIMD, multithreaded CPU kernels for convolutional networks: f32 GEMM
-//! (BLIS-style), with AVX-512, AVX2+FMA, NEON and portable microkernels chosen at run time
-//! ([`arch`]). Every kernel has a naive twin in [`reference`] that the tests check it against.
+//! (BLIS-style, [`gemm`]), 2-D convolution by direct, im2col and Winograd algorithms in all
+//! three training passes ([`conv`]), pooling ([`pool`]) and the elementwise pieces of a CNN
+//! ([`elementwise`]), with AVX-512, AVX2+FMA, NEON and portable microkernels chosen at run
+//! time ([`arch`]). Every kernel has a naive twin in [`reference`] that the tests check it
+//! against.
 //!
 //! Layout conventions: matrices are strided views ([`gemm::MatRef`]); activations are NHWC
 //! and filters HWIO, as in TensorFlow/Keras.
 //!
 //! Every public function checks its arguments and returns an [`Error`] that says what was
-//! wrong; none panics on bad input. `unsafe` is confined to the microkernels and the one
-//! place that shares C between threads, each block with a `SAFETY:` comment.
+//! wrong; none panics on bad input. `unsafe` is confined to the microkernels (the GEMM's,
+//! the convolution tiles, the Winograd transforms, the pooling kernels, and the per-ISA
+//! vector type in `arch::simd` they are written on), the single call site of each, and the
+//! one place that shares C between threads; every block has a `SAFETY:` comment.
 
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]

@@ -2,6 +2,29 @@
 //! three passes a CNN trains with: forward (with fused bias + ReLU), backward-data and
 //! backward-filter (with the bias gradient).
 //!
+//! Algorithms ([`ConvAlgo`]):
+//! - **Direct**: register tiles of output pixels x output channels read the (padded) input
+//!   in place; backward-data runs the same kernels on the transposed problem; every pass,
+//!   any geometry.
+//! - **im2col**: patches lowered onto the GEMM (a 1x1 stride-1 convolution is the GEMM
+//!   itself); every pass, any geometry.
+//! - **Winograd** F(2x2, 3x3) and F(4x4, 3x3): 3x3, stride 1, dilation 1; forward and
+//!   backward-data; 2.25x and 4x fewer multiplications than direct.
+//! - **Auto** picks by a fixed shape rule; **Measured** times the candidates once per shape.
+//!
+//! Accuracy against the f64 reference (benchmark shapes, inputs in [-1, 1), Glorot filters;
+//! `cargo run --release -p ember-benches --bin winograd_error`; full table in BENCHMARKS.md):
+//!
+//! | algorithm | RMS error / RMS output | worst error, in ε · max Σ\|terms\| |
+//! |---|---:|---:|
+//! | direct | 3.0e-7 .. 8.3e-7 | 2.4 |
+//! | im2col | 1.6e-7 .. 3.9e-7 | 1.6 |
+//! | Winograd F(2x2, 3x3) | 2.0e-7 .. 5.0e-7 | 1.0 |
+//! | Winograd F(4x4, 3x3) | 1.1e-6 .. 3.4e-6 | 25.2 |
+//!
+//! F(2x2) is as accurate as direct; F(4x4) is about 5x less accurate (its transforms
+//! multiply by up to 8), still ~1e-6 relative, far below what training notices.
+//!
 //! ```
 //! use ember_kernels::conv::{conv2d_forward, Conv2d, ConvOptions, Padding};
 //! let c = Conv2d::simple([1, 4, 4, 1], [3, 3, 1, 2], Padding::Valid)?;
@@ -45,9 +68,9 @@ pub enum ConvAlgo {
     Im2col,
     /// Winograd F(2x2, 3x3): 3x3 filters, stride 1, dilation 1; forward and backward-data.
     Winograd2x3,
-    /// Winograd F(4x4, 3x3): 4x fewer multiplications than direct, a little less accurate
-    /// (see the crate's error table); 3x3 filters, stride 1, dilation 1; forward and
-    /// backward-data.
+    /// Winograd F(4x4, 3x3): 4x fewer multiplications than direct, about 5x less accurate
+    /// (the error table in the module docs); 3x3 filters, stride 1, dilation 1; forward
+    /// and backward-data.
     Winograd4x3,
 }
 

@@ -17,6 +17,9 @@ use crate::scratch::{with_scratch, Slot};
 use rayon::prelude::*;
 use ukr::{FwdTile, Tiles, WgradTile};
 
+/// Packed filter bytes up to which every panel is kept hot (half of a 1 MiB L2).
+const FILTER_L2_BYTES: usize = 512 * 1024;
+
 /// The tile family for `cout` output channels: one vector wide when that covers them.
 fn family(isa: Isa, cout: usize) -> &'static Tiles {
     let fams = ukr::tiles_for(isa);
@@ -81,14 +84,21 @@ fn run_forward(isa: Isa, g: &Conv2d, src: Src, w: &[f32], bias: Option<&[f32]>, 
     let (k, panels) = (g.kh * g.kw * g.cin, g.cout.div_ceil(nr));
     let mt = balanced(g.wo, fam.max_mr);
     let taps = tap_offsets(g, &src);
+    let filter_fits = panels * k * nr * 4 <= FILTER_L2_BYTES;
     with_scratch(Slot::PackB, panels * (k + 1) * nr, |packed| {
         pack_filter(w, bias, k, g.cout, nr, packed);
         let (wp, bp) = packed.split_at(panels * k * nr);
         y.par_chunks_mut(g.wo * g.cout).enumerate().for_each(|(row, yr)| {
             let (n, oy) = (row / g.ho, row % g.ho);
             let xrow = &src.data[(n * src.h + oy * g.sh) * src.w * g.cin..];
-            for p in 0..panels {
-                for ox0 in (0..g.wo).step_by(mt) {
+            // All panels of a tile before the next tile (whole output pixels written at once)
+            // while the filter fits in L2; else a panel over the whole row (the panel stays
+            // in L1/L2 while the row's input is re-read).
+            let tiles = g.wo.div_ceil(mt);
+            for i in 0..panels * tiles {
+                let (p, tile) = if filter_fits { (i % panels, i / panels) } else { (i / tiles, i % tiles) };
+                {
+                    let ox0 = tile * mt;
                     let m = mt.min(g.wo - ox0);
                     let t = FwdTile {
                         x: xrow[ox0 * g.sw * g.cin..].as_ptr(),
