@@ -28,6 +28,9 @@ use transform::Tiles;
 /// best or within noise of best on each.
 const TILES_PER_BLOCK: usize = 48;
 
+/// Blocks a convolution is cut into at least (when it has that many tile rows).
+const MIN_BLOCKS: usize = 8;
+
 /// Whether Winograd F(M x M, 3 x 3) computes `c`: 3x3 filter, stride 1, dilation 1.
 pub(crate) fn applies(c: &Conv2d) -> bool {
     (c.kh, c.kw, c.sh, c.sw, c.dh, c.dw) == (3, 3, 1, 1, 1, 1)
@@ -56,8 +59,10 @@ fn run_forward<const M: usize>(
     );
     let (cin, cout) = (g.cin, g.cout);
     // Blocks of whole tile rows; the output rows of consecutive tile rows are contiguous.
-    let rows_per_block = (TILES_PER_BLOCK / tw).max(1);
+    // At least MIN_BLOCKS blocks when there are enough tile rows, so that every core gets
+    // work (a fixed count: the split never depends on the number of threads).
     let tile_rows = g.n * th;
+    let rows_per_block = (TILES_PER_BLOCK / tw).min(tile_rows.div_ceil(MIN_BLOCKS)).max(1);
     let mut blocks = Vec::with_capacity(tile_rows.div_ceil(rows_per_block));
     let mut rest = y;
     for first in (0..tile_rows).step_by(rows_per_block) {
@@ -68,9 +73,12 @@ fn run_forward<const M: usize>(
         rest = tail;
     }
     with_scratch(Slot::Filter, a * a * cin * cout, |u| {
-        // SAFETY: w is the 3x3 HWIO filter (checked by the caller), u holds α²·cin·cout;
-        // `isa` was checked by the public entry point.
-        unsafe { transform::filter::<M>(isa, w, u, cin, cout) };
+        // The transformed filter is [cin][α²][cout], one slab per input channel (in parallel).
+        u.par_chunks_mut(a * a * cout).enumerate().for_each(|(ci, slab)| {
+            // SAFETY: w is the 3x3 HWIO filter (checked by the caller), ci < cin, the slab
+            // holds α²·cout; `isa` was checked by the public entry point.
+            unsafe { transform::filter::<M>(isa, w, slab, ci, cin, cout) };
+        });
         let u: &[f32] = u;
         blocks.into_par_iter().try_for_each(|(first, count, yb)| {
             let t = count * tw;
@@ -85,7 +93,8 @@ fn run_forward<const M: usize>(
                             isa,
                             1.0,
                             MatRef::row_major(&v[pos * t * cin..][..t * cin], t, cin)?,
-                            Rhs::View(MatRef::row_major(&u[pos * cin * cout..][..cin * cout], cin, cout)?),
+                            // Position pos of every input channel: rows α²·cout apart.
+                            Rhs::View(MatRef::new(&u[pos * cout..], cin, cout, a * a * cout, 1)?),
                             0.0,
                             MatMut::row_major(&mut m[pos * t * cout..][..t * cout], t, cout)?,
                             Epilogue::NONE,

@@ -102,35 +102,34 @@ unsafe fn st<V: F32x>(v: V, p: *mut f32, n: usize) {
     }
 }
 
-/// Filter transform: `u[(i*α + j) * cin * cout + ci * cout + co] = (G g Gᵀ)[i][j]` for the
-/// HWIO 3x3 filter `w` (`[3, 3, cin, cout]`).
+/// Filter transform of input channel `ci`: `u[(i*α + j) * cout + co] = (G g Gᵀ)[i][j]` for
+/// the HWIO 3x3 filter `w` (`[3, 3, cin, cout]`); `u` is that channel's `α² x cout` slab.
 ///
 /// # Safety
-/// `w` holds `9 * cin * cout` floats and `u` `α² * cin * cout`; the ISA of `V` is enabled.
+/// `w` holds `9 * cin * cout` floats, `ci < cin`, `u` holds `α² * cout`; the ISA of `V` is
+/// enabled.
 #[inline(always)]
-unsafe fn filter_body<V: F32x, const M: usize>(w: &[f32], u: &mut [f32], cin: usize, cout: usize) {
+unsafe fn filter_body<V: F32x, const M: usize>(w: &[f32], u: &mut [f32], ci: usize, cin: usize, cout: usize) {
     let a = M + 2;
-    assert!(w.len() >= 9 * cin * cout && u.len() >= a * a * cin * cout);
+    assert!(ci < cin && w.len() >= 9 * cin * cout && u.len() >= a * a * cout);
     let plane = cin * cout;
-    // SAFETY: every offset below is < 9 * plane in w and < a * a * plane in u (checked above).
+    // SAFETY: every offset below is < 9 * plane in w and < a * a * cout in u (checked above).
     unsafe {
-        for ci in 0..cin {
-            for co in (0..cout).step_by(V::LANES) {
-                let n = V::LANES.min(cout - co);
-                let at_w = |ky: usize, kx: usize| w.as_ptr().add((ky * 3 + kx) * plane + ci * cout + co);
-                // Columns first: t[i][kx] = (G g)[i][kx].
-                let mut t = [[V::zero(); 3]; 6];
-                for kx in 0..3 {
-                    let col = gt::<V, M>([ld(at_w(0, kx), n), ld(at_w(1, kx), n), ld(at_w(2, kx), n)]);
-                    for i in 0..a {
-                        t[i][kx] = col[i];
-                    }
+        for co in (0..cout).step_by(V::LANES) {
+            let n = V::LANES.min(cout - co);
+            let at_w = |ky: usize, kx: usize| w.as_ptr().add((ky * 3 + kx) * plane + ci * cout + co);
+            // Columns first: t[i][kx] = (G g)[i][kx].
+            let mut t = [[V::zero(); 3]; 6];
+            for kx in 0..3 {
+                let col = gt::<V, M>([ld(at_w(0, kx), n), ld(at_w(1, kx), n), ld(at_w(2, kx), n)]);
+                for i in 0..a {
+                    t[i][kx] = col[i];
                 }
-                for (i, row) in t.iter().enumerate().take(a) {
-                    let r = gt::<V, M>(*row);
-                    for (j, v) in r.iter().enumerate().take(a) {
-                        st(*v, u.as_mut_ptr().add((i * a + j) * plane + ci * cout + co), n);
-                    }
+            }
+            for (i, row) in t.iter().enumerate().take(a) {
+                let r = gt::<V, M>(*row);
+                for (j, v) in r.iter().enumerate().take(a) {
+                    st(*v, u.as_mut_ptr().add((i * a + j) * cout + co), n);
                 }
             }
         }
@@ -265,7 +264,8 @@ unsafe fn output_body<V: F32x, const M: usize>(m: &[f32], b: &Tiles, bias: &[f32
 
 simd_dispatch! {
     /// [`filter_body`] on `isa`.
-    pub(crate) unsafe fn filter<const M: usize>(w: &[f32], u: &mut [f32], cin: usize, cout: usize) => filter_body
+    pub(crate) unsafe fn filter<const M: usize>(w: &[f32], u: &mut [f32], ci: usize, cin: usize, cout: usize)
+        => filter_body
 }
 simd_dispatch! {
     /// [`input_body`] on `isa`.
