@@ -190,6 +190,8 @@ fn cnn_shapes_match_reference() {
         Conv2d::simple([2, 13, 13, 32], [3, 3, 32, 64], Padding::Valid).unwrap(),
         Conv2d::simple([1, 14, 14, 16], [1, 1, 16, 24], Padding::Valid).unwrap(),
         Conv2d::new([1, 14, 14, 8], [3, 3, 8, 16], (2, 2), (1, 1), Padding::Same).unwrap(),
+        // Backward-filter accumulates over more than one block of output rows.
+        Conv2d::simple([1, 40, 40, 4], [3, 3, 4, 64], Padding::Same).unwrap(),
     ] {
         check_all_passes(&c, 42, true);
     }

@@ -17,6 +17,9 @@ use crate::scratch::{with_scratch, Slot};
 use rayon::prelude::*;
 use ukr::{FwdTile, Tiles, WgradTile};
 
+/// Bytes of output gradient per backward-filter block (a quarter of a 1 MiB L2).
+const WGRAD_BLOCK_BYTES: usize = 256 * 1024;
+
 /// Packed filter bytes up to which every panel is kept hot (half of a 1 MiB L2).
 const FILTER_L2_BYTES: usize = 512 * 1024;
 
@@ -140,9 +143,12 @@ fn run_wgrad(isa: Isa, g: &Conv2d, src: Src, dy: &[f32], dw: &mut [f32]) {
     let mut roff: Vec<usize> = tap_offsets(g, &src).iter().flat_map(|&o| (0..g.cin).map(move |ci| o + ci)).collect();
     roff.resize(row_tiles * mr, 0);
     let img = src.h * src.w * g.cin;
-    // dy in panels of nr channels, [panel][pixel][nr] zero-padded (each tile then streams
-    // contiguous memory), unless it is a single full panel already.
-    let in_place = g.cout == nr;
+    // dy is read where it lies when whole panels cover cout, else copied into zero-padded
+    // panels, [panel][pixel][nr].
+    let in_place = g.cout % nr == 0;
+    // Blocks of output rows whose dy fits in L2 next to the input rows they need; every tile
+    // accumulates block after block in this fixed order.
+    let block_rows = (WGRAD_BLOCK_BYTES / (g.wo * g.cout * 4)).clamp(1, g.ho);
     with_scratch(Slot::Lowered, if in_place { 0 } else { panels * g.n * plane * nr }, |dyp| {
         if !in_place {
             dyp.par_chunks_mut(plane * nr).enumerate().for_each(|(i, dst)| {
@@ -158,29 +164,32 @@ fn run_wgrad(isa: Isa, g: &Conv2d, src: Src, dy: &[f32], dw: &mut [f32]) {
         let (base, panel_stride, image_stride, dys): (&[f32], _, _, _) =
             if in_place { (dy, nr, plane * g.cout, g.cout) } else { (dyp, g.n * plane * nr, plane * nr, nr) };
         with_scratch(Slot::PackA, panels * row_tiles * mr * nr, |acc| {
-            acc.par_chunks_mut(mr * nr).enumerate().for_each(|(ti, acc)| {
-                let (p, r) = (ti / row_tiles, ti % row_tiles);
-                let h = mr.min(k - r * mr);
-                acc.fill(0.0);
-                for n in 0..g.n {
-                    let t = WgradTile {
-                        x: src.data[n * img..].as_ptr(),
-                        roff: roff[r * mr..].as_ptr(),
-                        xrs: g.sh * src.w * g.cin,
-                        xps: g.sw * g.cin,
-                        rows: g.ho,
-                        cols: g.wo,
-                        dy: base[p * panel_stride + n * image_stride..].as_ptr(),
-                        dys,
-                        acc: acc.as_mut_ptr(),
-                    };
-                    // SAFETY: `assert_covers` puts every tap of every output pixel of image n
-                    // inside `src`, and the roff entries are taps + ci < cin; the dy panel
-                    // of image n holds plane pixels of nr floats, dys apart; acc holds
-                    // mr*nr >= h*nr.
-                    unsafe { (fam.wgrad[h - 1])(isa, &t) };
+            acc.fill(0.0);
+            for n in 0..g.n {
+                for oy0 in (0..g.ho).step_by(block_rows) {
+                    let rows = block_rows.min(g.ho - oy0);
+                    acc.par_chunks_mut(mr * nr).enumerate().for_each(|(ti, acc)| {
+                        let (p, r) = (ti / row_tiles, ti % row_tiles);
+                        let h = mr.min(k - r * mr);
+                        let t = WgradTile {
+                            x: src.data[n * img + oy0 * g.sh * src.w * g.cin..].as_ptr(),
+                            roff: roff[r * mr..].as_ptr(),
+                            xrs: g.sh * src.w * g.cin,
+                            xps: g.sw * g.cin,
+                            rows,
+                            cols: g.wo,
+                            dy: base[p * panel_stride + n * image_stride + oy0 * g.wo * dys..].as_ptr(),
+                            dys,
+                            acc: acc.as_mut_ptr(),
+                        };
+                        // SAFETY: `assert_covers` puts every tap of every output pixel of
+                        // image n inside `src`, and the roff entries are taps + ci < cin;
+                        // the dy panel holds rows*wo pixels of nr floats from oy0, dys
+                        // apart; acc holds mr*nr >= h*nr.
+                        unsafe { (fam.wgrad[h - 1])(isa, &t) };
+                    });
                 }
-            });
+            }
             for (ti, tile) in acc.chunks_exact(mr * nr).enumerate() {
                 let (p, r) = (ti / row_tiles, ti % row_tiles);
                 let (c0, cols) = (p * nr, nr.min(g.cout - p * nr));
