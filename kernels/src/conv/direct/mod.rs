@@ -145,7 +145,7 @@ fn run_wgrad(isa: Isa, g: &Conv2d, src: Src, dy: &[f32], dw: &mut [f32]) {
     let img = src.h * src.w * g.cin;
     // dy is read where it lies when whole panels cover cout, else copied into zero-padded
     // panels, [panel][pixel][nr].
-    let in_place = g.cout % nr == 0;
+    let in_place = g.cout.is_multiple_of(nr);
     // Blocks of output rows whose dy fits in L2 next to the input rows they need; every tile
     // accumulates block after block in this fixed order.
     let block_rows = (WGRAD_BLOCK_BYTES / (g.wo * g.cout * 4)).clamp(1, g.ho);
