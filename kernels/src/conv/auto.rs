@@ -4,11 +4,10 @@
 //! - Winograd F(4x4) wins forward and backward-data wherever it applies and both channel
 //!   counts are at least 8 (1.4-2.3x direct on the 3x3 benchmark shapes); with fewer
 //!   channels its transforms cost more than the products they save (seed_conv1: 8x slower).
-//! - Direct wins the other forward passes (1x1, stride 2, one input channel) and every
-//!   backward-filter pass except the 1x1 one.
-//! - im2col wins backward-data with stride > 1 (direct runs on a zero-upsampled gradient)
-//!   or fewer than 8 input channels (direct would vectorise over them), and the 1x1
-//!   backward-filter (a plain GEMM, no lowering).
+//! - Direct wins the other forward and backward-data passes (1x1, stride 2, one input
+//!   channel) and every backward-filter pass except the 1x1 one.
+//! - im2col wins backward-data with fewer than 8 input channels (direct vectorises over
+//!   them), and the 1x1 backward-filter (a plain GEMM, no lowering).
 
 use super::{Conv2d, ConvAlgo, Pass};
 use crate::arch::Isa;
@@ -24,7 +23,7 @@ pub(crate) fn choose(c: &Conv2d, pass: Pass, _isa: Isa) -> ConvAlgo {
     match pass {
         _ if winograd => ConvAlgo::Winograd4x3,
         Pass::Forward => ConvAlgo::Direct,
-        Pass::BackwardData if c.sh > 1 || c.sw > 1 || c.cin < WINOGRAD_MIN_CHANNELS => ConvAlgo::Im2col,
+        Pass::BackwardData if c.cin < WINOGRAD_MIN_CHANNELS => ConvAlgo::Im2col,
         Pass::BackwardData => ConvAlgo::Direct,
         Pass::BackwardFilter if pointwise => ConvAlgo::Im2col,
         Pass::BackwardFilter => ConvAlgo::Direct,

@@ -1,12 +1,14 @@
 //! Direct convolution: no lowered matrix, register tiles read the (padded) NHWC input where
 //! it lies. Forward tiles are `MR` output pixels of a row by `NR` output channels (vectors
 //! along `cout`, contiguous in HWIO); backward-data is the forward kernel on the transposed
-//! problem ([`super::pad::transposed`]); backward-filter tiles are `MR` (tap, input channel)
+//! problem ([`super::pad::transposed`]), split into stride phases when the stride is above 1
+//! ([`strided`]); backward-filter tiles are `MR` (tap, input channel)
 //! rows of `dw` by `NR` output channels, accumulated over every output pixel.
 //!
 //! Threads split output rows (forward) or `dw` tiles (backward-filter); a tile's arithmetic
 //! never depends on the split, so results are bit-identical for any thread count.
 
+mod strided;
 mod ukr;
 
 use super::pad::{flip_filter, forward_placement, transposed, with_placed, Src};
@@ -215,8 +217,13 @@ pub(crate) fn forward(
     Ok(())
 }
 
-/// `dx` as the forward convolution of the zero-upsampled `dy` with the flipped filter.
+/// `dx` as the forward convolution of `dy` with the flipped filter (by stride phases when
+/// the stride is above 1).
 pub(crate) fn backward_data(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mut [f32]) -> Result<()> {
+    if c.sh > 1 || c.sw > 1 {
+        strided::backward_data(isa, c, dy, w, dx);
+        return Ok(());
+    }
     let (g, pl) = transposed(c, c.h, c.w);
     with_scratch(Slot::Flipped, w.len(), |wf| {
         flip_filter(c, w, wf);
