@@ -28,7 +28,8 @@ for dirpath, dirs, files in os.walk(root):
     elems = (bench.get("throughput") or {}).get("Elements")
     res[(bench["group_id"], bench["function_id"], bench["value_str"])] = (ns, elems / ns if elems else None)
 
-shapes = ["seed_conv1", "mnist_conv2", "res56_64", "res28_128", "res14_256", "pw56_64_256", "down56_64_128"]
+shapes = ["seed_conv1", "mnist_conv2", "res56_64", "res28_128", "res14_256", "pw56_64_256", "down56_64_128",
+          "pw28_64_256_n1"]
 algos = ["direct", "im2col", "winograd2x3", "winograd4x3", "auto"]
 for threads in ["1t", "mt"]:
     for p in ["fwd", "bwd_data", "bwd_filter"]:

@@ -14,7 +14,9 @@ use std::time::Duration;
 /// (name, N, H=W, Cin, Cout, K, stride, padding)
 type Shape = (&'static str, usize, usize, usize, usize, usize, usize, Padding);
 
-const SHAPES: [Shape; 7] = [
+/// The shapes, plus `pw28_64_256_n1`: a cache-resident 1x1 convolution (N = 1) that
+/// shows the kernels' own rate where `pw56_64_256` (25.7 MB of output) is bound by memory.
+const SHAPES: [Shape; 8] = [
     ("seed_conv1", 32, 28, 1, 32, 3, 1, Padding::Valid),
     ("mnist_conv2", 32, 13, 32, 64, 3, 1, Padding::Valid),
     ("res56_64", 8, 56, 64, 64, 3, 1, Padding::Same),
@@ -22,6 +24,7 @@ const SHAPES: [Shape; 7] = [
     ("res14_256", 8, 14, 256, 256, 3, 1, Padding::Same),
     ("pw56_64_256", 8, 56, 64, 256, 1, 1, Padding::Valid),
     ("down56_64_128", 8, 56, 64, 128, 3, 2, Padding::Same),
+    ("pw28_64_256_n1", 1, 28, 64, 256, 1, 1, Padding::Valid),
 ];
 
 const ALGOS: [(&str, ConvAlgo); 5] = [
