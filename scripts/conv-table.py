@@ -50,3 +50,16 @@ for threads in ["1t", "mt"]:
                 else:
                     cells.append(f"{r[1]:.1f} ({100 * r[1] / peak[threads]:.0f}%)")
             print(f"| {s} | " + " | ".join(cells) + " |")
+
+# Thread scaling of the algorithm Auto picks: 1t time / mt time.
+rows = []
+for p in ["fwd", "bwd_data", "bwd_filter"]:
+    for s in shapes:
+        a, b = res.get((f"conv_{p}_1t", "auto", s)), res.get((f"conv_{p}_mt", "auto", s))
+        if a and b:
+            rows.append(f"| {p} | {s} | {a[0] / 1e6:.3f} ms | {b[0] / 1e6:.3f} ms | {a[0] / b[0]:.2f}x |")
+if rows:
+    print("\nThread scaling of `auto` (median 1-thread time / all-threads time):\n")
+    print("| pass | shape | 1 thread | all threads | speed-up |")
+    print("|---|---|---:|---:|---:|")
+    print("\n".join(rows))

@@ -1,9 +1,11 @@
 //! The deterministic choice behind [`ConvAlgo::Auto`]: rules on the shape, drawn from the
 //! one-thread measurements in BENCHMARKS.md (AVX-512 on a Zen 4 core):
 //!
-//! - Winograd F(4x4) wins forward and backward-data wherever it applies and both channel
-//!   counts are at least 8 (1.4-2.3x direct on the 3x3 benchmark shapes); with fewer
-//!   channels its transforms cost more than the products they save (seed_conv1: 8x slower).
+//! - Winograd wins forward and backward-data wherever it applies and both channel counts
+//!   are at least 8 (1.2-2.3x direct on the 3x3 benchmark shapes); with fewer channels its
+//!   transforms cost more than the products they save (seed_conv1: 8x slower). F(4x4) wins
+//!   unless its 4x4 tiles overhang the output by more than 25% (res14_256 and mnist_conv2
+//!   backward-data: 14x14 and 13x13 outputs computed as 16x16), where F(2x2) wins.
 //! - Direct wins the other forward and backward-data passes (1x1, stride 2, one input
 //!   channel) and every backward-filter pass except the 1x1 one.
 //! - im2col wins backward-data with fewer than 8 input channels (direct vectorises over
@@ -20,8 +22,12 @@ pub(crate) fn choose(c: &Conv2d, pass: Pass, _isa: Isa) -> ConvAlgo {
     let winograd =
         ConvAlgo::Winograd4x3.supports(c, pass) && c.cin >= WINOGRAD_MIN_CHANNELS && c.cout >= WINOGRAD_MIN_CHANNELS;
     let pointwise = c.kh == 1 && c.kw == 1 && c.sh == 1 && c.sw == 1;
+    // The output of the pass: forward writes ho x wo, backward-data h x w.
+    let (oh, ow) = if pass == Pass::BackwardData { (c.h, c.w) } else { (c.ho, c.wo) };
+    let overhang = (oh.div_ceil(4) * 4 * ow.div_ceil(4) * 4) as f64 / (oh * ow) as f64;
     match pass {
-        _ if winograd => ConvAlgo::Winograd4x3,
+        _ if winograd && overhang <= 1.25 => ConvAlgo::Winograd4x3,
+        _ if winograd => ConvAlgo::Winograd2x3,
         Pass::Forward => ConvAlgo::Direct,
         Pass::BackwardData if c.cin < WINOGRAD_MIN_CHANNELS => ConvAlgo::Im2col,
         Pass::BackwardData => ConvAlgo::Direct,

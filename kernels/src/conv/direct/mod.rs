@@ -22,6 +22,9 @@ use ukr::{FwdTile, Tiles, WgradTile};
 /// Bytes of output gradient per backward-filter block (a quarter of a 1 MiB L2).
 const WGRAD_BLOCK_BYTES: usize = 256 * 1024;
 
+/// Backward-filter tasks wanted at least (tiles, or tiles x image groups).
+const MIN_WGRAD_TASKS: usize = 8;
+
 /// Packed filter bytes up to which every panel is kept hot (half of a 1 MiB L2).
 const FILTER_L2_BYTES: usize = 512 * 1024;
 
@@ -165,33 +168,59 @@ fn run_wgrad(isa: Isa, g: &Conv2d, src: Src, dy: &[f32], dw: &mut [f32]) {
         // Panel p of image n starts at base[p * panel_stride + n * image_stride].
         let (base, panel_stride, image_stride, dys): (&[f32], _, _, _) =
             if in_place { (dy, nr, plane * g.cout, g.cout) } else { (dyp, g.n * plane * nr, plane * nr, nr) };
-        with_scratch(Slot::PackA, panels * row_tiles * mr * nr, |acc| {
+        // Few tiles (small filters): images are split into groups with their own
+        // accumulators, summed in group order afterwards, so every core gets work. The
+        // grouping depends only on the shape.
+        let tiles = panels * row_tiles;
+        let per_group = if tiles >= MIN_WGRAD_TASKS { g.n } else { g.n.div_ceil(MIN_WGRAD_TASKS.div_ceil(tiles)) };
+        let groups = g.n.div_ceil(per_group);
+        let tile_len = mr * nr;
+        // Accumulates output rows oy0..oy0+rows of image n into tile ti.
+        let run = |n: usize, oy0: usize, rows: usize, ti: usize, acc: &mut [f32]| {
+            let (p, r) = (ti / row_tiles, ti % row_tiles);
+            let h = mr.min(k - r * mr);
+            let t = WgradTile {
+                x: src.data[n * img + oy0 * g.sh * src.w * g.cin..].as_ptr(),
+                roff: roff[r * mr..].as_ptr(),
+                xrs: g.sh * src.w * g.cin,
+                xps: g.sw * g.cin,
+                rows,
+                cols: g.wo,
+                dy: base[p * panel_stride + n * image_stride + oy0 * g.wo * dys..].as_ptr(),
+                dys,
+                acc: acc[..tile_len].as_mut_ptr(),
+            };
+            // SAFETY: `assert_covers` puts every tap of every output pixel of image n inside
+            // `src`, and the roff entries are taps + ci < cin; the dy panel holds rows*wo
+            // pixels of nr floats from oy0, dys apart; acc holds mr*nr >= h*nr.
+            unsafe { (fam.wgrad[h - 1])(isa, &t) };
+        };
+        with_scratch(Slot::PackA, groups * tiles * tile_len, |acc| {
             acc.fill(0.0);
-            for n in 0..g.n {
-                for oy0 in (0..g.ho).step_by(block_rows) {
-                    let rows = block_rows.min(g.ho - oy0);
-                    acc.par_chunks_mut(mr * nr).enumerate().for_each(|(ti, acc)| {
-                        let (p, r) = (ti / row_tiles, ti % row_tiles);
-                        let h = mr.min(k - r * mr);
-                        let t = WgradTile {
-                            x: src.data[n * img + oy0 * g.sh * src.w * g.cin..].as_ptr(),
-                            roff: roff[r * mr..].as_ptr(),
-                            xrs: g.sh * src.w * g.cin,
-                            xps: g.sw * g.cin,
-                            rows,
-                            cols: g.wo,
-                            dy: base[p * panel_stride + n * image_stride + oy0 * g.wo * dys..].as_ptr(),
-                            dys,
-                            acc: acc.as_mut_ptr(),
-                        };
-                        // SAFETY: `assert_covers` puts every tap of every output pixel of
-                        // image n inside `src`, and the roff entries are taps + ci < cin;
-                        // the dy panel holds rows*wo pixels of nr floats from oy0, dys
-                        // apart; acc holds mr*nr >= h*nr.
-                        unsafe { (fam.wgrad[h - 1])(isa, &t) };
-                    });
+            if groups == 1 {
+                // All tiles take one L2-sized block of rows at a time.
+                for n in 0..g.n {
+                    for oy0 in (0..g.ho).step_by(block_rows) {
+                        let rows = block_rows.min(g.ho - oy0);
+                        acc.par_chunks_mut(tile_len).enumerate().for_each(|(ti, a)| run(n, oy0, rows, ti, a));
+                    }
+                }
+            } else {
+                acc.par_chunks_mut(tiles * tile_len).enumerate().for_each(|(gi, gacc)| {
+                    for n in gi * per_group..g.n.min((gi + 1) * per_group) {
+                        for oy0 in (0..g.ho).step_by(block_rows) {
+                            for (ti, a) in gacc.chunks_exact_mut(tile_len).enumerate() {
+                                run(n, oy0, block_rows.min(g.ho - oy0), ti, a);
+                            }
+                        }
+                    }
+                });
+                let (first, rest) = acc.split_at_mut(tiles * tile_len);
+                for gacc in rest.chunks_exact(tiles * tile_len) {
+                    first.iter_mut().zip(gacc).for_each(|(a, b)| *a += b);
                 }
             }
+            let acc = &acc[..tiles * tile_len];
             for (ti, tile) in acc.chunks_exact(mr * nr).enumerate() {
                 let (p, r) = (ti / row_tiles, ti % row_tiles);
                 let (c0, cols) = (p * nr, nr.min(g.cout - p * nr));
