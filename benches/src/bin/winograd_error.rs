@@ -42,7 +42,7 @@ fn main() {
         ("res14_256", Conv2d::simple([1, 14, 14, 256], [3, 3, 256, 256], Padding::Same).unwrap()),
     ];
     let algos = [ConvAlgo::Direct, ConvAlgo::Im2col, ConvAlgo::Winograd2x3, ConvAlgo::Winograd4x3];
-    println!("| shape | pass | algorithm | max err / max out | rms err / rms out | max err / (ε·max Σ|terms|) |");
+    println!("| shape | pass | algorithm | max err / max out | rms err / rms out | max err / (ε·max Σ\\|terms\\|) |");
     println!("|---|---|---|---:|---:|---:|");
     for (name, c) in shapes {
         let x = fill(11, c.input_shape().iter().product());
