@@ -7,9 +7,9 @@
 //!   unless its 4x4 tiles overhang the output by more than 25% (res14_256 and mnist_conv2
 //!   backward-data: 14x14 and 13x13 outputs computed as 16x16), where F(2x2) wins.
 //! - Direct wins the other forward and backward-data passes (1x1, stride 2, one input
-//!   channel) and every backward-filter pass except the 1x1 one.
+//!   channel) and every backward-filter pass (the 1x1 ones by 0-28% over the plain GEMM).
 //! - im2col wins backward-data with fewer than 8 input channels (direct vectorises over
-//!   them), and the 1x1 backward-filter (a plain GEMM, no lowering).
+//!   them).
 
 use super::{Conv2d, ConvAlgo, Pass};
 use crate::arch::Isa;
@@ -21,7 +21,6 @@ const WINOGRAD_MIN_CHANNELS: usize = 8;
 pub(crate) fn choose(c: &Conv2d, pass: Pass, _isa: Isa) -> ConvAlgo {
     let winograd =
         ConvAlgo::Winograd4x3.supports(c, pass) && c.cin >= WINOGRAD_MIN_CHANNELS && c.cout >= WINOGRAD_MIN_CHANNELS;
-    let pointwise = c.kh == 1 && c.kw == 1 && c.sh == 1 && c.sw == 1;
     // The output of the pass: forward writes ho x wo, backward-data h x w.
     let (oh, ow) = if pass == Pass::BackwardData { (c.h, c.w) } else { (c.ho, c.wo) };
     let overhang = (oh.div_ceil(4) * 4 * ow.div_ceil(4) * 4) as f64 / (oh * ow) as f64;
@@ -31,7 +30,6 @@ pub(crate) fn choose(c: &Conv2d, pass: Pass, _isa: Isa) -> ConvAlgo {
         Pass::Forward => ConvAlgo::Direct,
         Pass::BackwardData if c.cin < WINOGRAD_MIN_CHANNELS => ConvAlgo::Im2col,
         Pass::BackwardData => ConvAlgo::Direct,
-        Pass::BackwardFilter if pointwise => ConvAlgo::Im2col,
         Pass::BackwardFilter => ConvAlgo::Direct,
     }
 }
