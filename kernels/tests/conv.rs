@@ -190,6 +190,15 @@ fn cnn_shapes_match_reference() {
         Conv2d::simple([2, 13, 13, 32], [3, 3, 32, 64], Padding::Valid).unwrap(),
         Conv2d::simple([1, 14, 14, 16], [1, 1, 16, 24], Padding::Valid).unwrap(),
         Conv2d::new([1, 14, 14, 8], [3, 3, 8, 16], (2, 2), (1, 1), Padding::Same).unwrap(),
+        // Stride 2 with right/bottom padding beyond the input: backward-data reads dy in place.
+        Conv2d::new(
+            [1, 4, 4, 8],
+            [1, 1, 8, 16],
+            (2, 2),
+            (1, 1),
+            Padding::Explicit { top: 0, bottom: 2, left: 0, right: 2 },
+        )
+        .unwrap(),
         // Backward-filter accumulates over more than one block of output rows.
         Conv2d::simple([1, 40, 40, 4], [3, 3, 4, 64], Padding::Same).unwrap(),
     ] {
@@ -254,5 +263,23 @@ fn bad_buffers_are_typed_errors() {
     for missing in Isa::ALL.into_iter().filter(|i| !i.is_available()) {
         let o = ConvOptions { algo: ConvAlgo::Auto, isa: missing };
         assert_eq!(conv2d_forward(&c, &x, &w, None, false, &mut y, &o), Err(Error::IsaUnavailable(missing)));
+    }
+}
+
+#[test]
+fn an_empty_batch_is_fine_for_every_algorithm() {
+    for c in [
+        Conv2d::simple([0, 6, 6, 3], [3, 3, 3, 4], Padding::Same).unwrap(),
+        Conv2d::new([0, 6, 6, 3], [3, 3, 3, 4], (2, 2), (1, 1), Padding::Valid).unwrap(),
+    ] {
+        for algo in ALGOS.into_iter().filter(|a| a.supports(&c, Pass::Forward)) {
+            let opts = ConvOptions::with_algo(algo);
+            conv2d_forward(&c, &[], &vec![0.0; 108], None, true, &mut [], &opts).unwrap();
+            conv2d_backward_data(&c, &[], &vec![0.0; 108], &mut [], &opts).unwrap();
+            let mut dw = vec![f32::NAN; 108];
+            let wopts = if algo.supports(&c, Pass::BackwardFilter) { opts } else { ConvOptions::default() };
+            conv2d_backward_filter(&c, &[], &[], &mut dw, Some(&mut [f32::NAN; 4]), &wopts).unwrap();
+            assert!(dw.iter().all(|&v| v == 0.0), "{algo:?}: dw of an empty batch is 0");
+        }
     }
 }

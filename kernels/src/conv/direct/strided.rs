@@ -19,6 +19,9 @@ use rayon::prelude::*;
 struct Phase {
     /// `(ky, kx)` of each tap.
     taps: Vec<(usize, usize)>,
+    /// The phase's `(sy, sx)` shifts: tap `(ky, kx)` reads canvas row `ay + py - sy` and
+    /// column `ax + px - sx` for the output pixel in source row `ay`, column `ax`.
+    shifts: Vec<(usize, usize)>,
     /// Offset of the phase's packed panels.
     at: usize,
 }
@@ -50,7 +53,8 @@ pub(super) fn backward_data(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mu
                 .flat_map(|ky| (0..c.kw).filter(|kx| (kx * c.dw) % sw == rx).map(move |kx| (ky, kx)))
                 .collect();
             let len = panels * taps.len() * c.cout * nr;
-            phases.push(Phase { taps, at });
+            let shifts = taps.iter().map(|&(ky, kx)| ((ky * c.dh - ry) / sh, (kx * c.dw - rx) / sw)).collect();
+            phases.push(Phase { taps, shifts, at });
             at += len;
         }
     }
@@ -75,6 +79,12 @@ pub(super) fn backward_data(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mu
         let packed: &[f32] = packed;
         with_placed(dy, c.output_shape(), pl, |src| {
             let img = src.h * src.w * c.cout;
+            // Tap offsets from the tile base (canvas row ay, column ax), per phase; the
+            // canvas may be dy itself, so its row length is src.w, not pl.wp.
+            let offsets: Vec<Vec<usize>> = phases
+                .iter()
+                .map(|ph| ph.shifts.iter().map(|&(sy, sx)| ((py - sy) * src.w + px - sx) * c.cout).collect())
+                .collect();
             dx.par_chunks_mut(c.w * c.cin).enumerate().for_each(|(row, dxr)| {
                 let (n, iy) = (row / c.h, row % c.h);
                 let (ry, ay) = ((iy + c.pad_top) % sh, (iy + c.pad_top) / sh);
@@ -93,15 +103,9 @@ pub(super) fn backward_data(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mu
                         continue;
                     }
                     // Tap (ky, kx) of the phase's pixel j reads canvas row ay + py - sy and
-                    // column ax0 + j + px - sx, with sy = (ky*dh - ry)/sh, sx = (kx*dw - rx)/sw.
-                    let taps: Vec<usize> = ph
-                        .taps
-                        .iter()
-                        .map(|&(ky, kx)| {
-                            let (sy, sx) = ((ky * c.dh - ry) / sh, (kx * c.dw - rx) / sw);
-                            ((ay + py - sy) * src.w + px - sx) * c.cout
-                        })
-                        .collect();
+                    // column ax0 + j + px - sx, with sy = (ky*dh - ry)/sh, sx = (kx*dw - rx)/sw:
+                    // the tile base is (ay, ax0 + j0), the rest is the phase's offsets.
+                    let taps = &offsets[ry * sw + rx];
                     let ax0 = (ix0 + c.pad_left) / sw;
                     let k = taps.len() * c.cout;
                     let mt = balanced(count, fam.max_mr);
@@ -109,7 +113,7 @@ pub(super) fn backward_data(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mu
                         for j0 in (0..count).step_by(mt) {
                             let m = mt.min(count - j0);
                             let t = FwdTile {
-                                x: src.data[n * img + (ax0 + j0) * c.cout..].as_ptr(),
+                                x: src.data[n * img + (ay * src.w + ax0 + j0) * c.cout..].as_ptr(),
                                 xps: c.cout,
                                 taps: taps.as_ptr(),
                                 ntaps: taps.len(),
