@@ -108,7 +108,8 @@ pub enum Pass {
 }
 
 impl ConvAlgo {
-    /// The concrete algorithms, in the order [`ConvAlgo::Auto`] prefers them on ties.
+    /// The concrete algorithms, in the order [`ConvAlgo::Measured`] times them (the first of
+    /// equally fast ones wins).
     pub const CONCRETE: [ConvAlgo; 4] =
         [ConvAlgo::Winograd4x3, ConvAlgo::Winograd2x3, ConvAlgo::Direct, ConvAlgo::Im2col];
 

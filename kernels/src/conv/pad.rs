@@ -17,14 +17,12 @@ pub(crate) struct Src<'a> {
 }
 
 /// How to place a source batch `[n, h, w, c]` inside a zero canvas of `hp x wp` pixels:
-/// source pixel `(y, x)` goes to `(top + y * up_y, left + x * up_x)` (so `up > 1` inserts
-/// zeros between pixels, and a negative `top`/`left` crops). Canvas cells with no source
-/// pixel are zero.
+/// source pixel `(y, x)` goes to `(top + y, left + x)` (a negative `top`/`left` crops).
+/// Canvas cells with no source pixel are zero.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Placement {
     pub top: isize,
     pub left: isize,
-    pub up: (usize, usize),
     pub hp: usize,
     pub wp: usize,
 }
@@ -32,13 +30,7 @@ pub(crate) struct Placement {
 impl Placement {
     /// Whether the source itself already satisfies the placement (no copy needed).
     fn is_identity(&self, h: usize, w: usize) -> bool {
-        self.top == 0 && self.left == 0 && self.up == (1, 1) && self.hp <= h && self.wp <= w
-    }
-
-    /// The canvas coordinate `p` maps back to source index `(p - off) / up` when that is exact.
-    fn source(p: usize, off: isize, up: usize, len: usize) -> Option<usize> {
-        let d = p as isize - off;
-        (d >= 0 && (d as usize).is_multiple_of(up) && (d as usize / up) < len).then(|| d as usize / up)
+        self.top == 0 && self.left == 0 && self.hp <= h && self.wp <= w
     }
 }
 
@@ -60,31 +52,21 @@ pub(crate) fn with_placed<R>(x: &[f32], [n, h, w, c]: [usize; 4], pl: Placement,
 }
 
 fn place_image(x: &[f32], [h, w, c]: [usize; 3], pl: Placement, dst: &mut [f32]) {
+    // Source columns x0.. land at canvas columns d0..: one contiguous run per row.
+    let x0 = (-pl.left).max(0) as usize;
+    let d0 = pl.left.max(0) as usize;
+    let run = w.saturating_sub(x0).min(pl.wp.saturating_sub(d0));
     for (r, row) in dst.chunks_exact_mut(pl.wp * c).enumerate() {
-        let Some(sy) = Placement::source(r, pl.top, pl.up.0, h) else {
+        let sy = r as isize - pl.top;
+        if sy < 0 || sy as usize >= h || run == 0 {
             row.fill(0.0);
             continue;
-        };
-        let src_row = &x[sy * w * c..][..w * c];
-        if pl.up.1 == 1 {
-            // One contiguous run of source pixels, zeros around it.
-            let x0 = (-pl.left).max(0) as usize; // first source column used
-            let d0 = pl.left.max(0) as usize; // where it lands
-            let run = w.saturating_sub(x0).min(pl.wp.saturating_sub(d0));
-            let len = row.len();
-            row[..(d0 * c).min(len)].fill(0.0);
-            if run > 0 {
-                row[d0 * c..(d0 + run) * c].copy_from_slice(&src_row[x0 * c..(x0 + run) * c]);
-            }
-            row[((d0 + run) * c).min(len)..].fill(0.0);
-        } else {
-            for (col, px) in row.chunks_exact_mut(c).enumerate() {
-                match Placement::source(col, pl.left, pl.up.1, w) {
-                    Some(sx) => px.copy_from_slice(&src_row[sx * c..][..c]),
-                    None => px.fill(0.0),
-                }
-            }
         }
+        let src_row = &x[sy as usize * w * c..][..w * c];
+        let len = row.len();
+        row[..(d0 * c).min(len)].fill(0.0);
+        row[d0 * c..(d0 + run) * c].copy_from_slice(&src_row[x0 * c..(x0 + run) * c]);
+        row[((d0 + run) * c).min(len)..].fill(0.0);
     }
 }
 
@@ -95,24 +77,24 @@ pub(crate) fn forward_placement(c: &Conv2d, rows: usize, cols: usize) -> Placeme
     Placement {
         top: c.pad_top as isize,
         left: c.pad_left as isize,
-        up: (1, 1),
         hp: (rows - 1) * c.sh + (c.kh - 1) * c.dh + 1,
         wp: (cols - 1) * c.sw + (c.kw - 1) * c.dw + 1,
     }
 }
 
-/// Backward-data as a forward convolution: `dx = conv(up(dy), flip(w)ᵀ)` with stride 1, where
-/// `up` inserts `stride - 1` zeros between the pixels of `dy` and the filter is rotated by
-/// 180° with its channel axes swapped. Returns the geometry of that forward problem (input
-/// channels = `cout`, output = `[n, h, w, cin]`) and where `dy` goes in its canvas for an
-/// output of `rows x cols` pixels.
+/// Backward-data of a stride-1 convolution as a forward convolution: `dx = conv(dy, flip(w)ᵀ)`,
+/// the filter rotated by 180° with its channel axes swapped. Returns the geometry of that
+/// forward problem (input channels = `cout`, output = `[n, h, w, cin]`) and where `dy` goes
+/// in its canvas for an output of `rows x cols` pixels. (Strided convolutions go by stride
+/// phases instead: `direct::strided`.)
 pub(crate) fn transposed(c: &Conv2d, rows: usize, cols: usize) -> (Conv2d, Placement) {
+    debug_assert_eq!((c.sh, c.sw), (1, 1), "transposed() is for stride-1 convolutions");
     let ext_h = (c.kh - 1) * c.dh;
     let ext_w = (c.kw - 1) * c.dw;
     let g = Conv2d {
         n: c.n,
-        h: (c.ho - 1) * c.sh + 1,
-        w: (c.wo - 1) * c.sw + 1,
+        h: c.ho,
+        w: c.wo,
         cin: c.cout,
         cout: c.cin,
         kh: c.kh,
@@ -129,7 +111,6 @@ pub(crate) fn transposed(c: &Conv2d, rows: usize, cols: usize) -> (Conv2d, Place
     let pl = Placement {
         top: ext_h as isize - c.pad_top as isize,
         left: ext_w as isize - c.pad_left as isize,
-        up: (c.sh, c.sw),
         hp: rows + ext_h,
         wp: cols + ext_w,
     };

@@ -63,6 +63,12 @@ fn assert_covers(g: &Conv2d, src: &Src) {
     );
 }
 
+/// `dst = src` followed by zeros (one row of a zero-padded panel).
+fn copy_padded(dst: &mut [f32], src: &[f32]) {
+    dst[..src.len()].copy_from_slice(src);
+    dst[src.len()..].fill(0.0);
+}
+
 /// Packs the HWIO filter (a `[k, cout]` matrix) into panels of `nr` columns, `k` rows each,
 /// zero-padded, followed by the bias in panels of `nr`.
 fn pack_filter(w: &[f32], bias: Option<&[f32]>, k: usize, cout: usize, nr: usize, out: &mut [f32]) {
@@ -71,8 +77,7 @@ fn pack_filter(w: &[f32], bias: Option<&[f32]>, k: usize, cout: usize, nr: usize
     for (p, panel) in wp.chunks_exact_mut(k * nr).enumerate() {
         let (c0, cols) = (p * nr, nr.min(cout - p * nr));
         for (r, dst) in panel.chunks_exact_mut(nr).enumerate() {
-            dst[..cols].copy_from_slice(&w[r * cout + c0..][..cols]);
-            dst[cols..].fill(0.0);
+            copy_padded(dst, &w[r * cout + c0..][..cols]);
         }
     }
     bp.fill(0.0);
@@ -132,6 +137,19 @@ fn run_forward(isa: Isa, g: &Conv2d, src: Src, w: &[f32], bias: Option<&[f32]>, 
     });
 }
 
+/// `dy` (`[n, ho, wo, cout]`) in panels of `nr` channels, `[panel][image][pixel][nr]`,
+/// zero-padded.
+fn pack_dy(g: &Conv2d, dy: &[f32], nr: usize, out: &mut [f32]) {
+    let plane = g.ho * g.wo;
+    out.par_chunks_mut(plane * nr).enumerate().for_each(|(i, dst)| {
+        let (p, n) = (i / g.n, i % g.n);
+        let (c0, cols) = (p * nr, nr.min(g.cout - p * nr));
+        for (px, d) in dst.chunks_exact_mut(nr).enumerate() {
+            copy_padded(d, &dy[(n * plane + px) * g.cout + c0..][..cols]);
+        }
+    });
+}
+
 /// `dw = Σ_pixels patch(x)ᵀ dy` for geometry `g` on a canvas covering every tap.
 fn run_wgrad(isa: Isa, g: &Conv2d, src: Src, dy: &[f32], dw: &mut [f32]) {
     let fam = family(isa, g.cout);
@@ -156,14 +174,7 @@ fn run_wgrad(isa: Isa, g: &Conv2d, src: Src, dy: &[f32], dw: &mut [f32]) {
     let block_rows = (WGRAD_BLOCK_BYTES / (g.wo * g.cout * 4)).clamp(1, g.ho);
     with_scratch(Slot::Lowered, if in_place { 0 } else { panels * g.n * plane * nr }, |dyp| {
         if !in_place {
-            dyp.par_chunks_mut(plane * nr).enumerate().for_each(|(i, dst)| {
-                let (p, n) = (i / g.n, i % g.n);
-                let (c0, cols) = (p * nr, nr.min(g.cout - p * nr));
-                for (px, d) in dst.chunks_exact_mut(nr).enumerate() {
-                    d[..cols].copy_from_slice(&dy[(n * plane + px) * g.cout + c0..][..cols]);
-                    d[cols..].fill(0.0);
-                }
-            });
+            pack_dy(g, dy, nr, dyp);
         }
         // Panel p of image n starts at base[p * panel_stride + n * image_stride].
         let (base, panel_stride, image_stride, dys): (&[f32], _, _, _) =

@@ -19,9 +19,6 @@ use rayon::prelude::*;
 struct Phase {
     /// `(ky, kx)` of each tap.
     taps: Vec<(usize, usize)>,
-    /// The phase's `(sy, sx)` shifts: tap `(ky, kx)` reads canvas row `ay + py - sy` and
-    /// column `ax + px - sx` for the output pixel in source row `ay`, column `ax`.
-    shifts: Vec<(usize, usize)>,
     /// Offset of the phase's packed panels.
     at: usize,
 }
@@ -37,7 +34,6 @@ pub(super) fn backward_data(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mu
     let pl = Placement {
         top: py as isize,
         left: px as isize,
-        up: (1, 1),
         hp: (c.h - 1 + c.pad_top) / sh + py + 1,
         wp: (c.w - 1 + c.pad_left) / sw + px + 1,
     };
@@ -53,8 +49,7 @@ pub(super) fn backward_data(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mu
                 .flat_map(|ky| (0..c.kw).filter(|kx| (kx * c.dw) % sw == rx).map(move |kx| (ky, kx)))
                 .collect();
             let len = panels * taps.len() * c.cout * nr;
-            let shifts = taps.iter().map(|&(ky, kx)| ((ky * c.dh - ry) / sh, (kx * c.dw - rx) / sw)).collect();
-            phases.push(Phase { taps, shifts, at });
+            phases.push(Phase { taps, at });
             at += len;
         }
     }
@@ -79,11 +74,18 @@ pub(super) fn backward_data(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mu
         let packed: &[f32] = packed;
         with_placed(dy, c.output_shape(), pl, |src| {
             let img = src.h * src.w * c.cout;
-            // Tap offsets from the tile base (canvas row ay, column ax), per phase; the
-            // canvas may be dy itself, so its row length is src.w, not pl.wp.
+            // Tap (ky, kx) of phase (ry, rx) reads canvas row ay + py - sy and column
+            // ax + px - sx for the dx pixel whose dy position is (ay, ax), with
+            // sy = (ky*dh - ry)/sh and sx = (kx*dw - rx)/sw: offsets from the tile base
+            // (ay, ax0 + j0), per phase. The canvas may be dy itself: its row is src.w long.
             let offsets: Vec<Vec<usize>> = phases
                 .iter()
-                .map(|ph| ph.shifts.iter().map(|&(sy, sx)| ((py - sy) * src.w + px - sx) * c.cout).collect())
+                .enumerate()
+                .map(|(i, ph)| {
+                    let (ry, rx) = (i / sw, i % sw);
+                    let shift = |&(ky, kx): &(usize, usize)| ((ky * c.dh - ry) / sh, (kx * c.dw - rx) / sw);
+                    ph.taps.iter().map(shift).map(|(sy, sx)| ((py - sy) * src.w + px - sx) * c.cout).collect()
+                })
                 .collect();
             dx.par_chunks_mut(c.w * c.cin).enumerate().for_each(|(row, dxr)| {
                 let (n, iy) = (row / c.h, row % c.h);
@@ -102,9 +104,6 @@ pub(super) fn backward_data(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mu
                         }
                         continue;
                     }
-                    // Tap (ky, kx) of the phase's pixel j reads canvas row ay + py - sy and
-                    // column ax0 + j + px - sx, with sy = (ky*dh - ry)/sh, sx = (kx*dw - rx)/sw:
-                    // the tile base is (ay, ax0 + j0), the rest is the phase's offsets.
                     let taps = &offsets[ry * sw + rx];
                     let ax0 = (ix0 + c.pad_left) / sw;
                     let k = taps.len() * c.cout;

@@ -118,7 +118,6 @@ fn placement<const M: usize>(c: &Conv2d) -> Placement {
     Placement {
         top: c.pad_top as isize,
         left: c.pad_left as isize,
-        up: (1, 1),
         hp: c.ho.div_ceil(M) * M + 2,
         wp: c.wo.div_ceil(M) * M + 2,
     }

@@ -76,6 +76,22 @@ unsafe fn gt<V: F32x, const M: usize>(g: [V; 3]) -> [V; 6] {
     }
 }
 
+/// The column pass of a 2-D transform, transposed for the row pass: `t[i][j] = f(d[.][j])[i]`
+/// for the `α x α` tile `d(i, j)` (cells past `α` are zero). Built by `from_fn`, so no zeroed
+/// temporaries force the tile out of registers.
+#[inline(always)]
+fn columns<V: F32x>(a: usize, d: impl Fn(usize, usize) -> V, f: impl Fn([V; 6]) -> [V; 6]) -> [[V; 6]; 6] {
+    // SAFETY: V::zero only needs the ISA of V, which every caller has enabled.
+    let zero = unsafe { V::zero() };
+    let cols: [[V; 6]; 6] = core::array::from_fn(|j| {
+        if j >= a {
+            return [zero; 6];
+        }
+        f(core::array::from_fn(|i| if i < a { d(i, j) } else { zero }))
+    });
+    core::array::from_fn(|i| core::array::from_fn(|j| cols[j][i]))
+}
+
 /// Loads `n` channels (a full vector when `n == LANES`).
 #[inline(always)]
 unsafe fn ld<V: F32x>(p: *const f32, n: usize) -> V {
@@ -179,20 +195,7 @@ unsafe fn input_body<V: F32x, const M: usize>(x: &[f32], b: &Tiles, v: &mut [f32
             let base = x.as_ptr().add(((n * b.h + y0) * b.w + x0) * b.c);
             for ch in (0..b.c).step_by(V::LANES) {
                 let nl = V::LANES.min(b.c - ch);
-                // Columns: cols[j] = Bᵀ d[:, j] (arrays built by from_fn, no zeroed temporaries).
-                let cols: [[V; 6]; 6] = core::array::from_fn(|j| {
-                    if j >= a {
-                        return [V::zero(); 6];
-                    }
-                    bt::<V, M>(core::array::from_fn(|i| {
-                        if i < a {
-                            ld(base.add((i * b.w + j) * b.c + ch), nl)
-                        } else {
-                            V::zero()
-                        }
-                    }))
-                });
-                let tm: [[V; 6]; 6] = core::array::from_fn(|i| core::array::from_fn(|j| cols[j][i]));
+                let tm = columns(a, |i, j| ld(base.add((i * b.w + j) * b.c + ch), nl), |col| bt::<V, M>(col));
                 for (i, row) in tm.iter().enumerate().take(a) {
                     let r = bt::<V, M>(*row);
                     for (j, rv) in r.iter().enumerate().take(a) {
@@ -229,19 +232,11 @@ unsafe fn output_body<V: F32x, const M: usize>(m: &[f32], b: &Tiles, bias: &[f32
             let out = y.as_mut_ptr().add(((n * b.h + y0) * b.w + x0 - start) * b.c);
             for ch in (0..b.c).step_by(V::LANES) {
                 let nl = V::LANES.min(b.c - ch);
-                let cols: [[V; 6]; 6] = core::array::from_fn(|j| {
-                    if j >= a {
-                        return [V::zero(); 6];
-                    }
-                    at::<V, M>(core::array::from_fn(|i| {
-                        if i < a {
-                            ld(m.as_ptr().add((i * a + j) * stride + t * b.c + ch), nl)
-                        } else {
-                            V::zero()
-                        }
-                    }))
-                });
-                let tm: [[V; 6]; 6] = core::array::from_fn(|i| core::array::from_fn(|j| cols[j][i]));
+                let tm = columns(
+                    a,
+                    |i, j| ld(m.as_ptr().add((i * a + j) * stride + t * b.c + ch), nl),
+                    |col| at::<V, M>(col),
+                );
                 let bv = if bias.is_empty() { V::zero() } else { ld(bias.as_ptr().add(ch), nl) };
                 // Constant trip counts and a branch per store (not a clipped loop): the tile
                 // arrays stay in registers.
