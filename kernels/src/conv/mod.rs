@@ -40,6 +40,7 @@ mod auto;
 mod autotune;
 mod desc;
 mod direct;
+mod fused;
 mod im2col;
 mod pad;
 mod winograd;
@@ -47,6 +48,10 @@ mod winograd;
 pub use autotune::{clear_measurements, measured_algo};
 pub use desc::{Conv2d, Padding};
 pub use direct::kernel_name as direct_kernel_name;
+pub use fused::{
+    conv_relu_maxpool_backward_filter, conv_relu_maxpool_backward_filter_with, conv_relu_maxpool_forward,
+    conv_relu_maxpool_forward_with, unpool_relu_grad, ConvReluPool,
+};
 
 use crate::arch::{default_isa, Isa};
 use crate::error::{Error, Result};

@@ -1,0 +1,533 @@
+//! Convolution + bias + ReLU + 2x2/2 max pooling as one kernel (`f32-cbrp-2x2-*`), forward
+//! and backward-filter.
+//!
+//! Forward: for each pooled output pixel, the four convolution outputs under its window are
+//! computed in registers (four pixels x a block of output channels), biased, clamped and
+//! reduced to their maximum before anything is stored: the full-resolution activation never
+//! reaches memory, only the pooled output and its argmax.
+//!
+//! Backward-filter starts from the pooled gradient: a pooled output passes its gradient to
+//! its argmax pixel only, and only where the pooled value is positive (ReLU), so each pooled
+//! pixel contributes one masked rank-1 update per window cell. Images are accumulated in fixed
+//! groups whose partial sums are added in group order: bit-identical for any thread count.
+//!
+//! Layouts: `x` NHWC `[n, h, w, cin]`, filter HWIO `[kh, kw, cin, cout]`, pooled output and
+//! argmax `[n, ho / 2, wo / 2, cout]` (an odd last convolution row or column is dropped, as
+//! Keras's VALID pooling does). The argmax follows [`crate::pool::max_pool_forward`]: the
+//! index `(oy * wo + ox) * cout + co` of the winning pixel within its image's convolution
+//! output, the first maximum in row-major window order on ties.
+
+use super::pad::{forward_placement, with_placed, Src};
+use super::Conv2d;
+use crate::arch::simd::{lanes, simd_dispatch, F32x};
+use crate::arch::{default_isa, Isa};
+use crate::error::{Error, Result};
+use crate::pool::Pool2d;
+use crate::scratch::{with_scratch, Slot};
+use rayon::prelude::*;
+
+/// Images per group of the backward-filter pass (the partial sums are per group).
+const WGRAD_GROUP: usize = 2;
+
+/// A convolution followed by ReLU and a 2x2, stride-2, VALID max pooling, validated for the
+/// fused kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvReluPool {
+    conv: Conv2d,
+    pool: Pool2d,
+}
+
+impl ConvReluPool {
+    /// Fuses `conv` with a 2x2/2 max pooling of its output. Errors when the convolution
+    /// output is smaller than one window, or too large for exact f32 argmax indices
+    /// (2^24 elements per image).
+    pub fn new(conv: Conv2d) -> Result<Self> {
+        let pool = Pool2d::new(conv.output_shape(), (2, 2), (2, 2), crate::geometry::Padding::Valid)?;
+        let img = conv.ho.checked_mul(conv.wo).and_then(|p| p.checked_mul(conv.cout));
+        if img.is_none_or(|i| i >= 1 << 24) {
+            return Err(Error::InvalidArgument(format!(
+                "fused conv+pool: a {}x{}x{} convolution output is too large for exact argmax indices",
+                conv.ho, conv.wo, conv.cout
+            )));
+        }
+        Ok(ConvReluPool { conv, pool })
+    }
+
+    /// The convolution.
+    pub fn conv(&self) -> &Conv2d {
+        &self.conv
+    }
+    /// The pooling of the convolution's output.
+    pub fn pool(&self) -> &Pool2d {
+        &self.pool
+    }
+    /// Pooled output shape `[n, ho / 2, wo / 2, cout]`.
+    pub fn output_shape(&self) -> [usize; 4] {
+        self.pool.output_shape()
+    }
+    /// The same layers for a batch of `n` images.
+    pub fn with_batch(&self, n: usize) -> Result<Self> {
+        let c = &self.conv;
+        let conv = Conv2d::new(
+            [n, c.h, c.w, c.cin],
+            c.filter_shape(),
+            (c.sh, c.sw),
+            (c.dh, c.dw),
+            crate::geometry::Padding::Explicit {
+                top: c.pad_top,
+                left: c.pad_left,
+                bottom: ((c.ho - 1) * c.sh + (c.kh - 1) * c.dh + 1).saturating_sub(c.h + c.pad_top),
+                right: ((c.wo - 1) * c.sw + (c.kw - 1) * c.dw + 1).saturating_sub(c.w + c.pad_left),
+            },
+        )?;
+        Self::new(conv)
+    }
+
+    fn check(&self, x: usize, w: usize, y: usize, argmax: usize) -> Result<()> {
+        let c = &self.conv;
+        Conv2d::check_len("input length vs n*h*w*cin", x, c.input_shape())?;
+        Conv2d::check_len("filter length vs kh*kw*cin*cout", w, c.filter_shape())?;
+        Conv2d::check_len("pooled output length vs n*(ho/2)*(wo/2)*cout", y, self.output_shape())?;
+        Conv2d::check_len("argmax length vs n*(ho/2)*(wo/2)*cout", argmax, self.output_shape())
+    }
+}
+
+/// Vectors of output channels per block: as many as cover `cout`, up to what the ISA's
+/// registers hold for four pixels (16 accumulators on AVX-512 and NEON, 8 on AVX2).
+fn block_vectors(isa: Isa, cout: usize) -> usize {
+    let max = match isa {
+        Isa::Avx512 | Isa::Neon => 4,
+        _ => 2,
+    };
+    match cout.div_ceil(lanes(isa)) {
+        1 => 1,
+        2 => 2,
+        _ => max,
+    }
+}
+
+/// The geometry a kernel body reads, in floats, on a canvas covering every tap.
+#[derive(Clone, Copy)]
+struct Geom {
+    /// Step between horizontally adjacent output pixels (`sw * cin`).
+    xps: usize,
+    /// Step between vertically adjacent output pixels (`sh * row`).
+    yps: usize,
+    cin: usize,
+    cout: usize,
+    /// `cout` rounded up to whole channel blocks (the packed filter's row length).
+    coutp: usize,
+    /// Pooled rows and columns.
+    hp: usize,
+    wp: usize,
+    /// Convolution output width (for argmax indices).
+    wo: usize,
+}
+
+/// The packed filter `[kh*kw*cin][coutp]` (zero-padded channels), followed by the bias
+/// `[coutp]` and the channel numbers `0..coutp` as floats (argmax lanes).
+fn pack(w: &[f32], bias: Option<&[f32]>, k: usize, cout: usize, coutp: usize, out: &mut [f32]) {
+    let (wp, rest) = out.split_at_mut(k * coutp);
+    for (dst, src) in wp.chunks_exact_mut(coutp).zip(w.chunks_exact(cout)) {
+        dst[..cout].copy_from_slice(src);
+        dst[cout..].fill(0.0);
+    }
+    let (bp, iota) = rest.split_at_mut(coutp);
+    bp.fill(0.0);
+    if let Some(b) = bias {
+        bp[..cout].copy_from_slice(b);
+    }
+    iota.iter_mut().enumerate().for_each(|(i, v)| *v = i as f32);
+}
+
+/// Forward: `y = maxpool2x2(relu(conv(x, w) + bias))` with the argmax of every pooled
+/// output (see the module docs). `y` and `argmax` are overwritten.
+pub fn conv_relu_maxpool_forward(
+    cp: &ConvReluPool,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    argmax: &mut [u32],
+) -> Result<()> {
+    conv_relu_maxpool_forward_with(default_isa(), cp, x, w, bias, y, argmax)
+}
+
+/// [`conv_relu_maxpool_forward`] on an explicit ISA.
+pub fn conv_relu_maxpool_forward_with(
+    isa: Isa,
+    cp: &ConvReluPool,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    argmax: &mut [u32],
+) -> Result<()> {
+    isa.check()?;
+    cp.check(x.len(), w.len(), y.len(), argmax.len())?;
+    let c = &cp.conv;
+    if let Some(b) = bias {
+        Conv2d::check_len("bias length vs cout", b.len(), [c.cout, 1, 1, 1])?;
+    }
+    let img_out = cp.pool.ho * cp.pool.wo * c.cout;
+    if img_out == 0 || c.n == 0 {
+        return Ok(());
+    }
+    let nb = block_vectors(isa, c.cout);
+    let coutp = c.cout.next_multiple_of(nb * lanes(isa));
+    let k = c.kh * c.kw * c.cin;
+    // Only the convolution rows and columns the pooling reads.
+    let pl = forward_placement(c, cp.pool.ho * 2, cp.pool.wo * 2);
+    with_scratch(Slot::Filter, (k + 2) * coutp, |packed| {
+        pack(w, bias, k, c.cout, coutp, packed);
+        with_placed(x, c.input_shape(), pl, |src: Src| {
+            let g = geom(c, &cp.pool, &src, coutp);
+            let taps = taps(c, &src);
+            let img_in = src.h * src.w * c.cin;
+            y.par_chunks_mut(img_out).zip(argmax.par_chunks_mut(img_out)).enumerate().for_each(|(n, (yi, ai))| {
+                let xi = &src.data[n * img_in..][..img_in];
+                // SAFETY: `isa` was checked; `with_placed` made a canvas on which every tap of
+                // every convolution pixel under a pooling window lies inside `xi` (g and taps
+                // are derived from it); `packed` holds (k + 2) * coutp floats; yi and ai are
+                // one image's pooled output.
+                unsafe {
+                    match nb {
+                        1 => fwd_image::<1>(isa, &g, &taps, xi, packed, yi, ai),
+                        2 => fwd_image::<2>(isa, &g, &taps, xi, packed, yi, ai),
+                        _ => fwd_image::<4>(isa, &g, &taps, xi, packed, yi, ai),
+                    }
+                }
+            });
+        });
+    });
+    Ok(())
+}
+
+fn geom(c: &Conv2d, pool: &Pool2d, src: &Src, coutp: usize) -> Geom {
+    assert!(
+        src.c == c.cin
+            && (pool.ho * 2 - 1) * c.sh + (c.kh - 1) * c.dh < src.h
+            && (pool.wo * 2 - 1) * c.sw + (c.kw - 1) * c.dw < src.w
+            && src.data.len() >= c.n * src.h * src.w * c.cin,
+        "fused conv+pool: canvas does not cover the taps"
+    );
+    let row = src.w * c.cin;
+    Geom {
+        xps: c.sw * c.cin,
+        yps: c.sh * row,
+        cin: c.cin,
+        cout: c.cout,
+        coutp,
+        hp: pool.ho,
+        wp: pool.wo,
+        wo: c.wo,
+    }
+}
+
+/// Offset of each tap `(ky, kx)` from an output pixel's top-left input, in floats.
+fn taps(c: &Conv2d, src: &Src) -> Vec<usize> {
+    (0..c.kh).flat_map(|ky| (0..c.kw).map(move |kx| (ky * c.dh * src.w + kx * c.dw) * c.cin)).collect()
+}
+
+/// One image of the forward pass, `NB` vectors of channels per block.
+///
+/// # Safety
+/// The ISA of `V` is enabled; every tap of convolution pixels `(0..2*hp, 0..2*wp)` lies in
+/// `x`; `packed` is as [`pack`] writes it for `g.coutp`; `y`, `a` hold `hp * wp * cout`.
+#[inline(always)]
+unsafe fn fwd_image_body<V: F32x, const NB: usize>(
+    g: &Geom,
+    taps: &[usize],
+    x: &[f32],
+    packed: &[f32],
+    y: &mut [f32],
+    a: &mut [u32],
+) {
+    let l = V::LANES;
+    let k = taps.len() * g.cin;
+    assert!(packed.len() >= (k + 2) * g.coutp && y.len() >= g.hp * g.wp * g.cout && a.len() >= y.len());
+    let (wp, bias, iota) = (packed.as_ptr(), packed[k * g.coutp..].as_ptr(), packed[(k + 1) * g.coutp..].as_ptr());
+    let xp = x.as_ptr();
+    // Offsets of the four pixels of a window from its top-left one: input and argmax.
+    let cell_in = [0, g.xps, g.yps, g.yps + g.xps];
+    let cell_idx = [0, g.cout, g.wo * g.cout, (g.wo + 1) * g.cout];
+    // SAFETY: the function contract bounds every pointer below: input reads at
+    // window base + cell + tap + ci stay inside x; filter rows r < k, bias and iota lanes
+    // below coutp; stores cover channels below cout of pixel (py, px) of y and a.
+    unsafe {
+        let zero = V::zero();
+        for c0 in (0..g.coutp).step_by(NB * l) {
+            let width = g.cout.saturating_sub(c0).min(NB * l);
+            for py in 0..g.hp {
+                for px in 0..g.wp {
+                    let base = xp.add(2 * py * g.yps + 2 * px * g.xps);
+                    let mut acc = [[zero; NB]; 4];
+                    for (ti, &t) in taps.iter().enumerate() {
+                        for ci in 0..g.cin {
+                            let wr = wp.add((ti * g.cin + ci) * g.coutp + c0);
+                            let mut wv = [zero; NB];
+                            for (v, w) in wv.iter_mut().enumerate() {
+                                *w = V::load(wr.add(v * l));
+                            }
+                            for q in 0..4 {
+                                let xb = V::splat(*base.add(cell_in[q] + t + ci));
+                                for v in 0..NB {
+                                    acc[q][v] = xb.fma(wv[v], acc[q][v]);
+                                }
+                            }
+                        }
+                    }
+                    let o = (py * g.wp + px) * g.cout + c0;
+                    let first = ((2 * py * g.wo + 2 * px) * g.cout) as f32;
+                    for v in 0..NB {
+                        let lane0 = v * l;
+                        if lane0 >= width {
+                            break;
+                        }
+                        let b = V::load(bias.add(c0 + lane0));
+                        let chan = V::load(iota.add(c0 + lane0));
+                        let mut best = acc[0][v].add(b).max(zero);
+                        let mut idx = chan.add(V::splat(first));
+                        for q in 1..4 {
+                            let r = acc[q][v].add(b).max(zero);
+                            let iq = chan.add(V::splat(first + cell_idx[q] as f32));
+                            idx = r.select_gt(best, iq, idx);
+                            best = r.select_gt(best, r, best);
+                        }
+                        let n = (width - lane0).min(l);
+                        if n == l {
+                            best.store(y.as_mut_ptr().add(o + lane0));
+                            idx.store_index(a.as_mut_ptr().add(o + lane0));
+                        } else {
+                            best.store_partial(y.as_mut_ptr().add(o + lane0), n);
+                            let mut tmp = [0u32; 16];
+                            idx.store_index(tmp.as_mut_ptr());
+                            a[o + lane0..o + lane0 + n].copy_from_slice(&tmp[..n]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+simd_dispatch! {
+    /// [`fwd_image_body`] on `isa`.
+    unsafe fn fwd_image<const NB: usize>(g: &Geom, taps: &[usize], x: &[f32], packed: &[f32], y: &mut [f32], a: &mut [u32]) => fwd_image_body
+}
+
+/// Backward-filter from the pooled gradient: `dw` (`[kh, kw, cin, cout]`, overwritten) and
+/// `db` (`[cout]`, overwritten) if given, where the convolution output's gradient is `dy` at
+/// each pooled output's argmax pixel if the pooled value `y` is positive, and 0 elsewhere.
+/// `y`, `dy` and `argmax` are `[n, ho / 2, wo / 2, cout]`, as the forward pass wrote them.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_relu_maxpool_backward_filter(
+    cp: &ConvReluPool,
+    x: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    argmax: &[u32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+) -> Result<()> {
+    conv_relu_maxpool_backward_filter_with(default_isa(), cp, x, y, dy, argmax, dw, db)
+}
+
+/// [`conv_relu_maxpool_backward_filter`] on an explicit ISA.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_relu_maxpool_backward_filter_with(
+    isa: Isa,
+    cp: &ConvReluPool,
+    x: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    argmax: &[u32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+) -> Result<()> {
+    isa.check()?;
+    cp.check(x.len(), dw.len(), y.len(), argmax.len())?;
+    Conv2d::check_len("pooled gradient length vs n*(ho/2)*(wo/2)*cout", dy.len(), cp.output_shape())?;
+    let c = &cp.conv;
+    if let Some(b) = &db {
+        Conv2d::check_len("bias gradient length vs cout", b.len(), [c.cout, 1, 1, 1])?;
+    }
+    let img_out = cp.pool.ho * cp.pool.wo * c.cout;
+    let nb = block_vectors(isa, c.cout);
+    let coutp = c.cout.next_multiple_of(nb * lanes(isa));
+    let k = c.kh * c.kw * c.cin;
+    let part = (k + 1) * coutp;
+    let groups = c.n.div_ceil(WGRAD_GROUP);
+    let pl = forward_placement(c, cp.pool.ho * 2, cp.pool.wo * 2);
+    with_scratch(Slot::Product, groups * part + coutp, |buf| {
+        let (partials, iota) = buf.split_at_mut(groups * part);
+        iota.iter_mut().enumerate().for_each(|(i, v)| *v = i as f32);
+        let iota = &*iota;
+        if img_out > 0 {
+            with_placed(x, c.input_shape(), pl, |src: Src| {
+                let g = geom(c, &cp.pool, &src, coutp);
+                let taps = taps(c, &src);
+                let img_in = src.h * src.w * c.cin;
+                partials.par_chunks_mut(part).enumerate().for_each(|(gi, acc)| {
+                    acc.fill(0.0);
+                    for n in gi * WGRAD_GROUP..((gi + 1) * WGRAD_GROUP).min(c.n) {
+                        let xi = &src.data[n * img_in..][..img_in];
+                        let o = n * img_out..(n + 1) * img_out;
+                        let (yi, dyi, ai) = (&y[o.clone()], &dy[o.clone()], &argmax[o]);
+                        // SAFETY: `isa` was checked; the canvas covers every tap of the
+                        // pooled pixels (as in the forward pass); acc holds (k + 1) * coutp
+                        // floats and iota coutp; yi, dyi, ai are one image's pooled tensors.
+                        unsafe {
+                            match nb {
+                                1 => wgrad_image::<1>(isa, &g, &taps, xi, yi, dyi, ai, iota, acc),
+                                2 => wgrad_image::<2>(isa, &g, &taps, xi, yi, dyi, ai, iota, acc),
+                                _ => wgrad_image::<4>(isa, &g, &taps, xi, yi, dyi, ai, iota, acc),
+                            }
+                        }
+                    }
+                });
+            });
+        } else {
+            partials.fill(0.0);
+        }
+        // Group sums in group order.
+        dw.fill(0.0);
+        let mut dbv = db;
+        if let Some(b) = dbv.as_deref_mut() {
+            b.fill(0.0);
+        }
+        for p in partials.chunks_exact(part) {
+            for (d, s) in dw.chunks_exact_mut(c.cout).zip(p.chunks_exact(coutp)) {
+                d.iter_mut().zip(s).for_each(|(d, s)| *d += s);
+            }
+            if let Some(b) = dbv.as_deref_mut() {
+                b.iter_mut().zip(&p[k * coutp..]).for_each(|(d, s)| *d += s);
+            }
+        }
+    });
+    Ok(())
+}
+
+/// One image of backward-filter, accumulated into `acc` (`[k][coutp]` filter rows, then
+/// `[coutp]` bias).
+///
+/// # Safety
+/// As [`fwd_image_body`]; `acc` holds `(k + 1) * coutp` floats, `iota` `coutp`; `y`, `dy`,
+/// `a` hold `hp * wp * cout`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn wgrad_image_body<V: F32x, const NB: usize>(
+    g: &Geom,
+    taps: &[usize],
+    x: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    a: &[u32],
+    iota: &[f32],
+    acc: &mut [f32],
+) {
+    let l = V::LANES;
+    let k = taps.len() * g.cin;
+    let len = g.hp * g.wp * g.cout;
+    assert!(acc.len() >= (k + 1) * g.coutp && iota.len() >= g.coutp);
+    assert!(y.len() >= len && dy.len() >= len && a.len() >= len);
+    let xp = x.as_ptr();
+    let ap = acc.as_mut_ptr();
+    let cell_in = [0, g.xps, g.yps, g.yps + g.xps];
+    let cell_idx = [0, g.cout, g.wo * g.cout, (g.wo + 1) * g.cout];
+    // SAFETY: as in the forward body: input reads stay in x by the contract; y, dy and a are
+    // read at channels below cout of pixel (py, px); acc rows r < k + 1 at lanes below coutp.
+    unsafe {
+        let zero = V::zero();
+        for c0 in (0..g.coutp).step_by(NB * l) {
+            let width = g.cout.saturating_sub(c0).min(NB * l);
+            for py in 0..g.hp {
+                for px in 0..g.wp {
+                    let base = xp.add(2 * py * g.yps + 2 * px * g.xps);
+                    let o = (py * g.wp + px) * g.cout + c0;
+                    let first = ((2 * py * g.wo + 2 * px) * g.cout) as f32;
+                    let mut gq = [[zero; NB]; 4];
+                    for v in 0..NB {
+                        let lane0 = v * l;
+                        if lane0 >= width {
+                            break;
+                        }
+                        let n = (width - lane0).min(l);
+                        let (yv, dyv, av) = if n == l {
+                            (
+                                V::load(y.as_ptr().add(o + lane0)),
+                                V::load(dy.as_ptr().add(o + lane0)),
+                                V::load_index(a.as_ptr().add(o + lane0)),
+                            )
+                        } else {
+                            let mut tmp = [0u32; 16];
+                            tmp[..n].copy_from_slice(&a[o + lane0..o + lane0 + n]);
+                            (
+                                V::load_partial(y.as_ptr().add(o + lane0), n),
+                                V::load_partial(dy.as_ptr().add(o + lane0), n),
+                                V::load_index(tmp.as_ptr()),
+                            )
+                        };
+                        let gv = yv.select_gt(zero, dyv, zero);
+                        let bp = ap.add(k * g.coutp + c0 + lane0);
+                        V::load(bp).add(gv).store(bp);
+                        let chan = V::load(iota.as_ptr().add(c0 + lane0));
+                        for (q, gqq) in gq.iter_mut().enumerate() {
+                            let iq = chan.add(V::splat(first + cell_idx[q] as f32));
+                            gqq[v] = av.select_eq(iq, gv, zero);
+                        }
+                    }
+                    for (ti, &t) in taps.iter().enumerate() {
+                        for ci in 0..g.cin {
+                            let xb = [0, 1, 2, 3].map(|q| V::splat(*base.add(cell_in[q] + t + ci)));
+                            let row = ap.add((ti * g.cin + ci) * g.coutp + c0);
+                            for v in 0..NB {
+                                let p = row.add(v * l);
+                                let mut d = V::load(p);
+                                for q in 0..4 {
+                                    d = xb[q].fma(gq[q][v], d);
+                                }
+                                d.store(p);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+simd_dispatch! {
+    /// [`wgrad_image_body`] on `isa`.
+    unsafe fn wgrad_image<const NB: usize>(g: &Geom, taps: &[usize], x: &[f32], y: &[f32], dy: &[f32], a: &[u32], iota: &[f32], acc: &mut [f32]) => wgrad_image_body
+}
+
+/// The gradient of the convolution output (`[n, ho, wo, cout]`, overwritten) that the fused
+/// backward pass works from implicitly: `dy` at each pooled output's argmax where the pooled
+/// value is positive, 0 elsewhere. For layers that also need their input gradient
+/// (backward-data runs on it).
+pub fn unpool_relu_grad(cp: &ConvReluPool, y: &[f32], dy: &[f32], argmax: &[u32], dconv: &mut [f32]) -> Result<()> {
+    let c = &cp.conv;
+    let shape = cp.output_shape();
+    Conv2d::check_len("pooled output length vs n*(ho/2)*(wo/2)*cout", y.len(), shape)?;
+    Conv2d::check_len("pooled gradient length vs n*(ho/2)*(wo/2)*cout", dy.len(), shape)?;
+    Conv2d::check_len("argmax length vs n*(ho/2)*(wo/2)*cout", argmax.len(), shape)?;
+    Conv2d::check_len("convolution gradient length vs n*ho*wo*cout", dconv.len(), c.output_shape())?;
+    let (img_in, img_out) = (c.ho * c.wo * c.cout, cp.pool.ho * cp.pool.wo * c.cout);
+    if img_out == 0 {
+        dconv.fill(0.0);
+        return Ok(());
+    }
+    dconv.par_chunks_mut(img_in).enumerate().for_each(|(n, d)| {
+        d.fill(0.0);
+        let o = n * img_out..(n + 1) * img_out;
+        for ((&yv, &g), &a) in y[o.clone()].iter().zip(&dy[o.clone()]).zip(&argmax[o]) {
+            if yv > 0.0 {
+                if let Some(cell) = d.get_mut(a as usize) {
+                    *cell += g;
+                }
+            }
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! The fused convolution + bias + ReLU + 2x2 max pooling against the reference composed of
+//! the naive convolution and pooling, on every available ISA; results independent of the
+//! thread count; bad input rejected.
+//!
+//! Tolerances: a pooled output is the maximum of four convolution outputs (max and ReLU
+//! are 1-Lipschitz), so it is within the convolution's `(L + 2)·ε·Σ|terms|` bound of the
+//! window's largest Σ|terms| (L = kh·kw·cin). The argmax must lie in its window and point
+//! at a convolution value within twice that bound of the maximum (near-ties may resolve
+//! either way after rounding). The filter gradient is compared with the reference fed the
+//! kernel's own pooled output and argmax; each entry sums up to 4·n·(ho/2)·(wo/2) products.
+
+mod common;
+
+use common::{assert_close, fill, padding, EPS};
+use ember_kernels::conv::{
+    conv_relu_maxpool_backward_filter_with, conv_relu_maxpool_forward_with, unpool_relu_grad, Conv2d, ConvReluPool,
+    Padding,
+};
+use ember_kernels::{reference, Error, Isa};
+use proptest::prelude::*;
+
+fn fused() -> impl Strategy<Value = ConvReluPool> {
+    (
+        (1usize..4, 2usize..15, 2usize..15, 1usize..20, 1usize..40),
+        (prop::sample::select(vec![1usize, 2, 3, 5]), prop::sample::select(vec![1usize, 3])),
+        (1usize..3, 1usize..3, 1usize..3),
+        padding(),
+    )
+        .prop_filter_map("window larger than padded input", |((n, h, w, ci, co), (kh, kw), (sh, sw, d), p)| {
+            let c = Conv2d::new([n, h, w, ci], [kh, kw, ci, co], (sh, sw), (d, 1), p).ok()?;
+            ConvReluPool::new(c).ok()
+        })
+}
+
+fn len(shape: [usize; 4]) -> usize {
+    shape.iter().product()
+}
+
+fn abs(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|x| x.abs()).collect()
+}
+
+fn check(cp: &ConvReluPool, seed: u64) {
+    let c = cp.conv();
+    let x = fill(seed, len(c.input_shape()));
+    let w = fill(seed ^ 1, len(c.filter_shape()));
+    let b = fill(seed ^ 2, c.cout);
+    let out = len(cp.output_shape());
+    let dy = fill(seed ^ 3, out);
+
+    let (mut y_ref, mut a_ref) = (vec![0.0; out], vec![0u32; out]);
+    reference::conv_relu_maxpool_forward(cp, &x, &w, Some(&b), &mut y_ref, &mut a_ref).unwrap();
+    let mut conv_ref = vec![0.0; len(c.output_shape())];
+    reference::conv2d_forward(c, &x, &w, Some(&b), true, &mut conv_ref).unwrap();
+    let (mut mag, mut unused) = (vec![0.0; out], vec![0u32; out]);
+    reference::conv_relu_maxpool_forward(cp, &abs(&x), &abs(&w), Some(&abs(&b)), &mut mag, &mut unused).unwrap();
+    let tol: Vec<f64> = mag.iter().map(|&m| (c.patch_len() as f64 + 2.0) * EPS * f64::from(m) + 1e-30).collect();
+    let img_conv = c.ho * c.wo * c.cout;
+    let [_, hp, wp, _] = cp.output_shape();
+
+    for isa in Isa::available() {
+        let (mut y, mut a) = (vec![f32::NAN; out], vec![u32::MAX; out]);
+        conv_relu_maxpool_forward_with(isa, cp, &x, &w, Some(&b), &mut y, &mut a).unwrap();
+        assert_close(&y, &y_ref, &tol, &format!("fused forward {isa} {c:?}"));
+        for (o, &ai) in a.iter().enumerate() {
+            let (n, ch, pix) = (o / (hp * wp * c.cout), o % c.cout, (o / c.cout) % (hp * wp));
+            let (oy, ox, ach) = (ai as usize / c.cout / c.wo, ai as usize / c.cout % c.wo, ai as usize % c.cout);
+            assert!(
+                ach == ch && oy / 2 == pix / wp && ox / 2 == pix % wp,
+                "{isa}: argmax {ai} of output {o} is outside its window"
+            );
+            let v = f64::from(conv_ref[n * img_conv + ai as usize]);
+            assert!(v >= f64::from(y_ref[o]) - 2.0 * tol[o], "{isa}: argmax {ai} of output {o} is not a maximum");
+        }
+
+        let (mut dw_ref, mut db_ref) = (vec![0.0; w.len()], vec![0.0; c.cout]);
+        reference::conv_relu_maxpool_backward_filter(cp, &x, &y, &dy, &a, &mut dw_ref, Some(&mut db_ref)).unwrap();
+        let (mut dw_mag, mut db_mag) = (vec![0.0; w.len()], vec![0.0; c.cout]);
+        reference::conv_relu_maxpool_backward_filter(cp, &abs(&x), &y, &abs(&dy), &a, &mut dw_mag, Some(&mut db_mag))
+            .unwrap();
+        let terms = 4 * out / c.cout;
+        let t = |m: &[f32]| m.iter().map(|&m| (terms as f64 + 2.0) * EPS * f64::from(m) + 1e-30).collect::<Vec<_>>();
+        let (mut dw, mut db) = (vec![f32::NAN; w.len()], vec![f32::NAN; c.cout]);
+        conv_relu_maxpool_backward_filter_with(isa, cp, &x, &y, &dy, &a, &mut dw, Some(&mut db)).unwrap();
+        assert_close(&dw, &dw_ref, &t(&dw_mag), &format!("fused backward-filter {isa} {c:?}"));
+        assert_close(&db, &db_ref, &t(&db_mag), &format!("fused bias gradient {isa} {c:?}"));
+
+        // The dense gradient of the convolution output routes dy exactly as the reference.
+        let mut dconv = vec![f32::NAN; len(c.output_shape())];
+        unpool_relu_grad(cp, &y, &dy, &a, &mut dconv).unwrap();
+        let mut dw_dense = vec![0.0; w.len()];
+        reference::conv2d_backward_filter(c, &x, &dconv, &mut dw_dense, None).unwrap();
+        assert_close(&dw_dense, &dw_ref, &t(&dw_mag), &format!("unpool_relu_grad {isa} {c:?}"));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(common::cases(64)))]
+
+    #[test]
+    fn fused_matches_reference(cp in fused(), seed in any::<u64>()) {
+        check(&cp, seed);
+    }
+}
+
+#[test]
+fn seed_model_layer_matches_reference() {
+    // The reference workload's first layer: 28x28x1, 3x3x1x32, valid; batch 5.
+    let c = Conv2d::simple([5, 28, 28, 1], [3, 3, 1, 32], Padding::Valid).unwrap();
+    let cp = ConvReluPool::new(c).unwrap();
+    assert_eq!(cp.output_shape(), [5, 13, 13, 32]);
+    check(&cp, 7);
+}
+
+#[test]
+fn results_do_not_depend_on_thread_count() {
+    let c = Conv2d::simple([9, 12, 11, 3], [3, 3, 3, 20], Padding::Same).unwrap();
+    let cp = ConvReluPool::new(c).unwrap();
+    let x = fill(1, len(c.input_shape()));
+    let w = fill(2, len(c.filter_shape()));
+    let b = fill(3, c.cout);
+    let out = len(cp.output_shape());
+    let dy = fill(4, out);
+    for isa in Isa::available() {
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let (mut y, mut a) = (vec![0.0; out], vec![0u32; out]);
+                conv_relu_maxpool_forward_with(isa, &cp, &x, &w, Some(&b), &mut y, &mut a).unwrap();
+                let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; c.cout]);
+                conv_relu_maxpool_backward_filter_with(isa, &cp, &x, &y, &dy, &a, &mut dw, Some(&mut db)).unwrap();
+                (y, a, dw, db)
+            })
+        };
+        let one = run(1);
+        for t in [2, 3] {
+            assert!(run(t) == one, "{isa}: {t} threads differ from 1");
+        }
+    }
+}
+
+#[test]
+fn fused_rejects_bad_input() {
+    // A convolution output smaller than one pooling window.
+    let c = Conv2d::simple([1, 3, 3, 1], [3, 3, 1, 1], Padding::Valid).unwrap();
+    assert!(matches!(ConvReluPool::new(c), Err(Error::InvalidArgument(_))));
+    let c = Conv2d::simple([2, 6, 6, 2], [3, 3, 2, 4], Padding::Valid).unwrap();
+    let cp = ConvReluPool::new(c).unwrap();
+    let (x, w) = (vec![0.0; 2 * 36 * 2], vec![0.0; 72]);
+    let (mut y, mut a) = (vec![0.0; 2 * 4 * 4], vec![0u32; 2 * 4 * 4]);
+    let isa = Isa::Scalar;
+    let bad = |r: ember_kernels::Result<()>| matches!(r, Err(Error::ShapeMismatch { .. }));
+    assert!(bad(conv_relu_maxpool_forward_with(isa, &cp, &x[1..], &w, None, &mut y, &mut a)));
+    assert!(bad(conv_relu_maxpool_forward_with(isa, &cp, &x, &w[1..], None, &mut y, &mut a)));
+    assert!(bad(conv_relu_maxpool_forward_with(isa, &cp, &x, &w, Some(&[0.0; 3]), &mut y, &mut a)));
+    assert!(bad(conv_relu_maxpool_forward_with(isa, &cp, &x, &w, None, &mut y[1..], &mut a)));
+    assert!(bad(conv_relu_maxpool_forward_with(isa, &cp, &x, &w, None, &mut y, &mut a[1..])));
+    let (dy, mut dw, mut db) = (y.clone(), w.clone(), vec![0.0; 4]);
+    assert!(bad(conv_relu_maxpool_backward_filter_with(isa, &cp, &x, &y, &dy[1..], &a, &mut dw, None)));
+    assert!(bad(conv_relu_maxpool_backward_filter_with(isa, &cp, &x, &y, &dy, &a, &mut dw, Some(&mut db[1..]))));
+    // Argmax values out of range are never used to index.
+    let a_bad = vec![u32::MAX - 1; a.len()];
+    let y_pos = vec![1.0; y.len()];
+    conv_relu_maxpool_backward_filter_with(isa, &cp, &x, &y_pos, &dy, &a_bad, &mut dw, Some(&mut db)).unwrap();
+    let mut dconv = vec![0.0; 2 * 16 * 4];
+    unpool_relu_grad(&cp, &y_pos, &dy, &a_bad, &mut dconv).unwrap();
+}
