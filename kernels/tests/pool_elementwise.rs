@@ -146,3 +146,27 @@ fn adam_matches_the_keras_formula() {
     }
     assert!(matches!(adam_update(&p, 0, &mut w, &g, &mut m, &mut v), Err(Error::InvalidArgument(_))));
 }
+
+#[test]
+fn adam_over_several_steps_is_the_scalar_keras_update_bit_for_bit() {
+    // Lengths across the 8-lane vectors and the 8192-float thread chunks; non-zero moments
+    // after the first step.
+    let p = AdamParams { lr: 3e-3, ..AdamParams::default() };
+    for len in [1usize, 7, 8, 9, 8192 + 13] {
+        let mut w = fill(1, len);
+        let (mut m, mut v) = (vec![0.0f32; len], vec![0.0f32; len]);
+        let (mut we, mut me, mut ve) = (w.clone(), m.clone(), v.clone());
+        for t in 1..=4u32 {
+            let g = fill(10 + u64::from(t), len);
+            adam_update(&p, t, &mut w, &g, &mut m, &mut v).unwrap();
+            let tf = t as f32;
+            let alpha = p.lr * (1.0 - p.beta2.powf(tf)).sqrt() / (1.0 - p.beta1.powf(tf));
+            for i in 0..len {
+                me[i] += (g[i] - me[i]) * (1.0 - p.beta1);
+                ve[i] += (g[i] * g[i] - ve[i]) * (1.0 - p.beta2);
+                we[i] -= alpha * me[i] / (ve[i].sqrt() + p.eps);
+            }
+            assert_eq!((&w, &m, &v), (&we, &me, &ve), "len {len}, step {t}");
+        }
+    }
+}

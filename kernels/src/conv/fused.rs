@@ -212,16 +212,7 @@ fn geom(c: &Conv2d, pool: &Pool2d, src: &Src, coutp: usize) -> Geom {
         "fused conv+pool: canvas does not cover the taps"
     );
     let row = src.w * c.cin;
-    Geom {
-        xps: c.sw * c.cin,
-        yps: c.sh * row,
-        cin: c.cin,
-        cout: c.cout,
-        coutp,
-        hp: pool.ho,
-        wp: pool.wo,
-        wo: c.wo,
-    }
+    Geom { xps: c.sw * c.cin, yps: c.sh * row, cin: c.cin, cout: c.cout, coutp, hp: pool.ho, wp: pool.wo, wo: c.wo }
 }
 
 /// Offset of each tap `(ky, kx)` from an output pixel's top-left input, in floats.

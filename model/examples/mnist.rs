@@ -1,0 +1,210 @@
+//! Trains the reference CNN on MNIST, as the Keras program does:
+//!
+//! ```text
+//! Conv2D(32, 3x3, relu, input 28x28x1) -> MaxPooling2D(2x2) -> Flatten -> Dense(10, softmax)
+//! Adam, sparse categorical cross-entropy, accuracy; 10 epochs, batch 32; x / 255
+//! ```
+//!
+//! `cargo run --release --example mnist` (from the repository root; offline: the data is
+//! vendored in `data/mnist`). `--help` lists the flags. Pictures go to `--out-dir`.
+
+mod pictures;
+
+use clap::Parser;
+use ember_kernels::conv::ConvAlgo;
+use ember_model::data::load_mnist;
+use ember_model::layers::{Activation, Conv2D, Dense, Flatten, MaxPooling2D};
+use ember_model::losses::{Loss, Metric};
+use ember_model::optimizers::Adam;
+use ember_model::{BatchLogs, Callback, EpochLogs, FitOptions, Sequential};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Parser, Debug)]
+#[command(about = "Train the reference CNN on MNIST with Ember")]
+struct Args {
+    /// Epochs to train.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Samples per step.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    learning_rate: f32,
+    /// Seed for weights, shuffling.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Threads (0: one per CPU).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Convolution algorithm: auto, direct, im2col, winograd2x3, winograd4x3, measured
+    /// (used by the unfused path and backward-data; the fused step has its own kernel).
+    #[arg(long, default_value = "auto")]
+    conv_algo: String,
+    /// Run every layer on its own instead of the fused conv+relu+pool step.
+    #[arg(long)]
+    no_fusion: bool,
+    /// Directory with the four MNIST IDX files (raw or .gz).
+    #[arg(long, default_value = "data/mnist")]
+    data_dir: PathBuf,
+    /// Where to write pictures and weights.
+    #[arg(long, default_value = "target/mnist")]
+    out_dir: PathBuf,
+    /// Save the final weights here (safetensors).
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Write a checkpoint here after every epoch.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Resume from this checkpoint.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Train on the first N training images only (0: all).
+    #[arg(long, default_value_t = 0)]
+    train_limit: usize,
+    /// Skip the pictures.
+    #[arg(long)]
+    no_pictures: bool,
+    /// No progress bars (one line per epoch).
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn parse_algo(s: &str) -> Result<ConvAlgo, String> {
+    Ok(match s {
+        "auto" => ConvAlgo::Auto,
+        "measured" => ConvAlgo::Measured,
+        "direct" => ConvAlgo::Direct,
+        "im2col" => ConvAlgo::Im2col,
+        "winograd2x3" => ConvAlgo::Winograd2x3,
+        "winograd4x3" => ConvAlgo::Winograd4x3,
+        _ => return Err(format!("unknown convolution algorithm {s:?}")),
+    })
+}
+
+/// A progress bar per epoch and Keras's end-of-epoch line.
+struct Progress {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+    start: Instant,
+    step_time: Vec<f64>,
+}
+
+impl Callback for Progress {
+    fn on_epoch_begin(&mut self, epoch: usize, epochs: usize, steps: usize) {
+        println!("Epoch {epoch}/{epochs}");
+        self.start = Instant::now();
+        if !self.quiet {
+            let bar = ProgressBar::new(steps as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{pos:>5}/{len} [{bar:30}] {elapsed_precise} {msg}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            self.bar = Some(bar);
+        }
+    }
+    fn on_batch_end(&mut self, l: &BatchLogs) {
+        if let Some(bar) = &self.bar {
+            if l.step % 25 == 0 || l.step == l.steps {
+                let ips = l.samples as f64 / self.start.elapsed().as_secs_f64();
+                bar.set_message(format!("accuracy: {:.4} - loss: {:.4} - {:.0} img/s", l.accuracy, l.loss, ips));
+                bar.set_position(l.step as u64);
+            }
+        }
+    }
+    fn on_epoch_end(&mut self, l: &EpochLogs) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        let steps = l.samples.div_ceil(32);
+        self.step_time.push(l.seconds);
+        let mut line = format!(
+            "{steps}/{steps} - {:.2}s - {:.0}us/step - accuracy: {:.4} - loss: {:.4}",
+            l.seconds,
+            l.seconds * 1e6 / steps as f64,
+            l.accuracy,
+            l.loss
+        );
+        if let (Some(vl), Some(va)) = (l.val_loss, l.val_accuracy) {
+            line += &format!(" - val_accuracy: {va:.4} - val_loss: {vl:.4}");
+        }
+        println!("{line}");
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let total = Instant::now();
+    let algo = parse_algo(&args.conv_algo)?;
+    let t0 = Instant::now();
+    let (mut train, test) = load_mnist(&args.data_dir)?;
+    if args.train_limit > 0 && args.train_limit < train.len() {
+        train = train.slice(0..args.train_limit);
+    }
+    println!(
+        "Loaded {} training and {} test images from {} in {:.2}s",
+        train.len(),
+        test.len(),
+        args.data_dir.display(),
+        t0.elapsed().as_secs_f64()
+    );
+
+    let mut model = Sequential::new();
+    model.seed(args.seed).set_threads(args.threads)?;
+    model
+        .add(Conv2D::new(32, (3, 3)).activation(Activation::Relu).algorithm(algo).input_shape([28, 28, 1]))
+        .add(MaxPooling2D::new((2, 2)))
+        .add(Flatten::new())
+        .add(Dense::new(10).activation(Activation::Softmax));
+    model.set_fusion(!args.no_fusion);
+    model.compile(
+        Adam::new().learning_rate(args.learning_rate),
+        Loss::SPARSE_CATEGORICAL_CROSSENTROPY,
+        &[Metric::Accuracy],
+    )?;
+    print!("{}", model.summary());
+    println!("Plan ({} threads):\n{}", model.threads(), model.plan());
+
+    let mut initial_epoch = 0;
+    if let Some(path) = &args.resume {
+        model.load_checkpoint(path)?;
+        initial_epoch = model.epochs_done();
+        println!("Resumed from {} after epoch {initial_epoch}", path.display());
+    }
+    let opts = FitOptions {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        shuffle: true,
+        initial_epoch,
+        checkpoint: args.checkpoint.clone(),
+        ..FitOptions::default()
+    };
+    let mut progress = Progress { bar: None, quiet: args.quiet, start: Instant::now(), step_time: Vec::new() };
+    let history = model.fit(&train, None, &opts, &mut progress)?;
+
+    let t1 = Instant::now();
+    let eval = model.evaluate(&test, 256)?;
+    println!("Test: accuracy: {:.4} - loss: {:.4} ({:.2}s)", eval.accuracy, eval.loss, t1.elapsed().as_secs_f64());
+    let mut secs: Vec<f64> = history.epochs.iter().map(|e| e.seconds).collect();
+    let train_total: f64 = secs.iter().sum();
+    let tail = if secs.len() > 1 { &mut secs[1..] } else { &mut secs[..] };
+    tail.sort_by(f64::total_cmp);
+    let median = tail.get(tail.len() / 2).copied().unwrap_or(0.0);
+    println!("Training: {train_total:.2}s in all, median {median:.3}s per epoch (epochs 2..)");
+
+    std::fs::create_dir_all(&args.out_dir)?;
+    if let Some(path) = &args.save {
+        model.save_weights(path)?;
+        println!("Weights saved to {}", path.display());
+    }
+    if !args.no_pictures {
+        let t2 = Instant::now();
+        let files = pictures::draw_all(&mut model, &history, &test, &args.out_dir)?;
+        println!("Pictures ({:.2}s): {}", t2.elapsed().as_secs_f64(), files.join(", "));
+    }
+    println!("Total: {:.2}s", total.elapsed().as_secs_f64());
+    Ok(())
+}

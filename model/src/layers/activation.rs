@@ -1,0 +1,121 @@
+//! Activations: ReLU and softmax, as a layer option or a layer of their own.
+
+use super::{Ctx, Layer};
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use ember_kernels::elementwise;
+use std::any::Any;
+
+/// An elementwise (ReLU) or row-wise (softmax, over the last axis) activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Activation {
+    /// The identity.
+    #[default]
+    Linear,
+    /// `max(x, 0)`.
+    Relu,
+    /// `exp(x) / Σ exp(x)` over the last axis.
+    Softmax,
+}
+
+impl std::str::FromStr for Activation {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "linear" => Ok(Activation::Linear),
+            "relu" => Ok(Activation::Relu),
+            "softmax" => Ok(Activation::Softmax),
+            _ => Err(Error::Config(format!("unknown activation {s:?}: expected linear, relu or softmax"))),
+        }
+    }
+}
+
+impl Activation {
+    /// Applies the activation in place to `y`, rows of `width` values.
+    pub(crate) fn apply(self, y: &mut [f32], width: usize) -> Result<()> {
+        match self {
+            Activation::Linear => {}
+            Activation::Relu => elementwise::relu_forward(y),
+            Activation::Softmax => elementwise::softmax(y, width)?,
+        }
+        Ok(())
+    }
+
+    /// Turns `dy` (gradient of the activation's output `y`) into the gradient of its input,
+    /// in place.
+    pub(crate) fn backward(self, y: &[f32], dy: &mut [f32], width: usize) -> Result<()> {
+        match self {
+            Activation::Linear => {}
+            Activation::Relu => elementwise::relu_backward(y, dy)?,
+            Activation::Softmax => {
+                // dz = y ⊙ (dy - <dy, y>) per row.
+                for (yr, dr) in y.chunks_exact(width).zip(dy.chunks_exact_mut(width)) {
+                    let dot: f32 = yr.iter().zip(dr.iter()).map(|(a, b)| a * b).sum();
+                    dr.iter_mut().zip(yr).for_each(|(d, &yv)| *d = yv * (*d - dot));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An activation as a layer of its own (Keras's `Activation`, `ReLU`, `Softmax`).
+#[derive(Debug, Clone)]
+pub struct ActivationLayer {
+    name: String,
+    act: Activation,
+    width: usize,
+    logits: bool,
+}
+
+impl ActivationLayer {
+    /// A layer applying `act`.
+    pub fn new(act: Activation) -> Self {
+        ActivationLayer { name: String::new(), act, width: 1, logits: false }
+    }
+}
+
+impl Layer for ActivationLayer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn set_name(&mut self, name: String) {
+        self.name = name;
+    }
+    fn class_name(&self) -> &'static str {
+        "Activation"
+    }
+    fn build(&mut self, input: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
+        self.width = input.last().copied().unwrap_or(1).max(1);
+        Ok(input.to_vec())
+    }
+    fn activation(&self) -> Activation {
+        self.act
+    }
+    fn emit_logits(&mut self, logits: bool) -> bool {
+        self.logits = logits && self.act == Activation::Softmax;
+        self.logits
+    }
+    fn forward(&mut self, x: &[f32], y: &mut [f32], _n: usize, _ctx: &mut Ctx) -> Result<()> {
+        y.copy_from_slice(x);
+        if !self.logits {
+            self.act.apply(y, self.width)?;
+        }
+        Ok(())
+    }
+    fn backward(&mut self, _x: &[f32], y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, _n: usize) -> Result<()> {
+        if !self.logits {
+            self.act.backward(y, dy, self.width)?;
+        }
+        if let Some(dx) = dx {
+            dx.copy_from_slice(dy);
+        }
+        Ok(())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}

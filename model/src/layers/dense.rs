@@ -1,0 +1,141 @@
+//! Fully connected layer (Keras's `Dense`): `y = act(x · W + b)`, `x` `[n, in]`, kernel
+//! `W` `[in, out]` (Keras's layout), on the GEMM of `ember_kernels` with the bias and ReLU
+//! fused into its store.
+
+use super::{glorot_uniform, Activation, Ctx, Layer, Param};
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use ember_kernels::elementwise::bias_grad;
+use ember_kernels::gemm::{sgemm, sgemm_with, Epilogue, MatMut, MatRef, Rhs};
+use std::any::Any;
+
+/// Keras's `Dense(units, activation, use_bias)`.
+#[derive(Debug, Clone)]
+pub struct Dense {
+    name: String,
+    units: usize,
+    act: Activation,
+    use_bias: bool,
+    logits: bool,
+    input_shape: Option<Vec<usize>>,
+    inputs: usize,
+    params: Vec<Param>,
+}
+
+impl Dense {
+    /// `units` outputs, no activation, with bias.
+    pub fn new(units: usize) -> Self {
+        Dense {
+            name: String::new(),
+            units,
+            act: Activation::Linear,
+            use_bias: true,
+            logits: false,
+            input_shape: None,
+            inputs: 0,
+            params: Vec::new(),
+        }
+    }
+    /// The activation (linear, ReLU, softmax).
+    pub fn activation(mut self, a: Activation) -> Self {
+        self.act = a;
+        self
+    }
+    /// Whether to add a bias (default true).
+    pub fn use_bias(mut self, b: bool) -> Self {
+        self.use_bias = b;
+        self
+    }
+    /// The per-sample input shape `[features]` (needed on the first layer).
+    pub fn input_shape(mut self, features: usize) -> Self {
+        self.input_shape = Some(vec![features]);
+        self
+    }
+}
+
+impl Layer for Dense {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn set_name(&mut self, name: String) {
+        self.name = name;
+    }
+    fn class_name(&self) -> &'static str {
+        "Dense"
+    }
+    fn declared_input_shape(&self) -> Option<&[usize]> {
+        self.input_shape.as_deref()
+    }
+    fn build(&mut self, input: &[usize], rng: &mut Rng) -> Result<Vec<usize>> {
+        let &[inputs] = input else {
+            return Err(Error::LayerShape {
+                layer: self.name.clone(),
+                input: input.to_vec(),
+                what: "Dense expects flat inputs [features]; add a Flatten layer before it".into(),
+            });
+        };
+        if self.units == 0 || inputs == 0 {
+            return Err(Error::LayerShape {
+                layer: self.name.clone(),
+                input: input.to_vec(),
+                what: format!("units ({}) and input features must be at least 1", self.units),
+            });
+        }
+        self.inputs = inputs;
+        let kernel = glorot_uniform(rng, inputs * self.units, inputs, self.units);
+        self.params = vec![Param::new("kernel", vec![inputs, self.units], kernel)];
+        if self.use_bias {
+            self.params.push(Param::new("bias", vec![self.units], vec![0.0; self.units]));
+        }
+        Ok(vec![self.units])
+    }
+    fn params(&self) -> &[Param] {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut [Param] {
+        &mut self.params
+    }
+    fn activation(&self) -> Activation {
+        self.act
+    }
+    fn emit_logits(&mut self, logits: bool) -> bool {
+        self.logits = logits && self.act == Activation::Softmax;
+        self.logits
+    }
+    fn forward(&mut self, x: &[f32], y: &mut [f32], n: usize, _ctx: &mut Ctx) -> Result<()> {
+        let (i, o) = (self.inputs, self.units);
+        let epi =
+            Epilogue { bias: self.use_bias.then(|| &self.params[1].value[..]), relu: self.act == Activation::Relu };
+        let w = MatRef::row_major(&self.params[0].value, i, o)?;
+        let isa = ember_kernels::arch::default_isa();
+        sgemm_with(isa, 1.0, MatRef::row_major(x, n, i)?, Rhs::View(w), 0.0, MatMut::row_major(y, n, o)?, epi)?;
+        if self.act == Activation::Softmax && !self.logits {
+            self.act.apply(y, o)?;
+        }
+        Ok(())
+    }
+    fn backward(&mut self, x: &[f32], y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, n: usize) -> Result<()> {
+        let (i, o) = (self.inputs, self.units);
+        if !self.logits {
+            self.act.backward(y, dy, o)?;
+        }
+        let (k, rest) = self.params.split_at_mut(1);
+        // dW = xᵀ · dy, db = column sums of dy, dx = dy · Wᵀ.
+        let xt = MatRef::row_major(x, n, i)?.t();
+        sgemm(1.0, xt, MatRef::row_major(dy, n, o)?, 0.0, MatMut::row_major(&mut k[0].grad, i, o)?)?;
+        if let Some(b) = rest.first_mut() {
+            bias_grad(dy, o, &mut b.grad)?;
+        }
+        if let Some(dx) = dx {
+            let wt = MatRef::row_major(&k[0].value, i, o)?.t();
+            sgemm(1.0, MatRef::row_major(dy, n, o)?, wt, 0.0, MatMut::row_major(dx, n, i)?)?;
+        }
+        Ok(())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}

@@ -1,0 +1,148 @@
+//! Max and average pooling (Keras's `MaxPooling2D`, `AveragePooling2D`) on NHWC images.
+
+use super::{image_shape, shape_err, Ctx, Layer};
+use crate::error::Result;
+use crate::rng::Rng;
+use ember_kernels::conv::Padding;
+use ember_kernels::pool::{self, Pool2d};
+use std::any::Any;
+
+#[derive(Debug, Clone)]
+struct Window {
+    name: String,
+    size: (usize, usize),
+    strides: Option<(usize, usize)>,
+    padding: Padding,
+    input: [usize; 3],
+}
+
+impl Window {
+    fn new(size: (usize, usize)) -> Self {
+        Window { name: String::new(), size, strides: None, padding: Padding::Valid, input: [0; 3] }
+    }
+    fn desc(&self, n: usize) -> Result<Pool2d> {
+        let [h, w, c] = self.input;
+        Ok(Pool2d::new([n, h, w, c], self.size, self.strides.unwrap_or(self.size), self.padding)?)
+    }
+    fn build(&mut self, input: &[usize]) -> Result<Vec<usize>> {
+        self.input = image_shape(&self.name, input)?;
+        let [h, w, c] = self.input;
+        let p = Pool2d::new([1, h, w, c], self.size, self.strides.unwrap_or(self.size), self.padding)
+            .map_err(shape_err(&self.name, input))?;
+        Ok(vec![p.ho, p.wo, c])
+    }
+}
+
+macro_rules! window_builders {
+    ($t:ident) => {
+        impl $t {
+            /// Strides `(vertical, horizontal)`; default: the pool size.
+            pub fn strides(mut self, s: (usize, usize)) -> Self {
+                self.win.strides = Some(s);
+                self
+            }
+            /// `Padding::Valid` (default) or `Padding::Same`.
+            pub fn padding(mut self, p: Padding) -> Self {
+                self.win.padding = p;
+                self
+            }
+        }
+    };
+}
+
+/// Keras's `MaxPooling2D(pool_size, strides, padding)`.
+#[derive(Debug, Clone)]
+pub struct MaxPooling2D {
+    win: Window,
+    argmax: Vec<u32>,
+}
+
+impl MaxPooling2D {
+    /// A max pooling over `pool_size` windows, stride = pool size, VALID padding.
+    pub fn new(pool_size: (usize, usize)) -> Self {
+        MaxPooling2D { win: Window::new(pool_size), argmax: Vec::new() }
+    }
+    /// Whether this is the 2x2, stride 2, VALID pooling the fused kernel implements.
+    pub(crate) fn is_fusable(&self) -> bool {
+        self.win.size == (2, 2) && self.win.strides.unwrap_or((2, 2)) == (2, 2) && self.win.padding == Padding::Valid
+    }
+}
+window_builders!(MaxPooling2D);
+
+/// Keras's `AveragePooling2D(pool_size, strides, padding)` (padded cells not counted).
+#[derive(Debug, Clone)]
+pub struct AveragePooling2D {
+    win: Window,
+}
+
+impl AveragePooling2D {
+    /// An average pooling over `pool_size` windows, stride = pool size, VALID padding.
+    pub fn new(pool_size: (usize, usize)) -> Self {
+        AveragePooling2D { win: Window::new(pool_size) }
+    }
+}
+window_builders!(AveragePooling2D);
+
+impl Layer for MaxPooling2D {
+    fn name(&self) -> &str {
+        &self.win.name
+    }
+    fn set_name(&mut self, name: String) {
+        self.win.name = name;
+    }
+    fn class_name(&self) -> &'static str {
+        "MaxPooling2D"
+    }
+    fn build(&mut self, input: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
+        self.win.build(input)
+    }
+    fn forward(&mut self, x: &[f32], y: &mut [f32], n: usize, _ctx: &mut Ctx) -> Result<()> {
+        let p = self.win.desc(n)?;
+        self.argmax.resize(y.len(), 0);
+        pool::max_pool_forward(&p, x, y, &mut self.argmax)?;
+        Ok(())
+    }
+    fn backward(&mut self, _x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, n: usize) -> Result<()> {
+        if let Some(dx) = dx {
+            pool::max_pool_backward(&self.win.desc(n)?, dy, &self.argmax, dx)?;
+        }
+        Ok(())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+impl Layer for AveragePooling2D {
+    fn name(&self) -> &str {
+        &self.win.name
+    }
+    fn set_name(&mut self, name: String) {
+        self.win.name = name;
+    }
+    fn class_name(&self) -> &'static str {
+        "AveragePooling2D"
+    }
+    fn build(&mut self, input: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
+        self.win.build(input)
+    }
+    fn forward(&mut self, x: &[f32], y: &mut [f32], n: usize, _ctx: &mut Ctx) -> Result<()> {
+        pool::avg_pool_forward(&self.win.desc(n)?, x, y)?;
+        Ok(())
+    }
+    fn backward(&mut self, _x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, n: usize) -> Result<()> {
+        if let Some(dx) = dx {
+            pool::avg_pool_backward(&self.win.desc(n)?, dy, dx)?;
+        }
+        Ok(())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}

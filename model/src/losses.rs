@@ -1,0 +1,84 @@
+//! Losses and metrics. Sparse categorical cross-entropy on a softmax output is computed from
+//! the logits (the softmax fused into the loss: stable, and its gradient is `p - onehot`).
+
+use crate::error::{Error, Result};
+use ember_kernels::elementwise::softmax_cross_entropy;
+
+/// A loss over `[n, classes]` outputs and integer labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loss {
+    /// Keras's `SparseCategoricalCrossentropy(from_logits)`: integer labels, the mean over
+    /// the batch of `-log p[label]`. With `from_logits: false` the model's output is a
+    /// probability distribution; a softmax at the end of the model is then fused into the
+    /// loss during training.
+    SparseCategoricalCrossentropy {
+        /// Whether the model outputs logits rather than probabilities.
+        from_logits: bool,
+    },
+}
+
+impl Loss {
+    /// Keras's `"sparse_categorical_crossentropy"` (probabilities).
+    pub const SPARSE_CATEGORICAL_CROSSENTROPY: Loss = Loss::SparseCategoricalCrossentropy { from_logits: false };
+
+    /// Keras's name.
+    pub fn name(&self) -> &'static str {
+        "sparse_categorical_crossentropy"
+    }
+}
+
+/// A metric reported during training and evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// The fraction of samples whose largest output is the label.
+    Accuracy,
+}
+
+/// Checks that every label is below `classes`.
+pub(crate) fn check_labels(labels: &[u32], classes: usize) -> Result<()> {
+    if let Some((i, &l)) = labels.iter().enumerate().find(|(_, &l)| l as usize >= classes) {
+        return Err(Error::Data(format!("label {l} of sample {i} is out of range for {classes} classes")));
+    }
+    Ok(())
+}
+
+/// Mean sparse categorical cross-entropy of `logits` (`[n, classes]`) and its gradient
+/// `(softmax - onehot) / n` in `dlogits`.
+pub fn sparse_ce_from_logits(logits: &[f32], labels: &[u32], classes: usize, dlogits: &mut [f32]) -> Result<f32> {
+    check_labels(labels, classes)?;
+    Ok(softmax_cross_entropy(logits, labels, classes, dlogits)?)
+}
+
+/// Probabilities are clipped to `[EPSILON, 1 - EPSILON]` before the logarithm, as Keras.
+const EPSILON: f32 = 1e-7;
+
+/// Mean sparse categorical cross-entropy of probabilities `probs` (`[n, classes]`) and its
+/// gradient with respect to them, `-1 / (n p[label])` at the label, in `dprobs`.
+pub fn sparse_ce_from_probs(probs: &[f32], labels: &[u32], classes: usize, dprobs: &mut [f32]) -> Result<f32> {
+    check_labels(labels, classes)?;
+    if probs.len() != labels.len() * classes || dprobs.len() != probs.len() {
+        return Err(Error::Data(format!(
+            "{} outputs and {} gradients for {} labels of {classes} classes",
+            probs.len(),
+            dprobs.len(),
+            labels.len()
+        )));
+    }
+    let n = labels.len().max(1) as f32;
+    let mut loss = 0.0f64;
+    dprobs.fill(0.0);
+    for (i, &l) in labels.iter().enumerate() {
+        let p = probs[i * classes + l as usize];
+        let pc = p.clamp(EPSILON, 1.0 - EPSILON);
+        loss -= f64::from(pc.ln());
+        if p == pc {
+            dprobs[i * classes + l as usize] = -1.0 / (n * p);
+        }
+    }
+    Ok((loss / f64::from(n)) as f32)
+}
+
+/// Number of rows of `out` (`[n, classes]`) whose largest value is at the label.
+pub fn correct_predictions(out: &[f32], labels: &[u32], classes: usize) -> usize {
+    out.chunks_exact(classes).zip(labels).filter(|(row, &l)| crate::tensor::argmax(row) == l as usize).count()
+}

@@ -1,0 +1,76 @@
+//! Adam (Kingma & Ba), Keras's formulation and defaults.
+
+use super::{export, import, slots_for, Optimizer, OptimizerState};
+use crate::error::{Error, Result};
+use crate::layers::Param;
+use ember_kernels::elementwise::{adam_update, AdamParams};
+
+/// Adam with Keras's update (`ember_kernels::elementwise::adam_update`): defaults lr 1e-3,
+/// β1 0.9, β2 0.999, ε 1e-7.
+#[derive(Debug, Clone)]
+pub struct Adam {
+    hp: AdamParams,
+    iterations: u64,
+    /// `m` and `v` of each parameter, interleaved.
+    slots: Vec<Vec<f32>>,
+}
+
+impl Default for Adam {
+    fn default() -> Self {
+        Adam { hp: AdamParams::default(), iterations: 0, slots: Vec::new() }
+    }
+}
+
+impl Adam {
+    /// Adam with Keras's defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the learning rate.
+    pub fn learning_rate(mut self, lr: f32) -> Self {
+        self.hp.lr = lr;
+        self
+    }
+    /// Sets β1 and β2.
+    pub fn betas(mut self, beta1: f32, beta2: f32) -> Self {
+        (self.hp.beta1, self.hp.beta2) = (beta1, beta2);
+        self
+    }
+    /// Sets ε.
+    pub fn epsilon(mut self, eps: f32) -> Self {
+        self.hp.eps = eps;
+        self
+    }
+    /// The hyper-parameters.
+    pub fn params(&self) -> AdamParams {
+        self.hp
+    }
+}
+
+const NAMES: [&str; 2] = ["m", "v"];
+
+impl Optimizer for Adam {
+    fn name(&self) -> &'static str {
+        "adam"
+    }
+    fn learning_rate(&self) -> f32 {
+        self.hp.lr
+    }
+    fn apply(&mut self, params: &mut dyn Iterator<Item = &mut Param>) -> Result<()> {
+        self.iterations += 1;
+        let t = u32::try_from(self.iterations).map_err(|_| Error::Config("Adam step count overflows u32".into()))?;
+        for (i, p) in params.enumerate() {
+            let (m, v) = slots_for(&mut self.slots, i, p, 2)?.split_at_mut(1);
+            adam_update(&self.hp, t, &mut p.value, &p.grad, &mut m[0], &mut v[0])?;
+        }
+        Ok(())
+    }
+    fn state(&self) -> OptimizerState {
+        OptimizerState { iterations: self.iterations, slots: export(&self.slots, &NAMES) }
+    }
+    fn load_state(&mut self, state: OptimizerState) -> Result<()> {
+        self.slots = import(&state, &NAMES)?;
+        self.iterations = state.iterations;
+        Ok(())
+    }
+}
