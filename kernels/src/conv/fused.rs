@@ -15,7 +15,8 @@
 //! argmax `[n, ho / 2, wo / 2, cout]` (an odd last convolution row or column is dropped, as
 //! Keras's VALID pooling does). The argmax follows [`crate::pool::max_pool_forward`]: the
 //! index `(oy * wo + ox) * cout + co` of the winning pixel within its image's convolution
-//! output, the first maximum in row-major window order on ties.
+//! output. Ties among positive outputs go to the first in row-major window order; where
+//! all four are clamped to 0 (no gradient flows) it names the largest pre-activation.
 
 use super::pad::{forward_placement, with_placed, Src};
 use super::Conv2d;
@@ -191,10 +192,12 @@ pub fn conv_relu_maxpool_forward_with(
                 // are derived from it); `packed` holds (k + 2) * coutp floats; yi and ai are
                 // one image's pooled output.
                 unsafe {
-                    match nb {
-                        1 => fwd_image::<1>(isa, &g, &taps, xi, packed, yi, ai),
-                        2 => fwd_image::<2>(isa, &g, &taps, xi, packed, yi, ai),
-                        _ => fwd_image::<4>(isa, &g, &taps, xi, packed, yi, ai),
+                    match (nb, fwd_pixels(isa, nb)) {
+                        (1, 2) => fwd_image::<1, 2>(isa, &g, &taps, xi, packed, yi, ai),
+                        (1, _) => fwd_image::<1, 1>(isa, &g, &taps, xi, packed, yi, ai),
+                        (2, 2) => fwd_image::<2, 2>(isa, &g, &taps, xi, packed, yi, ai),
+                        (2, _) => fwd_image::<2, 1>(isa, &g, &taps, xi, packed, yi, ai),
+                        _ => fwd_image::<4, 1>(isa, &g, &taps, xi, packed, yi, ai),
                     }
                 }
             });
@@ -220,13 +223,28 @@ fn taps(c: &Conv2d, src: &Src) -> Vec<usize> {
     (0..c.kh).flat_map(|ky| (0..c.kw).map(move |kx| (ky * c.dh * src.w + kx * c.dw) * c.cin)).collect()
 }
 
-/// One image of the forward pass, `NB` vectors of channels per block.
+/// Pooled pixels computed together by the forward tile: two while the accumulators
+/// (`4 * P * NB` vectors) fit the ISA's registers.
+fn fwd_pixels(isa: Isa, nb: usize) -> usize {
+    let regs = match isa {
+        Isa::Avx512 | Isa::Neon => 32,
+        _ => 16,
+    };
+    if 8 * nb + nb + 2 <= regs {
+        2
+    } else {
+        1
+    }
+}
+
+/// One image of the forward pass, `NB` vectors of channels per block, `P` pooled pixels of
+/// a row per tile (a row's odd last pixel by a one-pixel tile).
 ///
 /// # Safety
 /// The ISA of `V` is enabled; every tap of convolution pixels `(0..2*hp, 0..2*wp)` lies in
 /// `x`; `packed` is as [`pack`] writes it for `g.coutp`; `y`, `a` hold `hp * wp * cout`.
 #[inline(always)]
-unsafe fn fwd_image_body<V: F32x, const NB: usize>(
+unsafe fn fwd_image_body<V: F32x, const NB: usize, const P: usize>(
     g: &Geom,
     taps: &[usize],
     x: &[f32],
@@ -234,68 +252,106 @@ unsafe fn fwd_image_body<V: F32x, const NB: usize>(
     y: &mut [f32],
     a: &mut [u32],
 ) {
-    let l = V::LANES;
     let k = taps.len() * g.cin;
     assert!(packed.len() >= (k + 2) * g.coutp && y.len() >= g.hp * g.wp * g.cout && a.len() >= y.len());
-    let (wp, bias, iota) = (packed.as_ptr(), packed[k * g.coutp..].as_ptr(), packed[(k + 1) * g.coutp..].as_ptr());
-    let xp = x.as_ptr();
+    for c0 in (0..g.coutp).step_by(NB * V::LANES) {
+        for py in 0..g.hp {
+            let mut px = 0;
+            while px < g.wp {
+                // SAFETY: forwarded contract; the tile covers pooled pixels px..px+P < wp.
+                unsafe {
+                    if px + P <= g.wp {
+                        fwd_tile::<V, NB, P>(g, taps, x, packed, y, a, c0, py, px);
+                        px += P;
+                    } else {
+                        fwd_tile::<V, NB, 1>(g, taps, x, packed, y, a, c0, py, px);
+                        px += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Pooled pixels `(py, px..px + P)`, channels `c0..c0 + NB * LANES`: the 4 x P convolution
+/// pixels accumulate in registers; the epilogue takes the maximum and its cell over the
+/// raw sums, then adds the bias and clamps (max commutes with both, both monotonic).
+///
+/// # Safety
+/// As [`fwd_image_body`], with `px + P <= wp`, `c0 < coutp`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn fwd_tile<V: F32x, const NB: usize, const P: usize>(
+    g: &Geom,
+    taps: &[usize],
+    x: &[f32],
+    packed: &[f32],
+    y: &mut [f32],
+    a: &mut [u32],
+    c0: usize,
+    py: usize,
+    px: usize,
+) {
+    let l = V::LANES;
+    let k = taps.len() * g.cin;
+    let width = g.cout.saturating_sub(c0).min(NB * l);
     // Offsets of the four pixels of a window from its top-left one: input and argmax.
     let cell_in = [0, g.xps, g.yps, g.yps + g.xps];
     let cell_idx = [0, g.cout, g.wo * g.cout, (g.wo + 1) * g.cout];
-    // SAFETY: the function contract bounds every pointer below: input reads at
-    // window base + cell + tap + ci stay inside x; filter rows r < k, bias and iota lanes
-    // below coutp; stores cover channels below cout of pixel (py, px) of y and a.
+    // SAFETY: the contract bounds every access: input reads at a window base + cell + tap +
+    // ci lie in x; filter rows below k, bias and channel numbers below coutp; stores cover
+    // channels below cout of pooled pixels (py, px..px+P).
     unsafe {
         let zero = V::zero();
-        for c0 in (0..g.coutp).step_by(NB * l) {
-            let width = g.cout.saturating_sub(c0).min(NB * l);
-            for py in 0..g.hp {
-                for px in 0..g.wp {
-                    let base = xp.add(2 * py * g.yps + 2 * px * g.xps);
-                    let mut acc = [[zero; NB]; 4];
-                    for (ti, &t) in taps.iter().enumerate() {
-                        for ci in 0..g.cin {
-                            let wr = wp.add((ti * g.cin + ci) * g.coutp + c0);
-                            let mut wv = [zero; NB];
-                            for (v, w) in wv.iter_mut().enumerate() {
-                                *w = V::load(wr.add(v * l));
-                            }
-                            for q in 0..4 {
-                                let xb = V::splat(*base.add(cell_in[q] + t + ci));
-                                for v in 0..NB {
-                                    acc[q][v] = xb.fma(wv[v], acc[q][v]);
-                                }
-                            }
+        let wp = packed.as_ptr().add(c0);
+        let mut acc = [[[zero; NB]; 4]; P];
+        let mut row = 0;
+        for &t in taps {
+            for ci in 0..g.cin {
+                let wr = wp.add(row * g.coutp);
+                let mut wv = [zero; NB];
+                for (v, w) in wv.iter_mut().enumerate() {
+                    *w = V::load(wr.add(v * l));
+                }
+                for (p, accp) in acc.iter_mut().enumerate() {
+                    let base = x.as_ptr().add(2 * py * g.yps + 2 * (px + p) * g.xps + t + ci);
+                    for (q, accq) in accp.iter_mut().enumerate() {
+                        let xb = V::splat(*base.add(cell_in[q]));
+                        for v in 0..NB {
+                            accq[v] = xb.fma(wv[v], accq[v]);
                         }
                     }
-                    let o = (py * g.wp + px) * g.cout + c0;
-                    let first = ((2 * py * g.wo + 2 * px) * g.cout) as f32;
-                    for v in 0..NB {
-                        let lane0 = v * l;
-                        if lane0 >= width {
-                            break;
-                        }
-                        let b = V::load(bias.add(c0 + lane0));
-                        let chan = V::load(iota.add(c0 + lane0));
-                        let mut best = acc[0][v].add(b).max(zero);
-                        let mut idx = chan.add(V::splat(first));
-                        for q in 1..4 {
-                            let r = acc[q][v].add(b).max(zero);
-                            let iq = chan.add(V::splat(first + cell_idx[q] as f32));
-                            idx = r.select_gt(best, iq, idx);
-                            best = r.select_gt(best, r, best);
-                        }
-                        let n = (width - lane0).min(l);
-                        if n == l {
-                            best.store(y.as_mut_ptr().add(o + lane0));
-                            idx.store_index(a.as_mut_ptr().add(o + lane0));
-                        } else {
-                            best.store_partial(y.as_mut_ptr().add(o + lane0), n);
-                            let mut tmp = [0u32; 16];
-                            idx.store_index(tmp.as_mut_ptr());
-                            a[o + lane0..o + lane0 + n].copy_from_slice(&tmp[..n]);
-                        }
-                    }
+                }
+                row += 1;
+            }
+        }
+        let bias = wp.add(k * g.coutp);
+        let chan = wp.add((k + 1) * g.coutp);
+        let cvec = cell_idx.map(|c| V::splat(c as f32));
+        for (p, accp) in acc.iter().enumerate() {
+            let o = (py * g.wp + px + p) * g.cout + c0;
+            let first = V::splat(((2 * py * g.wo + 2 * (px + p)) * g.cout) as f32);
+            for v in 0..NB {
+                let lane0 = v * l;
+                if lane0 >= width {
+                    break;
+                }
+                let idx0 = V::load(chan.add(lane0)).add(first);
+                let (mut best, mut idx) = (accp[0][v], idx0);
+                for q in 1..4 {
+                    idx = accp[q][v].select_gt(best, idx0.add(cvec[q]), idx);
+                    best = accp[q][v].select_gt(best, accp[q][v], best);
+                }
+                let out = best.add(V::load(bias.add(lane0))).max(zero);
+                let n = (width - lane0).min(l);
+                if n == l {
+                    out.store(y.as_mut_ptr().add(o + lane0));
+                    idx.store_index(a.as_mut_ptr().add(o + lane0));
+                } else {
+                    out.store_partial(y.as_mut_ptr().add(o + lane0), n);
+                    let mut tmp = [0u32; 16];
+                    idx.store_index(tmp.as_mut_ptr());
+                    a[o + lane0..o + lane0 + n].copy_from_slice(&tmp[..n]);
                 }
             }
         }
@@ -304,7 +360,7 @@ unsafe fn fwd_image_body<V: F32x, const NB: usize>(
 
 simd_dispatch! {
     /// [`fwd_image_body`] on `isa`.
-    unsafe fn fwd_image<const NB: usize>(g: &Geom, taps: &[usize], x: &[f32], packed: &[f32], y: &mut [f32], a: &mut [u32]) => fwd_image_body
+    unsafe fn fwd_image<const NB: usize, const P: usize>(g: &Geom, taps: &[usize], x: &[f32], packed: &[f32], y: &mut [f32], a: &mut [u32]) => fwd_image_body
 }
 
 /// Backward-filter from the pooled gradient: `dw` (`[kh, kw, cin, cout]`, overwritten) and
@@ -344,7 +400,7 @@ pub fn conv_relu_maxpool_backward_filter_with(
         Conv2d::check_len("bias gradient length vs cout", b.len(), [c.cout, 1, 1, 1])?;
     }
     let img_out = cp.pool.ho * cp.pool.wo * c.cout;
-    let nb = block_vectors(isa, c.cout);
+    let nb = wgrad_block_vectors(isa, c.cout);
     let coutp = c.cout.next_multiple_of(nb * lanes(isa));
     let k = c.kh * c.kw * c.cin;
     let part = (k + 1) * coutp;
@@ -357,7 +413,7 @@ pub fn conv_relu_maxpool_backward_filter_with(
         if img_out > 0 {
             with_placed(x, c.input_shape(), pl, |src: Src| {
                 let g = geom(c, &cp.pool, &src, coutp);
-                let taps = taps(c, &src);
+                let roff: Vec<usize> = taps(c, &src).iter().flat_map(|&t| (0..c.cin).map(move |ci| t + ci)).collect();
                 let img_in = src.h * src.w * c.cin;
                 partials.par_chunks_mut(part).enumerate().for_each(|(gi, acc)| {
                     acc.fill(0.0);
@@ -368,13 +424,7 @@ pub fn conv_relu_maxpool_backward_filter_with(
                         // SAFETY: `isa` was checked; the canvas covers every tap of the
                         // pooled pixels (as in the forward pass); acc holds (k + 1) * coutp
                         // floats and iota coutp; yi, dyi, ai are one image's pooled tensors.
-                        unsafe {
-                            match nb {
-                                1 => wgrad_image::<1>(isa, &g, &taps, xi, yi, dyi, ai, iota, acc),
-                                2 => wgrad_image::<2>(isa, &g, &taps, xi, yi, dyi, ai, iota, acc),
-                                _ => wgrad_image::<4>(isa, &g, &taps, xi, yi, dyi, ai, iota, acc),
-                            }
-                        }
+                        unsafe { wgrad_image_all(isa, nb, &g, &roff, xi, yi, dyi, ai, iota, acc) }
                     }
                 });
             });
@@ -399,17 +449,42 @@ pub fn conv_relu_maxpool_backward_filter_with(
     Ok(())
 }
 
+/// Rows of `dw` per register block of the backward-filter tile, for `nb` vectors of
+/// channels: the `R x NB` accumulators, the `4 x NB` masked gradients and four broadcasts
+/// must fit the ISA's registers.
+fn wgrad_rows(nb: usize) -> usize {
+    if nb <= 2 {
+        9
+    } else {
+        3
+    }
+}
+
+/// Vectors of channels per backward-filter block: as the forward pass with 32 registers;
+/// one with 16 (each block then keeps nine rows of `dw` in registers, so the masked
+/// gradients are computed once per pixel and block rather than once per two rows).
+fn wgrad_block_vectors(isa: Isa, cout: usize) -> usize {
+    match isa {
+        Isa::Avx512 | Isa::Neon => block_vectors(isa, cout),
+        _ => 1,
+    }
+}
+
 /// One image of backward-filter, accumulated into `acc` (`[k][coutp]` filter rows, then
-/// `[coutp]` bias).
+/// `[coutp]` bias): rows `rows` of `dw` in register blocks of `R` (their count a multiple
+/// of `R`), the bias too when `bias` is set.
 ///
 /// # Safety
-/// As [`fwd_image_body`]; `acc` holds `(k + 1) * coutp` floats, `iota` `coutp`; `y`, `dy`,
-/// `a` hold `hp * wp * cout`.
+/// As [`fwd_image_body`] (with `roff[r]` the input offset of filter row `r`, below `k`);
+/// `acc` holds `(k + 1) * coutp` floats, `iota` `coutp`; `y`, `dy`, `a` hold
+/// `hp * wp * cout`; `rows.end <= roff.len()`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn wgrad_image_body<V: F32x, const NB: usize>(
+unsafe fn wgrad_image_body<V: F32x, const NB: usize, const R: usize>(
     g: &Geom,
-    taps: &[usize],
+    roff: &[usize],
+    rows: core::ops::Range<usize>,
+    bias: bool,
     x: &[f32],
     y: &[f32],
     dy: &[f32],
@@ -418,69 +493,82 @@ unsafe fn wgrad_image_body<V: F32x, const NB: usize>(
     acc: &mut [f32],
 ) {
     let l = V::LANES;
-    let k = taps.len() * g.cin;
+    let k = roff.len();
     let len = g.hp * g.wp * g.cout;
-    assert!(acc.len() >= (k + 1) * g.coutp && iota.len() >= g.coutp);
-    assert!(y.len() >= len && dy.len() >= len && a.len() >= len);
-    let xp = x.as_ptr();
-    let ap = acc.as_mut_ptr();
+    assert!(acc.len() >= (k + 1) * g.coutp && iota.len() >= g.coutp && rows.end <= k);
+    assert!(y.len() >= len && dy.len() >= len && a.len() >= len && rows.len().is_multiple_of(R));
     let cell_in = [0, g.xps, g.yps, g.yps + g.xps];
     let cell_idx = [0, g.cout, g.wo * g.cout, (g.wo + 1) * g.cout];
-    // SAFETY: as in the forward body: input reads stay in x by the contract; y, dy and a are
-    // read at channels below cout of pixel (py, px); acc rows r < k + 1 at lanes below coutp.
+    // SAFETY: as in the forward tile: input reads at a window base + cell + roff[r] stay
+    // inside x by the contract; y, dy and a are read at channels below cout of pooled pixel
+    // (py, px); acc rows below k + 1 at lanes below coutp.
     unsafe {
         let zero = V::zero();
+        let cvec = cell_idx.map(|c| V::splat(c as f32));
         for c0 in (0..g.coutp).step_by(NB * l) {
             let width = g.cout.saturating_sub(c0).min(NB * l);
-            for py in 0..g.hp {
-                for px in 0..g.wp {
-                    let base = xp.add(2 * py * g.yps + 2 * px * g.xps);
-                    let o = (py * g.wp + px) * g.cout + c0;
-                    let first = ((2 * py * g.wo + 2 * px) * g.cout) as f32;
-                    let mut gq = [[zero; NB]; 4];
-                    for v in 0..NB {
-                        let lane0 = v * l;
-                        if lane0 >= width {
-                            break;
+            for r0 in rows.clone().step_by(R) {
+                let mut dw = [[zero; NB]; R];
+                let mut db = [zero; NB];
+                for py in 0..g.hp {
+                    for px in 0..g.wp {
+                        let base = x.as_ptr().add(2 * py * g.yps + 2 * px * g.xps);
+                        let o = (py * g.wp + px) * g.cout + c0;
+                        let first = V::splat(((2 * py * g.wo + 2 * px) * g.cout) as f32);
+                        // The pooled gradient where the output is positive, split by the
+                        // window cell its argmax names.
+                        let mut gq = [[zero; NB]; 4];
+                        for v in 0..NB {
+                            let lane0 = v * l;
+                            if lane0 >= width {
+                                break;
+                            }
+                            let n = (width - lane0).min(l);
+                            let (yv, dyv, av) = if n == l {
+                                (
+                                    V::load(y.as_ptr().add(o + lane0)),
+                                    V::load(dy.as_ptr().add(o + lane0)),
+                                    V::load_index(a.as_ptr().add(o + lane0)),
+                                )
+                            } else {
+                                let mut tmp = [0u32; 16];
+                                tmp[..n].copy_from_slice(&a[o + lane0..o + lane0 + n]);
+                                (
+                                    V::load_partial(y.as_ptr().add(o + lane0), n),
+                                    V::load_partial(dy.as_ptr().add(o + lane0), n),
+                                    V::load_index(tmp.as_ptr()),
+                                )
+                            };
+                            let gv = yv.select_gt(zero, dyv, zero);
+                            db[v] = db[v].add(gv);
+                            let idx0 = V::load(iota.as_ptr().add(c0 + lane0)).add(first);
+                            for (q, gqq) in gq.iter_mut().enumerate() {
+                                gqq[v] = av.select_eq(idx0.add(cvec[q]), gv, zero);
+                            }
                         }
-                        let n = (width - lane0).min(l);
-                        let (yv, dyv, av) = if n == l {
-                            (
-                                V::load(y.as_ptr().add(o + lane0)),
-                                V::load(dy.as_ptr().add(o + lane0)),
-                                V::load_index(a.as_ptr().add(o + lane0)),
-                            )
-                        } else {
-                            let mut tmp = [0u32; 16];
-                            tmp[..n].copy_from_slice(&a[o + lane0..o + lane0 + n]);
-                            (
-                                V::load_partial(y.as_ptr().add(o + lane0), n),
-                                V::load_partial(dy.as_ptr().add(o + lane0), n),
-                                V::load_index(tmp.as_ptr()),
-                            )
-                        };
-                        let gv = yv.select_gt(zero, dyv, zero);
-                        let bp = ap.add(k * g.coutp + c0 + lane0);
-                        V::load(bp).add(gv).store(bp);
-                        let chan = V::load(iota.as_ptr().add(c0 + lane0));
-                        for (q, gqq) in gq.iter_mut().enumerate() {
-                            let iq = chan.add(V::splat(first + cell_idx[q] as f32));
-                            gqq[v] = av.select_eq(iq, gv, zero);
-                        }
-                    }
-                    for (ti, &t) in taps.iter().enumerate() {
-                        for ci in 0..g.cin {
-                            let xb = [0, 1, 2, 3].map(|q| V::splat(*base.add(cell_in[q] + t + ci)));
-                            let row = ap.add((ti * g.cin + ci) * g.coutp + c0);
+                        for (r, dwr) in dw.iter_mut().enumerate() {
+                            let xr = base.add(roff[r0 + r]);
+                            let xb = cell_in.map(|c| V::splat(*xr.add(c)));
                             for v in 0..NB {
-                                let p = row.add(v * l);
-                                let mut d = V::load(p);
+                                let mut d = dwr[v];
                                 for q in 0..4 {
                                     d = xb[q].fma(gq[q][v], d);
                                 }
-                                d.store(p);
+                                dwr[v] = d;
                             }
                         }
+                    }
+                }
+                for (r, dwr) in dw.iter().enumerate() {
+                    let p = acc.as_mut_ptr().add((r0 + r) * g.coutp + c0);
+                    for (v, d) in dwr.iter().enumerate() {
+                        V::load(p.add(v * l)).add(*d).store(p.add(v * l));
+                    }
+                }
+                if bias && r0 == rows.start {
+                    let p = acc.as_mut_ptr().add(k * g.coutp + c0);
+                    for (v, d) in db.iter().enumerate() {
+                        V::load(p.add(v * l)).add(*d).store(p.add(v * l));
                     }
                 }
             }
@@ -490,7 +578,46 @@ unsafe fn wgrad_image_body<V: F32x, const NB: usize>(
 
 simd_dispatch! {
     /// [`wgrad_image_body`] on `isa`.
-    unsafe fn wgrad_image<const NB: usize>(g: &Geom, taps: &[usize], x: &[f32], y: &[f32], dy: &[f32], a: &[u32], iota: &[f32], acc: &mut [f32]) => wgrad_image_body
+    unsafe fn wgrad_image<const NB: usize, const R: usize>(g: &Geom, roff: &[usize], rows: core::ops::Range<usize>, bias: bool, x: &[f32], y: &[f32], dy: &[f32], a: &[u32], iota: &[f32], acc: &mut [f32]) => wgrad_image_body
+}
+
+/// Backward-filter of one image into `acc`: the register-blocked rows, then the rest one
+/// row at a time.
+///
+/// # Safety
+/// As [`wgrad_image_body`] for the whole of `roff`; `isa` was checked.
+#[allow(clippy::too_many_arguments)]
+unsafe fn wgrad_image_all(
+    isa: Isa,
+    nb: usize,
+    g: &Geom,
+    roff: &[usize],
+    x: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    a: &[u32],
+    iota: &[f32],
+    acc: &mut [f32],
+) {
+    let k = roff.len();
+    let r = wgrad_rows(nb);
+    let main = k / r * r;
+    // SAFETY: forwarded contract; 0..main is a multiple of r, main..k of 1.
+    unsafe {
+        match (nb, r) {
+            (1, _) => wgrad_image::<1, 9>(isa, g, roff, 0..main, true, x, y, dy, a, iota, acc),
+            (2, _) => wgrad_image::<2, 9>(isa, g, roff, 0..main, true, x, y, dy, a, iota, acc),
+            _ => wgrad_image::<4, 3>(isa, g, roff, 0..main, true, x, y, dy, a, iota, acc),
+        }
+        if main < k {
+            let bias = main == 0;
+            match nb {
+                1 => wgrad_image::<1, 1>(isa, g, roff, main..k, bias, x, y, dy, a, iota, acc),
+                2 => wgrad_image::<2, 1>(isa, g, roff, main..k, bias, x, y, dy, a, iota, acc),
+                _ => wgrad_image::<4, 1>(isa, g, roff, main..k, bias, x, y, dy, a, iota, acc),
+            }
+        }
+    }
 }
 
 /// The gradient of the convolution output (`[n, ho, wo, cout]`, overwritten) that the fused
