@@ -496,7 +496,10 @@ impl Sequential {
         let (train_n, val) = match validation {
             Some(v) => (train.len(), Some(v)),
             None if opts.validation_split > 0.0 => {
-                let at = (train.len() as f64 * (1.0 - f64::from(opts.validation_split))).floor() as usize;
+                // As Keras, floor(n * (1 - split)) with the split as the decimal it was
+                // written as (0.2, not the f32 0.2000000029...).
+                let split_f64: f64 = opts.validation_split.to_string().parse().unwrap_or(0.0);
+                let at = (train.len() as f64 * (1.0 - split_f64)).floor() as usize;
                 split = train.slice(at..train.len());
                 (at, Some(&split))
             }

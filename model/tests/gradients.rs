@@ -11,7 +11,9 @@
 mod common;
 
 use ember_kernels::conv::Padding;
-use ember_model::layers::{Activation, ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, MaxPooling2D};
+use ember_model::layers::{
+    Activation, ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, MaxPooling2D,
+};
 use ember_model::losses::{Loss, Metric};
 use ember_model::optimizers::Sgd;
 use ember_model::rng::Rng;
