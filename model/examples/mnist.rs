@@ -88,14 +88,18 @@ fn parse_algo(s: &str) -> Result<ConvAlgo, String> {
 struct Progress {
     bar: Option<ProgressBar>,
     quiet: bool,
+    batch_size: usize,
     start: Instant,
-    step_time: Vec<f64>,
+    epoch: usize,
+    /// (epoch progress, running loss, running accuracy) every 25 steps, for the curves.
+    batches: Vec<(f64, f32, f32)>,
 }
 
 impl Callback for Progress {
     fn on_epoch_begin(&mut self, epoch: usize, epochs: usize, steps: usize) {
         println!("Epoch {epoch}/{epochs}");
         self.start = Instant::now();
+        self.epoch = epoch;
         if !self.quiet {
             let bar = ProgressBar::new(steps as u64);
             bar.set_style(
@@ -107,6 +111,9 @@ impl Callback for Progress {
         }
     }
     fn on_batch_end(&mut self, l: &BatchLogs) {
+        if l.step % 25 == 0 || l.step == l.steps {
+            self.batches.push(((self.epoch - 1) as f64 + l.step as f64 / l.steps as f64, l.loss, l.accuracy));
+        }
         if let Some(bar) = &self.bar {
             if l.step % 25 == 0 || l.step == l.steps {
                 let ips = l.samples as f64 / self.start.elapsed().as_secs_f64();
@@ -119,8 +126,7 @@ impl Callback for Progress {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        let steps = l.samples.div_ceil(32);
-        self.step_time.push(l.seconds);
+        let steps = l.samples.div_ceil(self.batch_size);
         let mut line = format!(
             "{steps}/{steps} - {:.2}s - {:.0}us/step - accuracy: {:.4} - loss: {:.4}",
             l.seconds,
@@ -182,7 +188,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         checkpoint: args.checkpoint.clone(),
         ..FitOptions::default()
     };
-    let mut progress = Progress { bar: None, quiet: args.quiet, start: Instant::now(), step_time: Vec::new() };
+    let mut progress = Progress {
+        bar: None,
+        quiet: args.quiet,
+        batch_size: args.batch_size,
+        start: Instant::now(),
+        epoch: 0,
+        batches: Vec::new(),
+    };
     let history = model.fit(&train, None, &opts, &mut progress)?;
 
     let t1 = Instant::now();
@@ -202,7 +215,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if !args.no_pictures {
         let t2 = Instant::now();
-        let files = pictures::draw_all(&mut model, &history, &test, &args.out_dir)?;
+        let files = pictures::draw_all(&mut model, &history, &progress.batches, &test, &args.out_dir)?;
         println!("Pictures ({:.2}s): {}", t2.elapsed().as_secs_f64(), files.join(", "));
     }
     println!("Total: {:.2}s", total.elapsed().as_secs_f64());
