@@ -4,7 +4,7 @@
 //! (BLIS-style, [`gemm`]), 2-D convolution by direct, im2col and Winograd algorithms in all
 //! three training passes ([`conv`]), pooling ([`pool`]) and the elementwise pieces of a CNN
 //! ([`elementwise`]), with AVX-512, AVX2+FMA, NEON and portable microkernels chosen at run
-//! time ([`arch`]). Every kernel has a naive twin in [`reference`] that the tests check it
+//! time ([`arch`]). Every kernel has a naive twin in [`reference`](mod@reference) that the tests check it
 //! against.
 //!
 //! Layout conventions: matrices are strided views ([`gemm::MatRef`]); activations are NHWC

@@ -90,10 +90,14 @@ pub fn read_idx(path: impl AsRef<Path>) -> Result<Idx> {
     parse_idx(&bytes, &path.display().to_string())
 }
 
-/// Sample features: bytes scaled on the fly, or floats.
+/// Sample features: bytes converted on the fly, or floats.
 #[derive(Debug, Clone, PartialEq)]
 enum Features {
-    U8 { data: Vec<u8>, scale: f32 },
+    /// Bytes and the float each byte value stands for.
+    U8 {
+        data: Vec<u8>,
+        lut: Box<[f32; 256]>,
+    },
     F32(Vec<f32>),
 }
 
@@ -107,11 +111,16 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Byte samples (kept as bytes; a batch is converted as `byte * scale`), e.g. images
-    /// with `scale = 1 / 255`.
-    pub fn from_u8(data: Vec<u8>, sample_shape: Vec<usize>, labels: Vec<u32>, scale: f32) -> Result<Self> {
+    /// Byte samples, kept as bytes; a batch is converted to `byte / divisor`, rounded once
+    /// from the exact quotient (Keras's `x / 255` gives the same floats).
+    pub fn from_u8(data: Vec<u8>, sample_shape: Vec<usize>, labels: Vec<u32>, divisor: f32) -> Result<Self> {
         check_len(data.len(), &sample_shape, labels.len())?;
-        Ok(Dataset { features: Features::U8 { data, scale }, shape: sample_shape, labels })
+        if !(divisor.is_finite() && divisor != 0.0) {
+            return Err(Error::Data(format!("divisor {divisor} must be finite and non-zero")));
+        }
+        let mut lut = Box::new([0f32; 256]);
+        lut.iter_mut().enumerate().for_each(|(b, v)| *v = (b as f64 / f64::from(divisor)) as f32);
+        Ok(Dataset { features: Features::U8 { data, lut }, shape: sample_shape, labels })
     }
     /// Float samples.
     pub fn from_f32(data: Vec<f32>, sample_shape: Vec<usize>, labels: Vec<u32>) -> Result<Self> {
@@ -119,7 +128,7 @@ impl Dataset {
         Ok(Dataset { features: Features::F32(data), shape: sample_shape, labels })
     }
     /// Images and labels from two IDX arrays (`[n, h, w]` or `[n, h, w, c]` bytes, and
-    /// `[n]` labels), scaled by 1/255.
+    /// `[n]` labels), as `byte / 255`.
     pub fn from_idx(images: Idx, labels: Idx) -> Result<Self> {
         let shape = match images.dims[..] {
             [_, h, w] => vec![h, w, 1],
@@ -132,7 +141,7 @@ impl Dataset {
             return Err(Error::Data(format!("IDX labels {:?} do not match {} images", labels.dims, images.dims[0])));
         }
         let labels = labels.data.iter().map(|&l| u32::from(l)).collect();
-        Self::from_u8(images.data, shape, labels, 1.0 / 255.0)
+        Self::from_u8(images.data, shape, labels, 255.0)
     }
     /// Number of samples.
     pub fn len(&self) -> usize {
@@ -154,7 +163,7 @@ impl Dataset {
     pub fn labels(&self) -> &[u32] {
         &self.labels
     }
-    /// Sample `i` as floats (scaled).
+    /// Sample `i` as floats (converted).
     pub fn sample(&self, i: usize) -> Vec<f32> {
         let mut out = vec![0.0; self.sample_len()];
         self.gather(&[i], &mut out);
@@ -164,8 +173,8 @@ impl Dataset {
     pub fn slice(&self, range: std::ops::Range<usize>) -> Dataset {
         let s = self.sample_len();
         let features = match &self.features {
-            Features::U8 { data, scale } => {
-                Features::U8 { data: data[range.start * s..range.end * s].to_vec(), scale: *scale }
+            Features::U8 { data, lut } => {
+                Features::U8 { data: data[range.start * s..range.end * s].to_vec(), lut: lut.clone() }
             }
             Features::F32(d) => Features::F32(d[range.start * s..range.end * s].to_vec()),
         };
@@ -176,8 +185,8 @@ impl Dataset {
         let s = self.sample_len();
         for (&i, dst) in idx.iter().zip(out.chunks_exact_mut(s)) {
             match &self.features {
-                Features::U8 { data, scale } => {
-                    dst.iter_mut().zip(&data[i * s..(i + 1) * s]).for_each(|(d, &b)| *d = f32::from(b) * scale)
+                Features::U8 { data, lut } => {
+                    dst.iter_mut().zip(&data[i * s..(i + 1) * s]).for_each(|(d, &b)| *d = lut[b as usize])
                 }
                 Features::F32(d) => dst.copy_from_slice(&d[i * s..(i + 1) * s]),
             }
@@ -271,8 +280,9 @@ mod tests {
     #[test]
     fn datasets_check_lengths() {
         assert!(Dataset::from_u8(vec![0; 10], vec![2, 2, 1], vec![0, 1], 1.0).is_err());
+        assert!(Dataset::from_u8(vec![0; 8], vec![2, 2, 1], vec![0, 1], 0.0).is_err());
         assert!(Dataset::from_f32(vec![0.0; 8], vec![2, 2, 1], vec![0, 1, 2]).is_err());
-        let d = Dataset::from_u8(vec![0, 255, 51, 0, 1, 2, 3, 4], vec![2, 2, 1], vec![0, 1], 1.0 / 255.0).unwrap();
+        let d = Dataset::from_u8(vec![0, 255, 51, 0, 1, 2, 3, 4], vec![2, 2, 1], vec![0, 1], 255.0).unwrap();
         assert_eq!(d.sample(0), vec![0.0, 1.0, 0.2, 0.0]);
     }
 }

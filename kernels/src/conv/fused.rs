@@ -331,6 +331,7 @@ unsafe fn fwd_tile<V: F32x, const NB: usize, const P: usize>(
         for (p, accp) in acc.iter().enumerate() {
             let o = (py * g.wp + px + p) * g.cout + c0;
             let first = V::splat(((2 * py * g.wo + 2 * (px + p)) * g.cout) as f32);
+            #[allow(clippy::needless_range_loop)] // v indexes three arrays
             for v in 0..NB {
                 let lane0 = v * l;
                 if lane0 >= width {
@@ -424,7 +425,8 @@ pub fn conv_relu_maxpool_backward_filter_with(
                         // SAFETY: `isa` was checked; the canvas covers every tap of the
                         // pooled pixels (as in the forward pass); acc holds (k + 1) * coutp
                         // floats and iota coutp; yi, dyi, ai are one image's pooled tensors.
-                        unsafe { wgrad_image_all(isa, nb, &g, &roff, xi, yi, dyi, ai, iota, acc) }
+                        let img = WgradImage { g: &g, roff: &roff, x: xi, y: yi, dy: dyi, a: ai, iota };
+                        unsafe { wgrad_image_all(isa, nb, &img, acc) }
                     }
                 });
             });
@@ -470,6 +472,19 @@ fn wgrad_block_vectors(isa: Isa, cout: usize) -> usize {
     }
 }
 
+/// What the backward-filter tile reads for one image: the geometry, the input offset of
+/// every `dw` row, the image's input, pooled output, pooled gradient and argmax, and the
+/// channel numbers as floats.
+struct WgradImage<'a> {
+    g: &'a Geom,
+    roff: &'a [usize],
+    x: &'a [f32],
+    y: &'a [f32],
+    dy: &'a [f32],
+    a: &'a [u32],
+    iota: &'a [f32],
+}
+
 /// One image of backward-filter, accumulated into `acc` (`[k][coutp]` filter rows, then
 /// `[coutp]` bias): rows `rows` of `dw` in register blocks of `R` (their count a multiple
 /// of `R`), the bias too when `bias` is set.
@@ -481,17 +496,12 @@ fn wgrad_block_vectors(isa: Isa, cout: usize) -> usize {
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn wgrad_image_body<V: F32x, const NB: usize, const R: usize>(
-    g: &Geom,
-    roff: &[usize],
+    img: &WgradImage,
     rows: core::ops::Range<usize>,
     bias: bool,
-    x: &[f32],
-    y: &[f32],
-    dy: &[f32],
-    a: &[u32],
-    iota: &[f32],
     acc: &mut [f32],
 ) {
+    let WgradImage { g, roff, x, y, dy, a, iota } = *img;
     let l = V::LANES;
     let k = roff.len();
     let len = g.hp * g.wp * g.cout;
@@ -578,43 +588,31 @@ unsafe fn wgrad_image_body<V: F32x, const NB: usize, const R: usize>(
 
 simd_dispatch! {
     /// [`wgrad_image_body`] on `isa`.
-    unsafe fn wgrad_image<const NB: usize, const R: usize>(g: &Geom, roff: &[usize], rows: core::ops::Range<usize>, bias: bool, x: &[f32], y: &[f32], dy: &[f32], a: &[u32], iota: &[f32], acc: &mut [f32]) => wgrad_image_body
+    unsafe fn wgrad_image<const NB: usize, const R: usize>(img: &WgradImage, rows: core::ops::Range<usize>, bias: bool, acc: &mut [f32]) => wgrad_image_body
 }
 
 /// Backward-filter of one image into `acc`: the register-blocked rows, then the rest one
 /// row at a time.
 ///
 /// # Safety
-/// As [`wgrad_image_body`] for the whole of `roff`; `isa` was checked.
-#[allow(clippy::too_many_arguments)]
-unsafe fn wgrad_image_all(
-    isa: Isa,
-    nb: usize,
-    g: &Geom,
-    roff: &[usize],
-    x: &[f32],
-    y: &[f32],
-    dy: &[f32],
-    a: &[u32],
-    iota: &[f32],
-    acc: &mut [f32],
-) {
-    let k = roff.len();
+/// As [`wgrad_image_body`] for all rows of `img.roff`; `isa` was checked.
+unsafe fn wgrad_image_all(isa: Isa, nb: usize, img: &WgradImage, acc: &mut [f32]) {
+    let k = img.roff.len();
     let r = wgrad_rows(nb);
     let main = k / r * r;
     // SAFETY: forwarded contract; 0..main is a multiple of r, main..k of 1.
     unsafe {
-        match (nb, r) {
-            (1, _) => wgrad_image::<1, 9>(isa, g, roff, 0..main, true, x, y, dy, a, iota, acc),
-            (2, _) => wgrad_image::<2, 9>(isa, g, roff, 0..main, true, x, y, dy, a, iota, acc),
-            _ => wgrad_image::<4, 3>(isa, g, roff, 0..main, true, x, y, dy, a, iota, acc),
+        match nb {
+            1 => wgrad_image::<1, 9>(isa, img, 0..main, true, acc),
+            2 => wgrad_image::<2, 9>(isa, img, 0..main, true, acc),
+            _ => wgrad_image::<4, 3>(isa, img, 0..main, true, acc),
         }
         if main < k {
             let bias = main == 0;
             match nb {
-                1 => wgrad_image::<1, 1>(isa, g, roff, main..k, bias, x, y, dy, a, iota, acc),
-                2 => wgrad_image::<2, 1>(isa, g, roff, main..k, bias, x, y, dy, a, iota, acc),
-                _ => wgrad_image::<4, 1>(isa, g, roff, main..k, bias, x, y, dy, a, iota, acc),
+                1 => wgrad_image::<1, 1>(isa, img, main..k, bias, acc),
+                2 => wgrad_image::<2, 1>(isa, img, main..k, bias, acc),
+                _ => wgrad_image::<4, 1>(isa, img, main..k, bias, acc),
             }
         }
     }

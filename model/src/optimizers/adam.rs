@@ -7,18 +7,12 @@ use ember_kernels::elementwise::{adam_update, AdamParams};
 
 /// Adam with Keras's update (`ember_kernels::elementwise::adam_update`): defaults lr 1e-3,
 /// β1 0.9, β2 0.999, ε 1e-7.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Adam {
     hp: AdamParams,
     iterations: u64,
     /// `m` and `v` of each parameter, interleaved.
     slots: Vec<Vec<f32>>,
-}
-
-impl Default for Adam {
-    fn default() -> Self {
-        Adam { hp: AdamParams::default(), iterations: 0, slots: Vec::new() }
-    }
 }
 
 impl Adam {

@@ -111,11 +111,11 @@ impl Callback for Progress {
         }
     }
     fn on_batch_end(&mut self, l: &BatchLogs) {
-        if l.step % 25 == 0 || l.step == l.steps {
+        if l.step.is_multiple_of(25) || l.step == l.steps {
             self.batches.push(((self.epoch - 1) as f64 + l.step as f64 / l.steps as f64, l.loss, l.accuracy));
         }
         if let Some(bar) = &self.bar {
-            if l.step % 25 == 0 || l.step == l.steps {
+            if l.step.is_multiple_of(25) || l.step == l.steps {
                 let ips = l.samples as f64 / self.start.elapsed().as_secs_f64();
                 bar.set_message(format!("accuracy: {:.4} - loss: {:.4} - {:.0} img/s", l.accuracy, l.loss, ips));
                 bar.set_position(l.step as u64);
