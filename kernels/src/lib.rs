@@ -25,6 +25,7 @@ pub mod elementwise;
 mod error;
 pub mod gemm;
 mod geometry;
+pub mod linear;
 pub mod pool;
 pub mod reference;
 mod scratch;

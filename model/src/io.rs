@@ -8,6 +8,7 @@
 //! midway leaves the previous file intact.
 
 use crate::error::{Error, Result};
+use crate::layers::Param;
 use crate::optimizers::{OptimizerState, Slot};
 use crate::rng::Rng;
 use crate::sequential::Sequential;
@@ -67,7 +68,7 @@ impl Sequential {
     fn serialize(&self, checkpoint: bool) -> Result<Vec<u8>> {
         let params = self.named_params();
         let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> =
-            params.iter().map(|(n, p)| (n.clone(), p.shape.clone(), to_bytes(&p.value))).collect();
+            params.iter().map(|(n, p)| (n.clone(), p.shape.clone(), to_bytes(&p.to_keras()))).collect();
         let mut meta =
             HashMap::from([("format".to_string(), if checkpoint { FORMAT } else { "ember-weights-1" }.to_string())]);
         if checkpoint {
@@ -75,7 +76,9 @@ impl Sequential {
             let state = opt.state();
             for s in &state.slots {
                 let (name, p) = &params[s.param];
-                owned.push((format!("optimizer/{name}/{}", s.name), p.shape.clone(), to_bytes(&s.value)));
+                // Slots share their parameter's storage layout; written in Keras's.
+                let slot = Param { value: s.value.clone(), ..(*p).clone() };
+                owned.push((format!("optimizer/{name}/{}", s.name), p.shape.clone(), to_bytes(&slot.to_keras())));
             }
             meta.insert("optimizer".into(), opt.name().into());
             meta.insert("iterations".into(), state.iterations.to_string());
@@ -123,11 +126,18 @@ impl Sequential {
             }
             Ok(t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
         };
+        let templates: Vec<Param> = self.named_params().into_iter().map(|(_, p)| p.clone()).collect();
         let params: Vec<(String, Vec<usize>)> =
             self.named_params().into_iter().map(|(n, p)| (n, p.shape.clone())).collect();
+        // From Keras's layout to the parameter's storage layout.
+        let stored = |i: usize, v: Vec<f32>| -> Result<Vec<f32>> {
+            let mut p = templates[i].clone();
+            p.set_from_keras(&v)?;
+            Ok(p.value)
+        };
         let mut values = Vec::with_capacity(params.len());
-        for (n, shape) in &params {
-            values.push(read(n, shape)?);
+        for (i, (n, shape)) in params.iter().enumerate() {
+            values.push(stored(i, read(n, shape)?)?);
         }
         for t in st.names() {
             if !t.starts_with("optimizer/") && !params.iter().any(|(n, _)| n == t) {
@@ -162,7 +172,8 @@ impl Sequential {
             if any_slots {
                 for (i, (n, shape)) in params.iter().enumerate() {
                     for k in &kinds {
-                        slots.push(Slot { name: k, param: i, value: read(&format!("optimizer/{n}/{k}"), shape)? });
+                        let value = stored(i, read(&format!("optimizer/{n}/{k}"), shape)?)?;
+                        slots.push(Slot { name: k, param: i, value });
                     }
                 }
             }

@@ -69,8 +69,8 @@ fn one_step_is_the_keras_update_written_out() {
     let b0 = vec![0.1f32, -0.2, 0.05];
     {
         let ps = m.layers_mut()[1].params_mut();
-        ps[0].value.copy_from_slice(&w0);
-        ps[1].value.copy_from_slice(&b0);
+        ps[0].set_from_keras(&w0).unwrap();
+        ps[1].set_from_keras(&b0).unwrap();
     }
     let data = Dataset::from_f32(x.clone(), vec![2, 2, 1], labels.clone()).unwrap();
     m.fit(&data, None, &FitOptions { epochs: 1, batch_size: 2, shuffle: false, ..FitOptions::default() }, &mut ())
@@ -99,11 +99,12 @@ fn one_step_is_the_keras_update_written_out() {
     let adam =
         |w: f32, grad: f64| f64::from(w) - alpha * ((1.0 - b1) * grad) / (((1.0 - b2) * grad * grad).sqrt() + eps);
     let ps = m.layers()[1].params();
+    let kernel = ps[0].to_keras();
     for i in 0..i_n {
         for o in 0..o_n {
             let dw: f64 = (0..n).map(|s| f64::from(x[s * i_n + i]) * g[s * o_n + o]).sum();
             let want = adam(w0[i * o_n + o], dw);
-            let got = f64::from(ps[0].value[i * o_n + o]);
+            let got = f64::from(kernel[i * o_n + o]);
             assert!((got - want).abs() < 2e-7, "kernel[{i}][{o}]: {got} vs {want}");
         }
     }

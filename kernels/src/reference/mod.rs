@@ -4,11 +4,13 @@
 mod conv;
 mod fused;
 mod gemm;
+mod linear;
 mod pool;
 
 pub use conv::{conv2d_backward_data, conv2d_backward_filter, conv2d_forward};
 pub use fused::{conv_relu_maxpool_backward_filter, conv_relu_maxpool_forward};
 pub use gemm::sgemm;
+pub use linear::{linear_backward_data, linear_backward_weights, linear_forward};
 pub use pool::{avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward};
 
 /// Deterministic pseudo-random values in [-1, 1) (xorshift64), the operand generator shared by

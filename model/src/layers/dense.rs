@@ -1,12 +1,11 @@
 //! Fully connected layer (Keras's `Dense`): `y = act(x · W + b)`, `x` `[n, in]`, kernel
-//! `W` `[in, out]` (Keras's layout), on the GEMM of `ember_kernels` with the bias and ReLU
-//! fused into its store.
+//! `W` `[in, out]` in Keras's layout, stored transposed (`[out, in]`) for the dense-layer
+//! kernels of `ember_kernels::linear`, which vectorise along the inputs.
 
 use super::{glorot_uniform, Activation, Ctx, Layer, Param};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
-use ember_kernels::elementwise::bias_grad;
-use ember_kernels::gemm::{sgemm, sgemm_with, Epilogue, MatMut, MatRef, Rhs};
+use ember_kernels::linear::{linear_backward_data, linear_backward_weights, linear_forward, Linear};
 use std::any::Any;
 
 /// Keras's `Dense(units, activation, use_bias)`.
@@ -83,7 +82,11 @@ impl Layer for Dense {
         }
         self.inputs = inputs;
         let kernel = glorot_uniform(rng, inputs * self.units, inputs, self.units);
-        self.params = vec![Param::new("kernel", vec![inputs, self.units], kernel)];
+        // Drawn in Keras's [in, out] order (the same weights for a seed), stored [out, in].
+        let mut k = Param::new("kernel", vec![inputs, self.units], vec![0.0; kernel.len()]);
+        k.transposed = true;
+        k.set_from_keras(&kernel)?;
+        self.params = vec![k];
         if self.use_bias {
             self.params.push(Param::new("bias", vec![self.units], vec![0.0; self.units]));
         }
@@ -103,32 +106,23 @@ impl Layer for Dense {
         self.logits
     }
     fn forward(&mut self, x: &[f32], y: &mut [f32], n: usize, _ctx: &mut Ctx) -> Result<()> {
-        let (i, o) = (self.inputs, self.units);
-        let epi =
-            Epilogue { bias: self.use_bias.then(|| &self.params[1].value[..]), relu: self.act == Activation::Relu };
-        let w = MatRef::row_major(&self.params[0].value, i, o)?;
-        let isa = ember_kernels::arch::default_isa();
-        sgemm_with(isa, 1.0, MatRef::row_major(x, n, i)?, Rhs::View(w), 0.0, MatMut::row_major(y, n, o)?, epi)?;
-        if self.act == Activation::Softmax && !self.logits {
-            self.act.apply(y, o)?;
+        let l = Linear::new(n, self.inputs, self.units)?;
+        let bias = self.use_bias.then(|| &self.params[1].value[..]);
+        linear_forward(&l, x, &self.params[0].value, bias, y)?;
+        if !(self.logits && self.act == Activation::Softmax) {
+            self.act.apply(y, self.units)?;
         }
         Ok(())
     }
     fn backward(&mut self, x: &[f32], y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, n: usize) -> Result<()> {
-        let (i, o) = (self.inputs, self.units);
         if !self.logits {
-            self.act.backward(y, dy, o)?;
+            self.act.backward(y, dy, self.units)?;
         }
+        let l = Linear::new(n, self.inputs, self.units)?;
         let (k, rest) = self.params.split_at_mut(1);
-        // dW = xᵀ · dy, db = column sums of dy, dx = dy · Wᵀ.
-        let xt = MatRef::row_major(x, n, i)?.t();
-        sgemm(1.0, xt, MatRef::row_major(dy, n, o)?, 0.0, MatMut::row_major(&mut k[0].grad, i, o)?)?;
-        if let Some(b) = rest.first_mut() {
-            bias_grad(dy, o, &mut b.grad)?;
-        }
+        linear_backward_weights(&l, x, dy, &mut k[0].grad, rest.first_mut().map(|b| &mut b.grad[..]))?;
         if let Some(dx) = dx {
-            let wt = MatRef::row_major(&k[0].value, i, o)?.t();
-            sgemm(1.0, MatRef::row_major(dy, n, o)?, wt, 0.0, MatMut::row_major(dx, n, i)?)?;
+            linear_backward_data(&l, dy, &k[0].value, dx)?;
         }
         Ok(())
     }

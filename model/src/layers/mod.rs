@@ -32,12 +32,42 @@ pub struct Param {
     pub value: Vec<f32>,
     /// The gradient of the loss with respect to `value`, from the last backward pass.
     pub grad: Vec<f32>,
+    /// Whether `value` (and `grad`) hold the 2-D `shape` transposed: a dense kernel is
+    /// stored `[out, in]` for its kernels and shown as Keras's `[in, out]` by
+    /// [`Param::to_keras`] and the weight files.
+    pub transposed: bool,
 }
 
 impl Param {
     pub(crate) fn new(name: &'static str, shape: Vec<usize>, value: Vec<f32>) -> Self {
         let grad = vec![0.0; value.len()];
-        Param { name, shape, value, grad }
+        Param { name, shape, value, grad, transposed: false }
+    }
+
+    /// The values in Keras's layout (`shape`, row-major).
+    pub fn to_keras(&self) -> Vec<f32> {
+        if !self.transposed {
+            return self.value.clone();
+        }
+        let (r, c) = (self.shape[0], self.shape[1]);
+        (0..r * c).map(|k| self.value[(k % c) * r + k / c]).collect()
+    }
+
+    /// Sets the values from Keras's layout (`shape`, row-major); `v` must have as many
+    /// elements.
+    pub fn set_from_keras(&mut self, v: &[f32]) -> Result<()> {
+        if v.len() != self.value.len() {
+            return Err(Error::Config(format!("{}: {} values for shape {:?}", self.name, v.len(), self.shape)));
+        }
+        if !self.transposed {
+            self.value.copy_from_slice(v);
+            return Ok(());
+        }
+        let (r, c) = (self.shape[0], self.shape[1]);
+        for (k, &x) in v.iter().enumerate() {
+            self.value[(k % c) * r + k / c] = x;
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,373 @@
+//! Fully connected (dense) layers with few outputs: `y = x · Wᵀ + b` for `x` `[n, inputs]`
+//! and a weight matrix stored `[outputs, inputs]` (each output's weights contiguous), in
+//! all three training passes. A classifier head (10 outputs over 5408 inputs) is a
+//! poor GEMM — the output width is under one vector, so tiles are mostly padding — but a
+//! good set of dot products and axpys along the long `inputs` axis: every kernel here
+//! vectorises along `inputs` and keeps `J` outputs (and two samples) in registers.
+//!
+//! - forward: `y[s][j] = b[j] + Σ_i x[s][i] w[j][i]` (dot products; `J` outputs x 2
+//!   samples of accumulators, lanes summed in a fixed order);
+//! - backward-data: `dx[s][i] = Σ_j dy[s][j] w[j][i]`;
+//! - backward-weights: `dw[j][i] = Σ_s dy[s][j] x[s][i]` (and `db[j] = Σ_s dy[s][j]`).
+//!
+//! Threads split samples (forward, backward-data) or blocks of inputs (backward-weights);
+//! nothing is summed across threads, so results are bit-identical for any thread count.
+
+use crate::arch::simd::{simd_dispatch, F32x};
+use crate::arch::{default_isa, Isa};
+use crate::error::{Error, Result};
+use rayon::prelude::*;
+
+/// Samples per task of the forward and backward-data passes.
+const SAMPLES_PER_TASK: usize = 4;
+/// Inputs per task of the backward-weights pass.
+const INPUTS_PER_TASK: usize = 1024;
+
+/// Shape of a dense layer's product: `n` samples of `inputs` values, `outputs` outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Linear {
+    n: usize,
+    inputs: usize,
+    outputs: usize,
+}
+
+impl Linear {
+    /// Validates the shape (`inputs`, `outputs` at least 1; element counts fit in usize).
+    pub fn new(n: usize, inputs: usize, outputs: usize) -> Result<Self> {
+        if inputs == 0 || outputs == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "a dense layer needs at least one input and one output, got {inputs} x {outputs}"
+            )));
+        }
+        for (a, b) in [(n, inputs), (n, outputs), (inputs, outputs)] {
+            a.checked_mul(b).ok_or(Error::SizeOverflow { name: "Linear" })?;
+        }
+        Ok(Linear { n, inputs, outputs })
+    }
+    /// Samples.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+    /// Inputs per sample.
+    pub fn inputs(&self) -> usize {
+        self.inputs
+    }
+    /// Outputs per sample.
+    pub fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    fn check(&self, x: usize, w: usize, y: usize) -> Result<()> {
+        let same = |what, expected, got| {
+            if expected == got {
+                Ok(())
+            } else {
+                Err(Error::ShapeMismatch { what, expected, got })
+            }
+        };
+        same("input length vs n*inputs", self.n * self.inputs, x)?;
+        same("weight length vs outputs*inputs", self.outputs * self.inputs, w)?;
+        same("output length vs n*outputs", self.n * self.outputs, y)
+    }
+}
+
+/// Outputs kept in registers (with two samples) by each ISA's tiles.
+fn max_outputs(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx512 | Isa::Neon => 12,
+        _ => 6,
+    }
+}
+
+/// Splits `0..outputs` into blocks of the instantiated widths 12, 6, 3, 1 (at most `max`).
+fn output_blocks(outputs: usize, max: usize) -> impl Iterator<Item = (usize, usize)> {
+    let mut j = 0;
+    std::iter::from_fn(move || {
+        let left = outputs - j;
+        let width = [12, 6, 3, 1].into_iter().find(|&w| w <= max && w <= left)?;
+        j += width;
+        Some((j - width, width))
+    })
+}
+
+/// Forward: `y = x · wᵀ + bias` (`x` `[n, inputs]`, `w` `[outputs, inputs]`, `bias`
+/// `[outputs]`, `y` `[n, outputs]` overwritten).
+pub fn linear_forward(l: &Linear, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) -> Result<()> {
+    linear_forward_with(default_isa(), l, x, w, bias, y)
+}
+
+/// [`linear_forward`] on an explicit ISA.
+pub fn linear_forward_with(isa: Isa, l: &Linear, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) -> Result<()> {
+    isa.check()?;
+    l.check(x.len(), w.len(), y.len())?;
+    if let Some(b) = bias {
+        if b.len() != l.outputs {
+            return Err(Error::ShapeMismatch { what: "bias length vs outputs", expected: l.outputs, got: b.len() });
+        }
+    }
+    if l.n == 0 {
+        return Ok(());
+    }
+    let (i_n, o_n) = (l.inputs, l.outputs);
+    y.par_chunks_mut(SAMPLES_PER_TASK * o_n).zip(x.par_chunks(SAMPLES_PER_TASK * i_n)).for_each(|(yt, xt)| {
+        for (ys, xs) in yt.chunks_mut(2 * o_n).zip(xt.chunks(2 * i_n)) {
+            let samples = ys.len() / o_n;
+            for (j0, width) in output_blocks(o_n, max_outputs(isa)) {
+                let mut sums = [[0f32; 12]; 2];
+                // SAFETY: `isa` was checked; xs holds `samples` rows of i_n inputs; rows
+                // j0..j0+width of w exist (output_blocks stays below o_n).
+                unsafe { dot_block(isa, xs, &w[j0 * i_n..], i_n, samples, width, &mut sums) };
+                for s in 0..samples {
+                    for j in 0..width {
+                        ys[s * o_n + j0 + j] = sums[s][j] + bias.map_or(0.0, |b| b[j0 + j]);
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// `sums[s][j] = Σ_i x[s][i] w[j][i]` for `samples` (1 or 2) rows of `x` and `width` rows of
+/// `w`, dispatched to the instantiated widths.
+///
+/// # Safety
+/// The ISA is available; `x` holds `samples * inputs` floats, `w` `width * inputs`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn dot_block(isa: Isa, x: &[f32], w: &[f32], inputs: usize, samples: usize, width: usize, sums: &mut [[f32; 12]; 2]) {
+    assert!(x.len() >= samples * inputs && w.len() >= width * inputs && (1..=2).contains(&samples));
+    // SAFETY: forwarded contract, bounds asserted above.
+    unsafe {
+        match (samples, width) {
+            (2, 12) => dot_tile::<2, 12>(isa, x, w, inputs, sums),
+            (2, 6) => dot_tile::<2, 6>(isa, x, w, inputs, sums),
+            (2, 3) => dot_tile::<2, 3>(isa, x, w, inputs, sums),
+            (2, _) => dot_tile::<2, 1>(isa, x, w, inputs, sums),
+            (_, 12) => dot_tile::<1, 12>(isa, x, w, inputs, sums),
+            (_, 6) => dot_tile::<1, 6>(isa, x, w, inputs, sums),
+            (_, 3) => dot_tile::<1, 3>(isa, x, w, inputs, sums),
+            _ => dot_tile::<1, 1>(isa, x, w, inputs, sums),
+        }
+    }
+}
+
+/// `S` samples x `J` outputs of dot products along `inputs`; each accumulator's lanes are
+/// summed in lane order, the tail (under one vector) added last in order.
+///
+/// # Safety
+/// The ISA of `V` is enabled; `x` holds `S * inputs`, `w` `J * inputs` floats.
+#[inline(always)]
+unsafe fn dot_tile_body<V: F32x, const S: usize, const J: usize>(
+    x: &[f32],
+    w: &[f32],
+    inputs: usize,
+    sums: &mut [[f32; 12]; 2],
+) {
+    assert!(x.len() >= S * inputs && w.len() >= J * inputs && S <= 2 && J <= 12);
+    let l = V::LANES;
+    let full = inputs / l * l;
+    // SAFETY: every load is at an index below `full <= inputs` within a row of x or w.
+    unsafe {
+        let mut acc = [[V::zero(); J]; S];
+        let (xp, wp) = (x.as_ptr(), w.as_ptr());
+        for i in (0..full).step_by(l) {
+            let xv: [V; S] = core::array::from_fn(|s| V::load(xp.add(s * inputs + i)));
+            for j in 0..J {
+                let wv = V::load(wp.add(j * inputs + i));
+                for s in 0..S {
+                    acc[s][j] = xv[s].fma(wv, acc[s][j]);
+                }
+            }
+        }
+        let mut lanes = [0f32; 16];
+        for s in 0..S {
+            for j in 0..J {
+                acc[s][j].store(lanes.as_mut_ptr());
+                let mut t = lanes[..l].iter().sum::<f32>();
+                for i in full..inputs {
+                    t += x[s * inputs + i] * w[j * inputs + i];
+                }
+                sums[s][j] = t;
+            }
+        }
+    }
+}
+
+simd_dispatch! {
+    /// [`dot_tile_body`] on `isa`.
+    unsafe fn dot_tile<const S: usize, const J: usize>(x: &[f32], w: &[f32], inputs: usize, sums: &mut [[f32; 12]; 2]) => dot_tile_body
+}
+
+/// Backward-data: `dx = dy · w` (`dy` `[n, outputs]`, `w` `[outputs, inputs]`, `dx`
+/// `[n, inputs]` overwritten).
+pub fn linear_backward_data(l: &Linear, dy: &[f32], w: &[f32], dx: &mut [f32]) -> Result<()> {
+    linear_backward_data_with(default_isa(), l, dy, w, dx)
+}
+
+/// [`linear_backward_data`] on an explicit ISA.
+pub fn linear_backward_data_with(isa: Isa, l: &Linear, dy: &[f32], w: &[f32], dx: &mut [f32]) -> Result<()> {
+    isa.check()?;
+    l.check(dx.len(), w.len(), dy.len())?;
+    if l.n == 0 {
+        return Ok(());
+    }
+    let (i_n, o_n) = (l.inputs, l.outputs);
+    dx.par_chunks_mut(SAMPLES_PER_TASK * i_n).zip(dy.par_chunks(SAMPLES_PER_TASK * o_n)).for_each(|(dxt, dyt)| {
+        for (dxs, dys) in dxt.chunks_mut(2 * i_n).zip(dyt.chunks(2 * o_n)) {
+            // SAFETY: `isa` was checked; dxs and dys hold the same 1 or 2 samples; w holds
+            // o_n rows of i_n.
+            unsafe {
+                if dxs.len() == 2 * i_n {
+                    axpy_rows::<2>(isa, dys, w, i_n, o_n, dxs)
+                } else {
+                    axpy_rows::<1>(isa, dys, w, i_n, o_n, dxs)
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// `dx[s][i] = Σ_j dy[s][j] w[j][i]` for `S` samples, vectors of `i` outer, `j` inner (in
+/// order), the result stored once.
+///
+/// # Safety
+/// The ISA of `V` is enabled; `dy` holds `S * outputs`, `w` `outputs * inputs`, `dx`
+/// `S * inputs` floats.
+#[inline(always)]
+unsafe fn axpy_rows_body<V: F32x, const S: usize>(dy: &[f32], w: &[f32], inputs: usize, outputs: usize, dx: &mut [f32]) {
+    assert!(dy.len() >= S * outputs && w.len() >= outputs * inputs && dx.len() >= S * inputs);
+    let l = V::LANES;
+    let full = inputs / l * l;
+    // SAFETY: loads and stores at indices below `full <= inputs` within rows.
+    unsafe {
+        let (wp, dxp) = (w.as_ptr(), dx.as_mut_ptr());
+        for i in (0..full).step_by(l) {
+            let mut acc = [V::zero(); S];
+            for j in 0..outputs {
+                let wv = V::load(wp.add(j * inputs + i));
+                for s in 0..S {
+                    acc[s] = V::splat(dy[s * outputs + j]).fma(wv, acc[s]);
+                }
+            }
+            for (s, a) in acc.iter().enumerate() {
+                a.store(dxp.add(s * inputs + i));
+            }
+        }
+    }
+    for s in 0..S {
+        for i in full..inputs {
+            dx[s * inputs + i] = (0..outputs).fold(0.0, |t, j| dy[s * outputs + j].mul_add(w[j * inputs + i], t));
+        }
+    }
+}
+
+simd_dispatch! {
+    /// [`axpy_rows_body`] on `isa`.
+    unsafe fn axpy_rows<const S: usize>(dy: &[f32], w: &[f32], inputs: usize, outputs: usize, dx: &mut [f32]) => axpy_rows_body
+}
+
+/// Backward-weights: `dw = dyᵀ · x` (`dw` `[outputs, inputs]`, overwritten) and, if given,
+/// `db[j] = Σ_s dy[s][j]`.
+pub fn linear_backward_weights(l: &Linear, x: &[f32], dy: &[f32], dw: &mut [f32], db: Option<&mut [f32]>) -> Result<()> {
+    linear_backward_weights_with(default_isa(), l, x, dy, dw, db)
+}
+
+/// [`linear_backward_weights`] on an explicit ISA.
+pub fn linear_backward_weights_with(
+    isa: Isa,
+    l: &Linear,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+) -> Result<()> {
+    isa.check()?;
+    l.check(x.len(), dw.len(), dy.len())?;
+    let (n, i_n, o_n) = (l.n, l.inputs, l.outputs);
+    if let Some(db) = db {
+        if db.len() != o_n {
+            return Err(Error::ShapeMismatch { what: "bias gradient length vs outputs", expected: o_n, got: db.len() });
+        }
+        for (j, d) in db.iter_mut().enumerate() {
+            *d = (0..n).fold(0.0, |t, s| t + dy[s * o_n + j]);
+        }
+    }
+    // Tasks are column blocks of dw: inputs i0..i0+len of every row, handed out as
+    // disjoint row pieces.
+    let mut blocks: Vec<Vec<&mut [f32]>> = (0..i_n.div_ceil(INPUTS_PER_TASK)).map(|_| Vec::with_capacity(o_n)).collect();
+    for row in dw.chunks_mut(i_n) {
+        for (b, piece) in row.chunks_mut(INPUTS_PER_TASK).enumerate() {
+            blocks[b].push(piece);
+        }
+    }
+    blocks.into_par_iter().enumerate().for_each(|(b, mut rows)| {
+        let i0 = b * INPUTS_PER_TASK;
+        for (j0, width) in output_blocks(o_n, max_outputs(isa)) {
+            let out = &mut rows[j0..j0 + width];
+            // SAFETY: `isa` was checked; x holds n rows of i_n and dy n rows of o_n; the
+            // pieces are columns i0.. of rows j0..j0+width of dw, all of one length.
+            unsafe {
+                match width {
+                    12 => wgrad_tile::<12>(isa, x, dy, n, i_n, o_n, i0, j0, out),
+                    6 => wgrad_tile::<6>(isa, x, dy, n, i_n, o_n, i0, j0, out),
+                    3 => wgrad_tile::<3>(isa, x, dy, n, i_n, o_n, i0, j0, out),
+                    _ => wgrad_tile::<1>(isa, x, dy, n, i_n, o_n, i0, j0, out),
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// `out[j][c] = Σ_s dy[s][j0 + j] x[s][i0 + c]` for `J` rows of `dw` (each piece of the
+/// same length), samples summed in order.
+///
+/// # Safety
+/// The ISA of `V` is enabled; `x` holds `n * inputs`, `dy` `n * outputs` floats;
+/// `out.len() == J`, `j0 + J <= outputs`, `i0 + out[j].len() <= inputs`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn wgrad_tile_body<V: F32x, const J: usize>(
+    x: &[f32],
+    dy: &[f32],
+    n: usize,
+    inputs: usize,
+    outputs: usize,
+    i0: usize,
+    j0: usize,
+    out: &mut [&mut [f32]],
+) {
+    let len = out.first().map_or(0, |r| r.len());
+    assert!(out.len() == J && j0 + J <= outputs && i0 + len <= inputs);
+    assert!(x.len() >= n * inputs && dy.len() >= n * outputs && out.iter().all(|r| r.len() == len));
+    let l = V::LANES;
+    let full = len / l * l;
+    // SAFETY: x loads at columns below i0 + full <= inputs of rows below n; stores below
+    // `full` within each piece.
+    unsafe {
+        for c in (0..full).step_by(l) {
+            let mut acc = [V::zero(); J];
+            for s in 0..n {
+                let xv = V::load(x.as_ptr().add(s * inputs + i0 + c));
+                let g = &dy[s * outputs + j0..s * outputs + j0 + J];
+                for j in 0..J {
+                    acc[j] = V::splat(g[j]).fma(xv, acc[j]);
+                }
+            }
+            for (j, a) in acc.iter().enumerate() {
+                a.store(out[j].as_mut_ptr().add(c));
+            }
+        }
+    }
+    for (j, row) in out.iter_mut().enumerate() {
+        for c in full..len {
+            row[c] = (0..n).fold(0.0, |t, s| dy[s * outputs + j0 + j].mul_add(x[s * inputs + i0 + c], t));
+        }
+    }
+}
+
+simd_dispatch! {
+    /// [`wgrad_tile_body`] on `isa`.
+    unsafe fn wgrad_tile<const J: usize>(x: &[f32], dy: &[f32], n: usize, inputs: usize, outputs: usize, i0: usize, j0: usize, out: &mut [&mut [f32]]) => wgrad_tile_body
+}

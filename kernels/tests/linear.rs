@@ -1,0 +1,106 @@
+//! The dense-layer kernels against the f64 reference on every available ISA, thread-count
+//! independence, and bad input.
+//!
+//! Tolerance: an output summing L products in f32 is within `(L + 2)·ε·Σ|terms|` of the
+//! exact value (L = inputs forward, outputs backward-data, n backward-weights); the forward
+//! pass adds the bias (one more rounding, covered by the +2).
+
+mod common;
+
+use common::{assert_close, fill, EPS};
+use ember_kernels::linear::{
+    linear_backward_data_with, linear_backward_weights_with, linear_forward_with, Linear,
+};
+use ember_kernels::{reference, Error, Isa};
+use proptest::prelude::*;
+
+fn abs(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|x| x.abs()).collect()
+}
+
+fn tol(mag: &[f32], terms: usize) -> Vec<f64> {
+    mag.iter().map(|&m| (terms as f64 + 2.0) * EPS * f64::from(m) + 1e-30).collect()
+}
+
+fn check(l: &Linear, seed: u64) {
+    let (n, i_n, o_n) = (l.n(), l.inputs(), l.outputs());
+    let (x, w, b, dy) = (fill(seed, n * i_n), fill(seed ^ 1, o_n * i_n), fill(seed ^ 2, o_n), fill(seed ^ 3, n * o_n));
+    let mut y_ref = vec![0.0; n * o_n];
+    reference::linear_forward(l, &x, &w, Some(&b), &mut y_ref).unwrap();
+    let mut y_mag = vec![0.0; n * o_n];
+    reference::linear_forward(l, &abs(&x), &abs(&w), Some(&abs(&b)), &mut y_mag).unwrap();
+    let mut dx_ref = vec![0.0; n * i_n];
+    reference::linear_backward_data(l, &dy, &w, &mut dx_ref).unwrap();
+    let mut dx_mag = vec![0.0; n * i_n];
+    reference::linear_backward_data(l, &abs(&dy), &abs(&w), &mut dx_mag).unwrap();
+    let (mut dw_ref, mut db_ref) = (vec![0.0; o_n * i_n], vec![0.0; o_n]);
+    reference::linear_backward_weights(l, &x, &dy, &mut dw_ref, Some(&mut db_ref)).unwrap();
+    let (mut dw_mag, mut db_mag) = (vec![0.0; o_n * i_n], vec![0.0; o_n]);
+    reference::linear_backward_weights(l, &abs(&x), &abs(&dy), &mut dw_mag, Some(&mut db_mag)).unwrap();
+    for isa in Isa::available() {
+        let mut y = vec![f32::NAN; n * o_n];
+        linear_forward_with(isa, l, &x, &w, Some(&b), &mut y).unwrap();
+        assert_close(&y, &y_ref, &tol(&y_mag, i_n), &format!("forward {isa} {l:?}"));
+        let mut dx = vec![f32::NAN; n * i_n];
+        linear_backward_data_with(isa, l, &dy, &w, &mut dx).unwrap();
+        assert_close(&dx, &dx_ref, &tol(&dx_mag, o_n), &format!("backward-data {isa} {l:?}"));
+        let (mut dw, mut db) = (vec![f32::NAN; o_n * i_n], vec![f32::NAN; o_n]);
+        linear_backward_weights_with(isa, l, &x, &dy, &mut dw, Some(&mut db)).unwrap();
+        assert_close(&dw, &dw_ref, &tol(&dw_mag, n), &format!("backward-weights {isa} {l:?}"));
+        assert_close(&db, &db_ref, &tol(&db_mag, n), &format!("bias gradient {isa} {l:?}"));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(common::cases(96)))]
+
+    #[test]
+    fn linear_matches_reference(n in 0usize..11, inputs in 1usize..2100, outputs in 1usize..30, seed in any::<u64>()) {
+        check(&Linear::new(n, inputs, outputs).unwrap(), seed);
+    }
+}
+
+#[test]
+fn the_seed_models_head_matches_reference() {
+    check(&Linear::new(32, 5408, 10).unwrap(), 5);
+}
+
+#[test]
+fn results_do_not_depend_on_thread_count() {
+    let l = Linear::new(13, 3000, 10).unwrap();
+    let (x, w, dy) = (fill(1, 13 * 3000), fill(2, 30000), fill(3, 130));
+    for isa in Isa::available() {
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
+                let (mut y, mut dx, mut dw, mut db) = (vec![0.0; 130], vec![0.0; 13 * 3000], vec![0.0; 30000], vec![0.0; 10]);
+                linear_forward_with(isa, &l, &x, &w, None, &mut y).unwrap();
+                linear_backward_data_with(isa, &l, &dy, &w, &mut dx).unwrap();
+                linear_backward_weights_with(isa, &l, &x, &dy, &mut dw, Some(&mut db)).unwrap();
+                (y, dx, dw, db)
+            })
+        };
+        let one = run(1);
+        assert!(run(2) == one && run(3) == one, "{isa}: results depend on the thread count");
+    }
+}
+
+#[test]
+fn linear_rejects_bad_input() {
+    assert!(matches!(Linear::new(1, 0, 3), Err(Error::InvalidArgument(_))));
+    assert!(matches!(Linear::new(1, 3, 0), Err(Error::InvalidArgument(_))));
+    assert!(matches!(Linear::new(usize::MAX, 3, 3), Err(Error::SizeOverflow { .. })));
+    let l = Linear::new(2, 4, 3).unwrap();
+    let isa = Isa::Scalar;
+    let (x, w) = (vec![0.0; 8], vec![0.0; 12]);
+    let mut y = vec![0.0; 6];
+    let bad = |r: ember_kernels::Result<()>| matches!(r, Err(Error::ShapeMismatch { .. }));
+    assert!(bad(linear_forward_with(isa, &l, &x[1..], &w, None, &mut y)));
+    assert!(bad(linear_forward_with(isa, &l, &x, &w[1..], None, &mut y)));
+    assert!(bad(linear_forward_with(isa, &l, &x, &w, Some(&[0.0; 2]), &mut y)));
+    assert!(bad(linear_forward_with(isa, &l, &x, &w, None, &mut y[1..])));
+    let mut dx = vec![0.0; 8];
+    assert!(bad(linear_backward_data_with(isa, &l, &y[1..], &w, &mut dx)));
+    let mut dw = vec![0.0; 12];
+    assert!(bad(linear_backward_weights_with(isa, &l, &x, &y, &mut dw[1..], None)));
+    assert!(bad(linear_backward_weights_with(isa, &l, &x, &y, &mut dw, Some(&mut [0.0; 4]))));
+}
