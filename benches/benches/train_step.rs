@@ -92,7 +92,7 @@ fn conv_pool(c: &mut Criterion) {
     conv_relu_maxpool_forward(&cp, &x, &w, Some(&b), &mut y, &mut a).expect("fwd");
     let (y, a) = (&y, &a);
     timed(BenchmarkId::new("fused", "bwd"), &mut || {
-        conv_relu_maxpool_backward_filter(&cp, &x, y, &dy, a, &mut dw, Some(&mut db)).expect("bwd")
+        conv_relu_maxpool_backward_filter(&cp, &x, y, &dy, a, &mut dw, Some(&mut db), false).expect("bwd")
     });
     timed(BenchmarkId::new("unfused", "bwd"), &mut || {
         // Max pooling's and ReLU's backward (the dense gradient), then the filter's.

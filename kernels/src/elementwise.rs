@@ -163,6 +163,22 @@ pub fn softmax(x: &mut [f32], classes: usize) -> Result<()> {
 /// gradient of that mean. Labels must be `< classes`.
 pub fn softmax_cross_entropy(logits: &[f32], labels: &[u32], classes: usize, dlogits: &mut [f32]) -> Result<f32> {
     let rows = check_rows("logits length vs a multiple of classes", logits.len(), classes)?;
+    let scale = 1.0 / rows.max(1) as f32;
+    let sum = softmax_cross_entropy_sum(logits, labels, classes, scale, dlogits)?;
+    Ok((sum / rows.max(1) as f64) as f32)
+}
+
+/// [`softmax_cross_entropy`] for part of a batch: returns the *sum* of the rows' losses
+/// and writes `dlogits = (softmax - onehot(label)) * grad_scale` (`1 / batch` for the
+/// gradient of the whole batch's mean).
+pub fn softmax_cross_entropy_sum(
+    logits: &[f32],
+    labels: &[u32],
+    classes: usize,
+    grad_scale: f32,
+    dlogits: &mut [f32],
+) -> Result<f64> {
+    let rows = check_rows("logits length vs a multiple of classes", logits.len(), classes)?;
     check_same("label count vs logit rows", rows, labels.len())?;
     check_same("gradient length vs logits length", logits.len(), dlogits.len())?;
     if let Some((i, &l)) = labels.iter().enumerate().find(|(_, &l)| l as usize >= classes) {
@@ -170,7 +186,7 @@ pub fn softmax_cross_entropy(logits: &[f32], labels: &[u32], classes: usize, dlo
     }
     dlogits.copy_from_slice(logits);
     softmax(dlogits, classes)?;
-    let scale = 1.0 / rows.max(1) as f32;
+    let scale = grad_scale;
     let mut loss = 0.0f64;
     for (row, (&l, lg)) in dlogits.chunks_exact_mut(classes).zip(labels.iter().zip(logits.chunks_exact(classes))) {
         // log softmax computed from the logits (log-sum-exp), not from a rounded probability.
@@ -180,7 +196,7 @@ pub fn softmax_cross_entropy(logits: &[f32], labels: &[u32], classes: usize, dlo
         row[l as usize] -= 1.0;
         row.iter_mut().for_each(|v| *v *= scale);
     }
-    Ok((loss / rows.max(1) as f64) as f32)
+    Ok(loss)
 }
 
 /// Adam's hyper-parameters (Keras defaults).

@@ -97,7 +97,14 @@ pub fn linear_forward(l: &Linear, x: &[f32], w: &[f32], bias: Option<&[f32]>, y:
 }
 
 /// [`linear_forward`] on an explicit ISA.
-pub fn linear_forward_with(isa: Isa, l: &Linear, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) -> Result<()> {
+pub fn linear_forward_with(
+    isa: Isa,
+    l: &Linear,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+) -> Result<()> {
     isa.check()?;
     l.check(x.len(), w.len(), y.len())?;
     if let Some(b) = bias {
@@ -134,7 +141,15 @@ pub fn linear_forward_with(isa: Isa, l: &Linear, x: &[f32], w: &[f32], bias: Opt
 /// # Safety
 /// The ISA is available; `x` holds `samples * inputs` floats, `w` `width * inputs`.
 #[allow(clippy::too_many_arguments)]
-unsafe fn dot_block(isa: Isa, x: &[f32], w: &[f32], inputs: usize, samples: usize, width: usize, sums: &mut [[f32; 12]; 2]) {
+unsafe fn dot_block(
+    isa: Isa,
+    x: &[f32],
+    w: &[f32],
+    inputs: usize,
+    samples: usize,
+    width: usize,
+    sums: &mut [[f32; 12]; 2],
+) {
     assert!(x.len() >= samples * inputs && w.len() >= width * inputs && (1..=2).contains(&samples));
     // SAFETY: forwarded contract, bounds asserted above.
     unsafe {
@@ -235,7 +250,13 @@ pub fn linear_backward_data_with(isa: Isa, l: &Linear, dy: &[f32], w: &[f32], dx
 /// The ISA of `V` is enabled; `dy` holds `S * outputs`, `w` `outputs * inputs`, `dx`
 /// `S * inputs` floats.
 #[inline(always)]
-unsafe fn axpy_rows_body<V: F32x, const S: usize>(dy: &[f32], w: &[f32], inputs: usize, outputs: usize, dx: &mut [f32]) {
+unsafe fn axpy_rows_body<V: F32x, const S: usize>(
+    dy: &[f32],
+    w: &[f32],
+    inputs: usize,
+    outputs: usize,
+    dx: &mut [f32],
+) {
     assert!(dy.len() >= S * outputs && w.len() >= outputs * inputs && dx.len() >= S * inputs);
     let l = V::LANES;
     let full = inputs / l * l;
@@ -268,9 +289,17 @@ simd_dispatch! {
 }
 
 /// Backward-weights: `dw = dyᵀ · x` (`dw` `[outputs, inputs]`, overwritten) and, if given,
-/// `db[j] = Σ_s dy[s][j]`.
-pub fn linear_backward_weights(l: &Linear, x: &[f32], dy: &[f32], dw: &mut [f32], db: Option<&mut [f32]>) -> Result<()> {
-    linear_backward_weights_with(default_isa(), l, x, dy, dw, db)
+/// `db[j] = Σ_s dy[s][j]`. With `accumulate`, both are added to what `dw` and `db` hold
+/// (for batches processed in parts).
+pub fn linear_backward_weights(
+    l: &Linear,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    accumulate: bool,
+) -> Result<()> {
+    linear_backward_weights_with(default_isa(), l, x, dy, dw, db, accumulate)
 }
 
 /// [`linear_backward_weights`] on an explicit ISA.
@@ -281,6 +310,7 @@ pub fn linear_backward_weights_with(
     dy: &[f32],
     dw: &mut [f32],
     db: Option<&mut [f32]>,
+    accumulate: bool,
 ) -> Result<()> {
     isa.check()?;
     l.check(x.len(), dw.len(), dy.len())?;
@@ -290,12 +320,13 @@ pub fn linear_backward_weights_with(
             return Err(Error::ShapeMismatch { what: "bias gradient length vs outputs", expected: o_n, got: db.len() });
         }
         for (j, d) in db.iter_mut().enumerate() {
-            *d = (0..n).fold(0.0, |t, s| t + dy[s * o_n + j]);
+            *d = (0..n).fold(if accumulate { *d } else { 0.0 }, |t, s| t + dy[s * o_n + j]);
         }
     }
     // Tasks are column blocks of dw: inputs i0..i0+len of every row, handed out as
     // disjoint row pieces.
-    let mut blocks: Vec<Vec<&mut [f32]>> = (0..i_n.div_ceil(INPUTS_PER_TASK)).map(|_| Vec::with_capacity(o_n)).collect();
+    let mut blocks: Vec<Vec<&mut [f32]>> =
+        (0..i_n.div_ceil(INPUTS_PER_TASK)).map(|_| Vec::with_capacity(o_n)).collect();
     for row in dw.chunks_mut(i_n) {
         for (b, piece) in row.chunks_mut(INPUTS_PER_TASK).enumerate() {
             blocks[b].push(piece);
@@ -309,10 +340,10 @@ pub fn linear_backward_weights_with(
             // pieces are columns i0.. of rows j0..j0+width of dw, all of one length.
             unsafe {
                 match width {
-                    12 => wgrad_tile::<12>(isa, x, dy, n, i_n, o_n, i0, j0, out),
-                    6 => wgrad_tile::<6>(isa, x, dy, n, i_n, o_n, i0, j0, out),
-                    3 => wgrad_tile::<3>(isa, x, dy, n, i_n, o_n, i0, j0, out),
-                    _ => wgrad_tile::<1>(isa, x, dy, n, i_n, o_n, i0, j0, out),
+                    12 => wgrad_tile::<12>(isa, x, dy, n, i_n, o_n, i0, j0, accumulate, out),
+                    6 => wgrad_tile::<6>(isa, x, dy, n, i_n, o_n, i0, j0, accumulate, out),
+                    3 => wgrad_tile::<3>(isa, x, dy, n, i_n, o_n, i0, j0, accumulate, out),
+                    _ => wgrad_tile::<1>(isa, x, dy, n, i_n, o_n, i0, j0, accumulate, out),
                 }
             }
         }
@@ -320,8 +351,8 @@ pub fn linear_backward_weights_with(
     Ok(())
 }
 
-/// `out[j][c] = Σ_s dy[s][j0 + j] x[s][i0 + c]` for `J` rows of `dw` (each piece of the
-/// same length), samples summed in order.
+/// `out[j][c] = Σ_s dy[s][j0 + j] x[s][i0 + c]` (added to `out` with `accumulate`) for `J`
+/// rows of `dw` (each piece of the same length), samples summed in order.
 ///
 /// # Safety
 /// The ISA of `V` is enabled; `x` holds `n * inputs`, `dy` `n * outputs` floats;
@@ -336,6 +367,7 @@ unsafe fn wgrad_tile_body<V: F32x, const J: usize>(
     outputs: usize,
     i0: usize,
     j0: usize,
+    accumulate: bool,
     out: &mut [&mut [f32]],
 ) {
     let len = out.first().map_or(0, |r| r.len());
@@ -347,7 +379,8 @@ unsafe fn wgrad_tile_body<V: F32x, const J: usize>(
     // `full` within each piece.
     unsafe {
         for c in (0..full).step_by(l) {
-            let mut acc = [V::zero(); J];
+            let mut acc: [V; J] =
+                core::array::from_fn(|j| if accumulate { V::load(out[j].as_ptr().add(c)) } else { V::zero() });
             for s in 0..n {
                 let xv = V::load(x.as_ptr().add(s * inputs + i0 + c));
                 let g = &dy[s * outputs + j0..s * outputs + j0 + J];
@@ -362,12 +395,13 @@ unsafe fn wgrad_tile_body<V: F32x, const J: usize>(
     }
     for (j, row) in out.iter_mut().enumerate() {
         for c in full..len {
-            row[c] = (0..n).fold(0.0, |t, s| dy[s * outputs + j0 + j].mul_add(x[s * inputs + i0 + c], t));
+            let init = if accumulate { row[c] } else { 0.0 };
+            row[c] = (0..n).fold(init, |t, s| dy[s * outputs + j0 + j].mul_add(x[s * inputs + i0 + c], t));
         }
     }
 }
 
 simd_dispatch! {
     /// [`wgrad_tile_body`] on `isa`.
-    unsafe fn wgrad_tile<const J: usize>(x: &[f32], dy: &[f32], n: usize, inputs: usize, outputs: usize, i0: usize, j0: usize, out: &mut [&mut [f32]]) => wgrad_tile_body
+    unsafe fn wgrad_tile<const J: usize>(x: &[f32], dy: &[f32], n: usize, inputs: usize, outputs: usize, i0: usize, j0: usize, accumulate: bool, out: &mut [&mut [f32]]) => wgrad_tile_body
 }

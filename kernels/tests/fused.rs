@@ -81,9 +81,20 @@ fn check(cp: &ConvReluPool, seed: u64) {
         let terms = 4 * out / c.cout;
         let t = |m: &[f32]| m.iter().map(|&m| (terms as f64 + 2.0) * EPS * f64::from(m) + 1e-30).collect::<Vec<_>>();
         let (mut dw, mut db) = (vec![f32::NAN; w.len()], vec![f32::NAN; c.cout]);
-        conv_relu_maxpool_backward_filter_with(isa, cp, &x, &y, &dy, &a, &mut dw, Some(&mut db)).unwrap();
+        conv_relu_maxpool_backward_filter_with(isa, cp, &x, &y, &dy, &a, &mut dw, Some(&mut db), false).unwrap();
         assert_close(&dw, &dw_ref, &t(&dw_mag), &format!("fused backward-filter {isa} {c:?}"));
         assert_close(&db, &db_ref, &t(&db_mag), &format!("fused bias gradient {isa} {c:?}"));
+        // Accumulating onto earlier gradients adds this batch's (summed in group order after
+        // the earlier values: one more rounding, bounded by the start's magnitude).
+        let (dw0, db0) = (fill(seed ^ 7, w.len()), fill(seed ^ 8, c.cout));
+        let (mut dwa, mut dba) = (dw0.clone(), db0.clone());
+        conv_relu_maxpool_backward_filter_with(isa, cp, &x, &y, &dy, &a, &mut dwa, Some(&mut dba), true).unwrap();
+        let plus = |r: &[f32], z: &[f32]| r.iter().zip(z).map(|(a, b)| a + b).collect::<Vec<_>>();
+        let t_acc = |m: &[f32], z: &[f32]| {
+            t(m).iter().zip(z).map(|(t, b)| t + 4.0 * EPS * f64::from(b.abs())).collect::<Vec<_>>()
+        };
+        assert_close(&dwa, &plus(&dw_ref, &dw0), &t_acc(&dw_mag, &dw0), &format!("accumulated dw {isa} {c:?}"));
+        assert_close(&dba, &plus(&db_ref, &db0), &t_acc(&db_mag, &db0), &format!("accumulated db {isa} {c:?}"));
 
         // The dense gradient of the convolution output routes dy exactly as the reference.
         let mut dconv = vec![f32::NAN; len(c.output_shape())];
@@ -128,7 +139,8 @@ fn results_do_not_depend_on_thread_count() {
                 let (mut y, mut a) = (vec![0.0; out], vec![0u32; out]);
                 conv_relu_maxpool_forward_with(isa, &cp, &x, &w, Some(&b), &mut y, &mut a).unwrap();
                 let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; c.cout]);
-                conv_relu_maxpool_backward_filter_with(isa, &cp, &x, &y, &dy, &a, &mut dw, Some(&mut db)).unwrap();
+                conv_relu_maxpool_backward_filter_with(isa, &cp, &x, &y, &dy, &a, &mut dw, Some(&mut db), false)
+                    .unwrap();
                 (y, a, dw, db)
             })
         };
@@ -156,12 +168,12 @@ fn fused_rejects_bad_input() {
     assert!(bad(conv_relu_maxpool_forward_with(isa, &cp, &x, &w, None, &mut y[1..], &mut a)));
     assert!(bad(conv_relu_maxpool_forward_with(isa, &cp, &x, &w, None, &mut y, &mut a[1..])));
     let (dy, mut dw, mut db) = (y.clone(), w.clone(), vec![0.0; 4]);
-    assert!(bad(conv_relu_maxpool_backward_filter_with(isa, &cp, &x, &y, &dy[1..], &a, &mut dw, None)));
-    assert!(bad(conv_relu_maxpool_backward_filter_with(isa, &cp, &x, &y, &dy, &a, &mut dw, Some(&mut db[1..]))));
+    assert!(bad(conv_relu_maxpool_backward_filter_with(isa, &cp, &x, &y, &dy[1..], &a, &mut dw, None, false)));
+    assert!(bad(conv_relu_maxpool_backward_filter_with(isa, &cp, &x, &y, &dy, &a, &mut dw, Some(&mut db[1..]), false)));
     // Argmax values out of range are never used to index.
     let a_bad = vec![u32::MAX - 1; a.len()];
     let y_pos = vec![1.0; y.len()];
-    conv_relu_maxpool_backward_filter_with(isa, &cp, &x, &y_pos, &dy, &a_bad, &mut dw, Some(&mut db)).unwrap();
+    conv_relu_maxpool_backward_filter_with(isa, &cp, &x, &y_pos, &dy, &a_bad, &mut dw, Some(&mut db), false).unwrap();
     let mut dconv = vec![0.0; 2 * 16 * 4];
     unpool_relu_grad(&cp, &y_pos, &dy, &a_bad, &mut dconv).unwrap();
 }

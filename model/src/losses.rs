@@ -2,7 +2,7 @@
 //! the logits (the softmax fused into the loss: stable, and its gradient is `p - onehot`).
 
 use crate::error::{Error, Result};
-use ember_kernels::elementwise::softmax_cross_entropy;
+use ember_kernels::elementwise::softmax_cross_entropy_sum;
 
 /// A loss over `[n, classes]` outputs and integer labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,19 +42,33 @@ pub(crate) fn check_labels(labels: &[u32], classes: usize) -> Result<()> {
     Ok(())
 }
 
-/// Mean sparse categorical cross-entropy of `logits` (`[n, classes]`) and its gradient
-/// `(softmax - onehot) / n` in `dlogits`.
-pub fn sparse_ce_from_logits(logits: &[f32], labels: &[u32], classes: usize, dlogits: &mut [f32]) -> Result<f32> {
+/// Sparse categorical cross-entropy of `logits` (`[rows, classes]`) summed over the rows,
+/// and its gradient scaled by `grad_scale`, `(softmax - onehot) · grad_scale`, in `dlogits`
+/// (`grad_scale = 1 / batch` gives the gradient of the batch mean).
+pub fn sparse_ce_from_logits(
+    logits: &[f32],
+    labels: &[u32],
+    classes: usize,
+    grad_scale: f32,
+    dlogits: &mut [f32],
+) -> Result<f64> {
     check_labels(labels, classes)?;
-    Ok(softmax_cross_entropy(logits, labels, classes, dlogits)?)
+    Ok(softmax_cross_entropy_sum(logits, labels, classes, grad_scale, dlogits)?)
 }
 
 /// Probabilities are clipped to `[EPSILON, 1 - EPSILON]` before the logarithm, as Keras.
 const EPSILON: f32 = 1e-7;
 
-/// Mean sparse categorical cross-entropy of probabilities `probs` (`[n, classes]`) and its
-/// gradient with respect to them, `-1 / (n p[label])` at the label, in `dprobs`.
-pub fn sparse_ce_from_probs(probs: &[f32], labels: &[u32], classes: usize, dprobs: &mut [f32]) -> Result<f32> {
+/// Sparse categorical cross-entropy of probabilities `probs` (`[rows, classes]`) summed
+/// over the rows, and its gradient with respect to them scaled by `grad_scale`,
+/// `-grad_scale / p[label]` at the label, in `dprobs`.
+pub fn sparse_ce_from_probs(
+    probs: &[f32],
+    labels: &[u32],
+    classes: usize,
+    grad_scale: f32,
+    dprobs: &mut [f32],
+) -> Result<f64> {
     check_labels(labels, classes)?;
     if probs.len() != labels.len() * classes || dprobs.len() != probs.len() {
         return Err(Error::Data(format!(
@@ -64,7 +78,6 @@ pub fn sparse_ce_from_probs(probs: &[f32], labels: &[u32], classes: usize, dprob
             labels.len()
         )));
     }
-    let n = labels.len().max(1) as f32;
     let mut loss = 0.0f64;
     dprobs.fill(0.0);
     for (i, &l) in labels.iter().enumerate() {
@@ -72,10 +85,10 @@ pub fn sparse_ce_from_probs(probs: &[f32], labels: &[u32], classes: usize, dprob
         let pc = p.clamp(EPSILON, 1.0 - EPSILON);
         loss -= f64::from(pc.ln());
         if p == pc {
-            dprobs[i * classes + l as usize] = -1.0 / (n * p);
+            dprobs[i * classes + l as usize] = -grad_scale / p;
         }
     }
-    Ok((loss / f64::from(n)) as f32)
+    Ok(loss)
 }
 
 /// Number of rows of `out` (`[n, classes]`) whose largest value is at the label.

@@ -349,15 +349,17 @@ impl Sequential {
         self.input_shape.as_ref().map_or(0, |s| s.iter().product())
     }
 
-    /// Sizes the activation and gradient buffers for `n` samples (no allocation once the
-    /// largest batch has been seen).
+    /// Sizes the buffers for a batch of `n` samples: the input for all of it, the
+    /// intermediate activations and gradients for one part of [`plan::PART`] samples (no
+    /// allocation once the largest batch has been seen).
     fn size_buffers(&mut self, n: usize) {
+        let part = n.min(plan::PART);
         let lens: Vec<usize> = std::iter::once(self.input_len()).chain(self.steps.iter().map(|s| s.out_len)).collect();
         self.acts.resize_with(lens.len(), Vec::new);
         self.grads.resize_with(lens.len(), Vec::new);
-        for ((a, g), len) in self.acts.iter_mut().zip(self.grads.iter_mut()).zip(lens) {
-            a.resize(n * len, 0.0);
-            g.resize(n * len, 0.0);
+        for (s, ((a, g), len)) in self.acts.iter_mut().zip(self.grads.iter_mut()).zip(lens).enumerate() {
+            a.resize(if s == 0 { n } else { part } * len, 0.0);
+            g.resize(if s == 0 { 0 } else { part * len }, 0.0);
         }
     }
 
@@ -372,48 +374,80 @@ impl Sequential {
         losses::check_labels(data.labels(), self.compiled()?.classes)
     }
 
-    fn forward(&mut self, n: usize, training: bool) -> Result<()> {
+    /// Forward pass of samples `lo..lo + m` of the batch in `acts[0]` (`m` at most one part).
+    fn forward(&mut self, lo: usize, m: usize, training: bool) -> Result<()> {
+        let in_len = self.input_len();
         let Sequential { layers, steps, acts, rng, .. } = self;
         for (s, step) in steps.iter().enumerate() {
             let (done, rest) = acts.split_at_mut(s + 1);
-            let (x, y) = (&done[s][..], &mut rest[0][..]);
+            let x =
+                if s == 0 { &done[0][lo * in_len..(lo + m) * in_len] } else { &done[s][..m * steps[s - 1].out_len] };
+            let y = &mut rest[0][..m * step.out_len];
             match step.kind {
-                StepKind::Layer(i) => layers[i].forward(x, y, n, &mut Ctx { training, rng })?,
-                StepKind::ConvReluPool { conv, .. } => conv_layer(&mut layers[conv]).fused_forward(x, y, n)?,
+                StepKind::Layer(i) => layers[i].forward(x, y, m, &mut Ctx { training, rng })?,
+                StepKind::ConvReluPool { conv, .. } => conv_layer(&mut layers[conv]).fused_forward(x, y, m)?,
             }
         }
         Ok(())
     }
 
-    fn backward(&mut self, n: usize) -> Result<()> {
+    /// Backward pass of samples `lo..lo + m` (after their forward pass and loss); parameter
+    /// gradients are added to the current ones with `accumulate`.
+    fn backward(&mut self, lo: usize, m: usize, accumulate: bool) -> Result<()> {
+        let in_len = self.input_len();
         let Sequential { layers, steps, acts, grads, first_trainable, .. } = self;
         for s in (*first_trainable..steps.len()).rev() {
-            let (x, y) = (&acts[s][..], &acts[s + 1][..]);
-            let (lo, hi) = grads.split_at_mut(s + 1);
-            let dy = &mut hi[0][..];
-            let dx = (s > *first_trainable).then(|| &mut lo[s][..]);
+            let x =
+                if s == 0 { &acts[0][lo * in_len..(lo + m) * in_len] } else { &acts[s][..m * steps[s - 1].out_len] };
+            let y = &acts[s + 1][..m * steps[s].out_len];
+            let (below, above) = grads.split_at_mut(s + 1);
+            let dy = &mut above[0][..m * steps[s].out_len];
+            let dx = (s > *first_trainable).then(|| &mut below[s][..m * steps[s - 1].out_len]);
             match steps[s].kind {
-                StepKind::Layer(i) => layers[i].backward(x, y, dy, dx, n)?,
-                StepKind::ConvReluPool { conv, .. } => conv_layer(&mut layers[conv]).fused_backward(x, y, dy, dx, n)?,
+                StepKind::Layer(i) => layers[i].backward(x, y, dy, dx, m, accumulate)?,
+                StepKind::ConvReluPool { conv, .. } => {
+                    conv_layer(&mut layers[conv]).fused_backward(x, y, dy, dx, m, accumulate)?
+                }
             }
         }
         Ok(())
     }
 
-    /// Loss of the last forward pass over `n` samples (labels in `self.labels`), its
-    /// gradient in the last gradient buffer, and the number of correct predictions.
-    fn loss(&mut self, n: usize) -> Result<(f32, usize)> {
+    /// Loss of the last forward pass (samples `lo..lo + m`, labels in `self.labels`) summed
+    /// over them, its gradient for a batch of `n` in the last gradient buffer, and the
+    /// number of correct predictions.
+    fn loss(&mut self, lo: usize, m: usize, n: usize) -> Result<(f64, usize)> {
         let c = self.compiled.as_ref().ok_or(Error::NotCompiled)?;
-        let out = &self.acts[self.steps.len()][..];
-        let dout = &mut self.grads[self.steps.len()][..];
-        let labels = &self.labels[..n];
+        let last = self.steps.len();
+        let out = &self.acts[last][..m * c.classes];
+        let dout = &mut self.grads[last][..m * c.classes];
+        let labels = &self.labels[lo..lo + m];
         let Loss::SparseCategoricalCrossentropy { from_logits } = c.loss;
+        let scale = 1.0 / n as f32;
         let loss = if c.logits || from_logits {
-            losses::sparse_ce_from_logits(out, labels, c.classes, dout)?
+            losses::sparse_ce_from_logits(out, labels, c.classes, scale, dout)?
         } else {
-            losses::sparse_ce_from_probs(out, labels, c.classes, dout)?
+            losses::sparse_ce_from_probs(out, labels, c.classes, scale, dout)?
         };
         Ok((loss, losses::correct_predictions(out, labels, c.classes)))
+    }
+
+    /// Forward, loss and (with `train`) backward over the loaded batch of `n`, part by part:
+    /// each part's activations stay in cache and its parameter gradients add up. Returns the
+    /// summed loss and the correct predictions.
+    fn batch_pass(&mut self, n: usize, training: bool, train: bool) -> Result<(f64, usize)> {
+        let (mut loss, mut correct) = (0f64, 0usize);
+        for (k, lo) in (0..n).step_by(plan::PART).enumerate() {
+            let m = plan::PART.min(n - lo);
+            self.forward(lo, m, training)?;
+            let (l, c) = self.loss(lo, m, n)?;
+            if train {
+                self.backward(lo, m, k > 0)?;
+            }
+            loss += l;
+            correct += c;
+        }
+        Ok((loss, correct))
     }
 
     fn update(&mut self) -> Result<()> {
@@ -428,12 +462,7 @@ impl Sequential {
     pub fn loss_and_gradients(&mut self, x: &[f32], labels: &[u32]) -> Result<f32> {
         let n = self.load_batch(x, labels)?;
         let pool = self.pool.clone();
-        pool.install(|| {
-            self.forward(n, true)?;
-            let (loss, _) = self.loss(n)?;
-            self.backward(n)?;
-            Ok(loss)
-        })
+        pool.install(|| Ok((self.batch_pass(n, true, true)?.0 / n as f64) as f32))
     }
 
     /// One training step on one batch (Keras's `train_on_batch`): forward, loss, backward,
@@ -465,11 +494,9 @@ impl Sequential {
 
     /// The step itself, on buffers already loaded; inside the pool.
     fn train_step(&mut self, n: usize) -> Result<(f32, usize)> {
-        self.forward(n, true)?;
-        let (loss, correct) = self.loss(n)?;
-        self.backward(n)?;
+        let (loss, correct) = self.batch_pass(n, true, true)?;
         self.update()?;
-        Ok((loss, correct))
+        Ok(((loss / n as f64) as f32, correct))
     }
 
     /// Trains (Keras's `fit`): `validation` data, or else `opts.validation_split` of `train`,
@@ -598,9 +625,8 @@ impl Sequential {
             data.gather(&idx, &mut self.acts[0]);
             self.labels.clear();
             self.labels.extend_from_slice(&data.labels()[b0..b0 + n]);
-            self.forward(n, false)?;
-            let (loss, ok) = self.loss(n)?;
-            loss_sum += f64::from(loss) * n as f64;
+            let (loss, ok) = self.batch_pass(n, false, false)?;
+            loss_sum += loss;
             correct += ok;
         }
         let n = data.len().max(1) as f64;
@@ -627,8 +653,11 @@ impl Sequential {
                 idx.extend(b0..(b0 + batch_size).min(data.len()));
                 self.size_buffers(idx.len());
                 data.gather(&idx, &mut self.acts[0]);
-                self.forward(idx.len(), false)?;
-                out.extend_from_slice(&self.acts[self.steps.len()]);
+                for lo in (0..idx.len()).step_by(plan::PART) {
+                    let m = plan::PART.min(idx.len() - lo);
+                    self.forward(lo, m, false)?;
+                    out.extend_from_slice(&self.acts[self.steps.len()][..m * classes]);
+                }
             }
             Ok(())
         })?;

@@ -368,6 +368,8 @@ simd_dispatch! {
 /// `db` (`[cout]`, overwritten) if given, where the convolution output's gradient is `dy` at
 /// each pooled output's argmax pixel if the pooled value `y` is positive, and 0 elsewhere.
 /// `y`, `dy` and `argmax` are `[n, ho / 2, wo / 2, cout]`, as the forward pass wrote them.
+/// With `accumulate`, the gradients are added to `dw` and `db` instead (for batches
+/// processed in parts).
 #[allow(clippy::too_many_arguments)]
 pub fn conv_relu_maxpool_backward_filter(
     cp: &ConvReluPool,
@@ -377,8 +379,9 @@ pub fn conv_relu_maxpool_backward_filter(
     argmax: &[u32],
     dw: &mut [f32],
     db: Option<&mut [f32]>,
+    accumulate: bool,
 ) -> Result<()> {
-    conv_relu_maxpool_backward_filter_with(default_isa(), cp, x, y, dy, argmax, dw, db)
+    conv_relu_maxpool_backward_filter_with(default_isa(), cp, x, y, dy, argmax, dw, db, accumulate)
 }
 
 /// [`conv_relu_maxpool_backward_filter`] on an explicit ISA.
@@ -392,6 +395,7 @@ pub fn conv_relu_maxpool_backward_filter_with(
     argmax: &[u32],
     dw: &mut [f32],
     db: Option<&mut [f32]>,
+    accumulate: bool,
 ) -> Result<()> {
     isa.check()?;
     cp.check(x.len(), dw.len(), y.len(), argmax.len())?;
@@ -433,11 +437,13 @@ pub fn conv_relu_maxpool_backward_filter_with(
         } else {
             partials.fill(0.0);
         }
-        // Group sums in group order.
-        dw.fill(0.0);
+        // Group sums in group order (after what dw and db hold when accumulating).
         let mut dbv = db;
-        if let Some(b) = dbv.as_deref_mut() {
-            b.fill(0.0);
+        if !accumulate {
+            dw.fill(0.0);
+            if let Some(b) = dbv.as_deref_mut() {
+                b.fill(0.0);
+            }
         }
         for p in partials.chunks_exact(part) {
             for (d, s) in dw.chunks_exact_mut(c.cout).zip(p.chunks_exact(coutp)) {

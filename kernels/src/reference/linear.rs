@@ -20,18 +20,26 @@ pub fn linear_backward_data(l: &Linear, dy: &[f32], w: &[f32], dx: &mut [f32]) -
     let (i_n, o_n) = (l.inputs(), l.outputs());
     for s in 0..l.n() {
         for i in 0..i_n {
-            dx[s * i_n + i] = (0..o_n).map(|j| f64::from(dy[s * o_n + j]) * f64::from(w[j * i_n + i])).sum::<f64>() as f32;
+            dx[s * i_n + i] =
+                (0..o_n).map(|j| f64::from(dy[s * o_n + j]) * f64::from(w[j * i_n + i])).sum::<f64>() as f32;
         }
     }
     Ok(())
 }
 
 /// `dw[j][i] = Σ_s dy[s][j] x[s][i]`, `db[j] = Σ_s dy[s][j]`.
-pub fn linear_backward_weights(l: &Linear, x: &[f32], dy: &[f32], dw: &mut [f32], db: Option<&mut [f32]>) -> Result<()> {
+pub fn linear_backward_weights(
+    l: &Linear,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+) -> Result<()> {
     let (n, i_n, o_n) = (l.n(), l.inputs(), l.outputs());
     for j in 0..o_n {
         for i in 0..i_n {
-            dw[j * i_n + i] = (0..n).map(|s| f64::from(dy[s * o_n + j]) * f64::from(x[s * i_n + i])).sum::<f64>() as f32;
+            dw[j * i_n + i] =
+                (0..n).map(|s| f64::from(dy[s * o_n + j]) * f64::from(x[s * i_n + i])).sum::<f64>() as f32;
         }
     }
     if let Some(db) = db {

@@ -103,7 +103,15 @@ impl Layer for ActivationLayer {
         }
         Ok(())
     }
-    fn backward(&mut self, _x: &[f32], y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, _n: usize) -> Result<()> {
+    fn backward(
+        &mut self,
+        _x: &[f32],
+        y: &[f32],
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        _n: usize,
+        _accumulate: bool,
+    ) -> Result<()> {
         if !self.logits {
             self.act.backward(y, dy, self.width)?;
         }

@@ -27,6 +27,8 @@ pub struct Conv2D {
     argmax: Vec<u32>,
     /// Dense gradient of the convolution output, for the input gradient of a fused step.
     dconv: Vec<f32>,
+    /// Kernel and bias gradients of one part of a batch (unfused, accumulating).
+    part: Vec<f32>,
 }
 
 impl Conv2D {
@@ -47,6 +49,7 @@ impl Conv2D {
             params: Vec::new(),
             argmax: Vec::new(),
             dconv: Vec::new(),
+            part: Vec::new(),
         }
     }
     /// Strides `(vertical, horizontal)`.
@@ -121,12 +124,13 @@ impl Conv2D {
         dy: &[f32],
         dx: Option<&mut [f32]>,
         n: usize,
+        accumulate: bool,
     ) -> Result<()> {
         let cp = ConvReluPool::new(self.desc(n)?)?;
         let opts = self.opts();
         let (k, rest) = self.params.split_at_mut(1);
         let db = rest.first_mut().map(|b| &mut b.grad[..]);
-        conv::conv_relu_maxpool_backward_filter(&cp, x, y, dy, &self.argmax, &mut k[0].grad, db)?;
+        conv::conv_relu_maxpool_backward_filter(&cp, x, y, dy, &self.argmax, &mut k[0].grad, db, accumulate)?;
         if let Some(dx) = dx {
             let c = cp.conv();
             self.dconv.resize(c.output_shape().iter().product(), 0.0);
@@ -187,13 +191,33 @@ impl Layer for Conv2D {
         conv::conv2d_forward(&c, x, &self.params[0].value, self.bias(), relu, y, &self.opts())?;
         Ok(())
     }
-    fn backward(&mut self, x: &[f32], y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, n: usize) -> Result<()> {
+    fn backward(
+        &mut self,
+        x: &[f32],
+        y: &[f32],
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        n: usize,
+        accumulate: bool,
+    ) -> Result<()> {
         let c = self.desc(n)?;
         self.act.backward(y, dy, self.filters)?;
         let opts = self.opts();
         let (k, rest) = self.params.split_at_mut(1);
         let db = rest.first_mut().map(|b| &mut b.grad[..]);
-        conv::conv2d_backward_filter(&c, x, dy, &mut k[0].grad, db, &opts)?;
+        if accumulate {
+            // The convolution kernels overwrite: compute this part aside, then add it.
+            let (kl, bl) = (k[0].grad.len(), db.as_ref().map_or(0, |b| b.len()));
+            self.part.resize(kl + bl, 0.0);
+            let (pk, pb) = self.part.split_at_mut(kl);
+            conv::conv2d_backward_filter(&c, x, dy, pk, db.is_some().then_some(pb), &opts)?;
+            k[0].grad.iter_mut().zip(pk.iter()).for_each(|(g, p)| *g += p);
+            if let Some(db) = db {
+                db.iter_mut().zip(pb.iter()).for_each(|(g, p)| *g += p);
+            }
+        } else {
+            conv::conv2d_backward_filter(&c, x, dy, &mut k[0].grad, db, &opts)?;
+        }
         if let Some(dx) = dx {
             conv::conv2d_backward_data(&c, dy, &k[0].value, dx, &opts)?;
         }

@@ -114,13 +114,21 @@ impl Layer for Dense {
         }
         Ok(())
     }
-    fn backward(&mut self, x: &[f32], y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, n: usize) -> Result<()> {
+    fn backward(
+        &mut self,
+        x: &[f32],
+        y: &[f32],
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        n: usize,
+        accumulate: bool,
+    ) -> Result<()> {
         if !self.logits {
             self.act.backward(y, dy, self.units)?;
         }
         let l = Linear::new(n, self.inputs, self.units)?;
         let (k, rest) = self.params.split_at_mut(1);
-        linear_backward_weights(&l, x, dy, &mut k[0].grad, rest.first_mut().map(|b| &mut b.grad[..]))?;
+        linear_backward_weights(&l, x, dy, &mut k[0].grad, rest.first_mut().map(|b| &mut b.grad[..]), accumulate)?;
         if let Some(dx) = dx {
             linear_backward_data(&l, dy, &k[0].value, dx)?;
         }

@@ -51,7 +51,15 @@ impl Layer for Dropout {
         y.iter_mut().zip(x).zip(&self.mask).for_each(|((y, x), m)| *y = x * m);
         Ok(())
     }
-    fn backward(&mut self, _x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, _n: usize) -> Result<()> {
+    fn backward(
+        &mut self,
+        _x: &[f32],
+        _y: &[f32],
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        _n: usize,
+        _accumulate: bool,
+    ) -> Result<()> {
         if let Some(dx) = dx {
             if self.training {
                 dx.iter_mut().zip(dy.iter()).zip(&self.mask).for_each(|((d, g), m)| *d = g * m);

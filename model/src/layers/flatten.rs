@@ -40,7 +40,15 @@ impl Layer for Flatten {
         y.copy_from_slice(x);
         Ok(())
     }
-    fn backward(&mut self, _x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, _n: usize) -> Result<()> {
+    fn backward(
+        &mut self,
+        _x: &[f32],
+        _y: &[f32],
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        _n: usize,
+        _accumulate: bool,
+    ) -> Result<()> {
         if let Some(dx) = dx {
             dx.copy_from_slice(dy);
         }

@@ -127,8 +127,17 @@ pub trait Layer: Send + Any {
     /// `y = layer(x)` for `n` samples; `x` and `y` hold `n` samples each.
     fn forward(&mut self, x: &[f32], y: &mut [f32], n: usize, ctx: &mut Ctx) -> Result<()>;
     /// From `dy` (the gradient of `y`; the layer may overwrite it), the parameter gradients
-    /// and, if `dx` is given, the gradient of `x`. `x` and `y` are the last forward pass's.
-    fn backward(&mut self, x: &[f32], y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, n: usize) -> Result<()>;
+    /// (added to the current ones with `accumulate`: a batch processed in parts) and, if
+    /// `dx` is given, the gradient of `x`. `x` and `y` are the last forward pass's.
+    fn backward(
+        &mut self,
+        x: &[f32],
+        y: &[f32],
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        n: usize,
+        accumulate: bool,
+    ) -> Result<()>;
     /// For the model's planner: downcasting to the concrete layer.
     fn as_any(&self) -> &dyn Any;
     /// For the model's planner: downcasting to the concrete layer.

@@ -102,7 +102,15 @@ impl Layer for MaxPooling2D {
         pool::max_pool_forward(&p, x, y, &mut self.argmax)?;
         Ok(())
     }
-    fn backward(&mut self, _x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, n: usize) -> Result<()> {
+    fn backward(
+        &mut self,
+        _x: &[f32],
+        _y: &[f32],
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        n: usize,
+        _accumulate: bool,
+    ) -> Result<()> {
         if let Some(dx) = dx {
             pool::max_pool_backward(&self.win.desc(n)?, dy, &self.argmax, dx)?;
         }
@@ -133,7 +141,15 @@ impl Layer for AveragePooling2D {
         pool::avg_pool_forward(&self.win.desc(n)?, x, y)?;
         Ok(())
     }
-    fn backward(&mut self, _x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, n: usize) -> Result<()> {
+    fn backward(
+        &mut self,
+        _x: &[f32],
+        _y: &[f32],
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        n: usize,
+        _accumulate: bool,
+    ) -> Result<()> {
         if let Some(dx) = dx {
             pool::avg_pool_backward(&self.win.desc(n)?, dy, dx)?;
         }
