@@ -32,8 +32,3 @@ mod scratch;
 
 pub use arch::Isa;
 pub use error::{Error, Result};
-
-/// The README's Rust examples, compiled and run as doctests so they stay true.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;

@@ -187,6 +187,7 @@ unsafe fn dot_tile_body<V: F32x, const S: usize, const J: usize>(
         let (xp, wp) = (x.as_ptr(), w.as_ptr());
         for i in (0..full).step_by(l) {
             let xv: [V; S] = core::array::from_fn(|s| V::load(xp.add(s * inputs + i)));
+            #[allow(clippy::needless_range_loop)] // j indexes w's rows and acc's columns
             for j in 0..J {
                 let wv = V::load(wp.add(j * inputs + i));
                 for s in 0..S {
@@ -338,17 +339,31 @@ pub fn linear_backward_weights_with(
             let out = &mut rows[j0..j0 + width];
             // SAFETY: `isa` was checked; x holds n rows of i_n and dy n rows of o_n; the
             // pieces are columns i0.. of rows j0..j0+width of dw, all of one length.
+            let t = WgradTile { x, dy, n, inputs: i_n, outputs: o_n, i0, j0, accumulate };
             unsafe {
                 match width {
-                    12 => wgrad_tile::<12>(isa, x, dy, n, i_n, o_n, i0, j0, accumulate, out),
-                    6 => wgrad_tile::<6>(isa, x, dy, n, i_n, o_n, i0, j0, accumulate, out),
-                    3 => wgrad_tile::<3>(isa, x, dy, n, i_n, o_n, i0, j0, accumulate, out),
-                    _ => wgrad_tile::<1>(isa, x, dy, n, i_n, o_n, i0, j0, accumulate, out),
+                    12 => wgrad_tile::<12>(isa, &t, out),
+                    6 => wgrad_tile::<6>(isa, &t, out),
+                    3 => wgrad_tile::<3>(isa, &t, out),
+                    _ => wgrad_tile::<1>(isa, &t, out),
                 }
             }
         }
     });
     Ok(())
+}
+
+/// What a backward-weights tile reads: all samples of `x` (`[n, inputs]`) and `dy`
+/// (`[n, outputs]`), and where its piece of `dw` starts (input `i0`, output `j0`).
+struct WgradTile<'a> {
+    x: &'a [f32],
+    dy: &'a [f32],
+    n: usize,
+    inputs: usize,
+    outputs: usize,
+    i0: usize,
+    j0: usize,
+    accumulate: bool,
 }
 
 /// `out[j][c] = Σ_s dy[s][j0 + j] x[s][i0 + c]` (added to `out` with `accumulate`) for `J`
@@ -357,19 +372,9 @@ pub fn linear_backward_weights_with(
 /// # Safety
 /// The ISA of `V` is enabled; `x` holds `n * inputs`, `dy` `n * outputs` floats;
 /// `out.len() == J`, `j0 + J <= outputs`, `i0 + out[j].len() <= inputs`.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn wgrad_tile_body<V: F32x, const J: usize>(
-    x: &[f32],
-    dy: &[f32],
-    n: usize,
-    inputs: usize,
-    outputs: usize,
-    i0: usize,
-    j0: usize,
-    accumulate: bool,
-    out: &mut [&mut [f32]],
-) {
+unsafe fn wgrad_tile_body<V: F32x, const J: usize>(t: &WgradTile, out: &mut [&mut [f32]]) {
+    let WgradTile { x, dy, n, inputs, outputs, i0, j0, accumulate } = *t;
     let len = out.first().map_or(0, |r| r.len());
     assert!(out.len() == J && j0 + J <= outputs && i0 + len <= inputs);
     assert!(x.len() >= n * inputs && dy.len() >= n * outputs && out.iter().all(|r| r.len() == len));
@@ -403,5 +408,5 @@ unsafe fn wgrad_tile_body<V: F32x, const J: usize>(
 
 simd_dispatch! {
     /// [`wgrad_tile_body`] on `isa`.
-    unsafe fn wgrad_tile<const J: usize>(x: &[f32], dy: &[f32], n: usize, inputs: usize, outputs: usize, i0: usize, j0: usize, accumulate: bool, out: &mut [&mut [f32]]) => wgrad_tile_body
+    unsafe fn wgrad_tile<const J: usize>(t: &WgradTile, out: &mut [&mut [f32]]) => wgrad_tile_body
 }

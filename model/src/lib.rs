@@ -40,3 +40,9 @@ mod tensor;
 pub use error::{Error, Result};
 pub use sequential::{BatchLogs, Callback, EpochLogs, Evaluation, FitOptions, History, Sequential};
 pub use tensor::Tensor;
+
+/// The README's Rust examples (model, GEMM, convolution), compiled and run as doctests so
+/// they stay true; here because this crate sees both.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
