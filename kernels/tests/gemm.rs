@@ -9,7 +9,7 @@
 mod common;
 
 use common::{assert_close, coeff, dim, fill, EPS};
-use ember_kernels::gemm::{sgemm_with, Epilogue, MatMut, MatRef, PackedB, Rhs};
+use ember_kernels::gemm::{sgemm_packed, sgemm_with, Epilogue, MatMut, MatRef, PackedB, Rhs};
 use ember_kernels::{reference, Error, Isa};
 use proptest::prelude::*;
 
@@ -259,5 +259,28 @@ fn bad_input_is_a_typed_error() {
             Epilogue::NONE,
         );
         assert!(matches!(r, Err(Error::PackedForOtherIsa { .. })), "{r:?}");
+    }
+}
+
+/// Regression: a cloned `PackedB` gives the same products as the original. (A derived
+/// `Clone` copied the buffer verbatim while `panels()` recomputes the 64-byte alignment
+/// offset from the new allocation, so clones read shifted panels.)
+#[test]
+fn cloned_packed_b_gives_the_same_products() {
+    let (m, k, n) = (7, 19, 37);
+    let (a, b) = (fill(1, m * k), fill(2, k * n));
+    for isa in Isa::available() {
+        let pb = PackedB::new_with(isa, MatRef::row_major(&b, k, n).unwrap()).unwrap();
+        let mut want = vec![0.0; m * n];
+        sgemm_packed(1.0, MatRef::row_major(&a, m, k).unwrap(), &pb, 0.0, MatMut::row_major(&mut want, m, n).unwrap())
+            .unwrap();
+        // Keep the clones alive so their allocations (and alignment offsets) differ.
+        let clones: Vec<PackedB> = (0..16).map(|_| pb.clone()).collect();
+        for (i, c) in clones.iter().enumerate() {
+            let mut got = vec![0.0; m * n];
+            sgemm_packed(1.0, MatRef::row_major(&a, m, k).unwrap(), c, 0.0, MatMut::row_major(&mut got, m, n).unwrap())
+                .unwrap();
+            assert_eq!(got, want, "{isa}: clone {i}");
+        }
     }
 }

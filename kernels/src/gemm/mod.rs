@@ -132,13 +132,25 @@ pub(crate) fn sgemm_threads(
 /// A `k x n` B matrix packed once into the panel layout of one ISA's microkernels, for
 /// reuse across many products (convolution filters, dense weights). [`PackedB::repack`]
 /// refreshes it after the weights change without reallocating.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PackedB {
     isa: Isa,
     k: usize,
     n: usize,
     nr: usize,
     buf: Vec<f32>,
+}
+
+/// A clone copies the panels into an allocation of its own, at that allocation's 64-byte
+/// aligned offset (a derived `Clone` would copy the buffer verbatim, and `panels()` would
+/// then read it from the new allocation's offset: shifted panels, wrong products).
+impl Clone for PackedB {
+    fn clone(&self) -> Self {
+        let mut buf = Vec::new();
+        let len = self.n.div_ceil(self.nr) * self.k * self.nr;
+        crate::scratch::aligned_window(&mut buf, len).copy_from_slice(self.panels());
+        PackedB { isa: self.isa, k: self.k, n: self.n, nr: self.nr, buf }
+    }
 }
 
 impl PackedB {
