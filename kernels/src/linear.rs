@@ -79,12 +79,16 @@ fn max_outputs(isa: Isa) -> usize {
     }
 }
 
-/// Splits `0..outputs` into blocks of the instantiated widths 12, 6, 3, 1 (at most `max`).
+/// The output widths the tiles are instantiated for.
+const WIDTHS: [usize; 8] = [12, 10, 8, 6, 4, 3, 2, 1];
+
+/// Splits `0..outputs` into blocks of the instantiated widths (at most `max`), widest first:
+/// 10 outputs are one block (one pass over the inputs), not 6 + 3 + 1.
 fn output_blocks(outputs: usize, max: usize) -> impl Iterator<Item = (usize, usize)> {
     let mut j = 0;
     std::iter::from_fn(move || {
         let left = outputs - j;
-        let width = [12, 6, 3, 1].into_iter().find(|&w| w <= max && w <= left)?;
+        let width = WIDTHS.into_iter().find(|&w| w <= max && w <= left)?;
         j += width;
         Some((j - width, width))
     })
@@ -155,12 +159,20 @@ unsafe fn dot_block(
     unsafe {
         match (samples, width) {
             (2, 12) => dot_tile::<2, 12>(isa, x, w, inputs, sums),
+            (2, 10) => dot_tile::<2, 10>(isa, x, w, inputs, sums),
+            (2, 8) => dot_tile::<2, 8>(isa, x, w, inputs, sums),
             (2, 6) => dot_tile::<2, 6>(isa, x, w, inputs, sums),
+            (2, 4) => dot_tile::<2, 4>(isa, x, w, inputs, sums),
             (2, 3) => dot_tile::<2, 3>(isa, x, w, inputs, sums),
+            (2, 2) => dot_tile::<2, 2>(isa, x, w, inputs, sums),
             (2, _) => dot_tile::<2, 1>(isa, x, w, inputs, sums),
             (_, 12) => dot_tile::<1, 12>(isa, x, w, inputs, sums),
+            (_, 10) => dot_tile::<1, 10>(isa, x, w, inputs, sums),
+            (_, 8) => dot_tile::<1, 8>(isa, x, w, inputs, sums),
             (_, 6) => dot_tile::<1, 6>(isa, x, w, inputs, sums),
+            (_, 4) => dot_tile::<1, 4>(isa, x, w, inputs, sums),
             (_, 3) => dot_tile::<1, 3>(isa, x, w, inputs, sums),
+            (_, 2) => dot_tile::<1, 2>(isa, x, w, inputs, sums),
             _ => dot_tile::<1, 1>(isa, x, w, inputs, sums),
         }
     }
@@ -343,8 +355,12 @@ pub fn linear_backward_weights_with(
             unsafe {
                 match width {
                     12 => wgrad_tile::<12>(isa, &t, out),
+                    10 => wgrad_tile::<10>(isa, &t, out),
+                    8 => wgrad_tile::<8>(isa, &t, out),
                     6 => wgrad_tile::<6>(isa, &t, out),
+                    4 => wgrad_tile::<4>(isa, &t, out),
                     3 => wgrad_tile::<3>(isa, &t, out),
+                    2 => wgrad_tile::<2>(isa, &t, out),
                     _ => wgrad_tile::<1>(isa, &t, out),
                 }
             }
