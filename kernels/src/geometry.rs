@@ -44,14 +44,11 @@ pub(crate) fn axis(
             (total / 2, total)
         }
         Padding::Explicit { top, bottom, left, right } => {
-            if vertical {
-                (top, top + bottom)
-            } else {
-                (left, left + right)
-            }
+            let (a, b) = if vertical { (top, bottom) } else { (left, right) };
+            (a, a.checked_add(b).ok_or(Error::SizeOverflow { name: "explicit padding" })?)
         }
     };
-    let padded = len + total;
+    let padded = len.checked_add(total).ok_or(Error::SizeOverflow { name: "padded extent" })?;
     if padded < span {
         return Err(Error::InvalidArgument(format!(
             "{name}: dilated filter extent {span} is larger than the padded input extent {padded}"

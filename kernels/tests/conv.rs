@@ -83,7 +83,7 @@ fn len(shape: [usize; 4]) -> usize {
 fn check_all_passes(c: &Conv2d, seed: u64, relu: bool) {
     let x = fill(seed, len(c.input_shape()));
     let w = fill(seed ^ 1, len(c.filter_shape()));
-    let b = fill(seed ^ 2, c.cout);
+    let b = fill(seed ^ 2, c.cout());
     let dy = fill(seed ^ 3, len(c.output_shape()));
 
     let mut y_ref = vec![0.0; dy.len()];
@@ -94,9 +94,9 @@ fn check_all_passes(c: &Conv2d, seed: u64, relu: bool) {
     reference::conv2d_backward_data(c, &dy, &w, &mut dx_ref).unwrap();
     let mut dx_mag = vec![0.0; x.len()];
     reference::conv2d_backward_data(c, &abs(&dy), &abs(&w), &mut dx_mag).unwrap();
-    let (mut dw_ref, mut db_ref) = (vec![0.0; w.len()], vec![0.0; c.cout]);
+    let (mut dw_ref, mut db_ref) = (vec![0.0; w.len()], vec![0.0; c.cout()]);
     reference::conv2d_backward_filter(c, &x, &dy, &mut dw_ref, Some(&mut db_ref)).unwrap();
-    let (mut dw_mag, mut db_mag) = (vec![0.0; w.len()], vec![0.0; c.cout]);
+    let (mut dw_mag, mut db_mag) = (vec![0.0; w.len()], vec![0.0; c.cout()]);
     reference::conv2d_backward_filter(c, &abs(&x), &abs(&dy), &mut dw_mag, Some(&mut db_mag)).unwrap();
 
     for isa in Isa::available() {
@@ -113,10 +113,15 @@ fn check_all_passes(c: &Conv2d, seed: u64, relu: bool) {
                 let mut dx = vec![f32::NAN; x.len()];
                 conv2d_backward_data(c, &dy, &w, &mut dx, &opts).unwrap();
                 let k = extra(algo, c, Pass::BackwardData, isa);
-                assert_close(&dx, &dx_ref, &tol(&dx_mag, c.kh * c.kw * c.cout, k), &format!("backward-data {what}"));
+                assert_close(
+                    &dx,
+                    &dx_ref,
+                    &tol(&dx_mag, c.kh() * c.kw() * c.cout(), k),
+                    &format!("backward-data {what}"),
+                );
             }
             if algo.supports(c, Pass::BackwardFilter) {
-                let (mut dw, mut db) = (vec![f32::NAN; w.len()], vec![f32::NAN; c.cout]);
+                let (mut dw, mut db) = (vec![f32::NAN; w.len()], vec![f32::NAN; c.cout()]);
                 conv2d_backward_filter(c, &x, &dy, &mut dw, Some(&mut db), &opts).unwrap();
                 assert_close(&dw, &dw_ref, &tol(&dw_mag, c.pixels(), 0), &format!("backward-filter {what}"));
                 assert_close(&db, &db_ref, &tol(&db_mag, c.pixels(), 0), &format!("bias gradient {what}"));
@@ -150,7 +155,7 @@ proptest! {
         reference::conv2d_forward(&c, &abs(&x), &abs(&w), None, false, &mut mag_y).unwrap();
         let mut mag_dx = vec![0.0; x.len()];
         reference::conv2d_backward_data(&c, &abs(&dy), &abs(&w), &mut mag_dx).unwrap();
-        let base = 2.0 * (c.patch_len() + c.kh * c.kw * c.cout + c.pixels() + 4) as f64 * EPS * dot(&abs(&dy), &mag_y);
+        let base = 2.0 * (c.patch_len() + c.kh() * c.kw() * c.cout() + c.pixels() + 4) as f64 * EPS * dot(&abs(&dy), &mag_y);
         let max = |v: &[f32]| v.iter().fold(0f64, |m, &e| m.max(f64::from(e)));
         let sum = |v: &[f32]| v.iter().map(|&e| f64::from(e.abs())).sum::<f64>();
         // Winograd's allowance K·ε·M per element of y (or dx), summed against |dy| (or |x|).

@@ -44,7 +44,7 @@ fn check(cp: &ConvReluPool, seed: u64) {
     let c = cp.conv();
     let x = fill(seed, len(c.input_shape()));
     let w = fill(seed ^ 1, len(c.filter_shape()));
-    let b = fill(seed ^ 2, c.cout);
+    let b = fill(seed ^ 2, c.cout());
     let out = len(cp.output_shape());
     let dy = fill(seed ^ 3, out);
 
@@ -55,7 +55,7 @@ fn check(cp: &ConvReluPool, seed: u64) {
     let (mut mag, mut unused) = (vec![0.0; out], vec![0u32; out]);
     reference::conv_relu_maxpool_forward(cp, &abs(&x), &abs(&w), Some(&abs(&b)), &mut mag, &mut unused).unwrap();
     let tol: Vec<f64> = mag.iter().map(|&m| (c.patch_len() as f64 + 2.0) * EPS * f64::from(m) + 1e-30).collect();
-    let img_conv = c.ho * c.wo * c.cout;
+    let img_conv = c.ho() * c.wo() * c.cout();
     let [_, hp, wp, _] = cp.output_shape();
 
     for isa in Isa::available() {
@@ -63,8 +63,9 @@ fn check(cp: &ConvReluPool, seed: u64) {
         conv_relu_maxpool_forward_with(isa, cp, &x, &w, Some(&b), &mut y, &mut a).unwrap();
         assert_close(&y, &y_ref, &tol, &format!("fused forward {isa} {c:?}"));
         for (o, &ai) in a.iter().enumerate() {
-            let (n, ch, pix) = (o / (hp * wp * c.cout), o % c.cout, (o / c.cout) % (hp * wp));
-            let (oy, ox, ach) = (ai as usize / c.cout / c.wo, ai as usize / c.cout % c.wo, ai as usize % c.cout);
+            let (n, ch, pix) = (o / (hp * wp * c.cout()), o % c.cout(), (o / c.cout()) % (hp * wp));
+            let (oy, ox, ach) =
+                (ai as usize / c.cout() / c.wo(), ai as usize / c.cout() % c.wo(), ai as usize % c.cout());
             assert!(
                 ach == ch && oy / 2 == pix / wp && ox / 2 == pix % wp,
                 "{isa}: argmax {ai} of output {o} is outside its window"
@@ -73,20 +74,20 @@ fn check(cp: &ConvReluPool, seed: u64) {
             assert!(v >= f64::from(y_ref[o]) - 2.0 * tol[o], "{isa}: argmax {ai} of output {o} is not a maximum");
         }
 
-        let (mut dw_ref, mut db_ref) = (vec![0.0; w.len()], vec![0.0; c.cout]);
+        let (mut dw_ref, mut db_ref) = (vec![0.0; w.len()], vec![0.0; c.cout()]);
         reference::conv_relu_maxpool_backward_filter(cp, &x, &y, &dy, &a, &mut dw_ref, Some(&mut db_ref)).unwrap();
-        let (mut dw_mag, mut db_mag) = (vec![0.0; w.len()], vec![0.0; c.cout]);
+        let (mut dw_mag, mut db_mag) = (vec![0.0; w.len()], vec![0.0; c.cout()]);
         reference::conv_relu_maxpool_backward_filter(cp, &abs(&x), &y, &abs(&dy), &a, &mut dw_mag, Some(&mut db_mag))
             .unwrap();
-        let terms = 4 * out / c.cout;
+        let terms = 4 * out / c.cout();
         let t = |m: &[f32]| m.iter().map(|&m| (terms as f64 + 2.0) * EPS * f64::from(m) + 1e-30).collect::<Vec<_>>();
-        let (mut dw, mut db) = (vec![f32::NAN; w.len()], vec![f32::NAN; c.cout]);
+        let (mut dw, mut db) = (vec![f32::NAN; w.len()], vec![f32::NAN; c.cout()]);
         conv_relu_maxpool_backward_filter_with(isa, cp, &x, &y, &dy, &a, &mut dw, Some(&mut db), false).unwrap();
         assert_close(&dw, &dw_ref, &t(&dw_mag), &format!("fused backward-filter {isa} {c:?}"));
         assert_close(&db, &db_ref, &t(&db_mag), &format!("fused bias gradient {isa} {c:?}"));
         // Accumulating onto earlier gradients adds this batch's (summed in group order after
         // the earlier values: one more rounding, bounded by the start's magnitude).
-        let (dw0, db0) = (fill(seed ^ 7, w.len()), fill(seed ^ 8, c.cout));
+        let (dw0, db0) = (fill(seed ^ 7, w.len()), fill(seed ^ 8, c.cout()));
         let (mut dwa, mut dba) = (dw0.clone(), db0.clone());
         conv_relu_maxpool_backward_filter_with(isa, cp, &x, &y, &dy, &a, &mut dwa, Some(&mut dba), true).unwrap();
         let plus = |r: &[f32], z: &[f32]| r.iter().zip(z).map(|(a, b)| a + b).collect::<Vec<_>>();
@@ -129,7 +130,7 @@ fn results_do_not_depend_on_thread_count() {
     let cp = ConvReluPool::new(c).unwrap();
     let x = fill(1, len(c.input_shape()));
     let w = fill(2, len(c.filter_shape()));
-    let b = fill(3, c.cout);
+    let b = fill(3, c.cout());
     let out = len(cp.output_shape());
     let dy = fill(4, out);
     for isa in Isa::available() {
@@ -138,7 +139,7 @@ fn results_do_not_depend_on_thread_count() {
             pool.install(|| {
                 let (mut y, mut a) = (vec![0.0; out], vec![0u32; out]);
                 conv_relu_maxpool_forward_with(isa, &cp, &x, &w, Some(&b), &mut y, &mut a).unwrap();
-                let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; c.cout]);
+                let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; c.cout()]);
                 conv_relu_maxpool_backward_filter_with(isa, &cp, &x, &y, &dy, &a, &mut dw, Some(&mut db), false)
                     .unwrap();
                 (y, a, dw, db)

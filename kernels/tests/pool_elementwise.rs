@@ -45,7 +45,7 @@ proptest! {
             let mut dx = vec![f32::NAN; x.len()];
             max_pool_backward_with(isa, &p, &dy, &a, &mut dx).unwrap();
             // Each input cell sums at most kh*kw routed gradients.
-            let tol = vec![(p.kh * p.kw + 2) as f64 * EPS * 2.0 * (p.kh * p.kw) as f64; x.len()];
+            let tol = vec![(p.window_size().0 * p.window_size().1 + 2) as f64 * EPS * 2.0 * (p.window_size().0 * p.window_size().1) as f64; x.len()];
             assert_close(&dx, &dxr, &tol, &format!("max_pool_backward {isa}"));
         }
     }
@@ -58,7 +58,7 @@ proptest! {
         avg_pool_forward(&p, &x, &mut y).unwrap();
         reference::avg_pool_forward(&p, &x, &mut yr).unwrap();
         // A mean of up to kh*kw values in [-1, 1): summation error + one scaling.
-        let cells = (p.kh * p.kw) as f64;
+        let cells = (p.window_size().0 * p.window_size().1) as f64;
         assert_close(&y, &yr, &vec![(cells + 3.0) * EPS; y.len()], "avg_pool_forward");
         let (mut dx, mut dxr) = (vec![f32::NAN; x.len()], vec![0.0; x.len()]);
         avg_pool_backward(&p, &dy, &mut dx).unwrap();
@@ -84,6 +84,11 @@ fn pooling_rejects_bad_input() {
     assert!(matches!(max_pool_forward(&p, &x[..15], &mut y, &mut a), Err(Error::ShapeMismatch { .. })));
     let mut dx = vec![0.0; 16];
     assert!(matches!(max_pool_backward(&p, &y, &[99, 0, 0, 0], &mut dx), Err(Error::InvalidArgument(_))));
+    // Regression: the output size was never checked (padding can make it exceed the input).
+    let huge = Padding::Explicit { top: 1 << 31, bottom: 0, left: 1 << 31, right: 0 };
+    assert!(matches!(Pool2d::new([1, 1, 1, 1], (1, 1), (1, 1), huge), Err(Error::SizeOverflow { .. })));
+    let overflow = Padding::Explicit { top: usize::MAX, bottom: 1, left: 0, right: 0 };
+    assert!(matches!(Pool2d::new([1, 1, 1, 1], (1, 1), (1, 1), overflow), Err(Error::SizeOverflow { .. })));
 }
 
 #[test]

@@ -46,7 +46,7 @@ fn main() {
     println!("|---|---|---|---:|---:|---:|");
     for (name, c) in shapes {
         let x = fill(11, c.input_shape().iter().product());
-        let scale = (6.0 / (9.0 * (c.cin + c.cout) as f32)).sqrt();
+        let scale = (6.0 / (9.0 * (c.cin() + c.cout()) as f32)).sqrt();
         let w: Vec<f32> = fill(12, c.filter_shape().iter().product()).iter().map(|v| v * scale).collect();
         let dy = fill(13, c.output_shape().iter().product());
         let mut y_ref = vec![0.0; dy.len()];

@@ -6,38 +6,46 @@ pub use crate::geometry::Padding;
 
 /// A validated 2-D convolution: input NHWC `[n, h, w, cin]`, filter HWIO
 /// `[kh, kw, cin, cout]`, output NHWC `[n, ho, wo, cout]`.
+///
+/// Only [`Conv2d::new`] builds one (the fields are private, read through the getters), so
+/// every descriptor the kernels see has been validated:
+///
+/// ```compile_fail
+/// let c = ember_kernels::conv::Conv2d { n: 1, h: 1 << 40, w: 1, cin: 1, cout: 1, kh: 1, kw: 1,
+///     sh: 1, sw: 1, dh: 1, dw: 1, pad_top: 0, pad_left: 0, ho: 1, wo: 1 };
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Conv2d {
     /// Batch size.
-    pub n: usize,
+    pub(crate) n: usize,
     /// Input height.
-    pub h: usize,
+    pub(crate) h: usize,
     /// Input width.
-    pub w: usize,
+    pub(crate) w: usize,
     /// Input channels.
-    pub cin: usize,
+    pub(crate) cin: usize,
     /// Output channels.
-    pub cout: usize,
+    pub(crate) cout: usize,
     /// Filter height.
-    pub kh: usize,
+    pub(crate) kh: usize,
     /// Filter width.
-    pub kw: usize,
+    pub(crate) kw: usize,
     /// Vertical stride.
-    pub sh: usize,
+    pub(crate) sh: usize,
     /// Horizontal stride.
-    pub sw: usize,
+    pub(crate) sw: usize,
     /// Vertical dilation.
-    pub dh: usize,
+    pub(crate) dh: usize,
     /// Horizontal dilation.
-    pub dw: usize,
+    pub(crate) dw: usize,
     /// Rows of padding above (derived from [`Padding`]).
-    pub pad_top: usize,
+    pub(crate) pad_top: usize,
     /// Columns of padding on the left.
-    pub pad_left: usize,
+    pub(crate) pad_left: usize,
     /// Output height.
-    pub ho: usize,
+    pub(crate) ho: usize,
     /// Output width.
-    pub wo: usize,
+    pub(crate) wo: usize,
 }
 
 impl Conv2d {
@@ -97,11 +105,63 @@ impl Conv2d {
             c.input_len(),
             c.filter_len(),
             c.output_len(),
-            c.n.checked_mul(c.ho * c.wo).and_then(|p| p.checked_mul(c.patch_len())),
+            c.n.checked_mul(c.ho)
+                .and_then(|p| p.checked_mul(c.wo))
+                .and_then(|p| p.checked_mul(c.kh * c.kw))
+                .and_then(|p| p.checked_mul(c.cin)),
         ] {
             len.ok_or(Error::SizeOverflow { name: "Conv2d" })?;
         }
         Ok(c)
+    }
+
+    /// Batch size.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+    /// Input height.
+    pub fn h(&self) -> usize {
+        self.h
+    }
+    /// Input width.
+    pub fn w(&self) -> usize {
+        self.w
+    }
+    /// Input channels.
+    pub fn cin(&self) -> usize {
+        self.cin
+    }
+    /// Output channels.
+    pub fn cout(&self) -> usize {
+        self.cout
+    }
+    /// Filter height.
+    pub fn kh(&self) -> usize {
+        self.kh
+    }
+    /// Filter width.
+    pub fn kw(&self) -> usize {
+        self.kw
+    }
+    /// Stride `(vertical, horizontal)`.
+    pub fn stride(&self) -> (usize, usize) {
+        (self.sh, self.sw)
+    }
+    /// Dilation `(vertical, horizontal)`.
+    pub fn dilation(&self) -> (usize, usize) {
+        (self.dh, self.dw)
+    }
+    /// Padding above and on the left (derived from [`Padding`]).
+    pub fn pad_top_left(&self) -> (usize, usize) {
+        (self.pad_top, self.pad_left)
+    }
+    /// Output height.
+    pub fn ho(&self) -> usize {
+        self.ho
+    }
+    /// Output width.
+    pub fn wo(&self) -> usize {
+        self.wo
     }
 
     /// A stride-1, dilation-1 convolution (the common case).
@@ -199,5 +259,11 @@ mod tests {
         assert!(matches!(Conv2d::new([1, 4, 4, 1], [3, 3, 1, 1], (1, 1), (1, 0), p), Err(Error::InvalidArgument(_))));
         assert!(matches!(Conv2d::simple([1, 0, 4, 1], [1, 1, 1, 1], p), Err(Error::InvalidArgument(_))));
         assert!(matches!(Conv2d::simple([usize::MAX, 4, 4, 1], [1, 1, 1, 1], p), Err(Error::SizeOverflow { .. })));
+        // Regressions: huge explicit padding overflowed the geometry; a huge output plane
+        // overflowed ho * wo before the checked products.
+        let huge = Padding::Explicit { top: usize::MAX, bottom: 1, left: 0, right: 0 };
+        assert!(matches!(Conv2d::simple([1, 4, 4, 1], [1, 1, 1, 1], huge), Err(Error::SizeOverflow { .. })));
+        let wide = Padding::Explicit { top: 1 << 33, bottom: 0, left: 1 << 33, right: 0 };
+        assert!(matches!(Conv2d::simple([1, 1, 1, 1], [1, 1, 1, 1], wide), Err(Error::SizeOverflow { .. })));
     }
 }

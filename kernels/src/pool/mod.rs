@@ -10,32 +10,40 @@ use crate::geometry::{axis, Padding};
 use rayon::prelude::*;
 
 /// A validated pooling window over NHWC input `[n, h, w, c]`, output `[n, ho, wo, c]`.
+///
+/// Only [`Pool2d::new`] builds one (private fields, read through the getters), so the
+/// kernels never see an unvalidated descriptor whose lengths could wrap:
+///
+/// ```compile_fail
+/// let p = ember_kernels::pool::Pool2d { n: 1, h: 1 << 30, w: 1 << 30, c: 16, kh: 1, kw: 1,
+///     sh: 1, sw: 1, pad_top: 0, pad_left: 0, ho: 1, wo: 1 };
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pool2d {
     /// Batch size.
-    pub n: usize,
+    pub(crate) n: usize,
     /// Input height.
-    pub h: usize,
+    pub(crate) h: usize,
     /// Input width.
-    pub w: usize,
+    pub(crate) w: usize,
     /// Channels.
-    pub c: usize,
+    pub(crate) c: usize,
     /// Window height.
-    pub kh: usize,
+    pub(crate) kh: usize,
     /// Window width.
-    pub kw: usize,
+    pub(crate) kw: usize,
     /// Vertical stride.
-    pub sh: usize,
+    pub(crate) sh: usize,
     /// Horizontal stride.
-    pub sw: usize,
+    pub(crate) sw: usize,
     /// Rows of padding above.
-    pub pad_top: usize,
+    pub(crate) pad_top: usize,
     /// Columns of padding on the left.
-    pub pad_left: usize,
+    pub(crate) pad_left: usize,
     /// Output height.
-    pub ho: usize,
+    pub(crate) ho: usize,
     /// Output width.
-    pub wo: usize,
+    pub(crate) wo: usize,
 }
 
 /// Marks an output whose window lies entirely in the padding (it has no argmax).
@@ -62,7 +70,34 @@ impl Pool2d {
             )));
         }
         n.checked_mul(img).ok_or(Error::SizeOverflow { name: "Pool2d" })?;
+        // The output too: padding can make it larger than the input.
+        n.checked_mul(ho)
+            .and_then(|v| v.checked_mul(wo))
+            .and_then(|v| v.checked_mul(c))
+            .filter(|&v| v / n.max(1) < NO_ARGMAX as usize)
+            .ok_or(Error::SizeOverflow { name: "Pool2d output" })?;
         Ok(Pool2d { n, h, w, c, kh: window.0, kw: window.1, sh: stride.0, sw: stride.1, pad_top, pad_left, ho, wo })
+    }
+
+    /// Window `(height, width)`.
+    pub fn window_size(&self) -> (usize, usize) {
+        (self.kh, self.kw)
+    }
+    /// Stride `(vertical, horizontal)`.
+    pub fn stride(&self) -> (usize, usize) {
+        (self.sh, self.sw)
+    }
+    /// Output height.
+    pub fn ho(&self) -> usize {
+        self.ho
+    }
+    /// Output width.
+    pub fn wo(&self) -> usize {
+        self.wo
+    }
+    /// Channels.
+    pub fn channels(&self) -> usize {
+        self.c
     }
 
     /// Input shape.

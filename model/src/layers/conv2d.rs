@@ -174,7 +174,7 @@ impl Layer for Conv2D {
         if self.use_bias {
             self.params.push(Param::new("bias", vec![self.filters], vec![0.0; self.filters]));
         }
-        Ok(vec![d.ho, d.wo, self.filters])
+        Ok(vec![d.ho(), d.wo(), self.filters])
     }
     fn params(&self) -> &[Param] {
         &self.params

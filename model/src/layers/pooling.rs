@@ -29,7 +29,7 @@ impl Window {
         let [h, w, c] = self.input;
         let p = Pool2d::new([1, h, w, c], self.size, self.strides.unwrap_or(self.size), self.padding)
             .map_err(shape_err(&self.name, input))?;
-        Ok(vec![p.ho, p.wo, c])
+        Ok(vec![p.ho(), p.wo(), c])
     }
 }
 
