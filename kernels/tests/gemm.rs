@@ -284,3 +284,20 @@ fn cloned_packed_b_gives_the_same_products() {
         }
     }
 }
+
+/// Regression: broadcast (zero-stride) operands of a huge depth sized the packing scratch
+/// from a wrapped product and the packing kernel read past it (a segfault in release
+/// builds); now a typed error.
+#[test]
+fn huge_broadcast_operands_are_a_size_error() {
+    let k = (1usize << 60) + 1;
+    let b64 = vec![1.0f32; 64];
+    let a = MatRef::new(&[1.0], 16, k, 0, 0).unwrap();
+    let b = MatRef::new(&b64, k, 64, 0, 1).unwrap();
+    for isa in Isa::available() {
+        let mut c = vec![0.0; 16 * 64];
+        let r = sgemm_with(isa, 1.0, a, Rhs::View(b), 0.0, MatMut::row_major(&mut c, 16, 64).unwrap(), Epilogue::NONE);
+        assert!(matches!(r, Err(Error::SizeOverflow { .. })), "{isa}: {r:?}");
+        assert!(matches!(PackedB::new_with(isa, b), Err(Error::SizeOverflow { .. })), "{isa}");
+    }
+}

@@ -108,8 +108,17 @@ pub(crate) fn sgemm_threads(
             return Err(Error::ShapeMismatch { what: "bias length vs C.cols", expected: n, got: bias.len() });
         }
     }
-    let epi = Epi { bias: epilogue.bias, relu: epilogue.relu };
     let m = a.rows();
+    // Zero-stride (broadcast) views do not bound their shape by a buffer: refuse products
+    // whose operands could not exist as dense f32 arrays (the packing scratch is sized from
+    // them, and such a product would not finish anyway).
+    const MAX_ELEMS: usize = isize::MAX as usize / 4;
+    for (name, r, c) in [("A (m x k)", m, k), ("B (k x n)", k, n), ("C (m x n)", m, n)] {
+        if r.checked_mul(c).is_none_or(|e| e > MAX_ELEMS) {
+            return Err(Error::SizeOverflow { name });
+        }
+    }
+    let epi = Epi { bias: epilogue.bias, relu: epilogue.relu };
     let (src, nr) = match b {
         Rhs::View(v) => {
             let nopack = kernel::nopack_kernels_for(isa);
@@ -172,7 +181,11 @@ impl PackedB {
         let (k, n) = (b.rows(), b.cols());
         // The panel width depends only on n (m is not known yet): ask for a tall product.
         let nr = kernel::select(self.isa, 1 << 12, n, None).nr;
-        let len = n.div_ceil(nr).checked_mul(k * nr).ok_or(Error::SizeOverflow { name: "PackedB" })?;
+        let len = k
+            .checked_mul(nr)
+            .and_then(|p| p.checked_mul(n.div_ceil(nr)))
+            .filter(|&l| l <= isize::MAX as usize / 4)
+            .ok_or(Error::SizeOverflow { name: "PackedB" })?;
         let panels = crate::scratch::aligned_window(&mut self.buf, len);
         if len > 0 {
             pack::pack_b(&b, 0, k, 0, n, nr, k * nr, panels);
