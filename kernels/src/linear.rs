@@ -256,8 +256,9 @@ pub fn linear_backward_data_with(isa: Isa, l: &Linear, dy: &[f32], w: &[f32], dx
     Ok(())
 }
 
-/// `dx[s][i] = Σ_j dy[s][j] w[j][i]` for `S` samples, vectors of `i` outer, `j` inner (in
-/// order), the result stored once.
+/// `dx[s][i] = Σ_j dy[s][j] w[j][i]` for `S` samples: blocks of four vectors of `i`, each
+/// summing over `j` in order into `4 x S` independent accumulators (one chain per vector
+/// would wait on the FMA latency at every `j`), stored once.
 ///
 /// # Safety
 /// The ISA of `V` is enabled; `dy` holds `S * outputs`, `w` `outputs * inputs`, `dx`
@@ -273,15 +274,35 @@ unsafe fn axpy_rows_body<V: F32x, const S: usize>(
     assert!(dy.len() >= S * outputs && w.len() >= outputs * inputs && dx.len() >= S * inputs);
     let l = V::LANES;
     let full = inputs / l * l;
-    // SAFETY: loads and stores at indices below `full <= inputs` within rows.
+    let quad = inputs / (4 * l) * (4 * l);
+    // SAFETY: loads and stores at indices below `full <= inputs` within rows; dy reads
+    // below S * outputs.
     unsafe {
-        let (wp, dxp) = (w.as_ptr(), dx.as_mut_ptr());
-        for i in (0..full).step_by(l) {
+        let (wp, dxp, dyp) = (w.as_ptr(), dx.as_mut_ptr(), dy.as_ptr());
+        for i in (0..quad).step_by(4 * l) {
+            let mut acc = [[V::zero(); 4]; S];
+            for j in 0..outputs {
+                let wr = wp.add(j * inputs + i);
+                let wv = [V::load(wr), V::load(wr.add(l)), V::load(wr.add(2 * l)), V::load(wr.add(3 * l))];
+                for (s, accs) in acc.iter_mut().enumerate() {
+                    let g = V::splat(*dyp.add(s * outputs + j));
+                    for (a, &wq) in accs.iter_mut().zip(&wv) {
+                        *a = g.fma(wq, *a);
+                    }
+                }
+            }
+            for (s, accs) in acc.iter().enumerate() {
+                for (q, a) in accs.iter().enumerate() {
+                    a.store(dxp.add(s * inputs + i + q * l));
+                }
+            }
+        }
+        for i in (quad..full).step_by(l) {
             let mut acc = [V::zero(); S];
             for j in 0..outputs {
                 let wv = V::load(wp.add(j * inputs + i));
-                for s in 0..S {
-                    acc[s] = V::splat(dy[s * outputs + j]).fma(wv, acc[s]);
+                for (s, a) in acc.iter_mut().enumerate() {
+                    *a = V::splat(*dyp.add(s * outputs + j)).fma(wv, *a);
                 }
             }
             for (s, a) in acc.iter().enumerate() {
