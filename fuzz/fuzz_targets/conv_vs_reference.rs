@@ -1,0 +1,137 @@
+//! Arbitrary convolution descriptors (invalid ones included), every algorithm and pass, and
+//! the fused conv+ReLU+pool kernel, on a forced ISA: equal to the f64 reference within the
+//! tests' bounds, or a typed error.
+#![no_main]
+use ember_kernels::conv::{
+    conv2d_backward_data, conv2d_backward_filter, conv2d_forward, conv_relu_maxpool_backward_filter_with,
+    conv_relu_maxpool_forward_with, Conv2d, ConvAlgo, ConvOptions, ConvReluPool, Padding, Pass,
+};
+use ember_kernels::{reference, Isa};
+use libfuzzer_sys::arbitrary::{Result, Unstructured};
+use libfuzzer_sys::fuzz_target;
+
+const EPS: f64 = f32::EPSILON as f64;
+
+fn vals(u: &mut Unstructured, len: usize) -> Result<Vec<f32>> {
+    (0..len).map(|_| Ok(f32::from(u.int_in_range(-32i8..=32)?) / 16.0)).collect()
+}
+
+fn abs(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|x| x.abs()).collect()
+}
+
+fn close(got: &[f32], want: &[f32], mag: &[f32], terms: usize, extra: f64, what: &str) {
+    let mx = mag.iter().fold(0f64, |m, &v| m.max(f64::from(v)));
+    for (i, ((&g, &w), &m)) in got.iter().zip(want).zip(mag).enumerate() {
+        let tol = (terms as f64 + 2.0) * EPS * f64::from(m) + extra * EPS * mx + 1e-30;
+        assert!((f64::from(g) - f64::from(w)).abs() <= tol, "{what}: element {i}: {g} vs {w} (tol {tol})");
+    }
+}
+
+fn run(u: &mut Unstructured) -> Result<()> {
+    let input = [
+        u.int_in_range(0..=3usize)?,
+        u.int_in_range(0..=9usize)?,
+        u.int_in_range(0..=9usize)?,
+        u.int_in_range(0..=5usize)?,
+    ];
+    let filter = [u.int_in_range(0..=4usize)?, u.int_in_range(0..=4usize)?, input[3], u.int_in_range(0..=6usize)?];
+    let stride = (u.int_in_range(0..=3usize)?, u.int_in_range(0..=3usize)?);
+    let dilation = (u.int_in_range(0..=2usize)?, u.int_in_range(0..=2usize)?);
+    let padding = match u.int_in_range(0..=2u8)? {
+        0 => Padding::Valid,
+        1 => Padding::Same,
+        _ => Padding::Explicit {
+            top: u.int_in_range(0..=3)?,
+            bottom: u.int_in_range(0..=3)?,
+            left: u.int_in_range(0..=3)?,
+            right: u.int_in_range(0..=3)?,
+        },
+    };
+    let Ok(c) = Conv2d::new(input, filter, stride, dilation, padding) else { return Ok(()) };
+    let isa = *u.choose(&Isa::ALL)?;
+    let algo =
+        *u.choose(&[ConvAlgo::Auto, ConvAlgo::Direct, ConvAlgo::Im2col, ConvAlgo::Winograd2x3, ConvAlgo::Winograd4x3])?;
+    let relu = u.arbitrary::<bool>()?;
+    let len = |s: [usize; 4]| s.iter().product::<usize>();
+    let (x, w, b) = (vals(u, len(c.input_shape()))?, vals(u, len(c.filter_shape()))?, vals(u, c.cout())?);
+    let dy = vals(u, len(c.output_shape()))?;
+    let opts = ConvOptions { algo, isa };
+    let extra = match algo.resolve(&c, Pass::Forward, isa) {
+        ConvAlgo::Winograd2x3 => 8.0,
+        ConvAlgo::Winograd4x3 => 128.0,
+        _ => 0.0,
+    };
+    let usable = isa.is_available();
+
+    let mut y = vec![0.0; dy.len()];
+    let r = conv2d_forward(&c, &x, &w, Some(&b), relu, &mut y, &opts);
+    if !usable || !algo.supports(&c, Pass::Forward) {
+        assert!(r.is_err(), "forward should be refused");
+    } else {
+        r.expect("forward");
+        let (mut want, mut mag) = (vec![0.0; y.len()], vec![0.0; y.len()]);
+        reference::conv2d_forward(&c, &x, &w, Some(&b), relu, &mut want).expect("reference");
+        reference::conv2d_forward(&c, &abs(&x), &abs(&w), Some(&abs(&b)), false, &mut mag).expect("reference");
+        close(&y, &want, &mag, c.kh() * c.kw() * c.cin(), extra, "forward");
+    }
+    let mut dx = vec![0.0; x.len()];
+    let r = conv2d_backward_data(&c, &dy, &w, &mut dx, &opts);
+    if !usable || !algo.supports(&c, Pass::BackwardData) {
+        assert!(r.is_err(), "backward-data should be refused");
+    } else {
+        r.expect("backward-data");
+        let (mut want, mut mag) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+        reference::conv2d_backward_data(&c, &dy, &w, &mut want).expect("reference");
+        reference::conv2d_backward_data(&c, &abs(&dy), &abs(&w), &mut mag).expect("reference");
+        let extra = match algo.resolve(&c, Pass::BackwardData, isa) {
+            ConvAlgo::Winograd2x3 => 8.0,
+            ConvAlgo::Winograd4x3 => 128.0,
+            _ => 0.0,
+        };
+        close(&dx, &want, &mag, c.kh() * c.kw() * c.cout(), extra, "backward-data");
+    }
+    let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; c.cout()]);
+    let r = conv2d_backward_filter(&c, &x, &dy, &mut dw, Some(&mut db), &opts);
+    if !usable || !algo.supports(&c, Pass::BackwardFilter) {
+        assert!(r.is_err(), "backward-filter should be refused");
+    } else {
+        r.expect("backward-filter");
+        let (mut want, mut mag) = (vec![0.0; w.len()], vec![0.0; w.len()]);
+        reference::conv2d_backward_filter(&c, &x, &dy, &mut want, None).expect("reference");
+        reference::conv2d_backward_filter(&c, &abs(&x), &abs(&dy), &mut mag, None).expect("reference");
+        close(&dw, &want, &mag, c.pixels(), 0.0, "backward-filter");
+    }
+
+    // The fused kernel, where the convolution output holds a 2x2 window.
+    if let Ok(cp) = ConvReluPool::new(c) {
+        let out = len(cp.output_shape());
+        let (mut yp, mut a) = (vec![0.0; out], vec![0u32; out]);
+        let r = conv_relu_maxpool_forward_with(isa, &cp, &x, &w, Some(&b), &mut yp, &mut a);
+        if !usable {
+            assert!(r.is_err());
+            return Ok(());
+        }
+        r.expect("fused forward");
+        let (mut want, mut wa) = (vec![0.0; out], vec![0u32; out]);
+        reference::conv_relu_maxpool_forward(&cp, &x, &w, Some(&b), &mut want, &mut wa).expect("reference");
+        let (mut mag, mut ma) = (vec![0.0; out], vec![0u32; out]);
+        reference::conv_relu_maxpool_forward(&cp, &abs(&x), &abs(&w), Some(&abs(&b)), &mut mag, &mut ma)
+            .expect("reference");
+        close(&yp, &want, &mag, c.kh() * c.kw() * c.cin(), 0.0, "fused forward");
+        let dyp = vals(u, out)?;
+        let (mut dwf, mut dbf) = (vec![0.0; w.len()], vec![0.0; c.cout()]);
+        conv_relu_maxpool_backward_filter_with(isa, &cp, &x, &yp, &dyp, &a, &mut dwf, Some(&mut dbf), false)
+            .expect("fused backward");
+        let (mut want, mut mag) = (vec![0.0; w.len()], vec![0.0; w.len()]);
+        reference::conv_relu_maxpool_backward_filter(&cp, &x, &yp, &dyp, &a, &mut want, None).expect("reference");
+        reference::conv_relu_maxpool_backward_filter(&cp, &abs(&x), &yp, &abs(&dyp), &a, &mut mag, None)
+            .expect("reference");
+        close(&dwf, &want, &mag, 4 * out / c.cout().max(1), 0.0, "fused backward-filter");
+    }
+    Ok(())
+}
+
+fuzz_target!(|data: &[u8]| {
+    let _ = run(&mut Unstructured::new(data));
+});

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds the cargo-fuzz targets (libFuzzer + AddressSanitizer) and runs each for a bounded
+# time from the committed seeds (a temporary copy: the repository is not modified).
+#   bash scripts/fuzz-smoke.sh [SECONDS_PER_TARGET]     (default 30)
+# For a long run of one target (an hour, say):
+#   cargo fuzz run -O conv_vs_reference -- -max_total_time=3600
+# On a stable toolchain RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z flags.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-30}"
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
+export RUSTC_BOOTSTRAP=1
+targets="idx_parse weights_load gemm_vs_reference conv_vs_reference pool_vs_reference"
+echo "== fuzz: building"
+cargo fuzz build -O
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+for t in $targets; do
+  mkdir -p "$work/$t"
+  cp fuzz/seeds/"$t"/* "$work/$t"/
+  echo "== fuzz: $t for ${secs}s"
+  cargo fuzz run -O "$t" "$work/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 \
+    -artifact_prefix="$work/" 2>&1 | grep -E "^#[0-9]+ +DONE|^Done [0-9]+ runs|ERROR|panicked|SUMMARY" || true
+  # cargo fuzz run exits non-zero on a crash; with pipefail the grep above would hide it,
+  # so check for artifacts explicitly.
+  if ls "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-* >/dev/null 2>&1; then
+    echo "fuzz target $t found a failing input:"; ls "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-* 2>/dev/null
+    exit 1
+  fi
+done
