@@ -4,7 +4,6 @@ use super::{Ctx, Layer};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use ember_kernels::elementwise;
-use std::any::Any;
 
 /// An elementwise (ReLU) or row-wise (softmax, over the last axis) activation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -76,12 +75,7 @@ impl ActivationLayer {
 }
 
 impl Layer for ActivationLayer {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn set_name(&mut self, name: String) {
-        self.name = name;
-    }
+    super::layer_plumbing!(name);
     fn class_name(&self) -> &'static str {
         "Activation"
     }
@@ -119,11 +113,5 @@ impl Layer for ActivationLayer {
             dx.copy_from_slice(dy);
         }
         Ok(())
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }

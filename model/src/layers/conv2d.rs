@@ -6,7 +6,6 @@ use super::{glorot_uniform, image_shape, shape_err, Activation, Ctx, Layer, Para
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use ember_kernels::conv::{self, Conv2d, ConvAlgo, ConvOptions, ConvReluPool, Padding};
-use std::any::Any;
 
 /// Keras's `Conv2D(filters, kernel_size, strides, padding, activation, use_bias)`.
 #[derive(Debug, Clone)]
@@ -142,12 +141,7 @@ impl Conv2D {
 }
 
 impl Layer for Conv2D {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn set_name(&mut self, name: String) {
-        self.name = name;
-    }
+    super::layer_plumbing!(name);
     fn class_name(&self) -> &'static str {
         "Conv2D"
     }
@@ -222,11 +216,5 @@ impl Layer for Conv2D {
             conv::conv2d_backward_data(&c, dy, &k[0].value, dx, &opts)?;
         }
         Ok(())
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }

@@ -6,7 +6,6 @@ use super::{glorot_uniform, Activation, Ctx, Layer, Param};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use ember_kernels::linear::{linear_backward_data, linear_backward_weights, linear_forward, Linear};
-use std::any::Any;
 
 /// Keras's `Dense(units, activation, use_bias)`.
 #[derive(Debug, Clone)]
@@ -53,12 +52,7 @@ impl Dense {
 }
 
 impl Layer for Dense {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn set_name(&mut self, name: String) {
-        self.name = name;
-    }
+    super::layer_plumbing!(name);
     fn class_name(&self) -> &'static str {
         "Dense"
     }
@@ -133,11 +127,5 @@ impl Layer for Dense {
             linear_backward_data(&l, dy, &k[0].value, dx)?;
         }
         Ok(())
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }

@@ -4,7 +4,6 @@
 use super::{Ctx, Layer};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
-use std::any::Any;
 
 /// Keras's `Dropout`.
 #[derive(Debug, Clone)]
@@ -24,12 +23,7 @@ impl Dropout {
 }
 
 impl Layer for Dropout {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn set_name(&mut self, name: String) {
-        self.name = name;
-    }
+    super::layer_plumbing!(name);
     fn class_name(&self) -> &'static str {
         "Dropout"
     }
@@ -68,11 +62,5 @@ impl Layer for Dropout {
             }
         }
         Ok(())
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }

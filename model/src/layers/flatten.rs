@@ -4,7 +4,6 @@
 use super::{Ctx, Layer};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
-use std::any::Any;
 
 /// Keras's `Flatten`.
 #[derive(Debug, Clone, Default)]
@@ -20,12 +19,7 @@ impl Flatten {
 }
 
 impl Layer for Flatten {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn set_name(&mut self, name: String) {
-        self.name = name;
-    }
+    super::layer_plumbing!(name);
     fn class_name(&self) -> &'static str {
         "Flatten"
     }
@@ -53,11 +47,5 @@ impl Layer for Flatten {
             dx.copy_from_slice(dy);
         }
         Ok(())
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }

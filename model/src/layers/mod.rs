@@ -144,6 +144,26 @@ pub trait Layer: Send + Any {
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
+/// The `Layer` methods every layer writes the same way: its name (in field `$($name)+`)
+/// and the downcasts the planner uses.
+macro_rules! layer_plumbing {
+    ($($name:ident).+) => {
+        fn name(&self) -> &str {
+            &self.$($name).+
+        }
+        fn set_name(&mut self, name: String) {
+            self.$($name).+ = name;
+        }
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+        fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+            self
+        }
+    };
+}
+pub(crate) use layer_plumbing;
+
 /// A per-sample shape of rank 3 (`[h, w, c]`), or an error naming the layer.
 pub(crate) fn image_shape(layer: &str, input: &[usize]) -> Result<[usize; 3]> {
     match *input {

@@ -5,7 +5,6 @@ use crate::error::Result;
 use crate::rng::Rng;
 use ember_kernels::conv::Padding;
 use ember_kernels::pool::{self, Pool2d};
-use std::any::Any;
 
 #[derive(Debug, Clone)]
 struct Window {
@@ -84,12 +83,7 @@ impl AveragePooling2D {
 window_builders!(AveragePooling2D);
 
 impl Layer for MaxPooling2D {
-    fn name(&self) -> &str {
-        &self.win.name
-    }
-    fn set_name(&mut self, name: String) {
-        self.win.name = name;
-    }
+    super::layer_plumbing!(win.name);
     fn class_name(&self) -> &'static str {
         "MaxPooling2D"
     }
@@ -116,21 +110,10 @@ impl Layer for MaxPooling2D {
         }
         Ok(())
     }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
 }
 
 impl Layer for AveragePooling2D {
-    fn name(&self) -> &str {
-        &self.win.name
-    }
-    fn set_name(&mut self, name: String) {
-        self.win.name = name;
-    }
+    super::layer_plumbing!(win.name);
     fn class_name(&self) -> &'static str {
         "AveragePooling2D"
     }
@@ -154,11 +137,5 @@ impl Layer for AveragePooling2D {
             pool::avg_pool_backward(&self.win.desc(n)?, dy, dx)?;
         }
         Ok(())
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }
