@@ -136,7 +136,6 @@ pub struct Sequential {
     rng: Rng,
     fuse: bool,
     pool: Arc<rayon::ThreadPool>,
-    threads: usize,
     /// `acts[0]` the input batch, `acts[s + 1]` the output of step `s`; `grads` alike.
     acts: Vec<Vec<f32>>,
     grads: Vec<Vec<f32>>,
@@ -174,7 +173,6 @@ impl Sequential {
             rng: Rng::new(0),
             fuse: true,
             pool: build_pool(0).expect("the default rayon pool starts"),
-            threads: 0,
             acts: Vec::new(),
             grads: Vec::new(),
             labels: Vec::new(),
@@ -199,7 +197,6 @@ impl Sequential {
     /// Runs on `threads` threads (0: one per CPU).
     pub fn set_threads(&mut self, threads: usize) -> Result<&mut Self> {
         self.pool = build_pool(threads)?;
-        self.threads = threads;
         Ok(self)
     }
 
@@ -354,9 +351,10 @@ impl Sequential {
     /// allocation once the largest batch has been seen).
     fn size_buffers(&mut self, n: usize) {
         let part = n.min(plan::PART);
-        let lens: Vec<usize> = std::iter::once(self.input_len()).chain(self.steps.iter().map(|s| s.out_len)).collect();
-        self.acts.resize_with(lens.len(), Vec::new);
-        self.grads.resize_with(lens.len(), Vec::new);
+        let input_len = self.input_len();
+        let lens = std::iter::once(input_len).chain(self.steps.iter().map(|s| s.out_len));
+        self.acts.resize_with(self.steps.len() + 1, Vec::new);
+        self.grads.resize_with(self.steps.len() + 1, Vec::new);
         for (s, ((a, g), len)) in self.acts.iter_mut().zip(self.grads.iter_mut()).zip(lens).enumerate() {
             a.resize(if s == 0 { n } else { part } * len, 0.0);
             g.resize(if s == 0 { 0 } else { part * len }, 0.0);

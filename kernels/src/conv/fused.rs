@@ -66,24 +66,6 @@ impl ConvReluPool {
     pub fn output_shape(&self) -> [usize; 4] {
         self.pool.output_shape()
     }
-    /// The same layers for a batch of `n` images.
-    pub fn with_batch(&self, n: usize) -> Result<Self> {
-        let c = &self.conv;
-        let conv = Conv2d::new(
-            [n, c.h, c.w, c.cin],
-            c.filter_shape(),
-            (c.sh, c.sw),
-            (c.dh, c.dw),
-            crate::geometry::Padding::Explicit {
-                top: c.pad_top,
-                left: c.pad_left,
-                bottom: ((c.ho - 1) * c.sh + (c.kh - 1) * c.dh + 1).saturating_sub(c.h + c.pad_top),
-                right: ((c.wo - 1) * c.sw + (c.kw - 1) * c.dw + 1).saturating_sub(c.w + c.pad_left),
-            },
-        )?;
-        Self::new(conv)
-    }
-
     fn check(&self, x: usize, w: usize, y: usize, argmax: usize) -> Result<()> {
         let c = &self.conv;
         Conv2d::check_len("input length vs n*h*w*cin", x, c.input_shape())?;
