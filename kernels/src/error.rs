@@ -66,5 +66,10 @@ pub enum Error {
     InvalidArgument(String),
 }
 
+/// The most f32 elements an array can hold (`isize::MAX` bytes). Sizes past it are
+/// [`Error::SizeOverflow`] even when they fit in `usize`: no buffer could hold them, and a
+/// scratch buffer sized from one would abort or wrap.
+pub(crate) const MAX_ELEMENTS: usize = isize::MAX as usize / 4;
+
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = core::result::Result<T, E>;

@@ -24,7 +24,7 @@ pub enum Padding {
     },
 }
 
-/// Output length and leading padding along one axis.
+/// Output length, leading padding and padded input length along one axis.
 pub(crate) fn axis(
     name: &str,
     len: usize,
@@ -33,7 +33,7 @@ pub(crate) fn axis(
     d: usize,
     pad: Padding,
     vertical: bool,
-) -> Result<(usize, usize)> {
+) -> Result<(usize, usize, usize)> {
     let span =
         (k - 1).checked_mul(d).and_then(|x| x.checked_add(1)).ok_or(Error::SizeOverflow { name: "window geometry" })?;
     let (before, total) = match pad {
@@ -54,5 +54,5 @@ pub(crate) fn axis(
             "{name}: dilated filter extent {span} is larger than the padded input extent {padded}"
         )));
     }
-    Ok(((padded - span) / s + 1, before))
+    Ok(((padded - span) / s + 1, before, padded))
 }

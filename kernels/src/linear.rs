@@ -57,7 +57,8 @@ impl Linear {
         self.outputs
     }
 
-    fn check(&self, x: usize, w: usize, y: usize) -> Result<()> {
+    /// Input, weight and output lengths match this descriptor.
+    pub(crate) fn check(&self, x: usize, w: usize, y: usize) -> Result<()> {
         let same = |what, expected, got| {
             if expected == got {
                 Ok(())
@@ -68,6 +69,15 @@ impl Linear {
         same("input length vs n*inputs", self.n * self.inputs, x)?;
         same("weight length vs outputs*inputs", self.outputs * self.inputs, w)?;
         same("output length vs n*outputs", self.n * self.outputs, y)
+    }
+
+    /// A bias (or bias gradient, `what`) of `len` floats matches the outputs.
+    pub(crate) fn check_bias(&self, what: &'static str, len: usize) -> Result<()> {
+        if len == self.outputs {
+            Ok(())
+        } else {
+            Err(Error::ShapeMismatch { what, expected: self.outputs, got: len })
+        }
     }
 }
 
@@ -112,9 +122,7 @@ pub fn linear_forward_with(
     isa.check()?;
     l.check(x.len(), w.len(), y.len())?;
     if let Some(b) = bias {
-        if b.len() != l.outputs {
-            return Err(Error::ShapeMismatch { what: "bias length vs outputs", expected: l.outputs, got: b.len() });
-        }
+        l.check_bias("bias length vs outputs", b.len())?;
     }
     if l.n == 0 {
         return Ok(());
@@ -350,9 +358,7 @@ pub fn linear_backward_weights_with(
     l.check(x.len(), dw.len(), dy.len())?;
     let (n, i_n, o_n) = (l.n, l.inputs, l.outputs);
     if let Some(db) = db {
-        if db.len() != o_n {
-            return Err(Error::ShapeMismatch { what: "bias gradient length vs outputs", expected: o_n, got: db.len() });
-        }
+        l.check_bias("bias gradient length vs outputs", db.len())?;
         for (j, d) in db.iter_mut().enumerate() {
             *d = (0..n).fold(if accumulate { *d } else { 0.0 }, |t, s| t + dy[s * o_n + j]);
         }

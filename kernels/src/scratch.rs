@@ -35,8 +35,11 @@ const ALIGN_SLACK: usize = 16;
 /// The 64-byte aligned window of `len` floats inside `v`, growing `v` if needed.
 /// Contents are unspecified (callers overwrite what they read).
 pub(crate) fn aligned_window(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    if v.len() < len + ALIGN_SLACK {
-        v.resize(len + ALIGN_SLACK, 0.0);
+    // Callers size scratch from validated descriptors; a length this close to usize::MAX
+    // would be a bug there, and must not wrap into a short buffer.
+    let total = len.checked_add(ALIGN_SLACK).expect("scratch length overflows usize");
+    if v.len() < total {
+        v.resize(total, 0.0);
     }
     let off = v.as_ptr().align_offset(64).min(ALIGN_SLACK);
     &mut v[off..off + len]

@@ -171,10 +171,21 @@ fn fused_rejects_bad_input() {
     let (dy, mut dw, mut db) = (y.clone(), w.clone(), vec![0.0; 4]);
     assert!(bad(conv_relu_maxpool_backward_filter_with(isa, &cp, &x, &y, &dy[1..], &a, &mut dw, None, false)));
     assert!(bad(conv_relu_maxpool_backward_filter_with(isa, &cp, &x, &y, &dy, &a, &mut dw, Some(&mut db[1..]), false)));
-    // Argmax values out of range are never used to index.
+    // Argmax values outside the convolution output are an error (not silently ignored).
     let a_bad = vec![u32::MAX - 1; a.len()];
     let y_pos = vec![1.0; y.len()];
-    conv_relu_maxpool_backward_filter_with(isa, &cp, &x, &y_pos, &dy, &a_bad, &mut dw, Some(&mut db), false).unwrap();
+    let invalid = |r: ember_kernels::Result<()>| matches!(r, Err(Error::InvalidArgument(_)));
+    assert!(invalid(conv_relu_maxpool_backward_filter_with(
+        isa,
+        &cp,
+        &x,
+        &y_pos,
+        &dy,
+        &a_bad,
+        &mut dw,
+        Some(&mut db),
+        false
+    )));
     let mut dconv = vec![0.0; 2 * 16 * 4];
-    unpool_relu_grad(&cp, &y_pos, &dy, &a_bad, &mut dconv).unwrap();
+    assert!(invalid(unpool_relu_grad(&cp, &y_pos, &dy, &a_bad, &mut dconv)));
 }

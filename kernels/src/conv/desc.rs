@@ -1,6 +1,6 @@
 //! The convolution descriptor: shapes, stride, dilation and padding, validated once.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, MAX_ELEMENTS};
 use crate::geometry::axis;
 pub use crate::geometry::Padding;
 
@@ -81,8 +81,8 @@ impl Conv2d {
         if dilation.0 == 0 || dilation.1 == 0 {
             return Err(Error::InvalidArgument(format!("dilation must be at least 1, got {dilation:?}")));
         }
-        let (ho, pad_top) = axis("height", h, kh, stride.0, dilation.0, padding, true)?;
-        let (wo, pad_left) = axis("width", w, kw, stride.1, dilation.1, padding, false)?;
+        let (ho, pad_top, hp) = axis("height", h, kh, stride.0, dilation.0, padding, true)?;
+        let (wo, pad_left, wp) = axis("width", w, kw, stride.1, dilation.1, padding, false)?;
         let c = Conv2d {
             n,
             h,
@@ -107,11 +107,21 @@ impl Conv2d {
             c.output_len(),
             c.n.checked_mul(c.ho)
                 .and_then(|p| p.checked_mul(c.wo))
-                .and_then(|p| p.checked_mul(c.kh * c.kw))
+                .and_then(|p| p.checked_mul(c.kh))
+                .and_then(|p| p.checked_mul(c.kw))
                 .and_then(|p| p.checked_mul(c.cin)),
         ] {
             len.ok_or(Error::SizeOverflow { name: "Conv2d" })?;
         }
+        // The direct and Winograd paths copy the input (or, backward, the output gradient)
+        // into a padded canvas of about the padded extent: it must be an array that can
+        // exist (at most isize::MAX bytes), or huge explicit padding would wrap the scratch
+        // size or abort the allocation.
+        n.checked_mul(hp)
+            .and_then(|p| p.checked_mul(wp))
+            .and_then(|p| p.checked_mul(cin.max(cout)))
+            .filter(|&p| p <= MAX_ELEMENTS)
+            .ok_or(Error::SizeOverflow { name: "Conv2d padded input" })?;
         Ok(c)
     }
 

@@ -66,7 +66,8 @@ impl ConvReluPool {
     pub fn output_shape(&self) -> [usize; 4] {
         self.pool.output_shape()
     }
-    fn check(&self, x: usize, w: usize, y: usize, argmax: usize) -> Result<()> {
+    /// Input, filter, pooled output and argmax lengths match this descriptor.
+    pub(crate) fn check(&self, x: usize, w: usize, y: usize, argmax: usize) -> Result<()> {
         let c = &self.conv;
         Conv2d::check_len("input length vs n*h*w*cin", x, c.input_shape())?;
         Conv2d::check_len("filter length vs kh*kw*cin*cout", w, c.filter_shape())?;
@@ -382,6 +383,7 @@ pub fn conv_relu_maxpool_backward_filter_with(
     isa.check()?;
     cp.check(x.len(), dw.len(), y.len(), argmax.len())?;
     Conv2d::check_len("pooled gradient length vs n*(ho/2)*(wo/2)*cout", dy.len(), cp.output_shape())?;
+    cp.pool.check_argmax(argmax)?;
     let c = &cp.conv;
     if let Some(b) = &db {
         Conv2d::check_len("bias gradient length vs cout", b.len(), [c.cout, 1, 1, 1])?;
@@ -617,6 +619,7 @@ pub fn unpool_relu_grad(cp: &ConvReluPool, y: &[f32], dy: &[f32], argmax: &[u32]
     Conv2d::check_len("pooled gradient length vs n*(ho/2)*(wo/2)*cout", dy.len(), shape)?;
     Conv2d::check_len("argmax length vs n*(ho/2)*(wo/2)*cout", argmax.len(), shape)?;
     Conv2d::check_len("convolution gradient length vs n*ho*wo*cout", dconv.len(), c.output_shape())?;
+    cp.pool.check_argmax(argmax)?;
     let (img_in, img_out) = (c.ho * c.wo * c.cout, cp.pool.ho * cp.pool.wo * c.cout);
     if img_out == 0 {
         dconv.fill(0.0);
@@ -627,6 +630,7 @@ pub fn unpool_relu_grad(cp: &ConvReluPool, y: &[f32], dy: &[f32], argmax: &[u32]
         let o = n * img_out..(n + 1) * img_out;
         for ((&yv, &g), &a) in y[o.clone()].iter().zip(&dy[o.clone()]).zip(&argmax[o]) {
             if yv > 0.0 {
+                // NO_ARGMAX never pairs with a positive value (no window is all padding).
                 if let Some(cell) = d.get_mut(a as usize) {
                     *cell += g;
                 }

@@ -26,7 +26,7 @@ mod view;
 pub use view::{MatMut, MatRef};
 
 use crate::arch::{default_isa, Isa};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, MAX_ELEMENTS};
 use driver::{BSource, Epi};
 
 /// Optional work fused into the store of C: `C[i][j] = relu?(alpha*AB + beta*C + bias[j])`.
@@ -112,9 +112,8 @@ pub(crate) fn sgemm_threads(
     // Zero-stride (broadcast) views do not bound their shape by a buffer: refuse products
     // whose operands could not exist as dense f32 arrays (the packing scratch is sized from
     // them, and such a product would not finish anyway).
-    const MAX_ELEMS: usize = isize::MAX as usize / 4;
     for (name, r, c) in [("A (m x k)", m, k), ("B (k x n)", k, n), ("C (m x n)", m, n)] {
-        if r.checked_mul(c).is_none_or(|e| e > MAX_ELEMS) {
+        if r.checked_mul(c).is_none_or(|e| e > MAX_ELEMENTS) {
             return Err(Error::SizeOverflow { name });
         }
     }
@@ -184,7 +183,7 @@ impl PackedB {
         let len = k
             .checked_mul(nr)
             .and_then(|p| p.checked_mul(n.div_ceil(nr)))
-            .filter(|&l| l <= isize::MAX as usize / 4)
+            .filter(|&l| l <= MAX_ELEMENTS)
             .ok_or(Error::SizeOverflow { name: "PackedB" })?;
         let panels = crate::scratch::aligned_window(&mut self.buf, len);
         if len > 0 {

@@ -61,8 +61,8 @@ impl Pool2d {
         if stride.0 == 0 || stride.1 == 0 {
             return Err(Error::InvalidArgument(format!("stride must be at least 1, got {stride:?}")));
         }
-        let (ho, pad_top) = axis("height", h, window.0, stride.0, 1, padding, true)?;
-        let (wo, pad_left) = axis("width", w, window.1, stride.1, 1, padding, false)?;
+        let (ho, pad_top, _) = axis("height", h, window.0, stride.0, 1, padding, true)?;
+        let (wo, pad_left, _) = axis("width", w, window.1, stride.1, 1, padding, false)?;
         let img = h.checked_mul(w).and_then(|x| x.checked_mul(c)).ok_or(Error::SizeOverflow { name: "Pool2d" })?;
         if img >= NO_ARGMAX as usize {
             return Err(Error::InvalidArgument(format!(
@@ -115,6 +115,19 @@ impl Pool2d {
         self.n * self.ho * self.wo * self.c
     }
 
+    /// Every argmax is [`NO_ARGMAX`] or an index inside one input image.
+    pub(crate) fn check_argmax(&self, argmax: &[u32]) -> Result<()> {
+        let img_in = self.h * self.w * self.c;
+        // One vectorisable pass (NO_ARGMAX wraps to 0); the first offender only on failure.
+        let limit = u32::try_from(img_in).unwrap_or(u32::MAX);
+        let worst = argmax.iter().map(|a| a.wrapping_add(1)).max().unwrap_or(0);
+        if worst > limit {
+            let bad = argmax.iter().find(|&&a| a != NO_ARGMAX && a as usize >= img_in).copied().unwrap_or(worst - 1);
+            return Err(Error::InvalidArgument(format!("argmax index {bad} is outside an image of {img_in} elements")));
+        }
+        Ok(())
+    }
+
     /// Input rows and columns covered by output `(oy, ox)`, clipped to the image.
     pub(crate) fn window(&self, oy: usize, ox: usize) -> (core::ops::Range<usize>, core::ops::Range<usize>) {
         let clip = |o: usize, s: usize, pad: usize, k: usize, len: usize| {
@@ -124,7 +137,8 @@ impl Pool2d {
         (clip(oy, self.sh, self.pad_top, self.kh, self.h), clip(ox, self.sw, self.pad_left, self.kw, self.w))
     }
 
-    fn check(&self, x: usize, y: usize) -> Result<()> {
+    /// Input length `x` and output length `y` match this descriptor.
+    pub(crate) fn check(&self, x: usize, y: usize) -> Result<()> {
         if x != self.input_len() {
             return Err(Error::ShapeMismatch { what: "input length vs n*h*w*c", expected: self.input_len(), got: x });
         }
@@ -212,14 +226,8 @@ pub fn max_pool_backward_with(isa: Isa, p: &Pool2d, dy: &[f32], argmax: &[u32], 
     isa.check()?;
     p.check(dx.len(), dy.len())?;
     p.check(dx.len(), argmax.len())?;
+    p.check_argmax(argmax)?;
     let (img_in, img_out) = (p.h * p.w * p.c, p.ho * p.wo * p.c);
-    // One vectorisable pass (NO_ARGMAX wraps to 0); the first offender only on failure.
-    let limit = u32::try_from(img_in).unwrap_or(u32::MAX);
-    let worst = argmax.iter().map(|a| a.wrapping_add(1)).max().unwrap_or(0);
-    if worst > limit {
-        let bad = argmax.iter().find(|&&a| a != NO_ARGMAX && a as usize >= img_in).copied().unwrap_or(worst - 1);
-        return Err(Error::InvalidArgument(format!("argmax index {bad} is outside an image of {img_in} elements")));
-    }
     // Non-overlapping windows: every window cell is written once, no scatter.
     let disjoint = p.kh <= p.sh && p.kw <= p.sw && img_in <= simd::MAX_F32_INDEX;
     // Windows tile the image exactly: nothing is left to zero.

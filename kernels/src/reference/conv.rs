@@ -69,6 +69,9 @@ pub fn conv2d_backward_data(c: &Conv2d, dy: &[f32], w: &[f32], dx: &mut [f32]) -
 /// `db[co] = Σ dy[n,oy,ox,co]`.
 pub fn conv2d_backward_filter(c: &Conv2d, x: &[f32], dy: &[f32], dw: &mut [f32], db: Option<&mut [f32]>) -> Result<()> {
     c.check(x.len(), dw.len(), dy.len())?;
+    if let Some(db) = &db {
+        Conv2d::check_len("bias gradient length vs cout", db.len(), [c.cout, 1, 1, 1])?;
+    }
     let mut acc = vec![0f64; dw.len()];
     for_each_tap(c, |n, oy, ox, ky, kx, iy, ix| {
         let yo = ((n * c.ho + oy) * c.wo + ox) * c.cout;
@@ -82,7 +85,6 @@ pub fn conv2d_backward_filter(c: &Conv2d, x: &[f32], dy: &[f32], dw: &mut [f32],
     });
     dw.iter_mut().zip(acc).for_each(|(d, a)| *d = a as f32);
     if let Some(db) = db {
-        Conv2d::check_len("bias gradient length vs cout", db.len(), [c.cout, 1, 1, 1])?;
         for (co, d) in db.iter_mut().enumerate() {
             *d = dy.iter().skip(co).step_by(c.cout).map(|&v| f64::from(v)).sum::<f64>() as f32;
         }

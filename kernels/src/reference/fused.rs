@@ -33,6 +33,9 @@ pub fn conv_relu_maxpool_backward_filter(
     db: Option<&mut [f32]>,
 ) -> Result<()> {
     let c = cp.conv();
+    cp.check(x.len(), dw.len(), y.len(), argmax.len())?;
+    cp.pool().check(c.output_shape().iter().product(), dy.len())?;
+    cp.pool().check_argmax(argmax)?;
     let img_in = c.ho * c.wo * c.cout;
     let img_out: usize = cp.output_shape()[1..].iter().product();
     let mut dconv = vec![0.0; c.output_shape().iter().product()];

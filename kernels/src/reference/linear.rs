@@ -5,6 +5,10 @@ use crate::linear::Linear;
 
 /// `y[s][j] = b[j] + Σ_i x[s][i] w[j][i]`.
 pub fn linear_forward(l: &Linear, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) -> Result<()> {
+    l.check(x.len(), w.len(), y.len())?;
+    if let Some(b) = bias {
+        l.check_bias("bias length vs outputs", b.len())?;
+    }
     let (i_n, o_n) = (l.inputs(), l.outputs());
     for s in 0..l.n() {
         for j in 0..o_n {
@@ -17,6 +21,7 @@ pub fn linear_forward(l: &Linear, x: &[f32], w: &[f32], bias: Option<&[f32]>, y:
 
 /// `dx[s][i] = Σ_j dy[s][j] w[j][i]`.
 pub fn linear_backward_data(l: &Linear, dy: &[f32], w: &[f32], dx: &mut [f32]) -> Result<()> {
+    l.check(dx.len(), w.len(), dy.len())?;
     let (i_n, o_n) = (l.inputs(), l.outputs());
     for s in 0..l.n() {
         for i in 0..i_n {
@@ -35,6 +40,10 @@ pub fn linear_backward_weights(
     dw: &mut [f32],
     db: Option<&mut [f32]>,
 ) -> Result<()> {
+    l.check(x.len(), dw.len(), dy.len())?;
+    if let Some(db) = &db {
+        l.check_bias("bias gradient length vs outputs", db.len())?;
+    }
     let (n, i_n, o_n) = (l.n(), l.inputs(), l.outputs());
     for j in 0..o_n {
         for i in 0..i_n {

@@ -27,6 +27,8 @@ fn for_each_window(p: &Pool2d, mut f: impl FnMut(usize, usize, usize, &[(usize, 
 
 /// Max pooling with argmax (first maximum wins; index within the image).
 pub fn max_pool_forward(p: &Pool2d, x: &[f32], y: &mut [f32], argmax: &mut [u32]) -> Result<()> {
+    p.check(x.len(), y.len())?;
+    p.check(x.len(), argmax.len())?;
     let (img_in, img_out) = (p.h * p.w * p.c, p.ho * p.wo * p.c);
     for_each_window(p, |n, oy, ox, cells| {
         for ch in 0..p.c {
@@ -47,6 +49,9 @@ pub fn max_pool_forward(p: &Pool2d, x: &[f32], y: &mut [f32], argmax: &mut [u32]
 
 /// Max pooling backward: gradients routed to the argmax.
 pub fn max_pool_backward(p: &Pool2d, dy: &[f32], argmax: &[u32], dx: &mut [f32]) -> Result<()> {
+    p.check(dx.len(), dy.len())?;
+    p.check(dx.len(), argmax.len())?;
+    p.check_argmax(argmax)?;
     let (img_in, img_out) = (p.h * p.w * p.c, p.ho * p.wo * p.c);
     dx.fill(0.0);
     for (o, (&g, &a)) in dy.iter().zip(argmax).enumerate() {
@@ -59,6 +64,7 @@ pub fn max_pool_backward(p: &Pool2d, dy: &[f32], argmax: &[u32], dx: &mut [f32])
 
 /// Average pooling over in-image cells.
 pub fn avg_pool_forward(p: &Pool2d, x: &[f32], y: &mut [f32]) -> Result<()> {
+    p.check(x.len(), y.len())?;
     let img_in = p.h * p.w * p.c;
     for_each_window(p, |n, oy, ox, cells| {
         for ch in 0..p.c {
@@ -72,6 +78,7 @@ pub fn avg_pool_forward(p: &Pool2d, x: &[f32], y: &mut [f32]) -> Result<()> {
 
 /// Average pooling backward.
 pub fn avg_pool_backward(p: &Pool2d, dy: &[f32], dx: &mut [f32]) -> Result<()> {
+    p.check(dx.len(), dy.len())?;
     let img_in = p.h * p.w * p.c;
     let mut acc = vec![0f64; dx.len()];
     for_each_window(p, |n, oy, ox, cells| {

@@ -28,7 +28,11 @@ pub(super) fn backward_data(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mu
     if dx.is_empty() {
         return;
     }
-    let (sh, sw) = (c.sh, c.sw);
+    // An axis with one output pixel never takes a second step, so its stride does not
+    // matter; taking it as 1 keeps the phase count `sh * sw` (and the per-row phase loop)
+    // bounded by the image instead of by the stride, which may be as large as 2^63.
+    let sh = if c.ho == 1 { 1 } else { c.sh };
+    let sw = if c.wo == 1 { 1 } else { c.sw };
     // dy sits in a canvas with room for the largest backward shift of any tap.
     let (py, px) = (((c.kh - 1) * c.dh).div_ceil(sh), ((c.kw - 1) * c.dw).div_ceil(sw));
     let pl = Placement {

@@ -146,7 +146,8 @@ unsafe fn wgrad_body<V: F32x, const MR: usize, const NV: usize>(t: &WgradTile) {
                         *r = a.fma(gv, *r);
                     }
                 }
-                dy = dy.add(t.dys);
+                // Past the last pixel this may leave the allocation (never dereferenced).
+                dy = dy.wrapping_add(t.dys);
             }
         }
         for (i, row) in acc.iter().enumerate() {

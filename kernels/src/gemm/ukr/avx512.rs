@@ -142,7 +142,9 @@ unsafe fn ukr_nopack_generic<const MR: usize, const NV: usize, const PACKED_A: b
         for _ in 0..args.kc {
             let mut bv = [_mm512_setzero_ps(); NV];
             for (v, bvv) in bv.iter_mut().enumerate() {
-                *bvv = _mm512_maskz_loadu_ps(masks[v], b.add(16 * v));
+                // `wrapping_add`: with a zero mask the vector may start past the end of B,
+                // and an out-of-bounds `add` is UB even when nothing is loaded.
+                *bvv = _mm512_maskz_loadu_ps(masks[v], b.wrapping_add(16 * v));
             }
             for (i, (row, r)) in acc.iter_mut().zip(rows.iter()).enumerate() {
                 // A packed into an MR-wide panel: immediate offsets, no row pointers.
@@ -152,7 +154,8 @@ unsafe fn ukr_nopack_generic<const MR: usize, const NV: usize, const PACKED_A: b
                 }
             }
             off += if PACKED_A { MR } else { args.csa };
-            b = b.add(args.rsb);
+            // After the last row this points `rsb` past it, possibly beyond the allocation.
+            b = b.wrapping_add(args.rsb);
         }
         store_acc(&acc, args);
     }
