@@ -211,36 +211,46 @@ fn cnn_shapes_match_reference() {
     }
 }
 
+/// Every pass (bias and bias gradient included) gives the same bits on 1, 2 and 3 threads,
+/// on every ISA, for a stride-1 and a strided convolution.
 #[test]
 fn results_are_bit_identical_for_any_thread_count() {
-    let c = Conv2d::simple([4, 20, 20, 8], [3, 3, 8, 16], Padding::Same).unwrap();
-    let x = fill(5, len(c.input_shape()));
-    let w = fill(6, len(c.filter_shape()));
-    let dy = fill(7, len(c.output_shape()));
-    let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        pool.install(|| {
-            let mut out = Vec::new();
-            // `Measured` may pick a different algorithm per thread count (it measures per
-            // thread count), so only the fixed choices are compared.
-            for algo in ALGOS.into_iter().filter(|&a| a != ConvAlgo::Measured) {
-                let opts = ConvOptions::with_algo(algo);
-                let mut y = vec![0.0; dy.len()];
-                conv2d_forward(&c, &x, &w, None, true, &mut y, &opts).unwrap();
-                let mut dx = vec![0.0; x.len()];
-                conv2d_backward_data(&c, &dy, &w, &mut dx, &opts).unwrap();
-                let mut dw = vec![0.0; w.len()];
-                if algo.supports(&c, Pass::BackwardFilter) {
-                    conv2d_backward_filter(&c, &x, &dy, &mut dw, None, &opts).unwrap();
-                }
-                out.extend([y, dx, dw].map(|v| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>()));
-            }
-            out
-        })
-    };
-    let one = run(1);
-    assert_eq!(one, run(2));
-    assert_eq!(one, run(3));
+    for c in [
+        Conv2d::simple([4, 20, 20, 8], [3, 3, 8, 16], Padding::Same).unwrap(),
+        Conv2d::new([3, 17, 15, 5], [3, 2, 5, 20], (2, 3), (1, 2), Padding::Same).unwrap(),
+    ] {
+        let x = fill(5, len(c.input_shape()));
+        let w = fill(6, len(c.filter_shape()));
+        let b = fill(8, c.cout());
+        let dy = fill(7, len(c.output_shape()));
+        for isa in Isa::available() {
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                pool.install(|| {
+                    let mut out = Vec::new();
+                    // `Measured` may pick a different algorithm per thread count (it measures
+                    // per thread count), so only the fixed choices are compared.
+                    for algo in ALGOS.into_iter().filter(|&a| a != ConvAlgo::Measured && a.supports(&c, Pass::Forward))
+                    {
+                        let opts = ConvOptions { algo, isa };
+                        let mut y = vec![0.0; dy.len()];
+                        conv2d_forward(&c, &x, &w, Some(&b), true, &mut y, &opts).unwrap();
+                        let mut dx = vec![0.0; x.len()];
+                        conv2d_backward_data(&c, &dy, &w, &mut dx, &opts).unwrap();
+                        let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; c.cout()]);
+                        if algo.supports(&c, Pass::BackwardFilter) {
+                            conv2d_backward_filter(&c, &x, &dy, &mut dw, Some(&mut db), &opts).unwrap();
+                        }
+                        out.extend([y, dx, dw, db].map(|v| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>()));
+                    }
+                    out
+                })
+            };
+            let one = run(1);
+            assert!(one == run(2), "{isa} {c:?}: 1 vs 2 threads");
+            assert!(one == run(3), "{isa} {c:?}: 1 vs 3 threads");
+        }
+    }
 }
 
 #[test]

@@ -175,3 +175,36 @@ fn adam_over_several_steps_is_the_scalar_keras_update_bit_for_bit() {
         }
     }
 }
+
+/// Pooling (every ISA the max kernels have) and the bias gradient give the same bits on 1, 2
+/// and 3 threads: windows that overlap (stride < window) and padding included, and a bias
+/// gradient over many blocks of rows.
+#[test]
+fn pooling_and_bias_gradient_do_not_depend_on_thread_count() {
+    let p = Pool2d::new([5, 23, 19, 24], (3, 3), (2, 2), Padding::Same).unwrap();
+    let x = fill(1, len(p.input_shape()));
+    let dy = fill(2, len(p.output_shape()));
+    let big_dy = fill(3, 40_000 * 10);
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+    for isa in Isa::available() {
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let (mut y, mut a) = (vec![0.0; dy.len()], vec![0u32; dy.len()]);
+                max_pool_forward_with(isa, &p, &x, &mut y, &mut a).unwrap();
+                let mut dx = vec![0.0; x.len()];
+                max_pool_backward_with(isa, &p, &dy, &a, &mut dx).unwrap();
+                let mut ya = vec![0.0; dy.len()];
+                avg_pool_forward(&p, &x, &mut ya).unwrap();
+                let mut dxa = vec![0.0; x.len()];
+                avg_pool_backward(&p, &dy, &mut dxa).unwrap();
+                let mut db = vec![0.0; 10];
+                bias_grad(&big_dy, 10, &mut db).unwrap();
+                (bits(&y), a, bits(&dx), bits(&ya), bits(&dxa), bits(&db))
+            })
+        };
+        let one = run(1);
+        assert!(one == run(2), "{isa}: 1 vs 2 threads");
+        assert!(one == run(3), "{isa}: 1 vs 3 threads");
+    }
+}
