@@ -163,14 +163,24 @@ impl Dataset {
     pub fn labels(&self) -> &[u32] {
         &self.labels
     }
-    /// Sample `i` as floats (converted).
-    pub fn sample(&self, i: usize) -> Vec<f32> {
+    /// Sample `i` as floats (converted); an error past the end.
+    pub fn sample(&self, i: usize) -> Result<Vec<f32>> {
+        if i >= self.len() {
+            return Err(Error::Data(format!("sample {i} of a dataset of {}", self.len())));
+        }
         let mut out = vec![0.0; self.sample_len()];
         self.gather(&[i], &mut out);
-        out
+        Ok(out)
     }
-    /// Samples `range` as a new dataset.
-    pub fn slice(&self, range: std::ops::Range<usize>) -> Dataset {
+    /// Samples `range` as a new dataset; an error if the range is reversed or past the end.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Result<Dataset> {
+        if range.start > range.end || range.end > self.len() {
+            return Err(Error::Data(format!("samples {range:?} of a dataset of {}", self.len())));
+        }
+        Ok(self.slice_unchecked(range))
+    }
+    /// [`Dataset::slice`] of a range already known to be in bounds.
+    pub(crate) fn slice_unchecked(&self, range: std::ops::Range<usize>) -> Dataset {
         let s = self.sample_len();
         let features = match &self.features {
             Features::U8 { data, lut } => {
@@ -283,6 +293,6 @@ mod tests {
         assert!(Dataset::from_u8(vec![0; 8], vec![2, 2, 1], vec![0, 1], 0.0).is_err());
         assert!(Dataset::from_f32(vec![0.0; 8], vec![2, 2, 1], vec![0, 1, 2]).is_err());
         let d = Dataset::from_u8(vec![0, 255, 51, 0, 1, 2, 3, 4], vec![2, 2, 1], vec![0, 1], 255.0).unwrap();
-        assert_eq!(d.sample(0), vec![0.0, 1.0, 0.2, 0.0]);
+        assert_eq!(d.sample(0).unwrap(), vec![0.0, 1.0, 0.2, 0.0]);
     }
 }

@@ -66,6 +66,12 @@ impl Sequential {
     }
 
     fn serialize(&self, checkpoint: bool) -> Result<Vec<u8>> {
+        if checkpoint && self.optimizer().is_none() {
+            return Err(Error::NotCompiled);
+        }
+        if self.output_shapes().is_empty() {
+            return Err(Error::Config("the model has no weights yet: compile (or build) it first".into()));
+        }
         let params = self.named_params();
         let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> =
             params.iter().map(|(n, p)| (n.clone(), p.shape.clone(), to_bytes(&p.to_keras()))).collect();

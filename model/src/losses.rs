@@ -92,6 +92,9 @@ pub fn sparse_ce_from_probs(
 }
 
 /// Number of rows of `out` (`[n, classes]`) whose largest value is at the label.
-pub fn correct_predictions(out: &[f32], labels: &[u32], classes: usize) -> usize {
-    out.chunks_exact(classes).zip(labels).filter(|(row, &l)| crate::tensor::argmax(row) == l as usize).count()
+pub fn correct_predictions(out: &[f32], labels: &[u32], classes: usize) -> Result<usize> {
+    if classes == 0 || labels.len().checked_mul(classes) != Some(out.len()) {
+        return Err(Error::Data(format!("{} outputs for {} labels of {classes} classes", out.len(), labels.len())));
+    }
+    Ok(out.chunks_exact(classes).zip(labels).filter(|(row, &l)| crate::tensor::argmax(row) == l as usize).count())
 }

@@ -37,8 +37,11 @@ impl Rng {
     pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
         lo + (hi - lo) * self.next_f32()
     }
-    /// Uniform in `0..n` (`n > 0`), without modulo bias (Lemire's method).
+    /// Uniform in `0..n`, without modulo bias (Lemire's method); 0 when `n` is 0.
     pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            return 0;
+        }
         let n = n as u64;
         loop {
             let m = (self.next_u64() as u128) * (n as u128);

@@ -144,7 +144,14 @@ pub struct Sequential {
     epochs_done: usize,
 }
 
+/// More threads than any machine could use: past it, `set_threads` is an error rather than
+/// an attempt to start them until memory runs out.
+const MAX_THREADS: usize = 4096;
+
 fn build_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
+    if threads > MAX_THREADS {
+        return Err(Error::Config(format!("{threads} threads: at most {MAX_THREADS} (0 for one per CPU)")));
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("ember-{i}"))
@@ -194,7 +201,7 @@ impl Sequential {
         self
     }
 
-    /// Runs on `threads` threads (0: one per CPU).
+    /// Runs on `threads` threads (0: one per CPU; at most 4096).
     pub fn set_threads(&mut self, threads: usize) -> Result<&mut Self> {
         self.pool = build_pool(threads)?;
         Ok(self)
@@ -322,6 +329,7 @@ impl Sequential {
     /// Builds the model, plans its steps and sets the optimizer, loss and metrics. The loss
     /// needs a model output of rank 1 (`[classes]`).
     pub fn compile(&mut self, optimizer: impl Optimizer + 'static, loss: Loss, metrics: &[Metric]) -> Result<()> {
+        optimizer.check()?;
         self.build()?;
         let out = self.shapes.last().expect("built models have layers");
         let &[classes] = &out[..] else {
@@ -362,6 +370,7 @@ impl Sequential {
     }
 
     fn check_data(&self, data: &Dataset) -> Result<()> {
+        let classes = self.compiled()?.classes;
         let want = self.input_shape.as_deref().unwrap_or(&[]);
         if data.sample_shape() != want {
             return Err(Error::Data(format!(
@@ -369,7 +378,7 @@ impl Sequential {
                 data.sample_shape()
             )));
         }
-        losses::check_labels(data.labels(), self.compiled()?.classes)
+        losses::check_labels(data.labels(), classes)
     }
 
     /// Forward pass of samples `lo..lo + m` of the batch in `acts[0]` (`m` at most one part).
@@ -427,7 +436,7 @@ impl Sequential {
         } else {
             losses::sparse_ce_from_probs(out, labels, c.classes, scale, dout)?
         };
-        Ok((loss, losses::correct_predictions(out, labels, c.classes)))
+        Ok((loss, losses::correct_predictions(out, labels, c.classes)?))
     }
 
     /// Forward, loss and (with `train`) backward over the loaded batch of `n`, part by part:
@@ -525,7 +534,7 @@ impl Sequential {
                 // written as (0.2, not the f32 0.2000000029...).
                 let split_f64: f64 = opts.validation_split.to_string().parse().unwrap_or(0.0);
                 let at = (train.len() as f64 * (1.0 - split_f64)).floor() as usize;
-                split = train.slice(at..train.len());
+                split = train.slice_unchecked(at..train.len());
                 (at, Some(&split))
             }
             None => (train.len(), None),
@@ -677,7 +686,7 @@ impl Sequential {
             return Err(Error::Data(format!("sample {sample} of a dataset of {} does not fit the model", data.len())));
         }
         self.build()?;
-        let mut x = data.sample(sample);
+        let mut x = data.sample(sample)?;
         let mut rng = self.rng.clone();
         let pool = self.pool.clone();
         pool.install(|| -> Result<()> {

@@ -20,7 +20,7 @@ fn fused_and_unfused_steps_agree() {
     let data = quadrant_task(40, 12, 1);
     let mut x = vec![0.0; 8 * 144];
     for i in 0..8 {
-        x[i * 144..(i + 1) * 144].copy_from_slice(&data.sample(i));
+        x[i * 144..(i + 1) * 144].copy_from_slice(&data.sample(i).unwrap());
     }
     let labels = &data.labels()[..8];
     let mut out = Vec::new();
@@ -292,7 +292,7 @@ fn validation_split_holds_out_the_last_samples() {
     compile_adam(&mut m);
     let h = m.fit(&data, None, &FitOptions { validation_split: 0.2, ..opts(1, 8) }, &mut ()).unwrap();
     assert_eq!(h.epochs[0].samples, 40);
-    let e = m.evaluate(&data.slice(40..50), 8).unwrap();
+    let e = m.evaluate(&data.slice(40..50).unwrap(), 8).unwrap();
     assert_eq!(h.epochs[0].val_loss, Some(e.loss));
     let _ = MaxPooling2D::new((2, 2));
 }

@@ -148,7 +148,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t0 = Instant::now();
     let (mut train, test) = load_mnist(&args.data_dir)?;
     if args.train_limit > 0 && args.train_limit < train.len() {
-        train = train.slice(0..args.train_limit);
+        train = train.slice(0..args.train_limit)?;
     }
     println!(
         "Loaded {} training and {} test images from {} in {:.2}s",

@@ -123,7 +123,7 @@ fn feature_maps(model: &mut Sequential, test: &Dataset, path: &Path) -> Res<()> 
     let maps = model.layer_output(test, 0, &layer)?;
     let [h, w, c] = [maps.shape()[0], maps.shape()[1], maps.shape()[2]];
     let (cols, cell, pad) = (8usize, 3i32, 8i32);
-    let digit = test.sample(0);
+    let digit = test.sample(0)?;
     let (dh, dw) = (test.sample_shape()[0], test.sample_shape()[1]);
     let tw = w as i32 * cell + pad;
     let width = (dw as i32 * 6 + 2 * pad + cols as i32 * tw) as u32;
@@ -201,7 +201,7 @@ fn misclassified(test: &Dataset, pred: &[usize], path: &Path) -> Res<()> {
     ))?;
     for (k, &i) in wrong.iter().enumerate() {
         let (x0, y0) = (pad + (k % cols) as i32 * tw, 34 + (k / cols) as i32 * th);
-        draw_image(&root, &test.sample(i), h, w, x0, y0, cell, ink)?;
+        draw_image(&root, &test.sample(i)?, h, w, x0, y0, cell, ink)?;
         root.draw(&Text::new(
             format!("{} → {}", test.labels()[i], pred[i]),
             (x0 + 14, y0 + h as i32 * cell + 1),

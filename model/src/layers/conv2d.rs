@@ -163,7 +163,8 @@ impl Layer for Conv2D {
         })?;
         let (kh, kw) = self.kernel;
         let taps = kh * kw;
-        let kernel = glorot_uniform(rng, taps * c * self.filters, taps * c, taps * self.filters);
+        // Conv2d::new checked kh * kw * c * filters.
+        let kernel = glorot_uniform(rng, taps * c * self.filters, taps * c, taps * self.filters)?;
         self.params = vec![Param::new("kernel", vec![kh, kw, c, self.filters], kernel)];
         if self.use_bias {
             self.params.push(Param::new("bias", vec![self.filters], vec![0.0; self.filters]));

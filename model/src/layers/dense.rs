@@ -75,7 +75,12 @@ impl Layer for Dense {
             });
         }
         self.inputs = inputs;
-        let kernel = glorot_uniform(rng, inputs * self.units, inputs, self.units);
+        let len = inputs.checked_mul(self.units).ok_or_else(|| Error::LayerShape {
+            layer: self.name.clone(),
+            input: input.to_vec(),
+            what: format!("{inputs} x {} weights overflow usize", self.units),
+        })?;
+        let kernel = glorot_uniform(rng, len, inputs, self.units)?;
         // Drawn in Keras's [in, out] order (the same weights for a seed), stored [out, in].
         let mut k = Param::new("kernel", vec![inputs, self.units], vec![0.0; kernel.len()]);
         k.transposed = true;

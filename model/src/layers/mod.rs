@@ -73,9 +73,13 @@ impl Param {
 
 /// Glorot (Xavier) uniform initialisation, Keras's default for kernels:
 /// `U(-l, l)` with `l = sqrt(6 / (fan_in + fan_out))`.
-pub(crate) fn glorot_uniform(rng: &mut Rng, len: usize, fan_in: usize, fan_out: usize) -> Vec<f32> {
-    let limit = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
-    (0..len).map(|_| rng.uniform(-limit, limit)).collect()
+/// An error (not an allocation abort) when the weights cannot be allocated.
+pub(crate) fn glorot_uniform(rng: &mut Rng, len: usize, fan_in: usize, fan_out: usize) -> Result<Vec<f32>> {
+    let limit = (6.0 / (fan_in as f64 + fan_out as f64)).sqrt() as f32;
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|e| Error::Config(format!("cannot allocate {len} weights: {e}")))?;
+    v.extend((0..len).map(|_| rng.uniform(-limit, limit)));
+    Ok(v)
 }
 
 /// What a forward pass is for.

@@ -1,6 +1,6 @@
 //! Adam (Kingma & Ba), Keras's formulation and defaults.
 
-use super::{export, import, slots_for, Optimizer, OptimizerState};
+use super::{check_lr, export, import, slots_for, Optimizer, OptimizerState};
 use crate::error::{Error, Result};
 use crate::layers::Param;
 use ember_kernels::elementwise::{adam_update, AdamParams};
@@ -49,6 +49,18 @@ impl Optimizer for Adam {
     }
     fn learning_rate(&self) -> f32 {
         self.hp.lr
+    }
+    fn check(&self) -> Result<()> {
+        check_lr(self.hp.lr)?;
+        for (name, b) in [("beta_1", self.hp.beta1), ("beta_2", self.hp.beta2)] {
+            if !(0.0..1.0).contains(&b) {
+                return Err(Error::Config(format!("Adam {name} {b} is not in [0, 1)")));
+            }
+        }
+        if !(self.hp.eps.is_finite() && self.hp.eps > 0.0) {
+            return Err(Error::Config(format!("Adam epsilon {} must be finite and positive", self.hp.eps)));
+        }
+        Ok(())
     }
     fn apply(&mut self, params: &mut dyn Iterator<Item = &mut Param>) -> Result<()> {
         self.iterations += 1;

@@ -37,12 +37,23 @@ pub trait Optimizer: Send {
     fn name(&self) -> &'static str;
     /// The learning rate.
     fn learning_rate(&self) -> f32;
+    /// Checks the hyper-parameters (`compile` calls it): an error names the one out of range.
+    fn check(&self) -> Result<()>;
     /// Applies one update to every parameter (model order; the same list on every call).
     fn apply(&mut self, params: &mut dyn Iterator<Item = &mut Param>) -> Result<()>;
     /// The full state, for checkpoints.
     fn state(&self) -> OptimizerState;
     /// Restores a state saved by [`Optimizer::state`] for the same parameters.
     fn load_state(&mut self, state: OptimizerState) -> Result<()>;
+}
+
+/// `lr` is finite and not negative.
+fn check_lr(lr: f32) -> Result<()> {
+    if lr.is_finite() && lr >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::Config(format!("learning rate {lr} must be finite and not negative")))
+    }
 }
 
 /// The `per_param` slots of parameter `i`, created (zero) on first use; errors if the

@@ -2,7 +2,7 @@
 //! `velocity = momentum·velocity - lr·g`; `w += velocity` (or, Nesterov,
 //! `w += momentum·velocity - lr·g`); plain `w -= lr·g` without momentum.
 
-use super::{export, import, slots_for, Optimizer, OptimizerState};
+use super::{check_lr, export, import, slots_for, Optimizer, OptimizerState};
 use crate::error::{Error, Result};
 use crate::layers::Param;
 
@@ -53,10 +53,15 @@ impl Optimizer for Sgd {
     fn learning_rate(&self) -> f32 {
         self.lr
     }
-    fn apply(&mut self, params: &mut dyn Iterator<Item = &mut Param>) -> Result<()> {
+    fn check(&self) -> Result<()> {
+        check_lr(self.lr)?;
         if !(0.0..=1.0).contains(&self.momentum) {
             return Err(Error::Config(format!("SGD momentum {} is not in [0, 1]", self.momentum)));
         }
+        Ok(())
+    }
+    fn apply(&mut self, params: &mut dyn Iterator<Item = &mut Param>) -> Result<()> {
+        self.check()?;
         self.iterations += 1;
         let (lr, mu, nesterov) = (self.lr, self.momentum, self.nesterov);
         for (i, p) in params.enumerate() {
