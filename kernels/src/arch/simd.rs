@@ -161,61 +161,72 @@ mod x86 {
     #[derive(Clone, Copy)]
     pub(crate) struct Avx512(__m512);
 
-    // SAFETY (all methods below): the trait contract — the ISA is enabled in the calling
-    // wrapper and pointers hold LANES floats.
     impl F32x for Avx2 {
         const LANES: usize = 8;
         #[inline(always)]
         unsafe fn load_index(p: *const u32) -> Self {
             // Indices below 2^24 are non-negative as i32 and exact as f32.
+            // SAFETY: 8 readable u32 at p (trait contract); AVX2+FMA enabled by the caller's #[target_feature].
             unsafe { Avx2(_mm256_cvtepi32_ps(_mm256_loadu_si256(p.cast()))) }
         }
         #[inline(always)]
         unsafe fn store_index(self, p: *mut u32) {
+            // SAFETY: 8 writable u32 at p (trait contract); AVX2+FMA enabled by the caller's #[target_feature].
             unsafe { _mm256_storeu_si256(p.cast(), _mm256_cvttps_epi32(self.0)) }
         }
         #[inline(always)]
         unsafe fn zero() -> Self {
+            // SAFETY: registers only; AVX2+FMA enabled by the caller's #[target_feature].
             unsafe { Avx2(_mm256_setzero_ps()) }
         }
         #[inline(always)]
         unsafe fn splat(v: f32) -> Self {
+            // SAFETY: registers only; AVX2+FMA enabled by the caller's #[target_feature].
             unsafe { Avx2(_mm256_set1_ps(v)) }
         }
         #[inline(always)]
         unsafe fn load(p: *const f32) -> Self {
+            // SAFETY: 8 readable floats at p (trait contract); AVX2+FMA enabled by the caller's #[target_feature].
             unsafe { Avx2(_mm256_loadu_ps(p)) }
         }
         #[inline(always)]
         unsafe fn store(self, p: *mut f32) {
+            // SAFETY: 8 writable floats at p (trait contract); AVX2+FMA enabled by the caller's #[target_feature].
             unsafe { _mm256_storeu_ps(p, self.0) }
         }
         #[inline(always)]
         unsafe fn fma(self, b: Self, c: Self) -> Self {
+            // SAFETY: registers only; AVX2+FMA enabled by the caller's #[target_feature].
             unsafe { Avx2(_mm256_fmadd_ps(self.0, b.0, c.0)) }
         }
         #[inline(always)]
         unsafe fn add(self, b: Self) -> Self {
+            // SAFETY: registers only; AVX2+FMA enabled by the caller's #[target_feature].
             unsafe { Avx2(_mm256_add_ps(self.0, b.0)) }
         }
         #[inline(always)]
         unsafe fn sub(self, b: Self) -> Self {
+            // SAFETY: registers only; AVX2+FMA enabled by the caller's #[target_feature].
             unsafe { Avx2(_mm256_sub_ps(self.0, b.0)) }
         }
         #[inline(always)]
         unsafe fn mul(self, b: Self) -> Self {
+            // SAFETY: registers only; AVX2+FMA enabled by the caller's #[target_feature].
             unsafe { Avx2(_mm256_mul_ps(self.0, b.0)) }
         }
         #[inline(always)]
         unsafe fn max(self, b: Self) -> Self {
+            // SAFETY: registers only; AVX2+FMA enabled by the caller's #[target_feature].
             unsafe { Avx2(_mm256_max_ps(self.0, b.0)) }
         }
         #[inline(always)]
         unsafe fn select_gt(self, other: Self, b: Self, a: Self) -> Self {
+            // SAFETY: registers only; AVX2+FMA enabled by the caller's #[target_feature].
             unsafe { Avx2(_mm256_blendv_ps(a.0, b.0, _mm256_cmp_ps::<_CMP_GT_OQ>(self.0, other.0))) }
         }
         #[inline(always)]
         unsafe fn select_eq(self, other: Self, b: Self, a: Self) -> Self {
+            // SAFETY: registers only; AVX2+FMA enabled by the caller's #[target_feature].
             unsafe { Avx2(_mm256_blendv_ps(a.0, b.0, _mm256_cmp_ps::<_CMP_EQ_OQ>(self.0, other.0))) }
         }
     }
@@ -224,50 +235,62 @@ mod x86 {
         const LANES: usize = 16;
         #[inline(always)]
         unsafe fn load_index(p: *const u32) -> Self {
+            // SAFETY: 16 readable u32 at p (trait contract); AVX-512F enabled by the caller's #[target_feature].
             unsafe { Avx512(_mm512_cvtepi32_ps(_mm512_loadu_si512(p.cast()))) }
         }
         #[inline(always)]
         unsafe fn store_index(self, p: *mut u32) {
+            // SAFETY: 16 writable u32 at p (trait contract); AVX-512F enabled by the caller's #[target_feature].
             unsafe { _mm512_storeu_si512(p.cast(), _mm512_cvttps_epi32(self.0)) }
         }
         #[inline(always)]
         unsafe fn zero() -> Self {
+            // SAFETY: registers only; AVX-512F enabled by the caller's #[target_feature].
             unsafe { Avx512(_mm512_setzero_ps()) }
         }
         #[inline(always)]
         unsafe fn splat(v: f32) -> Self {
+            // SAFETY: registers only; AVX-512F enabled by the caller's #[target_feature].
             unsafe { Avx512(_mm512_set1_ps(v)) }
         }
         #[inline(always)]
         unsafe fn load(p: *const f32) -> Self {
+            // SAFETY: 16 readable floats at p (trait contract); AVX-512F enabled by the caller's #[target_feature].
             unsafe { Avx512(_mm512_loadu_ps(p)) }
         }
         #[inline(always)]
         unsafe fn store(self, p: *mut f32) {
+            // SAFETY: 16 writable floats at p (trait contract); AVX-512F enabled by the caller's #[target_feature].
             unsafe { _mm512_storeu_ps(p, self.0) }
         }
         #[inline(always)]
         unsafe fn fma(self, b: Self, c: Self) -> Self {
+            // SAFETY: registers only; AVX-512F enabled by the caller's #[target_feature].
             unsafe { Avx512(_mm512_fmadd_ps(self.0, b.0, c.0)) }
         }
         #[inline(always)]
         unsafe fn add(self, b: Self) -> Self {
+            // SAFETY: registers only; AVX-512F enabled by the caller's #[target_feature].
             unsafe { Avx512(_mm512_add_ps(self.0, b.0)) }
         }
         #[inline(always)]
         unsafe fn sub(self, b: Self) -> Self {
+            // SAFETY: registers only; AVX-512F enabled by the caller's #[target_feature].
             unsafe { Avx512(_mm512_sub_ps(self.0, b.0)) }
         }
         #[inline(always)]
         unsafe fn mul(self, b: Self) -> Self {
+            // SAFETY: registers only; AVX-512F enabled by the caller's #[target_feature].
             unsafe { Avx512(_mm512_mul_ps(self.0, b.0)) }
         }
         #[inline(always)]
         unsafe fn max(self, b: Self) -> Self {
+            // SAFETY: registers only; AVX-512F enabled by the caller's #[target_feature].
             unsafe { Avx512(_mm512_max_ps(self.0, b.0)) }
         }
         #[inline(always)]
         unsafe fn select_gt(self, other: Self, b: Self, a: Self) -> Self {
+            // SAFETY: registers only; AVX-512F enabled by the caller's #[target_feature].
             unsafe {
                 let m = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(self.0, other.0);
                 Avx512(_mm512_mask_blend_ps(m, a.0, b.0))
@@ -275,6 +298,7 @@ mod x86 {
         }
         #[inline(always)]
         unsafe fn select_eq(self, other: Self, b: Self, a: Self) -> Self {
+            // SAFETY: registers only; AVX-512F enabled by the caller's #[target_feature].
             unsafe {
                 let m = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(self.0, other.0);
                 Avx512(_mm512_mask_blend_ps(m, a.0, b.0))
@@ -294,60 +318,72 @@ mod arm {
     #[derive(Clone, Copy)]
     pub(crate) struct Neon(float32x4_t);
 
-    // SAFETY (all methods): NEON is always present on AArch64; pointers hold 4 floats.
     impl F32x for Neon {
         const LANES: usize = 4;
         #[inline(always)]
         unsafe fn load_index(p: *const u32) -> Self {
+            // SAFETY: 4 readable u32 at p (trait contract); NEON is always present on AArch64.
             unsafe { Neon(vcvtq_f32_u32(vld1q_u32(p))) }
         }
         #[inline(always)]
         unsafe fn store_index(self, p: *mut u32) {
+            // SAFETY: 4 writable u32 at p (trait contract); NEON is always present on AArch64.
             unsafe { vst1q_u32(p, vcvtq_u32_f32(self.0)) }
         }
         #[inline(always)]
         unsafe fn zero() -> Self {
+            // SAFETY: registers only; NEON is always present on AArch64.
             unsafe { Neon(vdupq_n_f32(0.0)) }
         }
         #[inline(always)]
         unsafe fn splat(v: f32) -> Self {
+            // SAFETY: registers only; NEON is always present on AArch64.
             unsafe { Neon(vdupq_n_f32(v)) }
         }
         #[inline(always)]
         unsafe fn load(p: *const f32) -> Self {
+            // SAFETY: 4 readable floats at p (trait contract); NEON is always present on AArch64.
             unsafe { Neon(vld1q_f32(p)) }
         }
         #[inline(always)]
         unsafe fn store(self, p: *mut f32) {
+            // SAFETY: 4 writable floats at p (trait contract); NEON is always present on AArch64.
             unsafe { vst1q_f32(p, self.0) }
         }
         #[inline(always)]
         unsafe fn fma(self, b: Self, c: Self) -> Self {
+            // SAFETY: registers only; NEON is always present on AArch64.
             unsafe { Neon(vfmaq_f32(c.0, self.0, b.0)) }
         }
         #[inline(always)]
         unsafe fn add(self, b: Self) -> Self {
+            // SAFETY: registers only; NEON is always present on AArch64.
             unsafe { Neon(vaddq_f32(self.0, b.0)) }
         }
         #[inline(always)]
         unsafe fn sub(self, b: Self) -> Self {
+            // SAFETY: registers only; NEON is always present on AArch64.
             unsafe { Neon(vsubq_f32(self.0, b.0)) }
         }
         #[inline(always)]
         unsafe fn mul(self, b: Self) -> Self {
+            // SAFETY: registers only; NEON is always present on AArch64.
             unsafe { Neon(vmulq_f32(self.0, b.0)) }
         }
         #[inline(always)]
         unsafe fn max(self, b: Self) -> Self {
             // Not vmaxq (NaN-propagating): the other ISAs return the second operand on NaN.
+            // SAFETY: registers only; NEON is always present on AArch64.
             unsafe { Neon(vbslq_f32(vcgtq_f32(self.0, b.0), self.0, b.0)) }
         }
         #[inline(always)]
         unsafe fn select_gt(self, other: Self, b: Self, a: Self) -> Self {
+            // SAFETY: registers only; NEON is always present on AArch64.
             unsafe { Neon(vbslq_f32(vcgtq_f32(self.0, other.0), b.0, a.0)) }
         }
         #[inline(always)]
         unsafe fn select_eq(self, other: Self, b: Self, a: Self) -> Self {
+            // SAFETY: registers only; NEON is always present on AArch64.
             unsafe { Neon(vbslq_f32(vceqq_f32(self.0, other.0), b.0, a.0)) }
         }
     }

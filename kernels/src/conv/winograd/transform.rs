@@ -79,9 +79,13 @@ unsafe fn gt<V: F32x, const M: usize>(g: [V; 3]) -> [V; 6] {
 /// The column pass of a 2-D transform, transposed for the row pass: `t[i][j] = f(d[.][j])[i]`
 /// for the `α x α` tile `d(i, j)` (cells past `α` are zero). Built by `from_fn`, so no zeroed
 /// temporaries force the tile out of registers.
+///
+/// # Safety
+/// The ISA of `V` is enabled (this runs vector instructions of it: it is only sound inlined
+/// into a `#[target_feature]` wrapper of that ISA).
 #[inline(always)]
-fn columns<V: F32x>(a: usize, d: impl Fn(usize, usize) -> V, f: impl Fn([V; 6]) -> [V; 6]) -> [[V; 6]; 6] {
-    // SAFETY: V::zero only needs the ISA of V, which every caller has enabled.
+unsafe fn columns<V: F32x>(a: usize, d: impl Fn(usize, usize) -> V, f: impl Fn([V; 6]) -> [V; 6]) -> [[V; 6]; 6] {
+    // SAFETY: V::zero needs only the ISA of V, enabled per this function's contract.
     let zero = unsafe { V::zero() };
     let cols: [[V; 6]; 6] = core::array::from_fn(|j| {
         if j >= a {
