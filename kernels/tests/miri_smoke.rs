@@ -81,6 +81,9 @@ fn convolution_every_algorithm_and_pass_body() {
         Conv2d::simple([1, 4, 5, 2], [3, 3, 2, 3], Padding::Same).unwrap(),
         Conv2d::new([1, 5, 4, 2], [2, 3, 2, 3], (2, 2), (1, 2), Padding::Same).unwrap(),
         Conv2d::simple([1, 2, 2, 9], [1, 1, 9, 2], Padding::Valid).unwrap(),
+        // Two whole 16-wide panels of output channels: the filter-gradient tiles read dy in
+        // place, and the second panel's pointer walk ends past the buffer.
+        Conv2d::simple([1, 3, 2, 2], [2, 2, 2, 32], Padding::Valid).unwrap(),
     ];
     for c in shapes {
         let len = |s: [usize; 4]| s.iter().product::<usize>();
