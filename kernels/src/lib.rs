@@ -11,10 +11,14 @@
 //! and filters HWIO, as in TensorFlow/Keras.
 //!
 //! Every public function checks its arguments and returns an [`Error`] that says what was
-//! wrong; none panics on bad input. `unsafe` is confined to the microkernels (the GEMM's,
-//! the convolution tiles, the Winograd transforms, the pooling kernels, and the per-ISA
-//! vector type in `arch::simd` they are written on), the single call site of each, and the
-//! one place that shares C between threads; every block has a `SAFETY:` comment.
+//! wrong; none panics on bad input. (The one exception is by design: the element accessors
+//! [`gemm::MatRef::at`] and [`gemm::MatMut::at_mut`] index like a slice and panic outside
+//! the view; `get` and `get_mut` return `None` instead.) `unsafe` is confined to the
+//! microkernels (the GEMM's, the convolution tiles, the Winograd transforms, the pooling and
+//! dense kernels, and the per-ISA vector type in `arch::simd` they are written on), their
+//! call sites, and the one place that shares C between threads; every block has its own
+//! `SAFETY:` comment, and a function whose body needs its caller's target features is an
+//! `unsafe fn`. The portable paths run under Miri (`scripts/miri.sh`).
 
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]

@@ -755,3 +755,21 @@ fn huge_strides_compute_backward_data() {
         }
     }
 }
+
+/// The checked element accessors: `None` outside the view (the `at` forms panic, like slice
+/// indexing, as documented).
+#[test]
+fn view_accessors_return_none_outside_the_view() {
+    let buf: Vec<f32> = (0..12).map(|i| i as f32).collect();
+    let v = MatRef::row_major(&buf, 3, 4).unwrap();
+    assert_eq!(v.get(2, 3), Some(11.0));
+    assert_eq!(v.t().get(3, 2), Some(11.0));
+    assert_eq!((v.get(3, 0), v.get(0, 4), v.get(usize::MAX, usize::MAX)), (None, None, None));
+    let mut b2 = buf.clone();
+    let mut m = MatMut::col_major(&mut b2, 4, 3).unwrap();
+    *m.get_mut(1, 2).unwrap() = -1.0;
+    assert_eq!(b2[9], -1.0);
+    let mut m = MatMut::col_major(&mut b2, 4, 3).unwrap();
+    assert!(m.get_mut(4, 0).is_none() && m.get_mut(0, 3).is_none());
+    assert!(catch_unwind(AssertUnwindSafe(|| v.at(3, 0))).is_err());
+}

@@ -76,10 +76,16 @@ impl<'a> MatRef<'a> {
     pub fn data(&self) -> &'a [f32] {
         self.data
     }
-    /// Element `(i, j)`; panics when out of range (for references and tests).
+    /// Element `(i, j)`, or `None` outside the view.
+    pub fn get(&self, i: usize, j: usize) -> Option<f32> {
+        (i < self.rows && j < self.cols).then(|| self.data[i * self.rs + j * self.cs])
+    }
+    /// Element `(i, j)`, indexing like a slice (for references and tests).
+    ///
+    /// # Panics
+    /// When `(i, j)` is outside the view; [`MatRef::get`] returns `None` instead.
     pub fn at(&self, i: usize, j: usize) -> f32 {
-        assert!(i < self.rows && j < self.cols, "({i},{j}) outside {}x{}", self.rows, self.cols);
-        self.data[i * self.rs + j * self.cs]
+        self.get(i, j).unwrap_or_else(|| panic!("({i},{j}) outside {}x{}", self.rows, self.cols))
     }
 }
 
@@ -173,10 +179,17 @@ impl<'a> MatMut<'a> {
         self.cs
     }
 
-    /// Element `(i, j)`, mutably; panics when out of range (for references and tests).
+    /// Element `(i, j)` mutably, or `None` outside the view.
+    pub fn get_mut(&mut self, i: usize, j: usize) -> Option<&mut f32> {
+        (i < self.rows && j < self.cols).then(|| &mut self.data[i * self.rs + j * self.cs])
+    }
+    /// Element `(i, j)` mutably, indexing like a slice (for references and tests).
+    ///
+    /// # Panics
+    /// When `(i, j)` is outside the view; [`MatMut::get_mut`] returns `None` instead.
     pub fn at_mut(&mut self, i: usize, j: usize) -> &mut f32 {
-        assert!(i < self.rows && j < self.cols, "({i},{j}) outside {}x{}", self.rows, self.cols);
-        &mut self.data[i * self.rs + j * self.cs]
+        let (rows, cols) = (self.rows, self.cols);
+        self.get_mut(i, j).unwrap_or_else(|| panic!("({i},{j}) outside {rows}x{cols}"))
     }
 
     /// Applies `f` to every element, row by row.
