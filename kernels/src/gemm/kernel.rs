@@ -35,11 +35,15 @@ pub(crate) struct UkrArgs {
     pub bias: *const f32,
     /// Clamp the result at 0 after the bias.
     pub relu: bool,
-    /// Unpacked kernels only: A element `(i, p)` is at `a + i*rsa + p*csa`.
+    /// Unpacked kernels only: A element `(i, p)` is at `a + i*rsa + p*csa`. (Only x86-64
+    /// has unpacked kernels so far: elsewhere the driver sets these and nothing reads them.)
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub rsa: usize,
     /// Unpacked kernels only (see `rsa`).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub csa: usize,
     /// Unpacked kernels only: B row `p` starts at `b + p*rsb` (unit column stride).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub rsb: usize,
 }
 
