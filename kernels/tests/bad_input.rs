@@ -362,9 +362,6 @@ fn conv_passes_reject_bad_lengths_algorithms_and_isas() {
 fn fused_conv_pool_rejects_bad_lengths_and_argmax() {
     let cp = ConvReluPool::new(conv()).unwrap();
     let (x, w, b, p, conv_out) = (36 * 2, 9 * 2 * 4, 4, 2 * 2 * 4, 16 * 4);
-    let mut bad_a = vec![0u32; p];
-    bad_a[3] = conv_out as u32;
-    let bad_a: &'static [u32] = bad_a.leak();
     let missing = missing_isa();
     run(vec![
         case!(
@@ -427,11 +424,6 @@ fn fused_conv_pool_rejects_bad_lengths_and_argmax() {
             )
         ),
         case!(
-            "bwd: argmax outside the image",
-            Error::InvalidArgument(_),
-            conv_relu_maxpool_backward_filter(&cp, &z(x), &z(p), &z(p), bad_a, &mut z(w), None, false)
-        ),
-        case!(
             "bwd: missing ISA",
             Error::IsaUnavailable(_),
             conv_relu_maxpool_backward_filter_with(
@@ -457,11 +449,6 @@ fn fused_conv_pool_rejects_bad_lengths_and_argmax() {
             unpool_relu_grad(&cp, &z(p), &z(p), &vec![0; p - 1], &mut z(conv_out))
         ),
         case!(
-            "unpool: argmax outside the image",
-            Error::InvalidArgument(_),
-            unpool_relu_grad(&cp, &z(p), &z(p), bad_a, &mut z(conv_out))
-        ),
-        case!(
             "reference fwd: argmax length",
             Error::ShapeMismatch { .. },
             reference::conv_relu_maxpool_forward(&cp, &z(x), &z(w), None, &mut z(p), &mut vec![0; p - 1])
@@ -470,11 +457,6 @@ fn fused_conv_pool_rejects_bad_lengths_and_argmax() {
             "reference bwd: pooled gradient length",
             Error::ShapeMismatch { .. },
             reference::conv_relu_maxpool_backward_filter(&cp, &z(x), &z(p), &z(p - 1), &vec![0; p], &mut z(w), None)
-        ),
-        case!(
-            "reference bwd: argmax outside the image",
-            Error::InvalidArgument(_),
-            reference::conv_relu_maxpool_backward_filter(&cp, &z(x), &vec![1.0; p], &z(p), bad_a, &mut z(w), None)
         ),
     ]);
 }

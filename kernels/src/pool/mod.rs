@@ -120,7 +120,9 @@ impl Pool2d {
         let img_in = self.h * self.w * self.c;
         // One vectorisable pass (NO_ARGMAX wraps to 0); the first offender only on failure.
         let limit = u32::try_from(img_in).unwrap_or(u32::MAX);
-        let worst = argmax.iter().map(|a| a.wrapping_add(1)).max().unwrap_or(0);
+        // A plain fold over fixed-size chunks, which vectorises.
+        let worst =
+            argmax.chunks(256).map(|c| c.iter().fold(0u32, |m, &a| m.max(a.wrapping_add(1)))).fold(0u32, u32::max);
         if worst > limit {
             let bad = argmax.iter().find(|&&a| a != NO_ARGMAX && a as usize >= img_in).copied().unwrap_or(worst - 1);
             return Err(Error::InvalidArgument(format!("argmax index {bad} is outside an image of {img_in} elements")));
