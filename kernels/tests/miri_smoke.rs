@@ -20,12 +20,6 @@ use ember_kernels::linear::{linear_backward_data_with, linear_backward_weights_w
 use ember_kernels::pool::{avg_pool_backward, avg_pool_forward, max_pool_backward_with, max_pool_forward_with, Pool2d};
 use ember_kernels::{reference, Isa};
 
-/// Runs `f` on a 2-thread pool of its own, dropped at the end (under Miri, idle workers of
-/// the global pool would keep being scheduled after the tests).
-fn on_pool(f: impl FnOnce() + Send) {
-    rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap().install(f)
-}
-
 fn close(got: &[f32], want: &[f32], tol: f32, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
@@ -35,10 +29,6 @@ fn close(got: &[f32], want: &[f32], tol: f32, what: &str) {
 
 #[test]
 fn gemm_views_packing_and_epilogue() {
-    on_pool(gemm_views_packing_and_epilogue_body);
-}
-
-fn gemm_views_packing_and_epilogue_body() {
     // Shapes past the unpacked-kernel thresholds (packed path) and below them; general,
     // transposed and zero strides; a column-major C with the bias + ReLU epilogue.
     for (m, n, k) in [(17, 33, 17), (5, 3, 7), (0, 4, 3)] {
@@ -73,10 +63,6 @@ fn gemm_views_packing_and_epilogue_body() {
 
 #[test]
 fn convolution_every_algorithm_and_pass() {
-    on_pool(convolution_every_algorithm_and_pass_body);
-}
-
-fn convolution_every_algorithm_and_pass_body() {
     let shapes = [
         Conv2d::simple([1, 4, 5, 2], [3, 3, 2, 3], Padding::Same).unwrap(),
         Conv2d::new([1, 5, 4, 2], [2, 3, 2, 3], (2, 2), (1, 2), Padding::Same).unwrap(),
@@ -120,10 +106,6 @@ fn convolution_every_algorithm_and_pass_body() {
 
 #[test]
 fn fused_conv_relu_pool() {
-    on_pool(fused_conv_relu_pool_body);
-}
-
-fn fused_conv_relu_pool_body() {
     let cp = ConvReluPool::new(Conv2d::simple([2, 5, 6, 2], [3, 3, 2, 5], Padding::Valid).unwrap()).unwrap();
     let c = *cp.conv();
     let len = |s: [usize; 4]| s.iter().product::<usize>();
@@ -147,10 +129,6 @@ fn fused_conv_relu_pool_body() {
 
 #[test]
 fn pooling_dense_and_elementwise() {
-    on_pool(pooling_dense_and_elementwise_body);
-}
-
-fn pooling_dense_and_elementwise_body() {
     for p in [
         Pool2d::new([2, 5, 6, 3], (2, 2), (2, 2), Padding::Valid).unwrap(),
         Pool2d::new([1, 5, 5, 9], (3, 3), (2, 1), Padding::Same).unwrap(),
