@@ -1,12 +1,28 @@
 //! # ember-model
 //!
-//! A trainable CNN on [`ember_kernels`]: layers ([`layers`]), losses ([`losses`]),
-//! optimizers ([`optimizers`]), a Keras-like [`Sequential`] model with `fit` / `evaluate` /
-//! `predict`, IDX data ([`data`]) and safetensors weights and checkpoints ([`io`]).
+//! Trainable CNNs on [`ember_kernels`], in Keras's shape: layers ([`layers`]), a
+//! [`Sequential`] builder and a functional form ([`Input`], [`Apply`], [`Model::new`]),
+//! `compile` / `fit` / `evaluate` / `predict`, losses ([`losses`]), optimizers
+//! ([`optimizers`]), IDX data ([`data`]) and safetensors weights and checkpoints ([`io`]).
 //!
 //! Layouts and semantics follow Keras, so a Keras model maps one to one: NHWC activations,
 //! HWIO convolution kernels, `[in, out]` dense kernels, glorot-uniform kernels and zero
-//! biases, Keras's Adam and SGD updates, sparse categorical cross-entropy from the logits.
+//! biases, Keras's Adam and SGD updates, sparse categorical cross-entropy.
+//!
+//! ## Map of `model/src`
+//!
+//! | owner | files | what it owns |
+//! |---|---|---|
+//! | parameters | `params.rs` | [`ParamStore`]: every named tensor (trainable or state), flat 64-byte-aligned value and gradient arenas, Keras names and layouts |
+//! | layers | `layers/*.rs` (one per layer) | the [`layers::Layer`] contract: built once, immutable, `forward` / `backward` with the mode and a workspace handed in |
+//! | graph and executor | `graph/mod.rs`, `graph/plan.rs`, `graph/fusion/*.rs` (one per rule), `graph/executor.rs` | nodes of (layer, inputs); fusion rules; buffers planned by liveness; shards run by the executor |
+//! | trainer | `trainer/*.rs` | compile, fit, evaluate, callbacks, checkpoints, the [`GradientHook`] between backward and the optimizer step |
+//!
+//! Around them: `model.rs` ([`Model`]: a graph, its store, its plan, its threads; predict,
+//! weights files), `sequential.rs` (the chaining builder), `summary.rs`, `optimizers/`
+//! (update the store's trainable arena), `losses.rs`, `io.rs` (records of named tensors,
+//! atomic writes; knows no model), `data.rs`, `threads.rs` (pools shared by models),
+//! `rng.rs`, `tensor.rs`, `error.rs`.
 //!
 //! ```
 //! use ember_model::layers::{Activation, Conv2D, Dense, Flatten, MaxPooling2D};
@@ -28,18 +44,30 @@
 
 pub mod data;
 mod error;
+mod graph;
 pub mod io;
 pub mod layers;
 pub mod losses;
+mod model;
 pub mod optimizers;
-pub mod plan;
+pub mod params;
 pub mod rng;
 mod sequential;
+mod summary;
 mod tensor;
+mod threads;
+pub mod trainer;
 
 pub use error::{Error, Result};
-pub use sequential::{BatchLogs, Callback, EpochLogs, Evaluation, FitOptions, History, Sequential};
+pub use graph::executor::Shard;
+pub use graph::plan::PART;
+pub use graph::{Apply, Input, Node};
+pub use model::Model;
+pub use params::{ParamId, ParamKind, ParamStore};
+pub use sequential::Sequential;
 pub use tensor::Tensor;
+pub use threads::MAX_THREADS;
+pub use trainer::{BatchLogs, Callback, ClipByGlobalNorm, EpochLogs, Evaluation, FitOptions, GradientHook, History};
 
 /// The README's Rust examples (model, GEMM, convolution), compiled and run as doctests so
 /// they stay true; here because this crate sees both.

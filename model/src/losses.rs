@@ -25,6 +25,30 @@ impl Loss {
     pub fn name(&self) -> &'static str {
         "sparse_categorical_crossentropy"
     }
+
+    /// Whether the loss takes probabilities (so a trailing softmax may fuse into it).
+    pub(crate) fn on_probabilities(&self) -> bool {
+        let Loss::SparseCategoricalCrossentropy { from_logits } = *self;
+        !from_logits
+    }
+
+    /// The loss of `out` (`[rows, classes]`) summed over the rows, and its gradient scaled
+    /// by `grad_scale` in `dout`; `logits`: the model's softmax was fused into the loss.
+    pub(crate) fn sum_and_grad(
+        &self,
+        out: &[f32],
+        labels: &[u32],
+        classes: usize,
+        grad_scale: f32,
+        dout: &mut [f32],
+        logits: bool,
+    ) -> Result<f64> {
+        if logits || !self.on_probabilities() {
+            sparse_ce_from_logits(out, labels, classes, grad_scale, dout)
+        } else {
+            sparse_ce_from_probs(out, labels, classes, grad_scale, dout)
+        }
+    }
 }
 
 /// A metric reported during training and evaluation.

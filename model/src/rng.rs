@@ -58,6 +58,15 @@ impl Rng {
     }
 }
 
+/// Mixes two 64-bit words into one (SplitMix64's finaliser over their combination): seeds
+/// of independent streams, such as one per (step, layer, sample).
+pub fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use ember_model::layers::{Activation, Conv2D, Dense, Flatten, MaxPooling2D};
 use ember_model::losses::{Loss, Metric};
 use ember_model::optimizers::Adam;
 use ember_model::rng::Rng;
-use ember_model::Sequential;
+use ember_model::{Model, Sequential};
 
 /// A synthetic 4-class task on `size x size` single-channel images: the class is the
 /// quadrant holding a bright blob, over uniform noise.
@@ -47,11 +47,11 @@ pub fn compile_adam(m: &mut Sequential) {
 }
 
 /// Every weight of the model, in order.
-pub fn weights(m: &Sequential) -> Vec<Vec<f32>> {
-    m.named_params().into_iter().map(|(_, p)| p.value.clone()).collect()
+pub fn weights(m: &Model) -> Vec<Vec<f32>> {
+    m.params().table().ids().map(|id| m.params().value(id).to_vec()).collect()
 }
 
 /// Every gradient of the model, in order.
-pub fn grads(m: &Sequential) -> Vec<Vec<f32>> {
-    m.named_params().into_iter().map(|(_, p)| p.grad.clone()).collect()
+pub fn grads(m: &Model) -> Vec<Vec<f32>> {
+    m.params().table().ids().map(|id| m.params().grad(id).to_vec()).collect()
 }

@@ -103,7 +103,8 @@ fn sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights() {
     resumed.load_checkpoint(&ckpt).unwrap();
     assert_eq!(resumed.epochs_done(), 2, "the last checkpoint is the one after epoch 2");
     let o = fit_options(&ckpt);
-    resumed.fit(&data(), None, &FitOptions { initial_epoch: resumed.epochs_done(), ..o.clone() }, &mut ()).unwrap();
+    let initial_epoch = resumed.epochs_done();
+    resumed.fit(&data(), None, &FitOptions { initial_epoch, ..o.clone() }, &mut ()).unwrap();
 
     let mut straight = seed_model(12, 8, 4, 9);
     compile_adam(&mut straight);

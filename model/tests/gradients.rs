@@ -35,12 +35,11 @@ fn check(mut m: Sequential, input: [usize; 3], classes: u32, fuse: bool, what: &
         let step = (g.len() / 12).max(1);
         for j in (0..g.len()).step_by(step) {
             let mut at = |delta: f32| {
-                let p = m.layers_mut().iter_mut().flat_map(|l| l.params_mut().iter_mut()).nth(pi).unwrap();
-                let old = p.value[j];
-                p.value[j] = old + delta;
+                let id = m.params().table().ids().nth(pi).unwrap();
+                let old = m.params().value(id)[j];
+                m.params_mut().value_mut(id)[j] = old + delta;
                 let l = m.loss_and_gradients(&x, &labels).unwrap();
-                let p = m.layers_mut().iter_mut().flat_map(|l| l.params_mut().iter_mut()).nth(pi).unwrap();
-                p.value[j] = old;
+                m.params_mut().value_mut(id)[j] = old;
                 l
             };
             let fd = (at(h) - at(-h)) / (2.0 * h);

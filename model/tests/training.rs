@@ -67,11 +67,9 @@ fn one_step_is_the_keras_update_written_out() {
     m.compile(Adam::new(), Loss::SPARSE_CATEGORICAL_CROSSENTROPY, &[Metric::Accuracy]).unwrap();
     let w0: Vec<f32> = (0..12).map(|i| (i as f32 - 5.5) / 10.0).collect();
     let b0 = vec![0.1f32, -0.2, 0.05];
-    {
-        let ps = m.layers_mut()[1].params_mut();
-        ps[0].set_from_keras(&w0).unwrap();
-        ps[1].set_from_keras(&b0).unwrap();
-    }
+    let (k_id, b_id) = (m.params().find("dense/kernel").unwrap(), m.params().find("dense/bias").unwrap());
+    m.params_mut().set_from_keras(k_id, &w0).unwrap();
+    m.params_mut().set_from_keras(b_id, &b0).unwrap();
     let data = Dataset::from_f32(x.clone(), vec![2, 2, 1], labels.clone()).unwrap();
     m.fit(&data, None, &FitOptions { epochs: 1, batch_size: 2, shuffle: false, ..FitOptions::default() }, &mut ())
         .unwrap();
@@ -98,8 +96,8 @@ fn one_step_is_the_keras_update_written_out() {
     let alpha = lr * (1.0 - b2).sqrt() / (1.0 - b1);
     let adam =
         |w: f32, grad: f64| f64::from(w) - alpha * ((1.0 - b1) * grad) / (((1.0 - b2) * grad * grad).sqrt() + eps);
-    let ps = m.layers()[1].params();
-    let kernel = ps[0].to_keras();
+    let kernel = m.params().to_keras(k_id);
+    let bias = m.params().value(b_id);
     for i in 0..i_n {
         for o in 0..o_n {
             let dw: f64 = (0..n).map(|s| f64::from(x[s * i_n + i]) * g[s * o_n + o]).sum();
@@ -111,7 +109,7 @@ fn one_step_is_the_keras_update_written_out() {
     for o in 0..o_n {
         let db: f64 = (0..n).map(|s| g[s * o_n + o]).sum();
         let want = adam(b0[o], db);
-        assert!((f64::from(ps[1].value[o]) - want).abs() < 2e-7, "bias[{o}]: {} vs {want}", ps[1].value[o]);
+        assert!((f64::from(bias[o]) - want).abs() < 2e-7, "bias[{o}]: {} vs {want}", bias[o]);
     }
 }
 
@@ -127,7 +125,8 @@ fn sgd_momentum_and_nesterov_follow_keras() {
             &[],
         )
         .unwrap();
-        m.layers_mut()[0].params_mut()[0].value.copy_from_slice(&[0.0, 0.0]);
+        let k = m.params().find("dense/kernel").unwrap();
+        m.params_mut().value_mut(k).copy_from_slice(&[0.0, 0.0]);
         let (mut w, mut v) = (0f32, 0f32);
         for _ in 0..3 {
             m.train_on_batch(&[1.0], &[0]).unwrap();
@@ -136,7 +135,7 @@ fn sgd_momentum_and_nesterov_follow_keras() {
             let g = p0 - 1.0;
             v = 0.9 * v - 0.1 * g;
             w += if nesterov { 0.9 * v - 0.1 * g } else { v };
-            let got = m.layers()[0].params()[0].value[0];
+            let got = m.params().value(k)[0];
             assert!((got - w).abs() < 1e-6, "nesterov {nesterov}: {got} vs {w}");
         }
     }
@@ -182,7 +181,8 @@ fn resuming_from_a_checkpoint_gives_the_uninterrupted_weights() {
     compile_adam(&mut b);
     b.load_checkpoint(&ckpt).unwrap();
     assert_eq!(b.epochs_done(), 2);
-    b.fit(&data, None, &FitOptions { initial_epoch: b.epochs_done(), ..o }, &mut ()).unwrap();
+    let initial_epoch = b.epochs_done();
+    b.fit(&data, None, &FitOptions { initial_epoch, ..o }, &mut ()).unwrap();
     assert!(weights(&a) == weights(&b), "resumed weights differ");
     // Weights files round-trip.
     let wpath = dir.join("w.safetensors");
@@ -203,7 +203,8 @@ fn a_failed_checkpoint_write_leaves_the_previous_one() {
     compile_adam(&mut m);
     m.save_checkpoint(&path).unwrap();
     let before = std::fs::read(&path).unwrap();
-    m.layers_mut()[0].params_mut()[0].value[0] += 1.0;
+    let k = m.params().find("conv2d/kernel").unwrap();
+    m.params_mut().value_mut(k)[0] += 1.0;
     // The temporary file's name is taken by a directory: the write fails midway.
     let tmp = dir.join(format!(".ck.safetensors.tmp-{}", std::process::id()));
     std::fs::create_dir_all(tmp.join("x")).unwrap();

@@ -97,9 +97,11 @@ fn curves(history: &History, batches: &[(f64, f32, f32)], path: &Path) -> Res<()
 /// The first layer's filters (HWIO `[kh, kw, 1, f]`), one square each, colour-scaled
 /// to the largest magnitude.
 fn filters(model: &Sequential, path: &Path) -> Res<()> {
-    let p = &model.layers()[0].params()[0];
-    let (kh, kw, f) = (p.shape[0], p.shape[1], p.shape[3]);
-    let scale = p.value.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+    let id = model.params().find("conv2d/kernel").ok_or("the model has no conv2d/kernel")?;
+    let shape = &model.params().table().info(id).shape;
+    let value = model.params().to_keras(id);
+    let (kh, kw, f) = (shape[0], shape[1], shape[3]);
+    let scale = value.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
     let (cols, cell, pad) = (8usize, 16i32, 10i32);
     let rows = f.div_ceil(cols);
     let (tw, th) = (kw as i32 * cell + pad, kh as i32 * cell + pad + 14);
@@ -108,7 +110,7 @@ fn filters(model: &Sequential, path: &Path) -> Res<()> {
     root.fill(&WHITE)?;
     root.draw(&Text::new(format!("conv2d filters ({kh}x{kw}, blue < 0 < red)"), (pad, 8), text(16.0)))?;
     for i in 0..f {
-        let vals: Vec<f32> = (0..kh * kw).map(|t| p.value[t * f + i] / scale).collect();
+        let vals: Vec<f32> = (0..kh * kw).map(|t| value[t * f + i] / scale).collect();
         let (x0, y0) = (pad + (i % cols) as i32 * tw, 34 + (i / cols) as i32 * th);
         draw_image(&root, &vals, kh, kw, x0, y0, cell, diverging)?;
         root.draw(&Text::new(format!("{i}"), (x0, y0 + kh as i32 * cell + 1), text(11.0)))?;
@@ -119,7 +121,7 @@ fn filters(model: &Sequential, path: &Path) -> Res<()> {
 
 /// One test digit and the first layer's feature maps for it.
 fn feature_maps(model: &mut Sequential, test: &Dataset, path: &Path) -> Res<()> {
-    let layer = model.layers()[0].name().to_string();
+    let layer = model.layers().next().ok_or("the model has no layers")?.name().to_string();
     let maps = model.layer_output(test, 0, &layer)?;
     let [h, w, c] = [maps.shape()[0], maps.shape()[1], maps.shape()[2]];
     let (cols, cell, pad) = (8usize, 3i32, 8i32);

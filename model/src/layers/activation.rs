@@ -1,7 +1,8 @@
 //! Activations: ReLU and softmax, as a layer option or a layer of their own.
 
-use super::{Ctx, Layer};
+use super::{copy, single_input, Backward, Forward, Layer};
 use crate::error::{Error, Result};
+use crate::params::ParamBuilder;
 use crate::rng::Rng;
 use ember_kernels::elementwise;
 
@@ -64,13 +65,15 @@ pub struct ActivationLayer {
     name: String,
     act: Activation,
     width: usize,
-    logits: bool,
 }
 
 impl ActivationLayer {
     /// A layer applying `act`.
     pub fn new(act: Activation) -> Self {
-        ActivationLayer { name: String::new(), act, width: 1, logits: false }
+        ActivationLayer { name: String::new(), act, width: 1 }
+    }
+    fn applies(&self, logits: bool) -> bool {
+        !(logits && self.act == Activation::Softmax)
     }
 }
 
@@ -79,38 +82,27 @@ impl Layer for ActivationLayer {
     fn class_name(&self) -> &'static str {
         "Activation"
     }
-    fn build(&mut self, input: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
+    fn build(&mut self, inputs: &[&[usize]], _params: &mut ParamBuilder, _rng: &mut Rng) -> Result<Vec<usize>> {
+        let input = single_input(&self.name, inputs)?;
         self.width = input.last().copied().unwrap_or(1).max(1);
         Ok(input.to_vec())
     }
     fn activation(&self) -> Activation {
         self.act
     }
-    fn emit_logits(&mut self, logits: bool) -> bool {
-        self.logits = logits && self.act == Activation::Softmax;
-        self.logits
-    }
-    fn forward(&mut self, x: &[f32], y: &mut [f32], _n: usize, _ctx: &mut Ctx) -> Result<()> {
-        y.copy_from_slice(x);
-        if !self.logits {
-            self.act.apply(y, self.width)?;
+    fn forward(&self, f: Forward<'_>) -> Result<()> {
+        copy(f.x[0], f.y);
+        if self.applies(f.mode.logits) {
+            self.act.apply(f.y, self.width)?;
         }
         Ok(())
     }
-    fn backward(
-        &mut self,
-        _x: &[f32],
-        y: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        _n: usize,
-        _accumulate: bool,
-    ) -> Result<()> {
-        if !self.logits {
-            self.act.backward(y, dy, self.width)?;
+    fn backward(&self, b: Backward<'_, '_>) -> Result<()> {
+        if self.applies(b.mode.logits) {
+            self.act.backward(b.y, b.dy, self.width)?;
         }
-        if let Some(dx) = dx {
-            dx.copy_from_slice(dy);
+        if let Some(dx) = b.dx[0].as_deref_mut() {
+            copy(b.dy, dx);
         }
         Ok(())
     }

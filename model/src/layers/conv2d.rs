@@ -1,9 +1,10 @@
 //! 2-D convolution (Keras's `Conv2D`): NHWC input, HWIO kernel, optional bias and ReLU,
-//! any algorithm of `ember_kernels::conv`. When a 2x2 max pooling follows a ReLU
-//! convolution, the model runs both as the fused kernel (`fused_*` below).
+//! any algorithm of `ember_kernels::conv`. The fused conv+ReLU+max-pool step that runs
+//! this layer with the pooling after it is a fusion rule's op (`graph::fusion`).
 
-use super::{glorot_uniform, image_shape, shape_err, Activation, Ctx, Layer, Param};
+use super::{declare_bias, glorot_uniform, image_shape, shape_err, single_input, Activation, Backward, Forward, Layer};
 use crate::error::{Error, Result};
+use crate::params::{grads_of, Layout, ParamBuilder, ParamId, ParamKind, Weights};
 use crate::rng::Rng;
 use ember_kernels::conv::{self, Conv2d, ConvAlgo, ConvOptions, ConvReluPool, Padding};
 
@@ -21,13 +22,8 @@ pub struct Conv2D {
     input_shape: Option<Vec<usize>>,
     /// Per-sample input `[h, w, cin]`, set by `build`.
     input: [usize; 3],
-    params: Vec<Param>,
-    /// Argmax of the fused pooling, `[n, ho/2, wo/2, filters]`.
-    argmax: Vec<u32>,
-    /// Dense gradient of the convolution output, for the input gradient of a fused step.
-    dconv: Vec<f32>,
-    /// Kernel and bias gradients of one part of a batch (unfused, accumulating).
-    part: Vec<f32>,
+    /// Kernel, then bias if any.
+    params: Vec<ParamId>,
 }
 
 impl Conv2D {
@@ -46,9 +42,6 @@ impl Conv2D {
             input_shape: None,
             input: [0; 3],
             params: Vec::new(),
-            argmax: Vec::new(),
-            dconv: Vec::new(),
-            part: Vec::new(),
         }
     }
     /// Strides `(vertical, horizontal)`.
@@ -86,57 +79,33 @@ impl Conv2D {
         self.algo = a;
     }
 
-    fn desc(&self, n: usize) -> Result<Conv2d> {
+    /// The kernels' descriptor for a batch of `n`.
+    pub(crate) fn desc(&self, n: usize) -> Result<Conv2d> {
         let [h, w, c] = self.input;
         let k = [self.kernel.0, self.kernel.1, c, self.filters];
         Ok(Conv2d::new([n, h, w, c], k, self.strides, (1, 1), self.padding)?)
     }
-    fn opts(&self) -> ConvOptions {
+    /// The kernels' options (the algorithm).
+    pub(crate) fn opts(&self) -> ConvOptions {
         ConvOptions::with_algo(self.algo)
     }
-    fn bias(&self) -> Option<&[f32]> {
-        self.use_bias.then(|| &self.params[1].value[..])
+    /// The kernel's id.
+    pub(crate) fn kernel_id(&self) -> ParamId {
+        self.params[0]
+    }
+    /// The bias's id, if the layer has one.
+    pub(crate) fn bias_id(&self) -> Option<ParamId> {
+        self.params.get(1).copied()
+    }
+    /// The bias values, if any.
+    pub(crate) fn bias<'w>(&self, w: &Weights<'w>) -> Option<&'w [f32]> {
+        self.bias_id().map(|b| w.get(b))
     }
 
     /// Whether this layer and a following 2x2/2 VALID max pooling can run as the fused
     /// kernel (ReLU activation, output at least 2x2).
     pub(crate) fn fusable(&self) -> bool {
         self.act == Activation::Relu && self.desc(1).and_then(|c| Ok(ConvReluPool::new(c)?)).is_ok()
-    }
-
-    /// Fused forward: `y = maxpool2x2(relu(conv(x) + b))`, keeping the argmax.
-    pub(crate) fn fused_forward(&mut self, x: &[f32], y: &mut [f32], n: usize) -> Result<()> {
-        let cp = ConvReluPool::new(self.desc(n)?)?;
-        self.argmax.resize(y.len(), 0);
-        let mut argmax = std::mem::take(&mut self.argmax);
-        let r = conv::conv_relu_maxpool_forward(&cp, x, &self.params[0].value, self.bias(), y, &mut argmax);
-        self.argmax = argmax;
-        Ok(r?)
-    }
-
-    /// Fused backward from the pooled gradient `dy`: kernel and bias gradients, and the
-    /// input gradient if `dx` is given.
-    pub(crate) fn fused_backward(
-        &mut self,
-        x: &[f32],
-        y: &[f32],
-        dy: &[f32],
-        dx: Option<&mut [f32]>,
-        n: usize,
-        accumulate: bool,
-    ) -> Result<()> {
-        let cp = ConvReluPool::new(self.desc(n)?)?;
-        let opts = self.opts();
-        let (k, rest) = self.params.split_at_mut(1);
-        let db = rest.first_mut().map(|b| &mut b.grad[..]);
-        conv::conv_relu_maxpool_backward_filter(&cp, x, y, dy, &self.argmax, &mut k[0].grad, db, accumulate)?;
-        if let Some(dx) = dx {
-            let c = cp.conv();
-            self.dconv.resize(c.output_shape().iter().product(), 0.0);
-            conv::unpool_relu_grad(&cp, y, dy, &self.argmax, &mut self.dconv)?;
-            conv::conv2d_backward_data(c, &self.dconv, &k[0].value, dx, &opts)?;
-        }
-        Ok(())
     }
 }
 
@@ -148,7 +117,8 @@ impl Layer for Conv2D {
     fn declared_input_shape(&self) -> Option<&[usize]> {
         self.input_shape.as_deref()
     }
-    fn build(&mut self, input: &[usize], rng: &mut Rng) -> Result<Vec<usize>> {
+    fn build(&mut self, inputs: &[&[usize]], params: &mut ParamBuilder, rng: &mut Rng) -> Result<Vec<usize>> {
+        let input = single_input(&self.name, inputs)?;
         let [h, w, c] = image_shape(&self.name, input)?;
         if self.act == Activation::Softmax {
             return Err(Error::Config(format!("{}: Conv2D supports linear or relu activation", self.name)));
@@ -165,56 +135,53 @@ impl Layer for Conv2D {
         let taps = kh * kw;
         // Conv2d::new checked kh * kw * c * filters.
         let kernel = glorot_uniform(rng, taps * c * self.filters, taps * c, taps * self.filters)?;
-        self.params = vec![Param::new("kernel", vec![kh, kw, c, self.filters], kernel)];
+        let shape = vec![kh, kw, c, self.filters];
+        self.params = vec![params.declare(
+            format!("{}/kernel", self.name),
+            shape,
+            ParamKind::Trainable,
+            Layout::Keras,
+            kernel,
+        )?];
         if self.use_bias {
-            self.params.push(Param::new("bias", vec![self.filters], vec![0.0; self.filters]));
+            self.params.push(declare_bias(params, &self.name, self.filters)?);
         }
         Ok(vec![d.ho(), d.wo(), self.filters])
     }
-    fn params(&self) -> &[Param] {
+    fn params(&self) -> &[ParamId] {
         &self.params
-    }
-    fn params_mut(&mut self) -> &mut [Param] {
-        &mut self.params
     }
     fn activation(&self) -> Activation {
         self.act
     }
-    fn forward(&mut self, x: &[f32], y: &mut [f32], n: usize, _ctx: &mut Ctx) -> Result<()> {
-        let c = self.desc(n)?;
+    fn forward(&self, f: Forward<'_>) -> Result<()> {
+        let c = self.desc(f.n)?;
         let relu = self.act == Activation::Relu;
-        conv::conv2d_forward(&c, x, &self.params[0].value, self.bias(), relu, y, &self.opts())?;
+        let w = f.weights.get(self.kernel_id());
+        conv::conv2d_forward(&c, f.x[0], w, self.bias(&f.weights), relu, f.y, &self.opts())?;
         Ok(())
     }
-    fn backward(
-        &mut self,
-        x: &[f32],
-        y: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        n: usize,
-        accumulate: bool,
-    ) -> Result<()> {
-        let c = self.desc(n)?;
-        self.act.backward(y, dy, self.filters)?;
+    fn backward(&self, b: Backward<'_, '_>) -> Result<()> {
+        let c = self.desc(b.n)?;
+        self.act.backward(b.y, b.dy, self.filters)?;
         let opts = self.opts();
-        let (k, rest) = self.params.split_at_mut(1);
-        let db = rest.first_mut().map(|b| &mut b.grad[..]);
-        if accumulate {
+        let (dk, db) = grads_of(b.weights.table(), b.grads, self.kernel_id(), self.bias_id());
+        let x = b.x[0];
+        if b.accumulate {
             // The convolution kernels overwrite: compute this part aside, then add it.
-            let (kl, bl) = (k[0].grad.len(), db.as_ref().map_or(0, |b| b.len()));
-            self.part.resize(kl + bl, 0.0);
-            let (pk, pb) = self.part.split_at_mut(kl);
-            conv::conv2d_backward_filter(&c, x, dy, pk, db.is_some().then_some(pb), &opts)?;
-            k[0].grad.iter_mut().zip(pk.iter()).for_each(|(g, p)| *g += p);
+            let (kl, bl) = (dk.len(), db.as_ref().map_or(0, |d| d.len()));
+            b.ws.scratch.resize(kl + bl, 0.0);
+            let (pk, pb) = b.ws.scratch.split_at_mut(kl);
+            conv::conv2d_backward_filter(&c, x, b.dy, pk, db.is_some().then_some(pb), &opts)?;
+            dk.iter_mut().zip(pk.iter()).for_each(|(g, p)| *g += p);
             if let Some(db) = db {
                 db.iter_mut().zip(pb.iter()).for_each(|(g, p)| *g += p);
             }
         } else {
-            conv::conv2d_backward_filter(&c, x, dy, &mut k[0].grad, db, &opts)?;
+            conv::conv2d_backward_filter(&c, x, b.dy, dk, db, &opts)?;
         }
-        if let Some(dx) = dx {
-            conv::conv2d_backward_data(&c, dy, &k[0].value, dx, &opts)?;
+        if let Some(dx) = b.dx[0].as_deref_mut() {
+            conv::conv2d_backward_data(&c, b.dy, b.weights.get(self.kernel_id()), dx, &opts)?;
         }
         Ok(())
     }

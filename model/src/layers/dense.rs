@@ -2,8 +2,9 @@
 //! `W` `[in, out]` in Keras's layout, stored transposed (`[out, in]`) for the dense-layer
 //! kernels of `ember_kernels::linear`, which vectorise along the inputs.
 
-use super::{glorot_uniform, Activation, Ctx, Layer, Param};
+use super::{declare_bias, glorot_uniform, single_input, Activation, Backward, Forward, Layer};
 use crate::error::{Error, Result};
+use crate::params::{grads_of, Layout, ParamBuilder, ParamId, ParamKind};
 use crate::rng::Rng;
 use ember_kernels::linear::{linear_backward_data, linear_backward_weights, linear_forward, Linear};
 
@@ -14,10 +15,10 @@ pub struct Dense {
     units: usize,
     act: Activation,
     use_bias: bool,
-    logits: bool,
     input_shape: Option<Vec<usize>>,
     inputs: usize,
-    params: Vec<Param>,
+    /// Kernel (stored `[out, in]`), then bias if any.
+    params: Vec<ParamId>,
 }
 
 impl Dense {
@@ -28,7 +29,6 @@ impl Dense {
             units,
             act: Activation::Linear,
             use_bias: true,
-            logits: false,
             input_shape: None,
             inputs: 0,
             params: Vec::new(),
@@ -59,7 +59,8 @@ impl Layer for Dense {
     fn declared_input_shape(&self) -> Option<&[usize]> {
         self.input_shape.as_deref()
     }
-    fn build(&mut self, input: &[usize], rng: &mut Rng) -> Result<Vec<usize>> {
+    fn build(&mut self, inputs: &[&[usize]], params: &mut ParamBuilder, rng: &mut Rng) -> Result<Vec<usize>> {
+        let input = single_input(&self.name, inputs)?;
         let &[inputs] = input else {
             return Err(Error::LayerShape {
                 layer: self.name.clone(),
@@ -82,54 +83,42 @@ impl Layer for Dense {
         })?;
         let kernel = glorot_uniform(rng, len, inputs, self.units)?;
         // Drawn in Keras's [in, out] order (the same weights for a seed), stored [out, in].
-        let mut k = Param::new("kernel", vec![inputs, self.units], vec![0.0; kernel.len()]);
-        k.transposed = true;
-        k.set_from_keras(&kernel)?;
-        self.params = vec![k];
+        let mut stored = vec![0.0; len];
+        for (k, &x) in kernel.iter().enumerate() {
+            stored[(k % self.units) * inputs + k / self.units] = x;
+        }
+        let name = format!("{}/kernel", self.name);
+        let shape = vec![inputs, self.units];
+        self.params = vec![params.declare(name, shape, ParamKind::Trainable, Layout::Transposed, stored)?];
         if self.use_bias {
-            self.params.push(Param::new("bias", vec![self.units], vec![0.0; self.units]));
+            self.params.push(declare_bias(params, &self.name, self.units)?);
         }
         Ok(vec![self.units])
     }
-    fn params(&self) -> &[Param] {
+    fn params(&self) -> &[ParamId] {
         &self.params
-    }
-    fn params_mut(&mut self) -> &mut [Param] {
-        &mut self.params
     }
     fn activation(&self) -> Activation {
         self.act
     }
-    fn emit_logits(&mut self, logits: bool) -> bool {
-        self.logits = logits && self.act == Activation::Softmax;
-        self.logits
-    }
-    fn forward(&mut self, x: &[f32], y: &mut [f32], n: usize, _ctx: &mut Ctx) -> Result<()> {
-        let l = Linear::new(n, self.inputs, self.units)?;
-        let bias = self.use_bias.then(|| &self.params[1].value[..]);
-        linear_forward(&l, x, &self.params[0].value, bias, y)?;
-        if !(self.logits && self.act == Activation::Softmax) {
-            self.act.apply(y, self.units)?;
+    fn forward(&self, f: Forward<'_>) -> Result<()> {
+        let l = Linear::new(f.n, self.inputs, self.units)?;
+        let bias = self.params.get(1).map(|&b| f.weights.get(b));
+        linear_forward(&l, f.x[0], f.weights.get(self.params[0]), bias, f.y)?;
+        if !(f.mode.logits && self.act == Activation::Softmax) {
+            self.act.apply(f.y, self.units)?;
         }
         Ok(())
     }
-    fn backward(
-        &mut self,
-        x: &[f32],
-        y: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        n: usize,
-        accumulate: bool,
-    ) -> Result<()> {
-        if !self.logits {
-            self.act.backward(y, dy, self.units)?;
+    fn backward(&self, b: Backward<'_, '_>) -> Result<()> {
+        if !(b.mode.logits && self.act == Activation::Softmax) {
+            self.act.backward(b.y, b.dy, self.units)?;
         }
-        let l = Linear::new(n, self.inputs, self.units)?;
-        let (k, rest) = self.params.split_at_mut(1);
-        linear_backward_weights(&l, x, dy, &mut k[0].grad, rest.first_mut().map(|b| &mut b.grad[..]), accumulate)?;
-        if let Some(dx) = dx {
-            linear_backward_data(&l, dy, &k[0].value, dx)?;
+        let l = Linear::new(b.n, self.inputs, self.units)?;
+        let (dk, db) = grads_of(b.weights.table(), b.grads, self.params[0], self.params.get(1).copied());
+        linear_backward_weights(&l, b.x[0], b.dy, dk, db, b.accumulate)?;
+        if let Some(dx) = b.dx[0].as_deref_mut() {
+            linear_backward_data(&l, b.dy, b.weights.get(self.params[0]), dx)?;
         }
         Ok(())
     }

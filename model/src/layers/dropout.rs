@@ -1,24 +1,29 @@
 //! Dropout (Keras's `Dropout(rate)`): in training, each value is zeroed with probability
 //! `rate` and the survivors scaled by `1 / (1 - rate)`; the identity in inference.
+//!
+//! The mask of sample `s` is drawn from a generator seeded by (the step's seed, the layer's
+//! name, `s`), so it depends neither on how the batch is split into parts, shards or ranks,
+//! nor on the thread count.
 
-use super::{Ctx, Layer};
+use super::{copy, single_input, Backward, Forward, Layer};
 use crate::error::{Error, Result};
-use crate::rng::Rng;
+use crate::params::ParamBuilder;
+use crate::rng::{mix, Rng};
 
 /// Keras's `Dropout`.
 #[derive(Debug, Clone)]
 pub struct Dropout {
     name: String,
     rate: f32,
-    /// Per element: 0 (dropped) or `1 / (1 - rate)`, from the last training forward pass.
-    mask: Vec<f32>,
-    training: bool,
 }
 
 impl Dropout {
     /// Drops each value with probability `rate` in `[0, 1)`.
     pub fn new(rate: f32) -> Self {
-        Dropout { name: String::new(), rate, mask: Vec::new(), training: false }
+        Dropout { name: String::new(), rate }
+    }
+    fn active(&self, training: bool) -> bool {
+        training && self.rate > 0.0
     }
 }
 
@@ -27,38 +32,39 @@ impl Layer for Dropout {
     fn class_name(&self) -> &'static str {
         "Dropout"
     }
-    fn build(&mut self, input: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
+    fn build(&mut self, inputs: &[&[usize]], _params: &mut ParamBuilder, _rng: &mut Rng) -> Result<Vec<usize>> {
+        let input = single_input(&self.name, inputs)?;
         if !(0.0..1.0).contains(&self.rate) {
             return Err(Error::Config(format!("{}: dropout rate {} is not in [0, 1)", self.name, self.rate)));
         }
         Ok(input.to_vec())
     }
-    fn forward(&mut self, x: &[f32], y: &mut [f32], _n: usize, ctx: &mut Ctx) -> Result<()> {
-        self.training = ctx.training && self.rate > 0.0;
-        if !self.training {
-            y.copy_from_slice(x);
+    fn forward(&self, f: Forward<'_>) -> Result<()> {
+        let x = f.x[0];
+        if !self.active(f.mode.training) {
+            copy(x, f.y);
             return Ok(());
         }
         let scale = 1.0 / (1.0 - self.rate);
-        self.mask.clear();
-        self.mask.extend((0..x.len()).map(|_| if ctx.rng.next_f32() < self.rate { 0.0 } else { scale }));
-        y.iter_mut().zip(x).zip(&self.mask).for_each(|((y, x), m)| *y = x * m);
+        let per_sample = x.len() / f.n.max(1);
+        let layer_seed = mix(
+            f.mode.seed,
+            self.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)),
+        );
+        f.ws.kept.resize(x.len(), 0.0);
+        for (s, mask) in f.ws.kept.chunks_mut(per_sample.max(1)).enumerate() {
+            let mut rng = Rng::new(mix(layer_seed, (f.mode.first_sample + s) as u64));
+            mask.iter_mut().for_each(|m| *m = if rng.next_f32() < self.rate { 0.0 } else { scale });
+        }
+        f.y.iter_mut().zip(x).zip(&f.ws.kept).for_each(|((y, x), m)| *y = x * m);
         Ok(())
     }
-    fn backward(
-        &mut self,
-        _x: &[f32],
-        _y: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        _n: usize,
-        _accumulate: bool,
-    ) -> Result<()> {
-        if let Some(dx) = dx {
-            if self.training {
-                dx.iter_mut().zip(dy.iter()).zip(&self.mask).for_each(|((d, g), m)| *d = g * m);
+    fn backward(&self, b: Backward<'_, '_>) -> Result<()> {
+        if let Some(dx) = b.dx[0].as_deref_mut() {
+            if self.active(b.mode.training) {
+                dx.iter_mut().zip(b.dy.iter()).zip(&b.ws.kept).for_each(|((d, g), m)| *d = g * m);
             } else {
-                dx.copy_from_slice(dy);
+                copy(b.dy, dx);
             }
         }
         Ok(())

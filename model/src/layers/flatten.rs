@@ -1,8 +1,10 @@
 //! Flatten: `[h, w, c]` samples as `[h * w * c]` vectors. The memory does not change (NHWC
-//! is already row-major), so the model runs nothing for it.
+//! is already row-major): the layer is a view, its output shares its input's buffer and
+//! nothing runs for it.
 
-use super::{Ctx, Layer};
+use super::{copy, single_input, Backward, Forward, Layer, LayerTraits};
 use crate::error::{Error, Result};
+use crate::params::ParamBuilder;
 use crate::rng::Rng;
 
 /// Keras's `Flatten`.
@@ -23,28 +25,22 @@ impl Layer for Flatten {
     fn class_name(&self) -> &'static str {
         "Flatten"
     }
-    fn build(&mut self, input: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
+    fn build(&mut self, inputs: &[&[usize]], _params: &mut ParamBuilder, _rng: &mut Rng) -> Result<Vec<usize>> {
+        let input = single_input(&self.name, inputs)?;
         let len = input.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
         Ok(vec![len.ok_or_else(|| Error::Config(format!("{}: input {input:?} overflows", self.name)))?])
     }
-    fn is_reshape(&self) -> bool {
-        true
+    fn traits(&self) -> LayerTraits {
+        LayerTraits { view: true, ..LayerTraits::default() }
     }
-    fn forward(&mut self, x: &[f32], y: &mut [f32], _n: usize, _ctx: &mut Ctx) -> Result<()> {
-        y.copy_from_slice(x);
+    // A planner that did not alias the buffers would get a copy: same values.
+    fn forward(&self, f: Forward<'_>) -> Result<()> {
+        copy(f.x[0], f.y);
         Ok(())
     }
-    fn backward(
-        &mut self,
-        _x: &[f32],
-        _y: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        _n: usize,
-        _accumulate: bool,
-    ) -> Result<()> {
-        if let Some(dx) = dx {
-            dx.copy_from_slice(dy);
+    fn backward(&self, b: Backward<'_, '_>) -> Result<()> {
+        if let Some(dx) = b.dx[0].as_deref_mut() {
+            copy(b.dy, dx);
         }
         Ok(())
     }

@@ -1,9 +1,17 @@
-//! Layers: each one file with its forward and backward passes and its tests. A layer is
-//! configured by a builder, built once for a per-sample input shape (which creates its
-//! weights), then runs on batches of `n` samples laid out one after another (NHWC images,
-//! `[n, features]` vectors).
+//! Layers: one file each, Keras's names and defaults. A layer is configured by a builder,
+//! built once for its per-sample input shapes (declaring its tensors in the parameter
+//! store, keeping their ids), then runs batches of `n` samples laid out one after another
+//! (NHWC images, `[n, features]` vectors).
+//!
+//! The contract ([`Layer`]): a built layer is immutable. Both passes get the mode
+//! ([`Mode`]: training or inference), read the weights from the store, and keep what the
+//! backward pass needs from the forward pass (argmax, dropout masks, scratch) in a
+//! [`Workspace`] the executor hands them, one per layer and shard; so one model can run
+//! several shards of a batch at once. What the planner needs to know of a layer is data
+//! ([`LayerTraits`]), not methods that exist for it alone.
 
 mod activation;
+mod add;
 mod conv2d;
 mod dense;
 mod dropout;
@@ -11,6 +19,7 @@ mod flatten;
 mod pooling;
 
 pub use activation::{Activation, ActivationLayer};
+pub use add::Add;
 pub use conv2d::Conv2D;
 pub use dense::Dense;
 pub use dropout::Dropout;
@@ -18,138 +27,128 @@ pub use flatten::Flatten;
 pub use pooling::{AveragePooling2D, MaxPooling2D};
 
 use crate::error::{Error, Result};
+use crate::params::{ParamBuilder, ParamId, ParamKind, Weights};
 use crate::rng::Rng;
 use std::any::Any;
 
-/// A trainable tensor of a layer: its value and the gradient of the last backward pass.
-#[derive(Debug, Clone)]
-pub struct Param {
-    /// Keras's name for it within the layer: `kernel` or `bias`.
-    pub name: &'static str,
-    /// Shape (`[kh, kw, cin, cout]` for a convolution kernel, `[in, out]` for a dense one).
-    pub shape: Vec<usize>,
-    /// The values.
-    pub value: Vec<f32>,
-    /// The gradient of the loss with respect to `value`, from the last backward pass.
-    pub grad: Vec<f32>,
-    /// Whether `value` (and `grad`) hold the 2-D `shape` transposed: a dense kernel is
-    /// stored `[out, in]` for its kernels and shown as Keras's `[in, out]` by
-    /// [`Param::to_keras`] and the weight files.
-    pub transposed: bool,
-}
-
-impl Param {
-    pub(crate) fn new(name: &'static str, shape: Vec<usize>, value: Vec<f32>) -> Self {
-        let grad = vec![0.0; value.len()];
-        Param { name, shape, value, grad, transposed: false }
-    }
-
-    /// The values in Keras's layout (`shape`, row-major).
-    pub fn to_keras(&self) -> Vec<f32> {
-        if !self.transposed {
-            return self.value.clone();
-        }
-        let (r, c) = (self.shape[0], self.shape[1]);
-        (0..r * c).map(|k| self.value[(k % c) * r + k / c]).collect()
-    }
-
-    /// Sets the values from Keras's layout (`shape`, row-major); `v` must have as many
-    /// elements.
-    pub fn set_from_keras(&mut self, v: &[f32]) -> Result<()> {
-        if v.len() != self.value.len() {
-            return Err(Error::Config(format!("{}: {} values for shape {:?}", self.name, v.len(), self.shape)));
-        }
-        if !self.transposed {
-            self.value.copy_from_slice(v);
-            return Ok(());
-        }
-        let (r, c) = (self.shape[0], self.shape[1]);
-        for (k, &x) in v.iter().enumerate() {
-            self.value[(k % c) * r + k / c] = x;
-        }
-        Ok(())
-    }
-}
-
-/// Glorot (Xavier) uniform initialisation, Keras's default for kernels:
-/// `U(-l, l)` with `l = sqrt(6 / (fan_in + fan_out))`.
-/// An error (not an allocation abort) when the weights cannot be allocated.
-pub(crate) fn glorot_uniform(rng: &mut Rng, len: usize, fan_in: usize, fan_out: usize) -> Result<Vec<f32>> {
-    let limit = (6.0 / (fan_in as f64 + fan_out as f64)).sqrt() as f32;
-    let mut v = Vec::new();
-    v.try_reserve_exact(len).map_err(|e| Error::Config(format!("cannot allocate {len} weights: {e}")))?;
-    v.extend((0..len).map(|_| rng.uniform(-limit, limit)));
-    Ok(v)
-}
-
-/// What a forward pass is for.
-pub struct Ctx<'a> {
-    /// Training (dropout active) or inference.
+/// What a pass is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Mode {
+    /// Training (dropout active, batch statistics) or inference.
     pub training: bool,
-    /// Random numbers for dropout.
-    pub rng: &'a mut Rng,
+    /// Leave out a trailing softmax: the loss takes the logits (the softmax + cross-entropy
+    /// fusion rule sets this on the op that produces the model's output).
+    pub logits: bool,
+    /// The seed of this step's random draws (dropout masks): a function of the model's seed
+    /// and the step number only.
+    pub seed: u64,
+    /// The index within the batch of the first sample of this call: random draws depend on
+    /// (seed, layer, sample), never on how a batch is split into parts, shards or ranks.
+    pub first_sample: usize,
 }
 
-/// A layer of a [`crate::Sequential`] model.
-pub trait Layer: Send + Any {
+/// What the planner reads of a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LayerTraits {
+    /// The output is the input's memory reinterpreted (Flatten): nothing runs for it, and
+    /// its output shares the input's buffer.
+    pub view: bool,
+    /// The layer mixes the samples of a batch (batch normalization's statistics): its
+    /// batch cannot be split into parts.
+    pub couples_batch: bool,
+}
+
+/// Per-layer, per-shard side data of a step: whatever the backward pass needs from the
+/// forward pass, and scratch. Owned by the executor; sized by the layer on use.
+#[derive(Debug, Clone, Default)]
+pub struct Workspace {
+    /// Indices (max-pooling argmax).
+    pub indices: Vec<u32>,
+    /// Values kept from forward to backward (dropout masks).
+    pub kept: Vec<f32>,
+    /// Scratch within one pass (a part's gradient before it is added).
+    pub scratch: Vec<f32>,
+}
+
+/// The arguments of a forward pass over `n` samples.
+pub struct Forward<'a> {
+    /// The weights.
+    pub weights: Weights<'a>,
+    /// The inputs, `n` samples each.
+    pub x: &'a [&'a [f32]],
+    /// The output, `n` samples.
+    pub y: &'a mut [f32],
+    /// Samples.
+    pub n: usize,
+    /// This layer's side data in this shard.
+    pub ws: &'a mut Workspace,
+    /// Training or inference.
+    pub mode: Mode,
+}
+
+/// The arguments of a backward pass over the `n` samples of the last forward pass.
+pub struct Backward<'a, 'b> {
+    /// The weights.
+    pub weights: Weights<'a>,
+    /// The gradient arena (the store's trainable length) this pass writes into.
+    pub grads: &'a mut [f32],
+    /// Add the parameter gradients to what `grads` holds (a batch run in parts) instead of
+    /// overwriting them.
+    pub accumulate: bool,
+    /// The forward pass's inputs.
+    pub x: &'a [&'a [f32]],
+    /// The forward pass's output.
+    pub y: &'a [f32],
+    /// The gradient of `y`; the layer may overwrite it.
+    pub dy: &'a mut [f32],
+    /// Per input, where to write its gradient (overwriting), or `None` when not needed.
+    pub dx: &'a mut [Option<&'b mut [f32]>],
+    /// Samples.
+    pub n: usize,
+    /// This layer's side data in this shard (as the forward pass left it).
+    pub ws: &'a mut Workspace,
+    /// Training or inference (as in the forward pass).
+    pub mode: Mode,
+}
+
+/// A layer of a model.
+pub trait Layer: Send + Sync + Any {
     /// The layer's name (`conv2d`, `dense_1`, ...), unique within a model.
     fn name(&self) -> &str;
-    /// Renames the layer (the model names layers as Keras does when they are added).
+    /// Renames the layer (the model names layers as Keras does).
     fn set_name(&mut self, name: String);
     /// Keras's class name (`Conv2D`), shown by `summary()`.
     fn class_name(&self) -> &'static str;
-    /// The per-sample input shape this layer declares, if any (the first layer's sets the
-    /// model's input).
+    /// The per-sample input shape this layer declares, if any (the first layer of a
+    /// `Sequential` sets the model's input with it).
     fn declared_input_shape(&self) -> Option<&[usize]> {
         None
     }
-    /// Builds the layer for a per-sample input shape: checks that it fits, creates the
-    /// weights, and returns the per-sample output shape.
-    fn build(&mut self, input: &[usize], rng: &mut Rng) -> Result<Vec<usize>>;
-    /// The trainable parameters (empty for layers without weights).
-    fn params(&self) -> &[Param] {
+    /// Builds the layer for its inputs' per-sample shapes: checks that they fit, declares
+    /// its tensors in `params`, and returns the per-sample output shape.
+    fn build(&mut self, inputs: &[&[usize]], params: &mut ParamBuilder, rng: &mut Rng) -> Result<Vec<usize>>;
+    /// The ids of the layer's tensors (after `build`).
+    fn params(&self) -> &[ParamId] {
         &[]
     }
-    /// The trainable parameters, mutable.
-    fn params_mut(&mut self) -> &mut [Param] {
-        &mut []
+    /// What the planner reads.
+    fn traits(&self) -> LayerTraits {
+        LayerTraits::default()
     }
     /// The activation applied at the end of the layer.
     fn activation(&self) -> Activation {
         Activation::Linear
     }
-    /// Makes a trailing softmax produce logits instead (the loss then applies it, fused with
-    /// the cross-entropy). Returns whether the layer had a softmax to drop.
-    fn emit_logits(&mut self, _logits: bool) -> bool {
-        false
-    }
-    /// Whether the output is the input's memory reinterpreted (Flatten): the model then
-    /// runs nothing for it.
-    fn is_reshape(&self) -> bool {
-        false
-    }
-    /// `y = layer(x)` for `n` samples; `x` and `y` hold `n` samples each.
-    fn forward(&mut self, x: &[f32], y: &mut [f32], n: usize, ctx: &mut Ctx) -> Result<()>;
-    /// From `dy` (the gradient of `y`; the layer may overwrite it), the parameter gradients
-    /// (added to the current ones with `accumulate`: a batch processed in parts) and, if
-    /// `dx` is given, the gradient of `x`. `x` and `y` are the last forward pass's.
-    fn backward(
-        &mut self,
-        x: &[f32],
-        y: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        n: usize,
-        accumulate: bool,
-    ) -> Result<()>;
-    /// For the model's planner: downcasting to the concrete layer.
+    /// `y = layer(x)`.
+    fn forward(&self, f: Forward<'_>) -> Result<()>;
+    /// Parameter gradients and input gradients from the output gradient.
+    fn backward(&self, b: Backward<'_, '_>) -> Result<()>;
+    /// The concrete layer, for the fusion rules that match on it.
     fn as_any(&self) -> &dyn Any;
-    /// For the model's planner: downcasting to the concrete layer.
-    fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
 /// The `Layer` methods every layer writes the same way: its name (in field `$($name)+`)
-/// and the downcasts the planner uses.
+/// and the downcast the fusion rules use.
 macro_rules! layer_plumbing {
     ($($name:ident).+) => {
         fn name(&self) -> &str {
@@ -161,12 +160,17 @@ macro_rules! layer_plumbing {
         fn as_any(&self) -> &dyn std::any::Any {
             self
         }
-        fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-            self
-        }
     };
 }
 pub(crate) use layer_plumbing;
+
+/// The one input of a single-input layer, or an error naming the layer.
+pub(crate) fn single_input<'s>(layer: &str, inputs: &[&'s [usize]]) -> Result<&'s [usize]> {
+    match inputs {
+        [x] => Ok(x),
+        _ => Err(Error::Config(format!("layer {layer} takes one input, got {}", inputs.len()))),
+    }
+}
 
 /// A per-sample shape of rank 3 (`[h, w, c]`), or an error naming the layer.
 pub(crate) fn image_shape(layer: &str, input: &[usize]) -> Result<[usize; 3]> {
@@ -183,4 +187,31 @@ pub(crate) fn image_shape(layer: &str, input: &[usize]) -> Result<[usize; 3]> {
 /// Wraps a kernel's shape error as a layer error that names the layer and its input.
 pub(crate) fn shape_err<'a>(layer: &'a str, input: &'a [usize]) -> impl FnOnce(ember_kernels::Error) -> Error + 'a {
     move |e| Error::LayerShape { layer: layer.into(), input: input.to_vec(), what: e.to_string() }
+}
+
+/// Glorot (Xavier) uniform initialisation, Keras's default for kernels:
+/// `U(-l, l)` with `l = sqrt(6 / (fan_in + fan_out))`.
+/// An error (not an allocation abort) when the weights cannot be allocated.
+pub(crate) fn glorot_uniform(rng: &mut Rng, len: usize, fan_in: usize, fan_out: usize) -> Result<Vec<f32>> {
+    let limit = (6.0 / (fan_in as f64 + fan_out as f64)).sqrt() as f32;
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|e| Error::Config(format!("cannot allocate {len} weights: {e}")))?;
+    v.extend((0..len).map(|_| rng.uniform(-limit, limit)));
+    Ok(v)
+}
+
+/// Declares `layer/bias` of `len` zeros (trainable, Keras's layout).
+pub(crate) fn declare_bias(params: &mut ParamBuilder, layer: &str, len: usize) -> Result<ParamId> {
+    params.declare(
+        format!("{layer}/bias"),
+        vec![len],
+        ParamKind::Trainable,
+        crate::params::Layout::Keras,
+        vec![0.0; len],
+    )
+}
+
+/// Copies `x` to `y` (same length): identity passes.
+pub(crate) fn copy(x: &[f32], y: &mut [f32]) {
+    y.copy_from_slice(x);
 }

@@ -1,7 +1,8 @@
 //! Max and average pooling (Keras's `MaxPooling2D`, `AveragePooling2D`) on NHWC images.
 
-use super::{image_shape, shape_err, Ctx, Layer};
+use super::{image_shape, shape_err, single_input, Backward, Forward, Layer};
 use crate::error::Result;
+use crate::params::ParamBuilder;
 use crate::rng::Rng;
 use ember_kernels::conv::Padding;
 use ember_kernels::pool::{self, Pool2d};
@@ -23,7 +24,8 @@ impl Window {
         let [h, w, c] = self.input;
         Ok(Pool2d::new([n, h, w, c], self.size, self.strides.unwrap_or(self.size), self.padding)?)
     }
-    fn build(&mut self, input: &[usize]) -> Result<Vec<usize>> {
+    fn build(&mut self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        let input = single_input(&self.name, inputs)?;
         self.input = image_shape(&self.name, input)?;
         let [h, w, c] = self.input;
         let p = Pool2d::new([1, h, w, c], self.size, self.strides.unwrap_or(self.size), self.padding)
@@ -53,13 +55,12 @@ macro_rules! window_builders {
 #[derive(Debug, Clone)]
 pub struct MaxPooling2D {
     win: Window,
-    argmax: Vec<u32>,
 }
 
 impl MaxPooling2D {
     /// A max pooling over `pool_size` windows, stride = pool size, VALID padding.
     pub fn new(pool_size: (usize, usize)) -> Self {
-        MaxPooling2D { win: Window::new(pool_size), argmax: Vec::new() }
+        MaxPooling2D { win: Window::new(pool_size) }
     }
     /// Whether this is the 2x2, stride 2, VALID pooling the fused kernel implements.
     pub(crate) fn is_fusable(&self) -> bool {
@@ -87,26 +88,18 @@ impl Layer for MaxPooling2D {
     fn class_name(&self) -> &'static str {
         "MaxPooling2D"
     }
-    fn build(&mut self, input: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
-        self.win.build(input)
+    fn build(&mut self, inputs: &[&[usize]], _params: &mut ParamBuilder, _rng: &mut Rng) -> Result<Vec<usize>> {
+        self.win.build(inputs)
     }
-    fn forward(&mut self, x: &[f32], y: &mut [f32], n: usize, _ctx: &mut Ctx) -> Result<()> {
-        let p = self.win.desc(n)?;
-        self.argmax.resize(y.len(), 0);
-        pool::max_pool_forward(&p, x, y, &mut self.argmax)?;
+    fn forward(&self, f: Forward<'_>) -> Result<()> {
+        let p = self.win.desc(f.n)?;
+        f.ws.indices.resize(f.y.len(), 0);
+        pool::max_pool_forward(&p, f.x[0], f.y, &mut f.ws.indices)?;
         Ok(())
     }
-    fn backward(
-        &mut self,
-        _x: &[f32],
-        _y: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        n: usize,
-        _accumulate: bool,
-    ) -> Result<()> {
-        if let Some(dx) = dx {
-            pool::max_pool_backward(&self.win.desc(n)?, dy, &self.argmax, dx)?;
+    fn backward(&self, b: Backward<'_, '_>) -> Result<()> {
+        if let Some(dx) = b.dx[0].as_deref_mut() {
+            pool::max_pool_backward(&self.win.desc(b.n)?, b.dy, &b.ws.indices, dx)?;
         }
         Ok(())
     }
@@ -117,24 +110,16 @@ impl Layer for AveragePooling2D {
     fn class_name(&self) -> &'static str {
         "AveragePooling2D"
     }
-    fn build(&mut self, input: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
-        self.win.build(input)
+    fn build(&mut self, inputs: &[&[usize]], _params: &mut ParamBuilder, _rng: &mut Rng) -> Result<Vec<usize>> {
+        self.win.build(inputs)
     }
-    fn forward(&mut self, x: &[f32], y: &mut [f32], n: usize, _ctx: &mut Ctx) -> Result<()> {
-        pool::avg_pool_forward(&self.win.desc(n)?, x, y)?;
+    fn forward(&self, f: Forward<'_>) -> Result<()> {
+        pool::avg_pool_forward(&self.win.desc(f.n)?, f.x[0], f.y)?;
         Ok(())
     }
-    fn backward(
-        &mut self,
-        _x: &[f32],
-        _y: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        n: usize,
-        _accumulate: bool,
-    ) -> Result<()> {
-        if let Some(dx) = dx {
-            pool::avg_pool_backward(&self.win.desc(n)?, dy, dx)?;
+    fn backward(&self, b: Backward<'_, '_>) -> Result<()> {
+        if let Some(dx) = b.dx[0].as_deref_mut() {
+            pool::avg_pool_backward(&self.win.desc(b.n)?, b.dy, dx)?;
         }
         Ok(())
     }

@@ -1,8 +1,7 @@
 //! Adam (Kingma & Ba), Keras's formulation and defaults.
 
-use super::{check_lr, export, import, slots_for, Optimizer, OptimizerState};
+use super::{check_lr, check_state, slots_for, Optimizer, OptimizerState};
 use crate::error::{Error, Result};
-use crate::layers::Param;
 use ember_kernels::elementwise::{adam_update, AdamParams};
 
 /// Adam with Keras's update (`ember_kernels::elementwise::adam_update`): defaults lr 1e-3,
@@ -11,7 +10,7 @@ use ember_kernels::elementwise::{adam_update, AdamParams};
 pub struct Adam {
     hp: AdamParams,
     iterations: u64,
-    /// `m` and `v` of each parameter, interleaved.
+    /// `m` and `v` over the trainable arena.
     slots: Vec<Vec<f32>>,
 }
 
@@ -62,20 +61,25 @@ impl Optimizer for Adam {
         }
         Ok(())
     }
-    fn apply(&mut self, params: &mut dyn Iterator<Item = &mut Param>) -> Result<()> {
+    fn slot_names(&self) -> &'static [&'static str] {
+        &NAMES
+    }
+    fn apply(&mut self, values: &mut [f32], grads: &[f32]) -> Result<()> {
         self.iterations += 1;
         let t = u32::try_from(self.iterations).map_err(|_| Error::Config("Adam step count overflows u32".into()))?;
-        for (i, p) in params.enumerate() {
-            let (m, v) = slots_for(&mut self.slots, i, p, 2)?.split_at_mut(1);
-            adam_update(&self.hp, t, &mut p.value, &p.grad, &mut m[0], &mut v[0])?;
-        }
+        let (m, v) = slots_for(&mut self.slots, 2, values.len())?.split_at_mut(1);
+        adam_update(&self.hp, t, values, grads, &mut m[0], &mut v[0])?;
         Ok(())
     }
+    fn iterations(&self) -> u64 {
+        self.iterations
+    }
     fn state(&self) -> OptimizerState {
-        OptimizerState { iterations: self.iterations, slots: export(&self.slots, &NAMES) }
+        OptimizerState { iterations: self.iterations, slots: self.slots.clone() }
     }
     fn load_state(&mut self, state: OptimizerState) -> Result<()> {
-        self.slots = import(&state, &NAMES)?;
+        check_state(&state, &NAMES)?;
+        self.slots = state.slots;
         self.iterations = state.iterations;
         Ok(())
     }

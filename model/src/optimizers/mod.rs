@@ -1,6 +1,8 @@
-//! Optimizers: [`Adam`] and [`Sgd`] (momentum, Nesterov), with Keras's update rules. State
-//! (moments, velocities, the step count) is kept per parameter in model order and can be
-//! saved in a checkpoint and restored exactly.
+//! Optimizers: [`Adam`] and [`Sgd`] (momentum, Nesterov), with Keras's update rules. They
+//! update the parameter store's trainable arena in one pass (`apply(values, grads)`), and
+//! keep their per-parameter state (moments, velocities) as arenas of the same length,
+//! declared once by name ([`Optimizer::slot_names`]), so a checkpoint can store and restore
+//! it exactly without knowing the optimizer.
 
 mod adam;
 mod sgd;
@@ -9,29 +11,18 @@ pub use adam::Adam;
 pub use sgd::Sgd;
 
 use crate::error::{Error, Result};
-use crate::layers::Param;
 
-/// One named state tensor of an optimizer for one parameter (Adam's `m` of parameter 3).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Slot {
-    /// The slot's name (`m`, `v`, `velocity`).
-    pub name: &'static str,
-    /// Index of the parameter in model order.
-    pub param: usize,
-    /// Its values (same length as the parameter).
-    pub value: Vec<f32>,
-}
-
-/// An optimizer's full state.
+/// An optimizer's full state: the step count and one arena per slot name (each the length
+/// of the trainable arena; none before the first step).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OptimizerState {
     /// Updates applied so far.
     pub iterations: u64,
-    /// Every slot of every parameter.
-    pub slots: Vec<Slot>,
+    /// Per slot name, in [`Optimizer::slot_names`] order.
+    pub slots: Vec<Vec<f32>>,
 }
 
-/// Updates parameters from their gradients.
+/// Updates the trainable tensors from their gradients.
 pub trait Optimizer: Send {
     /// Keras's name (`adam`, `sgd`).
     fn name(&self) -> &'static str;
@@ -39,8 +30,13 @@ pub trait Optimizer: Send {
     fn learning_rate(&self) -> f32;
     /// Checks the hyper-parameters (`compile` calls it): an error names the one out of range.
     fn check(&self) -> Result<()>;
-    /// Applies one update to every parameter (model order; the same list on every call).
-    fn apply(&mut self, params: &mut dyn Iterator<Item = &mut Param>) -> Result<()>;
+    /// The names of the state it keeps per parameter (`m`, `v`; `velocity`), in order.
+    fn slot_names(&self) -> &'static [&'static str];
+    /// One update: `values` and `grads` are the store's trainable arenas (one length; the
+    /// same layout on every call).
+    fn apply(&mut self, values: &mut [f32], grads: &[f32]) -> Result<()>;
+    /// Updates applied so far.
+    fn iterations(&self) -> u64;
     /// The full state, for checkpoints.
     fn state(&self) -> OptimizerState;
     /// Restores a state saved by [`Optimizer::state`] for the same parameters.
@@ -56,37 +52,26 @@ fn check_lr(lr: f32) -> Result<()> {
     }
 }
 
-/// The `per_param` slots of parameter `i`, created (zero) on first use; errors if the
-/// parameter's length changed since.
-fn slots_for<'a>(slots: &'a mut Vec<Vec<f32>>, i: usize, p: &Param, per_param: usize) -> Result<&'a mut [Vec<f32>]> {
-    if slots.len() == i * per_param {
-        slots.extend((0..per_param).map(|_| vec![0.0; p.value.len()]));
+/// The optimizer's slot arenas for `len` trainable floats: created (zero) on first use; an
+/// error if they exist with another length.
+fn slots_for(slots: &mut Vec<Vec<f32>>, count: usize, len: usize) -> Result<&mut [Vec<f32>]> {
+    if slots.is_empty() {
+        slots.extend((0..count).map(|_| vec![0.0; len]));
     }
-    let s = slots
-        .get_mut(i * per_param..(i + 1) * per_param)
-        .filter(|s| s.iter().all(|v| v.len() == p.value.len()))
-        .ok_or_else(|| Error::Config("optimizer state does not match the model's parameters".into()))?;
-    Ok(s)
+    if slots.len() != count || slots.iter().any(|s| s.len() != len) {
+        return Err(Error::Config("optimizer state does not match the model's parameters".into()));
+    }
+    Ok(slots)
 }
 
-fn export(slots: &[Vec<f32>], names: &[&'static str]) -> Vec<Slot> {
-    slots
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Slot { name: names[i % names.len()], param: i / names.len(), value: v.clone() })
-        .collect()
-}
-
-fn import(state: &OptimizerState, names: &[&'static str]) -> Result<Vec<Vec<f32>>> {
-    let mut out = Vec::with_capacity(state.slots.len());
-    for (i, s) in state.slots.iter().enumerate() {
-        if s.name != names[i % names.len()] || s.param != i / names.len() {
-            return Err(Error::Config(format!(
-                "optimizer slot {i} is {}/{}, not in the expected order",
-                s.name, s.param
-            )));
-        }
-        out.push(s.value.clone());
+/// Checks a state to restore: as many slot arenas as names (or none).
+fn check_state(state: &OptimizerState, names: &[&str]) -> Result<()> {
+    if !state.slots.is_empty() && state.slots.len() != names.len() {
+        return Err(Error::Config(format!(
+            "optimizer state has {} slots, expected {}",
+            state.slots.len(),
+            names.len()
+        )));
     }
-    Ok(out)
+    Ok(())
 }

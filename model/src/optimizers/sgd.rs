@@ -2,9 +2,8 @@
 //! `velocity = momentum·velocity - lr·g`; `w += velocity` (or, Nesterov,
 //! `w += momentum·velocity - lr·g`); plain `w -= lr·g` without momentum.
 
-use super::{check_lr, export, import, slots_for, Optimizer, OptimizerState};
+use super::{check_lr, check_state, slots_for, Optimizer, OptimizerState};
 use crate::error::{Error, Result};
-use crate::layers::Param;
 
 /// Keras's `SGD(learning_rate, momentum, nesterov)`; defaults lr 0.01, no momentum.
 #[derive(Debug, Clone)]
@@ -60,28 +59,37 @@ impl Optimizer for Sgd {
         }
         Ok(())
     }
-    fn apply(&mut self, params: &mut dyn Iterator<Item = &mut Param>) -> Result<()> {
+    fn slot_names(&self) -> &'static [&'static str] {
+        if self.momentum == 0.0 {
+            &[]
+        } else {
+            &NAMES
+        }
+    }
+    fn apply(&mut self, values: &mut [f32], grads: &[f32]) -> Result<()> {
         self.check()?;
         self.iterations += 1;
         let (lr, mu, nesterov) = (self.lr, self.momentum, self.nesterov);
-        for (i, p) in params.enumerate() {
-            if mu == 0.0 {
-                p.value.iter_mut().zip(&p.grad).for_each(|(w, g)| *w -= lr * g);
-                continue;
-            }
-            let vel = &mut slots_for(&mut self.slots, i, p, 1)?[0];
-            for ((w, &g), v) in p.value.iter_mut().zip(&p.grad).zip(vel.iter_mut()) {
-                *v = mu * *v - lr * g;
-                *w += if nesterov { mu * *v - lr * g } else { *v };
-            }
+        if mu == 0.0 {
+            values.iter_mut().zip(grads).for_each(|(w, g)| *w -= lr * g);
+            return Ok(());
+        }
+        let vel = &mut slots_for(&mut self.slots, 1, values.len())?[0];
+        for ((w, &g), v) in values.iter_mut().zip(grads).zip(vel.iter_mut()) {
+            *v = mu * *v - lr * g;
+            *w += if nesterov { mu * *v - lr * g } else { *v };
         }
         Ok(())
     }
+    fn iterations(&self) -> u64 {
+        self.iterations
+    }
     fn state(&self) -> OptimizerState {
-        OptimizerState { iterations: self.iterations, slots: export(&self.slots, &NAMES) }
+        OptimizerState { iterations: self.iterations, slots: self.slots.clone() }
     }
     fn load_state(&mut self, state: OptimizerState) -> Result<()> {
-        self.slots = import(&state, &NAMES)?;
+        check_state(&state, self.slot_names())?;
+        self.slots = state.slots;
         self.iterations = state.iterations;
         Ok(())
     }

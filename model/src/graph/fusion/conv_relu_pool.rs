@@ -1,0 +1,58 @@
+//! Rule: `Conv2D(relu)` whose only consumer is a 2x2/2 VALID `MaxPooling2D` runs as one
+//! kernel (`ember_kernels::conv::conv_relu_maxpool_*`): the full-resolution activation is
+//! never stored, and backward starts from the pooled gradient.
+
+use crate::error::Result;
+use crate::graph::plan::{Op, Planned};
+use crate::graph::Graph;
+use crate::layers::{Backward, Conv2D, Forward, MaxPooling2D};
+use crate::params::grads_of;
+use ember_kernels::conv::{self, ConvReluPool};
+use std::sync::Arc;
+
+/// The fused op for the convolution at node `i`, if the pattern holds.
+pub(crate) fn rule(g: &Graph, consumers: &[Vec<usize>], i: usize) -> Option<Planned> {
+    let conv = g.layer(i)?.as_any().downcast_ref::<Conv2D>()?;
+    let &[p] = &consumers[i][..] else { return None };
+    let pool = g.layer(p)?.as_any().downcast_ref::<MaxPooling2D>()?;
+    if !(conv.fusable() && pool.is_fusable()) {
+        return None;
+    }
+    let op = ConvReluPoolOp { conv: conv.clone(), pool: pool.name().to_string() };
+    Some(Planned { op: Arc::new(op), covers: vec![i, p], has_params: true })
+}
+
+/// `y = maxpool2x2(relu(conv(x) + b))`, keeping the argmax in the workspace.
+struct ConvReluPoolOp {
+    conv: Conv2D,
+    pool: String,
+}
+
+use crate::layers::Layer as _;
+
+impl Op for ConvReluPoolOp {
+    fn describe(&self) -> String {
+        format!("{} + {} (fused conv+bias+relu+maxpool)", self.conv.name(), self.pool)
+    }
+    fn forward(&self, f: Forward<'_>) -> Result<()> {
+        let cp = ConvReluPool::new(self.conv.desc(f.n)?)?;
+        f.ws.indices.resize(f.y.len(), 0);
+        let w = f.weights.get(self.conv.kernel_id());
+        conv::conv_relu_maxpool_forward(&cp, f.x[0], w, self.conv.bias(&f.weights), f.y, &mut f.ws.indices)?;
+        Ok(())
+    }
+    fn backward(&self, b: Backward<'_, '_>) -> Result<()> {
+        let c = &self.conv;
+        let cp = ConvReluPool::new(c.desc(b.n)?)?;
+        let (dk, db) = grads_of(b.weights.table(), b.grads, c.kernel_id(), c.bias_id());
+        let argmax = &b.ws.indices;
+        conv::conv_relu_maxpool_backward_filter(&cp, b.x[0], b.y, b.dy, argmax, dk, db, b.accumulate)?;
+        if let Some(dx) = b.dx[0].as_deref_mut() {
+            let dconv = &mut b.ws.scratch;
+            dconv.resize(cp.conv().output_shape().iter().product(), 0.0);
+            conv::unpool_relu_grad(&cp, b.y, b.dy, argmax, dconv)?;
+            conv::conv2d_backward_data(cp.conv(), dconv, b.weights.get(c.kernel_id()), dx, &c.opts())?;
+        }
+        Ok(())
+    }
+}

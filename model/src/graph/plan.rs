@@ -1,0 +1,250 @@
+//! The plan: a built graph as a list of ops, decided once when the model is compiled.
+//!
+//! - Fusion rules ([`super::fusion`]) replace patterns of nodes by one op where the value
+//!   between them has a single consumer (conv+bias+ReLU+max-pool; softmax + cross-entropy).
+//! - A view layer (Flatten) runs nothing: its value shares its input's buffer.
+//! - Ops run backward only where a trainable tensor lies upstream, and ask for an input's
+//!   gradient only where one does.
+//! - Buffers are planned by liveness: an activation lives from the op that writes it to the
+//!   last pass that reads it, a value's gradient from the first backward op that writes it
+//!   to its producer's backward op; values whose lives do not overlap share a buffer.
+//! - A batch runs in parts of [`PART`] samples (forward, loss, backward each), parameter
+//!   gradients accumulated over the parts; a layer that couples the samples of a batch
+//!   turns the parts off.
+
+use super::fusion;
+use super::Graph;
+use crate::error::Result;
+use crate::layers::{Backward, Forward, Layer};
+use std::sync::Arc;
+
+/// Samples per part of a batch: a training step runs forward, loss and backward part by
+/// part (parameter gradients add up over the parts), so that a part's activations (about
+/// 0.4 MB for the reference model's 8 images) stay in the L2 cache between the passes
+/// instead of streaming a whole batch's through memory. The parts depend only on the batch
+/// size, never on the thread count.
+pub const PART: usize = 8;
+
+/// One unit of execution: a layer, or a fused group of them.
+pub(crate) trait Op: Send + Sync {
+    /// One line for the plan's description.
+    fn describe(&self) -> String;
+    /// The forward pass.
+    fn forward(&self, f: Forward<'_>) -> Result<()>;
+    /// The backward pass.
+    fn backward(&self, b: Backward<'_, '_>) -> Result<()>;
+}
+
+/// A layer on its own.
+pub(crate) struct LayerOp(pub Arc<dyn Layer>);
+
+impl Op for LayerOp {
+    fn describe(&self) -> String {
+        format!("{} ({})", self.0.name(), self.0.class_name())
+    }
+    fn forward(&self, f: Forward<'_>) -> Result<()> {
+        self.0.forward(f)
+    }
+    fn backward(&self, b: Backward<'_, '_>) -> Result<()> {
+        self.0.backward(b)
+    }
+}
+
+/// An op with the values it reads and writes (graph node ids; views resolved to the node
+/// that owns the buffer).
+pub(crate) struct PlanOp {
+    pub op: Arc<dyn Op>,
+    pub inputs: Vec<usize>,
+    pub output: usize,
+    /// The op produces the model's output as logits (softmax left to the loss).
+    pub logits: bool,
+    /// Whether it runs backward (a trainable tensor in it or upstream).
+    pub backward: bool,
+    /// Per input: whether its gradient is needed.
+    pub needs_dx: Vec<bool>,
+    /// Whether the op has trainable tensors of its own.
+    pub has_params: bool,
+}
+
+/// What a rule or the planner decided for a group of nodes.
+pub(crate) struct Planned {
+    pub op: Arc<dyn Op>,
+    /// The nodes it covers; the last one's value is the op's output.
+    pub covers: Vec<usize>,
+    pub has_params: bool,
+}
+
+/// A slot of one buffer pool: the nodes whose values (or gradients) it holds in turn, and
+/// its per-sample length (the largest of theirs).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Slots {
+    /// Per node: its slot, if it has a buffer in this pool.
+    pub of: Vec<Option<usize>>,
+    /// Per slot: elements per sample.
+    pub len: Vec<usize>,
+}
+
+/// The ops of a graph and their buffers.
+pub(crate) struct Plan {
+    pub ops: Vec<PlanOp>,
+    /// Per node: the node whose buffer holds its value (itself, or a view's source).
+    pub root: Vec<usize>,
+    pub acts: Slots,
+    pub grads: Slots,
+    /// Per node: per-sample value length.
+    pub len: Vec<usize>,
+    /// The output node (root) and whether the loss takes logits.
+    pub output: usize,
+    pub loss_from_logits: bool,
+    /// Whether a batch may run in parts.
+    pub parts: bool,
+}
+
+/// How to plan.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PlanOptions {
+    /// Apply the conv+ReLU+pool fusion.
+    pub fuse: bool,
+    /// The loss takes probabilities (a trailing softmax may fuse into it); `None` when the
+    /// plan runs without a loss (a layer's output for pictures).
+    pub loss_on_probs: Option<bool>,
+    /// Keep this node's value until the end (an inner layer's output asked for).
+    pub keep: Option<usize>,
+}
+
+impl Plan {
+    /// Plans a built graph.
+    pub fn new(g: &Graph, o: PlanOptions) -> Result<Plan> {
+        let n = g.nodes.len();
+        let consumers = g.consumers();
+        let mut root: Vec<usize> = (0..n).collect();
+        let mut planned: Vec<Planned> = Vec::new();
+        let mut covered = vec![false; n];
+        for i in 1..n {
+            if covered[i] {
+                continue;
+            }
+            let layer = g.nodes[i].layer.as_ref().expect("nodes after the input have layers");
+            if layer.traits().view {
+                root[i] = root[g.nodes[i].inputs[0]];
+                continue;
+            }
+            let p =
+                o.fuse.then(|| fusion::conv_relu_pool::rule(g, &consumers, i)).flatten().unwrap_or_else(|| Planned {
+                    op: Arc::new(LayerOp(layer.clone())),
+                    covers: vec![i],
+                    has_params: !layer.params().is_empty(),
+                });
+            p.covers.iter().for_each(|&c| covered[c] = true);
+            planned.push(p);
+        }
+        let output = root[g.output()];
+        if output == 0 {
+            return Err(crate::error::Error::Config("the model computes nothing: its output is its input".into()));
+        }
+        let logits = o.loss_on_probs.is_some_and(|probs| probs && fusion::softmax_cross_entropy::rule(g, &consumers));
+        let mut ops: Vec<PlanOp> = planned
+            .into_iter()
+            .map(|p| {
+                let first = p.covers[0];
+                let out = *p.covers.last().expect("an op covers a node");
+                PlanOp {
+                    op: p.op,
+                    inputs: g.nodes[first].inputs.iter().map(|&j| root[j]).collect(),
+                    output: out,
+                    logits: logits && out == output,
+                    backward: false,
+                    needs_dx: Vec::new(),
+                    has_params: p.has_params,
+                }
+            })
+            .collect();
+        // Which values need a gradient: those downstream of a trainable tensor.
+        let mut needs_grad = vec![false; n];
+        for op in &mut ops {
+            op.needs_dx = op.inputs.iter().map(|&j| needs_grad[j]).collect();
+            op.backward = op.has_params || op.needs_dx.iter().any(|&d| d);
+            needs_grad[op.output] = op.backward;
+        }
+        let len: Vec<usize> = (0..n).map(|i| g.len_of(i)).collect();
+        let (acts, grads) = liveness(&ops, n, &len, output, o.keep.map(|k| root[k]), o.loss_on_probs.is_some());
+        let parts = !g.nodes.iter().filter_map(|nd| nd.layer.as_ref()).any(|l| l.traits().couples_batch);
+        Ok(Plan { ops, root, acts, grads, len, output, loss_from_logits: logits, parts })
+    }
+
+    /// One line per op.
+    pub fn describe(&self) -> String {
+        self.ops.iter().map(|o| o.op.describe()).collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// Assigns activation and gradient buffers by liveness. Times: forward of op `k` at `2k`,
+/// the loss at `2K`, backward of op `k` at `4K - 2k` (after the loss, in reverse).
+fn liveness(
+    ops: &[PlanOp],
+    n: usize,
+    len: &[usize],
+    output: usize,
+    keep: Option<usize>,
+    train: bool,
+) -> (Slots, Slots) {
+    let k_end = 2 * ops.len();
+    let bw = |k: usize| 4 * ops.len() - 2 * k;
+    // [first, last] use of each node's activation and gradient.
+    let mut act: Vec<Option<(usize, usize)>> = vec![None; n];
+    let mut grad: Vec<Option<(usize, usize)>> = vec![None; n];
+    let touch = |v: &mut Option<(usize, usize)>, t: usize| {
+        *v = Some(v.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
+    };
+    for (k, op) in ops.iter().enumerate() {
+        touch(&mut act[op.output], 2 * k);
+        for &j in &op.inputs {
+            touch(&mut act[j], 2 * k);
+        }
+        if train && op.backward {
+            touch(&mut act[op.output], bw(k));
+            touch(&mut grad[op.output], bw(k));
+            for (&j, &d) in op.inputs.iter().zip(&op.needs_dx) {
+                touch(&mut act[j], bw(k));
+                if d {
+                    touch(&mut grad[j], bw(k));
+                }
+            }
+        }
+    }
+    touch(&mut act[output], k_end);
+    if train {
+        touch(&mut grad[output], k_end);
+    }
+    if let Some(keep) = keep {
+        touch(&mut act[keep], 4 * ops.len() + 1);
+    }
+    // The input (node 0) has a buffer of its own (the whole batch), never a slot.
+    act[0] = None;
+    grad[0] = None;
+    (assign(&act, len), assign(&grad, len))
+}
+
+/// First-fit interval assignment: a slot is reused by a value whose life starts after the
+/// slot's last value's ends.
+fn assign(lives: &[Option<(usize, usize)>], len: &[usize]) -> Slots {
+    let mut order: Vec<usize> = (0..lives.len()).filter(|&i| lives[i].is_some()).collect();
+    order.sort_by_key(|&i| lives[i].map(|(a, _)| a));
+    let mut slots = Slots { of: vec![None; lives.len()], len: Vec::new() };
+    let mut free_at: Vec<usize> = Vec::new();
+    for i in order {
+        let (start, end) = lives[i].expect("filtered");
+        let s = match free_at.iter().position(|&f| f < start) {
+            Some(s) => s,
+            None => {
+                free_at.push(0);
+                slots.len.push(0);
+                free_at.len() - 1
+            }
+        };
+        free_at[s] = end;
+        slots.len[s] = slots.len[s].max(len[i]);
+        slots.of[i] = Some(s);
+    }
+    slots
+}

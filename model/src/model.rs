@@ -1,0 +1,307 @@
+//! The model: a built graph, its parameter store, its plan and its thread pool. Made by
+//! [`crate::Sequential`] or from the functional form ([`Model::new`]); trained through the
+//! trainer's methods (`compile`, `fit`, `evaluate`, in [`crate::trainer`]).
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::graph::executor::{self, Shard};
+use crate::graph::plan::{Plan, PlanOptions, PART};
+use crate::graph::{self, Graph, Node};
+use crate::io::Record;
+use crate::layers::{Layer, Mode};
+use crate::params::{ParamKind, ParamStore};
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+use crate::trainer::TrainState;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A model: layers in a graph, their tensors in a [`ParamStore`], the plan that runs them.
+pub struct Model {
+    pub(crate) name: String,
+    pub(crate) graph: Graph,
+    pub(crate) store: ParamStore,
+    pub(crate) plan: Option<Plan>,
+    fuse: bool,
+    /// The pool set by `set_threads`; `None`: the shared pool of one thread per CPU.
+    pool: Option<Arc<rayon::ThreadPool>>,
+    pub(crate) rng: Rng,
+    /// The seed the model was given: with the step number, it seeds dropout masks.
+    pub(crate) seed: u64,
+    pub(crate) shard: Shard,
+    pub(crate) train: TrainState,
+}
+
+impl Model {
+    /// Keras's `keras.Model(inputs, outputs)`: the model from `input` (an [`crate::Input`])
+    /// to `output`, made of every layer `output` depends on. Layers are named as Keras
+    /// names them, in topological order.
+    pub fn new(input: &Node, output: &Node) -> Result<Model> {
+        let mut m = Model::from_graph(graph::from_nodes(input, output)?);
+        m.name = "functional".into();
+        Ok(m)
+    }
+
+    pub(crate) fn from_graph(graph: Graph) -> Model {
+        Model {
+            name: "sequential".into(),
+            graph,
+            store: ParamStore::default(),
+            plan: None,
+            fuse: true,
+            pool: None,
+            rng: Rng::new(0),
+            seed: 0,
+            shard: Shard::default(),
+            train: TrainState::default(),
+        }
+    }
+
+    /// The model's name (`sequential`, `functional`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Seeds the generator behind weight initialisation and shuffling, and dropout's masks
+    /// (call before `compile`).
+    pub fn seed(&mut self, seed: u64) -> &mut Self {
+        self.rng = Rng::new(seed);
+        self.seed = seed;
+        self
+    }
+
+    /// Runs on `threads` threads (0: one per CPU; at most 4096), from a pool shared with
+    /// every model of the same count.
+    pub fn set_threads(&mut self, threads: usize) -> Result<&mut Self> {
+        self.pool = Some(crate::threads::pool(threads)?);
+        Ok(self)
+    }
+
+    /// The number of threads the model runs on.
+    pub fn threads(&self) -> usize {
+        self.pool
+            .as_ref()
+            .map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |p| p.current_num_threads())
+    }
+
+    /// The pool the model runs in.
+    pub(crate) fn pool(&self) -> Result<Arc<rayon::ThreadPool>> {
+        match &self.pool {
+            Some(p) => Ok(p.clone()),
+            None => crate::threads::pool(0),
+        }
+    }
+
+    /// Enables (default) or disables the fused conv+ReLU+pool steps (for comparisons;
+    /// results agree to rounding).
+    pub fn set_fusion(&mut self, on: bool) -> &mut Self {
+        self.fuse = on;
+        if self.plan.is_some() {
+            self.plan = None;
+            let _ = self.replan();
+        }
+        self
+    }
+
+    /// The layers, in the graph's (topological) order.
+    pub fn layers(&self) -> impl Iterator<Item = &dyn Layer> {
+        self.graph.nodes.iter().filter_map(|n| n.layer.as_deref())
+    }
+
+    /// The layer named `name`.
+    pub fn layer(&self, name: &str) -> Option<&dyn Layer> {
+        self.graph.find(name).and_then(|i| self.graph.layer(i))
+    }
+
+    /// The parameter store (every tensor, by id or name; values and gradients).
+    pub fn params(&self) -> &ParamStore {
+        &self.store
+    }
+
+    /// The parameter store, mutable (set weights through it).
+    pub fn params_mut(&mut self) -> &mut ParamStore {
+        &mut self.store
+    }
+
+    /// Number of trainable weights.
+    pub fn param_count(&self) -> usize {
+        self.store.table().count(ParamKind::Trainable)
+    }
+
+    /// The per-sample input shape, once known.
+    pub fn input_shape(&self) -> Option<&[usize]> {
+        self.graph.nodes[0].shape.as_deref().or_else(|| {
+            let first = self.graph.nodes.iter().position(|n| n.inputs.contains(&0))?;
+            self.graph.layer(first)?.declared_input_shape()
+        })
+    }
+
+    /// The per-sample output shape of every layer, in order (after `build`).
+    pub fn output_shapes(&self) -> Vec<Vec<usize>> {
+        if !self.graph.built {
+            return Vec::new();
+        }
+        (1..self.graph.nodes.len()).map(|i| self.graph.shape(i).to_vec()).collect()
+    }
+
+    /// The per-sample shape of the model's output (after `build`).
+    pub fn output_shape(&self) -> Option<&[usize]> {
+        self.graph.built.then(|| self.graph.shape(self.graph.output()))
+    }
+
+    /// Builds the layers (creating their weights) if not done yet.
+    pub fn build(&mut self) -> Result<()> {
+        if self.graph.built {
+            return Ok(());
+        }
+        self.plan = None;
+        self.store = self.graph.build(&mut self.rng)?;
+        self.replan()
+    }
+
+    /// Plans the built graph (with the compiled loss, if any).
+    pub(crate) fn replan(&mut self) -> Result<()> {
+        let loss_on_probs = Some(self.train.compiled.as_ref().is_none_or(|c| c.loss.on_probabilities()));
+        self.plan = Some(Plan::new(&self.graph, PlanOptions { fuse: self.fuse, loss_on_probs, keep: None })?);
+        Ok(())
+    }
+
+    /// The plan, one op per line (which layers run fused).
+    pub fn plan(&self) -> String {
+        self.plan.as_ref().map_or_else(String::new, Plan::describe)
+    }
+
+    pub(crate) fn input_len(&self) -> usize {
+        self.graph.len_of(0)
+    }
+
+    /// Checks that `data`'s samples fit the model's input.
+    pub(crate) fn check_samples(&self, data: &Dataset) -> Result<()> {
+        let want = self.input_shape().unwrap_or(&[]);
+        if data.sample_shape() != want {
+            return Err(Error::Data(format!(
+                "samples of shape {:?} do not fit the model's input {want:?}",
+                data.sample_shape()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The model's outputs for every sample of `data` (Keras's `predict`): `[n, classes]`
+    /// probabilities when the model ends in a softmax. Labels are ignored.
+    pub fn predict(&mut self, data: &Dataset, batch_size: usize) -> Result<Tensor> {
+        self.build()?;
+        self.check_samples(data)?;
+        if batch_size == 0 {
+            return Err(Error::Config("batch size must be at least 1".into()));
+        }
+        let pool = self.pool()?;
+        let Model { plan, store, shard, graph, .. } = self;
+        let plan = plan.as_ref().ok_or(Error::NotCompiled)?;
+        let classes = graph.len_of(graph.output());
+        let mut out = Vec::with_capacity(data.len() * classes);
+        pool.install(|| -> Result<()> {
+            let mut idx = Vec::with_capacity(batch_size);
+            for b0 in (0..data.len()).step_by(batch_size) {
+                idx.clear();
+                idx.extend(b0..(b0 + batch_size).min(data.len()));
+                shard.size(plan, idx.len());
+                data.gather(&idx, &mut shard.input);
+                let part = if plan.parts { PART } else { idx.len() };
+                for lo in (0..idx.len()).step_by(part) {
+                    let m = part.min(idx.len() - lo);
+                    executor::forward(plan, store.weights(), shard, lo, m, Mode::default())?;
+                    out.extend_from_slice(shard.output(plan, m));
+                }
+            }
+            Ok(())
+        })?;
+        if plan.loss_from_logits {
+            ember_kernels::elementwise::softmax(&mut out, classes)?;
+        }
+        Tensor::new(vec![data.len(), classes], out)
+    }
+
+    /// The output of the layer named `layer` for one sample (feature maps, for pictures);
+    /// runs the layers up to it unfused.
+    pub fn layer_output(&mut self, data: &Dataset, sample: usize, layer: &str) -> Result<Tensor> {
+        self.build()?;
+        let node = self.graph.find(layer).ok_or_else(|| Error::Config(format!("no layer named {layer:?}")))?;
+        if sample >= data.len() || self.check_samples(data).is_err() {
+            return Err(Error::Data(format!("sample {sample} of a dataset of {} does not fit the model", data.len())));
+        }
+        let plan = Plan::new(&self.graph, PlanOptions { fuse: false, loss_on_probs: None, keep: Some(node) })?;
+        let mut shard = Shard::default();
+        shard.size(&plan, 1);
+        shard.input.copy_from_slice(&data.sample(sample)?);
+        let store = &self.store;
+        self.pool()?.install(|| executor::forward(&plan, store.weights(), &mut shard, 0, 1, Mode::default()))?;
+        Tensor::new(self.graph.shape(node).to_vec(), shard.value(&plan, node, 1).to_vec())
+    }
+
+    /// A Keras-style table of layers, output shapes and parameter counts.
+    pub fn summary(&self) -> String {
+        crate::summary::table(self)
+    }
+
+    /// A new shard: buffers for running a batch (or part of one) concurrently with other
+    /// shards of this model ([`Model::compute_gradients`]).
+    pub fn new_shard(&self) -> Shard {
+        Shard::default()
+    }
+
+    /// The weights as safetensors bytes (Keras's names and layouts).
+    pub fn weights_to_bytes(&self) -> Result<Vec<u8>> {
+        self.weights_record()?.to_bytes()
+    }
+
+    /// Saves the weights (safetensors, Keras's names and layouts), atomically.
+    pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<()> {
+        self.weights_record()?.write(path)
+    }
+
+    pub(crate) fn weights_record(&self) -> Result<Record> {
+        if !self.graph.built {
+            return Err(Error::Config("the model has no weights yet: compile (or build) it first".into()));
+        }
+        let mut r = self.store.to_record();
+        r.metadata.insert("format".into(), "ember-weights-1".into());
+        Ok(r)
+    }
+
+    /// Loads weights saved by [`Model::save_weights`] (or a checkpoint's weights) into this
+    /// model, which must have the same layers. Every tensor must be present with its shape;
+    /// nothing is changed unless all are.
+    pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        self.load_bytes(&bytes, &path.display().to_string(), false)
+    }
+
+    /// [`Model::load_weights`] or (with `checkpoint`) [`Model::load_checkpoint`] from
+    /// bytes; `name` names the source in errors.
+    pub fn load_bytes(&mut self, bytes: &[u8], name: &str, checkpoint: bool) -> Result<()> {
+        self.build()?;
+        let record = Record::from_bytes(bytes, name)?;
+        if checkpoint {
+            crate::trainer::checkpoint::restore(self, &record, name)
+        } else {
+            self.store.load_record(&record, name)
+        }
+    }
+
+    /// Saves weights, optimizer state, epochs done and the random generator's state,
+    /// atomically.
+    pub fn save_checkpoint(&self, path: impl AsRef<Path>) -> Result<()> {
+        crate::trainer::checkpoint::record(self)?.write(path)
+    }
+
+    /// Restores a checkpoint written by [`Model::save_checkpoint`]: weights, optimizer
+    /// state, epochs done and the random generator (the model must be compiled with the same
+    /// optimizer kind).
+    pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        self.load_bytes(&bytes, &path.display().to_string(), true)
+    }
+}

@@ -1,0 +1,400 @@
+//! The trainer (Keras's `Trainer`, apart from what a model is): `compile` (optimizer, loss,
+//! metrics), `fit` (shuffling, batches, validation split, callbacks, the non-finite guard,
+//! checkpoint cadence), `evaluate`, `train_on_batch`, and the training step itself:
+//!
+//! forward + backward over the batch → the gradient hook ([`GradientHook`]) → the optimizer.
+
+mod callbacks;
+pub(crate) mod checkpoint;
+mod hook;
+
+pub use callbacks::{BatchLogs, Callback, EpochLogs, Evaluation, History};
+pub use hook::{ClipByGlobalNorm, GradientHook};
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::graph::executor::{self, RunArgs, Shard};
+use crate::layers::Mode;
+use crate::losses::{self, Loss, Metric};
+use crate::model::Model;
+use crate::optimizers::Optimizer;
+use crate::params::Weights;
+use crate::rng::mix;
+use std::time::Instant;
+
+/// How to train (Keras's `fit` arguments).
+#[derive(Debug, Clone)]
+pub struct FitOptions {
+    /// The epoch to stop after (1-based count, as Keras's `epochs`).
+    pub epochs: usize,
+    /// Samples per step; the last batch of an epoch may be smaller.
+    pub batch_size: usize,
+    /// Reshuffle the training samples at the start of every epoch.
+    pub shuffle: bool,
+    /// The fraction of the training data (its last samples, before shuffling, as Keras)
+    /// held out for validation; 0 for none. Ignored when validation data is given.
+    pub validation_split: f32,
+    /// Epochs already done (from a checkpoint): training runs epochs `initial_epoch + 1 ..= epochs`.
+    pub initial_epoch: usize,
+    /// Stop with [`Error::NonFiniteLoss`] when a batch's loss is NaN or infinite (else go on).
+    pub stop_on_non_finite: bool,
+    /// Write a checkpoint here at the end of every epoch (atomically).
+    pub checkpoint: Option<std::path::PathBuf>,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions {
+            epochs: 1,
+            batch_size: 32,
+            shuffle: true,
+            validation_split: 0.0,
+            initial_epoch: 0,
+            stop_on_non_finite: true,
+            checkpoint: None,
+        }
+    }
+}
+
+/// What `compile` set.
+pub(crate) struct Compiled {
+    pub optimizer: Box<dyn Optimizer>,
+    pub loss: Loss,
+    pub metrics: Vec<Metric>,
+    pub classes: usize,
+}
+
+/// The model's training state: the compiled configuration, the hook, progress.
+#[derive(Default)]
+pub(crate) struct TrainState {
+    pub compiled: Option<Compiled>,
+    pub hook: Option<Box<dyn GradientHook>>,
+    pub epochs_done: usize,
+    order: Vec<usize>,
+}
+
+impl Model {
+    /// Builds the model, plans it for `loss` and sets the optimizer, loss and metrics. The
+    /// loss needs a model output of rank 1 (`[classes]`).
+    pub fn compile(&mut self, optimizer: impl Optimizer + 'static, loss: Loss, metrics: &[Metric]) -> Result<()> {
+        optimizer.check()?;
+        self.build()?;
+        let out = self.output_shape().unwrap_or(&[]);
+        let &[classes] = out else {
+            return Err(Error::Config(format!(
+                "{} needs outputs [classes]; the model outputs {out:?} per sample (add Flatten and Dense)",
+                loss.name()
+            )));
+        };
+        self.train.compiled =
+            Some(Compiled { optimizer: Box::new(optimizer), loss, metrics: metrics.to_vec(), classes });
+        self.replan()
+    }
+
+    fn compiled(&self) -> Result<&Compiled> {
+        self.train.compiled.as_ref().ok_or(Error::NotCompiled)
+    }
+
+    /// The metrics given to `compile` (accuracy is always computed).
+    pub fn metrics(&self) -> &[Metric] {
+        self.train.compiled.as_ref().map_or(&[], |c| &c.metrics)
+    }
+
+    /// The optimizer given to `compile`.
+    pub fn optimizer(&self) -> Option<&dyn Optimizer> {
+        self.train.compiled.as_ref().map(|c| &*c.optimizer)
+    }
+
+    /// Epochs completed by `fit` (or restored from a checkpoint).
+    pub fn epochs_done(&self) -> usize {
+        self.train.epochs_done
+    }
+
+    /// Installs the hook called between the backward pass and the optimizer step of every
+    /// training step (replacing any earlier one; it survives `compile`).
+    pub fn set_gradient_hook(&mut self, hook: impl GradientHook + 'static) -> &mut Self {
+        self.train.hook = Some(Box::new(hook));
+        self
+    }
+
+    /// Removes the gradient hook.
+    pub fn clear_gradient_hook(&mut self) -> &mut Self {
+        self.train.hook = None;
+        self
+    }
+
+    fn check_data(&self, data: &Dataset) -> Result<()> {
+        let classes = self.compiled()?.classes;
+        self.check_samples(data)?;
+        losses::check_labels(data.labels(), classes)
+    }
+
+    fn run_args(&self, training: bool, global_batch: usize) -> Result<RunArgs<'_>> {
+        Ok(run_args(self.compiled()?, self.store.weights(), self.seed, training, global_batch))
+    }
+
+    /// Forward and backward over the batch loaded in the model's shard, into the store's
+    /// gradient arena.
+    fn gradients_of_loaded(&mut self, training: bool) -> Result<(f64, usize)> {
+        let n = self.shard.labels.len();
+        let Model { plan, store, shard, train, seed, .. } = self;
+        let plan = plan.as_ref().ok_or(Error::NotCompiled)?;
+        let (weights, grads) = store.split_mut();
+        let args = run_args(train.compiled.as_ref().ok_or(Error::NotCompiled)?, weights, *seed, training, n);
+        executor::run_batch(plan, &args, Some(grads), shard)
+    }
+
+    /// Hook, then optimizer: the second half of a training step.
+    fn apply_gradients(&mut self) -> Result<()> {
+        let Model { store, train, .. } = self;
+        let c = train.compiled.as_mut().ok_or(Error::NotCompiled)?;
+        if let Some(hook) = train.hook.as_mut() {
+            let step = c.optimizer.iterations() + 1;
+            let table = store.table().clone();
+            hook.on_gradients(step, store.grads_mut(), &table)?;
+        }
+        let (values, grads) = store.trainable_mut();
+        c.optimizer.apply(values, grads)
+    }
+
+    fn load_batch(&mut self, x: &[f32], labels: &[u32]) -> Result<usize> {
+        let c = self.compiled()?;
+        let n = labels.len();
+        losses::check_labels(labels, c.classes)?;
+        if n == 0 || x.len() != n * self.input_len() {
+            return Err(Error::Data(format!(
+                "{} input values for {n} labels; the model takes {} values per sample",
+                x.len(),
+                self.input_len()
+            )));
+        }
+        let plan = self.plan.as_ref().ok_or(Error::NotCompiled)?;
+        self.shard.size(plan, n);
+        self.shard.input.copy_from_slice(x);
+        self.shard.labels.clear();
+        self.shard.labels.extend_from_slice(labels);
+        self.shard.first_sample = 0;
+        Ok(n)
+    }
+
+    /// Forward and backward over one batch (`x`: `n` samples, `labels`: `n` labels):
+    /// returns the loss and leaves the gradients in the parameter store, without updating
+    /// the weights. For gradient checks and custom training loops.
+    pub fn loss_and_gradients(&mut self, x: &[f32], labels: &[u32]) -> Result<f32> {
+        let n = self.load_batch(x, labels)?;
+        let pool = self.pool()?;
+        pool.install(|| Ok((self.gradients_of_loaded(true)?.0 / n as f64) as f32))
+    }
+
+    /// Forward and backward over a shard of a batch, reading the model's weights only: the
+    /// loss summed over the shard's samples (each scaled as a mean over `global_batch`), and
+    /// the parameter gradients written into `grads` (the trainable arena's length). Shards
+    /// of one model can run at once, each with its own [`Shard`] and `grads`; `first_sample`
+    /// is the index of the shard's first sample in the global batch.
+    pub fn compute_gradients(
+        &self,
+        shard: &mut Shard,
+        (x, labels): (&[f32], &[u32]),
+        (first_sample, global_batch): (usize, usize),
+        grads: &mut [f32],
+    ) -> Result<f64> {
+        let plan = self.plan.as_ref().ok_or(Error::NotCompiled)?;
+        let args = self.run_args(true, global_batch)?;
+        losses::check_labels(labels, args.classes)?;
+        let n = labels.len();
+        if n == 0 || x.len() != n * self.input_len() || grads.len() != self.store.table().trainable_len() {
+            return Err(Error::Data(format!(
+                "{} input values and {} gradients for {n} labels ({} per sample, {} gradients)",
+                x.len(),
+                grads.len(),
+                self.input_len(),
+                self.store.table().trainable_len()
+            )));
+        }
+        if global_batch < first_sample + n {
+            return Err(Error::Data(format!(
+                "samples {first_sample}..{} lie outside a batch of {global_batch}",
+                first_sample + n
+            )));
+        }
+        shard.size(plan, n);
+        shard.input.copy_from_slice(x);
+        shard.labels.clear();
+        shard.labels.extend_from_slice(labels);
+        shard.first_sample = first_sample;
+        self.pool()?.install(|| Ok(executor::run_batch(plan, &args, Some(grads), shard)?.0))
+    }
+
+    /// One training step on one batch (Keras's `train_on_batch`): forward, loss, backward,
+    /// hook, update. Returns the batch's loss and accuracy (of the predictions before the
+    /// update).
+    pub fn train_on_batch(&mut self, x: &[f32], labels: &[u32]) -> Result<Evaluation> {
+        let n = self.load_batch(x, labels)?;
+        let pool = self.pool()?;
+        let (loss, correct) = pool.install(|| self.train_step(n))?;
+        Ok(Evaluation { loss, accuracy: correct as f32 / n as f32 })
+    }
+
+    /// The step on the loaded batch; inside the pool.
+    fn train_step(&mut self, n: usize) -> Result<(f32, usize)> {
+        let (loss, correct) = self.gradients_of_loaded(true)?;
+        self.apply_gradients()?;
+        Ok(((loss / n as f64) as f32, correct))
+    }
+
+    /// Trains (Keras's `fit`): `validation` data, or else `opts.validation_split` of `train`,
+    /// is evaluated after every epoch. Returns the per-epoch history.
+    pub fn fit(
+        &mut self,
+        train: &Dataset,
+        validation: Option<&Dataset>,
+        opts: &FitOptions,
+        callback: &mut dyn Callback,
+    ) -> Result<History> {
+        self.compiled()?;
+        if opts.batch_size == 0 {
+            return Err(Error::Config("batch size must be at least 1".into()));
+        }
+        if !(0.0..1.0).contains(&opts.validation_split) {
+            return Err(Error::Config(format!("validation_split {} is not in [0, 1)", opts.validation_split)));
+        }
+        self.check_data(train)?;
+        if let Some(v) = validation {
+            self.check_data(v)?;
+        }
+        let split;
+        let (train_n, val) = match validation {
+            Some(v) => (train.len(), Some(v)),
+            None if opts.validation_split > 0.0 => {
+                // As Keras, floor(n * (1 - split)) with the split as the decimal it was
+                // written as (0.2, not the f32 0.2000000029...).
+                let split_f64: f64 = opts.validation_split.to_string().parse().unwrap_or(0.0);
+                let at = (train.len() as f64 * (1.0 - split_f64)).floor() as usize;
+                split = train.slice_unchecked(at..train.len());
+                (at, Some(&split))
+            }
+            None => (train.len(), None),
+        };
+        if train_n == 0 {
+            return Err(Error::Data("no training samples".into()));
+        }
+        let pool = self.pool()?;
+        pool.install(|| self.fit_loop(train, train_n, val, opts, callback))
+    }
+
+    fn fit_loop(
+        &mut self,
+        train: &Dataset,
+        train_n: usize,
+        val: Option<&Dataset>,
+        opts: &FitOptions,
+        callback: &mut dyn Callback,
+    ) -> Result<History> {
+        let bs = opts.batch_size;
+        let steps = train_n.div_ceil(bs);
+        let mut history = History::default();
+        for epoch in opts.initial_epoch + 1..=opts.epochs {
+            callback.on_epoch_begin(epoch, opts.epochs, steps);
+            let start = Instant::now();
+            let mut order = std::mem::take(&mut self.train.order);
+            order.clear();
+            order.extend(0..train_n);
+            if opts.shuffle {
+                self.rng.shuffle(&mut order);
+            }
+            let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
+            for (step, idx) in order.chunks(bs).enumerate() {
+                let n = idx.len();
+                self.load_gathered(train, idx)?;
+                let (loss, ok) = self.train_step(n)?;
+                if !loss.is_finite() && opts.stop_on_non_finite {
+                    self.train.order = order;
+                    return Err(Error::NonFiniteLoss { epoch, step: step + 1, loss });
+                }
+                loss_sum += f64::from(loss) * n as f64;
+                correct += ok;
+                seen += n;
+                callback.on_batch_end(&BatchLogs {
+                    step: step + 1,
+                    steps,
+                    loss: (loss_sum / seen as f64) as f32,
+                    accuracy: correct as f32 / seen as f32,
+                    samples: seen,
+                });
+            }
+            self.train.order = order;
+            let seconds = start.elapsed().as_secs_f64();
+            let v = val.map(|v| self.evaluate_inner(v, bs)).transpose()?;
+            self.train.epochs_done = epoch;
+            let logs = EpochLogs {
+                epoch,
+                loss: (loss_sum / seen as f64) as f32,
+                accuracy: correct as f32 / seen as f32,
+                val_loss: v.map(|e| e.loss),
+                val_accuracy: v.map(|e| e.accuracy),
+                seconds,
+                samples: seen,
+            };
+            if let Some(path) = &opts.checkpoint {
+                self.save_checkpoint(path)?;
+            }
+            callback.on_epoch_end(&logs);
+            history.epochs.push(logs);
+        }
+        Ok(history)
+    }
+
+    /// Loads the samples `idx` of `data` (and their labels) into the model's shard.
+    fn load_gathered(&mut self, data: &Dataset, idx: &[usize]) -> Result<()> {
+        let plan = self.plan.as_ref().ok_or(Error::NotCompiled)?;
+        let shard: &mut Shard = &mut self.shard;
+        shard.size(plan, idx.len());
+        data.gather(idx, &mut shard.input);
+        shard.labels.clear();
+        shard.labels.extend(idx.iter().map(|&i| data.labels()[i]));
+        shard.first_sample = 0;
+        Ok(())
+    }
+
+    /// Mean loss and accuracy over `data` (Keras's `evaluate`), in batches of `batch_size`.
+    pub fn evaluate(&mut self, data: &Dataset, batch_size: usize) -> Result<Evaluation> {
+        self.check_data(data)?;
+        if batch_size == 0 {
+            return Err(Error::Config("batch size must be at least 1".into()));
+        }
+        let pool = self.pool()?;
+        pool.install(|| self.evaluate_inner(data, batch_size))
+    }
+
+    fn evaluate_inner(&mut self, data: &Dataset, bs: usize) -> Result<Evaluation> {
+        let (mut loss_sum, mut correct) = (0f64, 0usize);
+        let mut idx = Vec::with_capacity(bs);
+        for b0 in (0..data.len()).step_by(bs) {
+            idx.clear();
+            idx.extend(b0..(b0 + bs).min(data.len()));
+            self.load_gathered(data, &idx)?;
+            let Model { plan, store, shard, train, seed, .. } = self;
+            let plan = plan.as_ref().ok_or(Error::NotCompiled)?;
+            let c = train.compiled.as_ref().ok_or(Error::NotCompiled)?;
+            let args = run_args(c, store.weights(), *seed, false, idx.len());
+            let (loss, ok) = executor::run_batch(plan, &args, None, shard)?;
+            loss_sum += loss;
+            correct += ok;
+        }
+        let n = data.len().max(1) as f64;
+        Ok(Evaluation { loss: (loss_sum / n) as f32, accuracy: (correct as f64 / n) as f32 })
+    }
+}
+
+/// The arguments of a batch run: the step's seed is a function of the model's seed and the
+/// number of the update the step leads to.
+fn run_args<'a>(c: &Compiled, weights: Weights<'a>, seed: u64, training: bool, global_batch: usize) -> RunArgs<'a> {
+    let step = c.optimizer.iterations() + 1;
+    RunArgs {
+        weights,
+        mode: Mode { training, seed: mix(seed, step), ..Mode::default() },
+        loss: c.loss,
+        classes: c.classes,
+        global_batch,
+    }
+}
