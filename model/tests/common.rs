@@ -42,7 +42,7 @@ pub fn seed_model(size: usize, filters: usize, classes: usize, seed: u64) -> Seq
     m
 }
 
-pub fn compile_adam(m: &mut Sequential) {
+pub fn compile_adam(m: &mut Model) {
     m.compile(Adam::new(), Loss::SPARSE_CATEGORICAL_CROSSENTROPY, &[Metric::Accuracy]).unwrap();
 }
 

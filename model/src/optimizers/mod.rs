@@ -23,7 +23,7 @@ pub struct OptimizerState {
 }
 
 /// Updates the trainable tensors from their gradients.
-pub trait Optimizer: Send {
+pub trait Optimizer: Send + Sync {
     /// Keras's name (`adam`, `sgd`).
     fn name(&self) -> &'static str;
     /// The learning rate.

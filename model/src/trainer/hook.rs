@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::params::ParamTable;
 
 /// Called once per training step between the backward pass and the optimizer step.
-pub trait GradientHook: Send {
+pub trait GradientHook: Send + Sync {
     /// `step`: the 1-based number of the update about to be applied; `grads`: the
     /// gradients of every trainable tensor, laid out as `table` says (zeros in the gaps).
     fn on_gradients(&mut self, step: u64, grads: &mut [f32], table: &ParamTable) -> Result<()>;

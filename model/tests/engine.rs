@@ -1,0 +1,151 @@
+//! The engine's seams: a functional model with a residual branch trains; shards of a batch
+//! run concurrently give exactly the gradients of running them one after the other; the
+//! gradient hook sees (and may change) the whole gradient arena before the optimizer step.
+
+mod common;
+
+use common::{compile_adam, quadrant_task, seed_model};
+use ember_kernels::conv::Padding;
+use ember_model::layers::{Activation, Add, Conv2D, Dense, Flatten, MaxPooling2D};
+use ember_model::losses::{Loss, Metric};
+use ember_model::optimizers::Sgd;
+use ember_model::params::ParamTable;
+use ember_model::{Apply, FitOptions, GradientHook, Input, Model};
+use std::sync::{Arc, Mutex};
+
+fn residual_model(size: usize) -> Model {
+    let x = Input::new(&[size, size, 1]);
+    let h = Conv2D::new(8, (3, 3)).padding(Padding::Same).activation(Activation::Relu).apply(&x);
+    let r = Conv2D::new(8, (3, 3)).padding(Padding::Same).activation(Activation::Relu).apply(&h);
+    let s = Add::new().apply_to(&[&h, &r]);
+    let p = MaxPooling2D::new((2, 2)).apply(&Conv2D::new(8, (3, 3)).activation(Activation::Relu).apply(&s));
+    let y = Dense::new(4).activation(Activation::Softmax).apply(&Flatten::new().apply(&p));
+    let mut m = Model::new(&x, &y).unwrap();
+    m.seed(4);
+    m
+}
+
+#[test]
+fn a_residual_functional_model_trains() {
+    let train = quadrant_task(1000, 12, 3);
+    let test = quadrant_task(200, 12, 4);
+    let mut m = residual_model(12);
+    compile_adam(&mut m);
+    assert!(m.plan().contains("fused"), "the conv+pool after the join fuses:\n{}", m.plan());
+    let before = m.evaluate(&test, 50).unwrap();
+    m.fit(&train, None, &FitOptions { epochs: 3, batch_size: 16, ..FitOptions::default() }, &mut ()).unwrap();
+    let after = m.evaluate(&test, 50).unwrap();
+    assert!(after.accuracy > 0.9 && after.loss < before.loss, "before {before:?}, after {after:?}");
+}
+
+#[test]
+fn concurrent_shards_give_the_sequential_gradients() {
+    let data = quadrant_task(24, 12, 5);
+    let mut x = vec![0.0; 24 * 144];
+    for i in 0..24 {
+        x[i * 144..(i + 1) * 144].copy_from_slice(&data.sample(i).unwrap());
+    }
+    let labels = data.labels().to_vec();
+    for mut m in [Box::new(residual_model(12)), Box::new(seed_model(12, 8, 4, 3).into_model())] {
+        compile_adam(&mut m);
+        let len = m.params().table().trainable_len();
+        // Shards of 16 and 8 samples of one batch of 24.
+        let shard = |lo: usize, hi: usize| (&x[lo * 144..hi * 144], &labels[lo..hi]);
+        let (a, b) = (shard(0, 16), shard(16, 24));
+        let (mut sa, mut sb) = (m.new_shard(), m.new_shard());
+        let (mut ga, mut gb) = (vec![0.0; len], vec![0.0; len]);
+        let m = &*m;
+        let (la, lb) = std::thread::scope(|s| {
+            let ta = s.spawn(|| m.compute_gradients(&mut sa, a, (0, 24), &mut ga).unwrap());
+            let tb = s.spawn(|| m.compute_gradients(&mut sb, b, (16, 24), &mut gb).unwrap());
+            (ta.join().unwrap(), tb.join().unwrap())
+        });
+        let mut seq = m.new_shard();
+        let (mut ga2, mut gb2) = (vec![0.0; len], vec![0.0; len]);
+        let la2 = m.compute_gradients(&mut seq, a, (0, 24), &mut ga2).unwrap();
+        let lb2 = m.compute_gradients(&mut seq, b, (16, 24), &mut gb2).unwrap();
+        assert_eq!((la.to_bits(), lb.to_bits()), (la2.to_bits(), lb2.to_bits()));
+        assert!(ga == ga2 && gb == gb2, "concurrent shards differ from sequential ones");
+        // And the shards' sum is the whole batch's gradient (to rounding: other sums).
+        let mut whole = m.new_shard();
+        let mut g = vec![0.0; len];
+        let l = m.compute_gradients(&mut whole, (&x, &labels), (0, 24), &mut g).unwrap();
+        assert!((l - (la + lb)).abs() < 1e-5 * l.abs());
+        let scale = g.iter().fold(0f32, |s, v| s.max(v.abs()));
+        for ((w, p), q) in g.iter().zip(&ga).zip(&gb) {
+            assert!((w - (p + q)).abs() <= 1e-5 * scale, "{w} vs {p} + {q}");
+        }
+    }
+}
+
+/// Clips to a global norm and records what it saw.
+struct Recorder {
+    clip: f32,
+    seen: Arc<Mutex<Vec<(u64, f64, usize)>>>,
+}
+
+impl GradientHook for Recorder {
+    fn on_gradients(&mut self, step: u64, grads: &mut [f32], table: &ParamTable) -> ember_model::Result<()> {
+        let norm = grads.iter().map(|&g| f64::from(g).powi(2)).sum::<f64>().sqrt();
+        self.seen.lock().unwrap().push((step, norm, table.trainable_len()));
+        let scale = (f64::from(self.clip) / norm.max(f64::from(self.clip))) as f32;
+        grads.iter_mut().for_each(|g| *g *= scale);
+        Ok(())
+    }
+}
+
+#[test]
+fn the_gradient_hook_clips_before_the_update() {
+    // SGD without momentum: w1 = w0 - lr * clip(g). Computed by hand from the gradients
+    // of the same batch and compared with what training did.
+    let data = quadrant_task(8, 12, 6);
+    let mut x = vec![0.0; 8 * 144];
+    for i in 0..8 {
+        x[i * 144..(i + 1) * 144].copy_from_slice(&data.sample(i).unwrap());
+    }
+    let mut m = seed_model(12, 4, 4, 2);
+    m.compile(Sgd::new().learning_rate(0.5), Loss::SPARSE_CATEGORICAL_CROSSENTROPY, &[Metric::Accuracy]).unwrap();
+    m.loss_and_gradients(&x, data.labels()).unwrap();
+    let w0 = m.params().values().to_vec();
+    let g = m.params().grads().to_vec();
+    let norm = g.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt();
+    let clip = (norm / 4.0) as f32;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    m.set_gradient_hook(Recorder { clip, seen: seen.clone() });
+    m.train_on_batch(&x, data.labels()).unwrap();
+    let scale = (f64::from(clip) / norm) as f32;
+    let trainable = m.params().table().trainable_len();
+    for (i, (&w1, (&w, &gv))) in m.params().values()[..trainable].iter().zip(w0.iter().zip(&g)).enumerate() {
+        let want = w - 0.5 * (gv * scale);
+        assert_eq!(w1.to_bits(), want.to_bits(), "weight {i}: {w1} vs {want}");
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!((seen[0].0, seen[0].2), (1, trainable));
+    assert!((seen[0].1 - norm).abs() <= 1e-12 * norm, "the hook saw norm {} vs {norm}", seen[0].1);
+}
+
+/// The threads of this process (Linux).
+fn os_threads() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn models_share_pools_instead_of_starting_threads() {
+    let data = quadrant_task(4, 8, 1);
+    let run = || {
+        let mut m = seed_model(8, 2, 4, 1);
+        m.set_threads(3).unwrap();
+        compile_adam(&mut m);
+        m.predict(&data, 4).unwrap();
+        m
+    };
+    assert_eq!(run().threads(), 3);
+    let before = os_threads();
+    // Kept alive: a pool per model would hold 60 more threads here.
+    let models: Vec<_> = (0..20).map(|_| run()).collect();
+    assert_eq!(models.len(), 20);
+    // Other tests of this binary may start threads meanwhile, but not 20 x 3.
+    assert!(os_threads() < before + 20, "threads went from {before} to {}", os_threads());
+}
