@@ -199,15 +199,18 @@ pub fn softmax_cross_entropy_sum(
     Ok(loss)
 }
 
-/// Adam's hyper-parameters (Keras defaults).
+/// Adam's hyper-parameters (Keras defaults). The betas are double precision, as Keras
+/// holds them (Python floats): Keras computes `1 - β` from them in double precision and
+/// rounds the result to f32 once (0.1 and 0.001 for the defaults), while `βᵗ` is taken of
+/// the betas rounded to f32. [`AdamParams::one_minus_betas`] and [`adam_alpha`] follow that.
 #[derive(Debug, Clone, Copy)]
 pub struct AdamParams {
     /// Learning rate.
     pub lr: f32,
     /// First-moment decay.
-    pub beta1: f32,
+    pub beta1: f64,
     /// Second-moment decay.
-    pub beta2: f32,
+    pub beta2: f64,
     /// Denominator fuzz.
     pub eps: f32,
 }
@@ -218,9 +221,17 @@ impl Default for AdamParams {
     }
 }
 
+impl AdamParams {
+    /// `(1 - β1, 1 - β2)` as Keras computes them: in double precision, rounded to f32 once.
+    pub fn one_minus_betas(&self) -> (f32, f32) {
+        ((1.0 - self.beta1) as f32, (1.0 - self.beta2) as f32)
+    }
+}
+
 /// One Adam step at (1-based) step `t`, in place on `param`, `m`, `v`, exactly as Keras
-/// writes it: `m += (g - m)(1 - β1)`, `v += (g² - v)(1 - β2)`,
-/// `α = lr·√(1 - β2ᵗ)/(1 - β1ᵗ)` (powers of the f32 β's, in f32),
+/// writes it: `m += (g - m)(1 - β1)`, `v += (g² - v)(1 - β2)` (the constants of
+/// [`AdamParams::one_minus_betas`]), `α = lr·√(1 - β2ᵗ)/(1 - β1ᵗ)` (powers of the β's
+/// rounded to f32, in f32),
 /// `param -= α·m/(√v + ε)`. Vectorised with `wide` (8 lanes; memory-bound); large
 /// tensors are split across threads (elementwise, so the result never depends on them).
 pub fn adam_update(
@@ -249,15 +260,17 @@ pub fn adam_update(
     Ok(())
 }
 
-/// Adam's step size at step `t`: `lr·√(1 - β2ᵗ)/(1 - β1ᵗ)` in f32.
+/// Adam's step size at step `t`: `lr·√(1 - β2ᵗ)/(1 - β1ᵗ)` in f32, the powers of the betas
+/// rounded to f32 (Keras casts them to the variable's dtype before `power`).
 pub fn adam_alpha(p: &AdamParams, t: u32) -> f32 {
     let tf = t as f32;
-    p.lr * (1.0 - p.beta2.powf(tf)).sqrt() / (1.0 - p.beta1.powf(tf))
+    let (b1, b2) = (p.beta1 as f32, p.beta2 as f32);
+    p.lr * (1.0 - b2.powf(tf)).sqrt() / (1.0 - b1.powf(tf))
 }
 
 fn adam_chunk(p: &AdamParams, alpha: f32, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
     use wide::f32x8;
-    let (c1, c2) = (1.0 - p.beta1, 1.0 - p.beta2);
+    let (c1, c2) = p.one_minus_betas();
     let (c1v, c2v, av, ev) = (f32x8::splat(c1), f32x8::splat(c2), f32x8::splat(alpha), f32x8::splat(p.eps));
     let full = w.len() / 8 * 8;
     for i in (0..full).step_by(8) {

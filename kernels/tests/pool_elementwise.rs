@@ -148,7 +148,12 @@ fn adam_matches_the_keras_formula() {
         let lr_t = 1e-3 * (1.0f64 - 0.999).sqrt() / (1.0 - 0.9);
         let want = wi - lr_t * mi / (vi.sqrt() + 1e-7);
         assert!((f64::from(w[i]) - want).abs() < 1e-6, "{} vs {want}", w[i]);
+        // Keras's constants exactly: 1 - 0.9 in double precision rounds to the f32 0.1 (in
+        // f32 from the f32 0.9 it would be 0.100000024).
+        assert_eq!(m[i], g[i] * 0.1f32);
+        assert_eq!(v[i], g[i] * g[i] * 0.001f32);
     }
+    assert_eq!(p.one_minus_betas(), (0.1f32, 0.001f32));
     assert!(matches!(adam_update(&p, 0, &mut w, &g, &mut m, &mut v), Err(Error::InvalidArgument(_))));
 }
 
@@ -165,10 +170,13 @@ fn adam_over_several_steps_is_the_scalar_keras_update_bit_for_bit() {
             let g = fill(10 + u64::from(t), len);
             adam_update(&p, t, &mut w, &g, &mut m, &mut v).unwrap();
             let tf = t as f32;
-            let alpha = p.lr * (1.0 - p.beta2.powf(tf)).sqrt() / (1.0 - p.beta1.powf(tf));
+            let (b1, b2) = (p.beta1 as f32, p.beta2 as f32);
+            let alpha = p.lr * (1.0 - b2.powf(tf)).sqrt() / (1.0 - b1.powf(tf));
+            // Keras's constants: 1 - β in double precision, rounded once.
+            let (c1, c2) = ((1.0 - p.beta1) as f32, (1.0 - p.beta2) as f32);
             for i in 0..len {
-                me[i] += (g[i] - me[i]) * (1.0 - p.beta1);
-                ve[i] += (g[i] * g[i] - ve[i]) * (1.0 - p.beta2);
+                me[i] += (g[i] - me[i]) * c1;
+                ve[i] += (g[i] * g[i] - ve[i]) * c2;
                 we[i] -= alpha * me[i] / (ve[i].sqrt() + p.eps);
             }
             assert_eq!((&w, &m, &v), (&we, &me, &ve), "len {len}, step {t}");

@@ -24,8 +24,9 @@ impl Adam {
         self.hp.lr = lr;
         self
     }
-    /// Sets β1 and β2.
-    pub fn betas(mut self, beta1: f32, beta2: f32) -> Self {
+    /// Sets β1 and β2 (double precision, as Keras's Python floats: `1 - β` is computed from
+    /// them before rounding to f32).
+    pub fn betas(mut self, beta1: f64, beta2: f64) -> Self {
         (self.hp.beta1, self.hp.beta2) = (beta1, beta2);
         self
     }
