@@ -7,10 +7,12 @@ mod common;
 use common::{compile_adam, quadrant_task, seed_model};
 use ember_model::data::{load_mnist, parse_idx, read_idx, Dataset};
 use ember_model::io::write_atomic;
+use ember_model::io::Record;
+use ember_model::layers::Add;
 use ember_model::layers::{Activation, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, MaxPooling2D};
 use ember_model::losses::{correct_predictions, sparse_ce_from_logits, sparse_ce_from_probs, Loss, Metric};
 use ember_model::optimizers::{Adam, Sgd};
-use ember_model::{Error, FitOptions, Sequential, Tensor};
+use ember_model::{Apply, ClipByGlobalNorm, Error, FitOptions, Input, Model, Sequential, Tensor};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
@@ -67,6 +69,75 @@ fn build_with(layer: impl ember_model::layers::Layer + 'static) -> Result<(), Er
 
 fn compile_with(opt: impl ember_model::optimizers::Optimizer + 'static) -> Result<(), Error> {
     seed_model(12, 4, 4, 1).compile(opt, Loss::SPARSE_CATEGORICAL_CROSSENTROPY, &[Metric::Accuracy])
+}
+
+/// A functional model with an `Add` of `inputs` branches on an 8 x 8 x 1 input.
+fn add_model(branches: usize, widths: &[usize]) -> Result<Model, Error> {
+    let x = Input::new(&[8, 8, 1]);
+    let b: Vec<_> = (0..branches).map(|i| Conv2D::new(widths[i], (3, 3)).apply(&x)).collect();
+    let s = Add::new().apply_to(&b.iter().collect::<Vec<_>>());
+    let y = Dense::new(2).apply(&Flatten::new().apply(&s));
+    let mut m = Model::new(&x, &y)?;
+    m.compile(Adam::new(), Loss::SPARSE_CATEGORICAL_CROSSENTROPY, &[])?;
+    Ok(m)
+}
+
+#[test]
+fn the_engine_rejects_bad_graphs_shards_and_hooks() {
+    let data = leak(quadrant_task(8, 12, 1));
+    run(vec![
+        case!("functional: Add of one input", Error::Config(_), add_model(1, &[2])),
+        case!("functional: Add of different shapes", Error::LayerShape { .. }, add_model(2, &[2, 3])),
+        case!("functional: the input is not an Input", Error::Config(_), {
+            let x = Input::new(&[8, 8, 1]);
+            let h = Flatten::new().apply(&x);
+            Model::new(&h, &Dense::new(2).apply(&h))
+        }),
+        case!("functional: the output depends on another Input", Error::Config(_), {
+            let (x, other) = (Input::new(&[8, 8, 1]), Input::new(&[8, 8, 1]));
+            Model::new(&x, &Dense::new(2).apply(&Flatten::new().apply(&other)))
+        }),
+        case!("functional: a node used by a second model", Error::Config(_), {
+            let x = Input::new(&[4]);
+            let y = Dense::new(2).apply(&x);
+            Model::new(&x, &y).and_then(|_| Model::new(&x, &y))
+        }),
+        case!("a model that computes nothing", Error::Config(_), {
+            let mut m = Sequential::new();
+            m.input(&[3]).add(Flatten::new());
+            m.compile(Adam::new(), Loss::SPARSE_CATEGORICAL_CROSSENTROPY, &[])
+        }),
+        case!("compute_gradients before compile", Error::NotCompiled, {
+            let m = seed_model(12, 4, 4, 1);
+            let len = m.params().table().trainable_len();
+            m.compute_gradients(&mut m.new_shard(), (&[0.0; 144], &[0]), (0, 1), &mut vec![0.0; len])
+        }),
+        case!("compute_gradients: gradient arena of the wrong length", Error::Data(_), {
+            let m = model();
+            m.compute_gradients(&mut m.new_shard(), (&[0.0; 144], &[0]), (0, 1), &mut [0.0; 3])
+        }),
+        case!("compute_gradients: shard outside its batch", Error::Data(_), {
+            let m = model();
+            let len = m.params().table().trainable_len();
+            m.compute_gradients(&mut m.new_shard(), (&[0.0; 288], &[0, 1]), (1, 2), &mut vec![0.0; len])
+        }),
+        case!("compute_gradients: a label out of range", Error::Data(_), {
+            let m = model();
+            let len = m.params().table().trainable_len();
+            m.compute_gradients(&mut m.new_shard(), (&[0.0; 144], &[9]), (0, 1), &mut vec![0.0; len])
+        }),
+        case!("global norm clip of zero", Error::Config(_), {
+            let mut m = model();
+            m.set_gradient_hook(ClipByGlobalNorm(0.0));
+            m.fit(data, None, &fit_opts(1, 4), &mut ())
+        }),
+        case!("a record that is not safetensors", Error::Weights { .. }, Record::from_bytes(b"nope", "bytes")),
+        case!("store: keras values of the wrong length", Error::Config(_), {
+            let mut m = model();
+            let b = m.params().find("dense/bias").unwrap();
+            m.params_mut().set_from_keras(b, &[0.0; 5])
+        }),
+    ]);
 }
 
 #[test]

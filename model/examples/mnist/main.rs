@@ -141,8 +141,18 @@ impl Callback for Progress {
     }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
+/// Runs the program; an error is printed as a sentence (`error: ...`) with exit code 1.
+fn main() -> std::process::ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let total = Instant::now();
     let algo = parse_algo(&args.conv_algo)?;
     let t0 = Instant::now();

@@ -23,6 +23,8 @@ pub use add::Add;
 pub use conv2d::Conv2D;
 pub use dense::Dense;
 pub use dropout::Dropout;
+/// TensorFlow's VALID / SAME padding (re-exported from `ember_kernels::conv`).
+pub use ember_kernels::conv::Padding;
 pub use flatten::Flatten;
 pub use pooling::{AveragePooling2D, MaxPooling2D};
 

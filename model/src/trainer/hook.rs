@@ -3,7 +3,7 @@
 //! then the optimizer. The hook sees the whole flat gradient arena of the parameter store
 //! (an all-reduce is one message), may change it, and can stop training with an error.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::params::ParamTable;
 
 /// Called once per training step between the backward pass and the optimizer step.
@@ -20,6 +20,9 @@ pub struct ClipByGlobalNorm(pub f32);
 
 impl GradientHook for ClipByGlobalNorm {
     fn on_gradients(&mut self, _step: u64, grads: &mut [f32], _table: &ParamTable) -> Result<()> {
+        if !(self.0.is_finite() && self.0 > 0.0) {
+            return Err(Error::Config(format!("global clip norm {} must be finite and positive", self.0)));
+        }
         let norm = grads.iter().map(|&g| f64::from(g) * f64::from(g)).sum::<f64>().sqrt();
         let clip = f64::from(self.0);
         if norm > clip {
