@@ -5,8 +5,9 @@
 //! so every element of C is accumulated in the same order whatever the thread count:
 //! results are bit-identical for 1 or N threads.
 
-use super::kernel::{blocking_for, MicroKernel, UkrArgs};
+use super::kernel::{blocking_for, MicroKernel};
 use super::pack::{pack_a, pack_b};
+use super::ukr::UkrArgs;
 use super::view::{MatMut, MatRef};
 use super::PackedB;
 use crate::scratch::{with_scratch, Slot};
@@ -253,7 +254,7 @@ pub(crate) fn gemm_nopack(
 /// for the strip starting at row `ib`.
 #[allow(clippy::too_many_arguments)]
 fn nopack_tiles(
-    func: super::kernel::UkrFn,
+    func: super::ukr::UkrFn,
     kern: &MicroKernel,
     alpha: f32,
     a_of: impl Fn(usize) -> (*const f32, usize, usize) + Sync,

@@ -2,11 +2,11 @@
 //! stride store straight from registers; edge tiles go through a stack tile.
 
 use super::store_tile_generic;
-use crate::gemm::kernel::UkrArgs;
+use super::UkrArgs;
 use core::arch::x86_64::*;
 
 /// # Safety
-/// The [`crate::gemm::kernel::UkrFn`] contract; the CPU must support AVX2 and FMA.
+/// The [`super::UkrFn`] contract; the CPU must support AVX2 and FMA.
 #[inline(always)]
 unsafe fn ukr_generic<const MR: usize, const NV: usize>(args: &UkrArgs) {
     // SAFETY: the contract guarantees kc*MR floats at `a`, kc*NV*8 aligned floats at `b`,
@@ -68,7 +68,7 @@ macro_rules! avx2_kernel {
         /// An AVX2+FMA microkernel; its tile is in its name.
         ///
         /// # Safety
-        /// The [`crate::gemm::kernel::UkrFn`] contract; the CPU must support AVX2 and FMA.
+        /// The [`super::UkrFn`] contract; the CPU must support AVX2 and FMA.
         #[target_feature(enable = "avx2,fma")]
         pub(crate) unsafe fn $name(args: &UkrArgs) {
             // SAFETY: forwarded contract; this function's target features are enabled.

@@ -3,11 +3,11 @@
 //! columns need no scalar path when C has unit column stride.
 
 use super::store_tile_generic;
-use crate::gemm::kernel::UkrArgs;
+use super::UkrArgs;
 use core::arch::x86_64::*;
 
 /// # Safety
-/// The [`crate::gemm::kernel::UkrFn`] contract; the CPU must support AVX-512F.
+/// The [`super::UkrFn`] contract; the CPU must support AVX-512F.
 #[inline(always)]
 unsafe fn ukr_generic<const MR: usize, const NV: usize>(args: &UkrArgs) {
     // SAFETY: the contract guarantees kc*MR floats at `a`, kc*NV*16 aligned floats at `b`,
@@ -38,7 +38,7 @@ unsafe fn ukr_generic<const MR: usize, const NV: usize>(args: &UkrArgs) {
 /// through a stack tile.
 ///
 /// # Safety
-/// The C and bias parts of the [`crate::gemm::kernel::UkrFn`] contract; AVX-512F.
+/// The C and bias parts of the [`super::UkrFn`] contract; AVX-512F.
 #[inline(always)]
 unsafe fn store_acc<const MR: usize, const NV: usize>(acc: &[[__m512; NV]; MR], args: &UkrArgs) {
     // SAFETY: the m x n tile of C (and n bias floats) are in bounds; AVX-512F is enabled.
@@ -101,7 +101,7 @@ macro_rules! avx512_kernel {
         /// An AVX-512 microkernel; its tile is in its name.
         ///
         /// # Safety
-        /// The [`crate::gemm::kernel::UkrFn`] contract; the CPU must support AVX-512F.
+        /// The [`super::UkrFn`] contract; the CPU must support AVX-512F.
         #[target_feature(enable = "avx512f,avx2,fma")]
         pub(crate) unsafe fn $name(args: &UkrArgs) {
             // SAFETY: forwarded contract; this function's target features are enabled.
@@ -120,7 +120,7 @@ avx512_kernel!(ukr_8x32, 8, 2);
 /// packing would cost as much as the arithmetic. Rows past `m` re-read row `m - 1`.
 ///
 /// # Safety
-/// The [`crate::gemm::kernel::UkrFn`] contract with A and B described by the strides instead
+/// The [`super::UkrFn`] contract with A and B described by the strides instead
 /// of packed panels: every `(i < m, p < kc)` of A and `(p < kc, j < n)` of B readable.
 #[inline(always)]
 unsafe fn ukr_nopack_generic<const MR: usize, const NV: usize, const PACKED_A: bool>(args: &UkrArgs) {

@@ -2,11 +2,11 @@
 //! 8x12 tile: 24 accumulators, 3 B vectors, A broadcast by element).
 
 use super::store_tile_generic;
-use crate::gemm::kernel::UkrArgs;
+use super::UkrArgs;
 use core::arch::aarch64::*;
 
 /// # Safety
-/// The [`crate::gemm::kernel::UkrFn`] contract (NEON is always present on AArch64).
+/// The [`super::UkrFn`] contract (NEON is always present on AArch64).
 #[inline(always)]
 unsafe fn ukr_generic<const MR: usize, const NV: usize>(args: &UkrArgs) {
     // SAFETY: the contract guarantees kc*MR floats at `a`, kc*NV*4 floats at `b` and the
@@ -66,7 +66,7 @@ macro_rules! neon_kernel {
         /// A NEON microkernel; its tile is in its name.
         ///
         /// # Safety
-        /// The [`crate::gemm::kernel::UkrFn`] contract.
+        /// The [`super::UkrFn`] contract.
         pub(crate) unsafe fn $name(args: &UkrArgs) {
             // SAFETY: forwarded contract.
             unsafe { ukr_generic::<$mr, $nv>(args) }

@@ -2,12 +2,12 @@
 //! registers and vectorises for the baseline target (SSE2 on x86-64, NEON on AArch64).
 
 use super::store_tile_generic;
-use crate::gemm::kernel::UkrArgs;
+use super::UkrArgs;
 
 /// `f32-gemm-MRxNR-scalar`.
 ///
 /// # Safety
-/// The [`crate::gemm::kernel::UkrFn`] contract.
+/// The [`super::UkrFn`] contract.
 #[inline(always)]
 unsafe fn ukr_generic<const MR: usize, const NR: usize>(args: &UkrArgs) {
     let mut acc = [[0.0f32; NR]; MR];
@@ -30,7 +30,7 @@ unsafe fn ukr_generic<const MR: usize, const NR: usize>(args: &UkrArgs) {
 /// `f32-gemm-4x8-scalar`.
 ///
 /// # Safety
-/// The [`crate::gemm::kernel::UkrFn`] contract.
+/// The [`super::UkrFn`] contract.
 pub(crate) unsafe fn ukr_4x8(args: &UkrArgs) {
     // SAFETY: forwarded contract.
     unsafe { ukr_generic::<4, 8>(args) }
