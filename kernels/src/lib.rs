@@ -25,6 +25,7 @@
 
 pub mod arch;
 pub mod conv;
+pub mod desc;
 pub mod elementwise;
 mod error;
 pub mod gemm;

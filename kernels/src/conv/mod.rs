@@ -38,15 +38,15 @@
 
 mod auto;
 mod autotune;
-mod desc;
+
 mod direct;
 mod fused;
 mod im2col;
 mod pad;
 mod winograd;
 
+pub use crate::desc::{Conv2d, Padding};
 pub use autotune::{clear_measurements, measured_algo};
-pub use desc::{Conv2d, Padding};
 pub use direct::kernel_name as direct_kernel_name;
 pub use fused::{
     conv_relu_maxpool_backward_filter, conv_relu_maxpool_backward_filter_with, conv_relu_maxpool_forward,

@@ -8,8 +8,8 @@
 use super::kernel::{blocking_for, MicroKernel};
 use super::pack::{pack_a, pack_b};
 use super::ukr::UkrArgs;
-use super::view::{MatMut, MatRef};
 use super::PackedB;
+use crate::desc::{MatMut, MatRef};
 use crate::scratch::{with_scratch, Slot};
 use rayon::prelude::*;
 

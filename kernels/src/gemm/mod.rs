@@ -21,9 +21,8 @@ mod driver;
 pub(crate) mod kernel;
 mod pack;
 mod ukr;
-mod view;
 
-pub use view::{MatMut, MatRef};
+pub use crate::desc::{MatMut, MatRef};
 
 use crate::arch::{default_isa, Isa};
 use crate::error::{Error, Result, MAX_ELEMENTS};

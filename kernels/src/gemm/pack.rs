@@ -1,7 +1,7 @@
 //! Packing: copies blocks of A and B into the panel layouts the microkernels read
 //! (see [`super::kernel`]), padding partial panels with zeros.
 
-use super::view::MatRef;
+use crate::desc::MatRef;
 
 /// Packs rows `i0..i0+mc`, columns `p0..p0+kc` of `a` into `ceil(mc/mr)` panels of
 /// `kc x mr` (column `p` of panel `q` at `out[q*mr*kc + p*mr..][..mr]`).

@@ -1,6 +1,6 @@
 //! Naive convolution in all three passes, straight from the definition, f64 accumulation.
 
-use crate::conv::Conv2d;
+use crate::desc::Conv2d;
 use crate::error::Result;
 
 /// Calls `f(n, oy, ox, ky, kx, iy, ix)` for every output pixel and filter tap that lands

@@ -1,7 +1,7 @@
 //! The fused convolution + ReLU + 2x2 max pooling, composed from the naive convolution and
 //! pooling references.
 
-use crate::conv::ConvReluPool;
+use crate::desc::ConvReluPool;
 use crate::error::Result;
 
 /// Forward: the reference convolution with bias and ReLU, then the reference max pooling.

@@ -1,5 +1,5 @@
+use crate::desc::{MatMut, MatRef};
 use crate::error::{Error, Result};
-use crate::gemm::{MatMut, MatRef};
 
 /// Naive `C = alpha * A * B + beta * C`, each dot product accumulated in f64 and rounded
 /// once. `beta = 0` overwrites C without reading it (BLAS semantics).

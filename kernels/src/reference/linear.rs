@@ -1,7 +1,7 @@
 //! Naive dense layer, f64 accumulation (weights `[outputs, inputs]`).
 
+use crate::desc::Linear;
 use crate::error::Result;
-use crate::linear::Linear;
 
 /// `y[s][j] = b[j] + Σ_i x[s][i] w[j][i]`.
 pub fn linear_forward(l: &Linear, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) -> Result<()> {

@@ -1,7 +1,7 @@
 //! Naive pooling from the definition (window bounds recomputed per cell, f64 sums).
 
+use crate::desc::{Pool2d, NO_ARGMAX};
 use crate::error::Result;
-use crate::pool::{Pool2d, NO_ARGMAX};
 
 /// Calls `f(n, oy, ox, cells)` with the in-image cells `(iy, ix)` of each output's window.
 fn for_each_window(p: &Pool2d, mut f: impl FnMut(usize, usize, usize, &[(usize, usize)])) {
