@@ -6,9 +6,10 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ember_benches::{bench_isa, fill, flops, pool};
 use ember_kernels::conv::{
-    conv2d_backward_data, conv2d_backward_filter, conv2d_forward, Conv2d, ConvAlgo, ConvOptions, Padding, Pass,
+    conv2d_backward_data, conv2d_backward_filter, conv2d_forward, Conv2d, ConvAlgo, Padding, Pass,
 };
 use ember_kernels::pool::{max_pool_backward, max_pool_forward, Pool2d};
+use ember_kernels::Ctx;
 use std::time::Duration;
 
 /// (name, N, H=W, Cin, Cout, K, stride, padding)
@@ -56,13 +57,15 @@ fn conv_groups(c: &mut Criterion, suffix: &str, threads: usize) {
                 _ => Pass::BackwardFilter,
             };
             for (aname, algo) in ALGOS.into_iter().filter(|(_, a)| a.supports(&d, pass_kind)) {
-                let opts = ConvOptions { algo, isa };
+                let opts = Ctx { algo, isa };
                 g.bench_function(BenchmarkId::new(aname, name), |b| {
                     pool.install(|| match pass {
                         // The forward pass fuses bias + ReLU, as the CNN runs it.
-                        "fwd" => b.iter(|| conv2d_forward(&d, &x, &w, Some(&bias), true, &mut y, &opts).unwrap()),
-                        "bwd_data" => b.iter(|| conv2d_backward_data(&d, &dy, &w, &mut dx, &opts).unwrap()),
-                        _ => b.iter(|| conv2d_backward_filter(&d, &x, &dy, &mut dw, Some(&mut db), &opts).unwrap()),
+                        "fwd" => b.iter(|| conv2d_forward(&opts, &d, &x, &w, Some(&bias), true, &mut y).unwrap()),
+                        "bwd_data" => b.iter(|| conv2d_backward_data(&opts, &d, &dy, &w, &mut dx).unwrap()),
+                        _ => b.iter(|| {
+                            conv2d_backward_filter(&opts, &d, &x, &dy, &mut dw, Some(&mut db), false).unwrap()
+                        }),
                     })
                 });
             }
@@ -81,11 +84,11 @@ fn conv_1t(c: &mut Criterion) {
     let mut g = c.benchmark_group("pool_1t");
     g.sample_size(20).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
     g.bench_function(BenchmarkId::new("max_fwd", "seed_pool"), |b| {
-        one.install(|| b.iter(|| max_pool_forward(&p, &x, &mut y, &mut arg).unwrap()))
+        one.install(|| b.iter(|| max_pool_forward(&Ctx::new(), &p, &x, &mut y, &mut arg).unwrap()))
     });
-    max_pool_forward(&p, &x, &mut y, &mut arg).unwrap();
+    max_pool_forward(&Ctx::new(), &p, &x, &mut y, &mut arg).unwrap();
     g.bench_function(BenchmarkId::new("max_bwd", "seed_pool"), |b| {
-        one.install(|| b.iter(|| max_pool_backward(&p, &dy, &arg, &mut dx).unwrap()))
+        one.install(|| b.iter(|| max_pool_backward(&Ctx::new(), &p, &dy, &arg, &mut dx).unwrap()))
     });
     g.finish();
 }

@@ -2,7 +2,8 @@
 
 use criterion::{BenchmarkId, Criterion};
 use ember_benches::{fill, flops};
-use ember_kernels::gemm::{sgemm_with, Epilogue, MatMut, MatRef, Rhs};
+use ember_kernels::gemm::{sgemm_epilogue, Epilogue, MatMut, MatRef, Rhs};
+use ember_kernels::Ctx;
 use ember_kernels::{reference, Isa};
 
 /// Square sizes of the `sgemm_1t` / `sgemm_mt` groups.
@@ -24,8 +25,8 @@ pub fn bench_product(
     g.bench_function(BenchmarkId::new("ember", id), |bch| {
         pool.install(|| {
             bch.iter(|| {
-                sgemm_with(
-                    isa,
+                sgemm_epilogue(
+                    &Ctx::for_isa(isa),
                     1.0,
                     MatRef::row_major(&a, m, k).unwrap(),
                     Rhs::View(MatRef::row_major(&b, k, n).unwrap()),

@@ -11,9 +11,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use ember_benches::{bench_isa, fill, pool};
 use ember_kernels::conv::{
     conv2d_backward_filter, conv2d_forward, conv_relu_maxpool_backward_filter, conv_relu_maxpool_forward,
-    unpool_relu_grad, Conv2d, ConvOptions, ConvReluPool, Padding,
+    unpool_relu_grad, Conv2d, ConvReluPool, Padding,
 };
 use ember_kernels::pool::{max_pool_forward, Pool2d};
+use ember_kernels::Ctx;
 use ember_model::layers::{Activation, Conv2D, Dense, Flatten, MaxPooling2D};
 use ember_model::losses::{Loss, Metric};
 use ember_model::optimizers::Adam;
@@ -64,7 +65,7 @@ fn conv_pool(c: &mut Criterion) {
     let mut yc = vec![0.0; BATCH * 26 * 26 * 32];
     let (mut dw, mut db) = (vec![0.0; 288], vec![0.0; 32]);
     let mut dconv = vec![0.0; yc.len()];
-    let opts = ConvOptions::default();
+    let opts = Ctx::new();
     let pool1 = pool(1);
     let mut g = c.benchmark_group("conv_pool_1t");
     g.throughput(Throughput::Elements(BATCH as u64));
@@ -83,21 +84,21 @@ fn conv_pool(c: &mut Criterion) {
         });
     };
     timed(BenchmarkId::new("fused", "fwd"), &mut || {
-        conv_relu_maxpool_forward(&cp, &x, &w, Some(&b), &mut y, &mut a).expect("fwd")
+        conv_relu_maxpool_forward(&Ctx::new(), &cp, &x, &w, Some(&b), &mut y, &mut a).expect("fwd")
     });
     timed(BenchmarkId::new("unfused", "fwd"), &mut || {
-        conv2d_forward(&conv, &x, &w, Some(&b), true, &mut yc, &opts).expect("conv");
-        max_pool_forward(&p, &yc, &mut y, &mut a).expect("pool");
+        conv2d_forward(&opts, &conv, &x, &w, Some(&b), true, &mut yc).expect("conv");
+        max_pool_forward(&Ctx::new(), &p, &yc, &mut y, &mut a).expect("pool");
     });
-    conv_relu_maxpool_forward(&cp, &x, &w, Some(&b), &mut y, &mut a).expect("fwd");
+    conv_relu_maxpool_forward(&Ctx::new(), &cp, &x, &w, Some(&b), &mut y, &mut a).expect("fwd");
     let (y, a) = (&y, &a);
     timed(BenchmarkId::new("fused", "bwd"), &mut || {
-        conv_relu_maxpool_backward_filter(&cp, &x, y, &dy, a, &mut dw, Some(&mut db), false).expect("bwd")
+        conv_relu_maxpool_backward_filter(&Ctx::new(), &cp, &x, y, &dy, a, &mut dw, Some(&mut db), false).expect("bwd")
     });
     timed(BenchmarkId::new("unfused", "bwd"), &mut || {
         // Max pooling's and ReLU's backward (the dense gradient), then the filter's.
         unpool_relu_grad(&cp, y, &dy, a, &mut dconv).expect("unpool");
-        conv2d_backward_filter(&conv, &x, &dconv, &mut dw, Some(&mut db), &opts).expect("wgrad");
+        conv2d_backward_filter(&opts, &conv, &x, &dconv, &mut dw, Some(&mut db), false).expect("wgrad");
     });
     g.finish();
 }

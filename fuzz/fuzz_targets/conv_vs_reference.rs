@@ -3,9 +3,10 @@
 //! tests' bounds, or a typed error.
 #![no_main]
 use ember_kernels::conv::{
-    conv2d_backward_data, conv2d_backward_filter, conv2d_forward, conv_relu_maxpool_backward_filter_with,
-    conv_relu_maxpool_forward_with, Conv2d, ConvAlgo, ConvOptions, ConvReluPool, Padding, Pass,
+    conv2d_backward_data, conv2d_backward_filter, conv2d_forward, conv_relu_maxpool_backward_filter,
+    conv_relu_maxpool_forward, Conv2d, ConvAlgo, ConvReluPool, Padding, Pass,
 };
+use ember_kernels::Ctx;
 use ember_kernels::{reference, Isa};
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
@@ -56,7 +57,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
     let len = |s: [usize; 4]| s.iter().product::<usize>();
     let (x, w, b) = (vals(u, len(c.input_shape()))?, vals(u, len(c.filter_shape()))?, vals(u, c.cout())?);
     let dy = vals(u, len(c.output_shape()))?;
-    let opts = ConvOptions { algo, isa };
+    let opts = Ctx { algo, isa };
     let extra = match algo.resolve(&c, Pass::Forward, isa) {
         ConvAlgo::Winograd2x3 => 8.0,
         ConvAlgo::Winograd4x3 => 128.0,
@@ -65,7 +66,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
     let usable = isa.is_available();
 
     let mut y = vec![0.0; dy.len()];
-    let r = conv2d_forward(&c, &x, &w, Some(&b), relu, &mut y, &opts);
+    let r = conv2d_forward(&opts, &c, &x, &w, Some(&b), relu, &mut y);
     if !usable || !algo.supports(&c, Pass::Forward) {
         assert!(r.is_err(), "forward should be refused");
     } else {
@@ -76,7 +77,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
         close(&y, &want, &mag, c.kh() * c.kw() * c.cin(), extra, "forward");
     }
     let mut dx = vec![0.0; x.len()];
-    let r = conv2d_backward_data(&c, &dy, &w, &mut dx, &opts);
+    let r = conv2d_backward_data(&opts, &c, &dy, &w, &mut dx);
     if !usable || !algo.supports(&c, Pass::BackwardData) {
         assert!(r.is_err(), "backward-data should be refused");
     } else {
@@ -92,7 +93,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
         close(&dx, &want, &mag, c.kh() * c.kw() * c.cout(), extra, "backward-data");
     }
     let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; c.cout()]);
-    let r = conv2d_backward_filter(&c, &x, &dy, &mut dw, Some(&mut db), &opts);
+    let r = conv2d_backward_filter(&opts, &c, &x, &dy, &mut dw, Some(&mut db), false);
     if !usable || !algo.supports(&c, Pass::BackwardFilter) {
         assert!(r.is_err(), "backward-filter should be refused");
     } else {
@@ -107,7 +108,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
     if let Ok(cp) = ConvReluPool::new(c) {
         let out = len(cp.output_shape());
         let (mut yp, mut a) = (vec![0.0; out], vec![0u32; out]);
-        let r = conv_relu_maxpool_forward_with(isa, &cp, &x, &w, Some(&b), &mut yp, &mut a);
+        let r = conv_relu_maxpool_forward(&Ctx::for_isa(isa), &cp, &x, &w, Some(&b), &mut yp, &mut a);
         if !usable {
             assert!(r.is_err());
             return Ok(());
@@ -121,7 +122,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
         close(&yp, &want, &mag, c.kh() * c.kw() * c.cin(), 0.0, "fused forward");
         let dyp = vals(u, out)?;
         let (mut dwf, mut dbf) = (vec![0.0; w.len()], vec![0.0; c.cout()]);
-        conv_relu_maxpool_backward_filter_with(isa, &cp, &x, &yp, &dyp, &a, &mut dwf, Some(&mut dbf), false)
+        conv_relu_maxpool_backward_filter(&Ctx::for_isa(isa), &cp, &x, &yp, &dyp, &a, &mut dwf, Some(&mut dbf), false)
             .expect("fused backward");
         let (mut want, mut mag) = (vec![0.0; w.len()], vec![0.0; w.len()]);
         reference::conv_relu_maxpool_backward_filter(&cp, &x, &yp, &dyp, &a, &mut want, None).expect("reference");

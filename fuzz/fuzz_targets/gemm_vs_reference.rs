@@ -3,7 +3,8 @@
 //! prepacked B or not — against the f64 reference within the documented bound
 //! `(k + 2)·ε·Σ|terms|` (+ the bias, ReLU is 1-Lipschitz), or a typed error.
 #![no_main]
-use ember_kernels::gemm::{sgemm_with, Epilogue, MatMut, MatRef, PackedB, Rhs};
+use ember_kernels::gemm::{sgemm_epilogue, Epilogue, MatMut, MatRef, PackedB, Rhs};
+use ember_kernels::Ctx;
 use ember_kernels::{reference, Isa};
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
@@ -38,7 +39,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
     let mut c = c0.clone();
     let pb;
     let rhs = if packed {
-        match PackedB::new_with(isa, bv) {
+        match PackedB::new(&Ctx::for_isa(isa), bv) {
             Ok(p) => {
                 pb = p;
                 Rhs::Packed(&pb)
@@ -51,7 +52,15 @@ fn run(u: &mut Unstructured) -> Result<()> {
     } else {
         Rhs::View(bv)
     };
-    let r = sgemm_with(isa, alpha, av, rhs, beta, MatMut::row_major(&mut c, m, n).expect("dense C"), epi);
+    let r = sgemm_epilogue(
+        &Ctx::for_isa(isa),
+        alpha,
+        av,
+        rhs,
+        beta,
+        MatMut::row_major(&mut c, m, n).expect("dense C"),
+        epi,
+    );
     if !isa.is_available() {
         assert!(r.is_err(), "{isa:?} is not available but the call succeeded");
         return Ok(());

@@ -3,7 +3,8 @@
 //! their summation bound), or a typed error.
 #![no_main]
 use ember_kernels::conv::Padding;
-use ember_kernels::pool::{avg_pool_backward, avg_pool_forward, max_pool_backward_with, max_pool_forward_with, Pool2d};
+use ember_kernels::pool::{avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward, Pool2d};
+use ember_kernels::Ctx;
 use ember_kernels::{reference, Isa};
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
@@ -35,7 +36,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
     let dy: Vec<f32> =
         (0..len(p.output_shape())).map(|_| Ok(f32::from(u.int_in_range(-8i8..=8)?))).collect::<Result<_>>()?;
     let (mut y, mut a) = (vec![0.0; dy.len()], vec![0u32; dy.len()]);
-    let r = max_pool_forward_with(isa, &p, &x, &mut y, &mut a);
+    let r = max_pool_forward(&Ctx::for_isa(isa), &p, &x, &mut y, &mut a);
     if !isa.is_available() {
         assert!(r.is_err());
         return Ok(());
@@ -46,7 +47,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
     assert_eq!(y, yr);
     assert_eq!(a, ar);
     let (mut dx, mut dxr) = (vec![0.0; x.len()], vec![0.0; x.len()]);
-    max_pool_backward_with(isa, &p, &dy, &a, &mut dx).expect("max backward");
+    max_pool_backward(&Ctx::for_isa(isa), &p, &dy, &a, &mut dx).expect("max backward");
     reference::max_pool_backward(&p, &dy, &a, &mut dxr).expect("reference");
     assert_eq!(dx, dxr, "max backward (small integers: exact)");
     let (mut ya, mut yar) = (vec![0.0; dy.len()], vec![0.0; dy.len()]);

@@ -25,6 +25,7 @@
 
 pub mod arch;
 pub mod conv;
+mod ctx;
 pub mod desc;
 pub mod elementwise;
 mod error;
@@ -36,4 +37,5 @@ pub mod reference;
 mod scratch;
 
 pub use arch::Isa;
+pub use ctx::Ctx;
 pub use error::{Error, Result};

@@ -14,9 +14,10 @@
 //! nothing is summed across threads, so results are bit-identical for any thread count.
 
 use crate::arch::simd::{simd_dispatch, F32x};
-use crate::arch::{default_isa, Isa};
+use crate::arch::Isa;
 pub use crate::desc::Linear;
 use crate::error::Result;
+use crate::Ctx;
 use rayon::prelude::*;
 
 /// Samples per task of the forward and backward-data passes.
@@ -49,20 +50,8 @@ fn output_blocks(outputs: usize, max: usize) -> impl Iterator<Item = (usize, usi
 
 /// Forward: `y = x · wᵀ + bias` (`x` `[n, inputs]`, `w` `[outputs, inputs]`, `bias`
 /// `[outputs]`, `y` `[n, outputs]` overwritten).
-pub fn linear_forward(l: &Linear, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) -> Result<()> {
-    linear_forward_with(default_isa(), l, x, w, bias, y)
-}
-
-/// [`linear_forward`] on an explicit ISA.
-pub fn linear_forward_with(
-    isa: Isa,
-    l: &Linear,
-    x: &[f32],
-    w: &[f32],
-    bias: Option<&[f32]>,
-    y: &mut [f32],
-) -> Result<()> {
-    isa.check()?;
+pub fn linear_forward(ctx: &Ctx, l: &Linear, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) -> Result<()> {
+    let isa = ctx.isa.check()?;
     l.check(x.len(), w.len(), y.len())?;
     if let Some(b) = bias {
         l.check_bias("bias length vs outputs", b.len())?;
@@ -179,13 +168,8 @@ simd_dispatch! {
 
 /// Backward-data: `dx = dy · w` (`dy` `[n, outputs]`, `w` `[outputs, inputs]`, `dx`
 /// `[n, inputs]` overwritten).
-pub fn linear_backward_data(l: &Linear, dy: &[f32], w: &[f32], dx: &mut [f32]) -> Result<()> {
-    linear_backward_data_with(default_isa(), l, dy, w, dx)
-}
-
-/// [`linear_backward_data`] on an explicit ISA.
-pub fn linear_backward_data_with(isa: Isa, l: &Linear, dy: &[f32], w: &[f32], dx: &mut [f32]) -> Result<()> {
-    isa.check()?;
+pub fn linear_backward_data(ctx: &Ctx, l: &Linear, dy: &[f32], w: &[f32], dx: &mut [f32]) -> Result<()> {
+    let isa = ctx.isa.check()?;
     l.check(dx.len(), w.len(), dy.len())?;
     if l.n == 0 {
         return Ok(());
@@ -277,6 +261,7 @@ simd_dispatch! {
 /// `db[j] = Σ_s dy[s][j]`. With `accumulate`, both are added to what `dw` and `db` hold
 /// (for batches processed in parts).
 pub fn linear_backward_weights(
+    ctx: &Ctx,
     l: &Linear,
     x: &[f32],
     dy: &[f32],
@@ -284,20 +269,7 @@ pub fn linear_backward_weights(
     db: Option<&mut [f32]>,
     accumulate: bool,
 ) -> Result<()> {
-    linear_backward_weights_with(default_isa(), l, x, dy, dw, db, accumulate)
-}
-
-/// [`linear_backward_weights`] on an explicit ISA.
-pub fn linear_backward_weights_with(
-    isa: Isa,
-    l: &Linear,
-    x: &[f32],
-    dy: &[f32],
-    dw: &mut [f32],
-    db: Option<&mut [f32]>,
-    accumulate: bool,
-) -> Result<()> {
-    isa.check()?;
+    let isa = ctx.isa.check()?;
     l.check(x.len(), dw.len(), dy.len())?;
     let (n, i_n, o_n) = (l.n, l.inputs, l.outputs);
     if let Some(db) = db {

@@ -23,10 +23,12 @@ pub(crate) enum Slot {
     Product,
     /// The rotated, channel-swapped filter of a backward-data pass.
     Flipped,
+    /// A part's gradient before it is added to the running sum (accumulating passes).
+    Partial,
 }
 
 thread_local! {
-    static SLOTS: [Cell<Vec<f32>>; 7] = const { [const { Cell::new(Vec::new()) }; 7] };
+    static SLOTS: [Cell<Vec<f32>>; 8] = const { [const { Cell::new(Vec::new()) }; 8] };
 }
 
 /// Floats of slack so that a 64-byte aligned window of any length fits.

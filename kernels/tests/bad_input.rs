@@ -6,22 +6,19 @@
 
 use ember_kernels::conv::{
     conv2d_backward_data, conv2d_backward_filter, conv2d_forward, conv_relu_maxpool_backward_filter,
-    conv_relu_maxpool_backward_filter_with, conv_relu_maxpool_forward, conv_relu_maxpool_forward_with,
-    unpool_relu_grad, Conv2d, ConvAlgo, ConvOptions, ConvReluPool, Padding,
+    conv_relu_maxpool_forward, unpool_relu_grad, Conv2d, ConvAlgo, ConvReluPool, Padding,
 };
 use ember_kernels::elementwise::{
     adam_update, bias_add, bias_grad, relu_backward, softmax, softmax_cross_entropy, softmax_cross_entropy_sum,
     AdamParams,
 };
-use ember_kernels::gemm::{sgemm, sgemm_packed, sgemm_with, Epilogue, MatMut, MatRef, PackedB, Rhs};
-use ember_kernels::linear::{
-    linear_backward_data, linear_backward_data_with, linear_backward_weights, linear_backward_weights_with,
-    linear_forward, linear_forward_with, Linear,
-};
+use ember_kernels::gemm::{sgemm, sgemm_epilogue, Epilogue, MatMut, MatRef, PackedB, Rhs};
+use ember_kernels::linear::{linear_backward_data, linear_backward_weights, linear_forward, Linear};
 use ember_kernels::pool::{
     avg_pool_backward, avg_pool_forward, global_avg_pool_backward, global_avg_pool_forward, max_pool_backward,
-    max_pool_backward_with, max_pool_forward, max_pool_forward_with, Pool2d,
+    max_pool_forward, Pool2d,
 };
+use ember_kernels::Ctx;
 use ember_kernels::{reference, Error, Isa};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -82,6 +79,7 @@ fn gemm_rejects_bad_views_shapes_and_isas() {
         case!("A.cols != B.rows", Error::ShapeMismatch { .. }, {
             let (a, b, mut c) = (z(6), z(12), z(8));
             sgemm(
+                &Ctx::new(),
                 1.0,
                 MatRef::row_major(&a, 2, 3)?,
                 MatRef::row_major(&b, 4, 3)?,
@@ -92,6 +90,7 @@ fn gemm_rejects_bad_views_shapes_and_isas() {
         case!("C rows", Error::ShapeMismatch { .. }, {
             let (a, b, mut c) = (z(6), z(12), z(12));
             sgemm(
+                &Ctx::new(),
                 1.0,
                 MatRef::row_major(&a, 2, 3)?,
                 MatRef::row_major(&b, 3, 4)?,
@@ -102,6 +101,7 @@ fn gemm_rejects_bad_views_shapes_and_isas() {
         case!("C cols", Error::ShapeMismatch { .. }, {
             let (a, b, mut c) = (z(6), z(12), z(6));
             sgemm(
+                &Ctx::new(),
                 1.0,
                 MatRef::row_major(&a, 2, 3)?,
                 MatRef::row_major(&b, 3, 4)?,
@@ -113,28 +113,36 @@ fn gemm_rejects_bad_views_shapes_and_isas() {
             let (a, b, mut c, bias) = (z(6), z(12), z(8), z(3));
             let epi = Epilogue { bias: Some(&bias), relu: false };
             let (a, b) = (MatRef::row_major(&a, 2, 3)?, MatRef::row_major(&b, 3, 4)?);
-            sgemm_with(Isa::Scalar, 1.0, a, Rhs::View(b), 0.0, MatMut::row_major(&mut c, 2, 4)?, epi)
+            sgemm_epilogue(&Ctx::for_isa(Isa::Scalar), 1.0, a, Rhs::View(b), 0.0, MatMut::row_major(&mut c, 2, 4)?, epi)
         }),
         case!("ISA this CPU lacks", Error::IsaUnavailable(_), {
             let (a, b, mut c) = (z(6), z(12), z(8));
             let (a, b) = (MatRef::row_major(&a, 2, 3)?, MatRef::row_major(&b, 3, 4)?);
-            sgemm_with(missing_isa(), 1.0, a, Rhs::View(b), 0.0, MatMut::row_major(&mut c, 2, 4)?, Epilogue::NONE)
+            sgemm_epilogue(
+                &Ctx::for_isa(missing_isa()),
+                1.0,
+                a,
+                Rhs::View(b),
+                0.0,
+                MatMut::row_major(&mut c, 2, 4)?,
+                Epilogue::NONE,
+            )
         }),
         case!("broadcast operands too large to exist", Error::SizeOverflow { .. }, {
             let (one, mut c) = ([1.0f32], z(16 * 64));
             let k = (1usize << 60) + 1;
             let (a, b) = (MatRef::new(&one, 16, k, 0, 0)?, MatRef::new(&one, k, 64, 0, 0)?);
-            sgemm(1.0, a, b, 0.0, MatMut::row_major(&mut c, 16, 64)?)
+            sgemm(&Ctx::new(), 1.0, a, b, 0.0, MatMut::row_major(&mut c, 16, 64)?)
         }),
         case!(
             "PackedB for a missing ISA",
             Error::IsaUnavailable(_),
-            PackedB::new_with(missing_isa(), MatRef::row_major(&z(12), 3, 4)?)
+            PackedB::new(&Ctx::for_isa(missing_isa()), MatRef::row_major(&z(12), 3, 4)?)
         ),
         case!(
             "PackedB too large to exist",
             Error::SizeOverflow { .. },
-            PackedB::new(MatRef::new(&[1.0], 1 << 60, 64, 0, 0)?)
+            PackedB::new(&Ctx::new(), MatRef::new(&[1.0], 1 << 60, 64, 0, 0)?)
         ),
         case!("packed B for another ISA", Error::PackedForOtherIsa { .. }, {
             let isa = Isa::available().into_iter().find(|&i| i != Isa::Scalar).unwrap_or(Isa::Scalar);
@@ -144,14 +152,22 @@ fn gemm_rejects_bad_views_shapes_and_isas() {
                 return Err(Error::PackedForOtherIsa { packed_for: isa, requested: other });
             }
             let (a, b, mut c) = (z(6), z(12), z(8));
-            let p = PackedB::new_with(isa, MatRef::row_major(&b, 3, 4)?)?;
+            let p = PackedB::new(&Ctx::for_isa(isa), MatRef::row_major(&b, 3, 4)?)?;
             let a = MatRef::row_major(&a, 2, 3)?;
-            sgemm_with(other, 1.0, a, Rhs::Packed(&p), 0.0, MatMut::row_major(&mut c, 2, 4)?, Epilogue::NONE)
+            sgemm_epilogue(
+                &Ctx::for_isa(other),
+                1.0,
+                a,
+                Rhs::Packed(&p),
+                0.0,
+                MatMut::row_major(&mut c, 2, 4)?,
+                Epilogue::NONE,
+            )
         }),
         case!("packed B depth != A.cols", Error::ShapeMismatch { .. }, {
             let (a, b, mut c) = (z(8), z(12), z(8));
-            let p = PackedB::new(MatRef::row_major(&b, 3, 4)?)?;
-            sgemm_packed(1.0, MatRef::row_major(&a, 2, 4)?, &p, 0.0, MatMut::row_major(&mut c, 2, 4)?)
+            let p = PackedB::new(&Ctx::new(), MatRef::row_major(&b, 3, 4)?)?;
+            sgemm(&Ctx::new(), 1.0, MatRef::row_major(&a, 2, 4)?, &p, 0.0, MatMut::row_major(&mut c, 2, 4)?)
         }),
         case!("reference: A.cols != B.rows", Error::ShapeMismatch { .. }, {
             let (a, b, mut c) = (z(6), z(12), z(8));
@@ -237,103 +253,111 @@ fn conv_descriptor_rejects_bad_shapes() {
 fn conv_passes_reject_bad_lengths_algorithms_and_isas() {
     let c = conv();
     let (x, w, y, b) = (36 * 2, 9 * 2 * 4, 16 * 4, 4);
-    let opts = ConvOptions::default();
+    let opts = Ctx::new();
     let strided = Conv2d::new([1, 6, 6, 2], [3, 3, 2, 4], (2, 2), (1, 1), Padding::Same).unwrap();
     let sy = strided.output_shape().iter().product::<usize>();
-    let missing = ConvOptions { isa: missing_isa(), ..ConvOptions::default() };
+    let missing = Ctx { isa: missing_isa(), ..Ctx::new() };
     run(vec![
         case!(
             "fwd: input length",
             Error::ShapeMismatch { .. },
-            conv2d_forward(&c, &z(x - 1), &z(w), None, false, &mut z(y), &opts)
+            conv2d_forward(&opts, &c, &z(x - 1), &z(w), None, false, &mut z(y))
         ),
         case!(
             "fwd: filter length",
             Error::ShapeMismatch { .. },
-            conv2d_forward(&c, &z(x), &z(w + 1), None, false, &mut z(y), &opts)
+            conv2d_forward(&opts, &c, &z(x), &z(w + 1), None, false, &mut z(y))
         ),
         case!(
             "fwd: output length",
             Error::ShapeMismatch { .. },
-            conv2d_forward(&c, &z(x), &z(w), None, false, &mut z(y + 4), &opts)
+            conv2d_forward(&opts, &c, &z(x), &z(w), None, false, &mut z(y + 4))
         ),
         case!(
             "fwd: bias length",
             Error::ShapeMismatch { .. },
-            conv2d_forward(&c, &z(x), &z(w), Some(&z(b + 1)), true, &mut z(y), &opts)
+            conv2d_forward(&opts, &c, &z(x), &z(w), Some(&z(b + 1)), true, &mut z(y))
         ),
         case!(
             "fwd: missing ISA",
             Error::IsaUnavailable(_),
-            conv2d_forward(&c, &z(x), &z(w), None, false, &mut z(y), &missing)
+            conv2d_forward(&missing, &c, &z(x), &z(w), None, false, &mut z(y))
         ),
         case!(
             "fwd: Winograd with stride 2",
             Error::InvalidArgument(_),
             conv2d_forward(
+                &Ctx::new().with_algo(ConvAlgo::Winograd2x3),
                 &strided,
                 &z(x),
                 &z(w),
                 None,
                 false,
-                &mut z(sy),
-                &ConvOptions::with_algo(ConvAlgo::Winograd2x3)
+                &mut z(sy)
             )
         ),
         case!(
             "bwd-data: gradient length",
             Error::ShapeMismatch { .. },
-            conv2d_backward_data(&c, &z(y - 1), &z(w), &mut z(x), &opts)
+            conv2d_backward_data(&opts, &c, &z(y - 1), &z(w), &mut z(x))
         ),
         case!(
             "bwd-data: filter length",
             Error::ShapeMismatch { .. },
-            conv2d_backward_data(&c, &z(y), &z(w - 1), &mut z(x), &opts)
+            conv2d_backward_data(&opts, &c, &z(y), &z(w - 1), &mut z(x))
         ),
         case!(
             "bwd-data: dx length",
             Error::ShapeMismatch { .. },
-            conv2d_backward_data(&c, &z(y), &z(w), &mut z(x + 1), &opts)
+            conv2d_backward_data(&opts, &c, &z(y), &z(w), &mut z(x + 1))
         ),
         case!(
             "bwd-data: missing ISA",
             Error::IsaUnavailable(_),
-            conv2d_backward_data(&c, &z(y), &z(w), &mut z(x), &missing)
+            conv2d_backward_data(&missing, &c, &z(y), &z(w), &mut z(x))
         ),
         case!(
             "bwd-data: Winograd 4x3 with stride 2",
             Error::InvalidArgument(_),
-            conv2d_backward_data(&strided, &z(sy), &z(w), &mut z(x), &ConvOptions::with_algo(ConvAlgo::Winograd4x3))
+            conv2d_backward_data(&Ctx::new().with_algo(ConvAlgo::Winograd4x3), &strided, &z(sy), &z(w), &mut z(x))
         ),
         case!(
             "bwd-filter: input length",
             Error::ShapeMismatch { .. },
-            conv2d_backward_filter(&c, &z(x + 1), &z(y), &mut z(w), None, &opts)
+            conv2d_backward_filter(&opts, &c, &z(x + 1), &z(y), &mut z(w), None, false)
         ),
         case!(
             "bwd-filter: gradient length",
             Error::ShapeMismatch { .. },
-            conv2d_backward_filter(&c, &z(x), &z(y + 1), &mut z(w), None, &opts)
+            conv2d_backward_filter(&opts, &c, &z(x), &z(y + 1), &mut z(w), None, false)
         ),
         case!(
             "bwd-filter: dw length",
             Error::ShapeMismatch { .. },
-            conv2d_backward_filter(&c, &z(x), &z(y), &mut z(w - 1), None, &opts)
+            conv2d_backward_filter(&opts, &c, &z(x), &z(y), &mut z(w - 1), None, false)
         ),
         case!(
             "bwd-filter: db length",
             Error::ShapeMismatch { .. },
-            conv2d_backward_filter(&c, &z(x), &z(y), &mut z(w), Some(&mut z(b - 1)), &opts)
+            conv2d_backward_filter(&opts, &c, &z(x), &z(y), &mut z(w), Some(&mut z(b - 1)), false)
         ),
         case!(
             "bwd-filter: missing ISA",
             Error::IsaUnavailable(_),
-            conv2d_backward_filter(&c, &z(x), &z(y), &mut z(w), None, &missing)
+            conv2d_backward_filter(&missing, &c, &z(x), &z(y), &mut z(w), None, false)
         ),
         case!(
             "bwd-filter: Winograd has none",
             Error::InvalidArgument(_),
-            conv2d_backward_filter(&c, &z(x), &z(y), &mut z(w), None, &ConvOptions::with_algo(ConvAlgo::Winograd2x3))
+            conv2d_backward_filter(
+                &Ctx::new().with_algo(ConvAlgo::Winograd2x3),
+                &c,
+                &z(x),
+                &z(y),
+                &mut z(w),
+                None,
+                false
+            )
         ),
         case!(
             "reference fwd: input length",
@@ -367,52 +391,83 @@ fn fused_conv_pool_rejects_bad_lengths_and_argmax() {
         case!(
             "fwd: input length",
             Error::ShapeMismatch { .. },
-            conv_relu_maxpool_forward(&cp, &z(x + 1), &z(w), None, &mut z(p), &mut vec![0; p])
+            conv_relu_maxpool_forward(&Ctx::new(), &cp, &z(x + 1), &z(w), None, &mut z(p), &mut vec![0; p])
         ),
         case!(
             "fwd: filter length",
             Error::ShapeMismatch { .. },
-            conv_relu_maxpool_forward(&cp, &z(x), &z(w - 1), None, &mut z(p), &mut vec![0; p])
+            conv_relu_maxpool_forward(&Ctx::new(), &cp, &z(x), &z(w - 1), None, &mut z(p), &mut vec![0; p])
         ),
         case!(
             "fwd: output length",
             Error::ShapeMismatch { .. },
-            conv_relu_maxpool_forward(&cp, &z(x), &z(w), None, &mut z(p - 1), &mut vec![0; p])
+            conv_relu_maxpool_forward(&Ctx::new(), &cp, &z(x), &z(w), None, &mut z(p - 1), &mut vec![0; p])
         ),
         case!(
             "fwd: argmax length",
             Error::ShapeMismatch { .. },
-            conv_relu_maxpool_forward(&cp, &z(x), &z(w), None, &mut z(p), &mut vec![0; p + 1])
+            conv_relu_maxpool_forward(&Ctx::new(), &cp, &z(x), &z(w), None, &mut z(p), &mut vec![0; p + 1])
         ),
         case!(
             "fwd: bias length",
             Error::ShapeMismatch { .. },
-            conv_relu_maxpool_forward(&cp, &z(x), &z(w), Some(&z(b + 1)), &mut z(p), &mut vec![0; p])
+            conv_relu_maxpool_forward(&Ctx::new(), &cp, &z(x), &z(w), Some(&z(b + 1)), &mut z(p), &mut vec![0; p])
         ),
         case!(
             "fwd: missing ISA",
             Error::IsaUnavailable(_),
-            conv_relu_maxpool_forward_with(missing, &cp, &z(x), &z(w), None, &mut z(p), &mut vec![0; p])
+            conv_relu_maxpool_forward(&Ctx::for_isa(missing), &cp, &z(x), &z(w), None, &mut z(p), &mut vec![0; p])
         ),
         case!(
             "bwd: pooled gradient length",
             Error::ShapeMismatch { .. },
-            conv_relu_maxpool_backward_filter(&cp, &z(x), &z(p), &z(p + 1), &vec![0; p], &mut z(w), None, false)
+            conv_relu_maxpool_backward_filter(
+                &Ctx::new(),
+                &cp,
+                &z(x),
+                &z(p),
+                &z(p + 1),
+                &vec![0; p],
+                &mut z(w),
+                None,
+                false
+            )
         ),
         case!(
             "bwd: pooled output length",
             Error::ShapeMismatch { .. },
-            conv_relu_maxpool_backward_filter(&cp, &z(x), &z(p - 1), &z(p), &vec![0; p], &mut z(w), None, false)
+            conv_relu_maxpool_backward_filter(
+                &Ctx::new(),
+                &cp,
+                &z(x),
+                &z(p - 1),
+                &z(p),
+                &vec![0; p],
+                &mut z(w),
+                None,
+                false
+            )
         ),
         case!(
             "bwd: dw length",
             Error::ShapeMismatch { .. },
-            conv_relu_maxpool_backward_filter(&cp, &z(x), &z(p), &z(p), &vec![0; p], &mut z(w + 1), None, false)
+            conv_relu_maxpool_backward_filter(
+                &Ctx::new(),
+                &cp,
+                &z(x),
+                &z(p),
+                &z(p),
+                &vec![0; p],
+                &mut z(w + 1),
+                None,
+                false
+            )
         ),
         case!(
             "bwd: db length",
             Error::ShapeMismatch { .. },
             conv_relu_maxpool_backward_filter(
+                &Ctx::new(),
                 &cp,
                 &z(x),
                 &z(p),
@@ -426,8 +481,8 @@ fn fused_conv_pool_rejects_bad_lengths_and_argmax() {
         case!(
             "bwd: missing ISA",
             Error::IsaUnavailable(_),
-            conv_relu_maxpool_backward_filter_with(
-                missing,
+            conv_relu_maxpool_backward_filter(
+                &Ctx::for_isa(missing),
                 &cp,
                 &z(x),
                 &z(p),
@@ -502,47 +557,47 @@ fn pooling_rejects_bad_shapes_lengths_and_argmax() {
         case!(
             "max fwd: input length",
             Error::ShapeMismatch { .. },
-            max_pool_forward(&p, &z(x - 1), &mut z(y), &mut vec![0; y])
+            max_pool_forward(&Ctx::new(), &p, &z(x - 1), &mut z(y), &mut vec![0; y])
         ),
         case!(
             "max fwd: output length",
             Error::ShapeMismatch { .. },
-            max_pool_forward(&p, &z(x), &mut z(y + 1), &mut vec![0; y])
+            max_pool_forward(&Ctx::new(), &p, &z(x), &mut z(y + 1), &mut vec![0; y])
         ),
         case!(
             "max fwd: argmax length",
             Error::ShapeMismatch { .. },
-            max_pool_forward(&p, &z(x), &mut z(y), &mut vec![0; y - 1])
+            max_pool_forward(&Ctx::new(), &p, &z(x), &mut z(y), &mut vec![0; y - 1])
         ),
         case!(
             "max fwd: missing ISA",
             Error::IsaUnavailable(_),
-            max_pool_forward_with(missing, &p, &z(x), &mut z(y), &mut vec![0; y])
+            max_pool_forward(&Ctx::for_isa(missing), &p, &z(x), &mut z(y), &mut vec![0; y])
         ),
         case!(
             "max bwd: gradient length",
             Error::ShapeMismatch { .. },
-            max_pool_backward(&p, &z(y - 1), &vec![0; y], &mut z(x))
+            max_pool_backward(&Ctx::new(), &p, &z(y - 1), &vec![0; y], &mut z(x))
         ),
         case!(
             "max bwd: argmax length",
             Error::ShapeMismatch { .. },
-            max_pool_backward(&p, &z(y), &vec![0; y + 1], &mut z(x))
+            max_pool_backward(&Ctx::new(), &p, &z(y), &vec![0; y + 1], &mut z(x))
         ),
         case!(
             "max bwd: dx length",
             Error::ShapeMismatch { .. },
-            max_pool_backward(&p, &z(y), &vec![0; y], &mut z(x + 1))
+            max_pool_backward(&Ctx::new(), &p, &z(y), &vec![0; y], &mut z(x + 1))
         ),
         case!(
             "max bwd: argmax outside the image",
             Error::InvalidArgument(_),
-            max_pool_backward(&p, &z(y), bad_a, &mut z(x))
+            max_pool_backward(&Ctx::new(), &p, &z(y), bad_a, &mut z(x))
         ),
         case!(
             "max bwd: missing ISA",
             Error::IsaUnavailable(_),
-            max_pool_backward_with(missing, &p, &z(y), &vec![0; y], &mut z(x))
+            max_pool_backward(&Ctx::for_isa(missing), &p, &z(y), &vec![0; y], &mut z(x))
         ),
         case!("avg fwd: output length", Error::ShapeMismatch { .. }, avg_pool_forward(&p, &z(x), &mut z(y - 1))),
         case!("avg bwd: dx length", Error::ShapeMismatch { .. }, avg_pool_backward(&p, &z(y), &mut z(x - 1))),
@@ -598,48 +653,60 @@ fn linear_rejects_bad_shapes_and_lengths() {
         case!("zero inputs", Error::InvalidArgument(_), Linear::new(3, 0, 2)),
         case!("zero outputs", Error::InvalidArgument(_), Linear::new(3, 5, 0)),
         case!("sizes overflow", Error::SizeOverflow { .. }, Linear::new(1 << 40, 1 << 30, 2)),
-        case!("fwd: input length", Error::ShapeMismatch { .. }, linear_forward(&l, &z(x - 1), &z(w), None, &mut z(y))),
-        case!("fwd: weight length", Error::ShapeMismatch { .. }, linear_forward(&l, &z(x), &z(w + 1), None, &mut z(y))),
-        case!("fwd: output length", Error::ShapeMismatch { .. }, linear_forward(&l, &z(x), &z(w), None, &mut z(y - 1))),
+        case!(
+            "fwd: input length",
+            Error::ShapeMismatch { .. },
+            linear_forward(&Ctx::new(), &l, &z(x - 1), &z(w), None, &mut z(y))
+        ),
+        case!(
+            "fwd: weight length",
+            Error::ShapeMismatch { .. },
+            linear_forward(&Ctx::new(), &l, &z(x), &z(w + 1), None, &mut z(y))
+        ),
+        case!(
+            "fwd: output length",
+            Error::ShapeMismatch { .. },
+            linear_forward(&Ctx::new(), &l, &z(x), &z(w), None, &mut z(y - 1))
+        ),
         case!(
             "fwd: bias length",
             Error::ShapeMismatch { .. },
-            linear_forward(&l, &z(x), &z(w), Some(&z(3)), &mut z(y))
+            linear_forward(&Ctx::new(), &l, &z(x), &z(w), Some(&z(3)), &mut z(y))
         ),
         case!(
             "fwd: missing ISA",
             Error::IsaUnavailable(_),
-            linear_forward_with(missing, &l, &z(x), &z(w), None, &mut z(y))
+            linear_forward(&Ctx::for_isa(missing), &l, &z(x), &z(w), None, &mut z(y))
         ),
         case!(
             "bwd-data: gradient length",
             Error::ShapeMismatch { .. },
-            linear_backward_data(&l, &z(y + 1), &z(w), &mut z(x))
+            linear_backward_data(&Ctx::new(), &l, &z(y + 1), &z(w), &mut z(x))
         ),
         case!(
             "bwd-data: dx length",
             Error::ShapeMismatch { .. },
-            linear_backward_data(&l, &z(y), &z(w), &mut z(x - 1))
+            linear_backward_data(&Ctx::new(), &l, &z(y), &z(w), &mut z(x - 1))
         ),
         case!(
             "bwd-data: missing ISA",
             Error::IsaUnavailable(_),
-            linear_backward_data_with(missing, &l, &z(y), &z(w), &mut z(x))
+            linear_backward_data(&Ctx::for_isa(missing), &l, &z(y), &z(w), &mut z(x))
         ),
         case!(
             "bwd-weights: dw length",
             Error::ShapeMismatch { .. },
-            linear_backward_weights(&l, &z(x), &z(y), &mut z(w - 1), None, false)
+            linear_backward_weights(&Ctx::new(), &l, &z(x), &z(y), &mut z(w - 1), None, false)
         ),
         case!(
             "bwd-weights: db length",
             Error::ShapeMismatch { .. },
-            linear_backward_weights(&l, &z(x), &z(y), &mut z(w), Some(&mut z(1)), false)
+            linear_backward_weights(&Ctx::new(), &l, &z(x), &z(y), &mut z(w), Some(&mut z(1)), false)
         ),
         case!(
             "bwd-weights: missing ISA",
             Error::IsaUnavailable(_),
-            linear_backward_weights_with(missing, &l, &z(x), &z(y), &mut z(w), None, true)
+            linear_backward_weights(&Ctx::for_isa(missing), &l, &z(x), &z(y), &mut z(w), None, true)
         ),
         case!(
             "reference fwd: bias length",
@@ -729,7 +796,7 @@ fn huge_strides_compute_backward_data() {
         for isa in Isa::available() {
             for algo in [ConvAlgo::Auto, ConvAlgo::Direct, ConvAlgo::Im2col] {
                 let mut dx = vec![f32::NAN; want.len()];
-                conv2d_backward_data(&c, &dy, &w, &mut dx, &ConvOptions { algo, isa }).unwrap();
+                conv2d_backward_data(&Ctx { algo, isa }, &c, &dy, &w, &mut dx).unwrap();
                 for (i, (g, r)) in dx.iter().zip(&want).enumerate() {
                     assert!((g - r).abs() <= 1e-5, "stride {stride:?} {isa:?} {algo:?} [{i}]: {g} vs {r}");
                 }

@@ -19,8 +19,9 @@ mod common;
 
 use common::{assert_close, fill, padding, EPS};
 use ember_kernels::conv::{
-    conv2d_backward_data, conv2d_backward_filter, conv2d_forward, Conv2d, ConvAlgo, ConvOptions, Padding, Pass,
+    conv2d_backward_data, conv2d_backward_filter, conv2d_forward, Conv2d, ConvAlgo, Padding, Pass,
 };
+use ember_kernels::Ctx;
 use ember_kernels::{reference, Error, Isa};
 use proptest::prelude::*;
 
@@ -101,17 +102,17 @@ fn check_all_passes(c: &Conv2d, seed: u64, relu: bool) {
 
     for isa in Isa::available() {
         for algo in ALGOS {
-            let opts = ConvOptions { algo, isa };
+            let opts = Ctx { algo, isa };
             let what = format!("{isa} {algo:?} {c:?}");
             if algo.supports(c, Pass::Forward) {
                 let mut y = vec![f32::NAN; dy.len()];
-                conv2d_forward(c, &x, &w, Some(&b), relu, &mut y, &opts).unwrap();
+                conv2d_forward(&opts, c, &x, &w, Some(&b), relu, &mut y).unwrap();
                 let k = extra(algo, c, Pass::Forward, isa);
                 assert_close(&y, &y_ref, &tol(&y_mag, c.patch_len(), k), &format!("forward {what}"));
             }
             if algo.supports(c, Pass::BackwardData) {
                 let mut dx = vec![f32::NAN; x.len()];
-                conv2d_backward_data(c, &dy, &w, &mut dx, &opts).unwrap();
+                conv2d_backward_data(&opts, c, &dy, &w, &mut dx).unwrap();
                 let k = extra(algo, c, Pass::BackwardData, isa);
                 assert_close(
                     &dx,
@@ -122,7 +123,7 @@ fn check_all_passes(c: &Conv2d, seed: u64, relu: bool) {
             }
             if algo.supports(c, Pass::BackwardFilter) {
                 let (mut dw, mut db) = (vec![f32::NAN; w.len()], vec![f32::NAN; c.cout()]);
-                conv2d_backward_filter(c, &x, &dy, &mut dw, Some(&mut db), &opts).unwrap();
+                conv2d_backward_filter(&opts, c, &x, &dy, &mut dw, Some(&mut db), false).unwrap();
                 assert_close(&dw, &dw_ref, &tol(&dw_mag, c.pixels(), 0), &format!("backward-filter {what}"));
                 assert_close(&db, &db_ref, &tol(&db_mag, c.pixels(), 0), &format!("bias gradient {what}"));
             }
@@ -164,17 +165,17 @@ proptest! {
             for algo in ALGOS {
                 // Winograd has no backward-filter: its forward and backward-data are checked
                 // against the direct backward-filter.
-                let opts = ConvOptions { algo, isa };
+                let opts = Ctx { algo, isa };
                 if !algo.supports(&c, Pass::Forward) {
                     continue;
                 }
                 let mut y = vec![0.0; dy.len()];
-                conv2d_forward(&c, &x, &w, None, false, &mut y, &opts).unwrap();
+                conv2d_forward(&opts, &c, &x, &w, None, false, &mut y).unwrap();
                 let mut dx = vec![0.0; x.len()];
-                conv2d_backward_data(&c, &dy, &w, &mut dx, &opts).unwrap();
+                conv2d_backward_data(&opts, &c, &dy, &w, &mut dx).unwrap();
                 let mut dw = vec![0.0; w.len()];
-                let wopts = if algo.supports(&c, Pass::BackwardFilter) { opts } else { ConvOptions { algo: ConvAlgo::Direct, isa } };
-                conv2d_backward_filter(&c, &x, &dy, &mut dw, None, &wopts).unwrap();
+                let wopts = if algo.supports(&c, Pass::BackwardFilter) { opts } else { Ctx { algo: ConvAlgo::Direct, isa } };
+                conv2d_backward_filter(&wopts, &c, &x, &dy, &mut dw, None, false).unwrap();
                 // After the calls, so that `Measured` resolves to what it measured.
                 let kf = extra(algo, &c, Pass::Forward, isa) as f64;
                 let kd = extra(algo, &c, Pass::BackwardData, isa) as f64;
@@ -232,14 +233,14 @@ fn results_are_bit_identical_for_any_thread_count() {
                     // per thread count), so only the fixed choices are compared.
                     for algo in ALGOS.into_iter().filter(|&a| a != ConvAlgo::Measured && a.supports(&c, Pass::Forward))
                     {
-                        let opts = ConvOptions { algo, isa };
+                        let opts = Ctx { algo, isa };
                         let mut y = vec![0.0; dy.len()];
-                        conv2d_forward(&c, &x, &w, Some(&b), true, &mut y, &opts).unwrap();
+                        conv2d_forward(&opts, &c, &x, &w, Some(&b), true, &mut y).unwrap();
                         let mut dx = vec![0.0; x.len()];
-                        conv2d_backward_data(&c, &dy, &w, &mut dx, &opts).unwrap();
+                        conv2d_backward_data(&opts, &c, &dy, &w, &mut dx).unwrap();
                         let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; c.cout()]);
                         if algo.supports(&c, Pass::BackwardFilter) {
-                            conv2d_backward_filter(&c, &x, &dy, &mut dw, Some(&mut db), &opts).unwrap();
+                            conv2d_backward_filter(&opts, &c, &x, &dy, &mut dw, Some(&mut db), false).unwrap();
                         }
                         out.extend([y, dx, dw, db].map(|v| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>()));
                     }
@@ -257,27 +258,30 @@ fn results_are_bit_identical_for_any_thread_count() {
 fn bad_buffers_are_typed_errors() {
     let c = Conv2d::simple([1, 5, 5, 2], [3, 3, 2, 4], Padding::Valid).unwrap();
     let (x, w, mut y) = (vec![0.0; 50], vec![0.0; 72], vec![0.0; 36]);
-    let o = ConvOptions::default();
-    assert!(matches!(conv2d_forward(&c, &x[..49], &w, None, false, &mut y, &o), Err(Error::ShapeMismatch { .. })));
-    assert!(matches!(conv2d_forward(&c, &x, &w[..71], None, false, &mut y, &o), Err(Error::ShapeMismatch { .. })));
-    assert!(matches!(conv2d_forward(&c, &x, &w, Some(&[0.0; 3]), false, &mut y, &o), Err(Error::ShapeMismatch { .. })));
+    let o = Ctx::new();
+    assert!(matches!(conv2d_forward(&o, &c, &x[..49], &w, None, false, &mut y), Err(Error::ShapeMismatch { .. })));
+    assert!(matches!(conv2d_forward(&o, &c, &x, &w[..71], None, false, &mut y), Err(Error::ShapeMismatch { .. })));
+    assert!(matches!(conv2d_forward(&o, &c, &x, &w, Some(&[0.0; 3]), false, &mut y), Err(Error::ShapeMismatch { .. })));
     let mut dx = vec![0.0; 49];
-    assert!(matches!(conv2d_backward_data(&c, &y, &w, &mut dx, &o), Err(Error::ShapeMismatch { .. })));
+    assert!(matches!(conv2d_backward_data(&o, &c, &y, &w, &mut dx), Err(Error::ShapeMismatch { .. })));
     let mut dw = vec![0.0; 72];
     let mut db = vec![0.0; 5];
-    assert!(matches!(conv2d_backward_filter(&c, &x, &y, &mut dw, Some(&mut db), &o), Err(Error::ShapeMismatch { .. })));
+    assert!(matches!(
+        conv2d_backward_filter(&o, &c, &x, &y, &mut dw, Some(&mut db), false),
+        Err(Error::ShapeMismatch { .. })
+    ));
     // Winograd needs 3x3, stride 1, dilation 1, and has no backward-filter pass.
     let strided = Conv2d::new([1, 5, 5, 2], [3, 3, 2, 4], (2, 2), (1, 1), Padding::Valid).unwrap();
     let mut ys = vec![0.0; 16];
     for algo in [ConvAlgo::Winograd2x3, ConvAlgo::Winograd4x3] {
-        let o = ConvOptions::with_algo(algo);
-        assert!(matches!(conv2d_forward(&strided, &x, &w, None, false, &mut ys, &o), Err(Error::InvalidArgument(_))));
+        let o = Ctx::new().with_algo(algo);
+        assert!(matches!(conv2d_forward(&o, &strided, &x, &w, None, false, &mut ys), Err(Error::InvalidArgument(_))));
         let mut dw = vec![0.0; 72];
-        assert!(matches!(conv2d_backward_filter(&c, &x, &y, &mut dw, None, &o), Err(Error::InvalidArgument(_))));
+        assert!(matches!(conv2d_backward_filter(&o, &c, &x, &y, &mut dw, None, false), Err(Error::InvalidArgument(_))));
     }
     for missing in Isa::ALL.into_iter().filter(|i| !i.is_available()) {
-        let o = ConvOptions { algo: ConvAlgo::Auto, isa: missing };
-        assert_eq!(conv2d_forward(&c, &x, &w, None, false, &mut y, &o), Err(Error::IsaUnavailable(missing)));
+        let o = Ctx { algo: ConvAlgo::Auto, isa: missing };
+        assert_eq!(conv2d_forward(&o, &c, &x, &w, None, false, &mut y), Err(Error::IsaUnavailable(missing)));
     }
 }
 
@@ -288,13 +292,40 @@ fn an_empty_batch_is_fine_for_every_algorithm() {
         Conv2d::new([0, 6, 6, 3], [3, 3, 3, 4], (2, 2), (1, 1), Padding::Valid).unwrap(),
     ] {
         for algo in ALGOS.into_iter().filter(|a| a.supports(&c, Pass::Forward)) {
-            let opts = ConvOptions::with_algo(algo);
-            conv2d_forward(&c, &[], &vec![0.0; 108], None, true, &mut [], &opts).unwrap();
-            conv2d_backward_data(&c, &[], &vec![0.0; 108], &mut [], &opts).unwrap();
+            let opts = Ctx::new().with_algo(algo);
+            conv2d_forward(&opts, &c, &[], &vec![0.0; 108], None, true, &mut []).unwrap();
+            conv2d_backward_data(&opts, &c, &[], &vec![0.0; 108], &mut []).unwrap();
             let mut dw = vec![f32::NAN; 108];
-            let wopts = if algo.supports(&c, Pass::BackwardFilter) { opts } else { ConvOptions::default() };
-            conv2d_backward_filter(&c, &[], &[], &mut dw, Some(&mut [f32::NAN; 4]), &wopts).unwrap();
+            let wopts = if algo.supports(&c, Pass::BackwardFilter) { opts } else { Ctx::new() };
+            conv2d_backward_filter(&wopts, &c, &[], &[], &mut dw, Some(&mut [f32::NAN; 4]), false).unwrap();
             assert!(dw.iter().all(|&v| v == 0.0), "{algo:?}: dw of an empty batch is 0");
+        }
+    }
+}
+
+/// `accumulate` adds the part's gradients (computed whole) to what `dw` and `db` hold: two
+/// parts of a batch give exactly (part 1) + (part 2), on every backward-filter algorithm
+/// (`Measured` included, which times the candidates on the first call) and ISA.
+#[test]
+fn backward_filter_accumulates_into_what_it_holds() {
+    let c = Conv2d::new([2, 9, 7, 3], [3, 3, 3, 5], (1, 2), (1, 1), Padding::Same).unwrap();
+    let (x1, x2) = (fill(1, len(c.input_shape())), fill(2, len(c.input_shape())));
+    let (d1, d2) = (fill(3, len(c.output_shape())), fill(4, len(c.output_shape())));
+    let wl = len(c.filter_shape());
+    for isa in Isa::available() {
+        for algo in [ConvAlgo::Auto, ConvAlgo::Measured, ConvAlgo::Direct, ConvAlgo::Im2col] {
+            let ctx = Ctx::for_isa(isa).with_algo(algo);
+            let part = |x: &[f32], dy: &[f32]| {
+                let (mut dw, mut db) = (vec![f32::NAN; wl], vec![f32::NAN; 5]);
+                conv2d_backward_filter(&ctx, &c, x, dy, &mut dw, Some(&mut db), false).unwrap();
+                (dw, db)
+            };
+            let ((w1, b1), (w2, b2)) = (part(&x1, &d1), part(&x2, &d2));
+            let (mut dw, mut db) = (w1.clone(), b1.clone());
+            conv2d_backward_filter(&ctx, &c, &x2, &d2, &mut dw, Some(&mut db), true).unwrap();
+            let sum = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| p + q).collect::<Vec<f32>>();
+            assert_eq!(dw, sum(&w1, &w2), "{isa:?} {algo:?}: filter gradient");
+            assert_eq!(db, sum(&b1, &b2), "{isa:?} {algo:?}: bias gradient");
         }
     }
 }

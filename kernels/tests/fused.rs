@@ -12,10 +12,10 @@
 mod common;
 
 use common::{assert_close, fill, padding, EPS};
-use ember_kernels::conv::{
-    conv_relu_maxpool_backward_filter_with, conv_relu_maxpool_forward_with, unpool_relu_grad, Conv2d, ConvReluPool,
-    Padding,
-};
+use ember_kernels::conv::conv_relu_maxpool_backward_filter;
+use ember_kernels::conv::conv_relu_maxpool_forward;
+use ember_kernels::conv::{unpool_relu_grad, Conv2d, ConvReluPool, Padding};
+use ember_kernels::Ctx;
 use ember_kernels::{reference, Error, Isa};
 use proptest::prelude::*;
 
@@ -60,7 +60,7 @@ fn check(cp: &ConvReluPool, seed: u64) {
 
     for isa in Isa::available() {
         let (mut y, mut a) = (vec![f32::NAN; out], vec![u32::MAX; out]);
-        conv_relu_maxpool_forward_with(isa, cp, &x, &w, Some(&b), &mut y, &mut a).unwrap();
+        conv_relu_maxpool_forward(&Ctx::for_isa(isa), cp, &x, &w, Some(&b), &mut y, &mut a).unwrap();
         assert_close(&y, &y_ref, &tol, &format!("fused forward {isa} {c:?}"));
         for (o, &ai) in a.iter().enumerate() {
             let (n, ch, pix) = (o / (hp * wp * c.cout()), o % c.cout(), (o / c.cout()) % (hp * wp));
@@ -82,14 +82,16 @@ fn check(cp: &ConvReluPool, seed: u64) {
         let terms = 4 * out / c.cout();
         let t = |m: &[f32]| m.iter().map(|&m| (terms as f64 + 2.0) * EPS * f64::from(m) + 1e-30).collect::<Vec<_>>();
         let (mut dw, mut db) = (vec![f32::NAN; w.len()], vec![f32::NAN; c.cout()]);
-        conv_relu_maxpool_backward_filter_with(isa, cp, &x, &y, &dy, &a, &mut dw, Some(&mut db), false).unwrap();
+        conv_relu_maxpool_backward_filter(&Ctx::for_isa(isa), cp, &x, &y, &dy, &a, &mut dw, Some(&mut db), false)
+            .unwrap();
         assert_close(&dw, &dw_ref, &t(&dw_mag), &format!("fused backward-filter {isa} {c:?}"));
         assert_close(&db, &db_ref, &t(&db_mag), &format!("fused bias gradient {isa} {c:?}"));
         // Accumulating onto earlier gradients adds this batch's (summed in group order after
         // the earlier values: one more rounding, bounded by the start's magnitude).
         let (dw0, db0) = (fill(seed ^ 7, w.len()), fill(seed ^ 8, c.cout()));
         let (mut dwa, mut dba) = (dw0.clone(), db0.clone());
-        conv_relu_maxpool_backward_filter_with(isa, cp, &x, &y, &dy, &a, &mut dwa, Some(&mut dba), true).unwrap();
+        conv_relu_maxpool_backward_filter(&Ctx::for_isa(isa), cp, &x, &y, &dy, &a, &mut dwa, Some(&mut dba), true)
+            .unwrap();
         let plus = |r: &[f32], z: &[f32]| r.iter().zip(z).map(|(a, b)| a + b).collect::<Vec<_>>();
         let t_acc = |m: &[f32], z: &[f32]| {
             t(m).iter().zip(z).map(|(t, b)| t + 4.0 * EPS * f64::from(b.abs())).collect::<Vec<_>>()
@@ -138,10 +140,20 @@ fn results_do_not_depend_on_thread_count() {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             pool.install(|| {
                 let (mut y, mut a) = (vec![0.0; out], vec![0u32; out]);
-                conv_relu_maxpool_forward_with(isa, &cp, &x, &w, Some(&b), &mut y, &mut a).unwrap();
+                conv_relu_maxpool_forward(&Ctx::for_isa(isa), &cp, &x, &w, Some(&b), &mut y, &mut a).unwrap();
                 let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; c.cout()]);
-                conv_relu_maxpool_backward_filter_with(isa, &cp, &x, &y, &dy, &a, &mut dw, Some(&mut db), false)
-                    .unwrap();
+                conv_relu_maxpool_backward_filter(
+                    &Ctx::for_isa(isa),
+                    &cp,
+                    &x,
+                    &y,
+                    &dy,
+                    &a,
+                    &mut dw,
+                    Some(&mut db),
+                    false,
+                )
+                .unwrap();
                 (y, a, dw, db)
             })
         };
@@ -163,14 +175,34 @@ fn fused_rejects_bad_input() {
     let (mut y, mut a) = (vec![0.0; 2 * 4 * 4], vec![0u32; 2 * 4 * 4]);
     let isa = Isa::Scalar;
     let bad = |r: ember_kernels::Result<()>| matches!(r, Err(Error::ShapeMismatch { .. }));
-    assert!(bad(conv_relu_maxpool_forward_with(isa, &cp, &x[1..], &w, None, &mut y, &mut a)));
-    assert!(bad(conv_relu_maxpool_forward_with(isa, &cp, &x, &w[1..], None, &mut y, &mut a)));
-    assert!(bad(conv_relu_maxpool_forward_with(isa, &cp, &x, &w, Some(&[0.0; 3]), &mut y, &mut a)));
-    assert!(bad(conv_relu_maxpool_forward_with(isa, &cp, &x, &w, None, &mut y[1..], &mut a)));
-    assert!(bad(conv_relu_maxpool_forward_with(isa, &cp, &x, &w, None, &mut y, &mut a[1..])));
+    assert!(bad(conv_relu_maxpool_forward(&Ctx::for_isa(isa), &cp, &x[1..], &w, None, &mut y, &mut a)));
+    assert!(bad(conv_relu_maxpool_forward(&Ctx::for_isa(isa), &cp, &x, &w[1..], None, &mut y, &mut a)));
+    assert!(bad(conv_relu_maxpool_forward(&Ctx::for_isa(isa), &cp, &x, &w, Some(&[0.0; 3]), &mut y, &mut a)));
+    assert!(bad(conv_relu_maxpool_forward(&Ctx::for_isa(isa), &cp, &x, &w, None, &mut y[1..], &mut a)));
+    assert!(bad(conv_relu_maxpool_forward(&Ctx::for_isa(isa), &cp, &x, &w, None, &mut y, &mut a[1..])));
     let (dy, mut dw, mut db) = (y.clone(), w.clone(), vec![0.0; 4]);
-    assert!(bad(conv_relu_maxpool_backward_filter_with(isa, &cp, &x, &y, &dy[1..], &a, &mut dw, None, false)));
-    assert!(bad(conv_relu_maxpool_backward_filter_with(isa, &cp, &x, &y, &dy, &a, &mut dw, Some(&mut db[1..]), false)));
+    assert!(bad(conv_relu_maxpool_backward_filter(
+        &Ctx::for_isa(isa),
+        &cp,
+        &x,
+        &y,
+        &dy[1..],
+        &a,
+        &mut dw,
+        None,
+        false
+    )));
+    assert!(bad(conv_relu_maxpool_backward_filter(
+        &Ctx::for_isa(isa),
+        &cp,
+        &x,
+        &y,
+        &dy,
+        &a,
+        &mut dw,
+        Some(&mut db[1..]),
+        false
+    )));
     // Argmax values outside the convolution output are never used to index: they contribute
     // nothing, in the kernels and in the reference alike.
     let a_bad = vec![u32::MAX - 1; a.len()];
@@ -179,7 +211,8 @@ fn fused_rejects_bad_input() {
     reference::conv_relu_maxpool_backward_filter(&cp, &x, &y_pos, &dy1, &a_bad, &mut dw_ref, Some(&mut db_ref))
         .unwrap();
     assert!(dw_ref.iter().all(|&v| v == 0.0));
-    conv_relu_maxpool_backward_filter_with(isa, &cp, &x, &y_pos, &dy1, &a_bad, &mut dw, Some(&mut db), false).unwrap();
+    conv_relu_maxpool_backward_filter(&Ctx::for_isa(isa), &cp, &x, &y_pos, &dy1, &a_bad, &mut dw, Some(&mut db), false)
+        .unwrap();
     assert!(dw.iter().all(|&v| v == 0.0), "an out-of-range argmax contributed to dw");
     let mut dconv = vec![f32::NAN; 2 * 16 * 4];
     unpool_relu_grad(&cp, &y_pos, &dy1, &a_bad, &mut dconv).unwrap();

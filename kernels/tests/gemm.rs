@@ -9,7 +9,9 @@
 mod common;
 
 use common::{assert_close, coeff, dim, fill, EPS};
-use ember_kernels::gemm::{sgemm_packed, sgemm_with, Epilogue, MatMut, MatRef, PackedB, Rhs};
+use ember_kernels::gemm::sgemm;
+use ember_kernels::gemm::{sgemm_epilogue, Epilogue, MatMut, MatRef, PackedB, Rhs};
+use ember_kernels::Ctx;
 use ember_kernels::{reference, Error, Isa};
 use proptest::prelude::*;
 
@@ -83,8 +85,8 @@ fn check_case(isa: Isa, t: &Case, check_mm: bool) {
     let tol: Vec<f64> = mag.iter().map(|&x| (t.k as f64 + 2.0) * EPS * f64::from(x) + 1e-30).collect();
 
     let mut got = c0.clone();
-    sgemm_with(
-        isa,
+    sgemm_epilogue(
+        &Ctx::for_isa(isa),
         t.alpha,
         av,
         Rhs::View(bv),
@@ -171,11 +173,11 @@ proptest! {
         let tol: Vec<f64> = vec![(k as f64 + 3.0) * EPS * (k as f64 + 1.0); m * n];
         for isa in Isa::available() {
             // Pack something else first, then repack: the buffer must be reused correctly.
-            let mut pb = PackedB::new_with(isa, MatRef::row_major(&[1.0; 6], 2, 3).unwrap()).unwrap();
+            let mut pb = PackedB::new(&Ctx::for_isa(isa), MatRef::row_major(&[1.0; 6], 2, 3).unwrap()).unwrap();
             pb.repack(bv).unwrap();
             let mut got = vec![f32::NAN; m * n];
             let epi = Epilogue { bias: Some(&bias), relu };
-            sgemm_with(isa, 1.0, av, Rhs::Packed(&pb), 0.0, MatMut::row_major(&mut got, m, n).unwrap(), epi).unwrap();
+            sgemm_epilogue(&Ctx::for_isa(isa), 1.0, av, Rhs::Packed(&pb), 0.0, MatMut::row_major(&mut got, m, n).unwrap(), epi).unwrap();
             assert_close(&got, &want, &tol, &format!("{isa} packed m={m} n={n} k={k}"));
         }
     }
@@ -197,8 +199,8 @@ fn check_thread_invariance(m: usize, n: usize, k: usize) {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let mut c = vec![0.0f32; m * n];
             pool.install(|| {
-                sgemm_with(
-                    isa,
+                sgemm_epilogue(
+                    &Ctx::for_isa(isa),
                     1.0,
                     MatRef::row_major(&a, m, k).unwrap(),
                     Rhs::View(MatRef::row_major(&b, k, n).unwrap()),
@@ -224,17 +226,34 @@ fn bad_input_is_a_typed_error() {
     let isa = Isa::detect();
     let av = MatRef::row_major(&a, 2, 3).unwrap();
     let bv = MatRef::row_major(&b, 2, 3).unwrap(); // 2x3, but A needs 3 rows
-    let r = sgemm_with(isa, 1.0, av, Rhs::View(bv), 0.0, MatMut::row_major(&mut c, 2, 2).unwrap(), Epilogue::NONE);
+    let r = sgemm_epilogue(
+        &Ctx::for_isa(isa),
+        1.0,
+        av,
+        Rhs::View(bv),
+        0.0,
+        MatMut::row_major(&mut c, 2, 2).unwrap(),
+        Epilogue::NONE,
+    );
     assert!(matches!(r, Err(Error::ShapeMismatch { what: "A.cols vs B.rows", .. })), "{r:?}");
 
     let bv = MatRef::row_major(&b, 3, 2).unwrap();
     let mut c6 = vec![0.0f32; 6];
-    let r = sgemm_with(isa, 1.0, av, Rhs::View(bv), 0.0, MatMut::row_major(&mut c6, 3, 2).unwrap(), Epilogue::NONE);
+    let r = sgemm_epilogue(
+        &Ctx::for_isa(isa),
+        1.0,
+        av,
+        Rhs::View(bv),
+        0.0,
+        MatMut::row_major(&mut c6, 3, 2).unwrap(),
+        Epilogue::NONE,
+    );
     assert!(matches!(r, Err(Error::ShapeMismatch { what: "C.rows vs A.rows", .. })), "{r:?}");
 
     let bias = [0.0f32; 3];
     let epi = Epilogue { bias: Some(&bias), relu: false };
-    let r = sgemm_with(isa, 1.0, av, Rhs::View(bv), 0.0, MatMut::row_major(&mut c, 2, 2).unwrap(), epi);
+    let r =
+        sgemm_epilogue(&Ctx::for_isa(isa), 1.0, av, Rhs::View(bv), 0.0, MatMut::row_major(&mut c, 2, 2).unwrap(), epi);
     assert!(matches!(r, Err(Error::ShapeMismatch { what: "bias length vs C.cols", .. })), "{r:?}");
 
     // Views that run past their buffer or overlap are refused at construction.
@@ -243,14 +262,21 @@ fn bad_input_is_a_typed_error() {
     assert!(matches!(MatMut::row_major(&mut c, 3, 2), Err(Error::ShapeMismatch { .. })));
 
     for missing in Isa::ALL.into_iter().filter(|i| !i.is_available()) {
-        let r =
-            sgemm_with(missing, 1.0, av, Rhs::View(bv), 0.0, MatMut::row_major(&mut c, 2, 2).unwrap(), Epilogue::NONE);
+        let r = sgemm_epilogue(
+            &Ctx::for_isa(missing),
+            1.0,
+            av,
+            Rhs::View(bv),
+            0.0,
+            MatMut::row_major(&mut c, 2, 2).unwrap(),
+            Epilogue::NONE,
+        );
         assert_eq!(r, Err(Error::IsaUnavailable(missing)));
     }
     if Isa::available().len() > 1 {
-        let pb = PackedB::new_with(Isa::Scalar, bv).unwrap();
-        let r = sgemm_with(
-            Isa::detect(),
+        let pb = PackedB::new(&Ctx::for_isa(Isa::Scalar), bv).unwrap();
+        let r = sgemm_epilogue(
+            &Ctx::for_isa(Isa::detect()),
             1.0,
             av,
             Rhs::Packed(&pb),
@@ -270,16 +296,30 @@ fn cloned_packed_b_gives_the_same_products() {
     let (m, k, n) = (7, 19, 37);
     let (a, b) = (fill(1, m * k), fill(2, k * n));
     for isa in Isa::available() {
-        let pb = PackedB::new_with(isa, MatRef::row_major(&b, k, n).unwrap()).unwrap();
+        let pb = PackedB::new(&Ctx::for_isa(isa), MatRef::row_major(&b, k, n).unwrap()).unwrap();
         let mut want = vec![0.0; m * n];
-        sgemm_packed(1.0, MatRef::row_major(&a, m, k).unwrap(), &pb, 0.0, MatMut::row_major(&mut want, m, n).unwrap())
-            .unwrap();
+        sgemm(
+            &Ctx::for_isa(isa),
+            1.0,
+            MatRef::row_major(&a, m, k).unwrap(),
+            &pb,
+            0.0,
+            MatMut::row_major(&mut want, m, n).unwrap(),
+        )
+        .unwrap();
         // Keep the clones alive so their allocations (and alignment offsets) differ.
         let clones: Vec<PackedB> = (0..16).map(|_| pb.clone()).collect();
         for (i, c) in clones.iter().enumerate() {
             let mut got = vec![0.0; m * n];
-            sgemm_packed(1.0, MatRef::row_major(&a, m, k).unwrap(), c, 0.0, MatMut::row_major(&mut got, m, n).unwrap())
-                .unwrap();
+            sgemm(
+                &Ctx::for_isa(isa),
+                1.0,
+                MatRef::row_major(&a, m, k).unwrap(),
+                c,
+                0.0,
+                MatMut::row_major(&mut got, m, n).unwrap(),
+            )
+            .unwrap();
             assert_eq!(got, want, "{isa}: clone {i}");
         }
     }
@@ -296,8 +336,16 @@ fn huge_broadcast_operands_are_a_size_error() {
     let b = MatRef::new(&b64, k, 64, 0, 1).unwrap();
     for isa in Isa::available() {
         let mut c = vec![0.0; 16 * 64];
-        let r = sgemm_with(isa, 1.0, a, Rhs::View(b), 0.0, MatMut::row_major(&mut c, 16, 64).unwrap(), Epilogue::NONE);
+        let r = sgemm_epilogue(
+            &Ctx::for_isa(isa),
+            1.0,
+            a,
+            Rhs::View(b),
+            0.0,
+            MatMut::row_major(&mut c, 16, 64).unwrap(),
+            Epilogue::NONE,
+        );
         assert!(matches!(r, Err(Error::SizeOverflow { .. })), "{isa}: {r:?}");
-        assert!(matches!(PackedB::new_with(isa, b), Err(Error::SizeOverflow { .. })), "{isa}");
+        assert!(matches!(PackedB::new(&Ctx::for_isa(isa), b), Err(Error::SizeOverflow { .. })), "{isa}");
     }
 }

@@ -9,7 +9,8 @@
 mod common;
 
 use common::{assert_close, fill, EPS};
-use ember_kernels::gemm::{sgemm_with, Epilogue, MatMut, MatRef, PackedB, Rhs};
+use ember_kernels::gemm::{sgemm_epilogue, Epilogue, MatMut, MatRef, PackedB, Rhs};
+use ember_kernels::Ctx;
 use ember_kernels::{reference, Isa};
 
 /// Stores the row-major `rows x cols` matrix `v` with strides `(rs, cs)` in a buffer whose
@@ -87,7 +88,10 @@ fn run_col_major_c(
     let run = |threads| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         let mut buf = store(c, m, n, 1, ld);
-        pool.install(|| sgemm_with(isa, alpha, a, b, beta, MatMut::new(&mut buf, m, n, 1, ld).unwrap(), epi)).unwrap();
+        pool.install(|| {
+            sgemm_epilogue(&Ctx::for_isa(isa), alpha, a, b, beta, MatMut::new(&mut buf, m, n, 1, ld).unwrap(), epi)
+        })
+        .unwrap();
         buf
     };
     let buf = run(1);
@@ -120,7 +124,7 @@ fn products_past_every_cache_block_in_every_layout() {
                 assert_close(&got, &want, &tol, &format!("{isa} {m}x{n}x{k} layout {i}"));
                 if i == 2 {
                     // B packed ahead of time from a column-major view.
-                    let pb = PackedB::new_with(isa, bv).unwrap();
+                    let pb = PackedB::new(&Ctx::for_isa(isa), bv).unwrap();
                     let got = run_col_major_c(isa, (m, n), alpha, av, Rhs::Packed(&pb), beta, &c, epi);
                     assert_close(&got, &want, &tol, &format!("{isa} {m}x{n}x{k} packed"));
                 }
@@ -147,7 +151,7 @@ fn broadcast_operands_through_packing() {
         for isa in Isa::available() {
             let got = run_col_major_c(isa, (m, n), 1.0, av, Rhs::View(bv), 0.0, &c, Epilogue::NONE);
             assert_close(&got, &want, &tol, &format!("{isa} broadcast case {i}"));
-            let pb = PackedB::new_with(isa, bv).unwrap();
+            let pb = PackedB::new(&Ctx::for_isa(isa), bv).unwrap();
             let got = run_col_major_c(isa, (m, n), 1.0, av, Rhs::Packed(&pb), 0.0, &c, Epilogue::NONE);
             assert_close(&got, &want, &tol, &format!("{isa} broadcast case {i}, packed"));
         }

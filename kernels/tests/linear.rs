@@ -8,7 +8,11 @@
 mod common;
 
 use common::{assert_close, fill, EPS};
-use ember_kernels::linear::{linear_backward_data_with, linear_backward_weights_with, linear_forward_with, Linear};
+use ember_kernels::linear::linear_backward_data;
+use ember_kernels::linear::linear_backward_weights;
+use ember_kernels::linear::linear_forward;
+use ember_kernels::linear::Linear;
+use ember_kernels::Ctx;
 use ember_kernels::{reference, Error, Isa};
 use proptest::prelude::*;
 
@@ -37,20 +41,20 @@ fn check(l: &Linear, seed: u64) {
     reference::linear_backward_weights(l, &abs(&x), &abs(&dy), &mut dw_mag, Some(&mut db_mag)).unwrap();
     for isa in Isa::available() {
         let mut y = vec![f32::NAN; n * o_n];
-        linear_forward_with(isa, l, &x, &w, Some(&b), &mut y).unwrap();
+        linear_forward(&Ctx::for_isa(isa), l, &x, &w, Some(&b), &mut y).unwrap();
         assert_close(&y, &y_ref, &tol(&y_mag, i_n), &format!("forward {isa} {l:?}"));
         let mut dx = vec![f32::NAN; n * i_n];
-        linear_backward_data_with(isa, l, &dy, &w, &mut dx).unwrap();
+        linear_backward_data(&Ctx::for_isa(isa), l, &dy, &w, &mut dx).unwrap();
         assert_close(&dx, &dx_ref, &tol(&dx_mag, o_n), &format!("backward-data {isa} {l:?}"));
         let (mut dw, mut db) = (vec![f32::NAN; o_n * i_n], vec![f32::NAN; o_n]);
-        linear_backward_weights_with(isa, l, &x, &dy, &mut dw, Some(&mut db), false).unwrap();
+        linear_backward_weights(&Ctx::for_isa(isa), l, &x, &dy, &mut dw, Some(&mut db), false).unwrap();
         assert_close(&dw, &dw_ref, &tol(&dw_mag, n), &format!("backward-weights {isa} {l:?}"));
         assert_close(&db, &db_ref, &tol(&db_mag, n), &format!("bias gradient {isa} {l:?}"));
         // Accumulating onto earlier gradients: the same sum started from them (one more
         // term per element, bounded by the +2 and the start's magnitude).
         let (dw0, db0) = (fill(seed ^ 7, o_n * i_n), fill(seed ^ 8, o_n));
         let (mut dw, mut db) = (dw0.clone(), db0.clone());
-        linear_backward_weights_with(isa, l, &x, &dy, &mut dw, Some(&mut db), true).unwrap();
+        linear_backward_weights(&Ctx::for_isa(isa), l, &x, &dy, &mut dw, Some(&mut db), true).unwrap();
         let plus = |r: &[f32], z: &[f32]| r.iter().zip(z).map(|(a, b)| a + b).collect::<Vec<_>>();
         let tol_acc = |m: &[f32], z: &[f32]| {
             tol(m, n).iter().zip(z).map(|(t, b)| t + 4.0 * EPS * f64::from(b.abs())).collect::<Vec<_>>()
@@ -83,9 +87,9 @@ fn results_do_not_depend_on_thread_count() {
             rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
                 let (mut y, mut dx, mut dw, mut db) =
                     (vec![0.0; 130], vec![0.0; 13 * 3000], vec![0.0; 30000], vec![0.0; 10]);
-                linear_forward_with(isa, &l, &x, &w, None, &mut y).unwrap();
-                linear_backward_data_with(isa, &l, &dy, &w, &mut dx).unwrap();
-                linear_backward_weights_with(isa, &l, &x, &dy, &mut dw, Some(&mut db), false).unwrap();
+                linear_forward(&Ctx::for_isa(isa), &l, &x, &w, None, &mut y).unwrap();
+                linear_backward_data(&Ctx::for_isa(isa), &l, &dy, &w, &mut dx).unwrap();
+                linear_backward_weights(&Ctx::for_isa(isa), &l, &x, &dy, &mut dw, Some(&mut db), false).unwrap();
                 (y, dx, dw, db)
             })
         };
@@ -104,13 +108,13 @@ fn linear_rejects_bad_input() {
     let (x, w) = (vec![0.0; 8], vec![0.0; 12]);
     let mut y = vec![0.0; 6];
     let bad = |r: ember_kernels::Result<()>| matches!(r, Err(Error::ShapeMismatch { .. }));
-    assert!(bad(linear_forward_with(isa, &l, &x[1..], &w, None, &mut y)));
-    assert!(bad(linear_forward_with(isa, &l, &x, &w[1..], None, &mut y)));
-    assert!(bad(linear_forward_with(isa, &l, &x, &w, Some(&[0.0; 2]), &mut y)));
-    assert!(bad(linear_forward_with(isa, &l, &x, &w, None, &mut y[1..])));
+    assert!(bad(linear_forward(&Ctx::for_isa(isa), &l, &x[1..], &w, None, &mut y)));
+    assert!(bad(linear_forward(&Ctx::for_isa(isa), &l, &x, &w[1..], None, &mut y)));
+    assert!(bad(linear_forward(&Ctx::for_isa(isa), &l, &x, &w, Some(&[0.0; 2]), &mut y)));
+    assert!(bad(linear_forward(&Ctx::for_isa(isa), &l, &x, &w, None, &mut y[1..])));
     let mut dx = vec![0.0; 8];
-    assert!(bad(linear_backward_data_with(isa, &l, &y[1..], &w, &mut dx)));
+    assert!(bad(linear_backward_data(&Ctx::for_isa(isa), &l, &y[1..], &w, &mut dx)));
     let mut dw = vec![0.0; 12];
-    assert!(bad(linear_backward_weights_with(isa, &l, &x, &y, &mut dw[1..], None, false)));
-    assert!(bad(linear_backward_weights_with(isa, &l, &x, &y, &mut dw, Some(&mut [0.0; 4]), false)));
+    assert!(bad(linear_backward_weights(&Ctx::for_isa(isa), &l, &x, &y, &mut dw[1..], None, false)));
+    assert!(bad(linear_backward_weights(&Ctx::for_isa(isa), &l, &x, &y, &mut dw, Some(&mut [0.0; 4]), false)));
 }

@@ -10,14 +10,21 @@
 mod common;
 
 use common::fill;
+use ember_kernels::conv::conv_relu_maxpool_backward_filter;
+use ember_kernels::conv::conv_relu_maxpool_forward;
 use ember_kernels::conv::{
-    conv2d_backward_data, conv2d_backward_filter, conv2d_forward, conv_relu_maxpool_backward_filter_with,
-    conv_relu_maxpool_forward_with, Conv2d, ConvAlgo, ConvOptions, ConvReluPool, Padding, Pass,
+    conv2d_backward_data, conv2d_backward_filter, conv2d_forward, Conv2d, ConvAlgo, ConvReluPool, Padding, Pass,
 };
 use ember_kernels::elementwise::{adam_update, bias_grad, softmax_cross_entropy, AdamParams};
-use ember_kernels::gemm::{sgemm_with, Epilogue, MatMut, MatRef, PackedB, Rhs};
-use ember_kernels::linear::{linear_backward_data_with, linear_backward_weights_with, linear_forward_with, Linear};
-use ember_kernels::pool::{avg_pool_backward, avg_pool_forward, max_pool_backward_with, max_pool_forward_with, Pool2d};
+use ember_kernels::gemm::{sgemm_epilogue, Epilogue, MatMut, MatRef, PackedB, Rhs};
+use ember_kernels::linear::linear_backward_data;
+use ember_kernels::linear::linear_backward_weights;
+use ember_kernels::linear::linear_forward;
+use ember_kernels::linear::Linear;
+use ember_kernels::pool::max_pool_backward;
+use ember_kernels::pool::max_pool_forward;
+use ember_kernels::pool::{avg_pool_backward, avg_pool_forward, Pool2d};
+use ember_kernels::Ctx;
 use ember_kernels::{reference, Isa};
 
 fn close(got: &[f32], want: &[f32], tol: f32, what: &str) {
@@ -48,13 +55,13 @@ fn gemm_views_packing_and_epilogue() {
                 let epi = Epilogue { bias: Some(&bias), relu: true };
                 let mut c = vec![f32::NAN; m.max(1) * n + m];
                 let cv = MatMut::new(&mut c, m, n, 1, m.max(1)).unwrap();
-                sgemm_with(isa, 1.0, av, Rhs::View(bv), 0.0, cv, epi).unwrap();
+                sgemm_epilogue(&Ctx::for_isa(isa), 1.0, av, Rhs::View(bv), 0.0, cv, epi).unwrap();
                 let got: Vec<f32> = (0..m * n).map(|i| c[(i / n) + (i % n) * m.max(1)]).collect();
                 close(&got, &want, 1e-5, &format!("{isa} gemm {m}x{n}x{k} views {v}"));
-                let pb = PackedB::new_with(isa, bv).unwrap();
+                let pb = PackedB::new(&Ctx::for_isa(isa), bv).unwrap();
                 let mut c2 = vec![f32::NAN; m * n];
                 let cv = MatMut::row_major(&mut c2, m, n).unwrap();
-                sgemm_with(isa, 1.0, av, Rhs::Packed(&pb.clone()), 0.0, cv, epi).unwrap();
+                sgemm_epilogue(&Ctx::for_isa(isa), 1.0, av, Rhs::Packed(&pb.clone()), 0.0, cv, epi).unwrap();
                 close(&c2, &want, 1e-5, &format!("{isa} packed gemm {m}x{n}x{k} views {v}"));
             }
         }
@@ -83,19 +90,19 @@ fn convolution_every_algorithm_and_pass() {
         reference::conv2d_backward_filter(&c, &x, &dy, &mut dw_ref, Some(&mut db_ref)).unwrap();
         for isa in Isa::available() {
             for algo in [ConvAlgo::Direct, ConvAlgo::Im2col, ConvAlgo::Winograd2x3, ConvAlgo::Winograd4x3] {
-                let opts = ConvOptions { algo, isa };
+                let opts = Ctx { algo, isa };
                 let what = format!("{isa} {algo:?} {c:?}");
                 if algo.supports(&c, Pass::Forward) {
                     let mut y = vec![f32::NAN; dy.len()];
-                    conv2d_forward(&c, &x, &w, Some(&b), true, &mut y, &opts).unwrap();
+                    conv2d_forward(&opts, &c, &x, &w, Some(&b), true, &mut y).unwrap();
                     close(&y, &y_ref, 1e-4, &format!("forward {what}"));
                     let mut dx = vec![f32::NAN; x.len()];
-                    conv2d_backward_data(&c, &dy, &w, &mut dx, &opts).unwrap();
+                    conv2d_backward_data(&opts, &c, &dy, &w, &mut dx).unwrap();
                     close(&dx, &dx_ref, 1e-4, &format!("backward-data {what}"));
                 }
                 if algo.supports(&c, Pass::BackwardFilter) {
                     let (mut dw, mut db) = (vec![f32::NAN; w.len()], vec![f32::NAN; c.cout()]);
-                    conv2d_backward_filter(&c, &x, &dy, &mut dw, Some(&mut db), &opts).unwrap();
+                    conv2d_backward_filter(&opts, &c, &x, &dy, &mut dw, Some(&mut db), false).unwrap();
                     close(&dw, &dw_ref, 1e-4, &format!("backward-filter {what}"));
                     close(&db, &db_ref, 1e-5, &format!("bias gradient {what}"));
                 }
@@ -118,10 +125,11 @@ fn fused_conv_relu_pool() {
     reference::conv_relu_maxpool_backward_filter(&cp, &x, &y_ref, &dy, &a_ref, &mut dw_ref, Some(&mut db_ref)).unwrap();
     for isa in Isa::available() {
         let (mut y, mut a) = (vec![f32::NAN; out], vec![0u32; out]);
-        conv_relu_maxpool_forward_with(isa, &cp, &x, &w, Some(&b), &mut y, &mut a).unwrap();
+        conv_relu_maxpool_forward(&Ctx::for_isa(isa), &cp, &x, &w, Some(&b), &mut y, &mut a).unwrap();
         close(&y, &y_ref, 1e-5, &format!("{isa} fused forward"));
         let (mut dw, mut db) = (vec![f32::NAN; w.len()], vec![f32::NAN; c.cout()]);
-        conv_relu_maxpool_backward_filter_with(isa, &cp, &x, &y, &dy, &a, &mut dw, Some(&mut db), false).unwrap();
+        conv_relu_maxpool_backward_filter(&Ctx::for_isa(isa), &cp, &x, &y, &dy, &a, &mut dw, Some(&mut db), false)
+            .unwrap();
         close(&dw, &dw_ref, 1e-4, &format!("{isa} fused backward-filter"));
         close(&db, &db_ref, 1e-5, &format!("{isa} fused bias gradient"));
     }
@@ -141,10 +149,10 @@ fn pooling_dense_and_elementwise() {
         reference::max_pool_backward(&p, &dy, &a_ref, &mut dx_ref).unwrap();
         for isa in Isa::available() {
             let (mut y, mut a) = (vec![f32::NAN; dy.len()], vec![0u32; dy.len()]);
-            max_pool_forward_with(isa, &p, &x, &mut y, &mut a).unwrap();
+            max_pool_forward(&Ctx::for_isa(isa), &p, &x, &mut y, &mut a).unwrap();
             assert_eq!((y.clone(), a.clone()), (y_ref.clone(), a_ref.clone()), "{isa} max pool");
             let mut dx = vec![f32::NAN; x.len()];
-            max_pool_backward_with(isa, &p, &dy, &a, &mut dx).unwrap();
+            max_pool_backward(&Ctx::for_isa(isa), &p, &dy, &a, &mut dx).unwrap();
             close(&dx, &dx_ref, 1e-6, &format!("{isa} max pool backward"));
         }
         let (mut ya, mut ya_ref) = (vec![0.0; dy.len()], vec![0.0; dy.len()]);
@@ -167,13 +175,13 @@ fn pooling_dense_and_elementwise() {
     reference::linear_backward_weights(&l, &x, &dy, &mut dw_ref, Some(&mut db_ref)).unwrap();
     for isa in Isa::available() {
         let mut y = vec![f32::NAN; 50];
-        linear_forward_with(isa, &l, &x, &w, Some(&b), &mut y).unwrap();
+        linear_forward(&Ctx::for_isa(isa), &l, &x, &w, Some(&b), &mut y).unwrap();
         close(&y, &y_ref, 1e-5, &format!("{isa} dense forward"));
         let mut dx = vec![f32::NAN; 65];
-        linear_backward_data_with(isa, &l, &dy, &w, &mut dx).unwrap();
+        linear_backward_data(&Ctx::for_isa(isa), &l, &dy, &w, &mut dx).unwrap();
         close(&dx, &dx_ref, 1e-5, &format!("{isa} dense backward-data"));
         let (mut dw, mut db) = (vec![f32::NAN; 130], vec![f32::NAN; 10]);
-        linear_backward_weights_with(isa, &l, &x, &dy, &mut dw, Some(&mut db), false).unwrap();
+        linear_backward_weights(&Ctx::for_isa(isa), &l, &x, &dy, &mut dw, Some(&mut db), false).unwrap();
         close(&dw, &dw_ref, 1e-5, &format!("{isa} dense backward-weights"));
         close(&db, &db_ref, 1e-5, &format!("{isa} dense bias gradient"));
     }

@@ -8,9 +8,9 @@ use ember_kernels::elementwise::{
     adam_update, bias_add, bias_grad, relu_backward, relu_forward, softmax, softmax_cross_entropy, AdamParams,
 };
 use ember_kernels::pool::{
-    avg_pool_backward, avg_pool_forward, global_avg_pool_forward, max_pool_backward, max_pool_backward_with,
-    max_pool_forward, max_pool_forward_with, Pool2d,
+    avg_pool_backward, avg_pool_forward, global_avg_pool_forward, max_pool_backward, max_pool_forward, Pool2d,
 };
+use ember_kernels::Ctx;
 use ember_kernels::{reference, Error, Isa};
 use proptest::prelude::*;
 
@@ -39,11 +39,11 @@ proptest! {
         reference::max_pool_backward(&p, &dy, &ar, &mut dxr).unwrap();
         for isa in Isa::available() {
             let (mut y, mut a) = (vec![0.0; dy.len()], vec![0u32; dy.len()]);
-            max_pool_forward_with(isa, &p, &x, &mut y, &mut a).unwrap();
+            max_pool_forward(&Ctx::for_isa(isa), &p, &x, &mut y, &mut a).unwrap();
             prop_assert_eq!(&y, &yr, "{}", isa);
             prop_assert_eq!(&a, &ar, "{}", isa);
             let mut dx = vec![f32::NAN; x.len()];
-            max_pool_backward_with(isa, &p, &dy, &a, &mut dx).unwrap();
+            max_pool_backward(&Ctx::for_isa(isa), &p, &dy, &a, &mut dx).unwrap();
             // Each input cell sums at most kh*kw routed gradients.
             let tol = vec![(p.window_size().0 * p.window_size().1 + 2) as f64 * EPS * 2.0 * (p.window_size().0 * p.window_size().1) as f64; x.len()];
             assert_close(&dx, &dxr, &tol, &format!("max_pool_backward {isa}"));
@@ -81,9 +81,9 @@ fn pooling_rejects_bad_input() {
     assert!(matches!(Pool2d::new([1, 4, 4, 1], (2, 2), (0, 1), Padding::Valid), Err(Error::InvalidArgument(_))));
     let p = Pool2d::new([1, 4, 4, 1], (2, 2), (2, 2), Padding::Valid).unwrap();
     let (x, mut y, mut a) = (vec![0.0; 16], vec![0.0; 4], vec![0u32; 4]);
-    assert!(matches!(max_pool_forward(&p, &x[..15], &mut y, &mut a), Err(Error::ShapeMismatch { .. })));
+    assert!(matches!(max_pool_forward(&Ctx::new(), &p, &x[..15], &mut y, &mut a), Err(Error::ShapeMismatch { .. })));
     let mut dx = vec![0.0; 16];
-    assert!(matches!(max_pool_backward(&p, &y, &[99, 0, 0, 0], &mut dx), Err(Error::InvalidArgument(_))));
+    assert!(matches!(max_pool_backward(&Ctx::new(), &p, &y, &[99, 0, 0, 0], &mut dx), Err(Error::InvalidArgument(_))));
     // Regression: the output size was never checked (padding can make it exceed the input).
     let huge = Padding::Explicit { top: 1 << 31, bottom: 0, left: 1 << 31, right: 0 };
     assert!(matches!(Pool2d::new([1, 1, 1, 1], (1, 1), (1, 1), huge), Err(Error::SizeOverflow { .. })));
@@ -199,9 +199,9 @@ fn pooling_and_bias_gradient_do_not_depend_on_thread_count() {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             pool.install(|| {
                 let (mut y, mut a) = (vec![0.0; dy.len()], vec![0u32; dy.len()]);
-                max_pool_forward_with(isa, &p, &x, &mut y, &mut a).unwrap();
+                max_pool_forward(&Ctx::for_isa(isa), &p, &x, &mut y, &mut a).unwrap();
                 let mut dx = vec![0.0; x.len()];
-                max_pool_backward_with(isa, &p, &dy, &a, &mut dx).unwrap();
+                max_pool_backward(&Ctx::for_isa(isa), &p, &dy, &a, &mut dx).unwrap();
                 let mut ya = vec![0.0; dy.len()];
                 avg_pool_forward(&p, &x, &mut ya).unwrap();
                 let mut dxa = vec![0.0; x.len()];

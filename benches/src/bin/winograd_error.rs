@@ -13,8 +13,9 @@
 //! usage: cargo run --release -p ember-benches --bin winograd_error
 
 use ember_benches::fill;
-use ember_kernels::conv::{conv2d_backward_data, conv2d_forward, Conv2d, ConvAlgo, ConvOptions, Padding, Pass};
+use ember_kernels::conv::{conv2d_backward_data, conv2d_forward, Conv2d, ConvAlgo, Padding, Pass};
 use ember_kernels::reference;
+use ember_kernels::Ctx;
 
 fn abs(v: &[f32]) -> Vec<f32> {
     v.iter().map(|x| x.abs()).collect()
@@ -59,14 +60,14 @@ fn main() {
         reference::conv2d_backward_data(&c, &abs(&dy), &abs(&w), &mut dx_mag).unwrap();
         for (pass, pname) in [(Pass::Forward, "forward"), (Pass::BackwardData, "backward-data")] {
             for algo in algos {
-                let opts = ConvOptions::with_algo(algo);
+                let opts = Ctx::new().with_algo(algo);
                 let (got, want, mag) = if pass == Pass::Forward {
                     let mut y = vec![0.0; dy.len()];
-                    conv2d_forward(&c, &x, &w, None, false, &mut y, &opts).unwrap();
+                    conv2d_forward(&opts, &c, &x, &w, None, false, &mut y).unwrap();
                     (y, &y_ref, &y_mag)
                 } else {
                     let mut dx = vec![0.0; x.len()];
-                    conv2d_backward_data(&c, &dy, &w, &mut dx, &opts).unwrap();
+                    conv2d_backward_data(&opts, &c, &dy, &w, &mut dx).unwrap();
                     (dx, &dx_ref, &dx_mag)
                 };
                 let (rel_max, rel_rms, worst) = stats(&got, want, mag);

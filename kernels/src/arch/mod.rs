@@ -2,7 +2,7 @@
 //!
 //! An [`Isa`] names one family of microkernels. [`Isa::detect`] finds the best one this CPU
 //! supports (once; the answer is cached). Callers can inspect it, force a particular one for a
-//! call (every `*_with` function takes an `Isa`), or set the process default with
+//! call (every dispatching kernel takes a [`crate::Ctx`] naming it), or set the process default with
 //! [`set_default_isa`] or the `EMBER_ISA=scalar|avx2|avx512|neon` environment variable.
 //! Forcing an ISA the CPU lacks is an [`Error::IsaUnavailable`], never a crash.
 

@@ -21,11 +21,12 @@
 use super::pad::{forward_placement, with_placed, Src};
 use super::Conv2d;
 use crate::arch::simd::{lanes, simd_dispatch, F32x};
-use crate::arch::{default_isa, Isa};
+use crate::arch::Isa;
 pub use crate::desc::ConvReluPool;
 use crate::error::Result;
 use crate::pool::Pool2d;
 use crate::scratch::{with_scratch, Slot};
+use crate::Ctx;
 use rayon::prelude::*;
 
 /// Images per group of the backward-filter pass (the partial sums are per group).
@@ -82,6 +83,7 @@ fn pack(w: &[f32], bias: Option<&[f32]>, k: usize, cout: usize, coutp: usize, ou
 /// Forward: `y = maxpool2x2(relu(conv(x, w) + bias))` with the argmax of every pooled
 /// output (see the module docs). `y` and `argmax` are overwritten.
 pub fn conv_relu_maxpool_forward(
+    ctx: &Ctx,
     cp: &ConvReluPool,
     x: &[f32],
     w: &[f32],
@@ -89,20 +91,7 @@ pub fn conv_relu_maxpool_forward(
     y: &mut [f32],
     argmax: &mut [u32],
 ) -> Result<()> {
-    conv_relu_maxpool_forward_with(default_isa(), cp, x, w, bias, y, argmax)
-}
-
-/// [`conv_relu_maxpool_forward`] on an explicit ISA.
-pub fn conv_relu_maxpool_forward_with(
-    isa: Isa,
-    cp: &ConvReluPool,
-    x: &[f32],
-    w: &[f32],
-    bias: Option<&[f32]>,
-    y: &mut [f32],
-    argmax: &mut [u32],
-) -> Result<()> {
-    isa.check()?;
+    let isa = ctx.isa.check()?;
     cp.check(x.len(), w.len(), y.len(), argmax.len())?;
     let c = &cp.conv;
     if let Some(b) = bias {
@@ -311,6 +300,7 @@ simd_dispatch! {
 /// processed in parts).
 #[allow(clippy::too_many_arguments)]
 pub fn conv_relu_maxpool_backward_filter(
+    ctx: &Ctx,
     cp: &ConvReluPool,
     x: &[f32],
     y: &[f32],
@@ -320,23 +310,7 @@ pub fn conv_relu_maxpool_backward_filter(
     db: Option<&mut [f32]>,
     accumulate: bool,
 ) -> Result<()> {
-    conv_relu_maxpool_backward_filter_with(default_isa(), cp, x, y, dy, argmax, dw, db, accumulate)
-}
-
-/// [`conv_relu_maxpool_backward_filter`] on an explicit ISA.
-#[allow(clippy::too_many_arguments)]
-pub fn conv_relu_maxpool_backward_filter_with(
-    isa: Isa,
-    cp: &ConvReluPool,
-    x: &[f32],
-    y: &[f32],
-    dy: &[f32],
-    argmax: &[u32],
-    dw: &mut [f32],
-    db: Option<&mut [f32]>,
-    accumulate: bool,
-) -> Result<()> {
-    isa.check()?;
+    let isa = ctx.isa.check()?;
     cp.check(x.len(), dw.len(), y.len(), argmax.len())?;
     Conv2d::check_len("pooled gradient length vs n*(ho/2)*(wo/2)*cout", dy.len(), cp.output_shape())?;
     // No argmax range check: the kernel compares argmax with pixel numbers and never indexes

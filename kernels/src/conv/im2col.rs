@@ -10,8 +10,9 @@
 use super::Conv2d;
 use crate::arch::Isa;
 use crate::error::Result;
-use crate::gemm::{sgemm_with, Epilogue, MatMut, MatRef, Rhs};
+use crate::gemm::{sgemm_epilogue, Epilogue, MatMut, MatRef, Rhs};
 use crate::scratch::{with_scratch, Slot};
+use crate::Ctx;
 use rayon::prelude::*;
 
 /// Floats of lowered input per block (256 KiB: half of a typical L2).
@@ -87,14 +88,30 @@ pub(crate) fn forward(
     let wv = Rhs::View(MatRef::row_major(w, k, n)?);
     let epi = Epilogue { bias, relu };
     if is_pointwise(c) {
-        return sgemm_with(isa, 1.0, MatRef::row_major(x, m, k)?, wv, 0.0, MatMut::row_major(y, m, n)?, epi);
+        return sgemm_epilogue(
+            &Ctx::for_isa(isa),
+            1.0,
+            MatRef::row_major(x, m, k)?,
+            wv,
+            0.0,
+            MatMut::row_major(y, m, n)?,
+            epi,
+        );
     }
     let rows = block_rows(c);
     y.par_chunks_mut(rows * n).enumerate().try_for_each(|(b, yb)| {
         let rb = yb.len() / n;
         with_scratch(Slot::Lowered, rb * k, |buf| {
             lower(c, x, b * rows, buf);
-            sgemm_with(isa, 1.0, MatRef::row_major(buf, rb, k)?, wv, 0.0, MatMut::row_major(yb, rb, n)?, epi)
+            sgemm_epilogue(
+                &Ctx::for_isa(isa),
+                1.0,
+                MatRef::row_major(buf, rb, k)?,
+                wv,
+                0.0,
+                MatMut::row_major(yb, rb, n)?,
+                epi,
+            )
         })
     })
 }
@@ -106,8 +123,8 @@ pub(crate) fn backward_data(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mu
     // wᵀ as a view: [cout, kh*kw*cin].
     let wt = Rhs::View(MatRef::new(w, n, k, 1, n)?);
     if is_pointwise(c) {
-        return sgemm_with(
-            isa,
+        return sgemm_epilogue(
+            &Ctx::for_isa(isa),
             1.0,
             MatRef::row_major(dy, m, n)?,
             wt,
@@ -129,7 +146,7 @@ pub(crate) fn backward_data(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mu
             let p0 = img * plane + p;
             let dyb = MatRef::row_major(&dy[p0 * n..(p0 + rb) * n], rb, n)?;
             with_scratch(Slot::Lowered, rb * k, |buf| {
-                sgemm_with(isa, 1.0, dyb, wt, 0.0, MatMut::row_major(buf, rb, k)?, Epilogue::NONE)?;
+                sgemm_epilogue(&Ctx::for_isa(isa), 1.0, dyb, wt, 0.0, MatMut::row_major(buf, rb, k)?, Epilogue::NONE)?;
                 unlower_add(c, buf, p0, dx_img);
                 Ok(())
             })?;
@@ -144,7 +161,7 @@ pub(crate) fn backward_filter(isa: Isa, c: &Conv2d, x: &[f32], dy: &[f32], dw: &
     if is_pointwise(c) {
         let xt = MatRef::row_major(x, m, k)?.t();
         let dyv = Rhs::View(MatRef::row_major(dy, m, n)?);
-        return sgemm_with(isa, 1.0, xt, dyv, 0.0, MatMut::row_major(dw, k, n)?, Epilogue::NONE);
+        return sgemm_epilogue(&Ctx::for_isa(isa), 1.0, xt, dyv, 0.0, MatMut::row_major(dw, k, n)?, Epilogue::NONE);
     }
     if m == 0 {
         dw.fill(0.0);
@@ -158,7 +175,7 @@ pub(crate) fn backward_filter(isa: Isa, c: &Conv2d, x: &[f32], dy: &[f32], dw: &
             let at = MatRef::row_major(buf, rb, k)?.t();
             let dyb = Rhs::View(MatRef::row_major(&dy[p0 * n..(p0 + rb) * n], rb, n)?);
             let beta = if p0 == 0 { 0.0 } else { 1.0 };
-            sgemm_with(isa, 1.0, at, dyb, beta, MatMut::row_major(dw, k, n)?, Epilogue::NONE)
+            sgemm_epilogue(&Ctx::for_isa(isa), 1.0, at, dyb, beta, MatMut::row_major(dw, k, n)?, Epilogue::NONE)
         })?;
     }
     Ok(())

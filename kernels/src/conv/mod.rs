@@ -26,12 +26,13 @@
 //! multiply by up to 8), still ~1e-6 relative, far below what training notices.
 //!
 //! ```
-//! use ember_kernels::conv::{conv2d_forward, Conv2d, ConvOptions, Padding};
+//! use ember_kernels::conv::{conv2d_forward, Conv2d, Padding};
+//! use ember_kernels::Ctx;
 //! let c = Conv2d::simple([1, 4, 4, 1], [3, 3, 1, 2], Padding::Valid)?;
 //! let x = vec![1.0; 16];
 //! let w = vec![0.5; 18];
 //! let mut y = vec![0.0; c.output_shape().iter().product()];
-//! conv2d_forward(&c, &x, &w, Some(&[0.0, -10.0]), true, &mut y, &ConvOptions::default())?;
+//! conv2d_forward(&Ctx::new(), &c, &x, &w, Some(&[0.0, -10.0]), true, &mut y)?;
 //! assert_eq!(y, [4.5, 0.0, 4.5, 0.0, 4.5, 0.0, 4.5, 0.0]);
 //! # Ok::<(), ember_kernels::Error>(())
 //! ```
@@ -48,13 +49,12 @@ mod winograd;
 pub use crate::desc::{Conv2d, Padding};
 pub use autotune::{clear_measurements, measured_algo};
 pub use direct::kernel_name as direct_kernel_name;
-pub use fused::{
-    conv_relu_maxpool_backward_filter, conv_relu_maxpool_backward_filter_with, conv_relu_maxpool_forward,
-    conv_relu_maxpool_forward_with, unpool_relu_grad, ConvReluPool,
-};
+pub use fused::{conv_relu_maxpool_backward_filter, conv_relu_maxpool_forward, unpool_relu_grad, ConvReluPool};
 
-use crate::arch::{default_isa, Isa};
+use crate::arch::Isa;
 use crate::error::{Error, Result};
+use crate::scratch::{with_scratch, Slot};
+use crate::Ctx;
 
 /// Which algorithm computes a convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -77,28 +77,6 @@ pub enum ConvAlgo {
     /// (the error table in the module docs); 3x3 filters, stride 1, dilation 1; forward
     /// and backward-data.
     Winograd4x3,
-}
-
-/// How to run a convolution: algorithm and instruction set.
-#[derive(Debug, Clone, Copy)]
-pub struct ConvOptions {
-    /// The algorithm.
-    pub algo: ConvAlgo,
-    /// The instruction set (checked against the CPU on every call).
-    pub isa: Isa,
-}
-
-impl Default for ConvOptions {
-    fn default() -> Self {
-        ConvOptions { algo: ConvAlgo::Auto, isa: default_isa() }
-    }
-}
-
-impl ConvOptions {
-    /// Options with `algo` on the default ISA.
-    pub fn with_algo(algo: ConvAlgo) -> Self {
-        ConvOptions { algo, ..Self::default() }
-    }
 }
 
 /// The three passes of a convolution.
@@ -166,66 +144,85 @@ impl ConvAlgo {
 /// Forward: `y = relu?(conv(x, w) + bias)`. `x` is `[n,h,w,cin]`, `w` `[kh,kw,cin,cout]`,
 /// `bias` `[cout]`, `y` `[n,ho,wo,cout]` (overwritten).
 pub fn conv2d_forward(
+    ctx: &Ctx,
     c: &Conv2d,
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
     relu: bool,
     y: &mut [f32],
-    opts: &ConvOptions,
 ) -> Result<()> {
-    opts.isa.check()?;
+    let isa = ctx.isa.check()?;
     c.check(x.len(), w.len(), y.len())?;
     if let Some(b) = bias {
         Conv2d::check_len("bias length vs cout", b.len(), [c.cout, 1, 1, 1])?;
     }
-    let isa = opts.isa;
     let mut run = |algo| match algo {
         ConvAlgo::Direct => direct::forward(isa, c, x, w, bias, relu, y),
         ConvAlgo::Winograd2x3 => winograd::forward::<2>(isa, c, x, w, bias, relu, y),
         ConvAlgo::Winograd4x3 => winograd::forward::<4>(isa, c, x, w, bias, relu, y),
         _ => im2col::forward(isa, c, x, w, bias, relu, y),
     };
-    let algo = opts.algo.select(c, Pass::Forward, isa, &mut run)?;
+    let algo = ctx.algo.select(c, Pass::Forward, isa, &mut run)?;
     run(algo)
 }
 
 /// Backward-data: the gradient `dx` (`[n,h,w,cin]`, overwritten) of the input, from the
 /// output gradient `dy` (`[n,ho,wo,cout]`) and the filter.
-pub fn conv2d_backward_data(c: &Conv2d, dy: &[f32], w: &[f32], dx: &mut [f32], opts: &ConvOptions) -> Result<()> {
-    opts.isa.check()?;
+pub fn conv2d_backward_data(ctx: &Ctx, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mut [f32]) -> Result<()> {
+    let isa = ctx.isa.check()?;
     c.check(dx.len(), w.len(), dy.len())?;
-    let isa = opts.isa;
     let mut run = |algo| match algo {
         ConvAlgo::Direct => direct::backward_data(isa, c, dy, w, dx),
         ConvAlgo::Winograd2x3 => winograd::backward_data::<2>(isa, c, dy, w, dx),
         ConvAlgo::Winograd4x3 => winograd::backward_data::<4>(isa, c, dy, w, dx),
         _ => im2col::backward_data(isa, c, dy, w, dx),
     };
-    let algo = opts.algo.select(c, Pass::BackwardData, isa, &mut run)?;
+    let algo = ctx.algo.select(c, Pass::BackwardData, isa, &mut run)?;
     run(algo)
 }
 
-/// Backward-filter: the filter gradient `dw` (`[kh,kw,cin,cout]`, overwritten) from the
-/// input `x` and output gradient `dy`; and the bias gradient `db` (`[cout]`) if given.
+/// Backward-filter: the filter gradient `dw` (`[kh,kw,cin,cout]`) from the input `x` and
+/// output gradient `dy`; and the bias gradient `db` (`[cout]`) if given. Both are
+/// overwritten, or with `accumulate` added to what they hold (a batch run in parts): the
+/// part's gradient is computed whole, then added, so the sum is the same for every
+/// algorithm.
+#[allow(clippy::too_many_arguments)]
 pub fn conv2d_backward_filter(
+    ctx: &Ctx,
     c: &Conv2d,
     x: &[f32],
     dy: &[f32],
     dw: &mut [f32],
     db: Option<&mut [f32]>,
-    opts: &ConvOptions,
+    accumulate: bool,
 ) -> Result<()> {
-    opts.isa.check()?;
+    let isa = ctx.isa.check()?;
     c.check(x.len(), dw.len(), dy.len())?;
-    let isa = opts.isa;
-    let mut run = |algo| match algo {
+    if let Some(db) = &db {
+        Conv2d::check_len("bias gradient length vs cout", db.len(), [c.cout, 1, 1, 1])?;
+    }
+    let run = |algo, dw: &mut [f32]| match algo {
         ConvAlgo::Direct => direct::backward_filter(isa, c, x, dy, dw),
         _ => im2col::backward_filter(isa, c, x, dy, dw),
     };
-    let algo = opts.algo.select(c, Pass::BackwardFilter, isa, &mut run)?;
-    if let Some(db) = db {
-        crate::elementwise::bias_grad(dy, c.cout, db)?;
+    if !accumulate {
+        let algo = ctx.algo.select(c, Pass::BackwardFilter, isa, |a| run(a, dw))?;
+        if let Some(db) = db {
+            crate::elementwise::bias_grad(dy, c.cout, db)?;
+        }
+        return run(algo, dw);
     }
-    run(algo)
+    let (wl, bl) = (dw.len(), db.as_ref().map_or(0, |b| b.len()));
+    with_scratch(Slot::Partial, wl + bl, |part| {
+        let (pw, pb) = part.split_at_mut(wl);
+        let algo = ctx.algo.select(c, Pass::BackwardFilter, isa, |a| run(a, pw))?;
+        run(algo, pw)?;
+        dw.iter_mut().zip(pw.iter()).for_each(|(d, p)| *d += p);
+        if let Some(db) = db {
+            crate::elementwise::bias_grad(dy, c.cout, pb)?;
+            db.iter_mut().zip(pb.iter()).for_each(|(d, p)| *d += p);
+        }
+        Ok(())
+    })
 }

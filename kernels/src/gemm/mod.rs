@@ -8,10 +8,11 @@
 //!
 //! ```
 //! use ember_kernels::gemm::{sgemm, MatMut, MatRef};
+//! use ember_kernels::Ctx;
 //! let a = [1.0, 2.0, 3.0, 4.0]; // 2x2, row-major
 //! let b = [1.0, 0.0, 0.0, 1.0];
 //! let mut c = [0.0; 4];
-//! sgemm(1.0, MatRef::row_major(&a, 2, 2)?, MatRef::row_major(&b, 2, 2)?, 0.0,
+//! sgemm(&Ctx::new(), 1.0, MatRef::row_major(&a, 2, 2)?, MatRef::row_major(&b, 2, 2)?, 0.0,
 //!       MatMut::row_major(&mut c, 2, 2)?)?;
 //! assert_eq!(c, a);
 //! # Ok::<(), ember_kernels::Error>(())
@@ -24,8 +25,9 @@ mod ukr;
 
 pub use crate::desc::{MatMut, MatRef};
 
-use crate::arch::{default_isa, Isa};
+use crate::arch::Isa;
 use crate::error::{Error, Result, MAX_ELEMENTS};
+use crate::Ctx;
 use driver::{BSource, Epi};
 
 /// Optional work fused into the store of C: `C[i][j] = relu?(alpha*AB + beta*C + bias[j])`.
@@ -42,33 +44,49 @@ impl Epilogue<'_> {
     pub const NONE: Epilogue<'static> = Epilogue { bias: None, relu: false };
 }
 
-/// The right-hand operand of [`sgemm_with`].
+/// The right-hand operand of [`sgemm`]: a view (`MatRef`) or a prepacked `&PackedB`
+/// (both convert into it).
 #[derive(Debug, Clone, Copy)]
 pub enum Rhs<'a> {
     /// A strided view, packed block by block during the call.
     View(MatRef<'a>),
-    /// A B packed once ahead of time.
+    /// A B packed once ahead of time (for `ctx.isa`).
     Packed(&'a PackedB),
 }
 
-/// `C = alpha * A * B + beta * C` on the default ISA ([`crate::arch::default_isa`]).
-/// A is `m x k`, B `k x n`, C `m x n`.
-pub fn sgemm(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) -> Result<()> {
-    sgemm_with(default_isa(), alpha, a, Rhs::View(b), beta, c, Epilogue::NONE)
+impl<'a> From<MatRef<'a>> for Rhs<'a> {
+    fn from(v: MatRef<'a>) -> Self {
+        Rhs::View(v)
+    }
 }
 
-/// `C = alpha * A * B + beta * C` with a prepacked B, on the ISA it was packed for.
-pub fn sgemm_packed(alpha: f32, a: MatRef, b: &PackedB, beta: f32, c: MatMut) -> Result<()> {
-    sgemm_with(b.isa, alpha, a, Rhs::Packed(b), beta, c, Epilogue::NONE)
+impl<'a> From<&'a PackedB> for Rhs<'a> {
+    fn from(p: &'a PackedB) -> Self {
+        Rhs::Packed(p)
+    }
 }
 
-/// The general entry: explicit ISA, view or prepacked B, and an epilogue. Uses the current
-/// rayon pool's threads for large products; results do not depend on the thread count.
-pub fn sgemm_with(isa: Isa, alpha: f32, a: MatRef, b: Rhs, beta: f32, c: MatMut, epilogue: Epilogue) -> Result<()> {
-    sgemm_threads(isa, alpha, a, b, beta, c, epilogue, rayon::current_num_threads(), false)
+/// `C = alpha * A * B + beta * C` on `ctx.isa`. A is `m x k`, B `k x n` (a view, or packed
+/// for the same ISA), C `m x n`. Uses the current rayon pool's threads for large products;
+/// results do not depend on the thread count.
+pub fn sgemm<'b>(ctx: &Ctx, alpha: f32, a: MatRef, b: impl Into<Rhs<'b>>, beta: f32, c: MatMut) -> Result<()> {
+    sgemm_epilogue(ctx, alpha, a, b, beta, c, Epilogue::NONE)
 }
 
-/// [`sgemm_with`] on at most `threads` threads (1: on the calling thread only), for callers
+/// [`sgemm`] with an epilogue fused into the store of C (bias, ReLU).
+pub fn sgemm_epilogue<'b>(
+    ctx: &Ctx,
+    alpha: f32,
+    a: MatRef,
+    b: impl Into<Rhs<'b>>,
+    beta: f32,
+    c: MatMut,
+    epilogue: Epilogue,
+) -> Result<()> {
+    sgemm_threads(ctx.isa, alpha, a, b.into(), beta, c, epilogue, rayon::current_num_threads(), false)
+}
+
+/// [`sgemm_epilogue`] on at most `threads` threads (1: on the calling thread only), for callers
 /// that already run in parallel at a coarser grain. `unpacked` asks for the kernels that
 /// read A and B in place whenever the ISA has them, for operands too small to repay packing.
 #[allow(clippy::too_many_arguments)]
@@ -161,14 +179,9 @@ impl Clone for PackedB {
 }
 
 impl PackedB {
-    /// Packs `b` for the default ISA.
-    pub fn new(b: MatRef) -> Result<Self> {
-        Self::new_with(default_isa(), b)
-    }
-
-    /// Packs `b` for `isa`.
-    pub fn new_with(isa: Isa, b: MatRef) -> Result<Self> {
-        isa.check()?;
+    /// Packs `b` for `ctx.isa`'s microkernels.
+    pub fn new(ctx: &Ctx, b: MatRef) -> Result<Self> {
+        let isa = ctx.isa.check()?;
         let mut p = PackedB { isa, k: 0, n: 0, nr: 1, buf: Vec::new() };
         p.repack(b)?;
         Ok(p)
@@ -213,7 +226,7 @@ impl PackedB {
     }
 }
 
-/// The name of the microkernel [`sgemm_with`] would use for an `m x n` output on `isa`
+/// The name of the microkernel [`sgemm`] would use for an `m x n` output on `isa`
 /// with a row-major B (for benchmarks and reports), e.g. `f32-gemm-14x32-avx512`.
 pub fn kernel_name(isa: Isa, m: usize, n: usize, k: usize) -> &'static str {
     let nopack = kernel::nopack_kernels_for(isa);

@@ -4,23 +4,18 @@
 
 mod simd;
 
-use crate::arch::{default_isa, Isa};
 pub use crate::desc::{Pool2d, NO_ARGMAX};
 use crate::error::Result;
 use crate::geometry::Padding;
+use crate::Ctx;
 use rayon::prelude::*;
 
 /// Max pooling: `y` gets each window's maximum per channel, `argmax` (same shape as `y`)
 /// the index of that maximum within its image (`(iy * w + ix) * c + ch`), or
 /// [`NO_ARGMAX`] for a window entirely in the padding (whose output is 0). Ties go to the
 /// first maximum in row-major window order.
-pub fn max_pool_forward(p: &Pool2d, x: &[f32], y: &mut [f32], argmax: &mut [u32]) -> Result<()> {
-    max_pool_forward_with(default_isa(), p, x, y, argmax)
-}
-
-/// [`max_pool_forward`] on an explicit ISA.
-pub fn max_pool_forward_with(isa: Isa, p: &Pool2d, x: &[f32], y: &mut [f32], argmax: &mut [u32]) -> Result<()> {
-    isa.check()?;
+pub fn max_pool_forward(ctx: &Ctx, p: &Pool2d, x: &[f32], y: &mut [f32], argmax: &mut [u32]) -> Result<()> {
+    let isa = ctx.isa.check()?;
     p.check(x.len(), y.len())?;
     p.check(x.len(), argmax.len())?;
     let (img_in, img_out) = (p.h * p.w * p.c, p.ho * p.wo * p.c);
@@ -74,13 +69,8 @@ fn max_pool_image(p: &Pool2d, xi: &[f32], yi: &mut [f32], ai: &mut [u32]) {
 }
 
 /// Max pooling backward: `dx` (overwritten) receives each `dy` at its window's argmax.
-pub fn max_pool_backward(p: &Pool2d, dy: &[f32], argmax: &[u32], dx: &mut [f32]) -> Result<()> {
-    max_pool_backward_with(default_isa(), p, dy, argmax, dx)
-}
-
-/// [`max_pool_backward`] on an explicit ISA.
-pub fn max_pool_backward_with(isa: Isa, p: &Pool2d, dy: &[f32], argmax: &[u32], dx: &mut [f32]) -> Result<()> {
-    isa.check()?;
+pub fn max_pool_backward(ctx: &Ctx, p: &Pool2d, dy: &[f32], argmax: &[u32], dx: &mut [f32]) -> Result<()> {
+    let isa = ctx.isa.check()?;
     p.check(dx.len(), dy.len())?;
     p.check(dx.len(), argmax.len())?;
     p.check_argmax(argmax)?;

@@ -6,7 +6,8 @@ use super::{declare_bias, glorot_uniform, image_shape, shape_err, single_input, 
 use crate::error::{Error, Result};
 use crate::params::{grads_of, Layout, ParamBuilder, ParamId, ParamKind, Weights};
 use crate::rng::Rng;
-use ember_kernels::conv::{self, Conv2d, ConvAlgo, ConvOptions, ConvReluPool, Padding};
+use ember_kernels::conv::{self, Conv2d, ConvAlgo, ConvReluPool, Padding};
+use ember_kernels::Ctx;
 
 /// Keras's `Conv2D(filters, kernel_size, strides, padding, activation, use_bias)`.
 #[derive(Debug, Clone)]
@@ -85,9 +86,9 @@ impl Conv2D {
         let k = [self.kernel.0, self.kernel.1, c, self.filters];
         Ok(Conv2d::new([n, h, w, c], k, self.strides, (1, 1), self.padding)?)
     }
-    /// The kernels' options (the algorithm).
-    pub(crate) fn opts(&self) -> ConvOptions {
-        ConvOptions::with_algo(self.algo)
+    /// The kernels' context (the default ISA, this layer's algorithm).
+    pub(crate) fn ctx(&self) -> Ctx {
+        Ctx::new().with_algo(self.algo)
     }
     /// The kernel's id.
     pub(crate) fn kernel_id(&self) -> ParamId {
@@ -158,30 +159,17 @@ impl Layer for Conv2D {
         let c = self.desc(f.n)?;
         let relu = self.act == Activation::Relu;
         let w = f.weights.get(self.kernel_id());
-        conv::conv2d_forward(&c, f.x[0], w, self.bias(&f.weights), relu, f.y, &self.opts())?;
+        conv::conv2d_forward(&self.ctx(), &c, f.x[0], w, self.bias(&f.weights), relu, f.y)?;
         Ok(())
     }
     fn backward(&self, b: Backward<'_, '_>) -> Result<()> {
         let c = self.desc(b.n)?;
         self.act.backward(b.y, b.dy, self.filters)?;
-        let opts = self.opts();
+        let ctx = self.ctx();
         let (dk, db) = grads_of(b.weights.table(), b.grads, self.kernel_id(), self.bias_id());
-        let x = b.x[0];
-        if b.accumulate {
-            // The convolution kernels overwrite: compute this part aside, then add it.
-            let (kl, bl) = (dk.len(), db.as_ref().map_or(0, |d| d.len()));
-            b.ws.scratch.resize(kl + bl, 0.0);
-            let (pk, pb) = b.ws.scratch.split_at_mut(kl);
-            conv::conv2d_backward_filter(&c, x, b.dy, pk, db.is_some().then_some(pb), &opts)?;
-            dk.iter_mut().zip(pk.iter()).for_each(|(g, p)| *g += p);
-            if let Some(db) = db {
-                db.iter_mut().zip(pb.iter()).for_each(|(g, p)| *g += p);
-            }
-        } else {
-            conv::conv2d_backward_filter(&c, x, b.dy, dk, db, &opts)?;
-        }
+        conv::conv2d_backward_filter(&ctx, &c, b.x[0], b.dy, dk, db, b.accumulate)?;
         if let Some(dx) = b.dx[0].as_deref_mut() {
-            conv::conv2d_backward_data(&c, b.dy, b.weights.get(self.kernel_id()), dx, &opts)?;
+            conv::conv2d_backward_data(&ctx, &c, b.dy, b.weights.get(self.kernel_id()), dx)?;
         }
         Ok(())
     }

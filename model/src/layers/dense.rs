@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::params::{grads_of, Layout, ParamBuilder, ParamId, ParamKind};
 use crate::rng::Rng;
 use ember_kernels::linear::{linear_backward_data, linear_backward_weights, linear_forward, Linear};
+use ember_kernels::Ctx;
 
 /// Keras's `Dense(units, activation, use_bias)`.
 #[derive(Debug, Clone)]
@@ -104,7 +105,7 @@ impl Layer for Dense {
     fn forward(&self, f: Forward<'_>) -> Result<()> {
         let l = Linear::new(f.n, self.inputs, self.units)?;
         let bias = self.params.get(1).map(|&b| f.weights.get(b));
-        linear_forward(&l, f.x[0], f.weights.get(self.params[0]), bias, f.y)?;
+        linear_forward(&Ctx::new(), &l, f.x[0], f.weights.get(self.params[0]), bias, f.y)?;
         if !(f.mode.logits && self.act == Activation::Softmax) {
             self.act.apply(f.y, self.units)?;
         }
@@ -116,9 +117,9 @@ impl Layer for Dense {
         }
         let l = Linear::new(b.n, self.inputs, self.units)?;
         let (dk, db) = grads_of(b.weights.table(), b.grads, self.params[0], self.params.get(1).copied());
-        linear_backward_weights(&l, b.x[0], b.dy, dk, db, b.accumulate)?;
+        linear_backward_weights(&Ctx::new(), &l, b.x[0], b.dy, dk, db, b.accumulate)?;
         if let Some(dx) = b.dx[0].as_deref_mut() {
-            linear_backward_data(&l, b.dy, b.weights.get(self.params[0]), dx)?;
+            linear_backward_data(&Ctx::new(), &l, b.dy, b.weights.get(self.params[0]), dx)?;
         }
         Ok(())
     }

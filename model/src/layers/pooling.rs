@@ -6,6 +6,7 @@ use crate::params::ParamBuilder;
 use crate::rng::Rng;
 use ember_kernels::conv::Padding;
 use ember_kernels::pool::{self, Pool2d};
+use ember_kernels::Ctx;
 
 #[derive(Debug, Clone)]
 struct Window {
@@ -94,12 +95,12 @@ impl Layer for MaxPooling2D {
     fn forward(&self, f: Forward<'_>) -> Result<()> {
         let p = self.win.desc(f.n)?;
         f.ws.indices.resize(f.y.len(), 0);
-        pool::max_pool_forward(&p, f.x[0], f.y, &mut f.ws.indices)?;
+        pool::max_pool_forward(&Ctx::new(), &p, f.x[0], f.y, &mut f.ws.indices)?;
         Ok(())
     }
     fn backward(&self, b: Backward<'_, '_>) -> Result<()> {
         if let Some(dx) = b.dx[0].as_deref_mut() {
-            pool::max_pool_backward(&self.win.desc(b.n)?, b.dy, &b.ws.indices, dx)?;
+            pool::max_pool_backward(&Ctx::new(), &self.win.desc(b.n)?, b.dy, &b.ws.indices, dx)?;
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ use crate::graph::Graph;
 use crate::layers::{Backward, Conv2D, Forward, MaxPooling2D};
 use crate::params::grads_of;
 use ember_kernels::conv::{self, ConvReluPool};
+use ember_kernels::Ctx;
 use std::sync::Arc;
 
 /// The fused op for the convolution at node `i`, if the pattern holds.
@@ -38,7 +39,15 @@ impl Op for ConvReluPoolOp {
         let cp = ConvReluPool::new(self.conv.desc(f.n)?)?;
         f.ws.indices.resize(f.y.len(), 0);
         let w = f.weights.get(self.conv.kernel_id());
-        conv::conv_relu_maxpool_forward(&cp, f.x[0], w, self.conv.bias(&f.weights), f.y, &mut f.ws.indices)?;
+        conv::conv_relu_maxpool_forward(
+            &Ctx::new(),
+            &cp,
+            f.x[0],
+            w,
+            self.conv.bias(&f.weights),
+            f.y,
+            &mut f.ws.indices,
+        )?;
         Ok(())
     }
     fn backward(&self, b: Backward<'_, '_>) -> Result<()> {
@@ -46,12 +55,12 @@ impl Op for ConvReluPoolOp {
         let cp = ConvReluPool::new(c.desc(b.n)?)?;
         let (dk, db) = grads_of(b.weights.table(), b.grads, c.kernel_id(), c.bias_id());
         let argmax = &b.ws.indices;
-        conv::conv_relu_maxpool_backward_filter(&cp, b.x[0], b.y, b.dy, argmax, dk, db, b.accumulate)?;
+        conv::conv_relu_maxpool_backward_filter(&Ctx::new(), &cp, b.x[0], b.y, b.dy, argmax, dk, db, b.accumulate)?;
         if let Some(dx) = b.dx[0].as_deref_mut() {
             let dconv = &mut b.ws.scratch;
             dconv.resize(cp.conv().output_shape().iter().product(), 0.0);
             conv::unpool_relu_grad(&cp, b.y, b.dy, argmax, dconv)?;
-            conv::conv2d_backward_data(cp.conv(), dconv, b.weights.get(c.kernel_id()), dx, &c.opts())?;
+            conv::conv2d_backward_data(&c.ctx(), cp.conv(), dconv, b.weights.get(c.kernel_id()), dx)?;
         }
         Ok(())
     }
