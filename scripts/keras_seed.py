@@ -1,12 +1,21 @@
 #!/usr/bin/env python3
-"""The reference program in TensorFlow/Keras, on the vendored MNIST files, for side-by-side
-timing with `cargo run --release --example mnist`.
+"""The benchmark suite's networks in TensorFlow/Keras, for side-by-side runs with Ember.
 
     python3 -m venv .venv && .venv/bin/pip install tensorflow-cpu
-    .venv/bin/python scripts/keras_seed.py [--threads N] [--epochs 10] [--data-dir data/mnist]
+    .venv/bin/python scripts/keras_seed.py [--model seed|convnet] [--threads N] [--epochs 10]
+    .venv/bin/python scripts/keras_seed.py --model seed|convnet|cifar --threads N --bench 50 [--json F]
 
-Prints seconds per epoch (and the median of epochs 2..), test loss and accuracy, and the
-peak RSS. --threads N sets TensorFlow's intra- and inter-op thread counts (0: its default).
+Training mode (the default) trains on the vendored MNIST files as the mnist example does
+(`seed`: Keras's reference program, batch 32; `convnet`: keras.io's "Simple MNIST convnet",
+batch 128, validation split 0.1) and prints seconds per epoch (and the median of epochs 2..),
+test loss and accuracy, and the peak RSS.
+
+Bench mode (`--bench STEPS`) times training steps of the network on synthetic data of its
+shape, as `cargo bench -p ember-benches --bench networks` does (`seed`, `convnet`, `cifar`:
+TensorFlow's CIFAR-10 tutorial CNN on 32x32x3, logits): `fit` over STEPS batches, three
+epochs, the median epoch of the last two divided by STEPS; `--json F` appends the result as
+one JSON line. --threads N sets TensorFlow's intra- and inter-op thread counts (0: its
+default).
 """
 import argparse
 import gzip
@@ -38,11 +47,63 @@ def find(d, stem):
     sys.exit(f"{d}: no {stem}[.gz]")
 
 
+BATCH = {"seed": 32, "convnet": 128, "cifar": 32}
+INPUT = {"seed": (28, 28, 1), "convnet": (28, 28, 1), "cifar": (32, 32, 3)}
+
+
+def build(keras, name):
+    """The suite's network `name`, compiled as the Ember benchmark compiles it."""
+    L = keras.layers
+    conv = lambda f: L.Conv2D(f, (3, 3), activation="relu")
+    body = {
+        "seed": [conv(32), L.MaxPooling2D((2, 2)), L.Flatten(), L.Dense(10, activation="softmax")],
+        "convnet": [conv(32), L.MaxPooling2D((2, 2)), conv(64), L.MaxPooling2D((2, 2)), L.Flatten(),
+                    L.Dropout(0.5), L.Dense(10, activation="softmax")],
+        "cifar": [conv(32), L.MaxPooling2D((2, 2)), conv(64), L.MaxPooling2D((2, 2)), conv(64), L.Flatten(),
+                  L.Dense(64, activation="relu"), L.Dense(10)],
+    }[name]
+    model = keras.Sequential([keras.Input(shape=INPUT[name])] + body)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=(name == "cifar"))
+    model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
+    return model
+
+
+def bench(keras, a):
+    import json
+    import numpy as np
+
+    model = build(keras, a.model)
+    n = BATCH[a.model] * a.bench
+    rng = np.random.default_rng(7)
+    x = rng.random((n,) + INPUT[a.model], dtype=np.float32)
+    x[x < 0.6] = 0.0
+    y = (np.arange(n) % 10).astype("int64")
+    times = []
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.t)
+
+    model.fit(x, y, epochs=3, batch_size=BATCH[a.model], shuffle=False, callbacks=[Timer()], verbose=0)
+    ms = statistics.median(times[1:]) / a.bench * 1e3
+    out = {"model": a.model, "threads": a.threads, "ms_per_step": ms, "epochs_s": times}
+    print(json.dumps(out))
+    if a.json:
+        with open(a.json, "a") as f:
+            f.write(json.dumps(out) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="seed", choices=["seed", "convnet", "cifar"])
     ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--bench", type=int, default=0, help="time this many steps on synthetic data")
+    ap.add_argument("--json", default=None)
     ap.add_argument("--data-dir", default=os.path.join(os.path.dirname(__file__), "..", "data", "mnist"))
     a = ap.parse_args()
 
@@ -53,21 +114,19 @@ def main():
         tf.config.threading.set_inter_op_parallelism_threads(a.threads)
     from tensorflow import keras
 
+    if a.bench:
+        return bench(keras, a)
+    if a.model == "cifar":
+        sys.exit("cifar runs in --bench mode only (CIFAR-10 is not vendored)")
+    a.epochs = a.epochs or (15 if a.model == "convnet" else 10)
+    a.batch_size = a.batch_size or BATCH[a.model]
+
     x_train = read_idx(find(a.data_dir, "train-images-idx3-ubyte")).reshape(-1, 28, 28, 1) / 255.0
     y_train = read_idx(find(a.data_dir, "train-labels-idx1-ubyte"))
     x_test = read_idx(find(a.data_dir, "t10k-images-idx3-ubyte")).reshape(-1, 28, 28, 1) / 255.0
     y_test = read_idx(find(a.data_dir, "t10k-labels-idx1-ubyte"))
 
-    model = keras.Sequential(
-        [
-            keras.Input(shape=(28, 28, 1)),
-            keras.layers.Conv2D(32, (3, 3), activation="relu"),
-            keras.layers.MaxPooling2D((2, 2)),
-            keras.layers.Flatten(),
-            keras.layers.Dense(10, activation="softmax"),
-        ]
-    )
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model = build(keras, a.model)
 
     class Timer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -77,7 +136,9 @@ def main():
             times.append(time.perf_counter() - self.t)
 
     times = []
-    model.fit(x_train, y_train, epochs=a.epochs, batch_size=a.batch_size, callbacks=[Timer()], verbose=2)
+    split = 0.1 if a.model == "convnet" else 0.0
+    model.fit(x_train, y_train, epochs=a.epochs, batch_size=a.batch_size, validation_split=split,
+              callbacks=[Timer()], verbose=2)
     loss, acc = model.evaluate(x_test, y_test, verbose=0)
     med = statistics.median(times[1:]) if len(times) > 1 else times[0]
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -2,6 +2,9 @@
 
 use criterion::Throughput;
 
+pub mod networks;
+pub mod peak;
+
 /// A rayon pool of exactly `n` threads (benchmarks run inside `pool.install`).
 pub fn pool(n: usize) -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new().num_threads(n).build().expect("rayon pool")

@@ -4,12 +4,12 @@
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::graph::executor::{self, Shard};
+use crate::graph::executor::{self, Batch, Shard};
 use crate::graph::plan::{Plan, PlanOptions, PART};
 use crate::graph::{self, Graph, Node};
 use crate::io::Record;
-use crate::layers::{Layer, Mode};
-use crate::params::{ParamKind, ParamStore};
+use crate::layers::{Flops, Layer, Mode};
+use crate::params::{Arena, ParamKind, ParamStore};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use crate::trainer::TrainState;
@@ -28,7 +28,11 @@ pub struct Model {
     pub(crate) rng: Rng,
     /// The seed the model was given: with the step number, it seeds dropout masks.
     pub(crate) seed: u64,
-    pub(crate) shard: Shard,
+    /// The batch being run, and the shards it runs in (with their gradient arenas, past the
+    /// store's own, which is shard 0's).
+    pub(crate) batch: Batch,
+    pub(crate) shards: Vec<Shard>,
+    pub(crate) shard_grads: Vec<Arena>,
     pub(crate) train: TrainState,
 }
 
@@ -52,7 +56,9 @@ impl Model {
             pool: None,
             rng: Rng::new(0),
             seed: 0,
-            shard: Shard::default(),
+            batch: Batch::default(),
+            shards: Vec::new(),
+            shard_grads: Vec::new(),
             train: TrainState::default(),
         }
     }
@@ -196,7 +202,9 @@ impl Model {
             return Err(Error::Config("batch size must be at least 1".into()));
         }
         let pool = self.pool()?;
-        let Model { plan, store, shard, graph, .. } = self;
+        let Model { plan, store, shards, batch, graph, .. } = self;
+        shards.resize_with(shards.len().max(1), Shard::default);
+        let shard = &mut shards[0];
         let plan = plan.as_ref().ok_or(Error::NotCompiled)?;
         let classes = graph.len_of(graph.output());
         let mut out = Vec::with_capacity(data.len() * classes);
@@ -206,11 +214,13 @@ impl Model {
                 idx.clear();
                 idx.extend(b0..(b0 + batch_size).min(data.len()));
                 shard.size(plan, idx.len());
-                data.gather(&idx, &mut shard.input);
+                batch.input.resize(idx.len() * plan.len[0], 0.0);
+                data.gather(&idx, &mut batch.input);
                 let part = if plan.parts { PART } else { idx.len() };
                 for lo in (0..idx.len()).step_by(part) {
                     let m = part.min(idx.len() - lo);
-                    executor::forward(plan, store.weights(), shard, lo, m, Mode::default())?;
+                    let x = &batch.input[lo * plan.len[0]..(lo + m) * plan.len[0]];
+                    executor::forward(plan, store.weights(), shard, x, m, Mode::default())?;
                     out.extend_from_slice(shard.output(plan, m));
                 }
             }
@@ -233,15 +243,28 @@ impl Model {
         let plan = Plan::new(&self.graph, PlanOptions { fuse: false, loss_on_probs: None, keep: Some(node) })?;
         let mut shard = Shard::default();
         shard.size(&plan, 1);
-        shard.input.copy_from_slice(&data.sample(sample)?);
+        let x = data.sample(sample)?;
         let store = &self.store;
-        self.pool()?.install(|| executor::forward(&plan, store.weights(), &mut shard, 0, 1, Mode::default()))?;
+        self.pool()?.install(|| executor::forward(&plan, store.weights(), &mut shard, &x, 1, Mode::default()))?;
         Tensor::new(self.graph.shape(node).to_vec(), shard.value(&plan, node, 1).to_vec())
     }
 
     /// A Keras-style table of layers, output shapes and parameter counts.
     pub fn summary(&self) -> String {
         crate::summary::table(self)
+    }
+
+    /// The floating-point operations of one training step over `batch` samples, per layer
+    /// (direct count, as the kernels' benchmarks count them; after `build`), and their sum.
+    pub fn training_flops(&self, batch: usize) -> (Vec<(String, Flops)>, u64) {
+        let rows = crate::summary::training_flops(self, batch);
+        let total = rows.iter().map(|(_, f)| f.forward + f.backward_data + f.backward_weights).sum();
+        (rows, total)
+    }
+
+    /// [`Model::training_flops`] as a table in MFLOP.
+    pub fn flops_summary(&self, batch: usize) -> String {
+        crate::summary::flops_table(self, batch)
     }
 
     /// A new shard: buffers for running a batch (or part of one) concurrently with other

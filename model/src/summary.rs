@@ -1,8 +1,64 @@
 //! Keras's `model.summary()` table: layers, output shapes, parameter counts, and the
 //! trainable / non-trainable totals from the parameter store.
 
+use crate::layers::Flops;
 use crate::model::Model;
 use crate::params::ParamKind;
+
+/// The operations of one training step over `batch` samples, per layer (direct count; see
+/// [`Flops`]): the forward pass always, the weight gradient where the layer has weights,
+/// the input gradient where the plan computes it (not for the first layer with weights).
+pub(crate) fn training_flops(m: &Model, batch: usize) -> Vec<(String, Flops)> {
+    let g = &m.graph;
+    let needs = m.plan.as_ref().map(|p| (p.root.clone(), p.needs_grad.clone()));
+    (1..g.nodes.len())
+        .filter_map(|i| {
+            let l = g.layer(i)?;
+            let f = l.flops(batch);
+            let dx = needs.as_ref().is_some_and(|(root, ng)| g.nodes[i].inputs.iter().any(|&j| ng[root[j]]));
+            let dw = !l.params().is_empty();
+            let kept = Flops {
+                forward: f.forward,
+                backward_data: if dx { f.backward_data } else { 0 },
+                backward_weights: if dw { f.backward_weights } else { 0 },
+            };
+            Some((l.name().to_string(), kept))
+        })
+        .collect()
+}
+
+/// A table of [`training_flops`] in MFLOP, with the total.
+pub(crate) fn flops_table(m: &Model, batch: usize) -> String {
+    let rows = training_flops(m, batch);
+    let mf = |v: u64| format!("{:.1}", v as f64 / 1e6);
+    let mut s = format!("Training step of {batch} samples, MFLOP (direct count):\n");
+    s += &format!("{:<24}{:>12}{:>12}{:>12}{:>12}\n", "layer", "forward", "bwd-data", "bwd-weights", "total");
+    let mut t = Flops::default();
+    for (name, f) in &rows {
+        let total = f.forward + f.backward_data + f.backward_weights;
+        s += &format!(
+            "{:<24}{:>12}{:>12}{:>12}{:>12}\n",
+            name,
+            mf(f.forward),
+            mf(f.backward_data),
+            mf(f.backward_weights),
+            mf(total)
+        );
+        t.forward += f.forward;
+        t.backward_data += f.backward_data;
+        t.backward_weights += f.backward_weights;
+    }
+    let total = t.forward + t.backward_data + t.backward_weights;
+    s += &format!(
+        "{:<24}{:>12}{:>12}{:>12}{:>12}\n",
+        "total",
+        mf(t.forward),
+        mf(t.backward_data),
+        mf(t.backward_weights),
+        mf(total)
+    );
+    s
+}
 
 /// The table for `m`.
 pub(crate) fn table(m: &Model) -> String {

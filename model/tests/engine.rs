@@ -149,3 +149,24 @@ fn models_share_pools_instead_of_starting_threads() {
     // Other tests of this binary may start threads meanwhile, but not 20 x 3.
     assert!(os_threads() < before + 20, "threads went from {before} to {}", os_threads());
 }
+
+#[test]
+fn sharded_steps_with_dropout_do_not_depend_on_the_thread_count() {
+    // Batches of 44: six shards (five of 8, one of 4); dropout masks are drawn per
+    // (step, layer, sample), the shards' gradients summed in shard order.
+    let data = quadrant_task(132, 12, 8);
+    let mut results = Vec::new();
+    for threads in [1, 2, 3] {
+        let mut m = ember_model::Sequential::new();
+        m.seed(3).set_threads(threads).unwrap();
+        m.add(Conv2D::new(6, (3, 3)).activation(Activation::Relu).input_shape([12, 12, 1]))
+            .add(MaxPooling2D::new((2, 2)))
+            .add(Flatten::new())
+            .add(ember_model::layers::Dropout::new(0.5))
+            .add(Dense::new(4).activation(Activation::Softmax));
+        compile_adam(&mut m);
+        m.fit(&data, None, &FitOptions { epochs: 2, batch_size: 44, ..FitOptions::default() }, &mut ()).unwrap();
+        results.push(common::weights(&m));
+    }
+    assert!(results[0] == results[1] && results[0] == results[2], "weights depend on the thread count");
+}

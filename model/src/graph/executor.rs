@@ -1,8 +1,8 @@
-//! The executor: runs a [`Plan`] over one shard of a batch. A [`Shard`] owns everything a
-//! run writes (activation and gradient buffers, each op's workspace, the batch itself), and
-//! the model's weights are only read, so several shards of one model can run at once, each
-//! on its own thread with its own gradient arena. Ops are called through one trait: no kind
-//! matches, no downcasts.
+//! The executor: runs a [`Plan`] over shards of a batch. A [`Shard`] owns everything a run
+//! writes (activation and gradient buffers, each op's workspace), the batch is only read,
+//! and so are the model's weights, so several shards of one model run at once, each on its
+//! own thread with its own gradient arena ([`run_sharded`]). Ops are called through one
+//! trait: no kind matches, no downcasts.
 
 use super::plan::{Plan, PART};
 use crate::error::{Error, Result};
@@ -21,13 +21,32 @@ pub struct Shard {
     /// holds another consumer's.
     fan: Vec<Vec<f32>>,
     written: Vec<bool>,
-    /// The batch (`n` samples of the model's input).
-    pub(crate) input: Vec<f32>,
-    /// Its labels.
-    pub(crate) labels: Vec<u32>,
-    /// The index of this shard's first sample within its global batch (random draws
-    /// depend on it).
-    pub(crate) first_sample: usize,
+}
+
+/// A batch: `n` samples of the model's input and their labels.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Batch {
+    pub input: Vec<f32>,
+    pub labels: Vec<u32>,
+}
+
+/// Most shards a batch is split into: each shard has a gradient arena of its own.
+pub const MAX_SHARDS: usize = 8;
+
+/// The extra gradient arenas (beyond the store's own) of all shards together stay under this
+/// many floats (16M: 64 MiB), so a big model splits a batch into fewer shards.
+const SHARD_GRAD_BUDGET: usize = 16 << 20;
+
+/// How many shards a batch of `n` runs in: one per part of [`PART`] samples, at most
+/// [`MAX_SHARDS`] and within the gradient budget for `params` trainable floats; one when the
+/// plan cannot split a batch. A function of the batch and the model only, never of the
+/// thread count, so the gradients' sum (in shard order) is the same on any number of threads.
+pub(crate) fn shard_count(plan: &Plan, n: usize, params: usize) -> usize {
+    if !plan.parts {
+        return 1;
+    }
+    let by_budget = 1 + SHARD_GRAD_BUDGET / params.max(1);
+    n.div_ceil(PART).clamp(1, MAX_SHARDS.min(by_budget))
 }
 
 /// What a batch run needs besides the plan and the shard.
@@ -42,7 +61,8 @@ pub(crate) struct RunArgs<'a> {
 }
 
 impl Shard {
-    /// Sizes the buffers for `n` samples (no allocation once the largest has been seen).
+    /// Sizes the buffers for runs of up to `n` samples (no allocation once the largest has
+    /// been seen).
     pub(crate) fn size(&mut self, plan: &Plan, n: usize) {
         let part = if plan.parts { n.min(PART) } else { n };
         let size = |bufs: &mut Vec<Vec<f32>>, lens: &[usize]| {
@@ -54,35 +74,35 @@ impl Shard {
         self.ws.resize_with(plan.ops.len(), Workspace::default);
         let widest = plan.ops.iter().map(|o| o.inputs.len()).max().unwrap_or(0);
         self.fan.resize_with(widest, Vec::new);
-        self.input.resize(n * plan.len[0], 0.0);
     }
 
-    fn act<'s>(&'s self, plan: &Plan, node: usize, lo: usize, m: usize) -> &'s [f32] {
-        let len = plan.len[node];
+    /// The value of `node` for the `m` samples of the last forward pass; `x` is their input.
+    fn act<'s>(&'s self, plan: &Plan, node: usize, x: &'s [f32], m: usize) -> &'s [f32] {
         match plan.acts.of[node] {
-            Some(s) => &self.acts[s][..m * len],
-            None => &self.input[lo * len..(lo + m) * len],
+            Some(s) => &self.acts[s][..m * plan.len[node]],
+            None => x,
         }
     }
 
     /// The model's output for the last forward pass over `m` samples.
     pub(crate) fn output(&self, plan: &Plan, m: usize) -> &[f32] {
-        self.act(plan, plan.output, 0, m)
+        self.act(plan, plan.output, &[], m)
     }
 
     /// The value of `node` after the last forward pass over `m` samples (a node the plan
     /// was asked to keep).
     pub(crate) fn value(&self, plan: &Plan, node: usize, m: usize) -> &[f32] {
-        self.act(plan, plan.root[node], 0, m)
+        self.act(plan, plan.root[node], &[], m)
     }
 }
 
-/// Forward pass of samples `lo..lo + m` of the shard's batch.
+/// Forward pass of the `m` samples `x` (the model's input), the first of which is sample
+/// `mode.first_sample` of its batch.
 pub(crate) fn forward(
     plan: &Plan,
     weights: Weights<'_>,
     shard: &mut Shard,
-    lo: usize,
+    x: &[f32],
     m: usize,
     mode: Mode,
 ) -> Result<()> {
@@ -91,9 +111,9 @@ pub(crate) fn forward(
         let mut out = std::mem::take(&mut shard.acts[slot]);
         let mut ws = std::mem::take(&mut shard.ws[k]);
         let r = {
-            let x: Vec<&[f32]> = op.inputs.iter().map(|&j| shard.act(plan, j, lo, m)).collect();
-            let mode = Mode { logits: op.logits, first_sample: shard.first_sample + lo, ..mode };
-            op.op.forward(Forward { weights, x: &x, y: &mut out[..m * plan.len[op.output]], n: m, ws: &mut ws, mode })
+            let xs: Vec<&[f32]> = op.inputs.iter().map(|&j| shard.act(plan, j, x, m)).collect();
+            let mode = Mode { logits: op.logits, ..mode };
+            op.op.forward(Forward { weights, x: &xs, y: &mut out[..m * plan.len[op.output]], n: m, ws: &mut ws, mode })
         };
         shard.acts[slot] = out;
         shard.ws[k] = ws;
@@ -102,14 +122,14 @@ pub(crate) fn forward(
     Ok(())
 }
 
-/// Backward pass of samples `lo..lo + m` after their forward pass and loss; parameter
+/// Backward pass of the `m` samples `x` after their forward pass and loss; parameter
 /// gradients go to `grads` (added with `accumulate`).
 pub(crate) fn backward(
     plan: &Plan,
     weights: Weights<'_>,
     grads: &mut [f32],
     shard: &mut Shard,
-    (lo, m): (usize, usize),
+    (x, m): (&[f32], usize),
     accumulate: bool,
     mode: Mode,
 ) -> Result<()> {
@@ -145,11 +165,11 @@ pub(crate) fn backward(
                     None => None,
                 });
             }
-            let x: Vec<&[f32]> = op.inputs.iter().map(|&j| shard.act(plan, j, lo, m)).collect();
-            let y = shard.act(plan, op.output, lo, m);
-            let mode = Mode { logits: op.logits, first_sample: shard.first_sample + lo, ..mode };
+            let xs: Vec<&[f32]> = op.inputs.iter().map(|&j| shard.act(plan, j, x, m)).collect();
+            let y = shard.act(plan, op.output, x, m);
+            let mode = Mode { logits: op.logits, ..mode };
             let dy = &mut dy[..m * plan.len[op.output]];
-            op.op.backward(Backward { weights, grads, accumulate, x: &x, y, dy, dx: &mut dx, n: m, ws: &mut ws, mode })
+            op.op.backward(Backward { weights, grads, accumulate, x: &xs, y, dy, dx: &mut dx, n: m, ws: &mut ws, mode })
         };
         for (q, d) in direct.into_iter().enumerate() {
             let j = op.inputs[q];
@@ -171,29 +191,36 @@ pub(crate) fn backward(
     Ok(())
 }
 
-/// Forward, loss and (when `grads` is given) backward over the `n` samples loaded in the
-/// shard, part by part: each part's activations stay in cache and its parameter gradients
-/// add up in `grads`. Returns the summed loss and the number of correct predictions.
-pub(crate) fn run_batch(
+/// Forward, loss and (when `grads` is given) backward over the samples `x` with `labels`,
+/// the first of which is sample `first_sample` of its batch, part by part: each part's
+/// activations stay in cache and its parameter gradients add up in `grads`. Returns the
+/// summed loss and the number of correct predictions.
+pub(crate) fn run_range(
     plan: &Plan,
     a: &RunArgs<'_>,
     mut grads: Option<&mut [f32]>,
     shard: &mut Shard,
+    (x, labels): (&[f32], &[u32]),
+    first_sample: usize,
 ) -> Result<(f64, usize)> {
-    let n = shard.labels.len();
-    if shard.input.len() != n * plan.len[0] {
-        return Err(Error::Data(format!("{} input values for {n} samples", shard.input.len())));
+    let n = labels.len();
+    let in_len = plan.len[0];
+    if x.len() != n * in_len {
+        return Err(Error::Data(format!("{} input values for {n} samples", x.len())));
     }
+    shard.size(plan, n);
     let part = if plan.parts { PART } else { n.max(1) };
     let (mut loss, mut correct) = (0f64, 0usize);
     let scale = 1.0 / a.global_batch as f32;
     for (k, lo) in (0..n).step_by(part).enumerate() {
         let m = part.min(n - lo);
-        forward(plan, a.weights, shard, lo, m, a.mode)?;
+        let xp = &x[lo * in_len..(lo + m) * in_len];
+        let mode = Mode { first_sample: first_sample + lo, ..a.mode };
+        forward(plan, a.weights, shard, xp, m, mode)?;
         let gslot = plan.grads.of[plan.output];
         let out_slot = plan.acts.of[plan.output].expect("the output has a buffer");
         let out = &shard.acts[out_slot][..m * a.classes];
-        let labels = &shard.labels[lo..lo + m];
+        let labels = &labels[lo..lo + m];
         let mut scratch = Vec::new();
         let dout = match gslot {
             Some(s) => &mut shard.grads[s][..m * a.classes],
@@ -205,8 +232,71 @@ pub(crate) fn run_batch(
         loss += a.loss.sum_and_grad(out, labels, a.classes, scale, dout, plan.loss_from_logits)?;
         correct += losses::correct_predictions(out, labels, a.classes)?;
         if let Some(g) = grads.as_deref_mut() {
-            backward(plan, a.weights, g, shard, (lo, m), k > 0, a.mode)?;
+            backward(plan, a.weights, g, shard, (xp, m), k > 0, mode)?;
         }
     }
     Ok((loss, correct))
+}
+
+/// [`run_range`] over a whole batch split into `shards.len()` shards of whole parts, run
+/// in parallel in the current rayon pool: shard `k` writes its parameter gradients into
+/// `grads[k]` (overwriting), and the shards' gradients are then summed into `grads[0]` in
+/// shard order, as are the losses and counts. Nothing depends on which thread ran which
+/// shard.
+pub(crate) fn run_sharded(
+    plan: &Plan,
+    a: &RunArgs<'_>,
+    grads: Option<&mut [&mut [f32]]>,
+    shards: &mut [Shard],
+    batch: &Batch,
+) -> Result<(f64, usize)> {
+    use rayon::prelude::*;
+    let n = batch.labels.len();
+    let s = shards.len().max(1);
+    let parts = n.div_ceil(PART).max(1);
+    let per = parts.div_ceil(s) * PART;
+    let in_len = plan.len[0];
+    let run = |k: usize, shard: &mut Shard, g: Option<&mut [f32]>| {
+        let lo = (k * per).min(n);
+        let hi = ((k + 1) * per).min(n);
+        if lo == hi {
+            if let Some(g) = g {
+                g.fill(0.0);
+            }
+            return Ok((0.0, 0));
+        }
+        let range = (&batch.input[lo * in_len..hi * in_len], &batch.labels[lo..hi]);
+        run_range(plan, a, g, shard, range, lo)
+    };
+    let results: Vec<Result<(f64, usize)>> = match grads {
+        Some(g) => {
+            let g = &mut g[..s];
+            let r = shards[..s]
+                .par_iter_mut()
+                .zip(g.par_iter_mut())
+                .enumerate()
+                .map(|(k, (sh, g))| run(k, sh, Some(&mut **g)))
+                .collect();
+            sum_in_order(g);
+            r
+        }
+        None => shards[..s].par_iter_mut().enumerate().map(|(k, sh)| run(k, sh, None)).collect(),
+    };
+    results.into_iter().try_fold((0f64, 0usize), |(l, c), r| r.map(|(l2, c2)| (l + l2, c + c2)))
+}
+
+/// `g[0] += g[1]; g[0] += g[2]; ...` in that order, elementwise (blocks in parallel).
+fn sum_in_order(g: &mut [&mut [f32]]) {
+    use rayon::prelude::*;
+    const BLOCK: usize = 16 * 1024;
+    let Some((first, rest)) = g.split_first_mut() else { return };
+    if rest.is_empty() {
+        return;
+    }
+    first.par_chunks_mut(BLOCK).enumerate().for_each(|(b, out)| {
+        for other in rest.iter() {
+            let src = &other[b * BLOCK..b * BLOCK + out.len()];
+            out.iter_mut().zip(src).for_each(|(o, v)| *o += v);
+        }
+    });
 }

@@ -98,6 +98,8 @@ pub(crate) struct Plan {
     pub loss_from_logits: bool,
     /// Whether a batch may run in parts.
     pub parts: bool,
+    /// Per node (root): whether its value needs a gradient in training.
+    pub needs_grad: Vec<bool>,
 }
 
 /// How to plan.
@@ -169,7 +171,7 @@ impl Plan {
         let len: Vec<usize> = (0..n).map(|i| g.len_of(i)).collect();
         let (acts, grads) = liveness(&ops, n, &len, output, o.keep.map(|k| root[k]), o.loss_on_probs.is_some());
         let parts = !g.nodes.iter().filter_map(|nd| nd.layer.as_ref()).any(|l| l.traits().couples_batch);
-        Ok(Plan { ops, root, acts, grads, len, output, loss_from_logits: logits, parts })
+        Ok(Plan { ops, root, acts, grads, len, output, loss_from_logits: logits, parts, needs_grad })
     }
 
     /// One line per op.

@@ -2,7 +2,9 @@
 //! any algorithm of `ember_kernels::conv`. The fused conv+ReLU+max-pool step that runs
 //! this layer with the pooling after it is a fusion rule's op (`graph::fusion`).
 
-use super::{declare_bias, glorot_uniform, image_shape, shape_err, single_input, Activation, Backward, Forward, Layer};
+use super::{
+    declare_bias, glorot_uniform, image_shape, shape_err, single_input, Activation, Backward, Flops, Forward, Layer,
+};
 use crate::error::{Error, Result};
 use crate::params::{grads_of, Layout, ParamBuilder, ParamId, ParamKind, Weights};
 use crate::rng::Rng;
@@ -154,6 +156,12 @@ impl Layer for Conv2D {
     }
     fn activation(&self) -> Activation {
         self.act
+    }
+    fn flops(&self, n: usize) -> Flops {
+        let Ok(c) = self.desc(1) else { return Flops::default() };
+        let per_sample = 2 * (c.ho() * c.wo() * self.filters * self.kernel.0 * self.kernel.1 * self.input[2]) as u64;
+        let all = per_sample * n as u64;
+        Flops { forward: all, backward_data: all, backward_weights: all }
     }
     fn forward(&self, f: Forward<'_>) -> Result<()> {
         let c = self.desc(f.n)?;

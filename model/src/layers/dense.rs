@@ -2,7 +2,7 @@
 //! `W` `[in, out]` in Keras's layout, stored transposed (`[out, in]`) for the dense-layer
 //! kernels of `ember_kernels::linear`, which vectorise along the inputs.
 
-use super::{declare_bias, glorot_uniform, single_input, Activation, Backward, Forward, Layer};
+use super::{declare_bias, glorot_uniform, single_input, Activation, Backward, Flops, Forward, Layer};
 use crate::error::{Error, Result};
 use crate::params::{grads_of, Layout, ParamBuilder, ParamId, ParamKind};
 use crate::rng::Rng;
@@ -101,6 +101,10 @@ impl Layer for Dense {
     }
     fn activation(&self) -> Activation {
         self.act
+    }
+    fn flops(&self, n: usize) -> Flops {
+        let all = 2 * (n * self.inputs * self.units) as u64;
+        Flops { forward: all, backward_data: all, backward_weights: all }
     }
     fn forward(&self, f: Forward<'_>) -> Result<()> {
         let l = Linear::new(f.n, self.inputs, self.units)?;

@@ -60,6 +60,19 @@ pub struct LayerTraits {
     pub couples_batch: bool,
 }
 
+/// Floating-point operations of a layer's passes over a batch, counted as a direct
+/// implementation does them (2 per multiply-add, whatever algorithm runs: Winograd's
+/// savings show as a rate above the peak). Elementwise and pooling work counts 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Flops {
+    /// `y = layer(x)`.
+    pub forward: u64,
+    /// The input gradient.
+    pub backward_data: u64,
+    /// The weight gradient.
+    pub backward_weights: u64,
+}
+
 /// Per-layer, per-shard side data of a step: whatever the backward pass needs from the
 /// forward pass, and scratch. Owned by the executor; sized by the layer on use.
 #[derive(Debug, Clone, Default)]
@@ -140,6 +153,10 @@ pub trait Layer: Send + Sync + Any {
     /// The activation applied at the end of the layer.
     fn activation(&self) -> Activation {
         Activation::Linear
+    }
+    /// The operations of each pass over `n` samples (after `build`).
+    fn flops(&self, _n: usize) -> Flops {
+        Flops::default()
     }
     /// `y = layer(x)`.
     fn forward(&self, f: Forward<'_>) -> Result<()>;

@@ -18,6 +18,7 @@ use crate::layers::Mode;
 use crate::losses::{self, Loss, Metric};
 use crate::model::Model;
 use crate::optimizers::Optimizer;
+use crate::params::Arena;
 use crate::params::Weights;
 use crate::rng::mix;
 use std::time::Instant;
@@ -133,15 +134,30 @@ impl Model {
         Ok(run_args(self.compiled()?, self.store.weights(), self.seed, training, global_batch))
     }
 
-    /// Forward and backward over the batch loaded in the model's shard, into the store's
-    /// gradient arena.
-    fn gradients_of_loaded(&mut self, training: bool) -> Result<(f64, usize)> {
-        let n = self.shard.labels.len();
-        let Model { plan, store, shard, train, seed, .. } = self;
+    /// Forward and (with `grads`) backward over the loaded batch in its shards, the
+    /// parameter gradients summed into the store's gradient arena.
+    fn run_loaded(&mut self, training: bool, grads: bool) -> Result<(f64, usize)> {
+        let n = self.batch.labels.len();
+        let Model { plan, store, shards, shard_grads, batch, train, seed, .. } = self;
         let plan = plan.as_ref().ok_or(Error::NotCompiled)?;
-        let (weights, grads) = store.split_mut();
+        let s = executor::shard_count(plan, n, store.table().trainable_len());
+        shards.resize_with(shards.len().max(s), Shard::default);
+        while grads && shard_grads.len() + 1 < s {
+            shard_grads.push(Arena::zeros(store.table().trainable_len())?);
+        }
+        let (weights, arena) = store.split_mut();
         let args = run_args(train.compiled.as_ref().ok_or(Error::NotCompiled)?, weights, *seed, training, n);
-        executor::run_batch(plan, &args, Some(grads), shard)
+        if !grads {
+            return executor::run_sharded(plan, &args, None, &mut shards[..s], batch);
+        }
+        let mut bufs: Vec<&mut [f32]> =
+            std::iter::once(arena).chain(shard_grads.iter_mut().map(Arena::as_mut_slice)).take(s).collect();
+        executor::run_sharded(plan, &args, Some(&mut bufs), &mut shards[..s], batch)
+    }
+
+    /// Forward and backward over the loaded batch, into the store's gradient arena.
+    fn gradients_of_loaded(&mut self, training: bool) -> Result<(f64, usize)> {
+        self.run_loaded(training, true)
     }
 
     /// Hook, then optimizer: the second half of a training step.
@@ -168,12 +184,11 @@ impl Model {
                 self.input_len()
             )));
         }
-        let plan = self.plan.as_ref().ok_or(Error::NotCompiled)?;
-        self.shard.size(plan, n);
-        self.shard.input.copy_from_slice(x);
-        self.shard.labels.clear();
-        self.shard.labels.extend_from_slice(labels);
-        self.shard.first_sample = 0;
+        self.plan.as_ref().ok_or(Error::NotCompiled)?;
+        self.batch.input.clear();
+        self.batch.input.extend_from_slice(x);
+        self.batch.labels.clear();
+        self.batch.labels.extend_from_slice(labels);
         Ok(n)
     }
 
@@ -217,12 +232,7 @@ impl Model {
                 first_sample + n
             )));
         }
-        shard.size(plan, n);
-        shard.input.copy_from_slice(x);
-        shard.labels.clear();
-        shard.labels.extend_from_slice(labels);
-        shard.first_sample = first_sample;
-        self.pool()?.install(|| Ok(executor::run_batch(plan, &args, Some(grads), shard)?.0))
+        self.pool()?.install(|| Ok(executor::run_range(plan, &args, Some(grads), shard, (x, labels), first_sample)?.0))
     }
 
     /// One training step on one batch (Keras's `train_on_batch`): forward, loss, backward,
@@ -344,15 +354,14 @@ impl Model {
         Ok(history)
     }
 
-    /// Loads the samples `idx` of `data` (and their labels) into the model's shard.
+    /// Loads the samples `idx` of `data` (and their labels) as the batch to run.
     fn load_gathered(&mut self, data: &Dataset, idx: &[usize]) -> Result<()> {
         let plan = self.plan.as_ref().ok_or(Error::NotCompiled)?;
-        let shard: &mut Shard = &mut self.shard;
-        shard.size(plan, idx.len());
-        data.gather(idx, &mut shard.input);
-        shard.labels.clear();
-        shard.labels.extend(idx.iter().map(|&i| data.labels()[i]));
-        shard.first_sample = 0;
+        let batch = &mut self.batch;
+        batch.input.resize(idx.len() * plan.len[0], 0.0);
+        data.gather(idx, &mut batch.input);
+        batch.labels.clear();
+        batch.labels.extend(idx.iter().map(|&i| data.labels()[i]));
         Ok(())
     }
 
@@ -373,11 +382,7 @@ impl Model {
             idx.clear();
             idx.extend(b0..(b0 + bs).min(data.len()));
             self.load_gathered(data, &idx)?;
-            let Model { plan, store, shard, train, seed, .. } = self;
-            let plan = plan.as_ref().ok_or(Error::NotCompiled)?;
-            let c = train.compiled.as_ref().ok_or(Error::NotCompiled)?;
-            let args = run_args(c, store.weights(), *seed, false, idx.len());
-            let (loss, ok) = executor::run_batch(plan, &args, None, shard)?;
+            let (loss, ok) = self.run_loaded(false, false)?;
             loss_sum += loss;
             correct += ok;
         }

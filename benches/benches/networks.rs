@@ -1,0 +1,47 @@
+//! One training step (forward, loss, backward, Adam) of each network of the suite
+//! (`ember_benches::networks`: seed, convnet, cifar) on 1 and 2 threads: group `networks`,
+//! ids `<network>/{1t,2t}`. Throughput is the step's direct-count FLOPs (read "Gelem/s" as
+//! GFLOP/s). Before the runs it prints each network's FLOP table and this CPU's FMA peak on
+//! the benchmark ISA at 1 and 2 threads, measured in the same process, so the rate can be
+//! read as a share of the peak (`scripts/network-table.py` does the division).
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use ember_benches::networks::{batch, network, NAMES};
+use ember_benches::{bench_isa, flops};
+use std::time::Duration;
+
+fn networks(c: &mut Criterion) {
+    let isa = bench_isa();
+    for t in [1, 2] {
+        match ember_benches::peak::fma_peak(isa, t) {
+            Some(p) => eprintln!("peak {isa} {t}t: {p:.1} GFLOP/s"),
+            None => eprintln!("peak {isa} {t}t: no probe for this ISA"),
+        }
+    }
+    let mut g = c.benchmark_group("networks");
+    g.sample_size(20).warm_up_time(Duration::from_secs(2));
+    for name in NAMES {
+        for (suffix, threads) in [("1t", 1), ("2t", 2)] {
+            let mut net = network(name, threads).expect("a suite network");
+            let (x, labels) = batch(&net);
+            let (_, total) = net.model.training_flops(net.batch);
+            if threads == 1 {
+                eprintln!(
+                    "{name}: batch {}, {:.3} GFLOP per step\n{}",
+                    net.batch,
+                    total as f64 / 1e9,
+                    net.model.flops_summary(net.batch)
+                );
+                eprintln!("{name} plan:\n{}", net.model.plan());
+            }
+            g.throughput(flops(total));
+            g.bench_function(BenchmarkId::new(name, suffix), |b| {
+                b.iter(|| net.model.train_on_batch(&x, &labels).expect("step"))
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, networks);
+criterion_main!(benches);
