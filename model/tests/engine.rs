@@ -170,3 +170,24 @@ fn sharded_steps_with_dropout_do_not_depend_on_the_thread_count() {
     }
     assert!(results[0] == results[1] && results[0] == results[2], "weights depend on the thread count");
 }
+
+#[test]
+fn fusion_is_chosen_per_layer() {
+    use ember_model::layers::Fusion;
+    let build = |first: Fusion, second: Fusion, model_fusion: bool| {
+        let mut m = ember_model::Sequential::new();
+        m.add(Conv2D::new(4, (3, 3)).activation(Activation::Relu).fusion(first).input_shape([14, 14, 1]))
+            .add(MaxPooling2D::new((2, 2)))
+            .add(Conv2D::new(4, (3, 3)).activation(Activation::Relu).fusion(second))
+            .add(MaxPooling2D::new((2, 2)))
+            .add(Flatten::new())
+            .add(Dense::new(2));
+        m.set_fusion(model_fusion);
+        m.compile(Sgd::new(), Loss::SparseCategoricalCrossentropy { from_logits: true }, &[]).unwrap();
+        m.plan().lines().filter(|l| l.contains("fused")).map(|l| l.split(' ').next().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(build(Fusion::Auto, Fusion::Auto, true), ["conv2d", "conv2d_1"]);
+    assert_eq!(build(Fusion::Auto, Fusion::Auto, false), Vec::<String>::new());
+    assert_eq!(build(Fusion::Off, Fusion::Auto, true), ["conv2d_1"]);
+    assert_eq!(build(Fusion::Auto, Fusion::On, false), ["conv2d_1"]);
+}

@@ -131,12 +131,11 @@ impl Plan {
                 root[i] = root[g.nodes[i].inputs[0]];
                 continue;
             }
-            let p =
-                o.fuse.then(|| fusion::conv_relu_pool::rule(g, &consumers, i)).flatten().unwrap_or_else(|| Planned {
-                    op: Arc::new(LayerOp(layer.clone())),
-                    covers: vec![i],
-                    has_params: !layer.params().is_empty(),
-                });
+            let p = fusion::conv_relu_pool::rule(g, &consumers, i, o.fuse).unwrap_or_else(|| Planned {
+                op: Arc::new(LayerOp(layer.clone())),
+                covers: vec![i],
+                has_params: !layer.params().is_empty(),
+            });
             p.covers.iter().for_each(|&c| covered[c] = true);
             planned.push(p);
         }

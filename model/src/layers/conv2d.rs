@@ -3,7 +3,8 @@
 //! this layer with the pooling after it is a fusion rule's op (`graph::fusion`).
 
 use super::{
-    declare_bias, glorot_uniform, image_shape, shape_err, single_input, Activation, Backward, Flops, Forward, Layer,
+    declare_bias, glorot_uniform, image_shape, shape_err, single_input, Activation, Backward, Flops, Forward, Fusion,
+    Layer,
 };
 use crate::error::{Error, Result};
 use crate::params::{grads_of, Layout, ParamBuilder, ParamId, ParamKind, Weights};
@@ -22,6 +23,7 @@ pub struct Conv2D {
     act: Activation,
     use_bias: bool,
     algo: ConvAlgo,
+    fusion: Fusion,
     input_shape: Option<Vec<usize>>,
     /// Per-sample input `[h, w, cin]`, set by `build`.
     input: [usize; 3],
@@ -42,6 +44,7 @@ impl Conv2D {
             act: Activation::Linear,
             use_bias: true,
             algo: ConvAlgo::Auto,
+            fusion: Fusion::Auto,
             input_shape: None,
             input: [0; 3],
             params: Vec::new(),
@@ -76,6 +79,16 @@ impl Conv2D {
     pub fn input_shape(mut self, s: [usize; 3]) -> Self {
         self.input_shape = Some(s.to_vec());
         self
+    }
+    /// Whether this convolution and a 2x2 max pooling after it run as one fused kernel:
+    /// `Fusion::Auto` (default) lets the planner decide, `On` / `Off` force it.
+    pub fn fusion(mut self, f: Fusion) -> Self {
+        self.fusion = f;
+        self
+    }
+    /// The fusion setting.
+    pub(crate) fn fusion_setting(&self) -> Fusion {
+        self.fusion
     }
     /// Sets the algorithm after construction.
     pub fn set_algorithm(&mut self, a: ConvAlgo) {

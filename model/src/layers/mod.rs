@@ -60,6 +60,18 @@ pub struct LayerTraits {
     pub couples_batch: bool,
 }
 
+/// Whether a layer runs fused with its neighbours (a fusion rule's pattern).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fusion {
+    /// The planner decides (its rule, and the model's `set_fusion`).
+    #[default]
+    Auto,
+    /// Fuse wherever the pattern holds, even with the model's fusion off.
+    On,
+    /// Never fuse this layer.
+    Off,
+}
+
 /// Floating-point operations of a layer's passes over a batch, counted as a direct
 /// implementation does them (2 per multiply-add, whatever algorithm runs: Winograd's
 /// savings show as a rate above the peak). Elementwise and pooling work counts 0.

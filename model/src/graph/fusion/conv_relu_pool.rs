@@ -5,18 +5,24 @@
 use crate::error::Result;
 use crate::graph::plan::{Op, Planned};
 use crate::graph::Graph;
-use crate::layers::{Backward, Conv2D, Forward, MaxPooling2D};
+use crate::layers::{Backward, Conv2D, Forward, Fusion, MaxPooling2D};
 use crate::params::grads_of;
 use ember_kernels::conv::{self, ConvReluPool};
 use ember_kernels::Ctx;
 use std::sync::Arc;
 
-/// The fused op for the convolution at node `i`, if the pattern holds.
-pub(crate) fn rule(g: &Graph, consumers: &[Vec<usize>], i: usize) -> Option<Planned> {
+/// The fused op for the convolution at node `i`, if the pattern holds and the layer's
+/// [`Fusion`] setting (or, for `Auto`, `auto`: the model's fusion switch) allows it.
+pub(crate) fn rule(g: &Graph, consumers: &[Vec<usize>], i: usize, auto: bool) -> Option<Planned> {
     let conv = g.layer(i)?.as_any().downcast_ref::<Conv2D>()?;
     let &[p] = &consumers[i][..] else { return None };
     let pool = g.layer(p)?.as_any().downcast_ref::<MaxPooling2D>()?;
-    if !(conv.fusable() && pool.is_fusable()) {
+    let wanted = match conv.fusion_setting() {
+        Fusion::On => true,
+        Fusion::Off => false,
+        Fusion::Auto => auto,
+    };
+    if !(wanted && conv.fusable() && pool.is_fusable()) {
         return None;
     }
     let op = ConvReluPoolOp { conv: conv.clone(), pool: pool.name().to_string() };

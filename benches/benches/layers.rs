@@ -1,0 +1,118 @@
+//! Every layer of the suite's networks (`ember_benches::networks`) at the size the sharded
+//! executor runs it: one part of 8 samples, one thread. Group `layers_1t`, function
+//! `<pass>/<algorithm>`, parameter the layer: the convolutions in each pass and algorithm
+//! (`auto` is what the model runs), the fused conv+ReLU+2x2-pool step where the network
+//! has one, and the dense layers. Throughput is the direct-count FLOPs (read "Gelem/s" as
+//! GFLOP/s); the FMA peak at one thread is printed first, measured in the same process.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use ember_benches::{bench_isa, fill, flops, pool};
+use ember_kernels::conv::{
+    conv2d_backward_data, conv2d_backward_filter, conv2d_forward, conv_relu_maxpool_backward_filter,
+    conv_relu_maxpool_forward, Conv2d, ConvAlgo, ConvReluPool, Padding, Pass,
+};
+use ember_kernels::linear::{linear_backward_data, linear_backward_weights, linear_forward, Linear};
+use ember_kernels::Ctx;
+use std::time::Duration;
+
+/// Samples per call: one part (`ember_model::PART`).
+const N: usize = ember_model::PART;
+
+/// (layer, H = W, Cin, Cout, followed by a fusable 2x2 pool)
+const CONVS: [(&str, usize, usize, usize, bool); 5] = [
+    ("seed_conv1", 28, 1, 32, true),
+    ("cifar_conv1", 32, 3, 32, true),
+    ("convnet_conv2", 13, 32, 64, true),
+    ("cifar_conv2", 15, 32, 64, true),
+    ("cifar_conv3", 6, 64, 64, false),
+];
+
+/// (layer, inputs, outputs)
+const DENSE: [(&str, usize, usize); 4] =
+    [("seed_dense", 5408, 10), ("convnet_dense", 1600, 10), ("cifar_dense1", 1024, 64), ("cifar_dense2", 64, 10)];
+
+const ALGOS: [(&str, ConvAlgo); 4] = [
+    ("auto", ConvAlgo::Auto),
+    ("direct", ConvAlgo::Direct),
+    ("im2col", ConvAlgo::Im2col),
+    ("winograd4x3", ConvAlgo::Winograd4x3),
+];
+
+fn layers(c: &mut Criterion) {
+    let isa = bench_isa();
+    if let Some(p) = ember_benches::peak::fma_peak(isa, 1) {
+        eprintln!("peak {isa} 1t: {p:.1} GFLOP/s");
+    }
+    let one = pool(1);
+    let mut g = c.benchmark_group("layers_1t");
+    g.sample_size(20).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
+    for (name, hw, cin, cout, fusable) in CONVS {
+        let d = Conv2d::simple([N, hw, hw, cin], [3, 3, cin, cout], Padding::Valid).unwrap();
+        let x = fill(1, d.input_shape().iter().product());
+        let w = fill(2, d.filter_shape().iter().product());
+        let b = fill(3, cout);
+        let dy = fill(4, d.output_shape().iter().product());
+        let (mut y, mut dx, mut dw, mut db) =
+            (vec![0.0; dy.len()], vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; cout]);
+        g.throughput(flops(d.flops()));
+        for (pass, kind) in
+            [("fwd", Pass::Forward), ("bwd_data", Pass::BackwardData), ("bwd_filter", Pass::BackwardFilter)]
+        {
+            for (aname, algo) in ALGOS.into_iter().filter(|(_, a)| a.supports(&d, kind)) {
+                let ctx = Ctx { algo, isa };
+                g.bench_function(BenchmarkId::new(format!("{pass}/{aname}"), name), |bch| {
+                    one.install(|| match kind {
+                        Pass::Forward => bch.iter(|| conv2d_forward(&ctx, &d, &x, &w, Some(&b), true, &mut y).unwrap()),
+                        Pass::BackwardData => bch.iter(|| conv2d_backward_data(&ctx, &d, &dy, &w, &mut dx).unwrap()),
+                        Pass::BackwardFilter => bch
+                            .iter(|| conv2d_backward_filter(&ctx, &d, &x, &dy, &mut dw, Some(&mut db), false).unwrap()),
+                    })
+                });
+            }
+        }
+        if fusable {
+            let cp = ConvReluPool::new(d).unwrap();
+            let pooled: usize = cp.output_shape().iter().product();
+            let (mut yp, mut arg) = (vec![0.0; pooled], vec![0u32; pooled]);
+            let dyp = fill(5, pooled);
+            let ctx = Ctx::for_isa(isa);
+            g.bench_function(BenchmarkId::new("fwd/fused_pool", name), |bch| {
+                one.install(|| {
+                    bch.iter(|| conv_relu_maxpool_forward(&ctx, &cp, &x, &w, Some(&b), &mut yp, &mut arg).unwrap())
+                })
+            });
+            conv_relu_maxpool_forward(&ctx, &cp, &x, &w, Some(&b), &mut yp, &mut arg).unwrap();
+            g.bench_function(BenchmarkId::new("bwd_filter/fused_pool", name), |bch| {
+                one.install(|| {
+                    bch.iter(|| {
+                        conv_relu_maxpool_backward_filter(&ctx, &cp, &x, &yp, &dyp, &arg, &mut dw, Some(&mut db), false)
+                            .unwrap()
+                    })
+                })
+            });
+        }
+    }
+    for (name, inputs, outputs) in DENSE {
+        let l = Linear::new(N, inputs, outputs).unwrap();
+        let (x, w, b, dy) = (fill(1, N * inputs), fill(2, inputs * outputs), fill(3, outputs), fill(4, N * outputs));
+        let (mut y, mut dx, mut dw, mut db) =
+            (vec![0.0; dy.len()], vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; outputs]);
+        let ctx = Ctx::for_isa(isa);
+        g.throughput(flops(2 * (N * inputs * outputs) as u64));
+        g.bench_function(BenchmarkId::new("fwd/dense", name), |bch| {
+            one.install(|| bch.iter(|| linear_forward(&ctx, &l, &x, &w, Some(&b), &mut y).unwrap()))
+        });
+        g.bench_function(BenchmarkId::new("bwd_data/dense", name), |bch| {
+            one.install(|| bch.iter(|| linear_backward_data(&ctx, &l, &dy, &w, &mut dx).unwrap()))
+        });
+        g.bench_function(BenchmarkId::new("bwd_filter/dense", name), |bch| {
+            one.install(|| {
+                bch.iter(|| linear_backward_weights(&ctx, &l, &x, &dy, &mut dw, Some(&mut db), false).unwrap())
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, layers);
+criterion_main!(benches);
