@@ -184,7 +184,11 @@ fn fusion_is_chosen_per_layer() {
             .add(Dense::new(2));
         m.set_fusion(model_fusion);
         m.compile(Sgd::new(), Loss::SparseCategoricalCrossentropy { from_logits: true }, &[]).unwrap();
-        m.plan().lines().filter(|l| l.contains("fused")).map(|l| l.split(' ').next().unwrap().to_string()).collect::<Vec<_>>()
+        m.plan()
+            .lines()
+            .filter(|l| l.contains("fused"))
+            .map(|l| l.split(' ').next().unwrap().to_string())
+            .collect::<Vec<_>>()
     };
     assert_eq!(build(Fusion::Auto, Fusion::Auto, true), ["conv2d", "conv2d_1"]);
     assert_eq!(build(Fusion::Auto, Fusion::Auto, false), Vec::<String>::new());
