@@ -6,6 +6,9 @@
 //!   transforms cost more than the products they save (seed_conv1: 8x slower). F(4x4) wins
 //!   unless its 4x4 tiles overhang the output by more than 25% (res14_256 and mnist_conv2
 //!   backward-data: 14x14 and 13x13 outputs computed as 16x16), where F(2x2) wins.
+//! - Winograd also needs enough tiles per call to amortise its filter transform (done on every
+//!   call): a pass with fewer than 64 output tiles in all runs direct (cifar_conv3, 8 images
+//!   of 6x6x64 -> 4x4x64: F(4x4) 47% of the one-thread peak, direct 94%).
 //! - Direct wins the other forward and backward-data passes (1x1, stride 2, one input
 //!   channel) and every backward-filter pass (the 1x1 ones by 0-28% over the plain GEMM).
 //! - im2col wins backward-data with fewer than 8 input channels (direct vectorises over
@@ -17,6 +20,9 @@ use crate::arch::Isa;
 /// Channel count from which Winograd's transforms pay for themselves.
 const WINOGRAD_MIN_CHANNELS: usize = 8;
 
+/// Output tiles (over the whole batch) from which Winograd's per-call filter transform pays.
+const WINOGRAD_MIN_TILES: usize = 64;
+
 /// The algorithm `Auto` runs (the rules above, measured with AVX-512; spot checks with AVX2
 /// agree; not yet measured on NEON hardware).
 pub(crate) fn choose(c: &Conv2d, pass: Pass, _isa: Isa) -> ConvAlgo {
@@ -25,9 +31,10 @@ pub(crate) fn choose(c: &Conv2d, pass: Pass, _isa: Isa) -> ConvAlgo {
     // The output of the pass: forward writes ho x wo, backward-data h x w.
     let (oh, ow) = if pass == Pass::BackwardData { (c.h, c.w) } else { (c.ho, c.wo) };
     let overhang = (oh.div_ceil(4) * 4 * ow.div_ceil(4) * 4) as f64 / (oh * ow) as f64;
+    let tiles = |t: usize| c.n * oh.div_ceil(t) * ow.div_ceil(t);
     match pass {
-        _ if winograd && overhang <= 1.25 => ConvAlgo::Winograd4x3,
-        _ if winograd => ConvAlgo::Winograd2x3,
+        _ if winograd && overhang <= 1.25 && tiles(4) >= WINOGRAD_MIN_TILES => ConvAlgo::Winograd4x3,
+        _ if winograd && tiles(2) >= WINOGRAD_MIN_TILES => ConvAlgo::Winograd2x3,
         Pass::Forward => ConvAlgo::Direct,
         Pass::BackwardData if c.cin < WINOGRAD_MIN_CHANNELS => ConvAlgo::Im2col,
         Pass::BackwardData => ConvAlgo::Direct,
