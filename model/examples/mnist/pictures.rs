@@ -62,15 +62,17 @@ where
     Ok(())
 }
 
-/// Training loss and accuracy, per batch (running epoch means) and per epoch.
+/// Training loss and accuracy, per batch (running epoch means) and per epoch (filled
+/// markers), and the validation figures per epoch (black, hollow) when there are any.
 fn curves(history: &History, batches: &[(f64, f32, f32)], path: &Path) -> Res<()> {
     let root = BitMapBackend::new(path, (1100, 420)).into_drawing_area();
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(550);
     let epochs = history.epochs.len().max(1) as f64;
+    let val = if history.epochs.iter().any(|e| e.val_loss.is_some()) { " (validation in black)" } else { "" };
     let max_loss = batches.iter().map(|b| b.1).fold(0.0f32, f32::max).max(0.05) as f64;
     let mut c = ChartBuilder::on(&left)
-        .caption("training loss", text(20.0))
+        .caption(format!("loss{val}"), text(20.0))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(48)
@@ -78,9 +80,14 @@ fn curves(history: &History, batches: &[(f64, f32, f32)], path: &Path) -> Res<()
     c.configure_mesh().x_desc("epoch").label_style(text(13.0)).axis_desc_style(text(14.0)).draw()?;
     c.draw_series(LineSeries::new(batches.iter().map(|b| (b.0, f64::from(b.1))), BLUE.mix(0.5)))?;
     c.draw_series(history.epochs.iter().map(|e| Circle::new((e.epoch as f64, f64::from(e.loss)), 4, BLUE.filled())))?;
+    // Validation (when there is validation data): hollow markers joined by a line.
+    let val_loss: Vec<(f64, f64)> =
+        history.epochs.iter().filter_map(|e| e.val_loss.map(|v| (e.epoch as f64, f64::from(v)))).collect();
+    c.draw_series(LineSeries::new(val_loss.iter().copied(), BLACK))?;
+    c.draw_series(val_loss.iter().map(|&p| Circle::new(p, 4, BLACK)))?;
     let min_acc = batches.iter().map(|b| b.2).fold(1.0f32, f32::min).min(0.95) as f64;
     let mut c = ChartBuilder::on(&right)
-        .caption("training accuracy", text(20.0))
+        .caption(format!("accuracy{val}"), text(20.0))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(56)
@@ -90,6 +97,10 @@ fn curves(history: &History, batches: &[(f64, f32, f32)], path: &Path) -> Res<()
     c.draw_series(
         history.epochs.iter().map(|e| Circle::new((e.epoch as f64, f64::from(e.accuracy)), 4, RED.filled())),
     )?;
+    let val_acc: Vec<(f64, f64)> =
+        history.epochs.iter().filter_map(|e| e.val_accuracy.map(|v| (e.epoch as f64, f64::from(v)))).collect();
+    c.draw_series(LineSeries::new(val_acc.iter().copied(), BLACK))?;
+    c.draw_series(val_acc.iter().map(|&p| Circle::new(p, 4, BLACK)))?;
     root.present()?;
     Ok(())
 }
