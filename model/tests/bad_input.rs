@@ -184,6 +184,16 @@ fn layers_and_compile_reject_bad_configurations() {
             build_with(AveragePooling2D::new((2, 2)).strides((2, 0)))
         ),
         case!("dropout rate 1", Error::Config(_), build_with(Dropout::new(1.0))),
+        case!("global average pooling of vectors", Error::LayerShape { .. }, {
+            let mut m = Sequential::new();
+            m.input(&[12]).add(ember_model::layers::GlobalAveragePooling2D::new()).add(Dense::new(4));
+            m.compile(Adam::new(), Loss::SPARSE_CATEGORICAL_CROSSENTROPY, &[])
+        }),
+        case!("global max pooling of vectors", Error::LayerShape { .. }, {
+            let mut m = Sequential::new();
+            m.input(&[12]).add(ember_model::layers::GlobalMaxPooling2D::new()).add(Dense::new(4));
+            m.compile(Adam::new(), Loss::SPARSE_CATEGORICAL_CROSSENTROPY, &[])
+        }),
         case!("dropout rate NaN", Error::Config(_), build_with(Dropout::new(f32::NAN))),
         case!("dense on an image", Error::LayerShape { .. }, {
             let mut m = Sequential::new();

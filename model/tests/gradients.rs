@@ -138,6 +138,23 @@ fn branching_model(seed: u64) -> Box<Model> {
 }
 
 #[test]
+fn global_pooling_layers() {
+    use ember_model::layers::{GlobalAveragePooling2D, GlobalMaxPooling2D};
+    for global_max in [false, true] {
+        let mut m = Sequential::new();
+        m.seed(6);
+        m.add(Conv2D::new(5, (3, 3)).activation(Activation::Relu).input_shape([7, 7, 2]));
+        if global_max {
+            m.add(GlobalMaxPooling2D::new());
+        } else {
+            m.add(GlobalAveragePooling2D::new());
+        }
+        m.add(Dense::new(3).activation(Activation::Softmax));
+        check(m, [7, 7, 2], 3, true, &format!("global pooling, max {global_max}"));
+    }
+}
+
+#[test]
 fn functional_model_with_fan_out_and_add() {
     for fuse in [false, true] {
         let m = branching_model(9);

@@ -16,6 +16,7 @@ mod conv2d;
 mod dense;
 mod dropout;
 mod flatten;
+mod global_pooling;
 mod pooling;
 
 pub use activation::{Activation, ActivationLayer};
@@ -26,6 +27,7 @@ pub use dropout::Dropout;
 /// TensorFlow's VALID / SAME padding (re-exported from `ember_kernels::conv`).
 pub use ember_kernels::conv::Padding;
 pub use flatten::Flatten;
+pub use global_pooling::{GlobalAveragePooling2D, GlobalMaxPooling2D};
 pub use pooling::{AveragePooling2D, MaxPooling2D};
 
 use crate::error::{Error, Result};
