@@ -184,6 +184,16 @@ fn layers_and_compile_reject_bad_configurations() {
             build_with(AveragePooling2D::new((2, 2)).strides((2, 0)))
         ),
         case!("dropout rate 1", Error::Config(_), build_with(Dropout::new(1.0))),
+        case!(
+            "conv padding neither valid nor same",
+            Error::Config(_),
+            build_with(Conv2D::new(2, (3, 3)).padding("full"))
+        ),
+        case!(
+            "pool padding neither valid nor same",
+            Error::Config(_),
+            build_with(MaxPooling2D::new((2, 2)).padding("causal"))
+        ),
         case!("global average pooling of vectors", Error::LayerShape { .. }, {
             let mut m = Sequential::new();
             m.input(&[12]).add(ember_model::layers::GlobalAveragePooling2D::new()).add(Dense::new(4));

@@ -195,3 +195,19 @@ fn fusion_is_chosen_per_layer() {
     assert_eq!(build(Fusion::Off, Fusion::Auto, true), ["conv2d_1"]);
     assert_eq!(build(Fusion::Auto, Fusion::On, false), ["conv2d_1"]);
 }
+
+#[test]
+fn padding_takes_keras_strings() {
+    let shapes = |p: &str| {
+        let mut m = ember_model::Sequential::new();
+        m.add(Conv2D::new(3, (3, 3)).padding(p).input_shape([7, 7, 1]))
+            .add(MaxPooling2D::new((2, 2)).padding(p))
+            .add(Flatten::new())
+            .add(Dense::new(2));
+        m.build().unwrap();
+        m.output_shapes()
+    };
+    assert_eq!(shapes("same")[..2], [vec![7, 7, 3], vec![4, 4, 3]]);
+    assert_eq!(shapes("SAME")[..2], [vec![7, 7, 3], vec![4, 4, 3]]);
+    assert_eq!(shapes("valid")[..2], [vec![5, 5, 3], vec![2, 2, 3]]);
+}

@@ -3,8 +3,8 @@
 //! this layer with the pooling after it is a fusion rule's op (`graph::fusion`).
 
 use super::{
-    declare_bias, glorot_uniform, image_shape, shape_err, single_input, Activation, Backward, Flops, Forward, Fusion,
-    Layer,
+    declare_bias, glorot_uniform, image_shape, padding_of, shape_err, single_input, Activation, Backward, Flops,
+    Forward, Fusion, IntoPadding, Layer,
 };
 use crate::error::{Error, Result};
 use crate::params::{grads_of, Layout, ParamBuilder, ParamId, ParamKind, Weights};
@@ -19,7 +19,7 @@ pub struct Conv2D {
     filters: usize,
     kernel: (usize, usize),
     strides: (usize, usize),
-    padding: Padding,
+    padding: std::result::Result<Padding, String>,
     act: Activation,
     use_bias: bool,
     algo: ConvAlgo,
@@ -40,7 +40,7 @@ impl Conv2D {
             filters,
             kernel: kernel_size,
             strides: (1, 1),
-            padding: Padding::Valid,
+            padding: Ok(Padding::Valid),
             act: Activation::Linear,
             use_bias: true,
             algo: ConvAlgo::Auto,
@@ -55,9 +55,9 @@ impl Conv2D {
         self.strides = s;
         self
     }
-    /// `Padding::Valid` or `Padding::Same` (TensorFlow's).
-    pub fn padding(mut self, p: Padding) -> Self {
-        self.padding = p;
+    /// `"valid"` / `Padding::Valid` (default) or `"same"` / `Padding::Same` (TensorFlow's).
+    pub fn padding(mut self, p: impl IntoPadding) -> Self {
+        self.padding = p.into_padding();
         self
     }
     /// The activation (linear or ReLU).
@@ -99,7 +99,7 @@ impl Conv2D {
     pub(crate) fn desc(&self, n: usize) -> Result<Conv2d> {
         let [h, w, c] = self.input;
         let k = [self.kernel.0, self.kernel.1, c, self.filters];
-        Ok(Conv2d::new([n, h, w, c], k, self.strides, (1, 1), self.padding)?)
+        Ok(Conv2d::new([n, h, w, c], k, self.strides, (1, 1), padding_of(&self.name, &self.padding)?)?)
     }
     /// The kernels' context (the default ISA, this layer's algorithm).
     pub(crate) fn ctx(&self) -> Ctx {

@@ -62,6 +62,35 @@ pub struct LayerTraits {
     pub couples_batch: bool,
 }
 
+/// A layer's padding as a model definition writes it: a [`Padding`], or Keras's strings
+/// `"valid"` and `"same"` (any case). A string that is neither is reported when the layer
+/// is built.
+pub trait IntoPadding {
+    /// The padding, or what is wrong with the string.
+    fn into_padding(self) -> std::result::Result<Padding, String>;
+}
+
+impl IntoPadding for Padding {
+    fn into_padding(self) -> std::result::Result<Padding, String> {
+        Ok(self)
+    }
+}
+
+impl IntoPadding for &str {
+    fn into_padding(self) -> std::result::Result<Padding, String> {
+        match self.to_ascii_lowercase().as_str() {
+            "valid" => Ok(Padding::Valid),
+            "same" => Ok(Padding::Same),
+            _ => Err(format!("padding {self:?}: expected \"valid\" or \"same\"")),
+        }
+    }
+}
+
+/// The padding a builder was given, or a configuration error naming the layer.
+pub(crate) fn padding_of(layer: &str, p: &std::result::Result<Padding, String>) -> Result<Padding> {
+    p.clone().map_err(|e| Error::Config(format!("{layer}: {e}")))
+}
+
 /// Whether a layer runs fused with its neighbours (a fusion rule's pattern).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Fusion {

@@ -1,6 +1,6 @@
 //! Max and average pooling (Keras's `MaxPooling2D`, `AveragePooling2D`) on NHWC images.
 
-use super::{image_shape, shape_err, single_input, Backward, Forward, Layer};
+use super::{image_shape, padding_of, shape_err, single_input, Backward, Forward, IntoPadding, Layer};
 use crate::error::Result;
 use crate::params::ParamBuilder;
 use crate::rng::Rng;
@@ -13,23 +13,25 @@ struct Window {
     name: String,
     size: (usize, usize),
     strides: Option<(usize, usize)>,
-    padding: Padding,
+    padding: std::result::Result<Padding, String>,
     input: [usize; 3],
 }
 
 impl Window {
     fn new(size: (usize, usize)) -> Self {
-        Window { name: String::new(), size, strides: None, padding: Padding::Valid, input: [0; 3] }
+        Window { name: String::new(), size, strides: None, padding: Ok(Padding::Valid), input: [0; 3] }
     }
     fn desc(&self, n: usize) -> Result<Pool2d> {
         let [h, w, c] = self.input;
-        Ok(Pool2d::new([n, h, w, c], self.size, self.strides.unwrap_or(self.size), self.padding)?)
+        let padding = padding_of(&self.name, &self.padding)?;
+        Ok(Pool2d::new([n, h, w, c], self.size, self.strides.unwrap_or(self.size), padding)?)
     }
     fn build(&mut self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
         let input = single_input(&self.name, inputs)?;
         self.input = image_shape(&self.name, input)?;
         let [h, w, c] = self.input;
-        let p = Pool2d::new([1, h, w, c], self.size, self.strides.unwrap_or(self.size), self.padding)
+        let padding = padding_of(&self.name, &self.padding)?;
+        let p = Pool2d::new([1, h, w, c], self.size, self.strides.unwrap_or(self.size), padding)
             .map_err(shape_err(&self.name, input))?;
         Ok(vec![p.ho(), p.wo(), c])
     }
@@ -43,9 +45,9 @@ macro_rules! window_builders {
                 self.win.strides = Some(s);
                 self
             }
-            /// `Padding::Valid` (default) or `Padding::Same`.
-            pub fn padding(mut self, p: Padding) -> Self {
-                self.win.padding = p;
+            /// `"valid"` / `Padding::Valid` (default) or `"same"` / `Padding::Same`.
+            pub fn padding(mut self, p: impl IntoPadding) -> Self {
+                self.win.padding = p.into_padding();
                 self
             }
         }
@@ -65,7 +67,9 @@ impl MaxPooling2D {
     }
     /// Whether this is the 2x2, stride 2, VALID pooling the fused kernel implements.
     pub(crate) fn is_fusable(&self) -> bool {
-        self.win.size == (2, 2) && self.win.strides.unwrap_or((2, 2)) == (2, 2) && self.win.padding == Padding::Valid
+        self.win.size == (2, 2)
+            && self.win.strides.unwrap_or((2, 2)) == (2, 2)
+            && self.win.padding == Ok(Padding::Valid)
     }
 }
 window_builders!(MaxPooling2D);
