@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod activation;
 pub mod arch;
 pub mod conv;
 mod ctx;

@@ -4,6 +4,7 @@
 //! and the error it must return. A row fails if the call panics, succeeds, or returns a
 //! different error. The optimized kernels and their references are both covered.
 
+use ember_kernels::activation::{act_backward, act_forward, Act};
 use ember_kernels::conv::{
     conv2d_backward_data, conv2d_backward_filter, conv2d_forward, conv_relu_maxpool_backward_filter,
     conv_relu_maxpool_forward, unpool_relu_grad, Conv2d, ConvAlgo, ConvReluPool, Padding,
@@ -779,6 +780,22 @@ fn elementwise_rejects_bad_lengths_and_labels() {
             adam_update(&p, 1, &mut z(4), &z(4), &mut z(4), &mut z(3))
         ),
         case!("adam: step 0", Error::InvalidArgument(_), adam_update(&p, 0, &mut z(4), &z(4), &mut z(4), &mut z(4))),
+        case!("activation: output length", Error::ShapeMismatch { .. }, act_forward(Act::Gelu, &z(4), &mut z(3))),
+        case!(
+            "activation backward: input length",
+            Error::ShapeMismatch { .. },
+            act_backward(Act::Tanh, &z(3), &z(4), &mut z(4))
+        ),
+        case!(
+            "activation backward: output length",
+            Error::ShapeMismatch { .. },
+            act_backward(Act::Silu, &z(4), &z(5), &mut z(4))
+        ),
+        case!(
+            "reference activation: output length",
+            Error::ShapeMismatch { .. },
+            reference::act_forward(Act::Elu, &z(4), &mut [0f64; 2])
+        ),
     ]);
 }
 

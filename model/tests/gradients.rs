@@ -138,6 +138,22 @@ fn branching_model(seed: u64) -> Box<Model> {
 }
 
 #[test]
+fn every_activation_in_dense_conv_and_its_own_layer() {
+    use ember_model::layers::Activation::*;
+    for act in [Sigmoid, Tanh, Elu, Selu, Gelu, Silu, LeakyRelu, Softplus] {
+        let mut m = Sequential::new();
+        m.seed(8);
+        m.add(Conv2D::new(3, (3, 3)).activation(act).input_shape([5, 5, 2]))
+            .add(Flatten::new())
+            .add(Dense::new(6).activation(act))
+            .add(ActivationLayer::new(act))
+            .add(Dense::new(3));
+        m.compile(Sgd::new(), Loss::SparseCategoricalCrossentropy { from_logits: true }, &[]).unwrap();
+        check_model(m, [5, 5, 2], 3, true, false, &format!("{act:?}"));
+    }
+}
+
+#[test]
 fn global_pooling_layers() {
     use ember_model::layers::{GlobalAveragePooling2D, GlobalMaxPooling2D};
     for global_max in [false, true] {

@@ -3,6 +3,7 @@
 //! never optimized code; each optimized module re-exports its own (`conv::Conv2d`,
 //! `pool::Pool2d`, `gemm::MatRef`, ...).
 
+mod act;
 mod conv;
 mod fused;
 mod linear;
@@ -10,6 +11,7 @@ mod matrix;
 mod pool;
 
 pub use crate::geometry::Padding;
+pub use act::Act;
 pub use conv::Conv2d;
 pub use fused::ConvReluPool;
 pub use linear::Linear;

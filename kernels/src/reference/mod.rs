@@ -1,12 +1,14 @@
 //! Naive references for every kernel, accumulating in f64. Tests, benchmarks and fuzz
 //! targets all verify against these. A reference never calls optimized code.
 
+mod activation;
 mod conv;
 mod fused;
 mod gemm;
 mod linear;
 mod pool;
 
+pub use activation::{act, act_forward};
 pub use conv::{conv2d_backward_data, conv2d_backward_filter, conv2d_forward};
 pub use fused::{conv_relu_maxpool_backward_filter, conv_relu_maxpool_forward};
 pub use gemm::sgemm;

@@ -181,11 +181,14 @@ impl Layer for Conv2D {
         let relu = self.act == Activation::Relu;
         let w = f.weights.get(self.kernel_id());
         conv::conv2d_forward(&self.ctx(), &c, f.x[0], w, self.bias(&f.weights), relu, f.y)?;
+        if self.act.needs_input() {
+            self.act.apply(f.y, self.filters, &mut f.ws.kept)?;
+        }
         Ok(())
     }
     fn backward(&self, b: Backward<'_, '_>) -> Result<()> {
         let c = self.desc(b.n)?;
-        self.act.backward(b.y, b.dy, self.filters)?;
+        self.act.backward(&b.ws.kept, b.y, b.dy, self.filters)?;
         let ctx = self.ctx();
         let (dk, db) = grads_of(b.weights.table(), b.grads, self.kernel_id(), self.bias_id());
         conv::conv2d_backward_filter(&ctx, &c, b.x[0], b.dy, dk, db, b.accumulate)?;

@@ -111,13 +111,13 @@ impl Layer for Dense {
         let bias = self.params.get(1).map(|&b| f.weights.get(b));
         linear_forward(&Ctx::new(), &l, f.x[0], f.weights.get(self.params[0]), bias, f.y)?;
         if !(f.mode.logits && self.act == Activation::Softmax) {
-            self.act.apply(f.y, self.units)?;
+            self.act.apply(f.y, self.units, &mut f.ws.kept)?;
         }
         Ok(())
     }
     fn backward(&self, b: Backward<'_, '_>) -> Result<()> {
         if !(b.mode.logits && self.act == Activation::Softmax) {
-            self.act.backward(b.y, b.dy, self.units)?;
+            self.act.backward(&b.ws.kept, b.y, b.dy, self.units)?;
         }
         let l = Linear::new(b.n, self.inputs, self.units)?;
         let (dk, db) = grads_of(b.weights.table(), b.grads, self.params[0], self.params.get(1).copied());
