@@ -154,6 +154,26 @@ fn every_activation_in_dense_conv_and_its_own_layer() {
 }
 
 #[test]
+fn dilated_convolutions() {
+    for fuse in [false, true] {
+        let mut m = Sequential::new();
+        m.seed(12);
+        m.add(
+            Conv2D::new(3, (3, 3))
+                .dilation_rate((2, 2))
+                .padding("same")
+                .activation(Activation::Relu)
+                .input_shape([9, 9, 2]),
+        )
+        .add(Conv2D::new(4, (2, 3)).dilation_rate((2, 1)).activation(Activation::Relu))
+        .add(MaxPooling2D::new((2, 2)))
+        .add(Flatten::new())
+        .add(Dense::new(3).activation(Activation::Softmax));
+        check(m, [9, 9, 2], 3, fuse, &format!("dilated, fused {fuse}"));
+    }
+}
+
+#[test]
 fn global_pooling_layers() {
     use ember_model::layers::{GlobalAveragePooling2D, GlobalMaxPooling2D};
     for global_max in [false, true] {

@@ -12,13 +12,15 @@ use crate::rng::Rng;
 use ember_kernels::conv::{self, Conv2d, ConvAlgo, ConvReluPool, Padding};
 use ember_kernels::Ctx;
 
-/// Keras's `Conv2D(filters, kernel_size, strides, padding, activation, use_bias)`.
+/// Keras's `Conv2D(filters, kernel_size, strides, padding, dilation_rate, activation,
+/// use_bias)`.
 #[derive(Debug, Clone)]
 pub struct Conv2D {
     name: String,
     filters: usize,
     kernel: (usize, usize),
     strides: (usize, usize),
+    dilation: (usize, usize),
     padding: std::result::Result<Padding, String>,
     act: Activation,
     use_bias: bool,
@@ -40,6 +42,7 @@ impl Conv2D {
             filters,
             kernel: kernel_size,
             strides: (1, 1),
+            dilation: (1, 1),
             padding: Ok(Padding::Valid),
             act: Activation::Linear,
             use_bias: true,
@@ -53,6 +56,12 @@ impl Conv2D {
     /// Strides `(vertical, horizontal)`.
     pub fn strides(mut self, s: (usize, usize)) -> Self {
         self.strides = s;
+        self
+    }
+    /// Keras's `dilation_rate` `(vertical, horizontal)`: the filter taps `d` pixels apart
+    /// (default `(1, 1)`).
+    pub fn dilation_rate(mut self, d: (usize, usize)) -> Self {
+        self.dilation = d;
         self
     }
     /// `"valid"` / `Padding::Valid` (default) or `"same"` / `Padding::Same` (TensorFlow's).
@@ -99,7 +108,7 @@ impl Conv2D {
     pub(crate) fn desc(&self, n: usize) -> Result<Conv2d> {
         let [h, w, c] = self.input;
         let k = [self.kernel.0, self.kernel.1, c, self.filters];
-        Ok(Conv2d::new([n, h, w, c], k, self.strides, (1, 1), padding_of(&self.name, &self.padding)?)?)
+        Ok(Conv2d::new([n, h, w, c], k, self.strides, self.dilation, padding_of(&self.name, &self.padding)?)?)
     }
     /// The kernels' context (the default ISA, this layer's algorithm).
     pub(crate) fn ctx(&self) -> Ctx {
