@@ -235,6 +235,27 @@ fn layers_and_compile_reject_bad_configurations() {
         case!("Adam beta_1 = 1", Error::Config(_), compile_with(Adam::new().betas(1.0, 0.999))),
         case!("Adam beta_2 < 0", Error::Config(_), compile_with(Adam::new().betas(0.9, -0.1))),
         case!("Adam epsilon 0", Error::Config(_), compile_with(Adam::new().epsilon(0.0))),
+        case!("RMSprop rho 1", Error::Config(_), compile_with(ember_model::optimizers::RmsProp::new().rho(1.0))),
+        case!(
+            "RMSprop epsilon NaN",
+            Error::Config(_),
+            compile_with(ember_model::optimizers::RmsProp::new().epsilon(f32::NAN))
+        ),
+        case!(
+            "Adagrad negative initial accumulator",
+            Error::Config(_),
+            compile_with(ember_model::optimizers::Adagrad::new().initial_accumulator_value(-0.1))
+        ),
+        case!(
+            "AdamW negative weight decay",
+            Error::Config(_),
+            compile_with(ember_model::optimizers::AdamW::new().weight_decay(-1.0))
+        ),
+        case!(
+            "AdamW beta_1 = 1",
+            Error::Config(_),
+            compile_with(ember_model::optimizers::AdamW::new().betas(1.0, 0.999))
+        ),
         case!("SGD momentum 2", Error::Config(_), compile_with(Sgd::new().momentum(2.0))),
         case!("unknown activation name", Error::Config(_), "gelu6".parse::<Activation>()),
         case!("more threads than any machine has", Error::Config(_), Sequential::new().set_threads(usize::MAX)),

@@ -297,3 +297,41 @@ fn validation_split_holds_out_the_last_samples() {
     assert_eq!(h.epochs[0].val_loss, Some(e.loss));
     let _ = MaxPooling2D::new((2, 2));
 }
+
+#[test]
+fn every_optimizer_resumes_from_a_checkpoint_exactly() {
+    use ember_model::optimizers::{Adagrad, AdamW, Optimizer, RmsProp};
+    let make = |k: usize| -> Box<dyn Optimizer> {
+        match k {
+            0 => Box::new(RmsProp::new()),
+            1 => Box::new(Adagrad::new().learning_rate(0.05)),
+            2 => Box::new(AdamW::new()),
+            _ => Box::new(Sgd::new().momentum(0.9)),
+        }
+    };
+    let compile = |m: &mut Sequential, k: usize| {
+        let opt = make(k);
+        let name = opt.name();
+        m.compile(opt, Loss::SPARSE_CATEGORICAL_CROSSENTROPY, &[]).unwrap();
+        name
+    };
+    let data = quadrant_task(64, 12, 6);
+    let dir = std::env::temp_dir().join(format!("ember-opt-ckpt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for k in 0..4 {
+        let ckpt = dir.join(format!("{k}.safetensors"));
+        let o = FitOptions { checkpoint: Some(ckpt.clone()), ..opts(2, 16) };
+        let mut a = seed_model(12, 4, 4, 9);
+        compile(&mut a, k);
+        a.fit(&data, None, &FitOptions { epochs: 1, ..o.clone() }, &mut ()).unwrap();
+        let after_one = std::fs::read(&ckpt).unwrap();
+        a.fit(&data, None, &FitOptions { initial_epoch: 1, ..o.clone() }, &mut ()).unwrap();
+        std::fs::write(&ckpt, &after_one).unwrap();
+        let mut b = seed_model(12, 4, 4, 5);
+        let name = compile(&mut b, k);
+        b.load_checkpoint(&ckpt).unwrap();
+        b.fit(&data, None, &FitOptions { initial_epoch: 1, ..o }, &mut ()).unwrap();
+        assert!(weights(&a) == weights(&b), "{name}: resumed weights differ");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

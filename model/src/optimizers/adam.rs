@@ -68,7 +68,7 @@ impl Optimizer for Adam {
     fn apply(&mut self, values: &mut [f32], grads: &[f32]) -> Result<()> {
         self.iterations += 1;
         let t = u32::try_from(self.iterations).map_err(|_| Error::Config("Adam step count overflows u32".into()))?;
-        let (m, v) = slots_for(&mut self.slots, 2, values.len())?.split_at_mut(1);
+        let (m, v) = slots_for(&mut self.slots, 2, values.len(), 0.0)?.split_at_mut(1);
         adam_update(&self.hp, t, values, grads, &mut m[0], &mut v[0])?;
         Ok(())
     }

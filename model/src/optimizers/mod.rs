@@ -1,13 +1,20 @@
-//! Optimizers: [`Adam`] and [`Sgd`] (momentum, Nesterov), with Keras's update rules. They
+//! Optimizers: [`Adam`], [`AdamW`], [`RmsProp`], [`Adagrad`] and [`Sgd`] (momentum,
+//! Nesterov), with Keras's update rules and constants. They
 //! update the parameter store's trainable arena in one pass (`apply(values, grads)`), and
 //! keep their per-parameter state (moments, velocities) as arenas of the same length,
 //! declared once by name ([`Optimizer::slot_names`]), so a checkpoint can store and restore
 //! it exactly without knowing the optimizer.
 
+mod adagrad;
 mod adam;
+mod adamw;
+mod rmsprop;
 mod sgd;
 
+pub use adagrad::Adagrad;
 pub use adam::Adam;
+pub use adamw::AdamW;
+pub use rmsprop::RmsProp;
 pub use sgd::Sgd;
 
 use crate::error::{Error, Result};
@@ -43,6 +50,34 @@ pub trait Optimizer: Send + Sync {
     fn load_state(&mut self, state: OptimizerState) -> Result<()>;
 }
 
+/// A boxed optimizer is one (an optimizer chosen at run time can be given to `compile`).
+impl<O: Optimizer + ?Sized> Optimizer for Box<O> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn learning_rate(&self) -> f32 {
+        (**self).learning_rate()
+    }
+    fn check(&self) -> Result<()> {
+        (**self).check()
+    }
+    fn slot_names(&self) -> &'static [&'static str] {
+        (**self).slot_names()
+    }
+    fn apply(&mut self, values: &mut [f32], grads: &[f32]) -> Result<()> {
+        (**self).apply(values, grads)
+    }
+    fn iterations(&self) -> u64 {
+        (**self).iterations()
+    }
+    fn state(&self) -> OptimizerState {
+        (**self).state()
+    }
+    fn load_state(&mut self, state: OptimizerState) -> Result<()> {
+        (**self).load_state(state)
+    }
+}
+
 /// `lr` is finite and not negative.
 fn check_lr(lr: f32) -> Result<()> {
     if lr.is_finite() && lr >= 0.0 {
@@ -52,11 +87,11 @@ fn check_lr(lr: f32) -> Result<()> {
     }
 }
 
-/// The optimizer's slot arenas for `len` trainable floats: created (zero) on first use; an
-/// error if they exist with another length.
-fn slots_for(slots: &mut Vec<Vec<f32>>, count: usize, len: usize) -> Result<&mut [Vec<f32>]> {
+/// The optimizer's slot arenas for `len` trainable floats: created (filled with `init`) on
+/// first use; an error if they exist with another length.
+fn slots_for(slots: &mut Vec<Vec<f32>>, count: usize, len: usize, init: f32) -> Result<&mut [Vec<f32>]> {
     if slots.is_empty() {
-        slots.extend((0..count).map(|_| vec![0.0; len]));
+        slots.extend((0..count).map(|_| vec![init; len]));
     }
     if slots.len() != count || slots.iter().any(|s| s.len() != len) {
         return Err(Error::Config("optimizer state does not match the model's parameters".into()));

@@ -74,7 +74,7 @@ impl Optimizer for Sgd {
             values.iter_mut().zip(grads).for_each(|(w, g)| *w -= lr * g);
             return Ok(());
         }
-        let vel = &mut slots_for(&mut self.slots, 1, values.len())?[0];
+        let vel = &mut slots_for(&mut self.slots, 1, values.len(), 0.0)?[0];
         for ((w, &g), v) in values.iter_mut().zip(grads).zip(vel.iter_mut()) {
             *v = mu * *v - lr * g;
             *w += if nesterov { mu * *v - lr * g } else { *v };

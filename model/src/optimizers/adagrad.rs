@@ -1,0 +1,93 @@
+//! Adagrad, Keras's form (`keras.optimizers.Adagrad`): the accumulator starts at
+//! `initial_accumulator_value` (0.1), `a += g²`, `w -= lr g / √(a + ε)`; defaults lr 1e-3,
+//! ε 1e-7.
+
+use super::{check_lr, check_state, slots_for, Optimizer, OptimizerState};
+use crate::error::{Error, Result};
+
+/// Keras's `Adagrad(learning_rate, initial_accumulator_value, epsilon)`.
+#[derive(Debug, Clone)]
+pub struct Adagrad {
+    lr: f32,
+    initial: f32,
+    eps: f32,
+    iterations: u64,
+    slots: Vec<Vec<f32>>,
+}
+
+impl Default for Adagrad {
+    fn default() -> Self {
+        Adagrad { lr: 1e-3, initial: 0.1, eps: 1e-7, iterations: 0, slots: Vec::new() }
+    }
+}
+
+impl Adagrad {
+    /// Adagrad with Keras's defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the learning rate.
+    pub fn learning_rate(mut self, lr: f32) -> Self {
+        self.lr = lr;
+        self
+    }
+    /// Sets the accumulators' starting value.
+    pub fn initial_accumulator_value(mut self, v: f32) -> Self {
+        self.initial = v;
+        self
+    }
+    /// Sets ε.
+    pub fn epsilon(mut self, eps: f32) -> Self {
+        self.eps = eps;
+        self
+    }
+}
+
+const NAMES: [&str; 1] = ["accumulator"];
+
+impl Optimizer for Adagrad {
+    fn name(&self) -> &'static str {
+        "adagrad"
+    }
+    fn learning_rate(&self) -> f32 {
+        self.lr
+    }
+    fn check(&self) -> Result<()> {
+        check_lr(self.lr)?;
+        if !(self.initial.is_finite() && self.initial >= 0.0) {
+            return Err(Error::Config(format!(
+                "Adagrad initial_accumulator_value {} must be finite, >= 0",
+                self.initial
+            )));
+        }
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return Err(Error::Config(format!("Adagrad epsilon {} must be finite and positive", self.eps)));
+        }
+        Ok(())
+    }
+    fn slot_names(&self) -> &'static [&'static str] {
+        &NAMES
+    }
+    fn apply(&mut self, values: &mut [f32], grads: &[f32]) -> Result<()> {
+        self.iterations += 1;
+        let (lr, eps) = (self.lr, self.eps);
+        let acc = &mut slots_for(&mut self.slots, 1, values.len(), self.initial)?[0];
+        for ((w, &g), a) in values.iter_mut().zip(grads).zip(acc.iter_mut()) {
+            *a += g * g;
+            *w -= lr * g / (*a + eps).sqrt();
+        }
+        Ok(())
+    }
+    fn iterations(&self) -> u64 {
+        self.iterations
+    }
+    fn state(&self) -> OptimizerState {
+        OptimizerState { iterations: self.iterations, slots: self.slots.clone() }
+    }
+    fn load_state(&mut self, state: OptimizerState) -> Result<()> {
+        check_state(&state, &NAMES)?;
+        self.slots = state.slots;
+        self.iterations = state.iterations;
+        Ok(())
+    }
+}
