@@ -88,6 +88,19 @@ fn the_engine_rejects_bad_graphs_shards_and_hooks() {
     run(vec![
         case!("functional: Add of one input", Error::Config(_), add_model(1, &[2])),
         case!("functional: Add of different shapes", Error::LayerShape { .. }, add_model(2, &[2, 3])),
+        case!("functional: Concatenate of one input", Error::Config(_), {
+            let x = Input::new(&[4]);
+            Model::new(&x, &ember_model::layers::Concatenate::new().apply_to(&[&x]))
+                .and_then(|mut m| m.compile(Adam::new(), Loss::SPARSE_CATEGORICAL_CROSSENTROPY, &[]).map(|_| m))
+        }),
+        case!("functional: Concatenate of mismatched images", Error::LayerShape { .. }, {
+            let x = Input::new(&[4, 4, 1]);
+            let a = Conv2D::new(2, (3, 3)).apply(&x);
+            let y = Dense::new(2)
+                .apply(&Flatten::new().apply(&ember_model::layers::Concatenate::new().apply_to(&[&x, &a])));
+            Model::new(&x, &y)
+                .and_then(|mut m| m.compile(Adam::new(), Loss::SPARSE_CATEGORICAL_CROSSENTROPY, &[]).map(|_| m))
+        }),
         case!("functional: the input is not an Input", Error::Config(_), {
             let x = Input::new(&[8, 8, 1]);
             let h = Flatten::new().apply(&x);

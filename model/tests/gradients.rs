@@ -191,6 +191,22 @@ fn global_pooling_layers() {
 }
 
 #[test]
+fn concatenated_branches() {
+    use ember_model::layers::Concatenate;
+    for fuse in [false, true] {
+        let x = Input::new(&[8, 8, 2]);
+        let a = Conv2D::new(3, (3, 3)).padding("same").activation(Activation::Relu).apply(&x);
+        let b = Conv2D::new(2, (1, 1)).apply(&a);
+        let c = Concatenate::new().apply_to(&[&a, &x, &b]);
+        let p = MaxPooling2D::new((2, 2)).apply(&Conv2D::new(4, (3, 3)).activation(Activation::Relu).apply(&c));
+        let y = Dense::new(3).activation(Activation::Softmax).apply(&Flatten::new().apply(&p));
+        let mut m = Model::new(&x, &y).unwrap();
+        m.seed(2);
+        check(Box::new(m), [8, 8, 2], 3, fuse, &format!("concatenate, fused {fuse}"));
+    }
+}
+
+#[test]
 fn functional_model_with_fan_out_and_add() {
     for fuse in [false, true] {
         let m = branching_model(9);

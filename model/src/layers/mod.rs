@@ -12,6 +12,7 @@
 
 mod activation;
 mod add;
+mod concatenate;
 mod conv2d;
 mod dense;
 mod dropout;
@@ -21,6 +22,7 @@ mod pooling;
 
 pub use activation::{Activation, ActivationLayer};
 pub use add::Add;
+pub use concatenate::Concatenate;
 pub use conv2d::Conv2D;
 pub use dense::Dense;
 pub use dropout::Dropout;
