@@ -2,7 +2,8 @@
 """Fixture for Ember's optimizers against Keras's: three `apply_gradients` steps of each
 optimizer on one float32 variable with fixed gradients, written to
 model/tests/fixtures/keras_optimizers.safetensors (`w0`, `g1`..`g3`, and per optimizer
-`<name>/w1`..`<name>/w3`).
+`<name>/w1`..`<name>/w3`), and the learning-rate schedules at fixed steps (`steps`,
+`schedule/<name>`).
 
     .venv/bin/python scripts/keras_optimizers_fixture.py
 """
@@ -27,13 +28,27 @@ def main():
         "sgd": keras.optimizers.SGD(learning_rate=0.1),
         "sgd_momentum": keras.optimizers.SGD(learning_rate=0.1, momentum=0.9),
         "sgd_nesterov": keras.optimizers.SGD(learning_rate=0.1, momentum=0.9, nesterov=True),
+        "adam_exponential": keras.optimizers.Adam(
+            learning_rate=keras.optimizers.schedules.ExponentialDecay(0.01, decay_steps=2, decay_rate=0.5)
+        ),
     }
+    S = keras.optimizers.schedules
+    schedules = {
+        "exponential": S.ExponentialDecay(0.1, decay_steps=100, decay_rate=0.96),
+        "exponential_staircase": S.ExponentialDecay(0.1, decay_steps=100, decay_rate=0.96, staircase=True),
+        "cosine": S.CosineDecay(0.1, decay_steps=1000, alpha=0.1),
+        "piecewise": S.PiecewiseConstantDecay([100, 500], [0.1, 0.05, 0.01]),
+    }
+    steps = np.array([0, 1, 2, 5, 10, 99, 100, 101, 499, 500, 501, 999, 1000, 2000], dtype="float32")
     tensors = {"w0": w0, "g1": gs[0], "g2": gs[1], "g3": gs[2]}
     for name, opt in opts.items():
         v = tf.Variable(w0)
         for k, g in enumerate(gs):
             opt.apply_gradients([(tf.constant(g), v)])
             tensors[f"{name}/w{k + 1}"] = v.numpy().astype("float32")
+    tensors["steps"] = steps
+    for name, sch in schedules.items():
+        tensors[f"schedule/{name}"] = np.array([float(sch(int(t))) for t in steps], dtype="float32")
     out = os.path.join(os.path.dirname(__file__), "..", "model", "tests", "fixtures", "keras_optimizers.safetensors")
     save_file(tensors, out, metadata={"tensorflow": tf.__version__, "keras": keras.__version__})
     print("wrote", os.path.normpath(out))

@@ -4,7 +4,9 @@
 //! weights are bit-identical to Keras's after every step.
 
 use ember_model::io::Record;
-use ember_model::optimizers::{Adagrad, Adam, AdamW, Optimizer, RmsProp, Sgd};
+use ember_model::optimizers::{
+    Adagrad, Adam, AdamW, CosineDecay, ExponentialDecay, Optimizer, PiecewiseConstantDecay, RmsProp, Schedule, Sgd,
+};
 
 #[test]
 fn three_steps_of_each_optimizer_match_keras() {
@@ -18,6 +20,15 @@ fn three_steps_of_each_optimizer_match_keras() {
         ("sgd", Box::new(Sgd::new().learning_rate(0.1))),
         ("sgd_momentum", Box::new(Sgd::new().learning_rate(0.1).momentum(0.9))),
         ("sgd_nesterov", Box::new(Sgd::new().learning_rate(0.1).momentum(0.9).nesterov(true))),
+        (
+            "adam_exponential",
+            Box::new(Adam::new().learning_rate(ExponentialDecay {
+                initial_learning_rate: 0.01,
+                decay_steps: 2,
+                decay_rate: 0.5,
+                staircase: false,
+            })),
+        ),
     ];
     for (name, mut opt) in cases {
         opt.check().unwrap();
@@ -28,6 +39,29 @@ fn three_steps_of_each_optimizer_match_keras() {
             for (i, (a, b)) in w.iter().zip(&want).enumerate() {
                 assert_eq!(a.to_bits(), b.to_bits(), "{name} step {k} [{i}]: {a} vs Keras {b}");
             }
+        }
+    }
+}
+
+#[test]
+fn schedules_match_keras() {
+    let r = Record::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keras_optimizers.safetensors")).unwrap();
+    let steps = r.get("steps", &[14]).unwrap().to_vec();
+    let exp =
+        |staircase| ExponentialDecay { initial_learning_rate: 0.1, decay_steps: 100, decay_rate: 0.96, staircase };
+    let cases: Vec<(&str, Box<dyn Schedule>)> = vec![
+        ("exponential", Box::new(exp(false))),
+        ("exponential_staircase", Box::new(exp(true))),
+        ("cosine", Box::new(CosineDecay { initial_learning_rate: 0.1, decay_steps: 1000, alpha: 0.1 })),
+        ("piecewise", Box::new(PiecewiseConstantDecay { boundaries: vec![100, 500], values: vec![0.1, 0.05, 0.01] })),
+    ];
+    for (name, s) in cases {
+        s.check().unwrap();
+        let want = r.get(&format!("schedule/{name}"), &[14]).unwrap();
+        for (&t, &w) in steps.iter().zip(want) {
+            let got = s.at(t as u64);
+            // Keras's own f32 formulas; `powf` and `cos` may differ from TensorFlow's by an ulp.
+            assert!((got - w).abs() <= 2.0 * f32::EPSILON * w.abs(), "{name} at step {t}: {got} vs Keras {w}");
         }
     }
 }

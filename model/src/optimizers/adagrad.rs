@@ -2,13 +2,13 @@
 //! `initial_accumulator_value` (0.1), `a += g²`, `w -= lr g / √(a + ε)`; defaults lr 1e-3,
 //! ε 1e-7.
 
-use super::{check_lr, check_state, slots_for, Optimizer, OptimizerState};
+use super::{check_state, slots_for, LearningRate, Optimizer, OptimizerState};
 use crate::error::{Error, Result};
 
 /// Keras's `Adagrad(learning_rate, initial_accumulator_value, epsilon)`.
 #[derive(Debug, Clone)]
 pub struct Adagrad {
-    lr: f32,
+    lr: LearningRate,
     initial: f32,
     eps: f32,
     iterations: u64,
@@ -17,7 +17,7 @@ pub struct Adagrad {
 
 impl Default for Adagrad {
     fn default() -> Self {
-        Adagrad { lr: 1e-3, initial: 0.1, eps: 1e-7, iterations: 0, slots: Vec::new() }
+        Adagrad { lr: LearningRate::Constant(1e-3), initial: 0.1, eps: 1e-7, iterations: 0, slots: Vec::new() }
     }
 }
 
@@ -26,9 +26,9 @@ impl Adagrad {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Sets the learning rate.
-    pub fn learning_rate(mut self, lr: f32) -> Self {
-        self.lr = lr;
+    /// Sets the learning rate: a constant or a schedule.
+    pub fn learning_rate(mut self, lr: impl Into<LearningRate>) -> Self {
+        self.lr = lr.into();
         self
     }
     /// Sets the accumulators' starting value.
@@ -50,10 +50,10 @@ impl Optimizer for Adagrad {
         "adagrad"
     }
     fn learning_rate(&self) -> f32 {
-        self.lr
+        self.lr.at(self.iterations)
     }
     fn check(&self) -> Result<()> {
-        check_lr(self.lr)?;
+        self.lr.check()?;
         if !(self.initial.is_finite() && self.initial >= 0.0) {
             return Err(Error::Config(format!(
                 "Adagrad initial_accumulator_value {} must be finite, >= 0",
@@ -69,8 +69,8 @@ impl Optimizer for Adagrad {
         &NAMES
     }
     fn apply(&mut self, values: &mut [f32], grads: &[f32]) -> Result<()> {
+        let (lr, eps) = (self.lr.at(self.iterations), self.eps);
         self.iterations += 1;
-        let (lr, eps) = (self.lr, self.eps);
         let acc = &mut slots_for(&mut self.slots, 1, values.len(), self.initial)?[0];
         for ((w, &g), a) in values.iter_mut().zip(grads).zip(acc.iter_mut()) {
             *a += g * g;

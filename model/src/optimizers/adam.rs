@@ -1,17 +1,26 @@
 //! Adam (Kingma & Ba), Keras's formulation and defaults.
 
-use super::{check_lr, check_state, slots_for, Optimizer, OptimizerState};
+use super::{check_state, slots_for, LearningRate, Optimizer, OptimizerState};
 use crate::error::{Error, Result};
 use ember_kernels::elementwise::{adam_update, AdamParams};
 
 /// Adam with Keras's update (`ember_kernels::elementwise::adam_update`): defaults lr 1e-3,
 /// β1 0.9, β2 0.999, ε 1e-7.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Adam {
+    /// β1, β2, ε (the rate in it is set from `lr` at each step).
     hp: AdamParams,
+    lr: LearningRate,
     iterations: u64,
     /// `m` and `v` over the trainable arena.
     slots: Vec<Vec<f32>>,
+}
+
+impl Default for Adam {
+    fn default() -> Self {
+        let hp = AdamParams::default();
+        Adam { hp, lr: LearningRate::Constant(hp.lr), iterations: 0, slots: Vec::new() }
+    }
 }
 
 impl Adam {
@@ -19,9 +28,9 @@ impl Adam {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Sets the learning rate.
-    pub fn learning_rate(mut self, lr: f32) -> Self {
-        self.hp.lr = lr;
+    /// Sets the learning rate: a constant or a schedule.
+    pub fn learning_rate(mut self, lr: impl Into<LearningRate>) -> Self {
+        self.lr = lr.into();
         self
     }
     /// Sets β1 and β2 (double precision, as Keras's Python floats: `1 - β` is computed from
@@ -35,9 +44,9 @@ impl Adam {
         self.hp.eps = eps;
         self
     }
-    /// The hyper-parameters.
+    /// The hyper-parameters (with the rate of the next step).
     pub fn params(&self) -> AdamParams {
-        self.hp
+        AdamParams { lr: self.lr.at(self.iterations), ..self.hp }
     }
 }
 
@@ -48,10 +57,10 @@ impl Optimizer for Adam {
         "adam"
     }
     fn learning_rate(&self) -> f32 {
-        self.hp.lr
+        self.lr.at(self.iterations)
     }
     fn check(&self) -> Result<()> {
-        check_lr(self.hp.lr)?;
+        self.lr.check()?;
         for (name, b) in [("beta_1", self.hp.beta1), ("beta_2", self.hp.beta2)] {
             if !(0.0..1.0).contains(&b) {
                 return Err(Error::Config(format!("Adam {name} {b} is not in [0, 1)")));
@@ -66,6 +75,7 @@ impl Optimizer for Adam {
         &NAMES
     }
     fn apply(&mut self, values: &mut [f32], grads: &[f32]) -> Result<()> {
+        self.hp.lr = self.lr.at(self.iterations);
         self.iterations += 1;
         let t = u32::try_from(self.iterations).map_err(|_| Error::Config("Adam step count overflows u32".into()))?;
         let (m, v) = slots_for(&mut self.slots, 2, values.len(), 0.0)?.split_at_mut(1);

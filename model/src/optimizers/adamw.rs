@@ -23,8 +23,8 @@ impl AdamW {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Sets the learning rate.
-    pub fn learning_rate(mut self, lr: f32) -> Self {
+    /// Sets the learning rate: a constant or a schedule.
+    pub fn learning_rate(mut self, lr: impl Into<super::LearningRate>) -> Self {
         self.adam = self.adam.learning_rate(lr);
         self
     }

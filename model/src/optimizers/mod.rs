@@ -9,12 +9,14 @@ mod adagrad;
 mod adam;
 mod adamw;
 mod rmsprop;
+mod schedules;
 mod sgd;
 
 pub use adagrad::Adagrad;
 pub use adam::Adam;
 pub use adamw::AdamW;
 pub use rmsprop::RmsProp;
+pub use schedules::{CosineDecay, ExponentialDecay, LearningRate, PiecewiseConstantDecay, Schedule};
 pub use sgd::Sgd;
 
 use crate::error::{Error, Result};
@@ -75,15 +77,6 @@ impl<O: Optimizer + ?Sized> Optimizer for Box<O> {
     }
     fn load_state(&mut self, state: OptimizerState) -> Result<()> {
         (**self).load_state(state)
-    }
-}
-
-/// `lr` is finite and not negative.
-fn check_lr(lr: f32) -> Result<()> {
-    if lr.is_finite() && lr >= 0.0 {
-        Ok(())
-    } else {
-        Err(Error::Config(format!("learning rate {lr} must be finite and not negative")))
     }
 }
 

@@ -2,13 +2,13 @@
 //! `v = ρ v + (1 - ρ) g²`, `w -= lr g / √(v + ε)`; defaults lr 1e-3, ρ 0.9, ε 1e-7. As in
 //! Keras, `1 - ρ` is computed in double precision from ρ and rounded to f32 once.
 
-use super::{check_lr, check_state, slots_for, Optimizer, OptimizerState};
+use super::{check_state, slots_for, LearningRate, Optimizer, OptimizerState};
 use crate::error::{Error, Result};
 
 /// Keras's `RMSprop(learning_rate, rho, epsilon)`.
 #[derive(Debug, Clone)]
 pub struct RmsProp {
-    lr: f32,
+    lr: LearningRate,
     rho: f64,
     eps: f32,
     iterations: u64,
@@ -17,7 +17,7 @@ pub struct RmsProp {
 
 impl Default for RmsProp {
     fn default() -> Self {
-        RmsProp { lr: 1e-3, rho: 0.9, eps: 1e-7, iterations: 0, slots: Vec::new() }
+        RmsProp { lr: LearningRate::Constant(1e-3), rho: 0.9, eps: 1e-7, iterations: 0, slots: Vec::new() }
     }
 }
 
@@ -26,9 +26,9 @@ impl RmsProp {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Sets the learning rate.
-    pub fn learning_rate(mut self, lr: f32) -> Self {
-        self.lr = lr;
+    /// Sets the learning rate: a constant or a schedule.
+    pub fn learning_rate(mut self, lr: impl Into<LearningRate>) -> Self {
+        self.lr = lr.into();
         self
     }
     /// Sets ρ, the decay of the squared-gradient average.
@@ -50,10 +50,10 @@ impl Optimizer for RmsProp {
         "rmsprop"
     }
     fn learning_rate(&self) -> f32 {
-        self.lr
+        self.lr.at(self.iterations)
     }
     fn check(&self) -> Result<()> {
-        check_lr(self.lr)?;
+        self.lr.check()?;
         if !(0.0..1.0).contains(&self.rho) {
             return Err(Error::Config(format!("RMSprop rho {} is not in [0, 1)", self.rho)));
         }
@@ -66,8 +66,9 @@ impl Optimizer for RmsProp {
         &NAMES
     }
     fn apply(&mut self, values: &mut [f32], grads: &[f32]) -> Result<()> {
+        let (lr, eps, rho, one_minus) =
+            (self.lr.at(self.iterations), self.eps, self.rho as f32, (1.0 - self.rho) as f32);
         self.iterations += 1;
-        let (lr, eps, rho, one_minus) = (self.lr, self.eps, self.rho as f32, (1.0 - self.rho) as f32);
         let v = &mut slots_for(&mut self.slots, 1, values.len(), 0.0)?[0];
         for ((w, &g), v) in values.iter_mut().zip(grads).zip(v.iter_mut()) {
             *v = rho * *v + one_minus * (g * g);

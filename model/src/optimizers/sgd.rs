@@ -2,13 +2,13 @@
 //! `velocity = momentum·velocity - lr·g`; `w += velocity` (or, Nesterov,
 //! `w += momentum·velocity - lr·g`); plain `w -= lr·g` without momentum.
 
-use super::{check_lr, check_state, slots_for, Optimizer, OptimizerState};
+use super::{check_state, slots_for, LearningRate, Optimizer, OptimizerState};
 use crate::error::{Error, Result};
 
 /// Keras's `SGD(learning_rate, momentum, nesterov)`; defaults lr 0.01, no momentum.
 #[derive(Debug, Clone)]
 pub struct Sgd {
-    lr: f32,
+    lr: LearningRate,
     momentum: f32,
     nesterov: bool,
     iterations: u64,
@@ -17,7 +17,7 @@ pub struct Sgd {
 
 impl Default for Sgd {
     fn default() -> Self {
-        Sgd { lr: 0.01, momentum: 0.0, nesterov: false, iterations: 0, slots: Vec::new() }
+        Sgd { lr: LearningRate::Constant(0.01), momentum: 0.0, nesterov: false, iterations: 0, slots: Vec::new() }
     }
 }
 
@@ -26,9 +26,9 @@ impl Sgd {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Sets the learning rate.
-    pub fn learning_rate(mut self, lr: f32) -> Self {
-        self.lr = lr;
+    /// Sets the learning rate: a constant or a schedule.
+    pub fn learning_rate(mut self, lr: impl Into<LearningRate>) -> Self {
+        self.lr = lr.into();
         self
     }
     /// Sets the momentum (in `[0, 1]`).
@@ -50,10 +50,10 @@ impl Optimizer for Sgd {
         "sgd"
     }
     fn learning_rate(&self) -> f32 {
-        self.lr
+        self.lr.at(self.iterations)
     }
     fn check(&self) -> Result<()> {
-        check_lr(self.lr)?;
+        self.lr.check()?;
         if !(0.0..=1.0).contains(&self.momentum) {
             return Err(Error::Config(format!("SGD momentum {} is not in [0, 1]", self.momentum)));
         }
@@ -68,8 +68,8 @@ impl Optimizer for Sgd {
     }
     fn apply(&mut self, values: &mut [f32], grads: &[f32]) -> Result<()> {
         self.check()?;
+        let (lr, mu, nesterov) = (self.lr.at(self.iterations), self.momentum, self.nesterov);
         self.iterations += 1;
-        let (lr, mu, nesterov) = (self.lr, self.momentum, self.nesterov);
         if mu == 0.0 {
             values.iter_mut().zip(grads).for_each(|(w, g)| *w -= lr * g);
             return Ok(());
