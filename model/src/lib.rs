@@ -67,7 +67,10 @@ pub use params::{ParamId, ParamKind, ParamStore};
 pub use sequential::Sequential;
 pub use tensor::Tensor;
 pub use threads::MAX_THREADS;
-pub use trainer::{BatchLogs, Callback, ClipByGlobalNorm, EpochLogs, Evaluation, FitOptions, GradientHook, History};
+pub use trainer::{
+    BatchLogs, Callback, ClipByGlobalNorm, CsvLogger, EarlyStopping, EpochLogs, Evaluation, FitOptions, GradientHook,
+    History, LearningRateScheduler, ModelCheckpoint, ReduceLrOnPlateau,
+};
 
 /// The README's Rust examples (model, GEMM, convolution), compiled and run as doctests so
 /// they stay true; here because this crate sees both.

@@ -10,6 +10,7 @@
 mod common;
 
 use common::{compile_adam, quadrant_task, seed_model, weights};
+use ember_model::Model;
 use ember_model::{BatchLogs, Callback, FitOptions};
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
@@ -51,8 +52,15 @@ struct Progress {
 }
 
 impl Callback for Progress {
-    fn on_epoch_begin(&mut self, epoch: usize, _epochs: usize, _steps: usize) {
+    fn on_epoch_begin(
+        &mut self,
+        epoch: usize,
+        _epochs: usize,
+        _steps: usize,
+        _m: &mut Model,
+    ) -> ember_model::Result<()> {
         self.epoch = epoch;
+        Ok(())
     }
     fn on_batch_end(&mut self, logs: &BatchLogs) {
         println!("progress {} {}", self.epoch, logs.step);

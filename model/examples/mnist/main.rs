@@ -20,7 +20,7 @@ use ember_model::data::load_mnist;
 use ember_model::layers::{Activation, Conv2D, Dense, Dropout, Flatten, MaxPooling2D};
 use ember_model::losses::{Loss, Metric};
 use ember_model::optimizers::Adam;
-use ember_model::{BatchLogs, Callback, EpochLogs, FitOptions, Sequential};
+use ember_model::{BatchLogs, Callback, EpochLogs, FitOptions, Model, Sequential};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -106,7 +106,7 @@ struct Progress {
 }
 
 impl Callback for Progress {
-    fn on_epoch_begin(&mut self, epoch: usize, epochs: usize, steps: usize) {
+    fn on_epoch_begin(&mut self, epoch: usize, epochs: usize, steps: usize, _m: &mut Model) -> ember_model::Result<()> {
         println!("Epoch {epoch}/{epochs}");
         self.start = Instant::now();
         self.epoch = epoch;
@@ -119,6 +119,7 @@ impl Callback for Progress {
             );
             self.bar = Some(bar);
         }
+        Ok(())
     }
     fn on_batch_end(&mut self, l: &BatchLogs) {
         if l.step.is_multiple_of(25) || l.step == l.steps {
@@ -132,7 +133,7 @@ impl Callback for Progress {
             }
         }
     }
-    fn on_epoch_end(&mut self, l: &EpochLogs) {
+    fn on_epoch_end(&mut self, l: &EpochLogs, _m: &mut Model) -> ember_model::Result<()> {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
@@ -148,6 +149,7 @@ impl Callback for Progress {
             line += &format!(" - val_accuracy: {va:.4} - val_loss: {vl:.4}");
         }
         println!("{line}");
+        Ok(())
     }
 }
 

@@ -85,6 +85,9 @@ impl Optimizer for Adam {
     fn iterations(&self) -> u64 {
         self.iterations
     }
+    fn set_learning_rate(&mut self, lr: LearningRate) {
+        self.lr = lr;
+    }
     fn state(&self) -> OptimizerState {
         OptimizerState { iterations: self.iterations, slots: self.slots.clone() }
     }

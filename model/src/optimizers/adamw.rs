@@ -70,6 +70,9 @@ impl Optimizer for AdamW {
     fn iterations(&self) -> u64 {
         self.adam.iterations()
     }
+    fn set_learning_rate(&mut self, lr: super::LearningRate) {
+        self.adam.set_learning_rate(lr);
+    }
     fn state(&self) -> OptimizerState {
         self.adam.state()
     }

@@ -46,6 +46,8 @@ pub trait Optimizer: Send + Sync {
     fn apply(&mut self, values: &mut [f32], grads: &[f32]) -> Result<()>;
     /// Updates applied so far.
     fn iterations(&self) -> u64;
+    /// Replaces the learning rate (a callback's change; the state is kept).
+    fn set_learning_rate(&mut self, lr: LearningRate);
     /// The full state, for checkpoints.
     fn state(&self) -> OptimizerState;
     /// Restores a state saved by [`Optimizer::state`] for the same parameters.
@@ -71,6 +73,9 @@ impl<O: Optimizer + ?Sized> Optimizer for Box<O> {
     }
     fn iterations(&self) -> u64 {
         (**self).iterations()
+    }
+    fn set_learning_rate(&mut self, lr: LearningRate) {
+        (**self).set_learning_rate(lr)
     }
     fn state(&self) -> OptimizerState {
         (**self).state()

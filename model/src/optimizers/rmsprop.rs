@@ -79,6 +79,9 @@ impl Optimizer for RmsProp {
     fn iterations(&self) -> u64 {
         self.iterations
     }
+    fn set_learning_rate(&mut self, lr: LearningRate) {
+        self.lr = lr;
+    }
     fn state(&self) -> OptimizerState {
         OptimizerState { iterations: self.iterations, slots: self.slots.clone() }
     }

@@ -278,6 +278,15 @@ impl ParamStore {
     pub(crate) fn weights(&self) -> Weights<'_> {
         Weights { table: &self.table, values: self.values.as_slice() }
     }
+    /// Copies every value (trainable and state) from `other`, a store of the same tensors
+    /// (a snapshot taken with `clone`, as Keras's `get_weights` / `set_weights`).
+    pub fn copy_values_from(&mut self, other: &ParamStore) -> Result<()> {
+        if other.table.infos != self.table.infos {
+            return Err(Error::Config("the stores hold different tensors".into()));
+        }
+        self.values.as_mut_slice().copy_from_slice(other.values.as_slice());
+        Ok(())
+    }
     /// The values of `id` in Keras's layout.
     pub fn to_keras(&self, id: ParamId) -> Vec<f32> {
         self.table.info(id).to_keras(self.value(id))

@@ -7,9 +7,12 @@
 mod callbacks;
 pub(crate) mod checkpoint;
 mod hook;
+mod keras_callbacks;
+mod step;
 
 pub use callbacks::{BatchLogs, Callback, EpochLogs, Evaluation, History};
 pub use hook::{ClipByGlobalNorm, GradientHook};
+pub use keras_callbacks::{CsvLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint, ReduceLrOnPlateau};
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -71,6 +74,8 @@ pub(crate) struct TrainState {
     pub compiled: Option<Compiled>,
     pub hook: Option<Box<dyn GradientHook>>,
     pub epochs_done: usize,
+    /// Set by a callback ([`Model::stop_training`]): `fit` ends after the current epoch.
+    stop: bool,
     order: Vec<usize>,
 }
 
@@ -118,6 +123,27 @@ impl Model {
         self
     }
 
+    /// Asks `fit` to stop after the current epoch (Keras's `model.stop_training = True`;
+    /// for callbacks).
+    pub fn stop_training(&mut self) {
+        self.train.stop = true;
+    }
+
+    /// The optimizer's learning rate for the next update (`None` before `compile`).
+    pub fn learning_rate(&self) -> Option<f32> {
+        self.optimizer().map(Optimizer::learning_rate)
+    }
+
+    /// Sets the optimizer's learning rate to a constant (Keras's
+    /// `model.optimizer.learning_rate = lr`; for callbacks).
+    pub fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
+        let c = self.train.compiled.as_mut().ok_or(Error::NotCompiled)?;
+        let rate = crate::optimizers::LearningRate::Constant(lr);
+        rate.check()?;
+        c.optimizer.set_learning_rate(rate);
+        Ok(())
+    }
+
     /// Removes the gradient hook.
     pub fn clear_gradient_hook(&mut self) -> &mut Self {
         self.train.hook = None;
@@ -156,7 +182,7 @@ impl Model {
     }
 
     /// Forward and backward over the loaded batch, into the store's gradient arena.
-    fn gradients_of_loaded(&mut self, training: bool) -> Result<(f64, usize)> {
+    pub(crate) fn gradients_of_loaded(&mut self, training: bool) -> Result<(f64, usize)> {
         self.run_loaded(training, true)
     }
 
@@ -171,85 +197,6 @@ impl Model {
         }
         let (values, grads) = store.trainable_mut();
         c.optimizer.apply(values, grads)
-    }
-
-    fn load_batch(&mut self, x: &[f32], labels: &[u32]) -> Result<usize> {
-        let c = self.compiled()?;
-        let n = labels.len();
-        losses::check_labels(labels, c.classes)?;
-        if n == 0 || x.len() != n * self.input_len() {
-            return Err(Error::Data(format!(
-                "{} input values for {n} labels; the model takes {} values per sample",
-                x.len(),
-                self.input_len()
-            )));
-        }
-        self.plan.as_ref().ok_or(Error::NotCompiled)?;
-        self.batch.input.clear();
-        self.batch.input.extend_from_slice(x);
-        self.batch.labels.clear();
-        self.batch.labels.extend_from_slice(labels);
-        Ok(n)
-    }
-
-    /// Forward and backward over one batch (`x`: `n` samples, `labels`: `n` labels):
-    /// returns the loss and leaves the gradients in the parameter store, without updating
-    /// the weights. For gradient checks and custom training loops.
-    pub fn loss_and_gradients(&mut self, x: &[f32], labels: &[u32]) -> Result<f32> {
-        let n = self.load_batch(x, labels)?;
-        let pool = self.pool()?;
-        pool.install(|| Ok((self.gradients_of_loaded(true)?.0 / n as f64) as f32))
-    }
-
-    /// Forward and backward over a shard of a batch, reading the model's weights only: the
-    /// loss summed over the shard's samples (each scaled as a mean over `global_batch`), and
-    /// the parameter gradients written into `grads` (the trainable arena's length). Shards
-    /// of one model can run at once, each with its own [`Shard`] and `grads`; `first_sample`
-    /// is the index of the shard's first sample in the global batch.
-    pub fn compute_gradients(
-        &self,
-        shard: &mut Shard,
-        (x, labels): (&[f32], &[u32]),
-        (first_sample, global_batch): (usize, usize),
-        grads: &mut [f32],
-    ) -> Result<f64> {
-        let plan = self.plan.as_ref().ok_or(Error::NotCompiled)?;
-        let args = self.run_args(true, global_batch)?;
-        losses::check_labels(labels, args.classes)?;
-        let n = labels.len();
-        if n == 0 || x.len() != n * self.input_len() || grads.len() != self.store.table().trainable_len() {
-            return Err(Error::Data(format!(
-                "{} input values and {} gradients for {n} labels ({} per sample, {} gradients)",
-                x.len(),
-                grads.len(),
-                self.input_len(),
-                self.store.table().trainable_len()
-            )));
-        }
-        if global_batch < first_sample + n {
-            return Err(Error::Data(format!(
-                "samples {first_sample}..{} lie outside a batch of {global_batch}",
-                first_sample + n
-            )));
-        }
-        self.pool()?.install(|| Ok(executor::run_range(plan, &args, Some(grads), shard, (x, labels), first_sample)?.0))
-    }
-
-    /// One training step on one batch (Keras's `train_on_batch`): forward, loss, backward,
-    /// hook, update. Returns the batch's loss and accuracy (of the predictions before the
-    /// update).
-    pub fn train_on_batch(&mut self, x: &[f32], labels: &[u32]) -> Result<Evaluation> {
-        let n = self.load_batch(x, labels)?;
-        let pool = self.pool()?;
-        let (loss, correct) = pool.install(|| self.train_step(n))?;
-        Ok(Evaluation { loss, accuracy: correct as f32 / n as f32 })
-    }
-
-    /// The step on the loaded batch; inside the pool.
-    fn train_step(&mut self, n: usize) -> Result<(f32, usize)> {
-        let (loss, correct) = self.gradients_of_loaded(true)?;
-        self.apply_gradients()?;
-        Ok(((loss / n as f64) as f32, correct))
     }
 
     /// Trains (Keras's `fit`): `validation` data, or else `opts.validation_split` of `train`,
@@ -303,8 +250,10 @@ impl Model {
         let bs = opts.batch_size;
         let steps = train_n.div_ceil(bs);
         let mut history = History::default();
+        self.train.stop = false;
+        callback.on_train_begin(self)?;
         for epoch in opts.initial_epoch + 1..=opts.epochs {
-            callback.on_epoch_begin(epoch, opts.epochs, steps);
+            callback.on_epoch_begin(epoch, opts.epochs, steps, self)?;
             let start = Instant::now();
             let mut order = std::mem::take(&mut self.train.order);
             order.clear();
@@ -348,9 +297,13 @@ impl Model {
             if let Some(path) = &opts.checkpoint {
                 self.save_checkpoint(path)?;
             }
-            callback.on_epoch_end(&logs);
+            callback.on_epoch_end(&logs, self)?;
             history.epochs.push(logs);
+            if self.train.stop {
+                break;
+            }
         }
+        callback.on_train_end(self)?;
         Ok(history)
     }
 

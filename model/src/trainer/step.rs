@@ -1,0 +1,89 @@
+//! One batch at a time: `train_on_batch`, `loss_and_gradients`, and the shard API for
+//! running parts of a batch concurrently (`compute_gradients`).
+
+use crate::error::{Error, Result};
+use crate::graph::executor::{self, Shard};
+use crate::losses;
+use crate::model::Model;
+use crate::trainer::Evaluation;
+
+impl Model {
+    pub(crate) fn load_batch(&mut self, x: &[f32], labels: &[u32]) -> Result<usize> {
+        let c = self.compiled()?;
+        let n = labels.len();
+        losses::check_labels(labels, c.classes)?;
+        if n == 0 || x.len() != n * self.input_len() {
+            return Err(Error::Data(format!(
+                "{} input values for {n} labels; the model takes {} values per sample",
+                x.len(),
+                self.input_len()
+            )));
+        }
+        self.plan.as_ref().ok_or(Error::NotCompiled)?;
+        self.batch.input.clear();
+        self.batch.input.extend_from_slice(x);
+        self.batch.labels.clear();
+        self.batch.labels.extend_from_slice(labels);
+        Ok(n)
+    }
+
+    /// Forward and backward over one batch (`x`: `n` samples, `labels`: `n` labels):
+    /// returns the loss and leaves the gradients in the parameter store, without updating
+    /// the weights. For gradient checks and custom training loops.
+    pub fn loss_and_gradients(&mut self, x: &[f32], labels: &[u32]) -> Result<f32> {
+        let n = self.load_batch(x, labels)?;
+        let pool = self.pool()?;
+        pool.install(|| Ok((self.gradients_of_loaded(true)?.0 / n as f64) as f32))
+    }
+
+    /// Forward and backward over a shard of a batch, reading the model's weights only: the
+    /// loss summed over the shard's samples (each scaled as a mean over `global_batch`), and
+    /// the parameter gradients written into `grads` (the trainable arena's length). Shards
+    /// of one model can run at once, each with its own [`Shard`] and `grads`; `first_sample`
+    /// is the index of the shard's first sample in the global batch.
+    pub fn compute_gradients(
+        &self,
+        shard: &mut Shard,
+        (x, labels): (&[f32], &[u32]),
+        (first_sample, global_batch): (usize, usize),
+        grads: &mut [f32],
+    ) -> Result<f64> {
+        let plan = self.plan.as_ref().ok_or(Error::NotCompiled)?;
+        let args = self.run_args(true, global_batch)?;
+        losses::check_labels(labels, args.classes)?;
+        let n = labels.len();
+        if n == 0 || x.len() != n * self.input_len() || grads.len() != self.store.table().trainable_len() {
+            return Err(Error::Data(format!(
+                "{} input values and {} gradients for {n} labels ({} per sample, {} gradients)",
+                x.len(),
+                grads.len(),
+                self.input_len(),
+                self.store.table().trainable_len()
+            )));
+        }
+        if global_batch < first_sample + n {
+            return Err(Error::Data(format!(
+                "samples {first_sample}..{} lie outside a batch of {global_batch}",
+                first_sample + n
+            )));
+        }
+        self.pool()?.install(|| Ok(executor::run_range(plan, &args, Some(grads), shard, (x, labels), first_sample)?.0))
+    }
+
+    /// One training step on one batch (Keras's `train_on_batch`): forward, loss, backward,
+    /// hook, update. Returns the batch's loss and accuracy (of the predictions before the
+    /// update).
+    pub fn train_on_batch(&mut self, x: &[f32], labels: &[u32]) -> Result<Evaluation> {
+        let n = self.load_batch(x, labels)?;
+        let pool = self.pool()?;
+        let (loss, correct) = pool.install(|| self.train_step(n))?;
+        Ok(Evaluation { loss, accuracy: correct as f32 / n as f32 })
+    }
+
+    /// The step on the loaded batch; inside the pool.
+    pub(crate) fn train_step(&mut self, n: usize) -> Result<(f32, usize)> {
+        let (loss, correct) = self.gradients_of_loaded(true)?;
+        self.apply_gradients()?;
+        Ok(((loss / n as f64) as f32, correct))
+    }
+}
