@@ -1,54 +1,251 @@
-//! Losses and metrics. Sparse categorical cross-entropy on a softmax output is computed from
-//! the logits (the softmax fused into the loss: stable, and its gradient is `p - onehot`).
+//! Losses and metrics, in Keras's formulas. A cross-entropy on probabilities after the
+//! activation it pairs with (softmax, sigmoid) is computed from the logits (the activation
+//! fused into the loss, as Keras does: stable, and the gradient is `p - t`).
 
 use crate::error::{Error, Result};
+use crate::layers::Activation;
 use ember_kernels::elementwise::softmax_cross_entropy_sum;
 
-/// A loss over `[n, classes]` outputs and integer labels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A loss over `[n, width]` outputs and integer labels (the targets are built from the
+/// labels: one-hot for the categorical losses and mean squared error, the label itself for
+/// binary cross-entropy on one output). Keras's formulas; every loss is the mean over the
+/// batch of the per-sample loss, which for binary cross-entropy and mean squared error is
+/// itself a mean over the outputs.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Loss {
-    /// Keras's `SparseCategoricalCrossentropy(from_logits)`: integer labels, the mean over
-    /// the batch of `-log p[label]`. With `from_logits: false` the model's output is a
-    /// probability distribution; a softmax at the end of the model is then fused into the
-    /// loss during training.
+    /// Keras's `SparseCategoricalCrossentropy(from_logits)`: `-log p[label]`. With
+    /// `from_logits: false` the model's output is a probability distribution; a softmax at
+    /// the end of the model is then fused into the loss.
     SparseCategoricalCrossentropy {
         /// Whether the model outputs logits rather than probabilities.
         from_logits: bool,
     },
+    /// Keras's `CategoricalCrossentropy(from_logits, label_smoothing)` against the one-hot
+    /// label, smoothed: `t = onehot (1 - ls) + ls / width`; `-Σ t log q` with
+    /// `q = p / Σp` clipped to `[1e-7, 1 - 1e-7]` on probabilities.
+    CategoricalCrossentropy {
+        /// Whether the model outputs logits.
+        from_logits: bool,
+        /// Label smoothing in `[0, 1]`.
+        label_smoothing: f32,
+    },
+    /// Keras's `BinaryCrossentropy(from_logits, label_smoothing)` on one output per sample
+    /// and labels 0 / 1 (`t = label (1 - ls) + ls / 2`): `-(t log p + (1 - t) log(1 - p))`
+    /// with `p` clipped to `[1e-7, 1 - 1e-7]`; from logits the stable
+    /// `max(z, 0) - z t + log(1 + e^-|z|)`. A sigmoid at the end of the model is fused into
+    /// it, as Keras does.
+    BinaryCrossentropy {
+        /// Whether the model outputs logits.
+        from_logits: bool,
+        /// Label smoothing in `[0, 1]`.
+        label_smoothing: f32,
+    },
+    /// Keras's `MeanSquaredError`: the mean over the outputs of `(p - t)²`, `t` the one-hot
+    /// label (or the label itself on one output).
+    MeanSquaredError,
 }
+
+/// Probabilities are clipped to `[EPSILON, 1 - EPSILON]` before the logarithm, as Keras.
+const EPSILON: f32 = 1e-7;
 
 impl Loss {
     /// Keras's `"sparse_categorical_crossentropy"` (probabilities).
     pub const SPARSE_CATEGORICAL_CROSSENTROPY: Loss = Loss::SparseCategoricalCrossentropy { from_logits: false };
+    /// Keras's `"categorical_crossentropy"` (probabilities, no smoothing).
+    pub const CATEGORICAL_CROSSENTROPY: Loss =
+        Loss::CategoricalCrossentropy { from_logits: false, label_smoothing: 0.0 };
+    /// Keras's `"binary_crossentropy"` (probabilities, no smoothing).
+    pub const BINARY_CROSSENTROPY: Loss = Loss::BinaryCrossentropy { from_logits: false, label_smoothing: 0.0 };
 
     /// Keras's name.
     pub fn name(&self) -> &'static str {
-        "sparse_categorical_crossentropy"
+        match self {
+            Loss::SparseCategoricalCrossentropy { .. } => "sparse_categorical_crossentropy",
+            Loss::CategoricalCrossentropy { .. } => "categorical_crossentropy",
+            Loss::BinaryCrossentropy { .. } => "binary_crossentropy",
+            Loss::MeanSquaredError => "mean_squared_error",
+        }
     }
 
-    /// Whether the loss takes probabilities (so a trailing softmax may fuse into it).
-    pub(crate) fn on_probabilities(&self) -> bool {
-        let Loss::SparseCategoricalCrossentropy { from_logits } = *self;
-        !from_logits
+    /// The output activation this loss absorbs (computing from the logits instead) when it
+    /// takes probabilities: softmax for the categorical losses, sigmoid for binary
+    /// cross-entropy; `None` otherwise.
+    pub(crate) fn absorbs(&self) -> Option<Activation> {
+        match *self {
+            Loss::SparseCategoricalCrossentropy { from_logits: false }
+            | Loss::CategoricalCrossentropy { from_logits: false, .. } => Some(Activation::Softmax),
+            Loss::BinaryCrossentropy { from_logits: false, .. } => Some(Activation::Sigmoid),
+            _ => None,
+        }
     }
 
-    /// The loss of `out` (`[rows, classes]`) summed over the rows, and its gradient scaled
-    /// by `grad_scale` in `dout`; `logits`: the model's softmax was fused into the loss.
+    /// Checks the configuration against the model's output width.
+    pub(crate) fn check(&self, width: usize) -> Result<()> {
+        let ls = match *self {
+            Loss::CategoricalCrossentropy { label_smoothing, .. }
+            | Loss::BinaryCrossentropy { label_smoothing, .. } => label_smoothing,
+            _ => 0.0,
+        };
+        if !(0.0..=1.0).contains(&ls) {
+            return Err(Error::Config(format!("{}: label_smoothing {ls} is not in [0, 1]", self.name())));
+        }
+        if matches!(self, Loss::BinaryCrossentropy { .. }) && width != 1 {
+            return Err(Error::Config(format!(
+                "binary_crossentropy needs one output per sample (labels 0 / 1); the model has {width}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// How many classes the labels may name for an output `width` wide (any label is a
+    /// regression target for mean squared error on one output).
+    pub(crate) fn classes(&self, width: usize) -> usize {
+        match self {
+            Loss::BinaryCrossentropy { .. } => 2,
+            Loss::MeanSquaredError if width == 1 => usize::MAX,
+            _ => width,
+        }
+    }
+
+    /// The loss of `out` (`[rows, width]`) summed over the rows, and its gradient scaled by
+    /// `grad_scale` in `dout`; `absorbed`: the activation [`Loss::absorbs`] was fused into
+    /// the loss (the output holds logits).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn sum_and_grad(
         &self,
         out: &[f32],
         labels: &[u32],
-        classes: usize,
+        width: usize,
         grad_scale: f32,
         dout: &mut [f32],
-        logits: bool,
+        absorbed: bool,
     ) -> Result<f64> {
-        if logits || !self.on_probabilities() {
-            sparse_ce_from_logits(out, labels, classes, grad_scale, dout)
-        } else {
-            sparse_ce_from_probs(out, labels, classes, grad_scale, dout)
+        check_labels(labels, self.classes(width))?;
+        if out.len() != labels.len() * width || dout.len() != out.len() {
+            return Err(Error::Data(format!("{} outputs for {} labels of width {width}", out.len(), labels.len())));
+        }
+        match *self {
+            Loss::SparseCategoricalCrossentropy { from_logits } => {
+                if absorbed || from_logits {
+                    sparse_ce_from_logits(out, labels, width, grad_scale, dout)
+                } else {
+                    sparse_ce_from_probs(out, labels, width, grad_scale, dout)
+                }
+            }
+            Loss::CategoricalCrossentropy { from_logits, label_smoothing } => {
+                let target = |row: usize, j: usize| {
+                    let hot = if j == labels[row] as usize { 1.0 } else { 0.0 };
+                    hot * (1.0 - label_smoothing) + label_smoothing / width as f32
+                };
+                Ok(categorical(out, width, &target, grad_scale, dout, absorbed || from_logits))
+            }
+            Loss::BinaryCrossentropy { from_logits, label_smoothing } => {
+                let t = |row: usize| labels[row] as f32 * (1.0 - label_smoothing) + 0.5 * label_smoothing;
+                Ok(binary(out, &t, grad_scale, dout, absorbed || from_logits))
+            }
+            Loss::MeanSquaredError => {
+                let mut loss = 0f64;
+                for (r, (o, d)) in out.chunks_exact(width).zip(dout.chunks_exact_mut(width)).enumerate() {
+                    let mut row = 0f64;
+                    for (j, (&p, g)) in o.iter().zip(d.iter_mut()).enumerate() {
+                        let t =
+                            if width == 1 { labels[r] as f32 } else { f32::from(u8::from(j == labels[r] as usize)) };
+                        row += f64::from((p - t) * (p - t));
+                        *g = 2.0 * (p - t) / width as f32 * grad_scale;
+                    }
+                    loss += row / width as f64;
+                }
+                Ok(loss)
+            }
         }
     }
+
+    /// The loss of a batch of outputs `out` (`[n, width]`; logits if `logits`, else what the
+    /// model's output is) against `labels`, as Keras reports it (the batch mean), and its
+    /// gradient with respect to `out`.
+    pub fn mean_and_gradient(
+        &self,
+        out: &[f32],
+        labels: &[u32],
+        width: usize,
+        logits: bool,
+    ) -> Result<(f32, Vec<f32>)> {
+        let n = labels.len().max(1);
+        let mut grad = vec![0.0; out.len()];
+        let sum = self.sum_and_grad(out, labels, width, 1.0 / n as f32, &mut grad, logits)?;
+        Ok(((sum / n as f64) as f32, grad))
+    }
+
+    /// Predictions of `out` (`[rows, width]`) that name the label: the largest output, or on
+    /// one output (binary) the output past 0.5 (0 when it holds logits).
+    pub(crate) fn correct(&self, out: &[f32], labels: &[u32], width: usize, logits: bool) -> Result<usize> {
+        if width == 1 {
+            let cut =
+                if logits || matches!(self, Loss::BinaryCrossentropy { from_logits: true, .. }) { 0.0 } else { 0.5 };
+            return Ok(out.iter().zip(labels).filter(|(&o, &l)| u32::from(o > cut) == l).count());
+        }
+        correct_predictions(out, labels, width)
+    }
+}
+
+/// Categorical cross-entropy against soft targets `target(row, j)` (each row summing to 1):
+/// from logits `lse - Σ t z` with gradient `softmax - t`; from probabilities Keras's
+/// normalised and clipped form, with the gradient of what it computes.
+fn categorical(
+    out: &[f32],
+    width: usize,
+    target: &dyn Fn(usize, usize) -> f32,
+    scale: f32,
+    dout: &mut [f32],
+    logits: bool,
+) -> f64 {
+    let mut loss = 0f64;
+    for (r, (o, d)) in out.chunks_exact(width).zip(dout.chunks_exact_mut(width)).enumerate() {
+        if logits {
+            let m = o.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+            let sum: f32 = o.iter().map(|&z| (z - m).exp()).sum();
+            let lse = m + sum.ln();
+            for (j, (&z, g)) in o.iter().zip(d.iter_mut()).enumerate() {
+                let t = target(r, j);
+                loss += f64::from(t * (lse - z));
+                *g = ((z - m).exp() / sum - t) * scale;
+            }
+        } else {
+            let s: f32 = o.iter().sum();
+            let mut kept = 0f32;
+            for (j, (&p, g)) in o.iter().zip(d.iter_mut()).enumerate() {
+                let t = target(r, j);
+                let q = p / s;
+                let qc = q.clamp(EPSILON, 1.0 - EPSILON);
+                loss -= f64::from(t * qc.ln());
+                *g = if q == qc {
+                    kept += t;
+                    -t / p * scale
+                } else {
+                    0.0
+                };
+            }
+            d.iter_mut().for_each(|g| *g += kept / s * scale);
+        }
+    }
+    loss
+}
+
+/// Binary cross-entropy of one output per row against `t(row)`.
+fn binary(out: &[f32], t: &dyn Fn(usize) -> f32, scale: f32, dout: &mut [f32], logits: bool) -> f64 {
+    let mut loss = 0f64;
+    for (r, (&o, g)) in out.iter().zip(dout.iter_mut()).enumerate() {
+        let t = t(r);
+        if logits {
+            loss += f64::from(o.max(0.0) - o * t + (-o.abs()).exp().ln_1p());
+            *g = (1.0 / (1.0 + (-o).exp()) - t) * scale;
+        } else {
+            let p = o.clamp(EPSILON, 1.0 - EPSILON);
+            loss -= f64::from(t * p.ln() + (1.0 - t) * (1.0 - p).ln());
+            *g = if p == o { (-t / p + (1.0 - t) / (1.0 - p)) * scale } else { 0.0 };
+        }
+    }
+    loss
 }
 
 /// A metric reported during training and evaluation.
@@ -80,12 +277,10 @@ pub fn sparse_ce_from_logits(
     Ok(softmax_cross_entropy_sum(logits, labels, classes, grad_scale, dlogits)?)
 }
 
-/// Probabilities are clipped to `[EPSILON, 1 - EPSILON]` before the logarithm, as Keras.
-const EPSILON: f32 = 1e-7;
-
 /// Sparse categorical cross-entropy of probabilities `probs` (`[rows, classes]`) summed
-/// over the rows, and its gradient with respect to them scaled by `grad_scale`,
-/// `-grad_scale / p[label]` at the label, in `dprobs`.
+/// over the rows, as Keras computes it (`c = clip(p, 1e-7, 1 - 1e-7)`, then
+/// `-log c[label] + log Σ c`: equal to `-log p[label]` for a distribution), and its gradient
+/// with respect to them scaled by `grad_scale`, in `dprobs`.
 pub fn sparse_ce_from_probs(
     probs: &[f32],
     labels: &[u32],
@@ -102,14 +297,21 @@ pub fn sparse_ce_from_probs(
             labels.len()
         )));
     }
+    // Keras: `c = clip(p)`, then softmax cross-entropy of `log c`, which renormalises:
+    // `-log c[label] + log Σ c`.
     let mut loss = 0.0f64;
-    dprobs.fill(0.0);
-    for (i, &l) in labels.iter().enumerate() {
-        let p = probs[i * classes + l as usize];
-        let pc = p.clamp(EPSILON, 1.0 - EPSILON);
-        loss -= f64::from(pc.ln());
-        if p == pc {
-            dprobs[i * classes + l as usize] = -grad_scale / p;
+    for ((row, d), &l) in probs.chunks_exact(classes).zip(dprobs.chunks_exact_mut(classes)).zip(labels) {
+        let sum: f32 = row.iter().map(|p| p.clamp(EPSILON, 1.0 - EPSILON)).sum();
+        let pl = row[l as usize];
+        let cl = pl.clamp(EPSILON, 1.0 - EPSILON);
+        loss += f64::from(sum.ln() - cl.ln());
+        for (j, (&p, g)) in row.iter().zip(d.iter_mut()).enumerate() {
+            let unclipped = p == p.clamp(EPSILON, 1.0 - EPSILON);
+            let mut v = if unclipped { 1.0 / sum } else { 0.0 };
+            if j == l as usize && unclipped {
+                v -= 1.0 / p;
+            }
+            *g = v * grad_scale;
         }
     }
     Ok(loss)

@@ -8,11 +8,12 @@ use crate::graph::executor::{self, Batch, Shard};
 use crate::graph::plan::{Plan, PlanOptions, PART};
 use crate::graph::{self, Graph, Node};
 use crate::io::Record;
-use crate::layers::{Flops, Layer, Mode};
+use crate::layers::{Activation, Flops, Layer, Mode};
 use crate::params::{Arena, ParamKind, ParamStore};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use crate::trainer::TrainState;
+use ember_kernels::activation::Act;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -167,8 +168,9 @@ impl Model {
 
     /// Plans the built graph (with the compiled loss, if any).
     pub(crate) fn replan(&mut self) -> Result<()> {
-        let loss_on_probs = Some(self.train.compiled.as_ref().is_none_or(|c| c.loss.on_probabilities()));
-        self.plan = Some(Plan::new(&self.graph, PlanOptions { fuse: self.fuse, loss_on_probs, keep: None })?);
+        // Before `compile` the plan runs for predictions: a softmax output may run as logits.
+        let absorb = self.train.compiled.as_ref().map_or(Some(Activation::Softmax), |c| c.loss.absorbs());
+        self.plan = Some(Plan::new(&self.graph, PlanOptions { fuse: self.fuse, train: true, absorb, keep: None })?);
         Ok(())
     }
 
@@ -226,8 +228,10 @@ impl Model {
             }
             Ok(())
         })?;
-        if plan.loss_from_logits {
-            ember_kernels::elementwise::softmax(&mut out, classes)?;
+        match plan.absorbed {
+            Some(Activation::Softmax) => ember_kernels::elementwise::softmax(&mut out, classes)?,
+            Some(Activation::Sigmoid) => ember_kernels::activation::act_forward_inplace(Act::Sigmoid, &mut out),
+            _ => {}
         }
         Tensor::new(vec![data.len(), classes], out)
     }
@@ -240,7 +244,7 @@ impl Model {
         if sample >= data.len() || self.check_samples(data).is_err() {
             return Err(Error::Data(format!("sample {sample} of a dataset of {} does not fit the model", data.len())));
         }
-        let plan = Plan::new(&self.graph, PlanOptions { fuse: false, loss_on_probs: None, keep: Some(node) })?;
+        let plan = Plan::new(&self.graph, PlanOptions { fuse: false, train: false, absorb: None, keep: Some(node) })?;
         let mut shard = Shard::default();
         shard.size(&plan, 1);
         let x = data.sample(sample)?;

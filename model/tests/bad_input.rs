@@ -248,6 +248,25 @@ fn layers_and_compile_reject_bad_configurations() {
         case!("Adam beta_1 = 1", Error::Config(_), compile_with(Adam::new().betas(1.0, 0.999))),
         case!("Adam beta_2 < 0", Error::Config(_), compile_with(Adam::new().betas(0.9, -0.1))),
         case!("Adam epsilon 0", Error::Config(_), compile_with(Adam::new().epsilon(0.0))),
+        case!(
+            "binary cross-entropy on three outputs",
+            Error::Config(_),
+            seed_model(12, 4, 3, 1).compile(Adam::new(), Loss::BINARY_CROSSENTROPY, &[])
+        ),
+        case!(
+            "label smoothing above 1",
+            Error::Config(_),
+            seed_model(12, 4, 3, 1).compile(
+                Adam::new(),
+                Loss::CategoricalCrossentropy { from_logits: false, label_smoothing: 1.5 },
+                &[]
+            )
+        ),
+        case!("binary cross-entropy with label 2", Error::Data(_), {
+            let mut m = seed_model(12, 4, 1, 1);
+            m.compile(Adam::new(), Loss::BINARY_CROSSENTROPY, &[]).unwrap();
+            m.train_on_batch(&[0.0; 144], &[2])
+        }),
         case!("RMSprop rho 1", Error::Config(_), compile_with(ember_model::optimizers::RmsProp::new().rho(1.0))),
         case!(
             "RMSprop epsilon NaN",

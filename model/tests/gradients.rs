@@ -174,6 +174,34 @@ fn dilated_convolutions() {
 }
 
 #[test]
+fn every_loss_fused_and_not() {
+    let cases = [
+        (Loss::CATEGORICAL_CROSSENTROPY, Activation::Softmax, 3),
+        (Loss::CategoricalCrossentropy { from_logits: false, label_smoothing: 0.2 }, Activation::Softmax, 3),
+        (Loss::CategoricalCrossentropy { from_logits: true, label_smoothing: 0.1 }, Activation::Linear, 3),
+        (Loss::BINARY_CROSSENTROPY, Activation::Sigmoid, 1),
+        (Loss::BinaryCrossentropy { from_logits: false, label_smoothing: 0.1 }, Activation::Sigmoid, 1),
+        (Loss::BinaryCrossentropy { from_logits: true, label_smoothing: 0.0 }, Activation::Linear, 1),
+        (Loss::MeanSquaredError, Activation::Softmax, 3),
+        (Loss::MeanSquaredError, Activation::Linear, 1),
+    ];
+    for (loss, act, width) in cases {
+        for fuse in [false, true] {
+            let mut m = Sequential::new();
+            m.seed(4);
+            m.add(Conv2D::new(3, (3, 3)).activation(Activation::Relu).input_shape([6, 6, 1]))
+                .add(MaxPooling2D::new((2, 2)))
+                .add(Flatten::new())
+                .add(Dense::new(width).activation(act));
+            m.set_fusion(fuse);
+            m.compile(Sgd::new(), loss, &[]).unwrap();
+            let classes = if width == 1 { 2 } else { width as u32 };
+            check_model(m, [6, 6, 1], classes, fuse, false, &format!("{loss:?} after {act:?}, fused {fuse}"));
+        }
+    }
+}
+
+#[test]
 fn global_pooling_layers() {
     use ember_model::layers::{GlobalAveragePooling2D, GlobalMaxPooling2D};
     for global_max in [false, true] {

@@ -335,3 +335,27 @@ fn every_optimizer_resumes_from_a_checkpoint_exactly() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_binary_classifier_learns_with_sigmoid_and_binary_cross_entropy() {
+    // Is the blob in the top half? One sigmoid output, binary cross-entropy (fused with the
+    // sigmoid into the logits, as Keras does), accuracy at 0.5.
+    let binary = |d: Dataset| {
+        let labels = d.labels().iter().map(|&c| u32::from(c >= 2)).collect();
+        let x: Vec<f32> = (0..d.len()).flat_map(|i| d.sample(i).unwrap()).collect();
+        Dataset::from_f32(x, d.sample_shape().to_vec(), labels).unwrap()
+    };
+    let (train, test) = (binary(quadrant_task(800, 12, 7)), binary(quadrant_task(200, 12, 8)));
+    let mut m = Sequential::new();
+    m.seed(2);
+    m.add(Conv2D::new(4, (3, 3)).activation(Activation::Relu).input_shape([12, 12, 1]))
+        .add(MaxPooling2D::new((2, 2)))
+        .add(Flatten::new())
+        .add(Dense::new(1).activation(Activation::Sigmoid));
+    m.compile(Adam::new().learning_rate(3e-3), Loss::BINARY_CROSSENTROPY, &[Metric::Accuracy]).unwrap();
+    m.fit(&train, None, &opts(4, 16), &mut ()).unwrap();
+    let e = m.evaluate(&test, 50).unwrap();
+    assert!(e.accuracy > 0.9, "{e:?}");
+    let p = m.predict(&test, 50).unwrap();
+    assert!(p.data().iter().all(|&v| (0.0..=1.0).contains(&v)), "predictions are probabilities");
+}

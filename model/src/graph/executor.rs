@@ -7,7 +7,7 @@
 use super::plan::{Plan, PART};
 use crate::error::{Error, Result};
 use crate::layers::{Backward, Forward, Mode, Workspace};
-use crate::losses::{self, Loss};
+use crate::losses::Loss;
 use crate::params::Weights;
 
 /// One shard's buffers: what a forward and backward pass over (part of) a batch writes.
@@ -229,8 +229,8 @@ pub(crate) fn run_range(
                 &mut scratch[..]
             }
         };
-        loss += a.loss.sum_and_grad(out, labels, a.classes, scale, dout, plan.loss_from_logits)?;
-        correct += losses::correct_predictions(out, labels, a.classes)?;
+        loss += a.loss.sum_and_grad(out, labels, a.classes, scale, dout, plan.absorbed.is_some())?;
+        correct += a.loss.correct(out, labels, a.classes, plan.absorbed.is_some())?;
         if let Some(g) = grads.as_deref_mut() {
             backward(plan, a.weights, g, shard, (xp, m), k > 0, mode)?;
         }

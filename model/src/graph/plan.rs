@@ -15,7 +15,7 @@
 use super::fusion;
 use super::Graph;
 use crate::error::Result;
-use crate::layers::{Backward, Forward, Layer};
+use crate::layers::{Activation, Backward, Forward, Layer};
 use std::sync::Arc;
 
 /// Samples per part of a batch: a training step runs forward, loss and backward part by
@@ -56,7 +56,7 @@ pub(crate) struct PlanOp {
     pub op: Arc<dyn Op>,
     pub inputs: Vec<usize>,
     pub output: usize,
-    /// The op produces the model's output as logits (softmax left to the loss).
+    /// The op produces the model's output as logits (its activation left to the loss).
     pub logits: bool,
     /// Whether it runs backward (a trainable tensor in it or upstream).
     pub backward: bool,
@@ -93,9 +93,10 @@ pub(crate) struct Plan {
     pub grads: Slots,
     /// Per node: per-sample value length.
     pub len: Vec<usize>,
-    /// The output node (root) and whether the loss takes logits.
+    /// The output node (root), and the output activation the loss absorbed (the output then
+    /// holds logits).
     pub output: usize,
-    pub loss_from_logits: bool,
+    pub absorbed: Option<Activation>,
     /// Whether a batch may run in parts.
     pub parts: bool,
     /// Per node (root): whether its value needs a gradient in training.
@@ -107,9 +108,10 @@ pub(crate) struct Plan {
 pub(crate) struct PlanOptions {
     /// Apply the conv+ReLU+pool fusion.
     pub fuse: bool,
-    /// The loss takes probabilities (a trailing softmax may fuse into it); `None` when the
-    /// plan runs without a loss (a layer's output for pictures).
-    pub loss_on_probs: Option<bool>,
+    /// Whether the plan trains (gradient buffers); false for a layer's output for pictures.
+    pub train: bool,
+    /// The output activation the loss can absorb (computing from the logits).
+    pub absorb: Option<Activation>,
     /// Keep this node's value until the end (an inner layer's output asked for).
     pub keep: Option<usize>,
 }
@@ -143,7 +145,8 @@ impl Plan {
         if output == 0 {
             return Err(crate::error::Error::Config("the model computes nothing: its output is its input".into()));
         }
-        let logits = o.loss_on_probs.is_some_and(|probs| probs && fusion::softmax_cross_entropy::rule(g, &consumers));
+        let absorbed = o.absorb.filter(|&a| fusion::cross_entropy_logits::rule(g, &consumers, a));
+        let logits = absorbed.is_some();
         let mut ops: Vec<PlanOp> = planned
             .into_iter()
             .map(|p| {
@@ -168,9 +171,9 @@ impl Plan {
             needs_grad[op.output] = op.backward;
         }
         let len: Vec<usize> = (0..n).map(|i| g.len_of(i)).collect();
-        let (acts, grads) = liveness(&ops, n, &len, output, o.keep.map(|k| root[k]), o.loss_on_probs.is_some());
+        let (acts, grads) = liveness(&ops, n, &len, output, o.keep.map(|k| root[k]), o.train);
         let parts = !g.nodes.iter().filter_map(|nd| nd.layer.as_ref()).any(|l| l.traits().couples_batch);
-        Ok(Plan { ops, root, acts, grads, len, output, loss_from_logits: logits, parts, needs_grad })
+        Ok(Plan { ops, root, acts, grads, len, output, absorbed, parts, needs_grad })
     }
 
     /// One line per op.

@@ -140,8 +140,9 @@ impl ActivationLayer {
     pub fn new(act: Activation) -> Self {
         ActivationLayer { name: String::new(), act, width: 1 }
     }
+    /// Whether the activation runs: not on the model's output when the loss absorbed it.
     fn applies(&self, logits: bool) -> bool {
-        !(logits && self.act == Activation::Softmax)
+        !logits
     }
 }
 

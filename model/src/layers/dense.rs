@@ -110,13 +110,13 @@ impl Layer for Dense {
         let l = Linear::new(f.n, self.inputs, self.units)?;
         let bias = self.params.get(1).map(|&b| f.weights.get(b));
         linear_forward(&Ctx::new(), &l, f.x[0], f.weights.get(self.params[0]), bias, f.y)?;
-        if !(f.mode.logits && self.act == Activation::Softmax) {
+        if !f.mode.logits {
             self.act.apply(f.y, self.units, &mut f.ws.kept)?;
         }
         Ok(())
     }
     fn backward(&self, b: Backward<'_, '_>) -> Result<()> {
-        if !(b.mode.logits && self.act == Activation::Softmax) {
+        if !b.mode.logits {
             self.act.backward(&b.ws.kept, b.y, b.dy, self.units)?;
         }
         let l = Linear::new(b.n, self.inputs, self.units)?;

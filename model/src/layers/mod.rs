@@ -42,8 +42,9 @@ use std::any::Any;
 pub struct Mode {
     /// Training (dropout active, batch statistics) or inference.
     pub training: bool,
-    /// Leave out a trailing softmax: the loss takes the logits (the softmax + cross-entropy
-    /// fusion rule sets this on the op that produces the model's output).
+    /// Leave out the layer's trailing activation: the loss takes the logits (the
+    /// cross-entropy fusion rule sets this on the op that produces the model's output, whose
+    /// activation is the one the loss absorbs).
     pub logits: bool,
     /// The seed of this step's random draws (dropout masks): a function of the model's seed
     /// and the step number only.

@@ -65,6 +65,7 @@ pub(crate) struct Compiled {
     pub optimizer: Box<dyn Optimizer>,
     pub loss: Loss,
     pub metrics: Vec<Metric>,
+    /// The output width (classes, or 1 for binary cross-entropy).
     pub classes: usize,
 }
 
@@ -92,6 +93,7 @@ impl Model {
                 loss.name()
             )));
         };
+        loss.check(classes)?;
         self.train.compiled =
             Some(Compiled { optimizer: Box::new(optimizer), loss, metrics: metrics.to_vec(), classes });
         self.replan()
@@ -151,7 +153,8 @@ impl Model {
     }
 
     fn check_data(&self, data: &Dataset) -> Result<()> {
-        let classes = self.compiled()?.classes;
+        let c = self.compiled()?;
+        let classes = c.loss.classes(c.classes);
         self.check_samples(data)?;
         losses::check_labels(data.labels(), classes)
     }

@@ -11,7 +11,7 @@ impl Model {
     pub(crate) fn load_batch(&mut self, x: &[f32], labels: &[u32]) -> Result<usize> {
         let c = self.compiled()?;
         let n = labels.len();
-        losses::check_labels(labels, c.classes)?;
+        losses::check_labels(labels, c.loss.classes(c.classes))?;
         if n == 0 || x.len() != n * self.input_len() {
             return Err(Error::Data(format!(
                 "{} input values for {n} labels; the model takes {} values per sample",
@@ -50,7 +50,7 @@ impl Model {
     ) -> Result<f64> {
         let plan = self.plan.as_ref().ok_or(Error::NotCompiled)?;
         let args = self.run_args(true, global_batch)?;
-        losses::check_labels(labels, args.classes)?;
+        losses::check_labels(labels, args.loss.classes(args.classes))?;
         let n = labels.len();
         if n == 0 || x.len() != n * self.input_len() || grads.len() != self.store.table().trainable_len() {
             return Err(Error::Data(format!(

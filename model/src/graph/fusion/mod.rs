@@ -4,4 +4,4 @@
 //! graph sees. The kernels of a fused op live in `ember_kernels` beside their references.
 
 pub(crate) mod conv_relu_pool;
-pub(crate) mod softmax_cross_entropy;
+pub(crate) mod cross_entropy_logits;
