@@ -25,6 +25,7 @@
 
 pub mod activation;
 pub mod arch;
+pub mod batchnorm;
 pub mod conv;
 mod ctx;
 pub mod desc;

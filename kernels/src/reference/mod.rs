@@ -2,6 +2,7 @@
 //! targets all verify against these. A reference never calls optimized code.
 
 mod activation;
+mod batchnorm;
 mod conv;
 mod fused;
 mod gemm;
@@ -9,6 +10,7 @@ mod linear;
 mod pool;
 
 pub use activation::{act, act_forward};
+pub use batchnorm::batch_norm_training;
 pub use conv::{conv2d_backward_data, conv2d_backward_filter, conv2d_forward};
 pub use fused::{conv_relu_maxpool_backward_filter, conv_relu_maxpool_forward};
 pub use gemm::sgemm;

@@ -1,0 +1,86 @@
+//! Batch normalization against the f64 reference, and thread-count independence.
+//!
+//! Tolerance: moments and sums are accumulated in f64 and rounded once, so the mean and
+//! variance are within an ulp or two of the exact values; `y` and `dx` are a few f32
+//! operations on them: 16 ulps of the largest magnitude involved (for `y`, of its terms
+//! `x s` and `β - μ s`; for `dx`, of `γ/√(σ²+ε) · (|dy| + |mean dy| + |x̂ mean(dy x̂)|)`;
+//! both cancel).
+
+mod common;
+
+use common::fill;
+use ember_kernels::batchnorm::{batch_norm_apply, batch_norm_backward, batch_norm_moments};
+use ember_kernels::reference;
+use proptest::prelude::*;
+
+fn check(rows: usize, c: usize, seed: u64) {
+    let x: Vec<f32> = fill(seed, rows * c).iter().map(|v| v * 3.0 + 0.5).collect();
+    let dy = fill(seed + 1, rows * c);
+    let gamma: Vec<f32> = fill(seed + 2, c).iter().map(|v| 1.0 + v).collect();
+    let beta = fill(seed + 3, c);
+    let eps = 1e-3;
+    let (y_ref, m_ref, v_ref, dx_ref, dg_ref, db_ref) =
+        reference::batch_norm_training(&x, c, &gamma, &beta, eps, &dy).unwrap();
+    let (mut mean, mut var) = (vec![0.0; c], vec![0.0; c]);
+    batch_norm_moments(&x, c, &mut mean, &mut var).unwrap();
+    let inv: Vec<f32> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+    let scale: Vec<f32> = inv.iter().zip(&gamma).map(|(i, g)| i * g).collect();
+    let shift: Vec<f32> = beta.iter().zip(mean.iter().zip(&scale)).map(|(b, (m, s))| b - m * s).collect();
+    let mut y = vec![0.0; x.len()];
+    batch_norm_apply(&x, &scale, &shift, &mut y).unwrap();
+    let (mut dx, mut dg, mut db) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
+    batch_norm_backward(&x, &dy, &mean, &inv, &gamma, Some(&mut dx), (&mut dg, &mut db), false).unwrap();
+    let close = |got: &[f32], want: &[f64], what: &str, at_least: f64| {
+        let scale = want.iter().fold(at_least, |m, v| m.max(v.abs()));
+        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+            assert!((f64::from(g) - w).abs() <= 16.0 * f64::from(f32::EPSILON) * scale, "{what}[{i}]: {g} vs {w}");
+        }
+    };
+    let terms = scale.iter().fold(0f32, |m, s| m.max(s.abs())) * 3.0 * dy.iter().fold(0f32, |m, v| m.max(v.abs()));
+    close(&mean, &m_ref, "mean", 1e-3);
+    close(&var, &v_ref, "variance", 1e-3);
+    // y = x s + (β - μ s) cancels where x ≈ μ (one row: exactly): the terms' magnitude.
+    let max = |v: &[f32]| v.iter().fold(0f32, |m, a| m.max(a.abs()));
+    close(&y, &y_ref, "y", f64::from(max(&x) * max(&scale) + max(&shift)));
+    close(&dx, &dx_ref, "dx", f64::from(terms));
+    close(&dg, &dg_ref, "dgamma", 1e-3);
+    close(&db, &db_ref, "dbeta", 1e-3);
+    // Accumulating adds to what the gradients hold.
+    let (mut dg2, mut db2) = (dg.clone(), db.clone());
+    batch_norm_backward(&x, &dy, &mean, &inv, &gamma, None, (&mut dg2, &mut db2), true).unwrap();
+    assert!(dg2.iter().zip(&dg).all(|(a, b)| *a == b + b) && db2.iter().zip(&db).all(|(a, b)| *a == b + b));
+}
+
+#[test]
+fn shapes_of_the_residual_network() {
+    check(128 * 7 * 7, 64, 1);
+    check(3000, 32, 2);
+    check(1, 3, 3);
+}
+
+proptest! {
+    #[test]
+    fn random_shapes_match_the_reference(rows in 1usize..3000, c in 1usize..40, seed in any::<u64>()) {
+        check(rows, c, seed);
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_thread_count() {
+    let (rows, c) = (5000, 24);
+    let x = fill(9, rows * c);
+    let dy = fill(10, rows * c);
+    let gamma = vec![1.5f32; c];
+    let run = |t: usize| {
+        rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap().install(|| {
+            let (mut m, mut v) = (vec![0.0; c], vec![0.0; c]);
+            batch_norm_moments(&x, c, &mut m, &mut v).unwrap();
+            let inv: Vec<f32> = v.iter().map(|v| 1.0 / (v + 1e-3).sqrt()).collect();
+            let (mut dx, mut dg, mut db) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
+            batch_norm_backward(&x, &dy, &m, &inv, &gamma, Some(&mut dx), (&mut dg, &mut db), false).unwrap();
+            (m, v, dx, dg, db)
+        })
+    };
+    let one = run(1);
+    assert!(run(2) == one && run(3) == one);
+}
