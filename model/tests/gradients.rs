@@ -202,6 +202,24 @@ fn every_loss_fused_and_not() {
 }
 
 #[test]
+fn batch_normalization_in_training_mode() {
+    use ember_model::layers::BatchNormalization;
+    for (center, scale) in [(true, true), (false, true), (true, false)] {
+        let mut m = Sequential::new();
+        m.seed(10);
+        m.add(Conv2D::new(4, (3, 3)).use_bias(false).input_shape([7, 7, 2]))
+            .add(BatchNormalization::new().center(center).scale(scale))
+            .add(ActivationLayer::new(Activation::Relu))
+            .add(MaxPooling2D::new((2, 2)))
+            .add(Flatten::new())
+            .add(Dense::new(6))
+            .add(BatchNormalization::new())
+            .add(Dense::new(3).activation(Activation::Softmax));
+        check(m, [7, 7, 2], 3, true, &format!("batch norm, center {center}, scale {scale}"));
+    }
+}
+
+#[test]
 fn global_pooling_layers() {
     use ember_model::layers::{GlobalAveragePooling2D, GlobalMaxPooling2D};
     for global_max in [false, true] {

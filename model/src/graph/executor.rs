@@ -285,6 +285,15 @@ pub(crate) fn run_sharded(
     results.into_iter().try_fold((0f64, 0usize), |(l, c), r| r.map(|(l2, c2)| (l + l2, c + c2)))
 }
 
+/// After a training step, every op updates its layers' state from its workspace in shard 0
+/// (stateful layers couple the batch: they run in one shard, which saw all of it).
+pub(crate) fn update_state(plan: &Plan, shard: &Shard, store: &mut crate::params::ParamStore) -> Result<()> {
+    for (op, ws) in plan.ops.iter().zip(&shard.ws) {
+        op.op.update_state(ws, store)?;
+    }
+    Ok(())
+}
+
 /// `g[0] += g[1]; g[0] += g[2]; ...` in that order, elementwise (blocks in parallel).
 fn sum_in_order(g: &mut [&mut [f32]]) {
     use rayon::prelude::*;

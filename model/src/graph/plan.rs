@@ -15,7 +15,8 @@
 use super::fusion;
 use super::Graph;
 use crate::error::Result;
-use crate::layers::{Activation, Backward, Forward, Layer};
+use crate::layers::{Activation, Backward, Forward, Layer, Workspace};
+use crate::params::ParamStore;
 use std::sync::Arc;
 
 /// Samples per part of a batch: a training step runs forward, loss and backward part by
@@ -33,6 +34,11 @@ pub(crate) trait Op: Send + Sync {
     fn forward(&self, f: Forward<'_>) -> Result<()>;
     /// The backward pass.
     fn backward(&self, b: Backward<'_, '_>) -> Result<()>;
+    /// After a training step: the op's layers update their state (see
+    /// [`Layer::update_state`]).
+    fn update_state(&self, _ws: &Workspace, _store: &mut ParamStore) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A layer on its own.
@@ -47,6 +53,9 @@ impl Op for LayerOp {
     }
     fn backward(&self, b: Backward<'_, '_>) -> Result<()> {
         self.0.backward(b)
+    }
+    fn update_state(&self, ws: &Workspace, store: &mut ParamStore) -> Result<()> {
+        self.0.update_state(ws, store)
     }
 }
 

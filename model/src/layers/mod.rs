@@ -12,6 +12,7 @@
 
 mod activation;
 mod add;
+mod batch_norm;
 mod concatenate;
 mod conv2d;
 mod dense;
@@ -22,6 +23,7 @@ mod pooling;
 
 pub use activation::{Activation, ActivationLayer};
 pub use add::Add;
+pub use batch_norm::BatchNormalization;
 pub use concatenate::Concatenate;
 pub use conv2d::Conv2D;
 pub use dense::Dense;
@@ -199,6 +201,12 @@ pub trait Layer: Send + Sync + Any {
     /// The activation applied at the end of the layer.
     fn activation(&self) -> Activation {
         Activation::Linear
+    }
+    /// After a training step, updates the layer's non-trainable state in `store` from what
+    /// the forward pass left in `ws` (batch normalization's moving statistics). The layer's
+    /// batches run whole ([`LayerTraits::couples_batch`]), so `ws` saw the whole batch.
+    fn update_state(&self, _ws: &Workspace, _store: &mut crate::params::ParamStore) -> Result<()> {
+        Ok(())
     }
     /// The operations of each pass over `n` samples (after `build`).
     fn flops(&self, _n: usize) -> Flops {

@@ -189,9 +189,13 @@ impl Model {
         self.run_loaded(training, true)
     }
 
-    /// Hook, then optimizer: the second half of a training step.
+    /// State updates (moving statistics), hook, then optimizer: the second half of a
+    /// training step.
     fn apply_gradients(&mut self) -> Result<()> {
-        let Model { store, train, .. } = self;
+        let Model { store, train, plan, shards, .. } = self;
+        if let (Some(plan), Some(shard)) = (plan.as_ref(), shards.first()) {
+            executor::update_state(plan, shard, store)?;
+        }
         let c = train.compiled.as_mut().ok_or(Error::NotCompiled)?;
         if let Some(hook) = train.hook.as_mut() {
             let step = c.optimizer.iterations() + 1;

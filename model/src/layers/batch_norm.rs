@@ -1,0 +1,213 @@
+//! Keras's `BatchNormalization(axis=-1, momentum=0.99, epsilon=1e-3, center=True,
+//! scale=True)`: in training, each channel is normalised with the batch's mean and (biased)
+//! variance over all other axes, and the moving statistics follow
+//! `m = m · momentum + batch · (1 - momentum)`; in inference, the moving statistics are used.
+//! `y = x · s + (β - μ s)`, `s = γ / √(σ² + ε)`, as `tf.nn.batch_normalization`.
+//!
+//! The layer couples the samples of a batch, so the planner runs its batches whole (no parts
+//! or shards), and the moving statistics are updated after each training step from the
+//! batch's moments the forward pass left in the workspace.
+
+use super::{Backward, Forward, Layer, LayerTraits, Workspace};
+use crate::error::{Error, Result};
+use crate::params::{grads_of, Layout, ParamBuilder, ParamId, ParamKind, ParamStore};
+use crate::rng::Rng;
+use ember_kernels::batchnorm::{batch_norm_apply, batch_norm_backward, batch_norm_moments};
+
+/// Keras's `BatchNormalization` over the last axis.
+#[derive(Debug, Clone)]
+pub struct BatchNormalization {
+    name: String,
+    momentum: f64,
+    epsilon: f32,
+    center: bool,
+    scale: bool,
+    channels: usize,
+    gamma: Option<ParamId>,
+    beta: Option<ParamId>,
+    /// Moving mean and variance (non-trainable).
+    moving: Option<(ParamId, ParamId)>,
+    /// Every id, for `params()`.
+    ids: Vec<ParamId>,
+}
+
+impl Default for BatchNormalization {
+    fn default() -> Self {
+        BatchNormalization {
+            name: String::new(),
+            momentum: 0.99,
+            epsilon: 1e-3,
+            center: true,
+            scale: true,
+            channels: 0,
+            gamma: None,
+            beta: None,
+            moving: None,
+            ids: Vec::new(),
+        }
+    }
+}
+
+impl BatchNormalization {
+    /// Keras's defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// The moving statistics' momentum (a double, as Keras's Python float).
+    pub fn momentum(mut self, m: f64) -> Self {
+        self.momentum = m;
+        self
+    }
+    /// ε added to the variance.
+    pub fn epsilon(mut self, e: f32) -> Self {
+        self.epsilon = e;
+        self
+    }
+    /// Whether to learn β (default true).
+    pub fn center(mut self, c: bool) -> Self {
+        self.center = c;
+        self
+    }
+    /// Whether to learn γ (default true).
+    pub fn scale(mut self, s: bool) -> Self {
+        self.scale = s;
+        self
+    }
+
+    /// Per-channel `(s, t)` of `y = x s + t` from a mean and a variance.
+    fn affine(
+        &self,
+        gamma: Option<&[f32]>,
+        beta: Option<&[f32]>,
+        mean: &[f32],
+        var: &[f32],
+        inv: &mut [f32],
+        ws: &mut Vec<f32>,
+    ) {
+        let c = self.channels;
+        ws.resize(2 * c, 0.0);
+        let (s, t) = ws.split_at_mut(c);
+        for j in 0..c {
+            inv[j] = 1.0 / (var[j] + self.epsilon).sqrt();
+            s[j] = inv[j] * gamma.map_or(1.0, |g| g[j]);
+            t[j] = beta.map_or(0.0, |b| b[j]) - mean[j] * s[j];
+        }
+    }
+}
+
+impl Layer for BatchNormalization {
+    super::layer_plumbing!(name);
+    fn class_name(&self) -> &'static str {
+        "BatchNormalization"
+    }
+    fn build(&mut self, inputs: &[&[usize]], params: &mut ParamBuilder, _rng: &mut Rng) -> Result<Vec<usize>> {
+        let input = super::single_input(&self.name, inputs)?;
+        let Some(&c) = input.last().filter(|&&c| c > 0) else {
+            return Err(Error::LayerShape {
+                layer: self.name.clone(),
+                input: input.to_vec(),
+                what: "BatchNormalization needs a non-empty last axis".into(),
+            });
+        };
+        if !(0.0..1.0).contains(&self.momentum) || !(self.epsilon.is_finite() && self.epsilon > 0.0) {
+            return Err(Error::Config(format!(
+                "{}: momentum {} must be in [0, 1) and epsilon {} positive",
+                self.name, self.momentum, self.epsilon
+            )));
+        }
+        self.channels = c;
+        let mut declare = |what: &str, kind, v: f32| {
+            params.declare(format!("{}/{what}", self.name), vec![c], kind, Layout::Keras, vec![v; c])
+        };
+        self.gamma = self.scale.then(|| declare("gamma", ParamKind::Trainable, 1.0)).transpose()?;
+        self.beta = self.center.then(|| declare("beta", ParamKind::Trainable, 0.0)).transpose()?;
+        let mm = declare("moving_mean", ParamKind::NonTrainable, 0.0)?;
+        let mv = declare("moving_variance", ParamKind::NonTrainable, 1.0)?;
+        self.moving = Some((mm, mv));
+        self.ids = [self.gamma, self.beta, Some(mm), Some(mv)].into_iter().flatten().collect();
+        Ok(input.to_vec())
+    }
+    fn params(&self) -> &[ParamId] {
+        &self.ids
+    }
+    fn traits(&self) -> LayerTraits {
+        LayerTraits { couples_batch: true, ..LayerTraits::default() }
+    }
+    fn forward(&self, f: Forward<'_>) -> Result<()> {
+        let c = self.channels;
+        let (mm, mv) = self.moving.ok_or_else(|| Error::Config(format!("{}: not built", self.name)))?;
+        let (gamma, beta) = (self.gamma.map(|g| f.weights.get(g)), self.beta.map(|b| f.weights.get(b)));
+        // kept: [mean | variance | 1/√(σ²+ε)] of this pass.
+        f.ws.kept.resize(3 * c, 0.0);
+        let (stats, inv) = f.ws.kept.split_at_mut(2 * c);
+        let (mean, var) = stats.split_at_mut(c);
+        if f.mode.training {
+            batch_norm_moments(f.x[0], c, mean, var)?;
+        } else {
+            mean.copy_from_slice(f.weights.get(mm));
+            var.copy_from_slice(f.weights.get(mv));
+        }
+        self.affine(gamma, beta, mean, var, inv, &mut f.ws.scratch);
+        let (s, t) = f.ws.scratch.split_at(c);
+        batch_norm_apply(f.x[0], s, t, f.y)?;
+        Ok(())
+    }
+    fn backward(&self, b: Backward<'_, '_>) -> Result<()> {
+        let c = self.channels;
+        let (stats, inv) = b.ws.kept.split_at(2 * c);
+        let mean = &stats[..c];
+        let ones = vec![1.0; c];
+        let gamma = self.gamma.map_or(&ones[..], |g| b.weights.get(g));
+        // Where a tensor is not learned its gradient goes to scratch and is dropped.
+        b.ws.scratch.resize(2 * c, 0.0);
+        let (sg, sb) = b.ws.scratch.split_at_mut(c);
+        let table = b.weights.table();
+        let (dg, db): (&mut [f32], &mut [f32]) = match (self.gamma, self.beta) {
+            (Some(g), Some(bt)) => {
+                let (dg, db) = grads_of(table, b.grads, g, Some(bt));
+                (dg, db.expect("asked for"))
+            }
+            (Some(g), None) => (grads_of(table, b.grads, g, None).0, sb),
+            (None, Some(bt)) => (sg, grads_of(table, b.grads, bt, None).0),
+            (None, None) => (sg, sb),
+        };
+        if b.mode.training {
+            batch_norm_backward(b.x[0], b.dy, mean, inv, gamma, b.dx[0].as_deref_mut(), (dg, db), b.accumulate)?;
+        } else {
+            // Fixed statistics: y is affine in x.
+            let mut sum = vec![0f64; 2 * c];
+            for (xr, dr) in b.x[0].chunks_exact(c).zip(b.dy.chunks_exact(c)) {
+                for j in 0..c {
+                    sum[j] += f64::from(dr[j]);
+                    sum[c + j] += f64::from(dr[j] * (xr[j] - mean[j]) * inv[j]);
+                }
+            }
+            for j in 0..c {
+                db[j] = if b.accumulate { db[j] + sum[j] as f32 } else { sum[j] as f32 };
+                dg[j] = if b.accumulate { dg[j] + sum[c + j] as f32 } else { sum[c + j] as f32 };
+            }
+            if let Some(dx) = b.dx[0].as_deref_mut() {
+                for (o, d) in dx.chunks_exact_mut(c).zip(b.dy.chunks_exact(c)) {
+                    for j in 0..c {
+                        o[j] = d[j] * gamma[j] * inv[j];
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+    fn update_state(&self, ws: &Workspace, store: &mut ParamStore) -> Result<()> {
+        let c = self.channels;
+        let Some((mm, mv)) = self.moving else { return Ok(()) };
+        if ws.kept.len() < 2 * c {
+            return Ok(());
+        }
+        // Keras: `m * momentum + batch * (1 - momentum)`, momentum rounded to f32 and
+        // `1 - momentum` computed in double precision, then rounded.
+        let (m, one_minus) = (self.momentum as f32, (1.0 - self.momentum) as f32);
+        for (id, batch) in [(mm, &ws.kept[..c]), (mv, &ws.kept[c..2 * c])] {
+            store.value_mut(id).iter_mut().zip(batch).for_each(|(v, &b)| *v = *v * m + b * one_minus);
+        }
+        Ok(())
+    }
+}
