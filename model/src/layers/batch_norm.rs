@@ -109,7 +109,7 @@ impl Layer for BatchNormalization {
                 what: "BatchNormalization needs a non-empty last axis".into(),
             });
         };
-        if !(0.0..1.0).contains(&self.momentum) || !(self.epsilon.is_finite() && self.epsilon > 0.0) {
+        if !((0.0..1.0).contains(&self.momentum) && self.epsilon.is_finite() && self.epsilon > 0.0) {
             return Err(Error::Config(format!(
                 "{}: momentum {} must be in [0, 1) and epsilon {} positive",
                 self.name, self.momentum, self.epsilon
