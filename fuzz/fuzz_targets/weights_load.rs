@@ -1,9 +1,10 @@
 //! Arbitrary bytes into the weights and checkpoint loaders of two small models (a
-//! `Sequential` and a functional one with a residual `Add`), and into the record parser:
+//! `Sequential` and a functional one with a residual `Add` and a `BatchNormalization`, whose
+//! moving statistics are non-trainable tensors), and into the record parser:
 //! `Ok` or a typed error, never a panic; a failed load leaves the weights as they were.
 #![no_main]
 use ember_model::io::Record;
-use ember_model::layers::{Activation, Add, Conv2D, Dense, Flatten, MaxPooling2D, Padding};
+use ember_model::layers::{Activation, Add, BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D, Padding};
 use ember_model::losses::{Loss, Metric};
 use ember_model::optimizers::Adam;
 use ember_model::{Apply, Input, Model, Sequential};
@@ -27,7 +28,7 @@ fn sequential() -> Model {
 fn functional() -> Model {
     let x = Input::new(&[6, 6, 1]);
     let h = Conv2D::new(2, (3, 3)).padding(Padding::Same).activation(Activation::Relu).apply(&x);
-    let r = Conv2D::new(2, (3, 3)).padding(Padding::Same).apply(&h);
+    let r = BatchNormalization::new().apply(&Conv2D::new(2, (3, 3)).padding(Padding::Same).apply(&h));
     let y = Dense::new(3).apply(&Flatten::new().apply(&Add::new().apply_to(&[&h, &r])));
     let mut m = Model::new(&x, &y).expect("model");
     m.set_threads(1).expect("one thread");

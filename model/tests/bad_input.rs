@@ -207,6 +207,16 @@ fn layers_and_compile_reject_bad_configurations() {
             Error::Config(_),
             build_with(MaxPooling2D::new((2, 2)).padding("causal"))
         ),
+        case!(
+            "batch norm momentum 1",
+            Error::Config(_),
+            build_with(ember_model::layers::BatchNormalization::new().momentum(1.0))
+        ),
+        case!(
+            "batch norm epsilon 0",
+            Error::Config(_),
+            build_with(ember_model::layers::BatchNormalization::new().epsilon(0.0))
+        ),
         case!("global average pooling of vectors", Error::LayerShape { .. }, {
             let mut m = Sequential::new();
             m.input(&[12]).add(ember_model::layers::GlobalAveragePooling2D::new()).add(Dense::new(4));
