@@ -47,12 +47,36 @@ def find(d, stem):
     sys.exit(f"{d}: no {stem}[.gz]")
 
 
-BATCH = {"seed": 32, "convnet": 128, "cifar": 32}
-INPUT = {"seed": (28, 28, 1), "convnet": (28, 28, 1), "cifar": (32, 32, 3)}
+BATCH = {"seed": 32, "convnet": 128, "cifar": 32, "resnet": 128}
+INPUT = {"seed": (28, 28, 1), "convnet": (28, 28, 1), "cifar": (32, 32, 3), "resnet": (28, 28, 1)}
+
+
+def resnet(keras):
+    """The example's `--model resnet`, layer for layer."""
+    L = keras.layers
+    conv = lambda f, s, k: L.Conv2D(f, (k, k), strides=(s, s), padding="same", use_bias=False)
+    bn_relu = lambda t: L.Activation("relu")(L.BatchNormalization()(t))
+    x = keras.Input(shape=(28, 28, 1))
+    h = bn_relu(conv(32, 1, 3)(x))
+    for _ in range(2):
+        r = bn_relu(conv(32, 1, 3)(h))
+        r = L.BatchNormalization()(conv(32, 1, 3)(r))
+        h = L.Activation("relu")(L.Add()([h, r]))
+    r = bn_relu(conv(64, 2, 3)(h))
+    r = L.BatchNormalization()(conv(64, 1, 3)(r))
+    s = L.BatchNormalization()(conv(64, 2, 1)(h))
+    h = L.Activation("relu")(L.Add()([r, s]))
+    y = L.Dense(10)(L.GlobalAveragePooling2D()(h))
+    return keras.Model(x, y)
 
 
 def build(keras, name):
     """The suite's network `name`, compiled as the Ember benchmark compiles it."""
+    if name == "resnet":
+        model = resnet(keras)
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
+        return model
     L = keras.layers
     conv = lambda f: L.Conv2D(f, (3, 3), activation="relu")
     body = {
@@ -98,7 +122,7 @@ def bench(keras, a):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="seed", choices=["seed", "convnet", "cifar"])
+    ap.add_argument("--model", default="seed", choices=["seed", "convnet", "cifar", "resnet"])
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--batch-size", type=int, default=None)
@@ -118,7 +142,7 @@ def main():
         return bench(keras, a)
     if a.model == "cifar":
         sys.exit("cifar runs in --bench mode only (CIFAR-10 is not vendored)")
-    a.epochs = a.epochs or (15 if a.model == "convnet" else 10)
+    a.epochs = a.epochs or {"seed": 10, "convnet": 15, "resnet": 5}[a.model]
     a.batch_size = a.batch_size or BATCH[a.model]
 
     x_train = read_idx(find(a.data_dir, "train-images-idx3-ubyte")).reshape(-1, 28, 28, 1) / 255.0
@@ -136,7 +160,7 @@ def main():
             times.append(time.perf_counter() - self.t)
 
     times = []
-    split = 0.1 if a.model == "convnet" else 0.0
+    split = 0.1 if a.model in ("convnet", "resnet") else 0.0
     model.fit(x_train, y_train, epochs=a.epochs, batch_size=a.batch_size, validation_split=split,
               callbacks=[Timer()], verbose=2)
     loss, acc = model.evaluate(x_test, y_test, verbose=0)

@@ -12,15 +12,15 @@
 //! `cargo run --release --example mnist` (from the repository root; offline: the data is
 //! vendored in `data/mnist`). `--help` lists the flags. Pictures go to `--out-dir`.
 
+mod networks;
 mod pictures;
 
 use clap::Parser;
 use ember_kernels::conv::ConvAlgo;
 use ember_model::data::load_mnist;
-use ember_model::layers::{Activation, Conv2D, Dense, Dropout, Flatten, MaxPooling2D};
-use ember_model::losses::{Loss, Metric};
+use ember_model::losses::Metric;
 use ember_model::optimizers::Adam;
-use ember_model::{BatchLogs, Callback, EpochLogs, FitOptions, Model, Sequential};
+use ember_model::{BatchLogs, Callback, EpochLogs, FitOptions, Model};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -29,9 +29,11 @@ use std::time::Instant;
 #[command(about = "Train the reference CNN on MNIST with Ember")]
 struct Args {
     /// The network: `seed` (Keras's reference CNN: Conv2D(32) -> MaxPooling2D -> Flatten ->
-    /// Dense(10); 10 epochs of batch 32) or `convnet` (keras.io's "Simple MNIST convnet":
+    /// Dense(10); 10 epochs of batch 32), `convnet` (keras.io's "Simple MNIST convnet":
     /// two Conv2D + MaxPooling2D blocks, Dropout(0.5), Dense(10); 15 epochs of batch 128,
-    /// 10% of the training images held out for validation).
+    /// 10% of the training images held out for validation) or `resnet` (Conv2D-BN-ReLU, two
+    /// residual blocks, a strided block to 64 channels with a 1x1 projection shortcut,
+    /// global average pooling, Dense(10) logits; 5 epochs of batch 128, 10% validation).
     #[arg(long, default_value = "seed")]
     model: String,
     /// Epochs to train (default: the model's).
@@ -180,39 +182,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         t0.elapsed().as_secs_f64()
     );
 
-    let mut model = Sequential::new();
+    let net = networks::build(&args.model, algo)?;
+    let mut model = net.model;
     model.seed(args.seed).set_threads(args.threads)?;
-    let conv = |filters| Conv2D::new(filters, (3, 3)).activation(Activation::Relu).algorithm(algo);
-    // (epochs, batch size, validation split) of each network as its Keras program has them.
-    let (epochs, batch_size, validation_split) = match args.model.as_str() {
-        "seed" => {
-            model
-                .add(conv(32).input_shape([28, 28, 1]))
-                .add(MaxPooling2D::new((2, 2)))
-                .add(Flatten::new())
-                .add(Dense::new(10).activation(Activation::Softmax));
-            (10, 32, 0.0)
-        }
-        "convnet" => {
-            model
-                .add(conv(32).input_shape([28, 28, 1]))
-                .add(MaxPooling2D::new((2, 2)))
-                .add(conv(64))
-                .add(MaxPooling2D::new((2, 2)))
-                .add(Flatten::new())
-                .add(Dropout::new(0.5))
-                .add(Dense::new(10).activation(Activation::Softmax));
-            (15, 128, 0.1)
-        }
-        other => return Err(format!("unknown model {other:?}: expected seed or convnet").into()),
-    };
-    let (epochs, batch_size) = (args.epochs.unwrap_or(epochs), args.batch_size.unwrap_or(batch_size));
+    let (epochs, batch_size) = (args.epochs.unwrap_or(net.epochs), args.batch_size.unwrap_or(net.batch_size));
+    let validation_split = net.validation_split;
     model.set_fusion(!args.no_fusion);
-    model.compile(
-        Adam::new().learning_rate(args.learning_rate),
-        Loss::SPARSE_CATEGORICAL_CROSSENTROPY,
-        &[Metric::Accuracy],
-    )?;
+    model.compile(Adam::new().learning_rate(args.learning_rate), net.loss, &[Metric::Accuracy])?;
     print!("{}", model.summary());
     println!("Plan ({} threads):\n{}", model.threads(), model.plan());
 

@@ -2,7 +2,7 @@
 //! vendored DejaVu Sans, so nothing depends on the system's fonts).
 
 use ember_model::data::Dataset;
-use ember_model::{History, Sequential};
+use ember_model::{History, Model};
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 use std::path::Path;
@@ -107,7 +107,7 @@ fn curves(history: &History, batches: &[(f64, f32, f32)], path: &Path) -> Res<()
 
 /// The first layer's filters (HWIO `[kh, kw, 1, f]`), one square each, colour-scaled
 /// to the largest magnitude.
-fn filters(model: &Sequential, path: &Path) -> Res<()> {
+fn filters(model: &Model, path: &Path) -> Res<()> {
     let id = model.params().find("conv2d/kernel").ok_or("the model has no conv2d/kernel")?;
     let shape = &model.params().table().info(id).shape;
     let value = model.params().to_keras(id);
@@ -131,7 +131,7 @@ fn filters(model: &Sequential, path: &Path) -> Res<()> {
 }
 
 /// One test digit and the first layer's feature maps for it.
-fn feature_maps(model: &mut Sequential, test: &Dataset, path: &Path) -> Res<()> {
+fn feature_maps(model: &mut Model, test: &Dataset, path: &Path) -> Res<()> {
     let layer = model.layers().next().ok_or("the model has no layers")?.name().to_string();
     let maps = model.layer_output(test, 0, &layer)?;
     let [h, w, c] = [maps.shape()[0], maps.shape()[1], maps.shape()[2]];
@@ -227,7 +227,7 @@ fn misclassified(test: &Dataset, pred: &[usize], path: &Path) -> Res<()> {
 
 /// Writes every picture into `dir`; returns the file names.
 pub fn draw_all(
-    model: &mut Sequential,
+    model: &mut Model,
     history: &History,
     batches: &[(f64, f32, f32)],
     test: &Dataset,

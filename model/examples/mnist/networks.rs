@@ -1,0 +1,77 @@
+//! The example's networks (`--model`), each with the training settings of its Keras program.
+
+use ember_kernels::conv::ConvAlgo;
+use ember_model::layers::{
+    Activation, ActivationLayer, Add, BatchNormalization, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling2D,
+    MaxPooling2D,
+};
+use ember_model::losses::Loss;
+use ember_model::{Apply, Input, Model, Node, Sequential};
+
+/// A network and how its Keras program trains it.
+pub struct Network {
+    pub model: Model,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub validation_split: f32,
+    pub loss: Loss,
+}
+
+/// `seed`, `convnet` or `resnet`.
+pub fn build(name: &str, algo: ConvAlgo) -> Result<Network, String> {
+    let conv = |filters| Conv2D::new(filters, (3, 3)).activation(Activation::Relu).algorithm(algo);
+    let mut seq = Sequential::new();
+    let probs = Loss::SPARSE_CATEGORICAL_CROSSENTROPY;
+    let (model, epochs, batch_size, validation_split, loss) = match name {
+        "seed" => {
+            seq.add(conv(32).input_shape([28, 28, 1]))
+                .add(MaxPooling2D::new((2, 2)))
+                .add(Flatten::new())
+                .add(Dense::new(10).activation(Activation::Softmax));
+            (seq.into_model(), 10, 32, 0.0, probs)
+        }
+        "convnet" => {
+            seq.add(conv(32).input_shape([28, 28, 1]))
+                .add(MaxPooling2D::new((2, 2)))
+                .add(conv(64))
+                .add(MaxPooling2D::new((2, 2)))
+                .add(Flatten::new())
+                .add(Dropout::new(0.5))
+                .add(Dense::new(10).activation(Activation::Softmax));
+            (seq.into_model(), 15, 128, 0.1, probs)
+        }
+        "resnet" => (
+            resnet(algo).map_err(|e| e.to_string())?,
+            5,
+            128,
+            0.1,
+            Loss::SparseCategoricalCrossentropy { from_logits: true },
+        ),
+        other => return Err(format!("unknown model {other:?}: expected seed, convnet or resnet")),
+    };
+    Ok(Network { model, epochs, batch_size, validation_split, loss })
+}
+
+/// A small residual network: Conv2D(32, 3x3, same)-BN-ReLU, two residual blocks
+/// (conv-BN-ReLU-conv-BN plus the identity, then ReLU), a strided block to 64 channels with
+/// a 1x1 projection shortcut, global average pooling, Dense(10) logits.
+fn resnet(algo: ConvAlgo) -> ember_model::Result<Model> {
+    let conv = |f: usize, s: usize, k: usize| {
+        Conv2D::new(f, (k, k)).strides((s, s)).padding("same").use_bias(false).algorithm(algo)
+    };
+    let bn = |x: &Node| BatchNormalization::new().apply(x);
+    let relu = |x: &Node| ActivationLayer::new(Activation::Relu).apply(x);
+    let x = Input::new(&[28, 28, 1]);
+    let mut h = relu(&bn(&conv(32, 1, 3).apply(&x)));
+    for _ in 0..2 {
+        let r = relu(&bn(&conv(32, 1, 3).apply(&h)));
+        let r = bn(&conv(32, 1, 3).apply(&r));
+        h = relu(&Add::new().apply_to(&[&h, &r]));
+    }
+    let r = relu(&bn(&conv(64, 2, 3).apply(&h)));
+    let r = bn(&conv(64, 1, 3).apply(&r));
+    let shortcut = bn(&conv(64, 2, 1).apply(&h));
+    h = relu(&Add::new().apply_to(&[&r, &shortcut]));
+    let y = Dense::new(10).apply(&GlobalAveragePooling2D::new().apply(&h));
+    Model::new(&x, &y)
+}
