@@ -219,6 +219,27 @@ fn batch_normalization_in_training_mode() {
     }
 }
 
+/// The example's residual network in miniature: Conv-BN-ReLU, a residual block, a strided
+/// block with a 1x1 projection shortcut, global average pooling, Dense logits.
+#[test]
+fn a_residual_network_end_to_end() {
+    use ember_model::layers::{BatchNormalization, GlobalAveragePooling2D};
+    let conv = |f: usize, s: usize, k: usize| Conv2D::new(f, (k, k)).strides((s, s)).padding("same").use_bias(false);
+    let bn = |x: &ember_model::Node| BatchNormalization::new().apply(x);
+    let relu = |x: &ember_model::Node| ActivationLayer::new(Activation::Relu).apply(x);
+    let x = Input::new(&[8, 8, 1]);
+    let h = relu(&bn(&conv(4, 1, 3).apply(&x)));
+    let r = bn(&conv(4, 1, 3).apply(&relu(&bn(&conv(4, 1, 3).apply(&h)))));
+    let h = relu(&Add::new().apply_to(&[&h, &r]));
+    let r = bn(&conv(6, 1, 3).apply(&relu(&bn(&conv(6, 2, 3).apply(&h)))));
+    let h = relu(&Add::new().apply_to(&[&r, &bn(&conv(6, 2, 1).apply(&h))]));
+    let y = Dense::new(3).apply(&GlobalAveragePooling2D::new().apply(&h));
+    let mut m = Model::new(&x, &y).unwrap();
+    m.seed(21);
+    m.compile(Sgd::new(), Loss::SparseCategoricalCrossentropy { from_logits: true }, &[]).unwrap();
+    check_model(Box::new(m), [8, 8, 1], 3, true, false, "residual network");
+}
+
 #[test]
 fn global_pooling_layers() {
     use ember_model::layers::{GlobalAveragePooling2D, GlobalMaxPooling2D};
