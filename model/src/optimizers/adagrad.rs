@@ -2,7 +2,7 @@
 //! `initial_accumulator_value` (0.1), `a += g²`, `w -= lr g / √(a + ε)`; defaults lr 1e-3,
 //! ε 1e-7.
 
-use super::{check_state, slots_for, LearningRate, Optimizer, OptimizerState};
+use super::{slots_for, LearningRate, Optimizer};
 use crate::error::{Error, Result};
 
 /// Keras's `Adagrad(learning_rate, initial_accumulator_value, epsilon)`.
@@ -78,19 +78,5 @@ impl Optimizer for Adagrad {
         }
         Ok(())
     }
-    fn iterations(&self) -> u64 {
-        self.iterations
-    }
-    fn set_learning_rate(&mut self, lr: LearningRate) {
-        self.lr = lr;
-    }
-    fn state(&self) -> OptimizerState {
-        OptimizerState { iterations: self.iterations, slots: self.slots.clone() }
-    }
-    fn load_state(&mut self, state: OptimizerState) -> Result<()> {
-        check_state(&state, &NAMES)?;
-        self.slots = state.slots;
-        self.iterations = state.iterations;
-        Ok(())
-    }
+    super::optimizer_state!();
 }

@@ -1,6 +1,6 @@
 //! Adam (Kingma & Ba), Keras's formulation and defaults.
 
-use super::{check_state, slots_for, LearningRate, Optimizer, OptimizerState};
+use super::{slots_for, LearningRate, Optimizer};
 use crate::error::{Error, Result};
 use ember_kernels::elementwise::{adam_update, AdamParams};
 
@@ -82,19 +82,5 @@ impl Optimizer for Adam {
         adam_update(&self.hp, t, values, grads, &mut m[0], &mut v[0])?;
         Ok(())
     }
-    fn iterations(&self) -> u64 {
-        self.iterations
-    }
-    fn set_learning_rate(&mut self, lr: LearningRate) {
-        self.lr = lr;
-    }
-    fn state(&self) -> OptimizerState {
-        OptimizerState { iterations: self.iterations, slots: self.slots.clone() }
-    }
-    fn load_state(&mut self, state: OptimizerState) -> Result<()> {
-        check_state(&state, &NAMES)?;
-        self.slots = state.slots;
-        self.iterations = state.iterations;
-        Ok(())
-    }
+    super::optimizer_state!();
 }

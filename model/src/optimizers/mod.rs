@@ -85,6 +85,29 @@ impl<O: Optimizer + ?Sized> Optimizer for Box<O> {
     }
 }
 
+/// The `Optimizer` methods every optimizer with fields `iterations`, `slots` and `lr` writes
+/// the same way: the step count, the learning rate's setter, and the state for checkpoints.
+macro_rules! optimizer_state {
+    () => {
+        fn iterations(&self) -> u64 {
+            self.iterations
+        }
+        fn set_learning_rate(&mut self, lr: super::LearningRate) {
+            self.lr = lr;
+        }
+        fn state(&self) -> super::OptimizerState {
+            super::OptimizerState { iterations: self.iterations, slots: self.slots.clone() }
+        }
+        fn load_state(&mut self, state: super::OptimizerState) -> crate::error::Result<()> {
+            super::check_state(&state, self.slot_names())?;
+            self.slots = state.slots;
+            self.iterations = state.iterations;
+            Ok(())
+        }
+    };
+}
+use optimizer_state;
+
 /// The optimizer's slot arenas for `len` trainable floats: created (filled with `init`) on
 /// first use; an error if they exist with another length.
 fn slots_for(slots: &mut Vec<Vec<f32>>, count: usize, len: usize, init: f32) -> Result<&mut [Vec<f32>]> {

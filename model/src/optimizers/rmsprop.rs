@@ -2,7 +2,7 @@
 //! `v = ρ v + (1 - ρ) g²`, `w -= lr g / √(v + ε)`; defaults lr 1e-3, ρ 0.9, ε 1e-7. As in
 //! Keras, `1 - ρ` is computed in double precision from ρ and rounded to f32 once.
 
-use super::{check_state, slots_for, LearningRate, Optimizer, OptimizerState};
+use super::{slots_for, LearningRate, Optimizer};
 use crate::error::{Error, Result};
 
 /// Keras's `RMSprop(learning_rate, rho, epsilon)`.
@@ -76,19 +76,5 @@ impl Optimizer for RmsProp {
         }
         Ok(())
     }
-    fn iterations(&self) -> u64 {
-        self.iterations
-    }
-    fn set_learning_rate(&mut self, lr: LearningRate) {
-        self.lr = lr;
-    }
-    fn state(&self) -> OptimizerState {
-        OptimizerState { iterations: self.iterations, slots: self.slots.clone() }
-    }
-    fn load_state(&mut self, state: OptimizerState) -> Result<()> {
-        check_state(&state, &NAMES)?;
-        self.slots = state.slots;
-        self.iterations = state.iterations;
-        Ok(())
-    }
+    super::optimizer_state!();
 }

@@ -2,7 +2,7 @@
 //! `velocity = momentum·velocity - lr·g`; `w += velocity` (or, Nesterov,
 //! `w += momentum·velocity - lr·g`); plain `w -= lr·g` without momentum.
 
-use super::{check_state, slots_for, LearningRate, Optimizer, OptimizerState};
+use super::{slots_for, LearningRate, Optimizer};
 use crate::error::{Error, Result};
 
 /// Keras's `SGD(learning_rate, momentum, nesterov)`; defaults lr 0.01, no momentum.
@@ -81,19 +81,5 @@ impl Optimizer for Sgd {
         }
         Ok(())
     }
-    fn iterations(&self) -> u64 {
-        self.iterations
-    }
-    fn set_learning_rate(&mut self, lr: LearningRate) {
-        self.lr = lr;
-    }
-    fn state(&self) -> OptimizerState {
-        OptimizerState { iterations: self.iterations, slots: self.slots.clone() }
-    }
-    fn load_state(&mut self, state: OptimizerState) -> Result<()> {
-        check_state(&state, self.slot_names())?;
-        self.slots = state.slots;
-        self.iterations = state.iterations;
-        Ok(())
-    }
+    super::optimizer_state!();
 }
