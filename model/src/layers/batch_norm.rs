@@ -156,7 +156,8 @@ impl Layer for BatchNormalization {
         let c = self.channels;
         let (stats, inv) = b.ws.kept.split_at(2 * c);
         let mean = &stats[..c];
-        let ones = vec![1.0; c];
+        // Without a learned γ the kernel reads ones (allocated only then, not every step).
+        let ones = if self.gamma.is_none() { vec![1.0; c] } else { Vec::new() };
         let gamma = self.gamma.map_or(&ones[..], |g| b.weights.get(g));
         // Where a tensor is not learned its gradient goes to scratch and is dropped.
         b.ws.scratch.resize(2 * c, 0.0);
