@@ -22,7 +22,9 @@
 //! weights files), `sequential.rs` (the chaining builder), `summary.rs`, `optimizers/`
 //! (update the store's trainable arena), `losses.rs`, `io.rs` (records of named tensors,
 //! atomic writes; knows no model), `data.rs`, `threads.rs` (pools shared by models),
-//! `rng.rs`, `tensor.rs`, `error.rs`.
+//! `rng.rs`, `tensor.rs`, `error.rs`; `explain/` (attributions: saliency, SmoothGrad, Integrated
+//! Gradients, Grad-CAM, occlusion; on plans of their own that differentiate a class score
+//! with respect to the input or an inner layer).
 //!
 //! ```
 //! use ember_model::layers::{Activation, Conv2D, Dense, Flatten, MaxPooling2D};
@@ -44,6 +46,7 @@
 
 pub mod data;
 mod error;
+pub mod explain;
 mod graph;
 pub mod io;
 pub mod layers;

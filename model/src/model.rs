@@ -170,7 +170,7 @@ impl Model {
     pub(crate) fn replan(&mut self) -> Result<()> {
         // Before `compile` the plan runs for predictions: a softmax output may run as logits.
         let absorb = self.train.compiled.as_ref().map_or(Some(Activation::Softmax), |c| c.loss.absorbs());
-        self.plan = Some(Plan::new(&self.graph, PlanOptions { fuse: self.fuse, train: true, absorb, keep: None })?);
+        self.plan = Some(Plan::new(&self.graph, PlanOptions::training(self.fuse, absorb))?);
         Ok(())
     }
 
@@ -244,7 +244,10 @@ impl Model {
         if sample >= data.len() || self.check_samples(data).is_err() {
             return Err(Error::Data(format!("sample {sample} of a dataset of {} does not fit the model", data.len())));
         }
-        let plan = Plan::new(&self.graph, PlanOptions { fuse: false, train: false, absorb: None, keep: Some(node) })?;
+        let plan = Plan::new(
+            &self.graph,
+            PlanOptions { train: false, keep: Some(node), batch_stats: false, ..PlanOptions::training(false, None) },
+        )?;
         let mut shard = Shard::default();
         shard.size(&plan, 1);
         let x = data.sample(sample)?;

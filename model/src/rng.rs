@@ -37,6 +37,14 @@ impl Rng {
     pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
         lo + (hi - lo) * self.next_f32()
     }
+    /// Standard normal (Box-Muller on two uniform draws; the second value is dropped, so
+    /// every call consumes two draws).
+    pub fn normal(&mut self) -> f32 {
+        // 1 - u lies in (0, 1]: the logarithm stays finite.
+        let u1 = 1.0 - (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+        let u2 = (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+    }
     /// Uniform in `0..n`, without modulo bias (Lemire's method); 0 when `n` is 0.
     pub fn below(&mut self, n: usize) -> usize {
         if n == 0 {
@@ -81,6 +89,16 @@ mod tests {
         assert_ne!(a, (0..100).collect::<Vec<_>>());
         a.sort();
         assert_eq!(a, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn normal_has_unit_moments() {
+        let mut r = Rng::new(5);
+        let v: Vec<f64> = (0..100_000).map(|_| f64::from(r.normal())).collect();
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / v.len() as f64;
+        assert!(mean.abs() < 0.01 && (var - 1.0).abs() < 0.02, "mean {mean}, variance {var}");
+        assert!(v.iter().all(|x| x.is_finite()));
     }
 
     #[test]

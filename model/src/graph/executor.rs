@@ -89,6 +89,19 @@ impl Shard {
         self.act(plan, plan.output, &[], m)
     }
 
+    /// The gradient of `node` after the last backward pass over `m` samples (a node the
+    /// plan was asked to differentiate with respect to).
+    pub(crate) fn gradient(&self, plan: &Plan, node: usize, m: usize) -> Option<&[f32]> {
+        let root = plan.root[node];
+        plan.grads.of[root].map(|s| &self.grads[s][..m * plan.len[root]])
+    }
+
+    /// The gradient buffer of the model's output for `m` samples (where a backward pass
+    /// starts), if the output needs one.
+    pub(crate) fn output_gradient_mut(&mut self, plan: &Plan, m: usize) -> Option<&mut [f32]> {
+        plan.grads.of[plan.output].map(|s| &mut self.grads[s][..m * plan.len[plan.output]])
+    }
+
     /// The value of `node` after the last forward pass over `m` samples (a node the plan
     /// was asked to keep).
     pub(crate) fn value(&self, plan: &Plan, node: usize, m: usize) -> &[f32] {
@@ -169,7 +182,20 @@ pub(crate) fn backward(
             let y = shard.act(plan, op.output, x, m);
             let mode = Mode { logits: op.logits, ..mode };
             let dy = &mut dy[..m * plan.len[op.output]];
-            op.op.backward(Backward { weights, grads, accumulate, x: &xs, y, dy, dx: &mut dx, n: m, ws: &mut ws, mode })
+            let weight_grads = plan.weight_grads;
+            op.op.backward(Backward {
+                weights,
+                grads,
+                accumulate,
+                weight_grads,
+                x: &xs,
+                y,
+                dy,
+                dx: &mut dx,
+                n: m,
+                ws: &mut ws,
+                mode,
+            })
         };
         for (q, d) in direct.into_iter().enumerate() {
             let j = op.inputs[q];

@@ -110,10 +110,12 @@ pub(crate) struct Plan {
     pub parts: bool,
     /// Per node (root): whether its value needs a gradient in training.
     pub needs_grad: Vec<bool>,
+    /// Whether backward passes compute parameter gradients (not for input attributions).
+    pub weight_grads: bool,
 }
 
 /// How to plan.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct PlanOptions {
     /// Apply the conv+ReLU+pool fusion.
     pub fuse: bool,
@@ -123,6 +125,23 @@ pub(crate) struct PlanOptions {
     pub absorb: Option<Activation>,
     /// Keep this node's value until the end (an inner layer's output asked for).
     pub keep: Option<usize>,
+    /// Nodes (0: the model's input) whose gradients a backward pass must leave, with their
+    /// values, until the end (attributions: the input's gradient, a layer's for Grad-CAM).
+    /// A fused op never hides one of them.
+    pub wrt: Vec<usize>,
+    /// Backward passes compute parameter gradients (training); without, ops run backward
+    /// only to carry gradients to `wrt`.
+    pub weight_grads: bool,
+    /// Layers that couple a batch do (training-mode statistics), so the batch cannot run
+    /// in parts; inference-only plans set this false.
+    pub batch_stats: bool,
+}
+
+impl PlanOptions {
+    /// A training plan.
+    pub fn training(fuse: bool, absorb: Option<Activation>) -> PlanOptions {
+        PlanOptions { fuse, train: true, absorb, keep: None, wrt: Vec::new(), weight_grads: true, batch_stats: true }
+    }
 }
 
 impl Plan {
@@ -142,7 +161,10 @@ impl Plan {
                 root[i] = root[g.nodes[i].inputs[0]];
                 continue;
             }
-            let p = fusion::conv_relu_pool::rule(g, &consumers, i, o.fuse).unwrap_or_else(|| Planned {
+            let fused = fusion::conv_relu_pool::rule(g, &consumers, i, o.fuse);
+            // A fused op does not store its inner values: none of them may be asked for.
+            let fused = fused.filter(|p| !p.covers[..p.covers.len() - 1].iter().any(|c| o.wrt.contains(c)));
+            let p = fused.unwrap_or_else(|| Planned {
                 op: Arc::new(LayerOp(layer.clone())),
                 covers: vec![i],
                 has_params: !layer.params().is_empty(),
@@ -172,17 +194,21 @@ impl Plan {
                 }
             })
             .collect();
-        // Which values need a gradient: those downstream of a trainable tensor.
+        // Which values need a gradient: those asked for, and those downstream of a value
+        // that does or of a trainable tensor (when parameter gradients are computed).
         let mut needs_grad = vec![false; n];
+        let wrt: Vec<usize> = o.wrt.iter().map(|&j| root[j]).collect();
+        wrt.iter().for_each(|&j| needs_grad[j] = true);
         for op in &mut ops {
             op.needs_dx = op.inputs.iter().map(|&j| needs_grad[j]).collect();
-            op.backward = op.has_params || op.needs_dx.iter().any(|&d| d);
-            needs_grad[op.output] = op.backward;
+            op.backward = (op.has_params && o.weight_grads) || op.needs_dx.iter().any(|&d| d);
+            needs_grad[op.output] |= op.backward;
         }
         let len: Vec<usize> = (0..n).map(|i| g.len_of(i)).collect();
-        let (acts, grads) = liveness(&ops, n, &len, output, o.keep.map(|k| root[k]), o.train);
-        let parts = !g.nodes.iter().filter_map(|nd| nd.layer.as_ref()).any(|l| l.traits().couples_batch);
-        Ok(Plan { ops, root, acts, grads, len, output, absorbed, parts, needs_grad })
+        let (acts, grads) = liveness(&ops, n, &len, output, (o.keep.map(|k| root[k]), &wrt), o.train);
+        let coupled = g.nodes.iter().filter_map(|nd| nd.layer.as_ref()).any(|l| l.traits().couples_batch);
+        let parts = !(coupled && o.batch_stats);
+        Ok(Plan { ops, root, acts, grads, len, output, absorbed, parts, needs_grad, weight_grads: o.weight_grads })
     }
 
     /// One line per op.
@@ -198,7 +224,7 @@ fn liveness(
     n: usize,
     len: &[usize],
     output: usize,
-    keep: Option<usize>,
+    (keep, wrt): (Option<usize>, &[usize]),
     train: bool,
 ) -> (Slots, Slots) {
     let k_end = 2 * ops.len();
@@ -229,12 +255,20 @@ fn liveness(
     if train {
         touch(&mut grad[output], k_end);
     }
+    let end = 4 * ops.len() + 1;
     if let Some(keep) = keep {
-        touch(&mut act[keep], 4 * ops.len() + 1);
+        touch(&mut act[keep], end);
     }
-    // The input (node 0) has a buffer of its own (the whole batch), never a slot.
+    for &j in wrt {
+        touch(&mut act[j], end);
+        touch(&mut grad[j], end);
+    }
+    // The input (node 0) has a buffer of its own (the whole batch), never a slot; its
+    // gradient has one only when asked for.
     act[0] = None;
-    grad[0] = None;
+    if !wrt.contains(&0) {
+        grad[0] = None;
+    }
     (assign(&act, len), assign(&grad, len))
 }
 

@@ -176,16 +176,18 @@ impl Layer for BatchNormalization {
             batch_norm_backward(b.x[0], b.dy, mean, inv, gamma, b.dx[0].as_deref_mut(), (dg, db), b.accumulate)?;
         } else {
             // Fixed statistics: y is affine in x.
-            let mut sum = vec![0f64; 2 * c];
-            for (xr, dr) in b.x[0].chunks_exact(c).zip(b.dy.chunks_exact(c)) {
-                for j in 0..c {
-                    sum[j] += f64::from(dr[j]);
-                    sum[c + j] += f64::from(dr[j] * (xr[j] - mean[j]) * inv[j]);
+            if b.weight_grads {
+                let mut sum = vec![0f64; 2 * c];
+                for (xr, dr) in b.x[0].chunks_exact(c).zip(b.dy.chunks_exact(c)) {
+                    for j in 0..c {
+                        sum[j] += f64::from(dr[j]);
+                        sum[c + j] += f64::from(dr[j] * (xr[j] - mean[j]) * inv[j]);
+                    }
                 }
-            }
-            for j in 0..c {
-                db[j] = if b.accumulate { db[j] + sum[j] as f32 } else { sum[j] as f32 };
-                dg[j] = if b.accumulate { dg[j] + sum[c + j] as f32 } else { sum[c + j] as f32 };
+                for j in 0..c {
+                    db[j] = if b.accumulate { db[j] + sum[j] as f32 } else { sum[j] as f32 };
+                    dg[j] = if b.accumulate { dg[j] + sum[c + j] as f32 } else { sum[c + j] as f32 };
+                }
             }
             if let Some(dx) = b.dx[0].as_deref_mut() {
                 for (o, d) in dx.chunks_exact_mut(c).zip(b.dy.chunks_exact(c)) {

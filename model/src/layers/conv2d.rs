@@ -199,8 +199,10 @@ impl Layer for Conv2D {
         let c = self.desc(b.n)?;
         self.act.backward(&b.ws.kept, b.y, b.dy, self.filters)?;
         let ctx = self.ctx();
-        let (dk, db) = grads_of(b.weights.table(), b.grads, self.kernel_id(), self.bias_id());
-        conv::conv2d_backward_filter(&ctx, &c, b.x[0], b.dy, dk, db, b.accumulate)?;
+        if b.weight_grads {
+            let (dk, db) = grads_of(b.weights.table(), b.grads, self.kernel_id(), self.bias_id());
+            conv::conv2d_backward_filter(&ctx, &c, b.x[0], b.dy, dk, db, b.accumulate)?;
+        }
         if let Some(dx) = b.dx[0].as_deref_mut() {
             conv::conv2d_backward_data(&ctx, &c, b.dy, b.weights.get(self.kernel_id()), dx)?;
         }

@@ -120,8 +120,10 @@ impl Layer for Dense {
             self.act.backward(&b.ws.kept, b.y, b.dy, self.units)?;
         }
         let l = Linear::new(b.n, self.inputs, self.units)?;
-        let (dk, db) = grads_of(b.weights.table(), b.grads, self.params[0], self.params.get(1).copied());
-        linear_backward_weights(&Ctx::new(), &l, b.x[0], b.dy, dk, db, b.accumulate)?;
+        if b.weight_grads {
+            let (dk, db) = grads_of(b.weights.table(), b.grads, self.params[0], self.params.get(1).copied());
+            linear_backward_weights(&Ctx::new(), &l, b.x[0], b.dy, dk, db, b.accumulate)?;
+        }
         if let Some(dx) = b.dx[0].as_deref_mut() {
             linear_backward_data(&Ctx::new(), &l, b.dy, b.weights.get(self.params[0]), dx)?;
         }

@@ -158,6 +158,9 @@ pub struct Backward<'a, 'b> {
     /// Add the parameter gradients to what `grads` holds (a batch run in parts) instead of
     /// overwriting them.
     pub accumulate: bool,
+    /// Whether to compute the parameter gradients at all: false when the pass only carries
+    /// gradients to the input or an inner layer (attributions), where `grads` is scratch.
+    pub weight_grads: bool,
     /// The forward pass's inputs.
     pub x: &'a [&'a [f32]],
     /// The forward pass's output.

@@ -68,7 +68,7 @@ impl Op for ConvReluPoolOp {
         let c = &self.conv;
         let cp = ConvReluPool::new(c.desc(b.n)?)?;
         let argmax = &b.ws.indices;
-        let fused_wgrad = cp.conv().input_shape()[3] <= FUSED_WGRAD_MAX_CIN;
+        let fused_wgrad = b.weight_grads && cp.conv().input_shape()[3] <= FUSED_WGRAD_MAX_CIN;
         if fused_wgrad {
             let (dk, db) = grads_of(b.weights.table(), b.grads, c.kernel_id(), c.bias_id());
             conv::conv_relu_maxpool_backward_filter(&c.ctx(), &cp, b.x[0], b.y, b.dy, argmax, dk, db, b.accumulate)?;
@@ -80,7 +80,7 @@ impl Op for ConvReluPoolOp {
         let dconv = &mut b.ws.scratch;
         dconv.resize(cp.conv().output_shape().iter().product(), 0.0);
         conv::unpool_relu_grad(&cp, b.y, b.dy, argmax, dconv)?;
-        if !fused_wgrad {
+        if b.weight_grads && !fused_wgrad {
             let (dk, db) = grads_of(b.weights.table(), b.grads, c.kernel_id(), c.bias_id());
             conv::conv2d_backward_filter(&c.ctx(), cp.conv(), b.x[0], dconv, dk, db, b.accumulate)?;
         }
