@@ -12,6 +12,7 @@
 //! `cargo run --release --example mnist` (from the repository root; offline: the data is
 //! vendored in `data/mnist`). `--help` lists the flags. Pictures go to `--out-dir`.
 
+mod explain;
 mod networks;
 mod pictures;
 
@@ -73,6 +74,14 @@ struct Args {
     /// Resume from this checkpoint.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Load these weights (safetensors, as `--save` writes them) and skip training.
+    #[arg(long)]
+    load: Option<PathBuf>,
+    /// Explain 8 test digits (misclassified ones first): saliency, SmoothGrad, Integrated
+    /// Gradients, Grad-CAM and occlusion pictures in the output directory. After training,
+    /// or with `--load` (or a finished `--resume`) without it.
+    #[arg(long)]
+    explain: bool,
     /// Train on the first N training images only (0: all).
     #[arg(long, default_value_t = 0)]
     train_limit: usize,
@@ -209,17 +218,26 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut progress =
         Progress { bar: None, quiet: args.quiet, batch_size, start: Instant::now(), epoch: 0, batches: Vec::new() };
-    let history = model.fit(&train, None, &opts, &mut progress)?;
+    let history = match &args.load {
+        Some(path) => {
+            model.load_weights(path)?;
+            println!("Loaded weights from {}; not training", path.display());
+            ember_model::History::default()
+        }
+        None => model.fit(&train, None, &opts, &mut progress)?,
+    };
 
     let t1 = Instant::now();
     let eval = model.evaluate(&test, 256)?;
     println!("Test: accuracy: {:.4} - loss: {:.4} ({:.2}s)", eval.accuracy, eval.loss, t1.elapsed().as_secs_f64());
     let mut secs: Vec<f64> = history.epochs.iter().map(|e| e.seconds).collect();
-    let train_total: f64 = secs.iter().sum();
-    let tail = if secs.len() > 1 { &mut secs[1..] } else { &mut secs[..] };
-    tail.sort_by(f64::total_cmp);
-    let median = tail.get(tail.len() / 2).copied().unwrap_or(0.0);
-    println!("Training: {train_total:.2}s in all, median {median:.3}s per epoch (epochs 2..)");
+    if !secs.is_empty() {
+        let train_total: f64 = secs.iter().sum();
+        let tail = if secs.len() > 1 { &mut secs[1..] } else { &mut secs[..] };
+        tail.sort_by(f64::total_cmp);
+        let median = tail[tail.len() / 2];
+        println!("Training: {train_total:.2}s in all, median {median:.3}s per epoch (epochs 2..)");
+    }
 
     std::fs::create_dir_all(&args.out_dir)?;
     if let Some(path) = &args.save {
@@ -230,6 +248,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let t2 = Instant::now();
         let files = pictures::draw_all(&mut model, &history, &progress.batches, &test, &args.out_dir)?;
         println!("Pictures ({:.2}s): {}", t2.elapsed().as_secs_f64(), files.join(", "));
+    }
+    if args.explain {
+        let t3 = Instant::now();
+        let files = explain::draw(&mut model, &test, &args.out_dir)?;
+        println!("Explanations ({:.2}s): {}", t3.elapsed().as_secs_f64(), files.join(", "));
     }
     println!("Total: {:.2}s", total.elapsed().as_secs_f64());
     Ok(())

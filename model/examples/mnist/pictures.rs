@@ -12,14 +12,14 @@ type Res<T> = Result<T, Box<dyn std::error::Error>>;
 const FONT: &str = "dejavu";
 
 /// Registers the vendored font once.
-fn font() {
+pub fn font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let _ = register_font(FONT, FontStyle::Normal, include_bytes!("assets/DejaVuSans.ttf"));
     });
 }
 
-fn text(size: f64) -> TextStyle<'static> {
+pub fn text(size: f64) -> TextStyle<'static> {
     (FONT, size).into_font().color(&BLACK)
 }
 

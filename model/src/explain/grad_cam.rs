@@ -42,13 +42,27 @@ pub fn grad_cam(model: &Model, images: &Tensor, target: Target<'_>, layer: &str)
             g.chunks_exact(k).for_each(|p| alpha.iter_mut().zip(p).for_each(|(s, v)| *s += v));
             let inv = 1.0 / (lh * lw) as f32;
             alpha.iter_mut().for_each(|s| *s *= inv);
-            maps.extend(a.chunks_exact(k).map(|p| p.iter().zip(&alpha).map(|(v, a)| v * a).sum::<f32>().max(0.0)));
+            maps.extend(a.chunks_exact(k).map(|p| dot(p, &alpha).max(0.0)));
         }
         Ok(maps)
     })?;
     let upsampled: Vec<f32> =
         out.mapped.chunks_exact(lh * lw).flat_map(|m| resize_bilinear(m, (lh, lw), (h, w))).collect();
     Ok(GradCam { maps: Tensor::new(vec![n, lh, lw], out.mapped)?, upsampled: Tensor::new(vec![n, h, w], upsampled)? })
+}
+
+/// `sum_i a[i] * b[i]` in eight interleaved partial sums (a fixed order that vectorises; a
+/// single running sum is a chain of dependent adds, ~3x slower on a 10,000-image batch).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a8.remainder().iter().zip(b8.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in a8.zip(b8) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// Resizes a `[ih, iw]` map to `[oh, ow]` as TensorFlow's bilinear `resize` does
