@@ -62,6 +62,10 @@ pub enum Error {
         /// The error.
         source: std::io::Error,
     },
+    /// A data-parallel run failed: a rank reported an error, or a message could not be
+    /// exchanged (the text names the rank).
+    #[error("data-parallel training: {0}")]
+    Distributed(String),
 }
 
 /// `Result` with [`Error`].

@@ -45,6 +45,7 @@
 #![forbid(unsafe_code)]
 
 pub mod data;
+pub mod distributed;
 mod error;
 pub mod explain;
 mod graph;

@@ -276,15 +276,38 @@ pub(crate) fn run_sharded(
     shards: &mut [Shard],
     batch: &Batch,
 ) -> Result<(f64, usize)> {
+    let s = shards.len().max(1);
+    let per_shard = run_shards(plan, a, grads, shards, batch, (0, s, true))?;
+    Ok(fold_in_order((0.0, 0), &per_shard))
+}
+
+/// The losses and counts of shards added to `start` in shard order.
+pub(crate) fn fold_in_order(start: (f64, usize), per_shard: &[(f64, usize)]) -> (f64, usize) {
+    per_shard.iter().fold(start, |(l, c), &(l2, c2)| (l + l2, c + c2))
+}
+
+/// Shards `first..first + shards.len()` of a batch split into `total` shards (the split
+/// [`run_sharded`] makes), in parallel: shard `first + k` runs in `shards[k]` with its
+/// gradients in `grads[k]`; with `sum`, `grads[1..]` are then added to `grads[0]` in order.
+/// Returns each shard's (summed loss, correct count). A rank of a data-parallel run calls
+/// this for its slice of the shards.
+pub(crate) fn run_shards(
+    plan: &Plan,
+    a: &RunArgs<'_>,
+    grads: Option<&mut [&mut [f32]]>,
+    shards: &mut [Shard],
+    batch: &Batch,
+    (first, total, sum): (usize, usize, bool),
+) -> Result<Vec<(f64, usize)>> {
     use rayon::prelude::*;
     let n = batch.labels.len();
-    let s = shards.len().max(1);
+    let s = shards.len();
     let parts = n.div_ceil(PART).max(1);
-    let per = parts.div_ceil(s) * PART;
+    let per = parts.div_ceil(total.max(1)) * PART;
     let in_len = plan.len[0];
     let run = |k: usize, shard: &mut Shard, g: Option<&mut [f32]>| {
-        let lo = (k * per).min(n);
-        let hi = ((k + 1) * per).min(n);
+        let lo = ((first + k) * per).min(n);
+        let hi = ((first + k + 1) * per).min(n);
         if lo == hi {
             if let Some(g) = g {
                 g.fill(0.0);
@@ -297,18 +320,20 @@ pub(crate) fn run_sharded(
     let results: Vec<Result<(f64, usize)>> = match grads {
         Some(g) => {
             let g = &mut g[..s];
-            let r = shards[..s]
+            let r = shards
                 .par_iter_mut()
                 .zip(g.par_iter_mut())
                 .enumerate()
                 .map(|(k, (sh, g))| run(k, sh, Some(&mut **g)))
                 .collect();
-            sum_in_order(g);
+            if sum {
+                sum_in_order(g);
+            }
             r
         }
-        None => shards[..s].par_iter_mut().enumerate().map(|(k, sh)| run(k, sh, None)).collect(),
+        None => shards.par_iter_mut().enumerate().map(|(k, sh)| run(k, sh, None)).collect(),
     };
-    results.into_iter().try_fold((0f64, 0usize), |(l, c), r| r.map(|(l2, c2)| (l + l2, c + c2)))
+    results.into_iter().collect()
 }
 
 /// After a training step, every op updates its layers' state from its workspace in shard 0
@@ -321,7 +346,7 @@ pub(crate) fn update_state(plan: &Plan, shard: &Shard, store: &mut crate::params
 }
 
 /// `g[0] += g[1]; g[0] += g[2]; ...` in that order, elementwise (blocks in parallel).
-fn sum_in_order(g: &mut [&mut [f32]]) {
+pub(crate) fn sum_in_order(g: &mut [&mut [f32]]) {
     use rayon::prelude::*;
     const BLOCK: usize = 16 * 1024;
     let Some((first, rest)) = g.split_first_mut() else { return };

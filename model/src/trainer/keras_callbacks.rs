@@ -176,6 +176,10 @@ impl Callback for ModelCheckpoint {
             }
             self.best = Some(current);
         }
+        if model.rank() != 0 {
+            // A data-parallel fit: rank 0 writes.
+            return Ok(());
+        }
         let path = self.filepath.to_string_lossy().replace("{epoch}", &logs.epoch.to_string());
         model.save_weights(path)
     }
@@ -339,7 +343,11 @@ impl CsvLogger {
 }
 
 impl Callback for CsvLogger {
-    fn on_train_begin(&mut self, _model: &mut Model) -> Result<()> {
+    fn on_train_begin(&mut self, model: &mut Model) -> Result<()> {
+        if model.rank() != 0 {
+            // A data-parallel fit: rank 0 writes.
+            return Ok(());
+        }
         let f = std::fs::OpenOptions::new()
             .create(true)
             .append(self.append)

@@ -6,6 +6,7 @@
 
 mod callbacks;
 pub(crate) mod checkpoint;
+mod data_parallel;
 mod hook;
 mod keras_callbacks;
 mod step;
@@ -78,6 +79,10 @@ pub(crate) struct TrainState {
     /// Set by a callback ([`Model::stop_training`]): `fit` ends after the current epoch.
     stop: bool,
     order: Vec<usize>,
+    /// This process's rank in a data-parallel fit (0 otherwise).
+    pub rank: usize,
+    /// A data-parallel rank's buffer for the running gradient sum it receives.
+    pub incoming: Vec<f32>,
 }
 
 impl Model {
@@ -165,7 +170,7 @@ impl Model {
 
     /// Forward and (with `grads`) backward over the loaded batch in its shards, the
     /// parameter gradients summed into the store's gradient arena.
-    fn run_loaded(&mut self, training: bool, grads: bool) -> Result<(f64, usize)> {
+    pub(crate) fn run_loaded(&mut self, training: bool, grads: bool) -> Result<(f64, usize)> {
         let n = self.batch.labels.len();
         let Model { plan, store, shards, shard_grads, batch, train, seed, .. } = self;
         let plan = plan.as_ref().ok_or(Error::NotCompiled)?;
@@ -191,7 +196,7 @@ impl Model {
 
     /// State updates (moving statistics), hook, then optimizer: the second half of a
     /// training step.
-    fn apply_gradients(&mut self) -> Result<()> {
+    pub(crate) fn apply_gradients(&mut self) -> Result<()> {
         let Model { store, train, plan, shards, .. } = self;
         if let (Some(plan), Some(shard)) = (plan.as_ref(), shards.first()) {
             executor::update_state(plan, shard, store)?;
@@ -215,6 +220,21 @@ impl Model {
         opts: &FitOptions,
         callback: &mut dyn Callback,
     ) -> Result<History> {
+        let mut split = None;
+        let (train_n, val) = self.fit_data(train, validation, opts, &mut split)?;
+        let pool = self.pool()?;
+        pool.install(|| self.fit_loop(train, train_n, val, opts, callback, &data_parallel::Local))
+    }
+
+    /// `fit`'s checks and the validation split: the training samples used and the
+    /// validation data.
+    fn fit_data<'d>(
+        &self,
+        train: &Dataset,
+        validation: Option<&'d Dataset>,
+        opts: &FitOptions,
+        split: &'d mut Option<Dataset>,
+    ) -> Result<(usize, Option<&'d Dataset>)> {
         self.compiled()?;
         if opts.batch_size == 0 {
             return Err(Error::Config("batch size must be at least 1".into()));
@@ -226,7 +246,6 @@ impl Model {
         if let Some(v) = validation {
             self.check_data(v)?;
         }
-        let split;
         let (train_n, val) = match validation {
             Some(v) => (train.len(), Some(v)),
             None if opts.validation_split > 0.0 => {
@@ -234,33 +253,37 @@ impl Model {
                 // written as (0.2, not the f32 0.2000000029...).
                 let split_f64: f64 = opts.validation_split.to_string().parse().unwrap_or(0.0);
                 let at = (train.len() as f64 * (1.0 - split_f64)).floor() as usize;
-                split = train.slice_unchecked(at..train.len());
-                (at, Some(&split))
+                let held: &'d Dataset = split.insert(train.slice_unchecked(at..train.len()));
+                (at, Some(held))
             }
             None => (train.len(), None),
         };
         if train_n == 0 {
             return Err(Error::Data("no training samples".into()));
         }
-        let pool = self.pool()?;
-        pool.install(|| self.fit_loop(train, train_n, val, opts, callback))
+        Ok((train_n, val))
     }
 
-    fn fit_loop(
+    fn fit_loop<X: data_parallel::Exchange>(
         &mut self,
         train: &Dataset,
         train_n: usize,
         val: Option<&Dataset>,
         opts: &FitOptions,
         callback: &mut dyn Callback,
+        ex: &X,
     ) -> Result<History> {
         let bs = opts.batch_size;
         let steps = train_n.div_ceil(bs);
         let mut history = History::default();
         self.train.stop = false;
-        callback.on_train_begin(self)?;
+        // Across ranks, what a callback or a file write returns is agreed on, so an error on
+        // one rank ends the fit on all of them instead of leaving them waiting.
+        let r = callback.on_train_begin(self);
+        ex.agree(r)?;
         for epoch in opts.initial_epoch + 1..=opts.epochs {
-            callback.on_epoch_begin(epoch, opts.epochs, steps, self)?;
+            let r = callback.on_epoch_begin(epoch, opts.epochs, steps, self);
+            ex.agree(r)?;
             let start = Instant::now();
             let mut order = std::mem::take(&mut self.train.order);
             order.clear();
@@ -272,7 +295,7 @@ impl Model {
             for (step, idx) in order.chunks(bs).enumerate() {
                 let n = idx.len();
                 self.load_gathered(train, idx)?;
-                let (loss, ok) = self.train_step(n)?;
+                let (loss, ok) = ex.train_step(self, n)?;
                 if !loss.is_finite() && opts.stop_on_non_finite {
                     self.train.order = order;
                     return Err(Error::NonFiniteLoss { epoch, step: step + 1, loss });
@@ -290,7 +313,7 @@ impl Model {
             }
             self.train.order = order;
             let seconds = start.elapsed().as_secs_f64();
-            let v = val.map(|v| self.evaluate_inner(v, bs)).transpose()?;
+            let v = val.map(|v| self.evaluate_inner(v, bs, ex)).transpose()?;
             self.train.epochs_done = epoch;
             let logs = EpochLogs {
                 epoch,
@@ -301,16 +324,19 @@ impl Model {
                 seconds,
                 samples: seen,
             };
-            if let Some(path) = &opts.checkpoint {
-                self.save_checkpoint(path)?;
-            }
-            callback.on_epoch_end(&logs, self)?;
+            let saved = match opts.checkpoint.as_ref().filter(|_| ex.chief()) {
+                Some(path) => self.save_checkpoint(path),
+                None => Ok(()),
+            };
+            let r = saved.and_then(|()| callback.on_epoch_end(&logs, self));
+            ex.agree(r)?;
             history.epochs.push(logs);
             if self.train.stop {
                 break;
             }
         }
-        callback.on_train_end(self)?;
+        let r = callback.on_train_end(self);
+        ex.agree(r)?;
         Ok(history)
     }
 
@@ -332,17 +358,17 @@ impl Model {
             return Err(Error::Config("batch size must be at least 1".into()));
         }
         let pool = self.pool()?;
-        pool.install(|| self.evaluate_inner(data, batch_size))
+        pool.install(|| self.evaluate_inner(data, batch_size, &data_parallel::Local))
     }
 
-    fn evaluate_inner(&mut self, data: &Dataset, bs: usize) -> Result<Evaluation> {
+    fn evaluate_inner<X: data_parallel::Exchange>(&mut self, data: &Dataset, bs: usize, ex: &X) -> Result<Evaluation> {
         let (mut loss_sum, mut correct) = (0f64, 0usize);
         let mut idx = Vec::with_capacity(bs);
         for b0 in (0..data.len()).step_by(bs) {
             idx.clear();
             idx.extend(b0..(b0 + bs).min(data.len()));
             self.load_gathered(data, &idx)?;
-            let (loss, ok) = self.run_loaded(false, false)?;
+            let (loss, ok) = ex.run_loaded(self, false, false)?;
             loss_sum += loss;
             correct += ok;
         }
