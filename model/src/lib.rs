@@ -24,7 +24,9 @@
 //! atomic writes; knows no model), `data.rs`, `threads.rs` (pools shared by models),
 //! `rng.rs`, `tensor.rs`, `error.rs`; `explain/` (attributions: saliency, SmoothGrad, Integrated
 //! Gradients, Grad-CAM, occlusion; on plans of their own that differentiate a class score
-//! with respect to the input or an inner layer).
+//! with respect to the input or an inner layer); `distributed/` (the ranks of a
+//! data-parallel fit: [`distributed::Collective`], threads or MPI) with the trainer's
+//! `trainer/data_parallel.rs` (shards over ranks, the ordered gradient chain).
 //!
 //! ```
 //! use ember_model::layers::{Activation, Conv2D, Dense, Flatten, MaxPooling2D};

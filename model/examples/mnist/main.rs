@@ -15,14 +15,16 @@
 mod explain;
 mod networks;
 mod pictures;
+mod progress;
 
 use clap::Parser;
 use ember_kernels::conv::ConvAlgo;
 use ember_model::data::load_mnist;
+use ember_model::distributed::Collective;
 use ember_model::losses::Metric;
 use ember_model::optimizers::Adam;
-use ember_model::{BatchLogs, Callback, EpochLogs, FitOptions, Model};
-use indicatif::{ProgressBar, ProgressStyle};
+use ember_model::FitOptions;
+use progress::Progress;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -105,68 +107,28 @@ fn parse_algo(s: &str) -> Result<ConvAlgo, String> {
     })
 }
 
-/// A progress bar per epoch and Keras's end-of-epoch line.
-struct Progress {
-    bar: Option<ProgressBar>,
-    quiet: bool,
-    batch_size: usize,
-    start: Instant,
-    epoch: usize,
-    /// (epoch progress, running loss, running accuracy) every 25 steps, for the curves.
-    batches: Vec<(f64, f32, f32)>,
-}
-
-impl Callback for Progress {
-    fn on_epoch_begin(&mut self, epoch: usize, epochs: usize, steps: usize, _m: &mut Model) -> ember_model::Result<()> {
-        println!("Epoch {epoch}/{epochs}");
-        self.start = Instant::now();
-        self.epoch = epoch;
-        if !self.quiet {
-            let bar = ProgressBar::new(steps as u64);
-            bar.set_style(
-                ProgressStyle::with_template("{pos:>5}/{len} [{bar:30}] {elapsed_precise} {msg}")
-                    .expect("valid template")
-                    .progress_chars("=> "),
-            );
-            self.bar = Some(bar);
-        }
-        Ok(())
-    }
-    fn on_batch_end(&mut self, l: &BatchLogs) {
-        if l.step.is_multiple_of(25) || l.step == l.steps {
-            self.batches.push(((self.epoch - 1) as f64 + l.step as f64 / l.steps as f64, l.loss, l.accuracy));
-        }
-        if let Some(bar) = &self.bar {
-            if l.step.is_multiple_of(25) || l.step == l.steps {
-                let ips = l.samples as f64 / self.start.elapsed().as_secs_f64();
-                bar.set_message(format!("accuracy: {:.4} - loss: {:.4} - {:.0} img/s", l.accuracy, l.loss, ips));
-                bar.set_position(l.step as u64);
-            }
-        }
-    }
-    fn on_epoch_end(&mut self, l: &EpochLogs, _m: &mut Model) -> ember_model::Result<()> {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-        let steps = l.samples.div_ceil(self.batch_size);
-        let mut line = format!(
-            "{steps}/{steps} - {:.2}s - {:.0}us/step - accuracy: {:.4} - loss: {:.4}",
-            l.seconds,
-            l.seconds * 1e6 / steps as f64,
-            l.accuracy,
-            l.loss
-        );
-        if let (Some(vl), Some(va)) = (l.val_loss, l.val_accuracy) {
-            line += &format!(" - val_accuracy: {va:.4} - val_loss: {vl:.4}");
-        }
-        println!("{line}");
-        Ok(())
-    }
-}
-
 /// Runs the program; an error is printed as a sentence (`error: ...`) with exit code 1.
+/// Built with `--features mpi` and started by `mpirun -np N` (N > 1), it trains
+/// data-parallel; an error on one rank then ends every rank (`MPI_Abort`, which names it).
 fn main() -> std::process::ExitCode {
-    match run(Args::parse()) {
+    let args = Args::parse();
+    #[cfg(feature = "mpi")]
+    {
+        use ember_model::distributed::MpiCollective;
+        let Some(universe) = mpi::initialize() else {
+            eprintln!("error: MPI could not be initialised");
+            return std::process::ExitCode::FAILURE;
+        };
+        let comm = MpiCollective::new(universe.world());
+        if comm.size() > 1 {
+            if let Err(e) = run(args, Some(&comm)) {
+                eprintln!("error: rank {}: {e}", comm.rank());
+                comm.abort(1);
+            }
+            return std::process::ExitCode::SUCCESS;
+        }
+    }
+    match run(args, None) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -175,7 +137,17 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+/// Trains and reports; with `ranks`, as one rank of a data-parallel run (rank 0 prints and
+/// writes every file).
+fn run(args: Args, ranks: Option<&dyn Collective>) -> Result<(), Box<dyn std::error::Error>> {
+    let chief = ranks.is_none_or(|c| c.rank() == 0);
+    macro_rules! say {
+        ($($t:tt)*) => {
+            if chief {
+                println!($($t)*);
+            }
+        };
+    }
     let total = Instant::now();
     let algo = parse_algo(&args.conv_algo)?;
     let t0 = Instant::now();
@@ -183,13 +155,20 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.train_limit > 0 && args.train_limit < train.len() {
         train = train.slice(0..args.train_limit)?;
     }
-    println!(
+    say!(
         "Loaded {} training and {} test images from {} in {:.2}s",
         train.len(),
         test.len(),
         args.data_dir.display(),
         t0.elapsed().as_secs_f64()
     );
+    if let Some(c) = ranks {
+        say!(
+            "Data-parallel over {} ranks (MPI), {} samples per global batch",
+            c.size(),
+            args.batch_size.map_or("the model's".into(), |b| b.to_string())
+        );
+    }
 
     let net = networks::build(&args.model, algo)?;
     let mut model = net.model;
@@ -198,14 +177,17 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let validation_split = net.validation_split;
     model.set_fusion(!args.no_fusion);
     model.compile(Adam::new().learning_rate(args.learning_rate), net.loss, &[Metric::Accuracy])?;
-    print!("{}", model.summary());
-    println!("Plan ({} threads):\n{}", model.threads(), model.plan());
+    if chief {
+        print!("{}", model.summary());
+    }
+    say!("Plan ({} threads):\n{}", model.threads(), model.plan());
 
     let mut initial_epoch = 0;
-    if let Some(path) = &args.resume {
+    // In a data-parallel run rank 0 reads the checkpoint; `fit` sends its state to the rest.
+    if let Some(path) = args.resume.as_ref().filter(|_| chief) {
         model.load_checkpoint(path)?;
         initial_epoch = model.epochs_done();
-        println!("Resumed from {} after epoch {initial_epoch}", path.display());
+        say!("Resumed from {} after epoch {initial_epoch}", path.display());
     }
     let opts = FitOptions {
         epochs,
@@ -216,29 +198,55 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         checkpoint: args.checkpoint.clone(),
         ..FitOptions::default()
     };
-    let mut progress =
-        Progress { bar: None, quiet: args.quiet, batch_size, start: Instant::now(), epoch: 0, batches: Vec::new() };
+    let mut progress = Progress {
+        bar: None,
+        quiet: args.quiet,
+        silent: !chief,
+        batch_size,
+        start: Instant::now(),
+        epoch: 0,
+        batches: Vec::new(),
+    };
     let history = match &args.load {
         Some(path) => {
             model.load_weights(path)?;
-            println!("Loaded weights from {}; not training", path.display());
+            say!("Loaded weights from {}; not training", path.display());
             ember_model::History::default()
         }
-        None => model.fit(&train, None, &opts, &mut progress)?,
+        None => match ranks {
+            Some(c) => model.fit_data_parallel(c, &train, None, &opts, &mut progress)?,
+            None => model.fit(&train, None, &opts, &mut progress)?,
+        },
     };
 
+    if ranks.is_some() && !history.epochs.is_empty() {
+        let steps: usize = history.epochs.iter().map(|e| e.samples.div_ceil(batch_size)).sum();
+        let train_s: f64 = history.epochs.iter().map(|e| e.seconds).sum();
+        let combine = model.combine_time().as_secs_f64();
+        say!(
+            "Combining gradients across ranks: {:.0} us per step ({:.1}% of training time, rank 0)",
+            combine * 1e6 / steps.max(1) as f64,
+            100.0 * combine / train_s.max(1e-9)
+        );
+    }
     let t1 = Instant::now();
-    let eval = model.evaluate(&test, 256)?;
-    println!("Test: accuracy: {:.4} - loss: {:.4} ({:.2}s)", eval.accuracy, eval.loss, t1.elapsed().as_secs_f64());
+    let eval = match ranks {
+        Some(c) => model.evaluate_data_parallel(c, &test, 256)?,
+        None => model.evaluate(&test, 256)?,
+    };
+    say!("Test: accuracy: {:.4} - loss: {:.4} ({:.2}s)", eval.accuracy, eval.loss, t1.elapsed().as_secs_f64());
     let mut secs: Vec<f64> = history.epochs.iter().map(|e| e.seconds).collect();
     if !secs.is_empty() {
         let train_total: f64 = secs.iter().sum();
         let tail = if secs.len() > 1 { &mut secs[1..] } else { &mut secs[..] };
         tail.sort_by(f64::total_cmp);
         let median = tail[tail.len() / 2];
-        println!("Training: {train_total:.2}s in all, median {median:.3}s per epoch (epochs 2..)");
+        say!("Training: {train_total:.2}s in all, median {median:.3}s per epoch (epochs 2..)");
     }
 
+    if !chief {
+        return Ok(());
+    }
     std::fs::create_dir_all(&args.out_dir)?;
     if let Some(path) = &args.save {
         model.save_weights(path)?;

@@ -66,13 +66,14 @@ impl Exchange for Ranks<'_> {
 }
 
 /// Every rank learns whether all ranks' `r` is `Ok`; an error anywhere ends the step on
-/// all of them (the failing rank keeps its own error, the others name it).
+/// all of them (a failing rank reports its own error, the others name the first that
+/// failed).
 fn agree<T>(comm: &dyn Collective, r: Result<T>) -> Result<T> {
     let status = comm.all_gather(u64::from(r.is_err()))?;
-    match status.iter().position(|&s| s != 0) {
-        None => r,
-        Some(bad) if bad == comm.rank() => r.map_err(|e| Error::Distributed(format!("rank {bad}: {e}"))),
-        Some(bad) => Err(Error::Distributed(format!("rank {bad} failed (its output says why); stopping"))),
+    match (r, status.iter().position(|&s| s != 0)) {
+        (Err(e), _) => Err(Error::Distributed(format!("rank {}: {e}", comm.rank()))),
+        (Ok(v), None) => Ok(v),
+        (Ok(_), Some(bad)) => Err(Error::Distributed(format!("rank {bad} failed (its output says why); stopping"))),
     }
 }
 
@@ -111,6 +112,7 @@ fn run_rank(comm: &dyn Collective, m: &mut Model, training: bool, grads: bool) -
             std::iter::once(arena).chain(shard_grads.iter_mut().map(Arena::as_mut_slice)).take(count).collect();
         executor::run_shards(plan, &args, Some(&mut bufs), &mut shards[..count], batch, split)
     });
+    let started = std::time::Instant::now();
     let per_shard = agree(comm, computed)?;
     // The chain: (loss, correct) in f64 (counts are exact below 2^53), and the gradients.
     let mut stats = [0f64; 2];
@@ -156,6 +158,7 @@ fn run_rank(comm: &dyn Collective, m: &mut Model, training: bool, grads: bool) -
     };
     if grads {
         comm.broadcast_f32(last, m.store.grads_mut())?;
+        m.train.combine += started.elapsed();
     }
     Ok((loss, correct as usize))
 }
@@ -175,6 +178,13 @@ impl Model {
     /// files do so on rank 0 only.
     pub fn rank(&self) -> usize {
         self.train.rank
+    }
+
+    /// The time the last data-parallel fit spent combining the ranks' gradients in its
+    /// training steps: from the end of this rank's own shards to the arrival of the totals,
+    /// so waiting for slower ranks is included.
+    pub fn combine_time(&self) -> std::time::Duration {
+        self.train.combine
     }
 
     /// Keras's `fit` on the ranks of `comm`, data-parallel: every rank calls it with the
@@ -206,6 +216,7 @@ impl Model {
         }
         let initial_epoch = self.sync_from_rank0(comm, opts.initial_epoch)?;
         self.train.rank = comm.rank();
+        self.train.combine = std::time::Duration::ZERO;
         let opts = FitOptions { initial_epoch, ..opts.clone() };
         let r = self.fit_loop(train, train_n, val, &opts, callback, &Ranks(comm));
         self.train.rank = 0;

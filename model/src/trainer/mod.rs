@@ -83,6 +83,8 @@ pub(crate) struct TrainState {
     pub rank: usize,
     /// A data-parallel rank's buffer for the running gradient sum it receives.
     pub incoming: Vec<f32>,
+    /// Time spent combining ranks' results since the last data-parallel fit began.
+    pub combine: std::time::Duration,
 }
 
 impl Model {
