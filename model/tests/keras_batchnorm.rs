@@ -68,3 +68,55 @@ fn one_adam_step_through_conv_bn_relu_matches_keras() {
     }
     assert!(m.summary().contains("Non-trainable params: 8 (32.00 B)"), "{}", m.summary());
 }
+
+/// 40 Adam steps through Conv2D(same, no bias) -> BatchNormalization -> ReLU -> Dense
+/// logits from Keras's initial weights (fixture `scripts/keras_batchnorm_steps_fixture.py`):
+/// every step's loss, the moving statistics after all of them and the inference-mode
+/// predictions agree with Keras's. Over 40 steps f32 rounding compounds through Adam, so
+/// the bounds are looser than for one step: losses within 1e-4 relative, the moving
+/// statistics within 1e-4 of their largest magnitude, predictions within 1e-3 of the
+/// largest logit.
+#[test]
+fn forty_adam_steps_keep_the_moving_statistics_and_predictions_of_keras() {
+    let r = Record::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keras_batchnorm_steps.safetensors"))
+        .unwrap();
+    let mut m = Sequential::new();
+    m.set_threads(1).unwrap();
+    m.add(Conv2D::new(4, (3, 3)).padding("same").use_bias(false).input_shape([8, 8, 2]))
+        .add(BatchNormalization::new())
+        .add(ActivationLayer::new(Activation::Relu))
+        .add(Flatten::new())
+        .add(Dense::new(3));
+    m.compile(Adam::new().learning_rate(0.01), Loss::SparseCategoricalCrossentropy { from_logits: true }, &[]).unwrap();
+    let names: Vec<(String, Vec<usize>)> =
+        m.params().infos().iter().map(|i| (i.name.clone(), i.shape.clone())).collect();
+    for (name, shape) in &names {
+        let id = m.params().find(name).unwrap();
+        m.params_mut().set_from_keras(id, r.get(&format!("init/{name}"), shape).unwrap()).unwrap();
+    }
+    let x = r.get("x", &[40, 16, 8, 8, 2]).unwrap();
+    let labels = r.get("labels", &[40, 16]).unwrap();
+    let losses = r.get("losses", &[40]).unwrap();
+    for s in 0..40 {
+        let xs = &x[s * 16 * 128..(s + 1) * 16 * 128];
+        let ys: Vec<u32> = labels[s * 16..(s + 1) * 16].iter().map(|&v| v as u32).collect();
+        let loss = m.train_on_batch(xs, &ys).unwrap().loss;
+        assert!((loss - losses[s]).abs() <= 1e-4 * losses[s], "step {s}: loss {loss} vs Keras {}", losses[s]);
+    }
+    for name in ["batch_normalization/moving_mean", "batch_normalization/moving_variance"] {
+        let got = m.params().to_keras(m.params().find(name).unwrap());
+        let keras = r.get(&format!("after/{name}"), &[4]).unwrap();
+        let scale = keras.iter().fold(0f32, |a, v| a.max(v.abs()));
+        for (g, k) in got.iter().zip(keras) {
+            assert!((g - k).abs() <= 1e-4 * scale, "{name}: {got:?} vs Keras {keras:?}");
+        }
+    }
+    let xt = r.get("x_test", &[8, 8, 8, 2]).unwrap().to_vec();
+    let data = ember_model::data::Dataset::from_f32(xt, vec![8, 8, 2], vec![0; 8]).unwrap();
+    let p = m.predict(&data, 8).unwrap();
+    let keras = r.get("predictions", &[8, 3]).unwrap();
+    let scale = keras.iter().fold(0f32, |a, v| a.max(v.abs()));
+    for (g, k) in p.data().iter().zip(keras) {
+        assert!((g - k).abs() <= 1e-3 * scale, "prediction {g} vs Keras {k}: {:?} vs {keras:?}", p.data());
+    }
+}
