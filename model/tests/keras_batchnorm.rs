@@ -78,8 +78,8 @@ fn one_adam_step_through_conv_bn_relu_matches_keras() {
 /// largest logit.
 #[test]
 fn forty_adam_steps_keep_the_moving_statistics_and_predictions_of_keras() {
-    let r = Record::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keras_batchnorm_steps.safetensors"))
-        .unwrap();
+    let r =
+        Record::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keras_batchnorm_steps.safetensors")).unwrap();
     let mut m = Sequential::new();
     m.set_threads(1).unwrap();
     m.add(Conv2D::new(4, (3, 3)).padding("same").use_bias(false).input_shape([8, 8, 2]))

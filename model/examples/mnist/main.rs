@@ -22,7 +22,7 @@ use ember_kernels::conv::ConvAlgo;
 use ember_model::data::load_mnist;
 use ember_model::distributed::Collective;
 use ember_model::losses::Metric;
-use ember_model::optimizers::Adam;
+use ember_model::optimizers::{Adam, CosineDecay};
 use ember_model::FitOptions;
 use progress::Progress;
 use std::path::PathBuf;
@@ -176,7 +176,20 @@ fn run(args: Args, ranks: Option<&dyn Collective>) -> Result<(), Box<dyn std::er
     let (epochs, batch_size) = (args.epochs.unwrap_or(net.epochs), args.batch_size.unwrap_or(net.batch_size));
     let validation_split = net.validation_split;
     model.set_fusion(!args.no_fusion);
-    model.compile(Adam::new().learning_rate(args.learning_rate), net.loss, &[Metric::Accuracy])?;
+    let adam = if net.cosine_decay {
+        // Keras's split: floor(n * (1 - split)) samples train, the split as written (0.1).
+        let split: f64 = validation_split.to_string().parse()?;
+        let train_n = (train.len() as f64 * (1.0 - split)).floor() as usize;
+        let steps = (epochs * train_n.div_ceil(batch_size)).max(1) as u64;
+        Adam::new().learning_rate(CosineDecay {
+            initial_learning_rate: args.learning_rate,
+            decay_steps: steps,
+            alpha: 0.0,
+        })
+    } else {
+        Adam::new().learning_rate(args.learning_rate)
+    };
+    model.compile(adam, net.loss, &[Metric::Accuracy])?;
     if chief {
         print!("{}", model.summary());
     }

@@ -15,6 +15,10 @@ pub struct Network {
     pub batch_size: usize,
     pub validation_split: f32,
     pub loss: Loss,
+    /// Decay Adam's learning rate to 0 along a cosine over the run (Keras's `CosineDecay`):
+    /// the residual network's batch normalization needs the weights to settle in the last
+    /// epoch for its moving statistics (momentum 0.99) to catch up with them.
+    pub cosine_decay: bool,
 }
 
 /// `seed`, `convnet` or `resnet`.
@@ -49,7 +53,8 @@ pub fn build(name: &str, algo: ConvAlgo) -> Result<Network, String> {
         ),
         other => return Err(format!("unknown model {other:?}: expected seed, convnet or resnet")),
     };
-    Ok(Network { model, epochs, batch_size, validation_split, loss })
+    let cosine_decay = name == "resnet";
+    Ok(Network { model, epochs, batch_size, validation_split, loss, cosine_decay })
 }
 
 /// A small residual network: Conv2D(32, 3x3, same)-BN-ReLU, two residual blocks

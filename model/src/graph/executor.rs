@@ -7,7 +7,7 @@
 use super::plan::{Plan, PART};
 use crate::error::{Error, Result};
 use crate::layers::{Backward, Forward, Mode, Workspace};
-use crate::losses::Loss;
+use crate::losses::{Counts, Loss};
 use crate::params::Weights;
 
 /// One shard's buffers: what a forward and backward pass over (part of) a batch writes.
@@ -58,6 +58,8 @@ pub(crate) struct RunArgs<'a> {
     pub classes: usize,
     /// The size of the global batch the loss is a mean over (this shard may hold part).
     pub global_batch: usize,
+    /// The `k` of a top-k accuracy metric, if one was asked for.
+    pub top_k: Option<usize>,
 }
 
 impl Shard {
@@ -220,7 +222,7 @@ pub(crate) fn backward(
 /// Forward, loss and (when `grads` is given) backward over the samples `x` with `labels`,
 /// the first of which is sample `first_sample` of its batch, part by part: each part's
 /// activations stay in cache and its parameter gradients add up in `grads`. Returns the
-/// summed loss and the number of correct predictions.
+/// summed loss and the metrics' counts.
 pub(crate) fn run_range(
     plan: &Plan,
     a: &RunArgs<'_>,
@@ -228,7 +230,7 @@ pub(crate) fn run_range(
     shard: &mut Shard,
     (x, labels): (&[f32], &[u32]),
     first_sample: usize,
-) -> Result<(f64, usize)> {
+) -> Result<(f64, Counts)> {
     let n = labels.len();
     let in_len = plan.len[0];
     if x.len() != n * in_len {
@@ -236,7 +238,7 @@ pub(crate) fn run_range(
     }
     shard.size(plan, n);
     let part = if plan.parts { PART } else { n.max(1) };
-    let (mut loss, mut correct) = (0f64, 0usize);
+    let (mut loss, mut counts) = (0f64, Counts::default());
     let scale = 1.0 / a.global_batch as f32;
     for (k, lo) in (0..n).step_by(part).enumerate() {
         let m = part.min(n - lo);
@@ -256,12 +258,15 @@ pub(crate) fn run_range(
             }
         };
         loss += a.loss.sum_and_grad(out, labels, a.classes, scale, dout, plan.absorbed.is_some())?;
-        correct += a.loss.correct(out, labels, a.classes, plan.absorbed.is_some())?;
+        counts.correct += a.loss.correct(out, labels, a.classes, plan.absorbed.is_some())?;
+        if let Some(k) = a.top_k {
+            counts.top_k += crate::losses::in_top_k(out, labels, a.classes, k)?;
+        }
         if let Some(g) = grads.as_deref_mut() {
             backward(plan, a.weights, g, shard, (xp, m), k > 0, mode)?;
         }
     }
-    Ok((loss, correct))
+    Ok((loss, counts))
 }
 
 /// [`run_range`] over a whole batch split into `shards.len()` shards of whole parts, run
@@ -275,21 +280,21 @@ pub(crate) fn run_sharded(
     grads: Option<&mut [&mut [f32]]>,
     shards: &mut [Shard],
     batch: &Batch,
-) -> Result<(f64, usize)> {
+) -> Result<(f64, Counts)> {
     let s = shards.len().max(1);
     let per_shard = run_shards(plan, a, grads, shards, batch, (0, s, true))?;
-    Ok(fold_in_order((0.0, 0), &per_shard))
+    Ok(fold_in_order((0.0, Counts::default()), &per_shard))
 }
 
 /// The losses and counts of shards added to `start` in shard order.
-pub(crate) fn fold_in_order(start: (f64, usize), per_shard: &[(f64, usize)]) -> (f64, usize) {
+pub(crate) fn fold_in_order(start: (f64, Counts), per_shard: &[(f64, Counts)]) -> (f64, Counts) {
     per_shard.iter().fold(start, |(l, c), &(l2, c2)| (l + l2, c + c2))
 }
 
 /// Shards `first..first + shards.len()` of a batch split into `total` shards (the split
 /// [`run_sharded`] makes), in parallel: shard `first + k` runs in `shards[k]` with its
 /// gradients in `grads[k]`; with `sum`, `grads[1..]` are then added to `grads[0]` in order.
-/// Returns each shard's (summed loss, correct count). A rank of a data-parallel run calls
+/// Returns each shard's (summed loss, counts). A rank of a data-parallel run calls
 /// this for its slice of the shards.
 pub(crate) fn run_shards(
     plan: &Plan,
@@ -298,7 +303,7 @@ pub(crate) fn run_shards(
     shards: &mut [Shard],
     batch: &Batch,
     (first, total, sum): (usize, usize, bool),
-) -> Result<Vec<(f64, usize)>> {
+) -> Result<Vec<(f64, Counts)>> {
     use rayon::prelude::*;
     let n = batch.labels.len();
     let s = shards.len();
@@ -312,12 +317,12 @@ pub(crate) fn run_shards(
             if let Some(g) = g {
                 g.fill(0.0);
             }
-            return Ok((0.0, 0));
+            return Ok((0.0, Counts::default()));
         }
         let range = (&batch.input[lo * in_len..hi * in_len], &batch.labels[lo..hi]);
         run_range(plan, a, g, shard, range, lo)
     };
-    let results: Vec<Result<(f64, usize)>> = match grads {
+    let results: Vec<Result<(f64, Counts)>> = match grads {
         Some(g) => {
             let g = &mut g[..s];
             let r = shards

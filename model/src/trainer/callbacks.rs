@@ -28,10 +28,14 @@ pub struct EpochLogs {
     pub loss: f32,
     /// Training accuracy.
     pub accuracy: f32,
+    /// Training top-k accuracy, with a [`crate::losses::Metric::SparseTopKCategoricalAccuracy`].
+    pub top_k_accuracy: Option<f32>,
     /// Validation loss and accuracy, when there is validation data.
     pub val_loss: Option<f32>,
     /// Validation accuracy.
     pub val_accuracy: Option<f32>,
+    /// Validation top-k accuracy.
+    pub val_top_k_accuracy: Option<f32>,
     /// Wall-clock seconds of the training part of the epoch.
     pub seconds: f64,
     /// Training samples.
@@ -52,6 +56,8 @@ pub struct Evaluation {
     pub loss: f32,
     /// Accuracy.
     pub accuracy: f32,
+    /// Top-k accuracy, with a [`crate::losses::Metric::SparseTopKCategoricalAccuracy`].
+    pub top_k_accuracy: Option<f32>,
 }
 
 impl EpochLogs {
@@ -63,6 +69,8 @@ impl EpochLogs {
             "accuracy" => Some(self.accuracy),
             "val_loss" => self.val_loss,
             "val_accuracy" => self.val_accuracy,
+            "sparse_top_k_categorical_accuracy" => self.top_k_accuracy,
+            "val_sparse_top_k_categorical_accuracy" => self.val_top_k_accuracy,
             _ => None,
         }
     }

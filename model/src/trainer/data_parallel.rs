@@ -10,16 +10,17 @@ use crate::distributed::{shards_of, Collective};
 use crate::error::{Error, Result};
 use crate::graph::executor::{self, fold_in_order, Shard};
 use crate::io::Record;
+use crate::losses::Counts;
 use crate::model::Model;
 use crate::params::Arena;
 
 /// How a step's shards run and combine.
 pub(crate) trait Exchange {
     /// Forward (and with `grads` backward) over the loaded batch: its summed loss and
-    /// correct count, the gradients in the store.
-    fn run_loaded(&self, m: &mut Model, training: bool, grads: bool) -> Result<(f64, usize)>;
-    /// A training step on the loaded batch of `n`: mean loss and correct count.
-    fn train_step(&self, m: &mut Model, n: usize) -> Result<(f32, usize)>;
+    /// metric counts, the gradients in the store.
+    fn run_loaded(&self, m: &mut Model, training: bool, grads: bool) -> Result<(f64, Counts)>;
+    /// A training step on the loaded batch of `n`: mean loss and metric counts.
+    fn train_step(&self, m: &mut Model, n: usize) -> Result<(f32, Counts)>;
     /// Whether this process writes files (checkpoints).
     fn chief(&self) -> bool;
     /// `r` on every rank if it is `Ok` on all, else an error on all (see [`agree`]).
@@ -30,10 +31,10 @@ pub(crate) trait Exchange {
 pub(crate) struct Local;
 
 impl Exchange for Local {
-    fn run_loaded(&self, m: &mut Model, training: bool, grads: bool) -> Result<(f64, usize)> {
+    fn run_loaded(&self, m: &mut Model, training: bool, grads: bool) -> Result<(f64, Counts)> {
         m.run_loaded(training, grads)
     }
-    fn train_step(&self, m: &mut Model, n: usize) -> Result<(f32, usize)> {
+    fn train_step(&self, m: &mut Model, n: usize) -> Result<(f32, Counts)> {
         m.train_step(n)
     }
     fn chief(&self) -> bool {
@@ -48,14 +49,14 @@ impl Exchange for Local {
 pub(crate) struct Ranks<'c>(pub &'c dyn Collective);
 
 impl Exchange for Ranks<'_> {
-    fn run_loaded(&self, m: &mut Model, training: bool, grads: bool) -> Result<(f64, usize)> {
+    fn run_loaded(&self, m: &mut Model, training: bool, grads: bool) -> Result<(f64, Counts)> {
         run_rank(self.0, m, training, grads)
     }
-    fn train_step(&self, m: &mut Model, n: usize) -> Result<(f32, usize)> {
-        let (loss, correct) = run_rank(self.0, m, true, true)?;
+    fn train_step(&self, m: &mut Model, n: usize) -> Result<(f32, Counts)> {
+        let (loss, counts) = run_rank(self.0, m, true, true)?;
         let pool = m.pool()?;
         pool.install(|| m.apply_gradients())?;
-        Ok(((loss / n as f64) as f32, correct))
+        Ok(((loss / n as f64) as f32, counts))
     }
     fn chief(&self) -> bool {
         self.0.rank() == 0
@@ -78,10 +79,10 @@ fn agree<T>(comm: &dyn Collective, r: Result<T>) -> Result<T> {
 }
 
 /// This rank's shards of the loaded batch, then the chain (see [`crate::distributed`]).
-fn run_rank(comm: &dyn Collective, m: &mut Model, training: bool, grads: bool) -> Result<(f64, usize)> {
+fn run_rank(comm: &dyn Collective, m: &mut Model, training: bool, grads: bool) -> Result<(f64, Counts)> {
     let (rank, size) = (comm.rank(), comm.size());
     let pool = m.pool()?;
-    let computed = pool.install(|| -> Result<Vec<(f64, usize)>> {
+    let computed = pool.install(|| -> Result<Vec<(f64, Counts)>> {
         let n = m.batch.labels.len();
         let Model { plan, store, shards, shard_grads, batch, train, seed, .. } = &mut *m;
         let plan = plan.as_ref().ok_or(Error::NotCompiled)?;
@@ -114,17 +115,18 @@ fn run_rank(comm: &dyn Collective, m: &mut Model, training: bool, grads: bool) -
     });
     let started = std::time::Instant::now();
     let per_shard = agree(comm, computed)?;
-    // The chain: (loss, correct) in f64 (counts are exact below 2^53), and the gradients.
-    let mut stats = [0f64; 2];
+    // The chain: (loss, correct, in top k) in f64 (counts are exact below 2^53), and the
+    // gradients.
+    let mut stats = [0f64; 3];
     let len = m.store.table().trainable_len();
     let count = per_shard.len();
+    let pack = |(l, c): (f64, Counts)| [l, c.correct as f64, c.top_k as f64];
     if rank == 0 {
-        let (l, c) = fold_in_order((0.0, 0), &per_shard);
-        stats = [l, c as f64];
+        stats = pack(fold_in_order((0.0, Counts::default()), &per_shard));
     } else {
         comm.receive(rank - 1, &mut stats)?;
-        let (l, c) = fold_in_order((stats[0], stats[1] as usize), &per_shard);
-        stats = [l, c as f64];
+        let start = Counts { correct: stats[1] as usize, top_k: stats[2] as usize };
+        stats = pack(fold_in_order((stats[0], start), &per_shard));
         if grads {
             let mut incoming = std::mem::take(&mut m.train.incoming);
             incoming.resize(len, 0.0);
@@ -153,14 +155,14 @@ fn run_rank(comm: &dyn Collective, m: &mut Model, training: bool, grads: bool) -
     let mut bytes: Vec<u8> = stats.iter().flat_map(|v| v.to_le_bytes()).collect();
     comm.broadcast_bytes(last, &mut bytes)?;
     let word = |i: usize| bytes.get(8 * i..8 * i + 8).and_then(|b| b.try_into().ok()).map(f64::from_le_bytes);
-    let (Some(loss), Some(correct)) = (word(0), word(1)) else {
+    let (Some(loss), Some(correct), Some(top_k)) = (word(0), word(1), word(2)) else {
         return Err(Error::Distributed(format!("rank {last} broadcast {} bytes of statistics", bytes.len())));
     };
     if grads {
         comm.broadcast_f32(last, m.store.grads_mut())?;
         m.train.combine += started.elapsed();
     }
-    Ok((loss, correct as usize))
+    Ok((loss, Counts { correct: correct as usize, top_k: top_k as usize }))
 }
 
 /// A fingerprint of what every rank must agree on before a fit: options and data.

@@ -360,11 +360,16 @@ impl Callback for CsvLogger {
     }
     fn on_epoch_end(&mut self, logs: &EpochLogs, _model: &mut Model) -> Result<()> {
         let Some(f) = self.file.as_mut() else { return Ok(()) };
-        let names: &[&str] = if logs.val_loss.is_some() {
-            &["accuracy", "loss", "val_accuracy", "val_loss"]
-        } else {
-            &["accuracy", "loss"]
-        };
+        // Keras writes the logs' keys in sorted order.
+        let all = [
+            "accuracy",
+            "loss",
+            "sparse_top_k_categorical_accuracy",
+            "val_accuracy",
+            "val_loss",
+            "val_sparse_top_k_categorical_accuracy",
+        ];
+        let names: Vec<&str> = all.into_iter().filter(|n| logs.get(n).is_some()).collect();
         let sep = self.separator.to_string();
         let mut out = String::new();
         let empty = f.metadata().map(|m| m.len() == 0).unwrap_or(true);

@@ -19,7 +19,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::graph::executor::{self, RunArgs, Shard};
 use crate::layers::Mode;
-use crate::losses::{self, Loss, Metric};
+use crate::losses::{self, Counts, Loss, Metric};
 use crate::model::Model;
 use crate::optimizers::Optimizer;
 use crate::params::Arena;
@@ -101,6 +101,9 @@ impl Model {
             )));
         };
         loss.check(classes)?;
+        if metrics.iter().any(|m| matches!(m, Metric::SparseTopKCategoricalAccuracy { k: 0 })) {
+            return Err(Error::Config("SparseTopKCategoricalAccuracy needs k >= 1".into()));
+        }
         self.train.compiled =
             Some(Compiled { optimizer: Box::new(optimizer), loss, metrics: metrics.to_vec(), classes });
         self.replan()
@@ -108,6 +111,14 @@ impl Model {
 
     fn compiled(&self) -> Result<&Compiled> {
         self.train.compiled.as_ref().ok_or(Error::NotCompiled)
+    }
+
+    /// The `k` of the top-k accuracy metric given to `compile`, if any.
+    pub(crate) fn top_k(&self) -> Option<usize> {
+        self.metrics().iter().find_map(|m| match m {
+            Metric::SparseTopKCategoricalAccuracy { k } => Some(*k),
+            Metric::Accuracy => None,
+        })
     }
 
     /// The metrics given to `compile` (accuracy is always computed).
@@ -172,7 +183,7 @@ impl Model {
 
     /// Forward and (with `grads`) backward over the loaded batch in its shards, the
     /// parameter gradients summed into the store's gradient arena.
-    pub(crate) fn run_loaded(&mut self, training: bool, grads: bool) -> Result<(f64, usize)> {
+    pub(crate) fn run_loaded(&mut self, training: bool, grads: bool) -> Result<(f64, Counts)> {
         let n = self.batch.labels.len();
         let Model { plan, store, shards, shard_grads, batch, train, seed, .. } = self;
         let plan = plan.as_ref().ok_or(Error::NotCompiled)?;
@@ -192,7 +203,7 @@ impl Model {
     }
 
     /// Forward and backward over the loaded batch, into the store's gradient arena.
-    pub(crate) fn gradients_of_loaded(&mut self, training: bool) -> Result<(f64, usize)> {
+    pub(crate) fn gradients_of_loaded(&mut self, training: bool) -> Result<(f64, Counts)> {
         self.run_loaded(training, true)
     }
 
@@ -293,7 +304,7 @@ impl Model {
             if opts.shuffle {
                 self.rng.shuffle(&mut order);
             }
-            let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
+            let (mut loss_sum, mut counts, mut seen) = (0f64, Counts::default(), 0usize);
             for (step, idx) in order.chunks(bs).enumerate() {
                 let n = idx.len();
                 self.load_gathered(train, idx)?;
@@ -303,13 +314,13 @@ impl Model {
                     return Err(Error::NonFiniteLoss { epoch, step: step + 1, loss });
                 }
                 loss_sum += f64::from(loss) * n as f64;
-                correct += ok;
+                counts = counts + ok;
                 seen += n;
                 callback.on_batch_end(&BatchLogs {
                     step: step + 1,
                     steps,
                     loss: (loss_sum / seen as f64) as f32,
-                    accuracy: correct as f32 / seen as f32,
+                    accuracy: counts.correct as f32 / seen as f32,
                     samples: seen,
                 });
             }
@@ -320,9 +331,11 @@ impl Model {
             let logs = EpochLogs {
                 epoch,
                 loss: (loss_sum / seen as f64) as f32,
-                accuracy: correct as f32 / seen as f32,
+                accuracy: counts.correct as f32 / seen as f32,
+                top_k_accuracy: self.top_k().map(|_| counts.top_k as f32 / seen as f32),
                 val_loss: v.map(|e| e.loss),
                 val_accuracy: v.map(|e| e.accuracy),
+                val_top_k_accuracy: v.and_then(|e| e.top_k_accuracy),
                 seconds,
                 samples: seen,
             };
@@ -364,7 +377,7 @@ impl Model {
     }
 
     fn evaluate_inner<X: data_parallel::Exchange>(&mut self, data: &Dataset, bs: usize, ex: &X) -> Result<Evaluation> {
-        let (mut loss_sum, mut correct) = (0f64, 0usize);
+        let (mut loss_sum, mut counts) = (0f64, Counts::default());
         let mut idx = Vec::with_capacity(bs);
         for b0 in (0..data.len()).step_by(bs) {
             idx.clear();
@@ -372,10 +385,14 @@ impl Model {
             self.load_gathered(data, &idx)?;
             let (loss, ok) = ex.run_loaded(self, false, false)?;
             loss_sum += loss;
-            correct += ok;
+            counts = counts + ok;
         }
         let n = data.len().max(1) as f64;
-        Ok(Evaluation { loss: (loss_sum / n) as f32, accuracy: (correct as f64 / n) as f32 })
+        Ok(Evaluation {
+            loss: (loss_sum / n) as f32,
+            accuracy: (counts.correct as f64 / n) as f32,
+            top_k_accuracy: self.top_k().map(|_| (counts.top_k as f64 / n) as f32),
+        })
     }
 }
 
@@ -389,5 +406,9 @@ fn run_args<'a>(c: &Compiled, weights: Weights<'a>, seed: u64, training: bool, g
         loss: c.loss,
         classes: c.classes,
         global_batch,
+        top_k: c.metrics.iter().find_map(|m| match m {
+            Metric::SparseTopKCategoricalAccuracy { k } => Some(*k),
+            Metric::Accuracy => None,
+        }),
     }
 }

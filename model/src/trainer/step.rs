@@ -76,14 +76,18 @@ impl Model {
     pub fn train_on_batch(&mut self, x: &[f32], labels: &[u32]) -> Result<Evaluation> {
         let n = self.load_batch(x, labels)?;
         let pool = self.pool()?;
-        let (loss, correct) = pool.install(|| self.train_step(n))?;
-        Ok(Evaluation { loss, accuracy: correct as f32 / n as f32 })
+        let (loss, counts) = pool.install(|| self.train_step(n))?;
+        Ok(Evaluation {
+            loss,
+            accuracy: counts.correct as f32 / n as f32,
+            top_k_accuracy: self.top_k().map(|_| counts.top_k as f32 / n as f32),
+        })
     }
 
     /// The step on the loaded batch; inside the pool.
-    pub(crate) fn train_step(&mut self, n: usize) -> Result<(f32, usize)> {
-        let (loss, correct) = self.gradients_of_loaded(true)?;
+    pub(crate) fn train_step(&mut self, n: usize) -> Result<(f32, crate::losses::Counts)> {
+        let (loss, counts) = self.gradients_of_loaded(true)?;
         self.apply_gradients()?;
-        Ok(((loss / n as f64) as f32, correct))
+        Ok(((loss / n as f64) as f32, counts))
     }
 }
