@@ -23,6 +23,8 @@ pub struct Model {
     pub(crate) graph: Graph,
     pub(crate) store: ParamStore,
     pub(crate) plan: Option<Plan>,
+    /// The plan of predict and evaluate: no gradients, batch normalization folded.
+    pub(crate) infer_plan: Option<Plan>,
     fuse: bool,
     /// The pool set by `set_threads`; `None`: the shared pool of one thread per CPU.
     pool: Option<Arc<rayon::ThreadPool>>,
@@ -53,6 +55,7 @@ impl Model {
             graph,
             store: ParamStore::default(),
             plan: None,
+            infer_plan: None,
             fuse: true,
             pool: None,
             rng: Rng::new(0),
@@ -171,12 +174,19 @@ impl Model {
         // Before `compile` the plan runs for predictions: a softmax output may run as logits.
         let absorb = self.train.compiled.as_ref().map_or(Some(Activation::Softmax), |c| c.loss.absorbs());
         self.plan = Some(Plan::new(&self.graph, PlanOptions::training(self.fuse, absorb))?);
+        self.infer_plan = Some(Plan::new(&self.graph, PlanOptions::inference(self.fuse, absorb))?);
         Ok(())
     }
 
-    /// The plan, one op per line (which layers run fused).
+    /// The training plan, one op per line (which layers run fused).
     pub fn plan(&self) -> String {
         self.plan.as_ref().map_or_else(String::new, Plan::describe)
+    }
+
+    /// The plan of `predict` and `evaluate`, one op per line (batch normalization folded
+    /// into the convolution before it).
+    pub fn inference_plan(&self) -> String {
+        self.infer_plan.as_ref().map_or_else(String::new, Plan::describe)
     }
 
     pub(crate) fn input_len(&self) -> usize {
@@ -204,10 +214,10 @@ impl Model {
             return Err(Error::Config("batch size must be at least 1".into()));
         }
         let pool = self.pool()?;
-        let Model { plan, store, shards, batch, graph, .. } = self;
+        let Model { infer_plan, store, shards, batch, graph, .. } = self;
         shards.resize_with(shards.len().max(1), Shard::default);
         let shard = &mut shards[0];
-        let plan = plan.as_ref().ok_or(Error::NotCompiled)?;
+        let plan = infer_plan.as_ref().ok_or(Error::NotCompiled)?;
         let classes = graph.len_of(graph.output());
         let mut out = Vec::with_capacity(data.len() * classes);
         pool.install(|| -> Result<()> {

@@ -211,3 +211,60 @@ fn padding_takes_keras_strings() {
     assert_eq!(shapes("SAME")[..2], [vec![7, 7, 3], vec![4, 4, 3]]);
     assert_eq!(shapes("valid")[..2], [vec![5, 5, 3], vec![2, 2, 3]]);
 }
+
+/// Batch normalization folded into the convolution before it (inference plans) predicts
+/// what the unfolded layers predict, within f32 rounding (1e-5 of the largest logit), on the
+/// example's residual network in miniature with moving statistics away from 0 and 1; and
+/// evaluate of such a model runs in parts (its batches no longer coupled).
+#[test]
+fn folded_batch_norm_predicts_as_the_layers_do() {
+    use ember_model::layers::{
+        Activation, ActivationLayer, Add, BatchNormalization, Conv2D, Dense, GlobalAveragePooling2D,
+    };
+    use ember_model::{Apply, Input, Model};
+    let build = || {
+        let conv = |f: usize, s: usize| Conv2D::new(f, (3, 3)).strides((s, s)).padding("same");
+        let x = Input::new(&[10, 10, 2]);
+        let h = ActivationLayer::new(Activation::Relu).apply(&BatchNormalization::new().apply(&conv(4, 1).apply(&x)));
+        let r = BatchNormalization::new().apply(&conv(4, 1).use_bias(false).apply(&h));
+        let h = ActivationLayer::new(Activation::Relu).apply(&Add::new().apply_to(&[&h, &r]));
+        let h = BatchNormalization::new().apply(&conv(6, 2).apply(&h));
+        let y = Dense::new(3).apply(&GlobalAveragePooling2D::new().apply(&h));
+        let mut m = Model::new(&x, &y).unwrap();
+        m.seed(4);
+        m.build().unwrap();
+        let mut rng = ember_model::rng::Rng::new(6);
+        let names: Vec<String> = m.params().infos().iter().map(|i| i.name.clone()).collect();
+        for name in names.iter().filter(|n| n.contains("moving") || n.contains("gamma") || n.contains("beta")) {
+            let id = m.params().find(name).unwrap();
+            let base = if name.contains("variance") || name.contains("gamma") { 1.0 } else { 0.0 };
+            m.params_mut().value_mut(id).iter_mut().for_each(|v| *v = base + rng.uniform(0.0, 0.5));
+        }
+        m
+    };
+    let data = common::quadrant_task(37, 10, 1);
+    let data = ember_model::data::Dataset::from_f32(
+        data.labels()
+            .iter()
+            .enumerate()
+            .flat_map(|(i, _)| {
+                let s = data.sample(i).unwrap();
+                s.iter().flat_map(|&v| [v, 1.0 - v]).collect::<Vec<_>>()
+            })
+            .collect(),
+        vec![10, 10, 2],
+        data.labels().to_vec(),
+    )
+    .unwrap();
+    let mut folded = build();
+    let mut layers = build();
+    layers.set_fusion(false);
+    assert_eq!(folded.inference_plan().matches("folded").count(), 3, "{}", folded.inference_plan());
+    assert!(!layers.inference_plan().contains("folded"));
+    let a = folded.predict(&data, 16).unwrap();
+    let b = layers.predict(&data, 16).unwrap();
+    let scale = b.data().iter().fold(0f32, |m, v| m.max(v.abs()));
+    for (x, y) in a.data().iter().zip(b.data()) {
+        assert!((x - y).abs() <= 1e-5 * scale, "{x} vs {y}");
+    }
+}

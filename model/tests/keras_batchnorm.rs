@@ -111,6 +111,12 @@ fn forty_adam_steps_keep_the_moving_statistics_and_predictions_of_keras() {
             assert!((g - k).abs() <= 1e-4 * scale, "{name}: {got:?} vs Keras {keras:?}");
         }
     }
+    // Predictions run the inference plan: conv + BN + ReLU as one folded convolution.
+    assert!(
+        m.inference_plan().starts_with("conv2d + batch_normalization + activation (batch normalization folded"),
+        "{}",
+        m.inference_plan()
+    );
     let xt = r.get("x_test", &[8, 8, 8, 2]).unwrap().to_vec();
     let data = ember_model::data::Dataset::from_f32(xt, vec![8, 8, 2], vec![0; 8]).unwrap();
     let p = m.predict(&data, 8).unwrap();

@@ -135,12 +135,35 @@ pub(crate) struct PlanOptions {
     /// Layers that couple a batch do (training-mode statistics), so the batch cannot run
     /// in parts; inference-only plans set this false.
     pub batch_stats: bool,
+    /// Fold batch normalization into the convolution before it (inference-only plans).
+    pub fold_bn: bool,
 }
 
 impl PlanOptions {
     /// A training plan.
     pub fn training(fuse: bool, absorb: Option<Activation>) -> PlanOptions {
-        PlanOptions { fuse, train: true, absorb, keep: None, wrt: Vec::new(), weight_grads: true, batch_stats: true }
+        PlanOptions {
+            fuse,
+            train: true,
+            absorb,
+            keep: None,
+            wrt: Vec::new(),
+            weight_grads: true,
+            batch_stats: true,
+            fold_bn: false,
+        }
+    }
+
+    /// An inference plan (predict, evaluate): no gradients, batch normalization on its
+    /// moving statistics (so batches run in parts) and folded into convolutions.
+    pub fn inference(fuse: bool, absorb: Option<Activation>) -> PlanOptions {
+        PlanOptions {
+            train: false,
+            weight_grads: false,
+            batch_stats: false,
+            fold_bn: fuse,
+            ..Self::training(fuse, absorb)
+        }
     }
 }
 
@@ -163,6 +186,7 @@ impl Plan {
             }
             let fused = fusion::conv_relu_pool::rule(g, &consumers, i, o.fuse);
             // A fused op does not store its inner values: none of them may be asked for.
+            let fused = fused.or_else(|| o.fold_bn.then(|| fusion::conv_bn_fold::rule(g, &consumers, i)).flatten());
             let fused = fused.filter(|p| !p.covers[..p.covers.len() - 1].iter().any(|c| o.wrt.contains(c)));
             let p = fused.unwrap_or_else(|| Planned {
                 op: Arc::new(LayerOp(layer.clone())),

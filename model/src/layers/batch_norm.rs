@@ -74,6 +74,18 @@ impl BatchNormalization {
         self
     }
 
+    /// Per-channel `(s, t)` of inference's `y = x s + t` (the moving statistics), for
+    /// folding into the convolution before the layer.
+    pub(crate) fn inference_affine(&self, w: &crate::params::Weights<'_>) -> Result<(Vec<f32>, Vec<f32>)> {
+        let (mm, mv) = self.moving.ok_or_else(|| Error::Config(format!("{}: not built", self.name)))?;
+        let (gamma, beta) = (self.gamma.map(|g| w.get(g)), self.beta.map(|b| w.get(b)));
+        let mut inv = vec![0.0; self.channels];
+        let mut st = Vec::new();
+        self.affine(gamma, beta, w.get(mm), w.get(mv), &mut inv, &mut st);
+        let t = st.split_off(self.channels);
+        Ok((st, t))
+    }
+
     /// Per-channel `(s, t)` of `y = x s + t` from a mean and a variance.
     fn affine(
         &self,

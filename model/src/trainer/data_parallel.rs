@@ -84,7 +84,8 @@ fn run_rank(comm: &dyn Collective, m: &mut Model, training: bool, grads: bool) -
     let pool = m.pool()?;
     let computed = pool.install(|| -> Result<Vec<(f64, Counts)>> {
         let n = m.batch.labels.len();
-        let Model { plan, store, shards, shard_grads, batch, train, seed, .. } = &mut *m;
+        let Model { plan, infer_plan, store, shards, shard_grads, batch, train, seed, .. } = &mut *m;
+        let plan = if grads || training { plan } else { infer_plan };
         let plan = plan.as_ref().ok_or(Error::NotCompiled)?;
         if !plan.parts && size > 1 {
             return Err(Error::Config(

@@ -185,7 +185,9 @@ impl Model {
     /// parameter gradients summed into the store's gradient arena.
     pub(crate) fn run_loaded(&mut self, training: bool, grads: bool) -> Result<(f64, Counts)> {
         let n = self.batch.labels.len();
-        let Model { plan, store, shards, shard_grads, batch, train, seed, .. } = self;
+        let Model { plan, infer_plan, store, shards, shard_grads, batch, train, seed, .. } = self;
+        // Evaluation runs the inference plan (batch normalization folded, in parts).
+        let plan = if grads || training { plan } else { infer_plan };
         let plan = plan.as_ref().ok_or(Error::NotCompiled)?;
         let s = executor::shard_count(plan, n, store.table().trainable_len());
         shards.resize_with(shards.len().max(s), Shard::default);

@@ -1,0 +1,69 @@
+//! Rule (inference plans only): a linear `Conv2D` whose only consumer is a
+//! `BatchNormalization` (and, if that one's only consumer is a ReLU `Activation` layer, the
+//! ReLU too) runs as one convolution with the normalization folded into its weights:
+//! with `s = γ / √(σ² + ε)` and `t = β - μ s` from the moving statistics,
+//! `W'[.., c] = W[.., c] s_c`, `b'_c = b_c s_c + t_c`, and the ReLU as the kernel's epilogue.
+//! The folded weights are made from the store at every call (a few thousand multiplies), so
+//! they follow the weights as training changes them. Training plans never fold: there the
+//! batch's statistics, not the moving ones, normalize.
+
+use crate::error::{Error, Result};
+use crate::graph::plan::{Op, Planned};
+use crate::graph::Graph;
+use crate::layers::{Activation, ActivationLayer, Backward, BatchNormalization, Conv2D, Forward, Layer};
+use ember_kernels::conv;
+use std::sync::Arc;
+
+/// The folded op for the convolution at node `i`, if the pattern holds.
+pub(crate) fn rule(g: &Graph, consumers: &[Vec<usize>], i: usize) -> Option<Planned> {
+    let conv = g.layer(i)?.as_any().downcast_ref::<Conv2D>()?;
+    if conv.activation() != Activation::Linear {
+        return None;
+    }
+    let &[b] = &consumers[i][..] else { return None };
+    let bn = g.layer(b)?.as_any().downcast_ref::<BatchNormalization>()?;
+    let relu = match &consumers[b][..] {
+        &[a] => g
+            .layer(a)
+            .and_then(|l| l.as_any().downcast_ref::<ActivationLayer>())
+            .filter(|l| l.activation() == Activation::Relu)
+            .map(|_| a),
+        _ => None,
+    };
+    let mut covers = vec![i, b];
+    covers.extend(relu);
+    let names = covers.iter().filter_map(|&c| g.layer(c).map(|l| l.name().to_string())).collect();
+    let op = ConvBnOp { conv: conv.clone(), bn: bn.clone(), relu: relu.is_some(), names };
+    Some(Planned { op: Arc::new(op), covers, has_params: true })
+}
+
+/// `y = [relu](conv(x, W') + b')`, the folded weights in the workspace's scratch.
+struct ConvBnOp {
+    conv: Conv2D,
+    bn: BatchNormalization,
+    relu: bool,
+    names: Vec<String>,
+}
+
+impl Op for ConvBnOp {
+    fn describe(&self) -> String {
+        format!("{} (batch normalization folded into the convolution, inference)", self.names.join(" + "))
+    }
+    fn forward(&self, f: Forward<'_>) -> Result<()> {
+        let c = self.conv.desc(f.n)?;
+        let (s, t) = self.bn.inference_affine(&f.weights)?;
+        let cout = s.len();
+        let w = f.weights.get(self.conv.kernel_id());
+        let b = self.conv.bias(&f.weights);
+        // HWIO: the output channel is the fastest axis.
+        let folded = &mut f.ws.scratch;
+        folded.clear();
+        folded.extend(w.iter().enumerate().map(|(k, v)| v * s[k % cout]));
+        let bias: Vec<f32> = (0..cout).map(|j| b.map_or(0.0, |b| b[j]) * s[j] + t[j]).collect();
+        conv::conv2d_forward(&self.conv.ctx(), &c, f.x[0], folded, Some(&bias), self.relu, f.y)?;
+        Ok(())
+    }
+    fn backward(&self, _b: Backward<'_, '_>) -> Result<()> {
+        Err(Error::Config(format!("{}: a folded batch normalization runs in inference only", self.names.join(" + "))))
+    }
+}
