@@ -39,6 +39,7 @@
 
 mod auto;
 mod autotune;
+mod depthwise;
 
 mod direct;
 mod fused;
@@ -48,6 +49,7 @@ mod winograd;
 
 pub use crate::desc::{Conv2d, Padding};
 pub use autotune::{clear_measurements, measured_algo};
+pub use depthwise::{depthwise_backward_data, depthwise_backward_filter, depthwise_forward, Depthwise2d, FILTER_BLOCK};
 pub use direct::kernel_name as direct_kernel_name;
 pub use fused::{conv_relu_maxpool_backward_filter, conv_relu_maxpool_forward, unpool_relu_grad, ConvReluPool};
 

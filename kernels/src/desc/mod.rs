@@ -5,6 +5,7 @@
 
 mod act;
 mod conv;
+mod depthwise;
 mod fused;
 mod linear;
 mod matrix;
@@ -13,6 +14,7 @@ mod pool;
 pub use crate::geometry::Padding;
 pub use act::Act;
 pub use conv::Conv2d;
+pub use depthwise::Depthwise2d;
 pub use fused::ConvReluPool;
 pub use linear::Linear;
 pub use matrix::{MatMut, MatRef};

@@ -4,6 +4,7 @@
 mod activation;
 mod batchnorm;
 mod conv;
+mod depthwise;
 mod fused;
 mod gemm;
 mod linear;
@@ -12,6 +13,7 @@ mod pool;
 pub use activation::{act, act_forward};
 pub use batchnorm::batch_norm_training;
 pub use conv::{conv2d_backward_data, conv2d_backward_filter, conv2d_forward};
+pub use depthwise::{depthwise_backward_data, depthwise_backward_filter, depthwise_forward};
 pub use fused::{conv_relu_maxpool_backward_filter, conv_relu_maxpool_forward};
 pub use gemm::sgemm;
 pub use linear::{linear_backward_data, linear_backward_weights, linear_forward};
