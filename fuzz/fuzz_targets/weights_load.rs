@@ -1,10 +1,13 @@
 //! Arbitrary bytes into the weights and checkpoint loaders of two small models (a
-//! `Sequential` and a functional one with a residual `Add` and a `BatchNormalization`, whose
-//! moving statistics are non-trainable tensors), and into the record parser:
+//! `Sequential` with a `DepthwiseConv2D` and a `SeparableConv2D`, and a functional one with a
+//! residual `Add` and a `BatchNormalization`, whose moving statistics are non-trainable
+//! tensors), and into the record parser:
 //! `Ok` or a typed error, never a panic; a failed load leaves the weights as they were.
 #![no_main]
 use ember_model::io::Record;
-use ember_model::layers::{Activation, Add, BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D, Padding};
+use ember_model::layers::{
+    Activation, Add, BatchNormalization, Conv2D, Dense, DepthwiseConv2D, Flatten, MaxPooling2D, Padding, SeparableConv2D,
+};
 use ember_model::losses::{Loss, Metric};
 use ember_model::optimizers::Adam;
 use ember_model::{Apply, Input, Model, Sequential};
@@ -18,6 +21,8 @@ fn sequential() -> Model {
     m.set_threads(1).expect("one thread");
     m.add(Conv2D::new(2, (3, 3)).activation(Activation::Relu).input_shape([6, 6, 1]))
         .add(MaxPooling2D::new((2, 2)))
+        .add(DepthwiseConv2D::new((2, 2)).depth_multiplier(2).padding("same"))
+        .add(SeparableConv2D::new(2, (2, 2)))
         .add(Flatten::new())
         .add(Dense::new(3).activation(Activation::Softmax));
     let mut m = m.into_model();

@@ -198,6 +198,36 @@ fn layers_and_compile_reject_bad_configurations() {
         ),
         case!("dropout rate 1", Error::Config(_), build_with(Dropout::new(1.0))),
         case!(
+            "depthwise with multiplier 0",
+            Error::LayerShape { .. },
+            build_with(ember_model::layers::DepthwiseConv2D::new((3, 3)).depth_multiplier(0))
+        ),
+        case!(
+            "depthwise window larger than the input",
+            Error::LayerShape { .. },
+            build_with(ember_model::layers::DepthwiseConv2D::new((3, 13)))
+        ),
+        case!(
+            "depthwise with softmax",
+            Error::Config(_),
+            build_with(ember_model::layers::DepthwiseConv2D::new((3, 3)).activation(Activation::Softmax))
+        ),
+        case!(
+            "depthwise padding neither valid nor same",
+            Error::Config(_),
+            build_with(ember_model::layers::DepthwiseConv2D::new((3, 3)).padding("full"))
+        ),
+        case!(
+            "separable with zero filters",
+            Error::Config(_),
+            build_with(ember_model::layers::SeparableConv2D::new(0, (3, 3)))
+        ),
+        case!(
+            "separable with a zero stride",
+            Error::LayerShape { .. },
+            build_with(ember_model::layers::SeparableConv2D::new(2, (3, 3)).strides((1, 0)))
+        ),
+        case!(
             "conv padding neither valid nor same",
             Error::Config(_),
             build_with(Conv2D::new(2, (3, 3)).padding("full"))

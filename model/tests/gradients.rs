@@ -280,3 +280,26 @@ fn functional_model_with_fan_out_and_add() {
         check(m, [8, 8, 2], 3, fuse, &format!("branching model, fused {fuse}"));
     }
 }
+
+/// DepthwiseConv2D (a depth multiplier, strides, SAME padding, tanh) and SeparableConv2D
+/// (dilation, ReLU, and without bias) through finite differences: every weight, and each
+/// layer's input gradient through the layers before it.
+#[test]
+fn depthwise_and_separable_convolutions() {
+    use ember_model::layers::{DepthwiseConv2D, SeparableConv2D};
+    let mut m = Sequential::new();
+    m.seed(31);
+    m.add(
+        DepthwiseConv2D::new((3, 3))
+            .depth_multiplier(2)
+            .strides((2, 1))
+            .padding("same")
+            .activation(Activation::Tanh)
+            .input_shape([7, 6, 2]),
+    )
+    .add(SeparableConv2D::new(3, (2, 2)).dilation_rate((2, 1)).activation(Activation::Relu))
+    .add(SeparableConv2D::new(2, (1, 2)).use_bias(false).depth_multiplier(2))
+    .add(Flatten::new())
+    .add(Dense::new(3).activation(Activation::Softmax));
+    check(m, [7, 6, 2], 3, true, "depthwise and separable");
+}

@@ -16,6 +16,7 @@ mod batch_norm;
 mod concatenate;
 mod conv2d;
 mod dense;
+mod depthwise_conv2d;
 mod dropout;
 mod flatten;
 mod global_pooling;
@@ -27,6 +28,7 @@ pub use batch_norm::BatchNormalization;
 pub use concatenate::Concatenate;
 pub use conv2d::Conv2D;
 pub use dense::Dense;
+pub use depthwise_conv2d::{DepthwiseConv2D, SeparableConv2D};
 pub use dropout::Dropout;
 /// TensorFlow's VALID / SAME padding (re-exported from `ember_kernels::conv`).
 pub use ember_kernels::conv::Padding;
