@@ -215,25 +215,51 @@ impl Model {
         }
         let pool = self.pool()?;
         let Model { infer_plan, store, shards, batch, graph, .. } = self;
-        shards.resize_with(shards.len().max(1), Shard::default);
-        let shard = &mut shards[0];
+        let threads = pool.current_num_threads().max(1);
+        shards.resize_with(shards.len().max(threads), Shard::default);
         let plan = infer_plan.as_ref().ok_or(Error::NotCompiled)?;
         let classes = graph.len_of(graph.output());
+        let in_len = plan.len[0];
         let mut out = Vec::with_capacity(data.len() * classes);
         pool.install(|| -> Result<()> {
+            use rayon::prelude::*;
             let mut idx = Vec::with_capacity(batch_size);
             for b0 in (0..data.len()).step_by(batch_size) {
                 idx.clear();
                 idx.extend(b0..(b0 + batch_size).min(data.len()));
-                shard.size(plan, idx.len());
-                batch.input.resize(idx.len() * plan.len[0], 0.0);
+                let n = idx.len();
+                batch.input.resize(n * in_len, 0.0);
                 data.gather(&idx, &mut batch.input);
-                let part = if plan.parts { PART } else { idx.len() };
-                for lo in (0..idx.len()).step_by(part) {
-                    let m = part.min(idx.len() - lo);
-                    let x = &batch.input[lo * plan.len[0]..(lo + m) * plan.len[0]];
-                    executor::forward(plan, store.weights(), shard, x, m, Mode::default())?;
-                    out.extend_from_slice(shard.output(plan, m));
+                // The batch's parts, spread over the threads in contiguous runs, each in a
+                // shard of its own; every part computes the same whatever thread runs it.
+                let part = if plan.parts { PART } else { n };
+                let parts = n.div_ceil(part);
+                let tasks = threads.min(parts);
+                let per = parts.div_ceil(tasks);
+                let x = &batch.input;
+                let outs: Vec<Result<Vec<f32>>> = shards[..tasks]
+                    .par_iter_mut()
+                    .enumerate()
+                    .map(|(t, shard)| {
+                        let mut o = Vec::new();
+                        for p in t * per..((t + 1) * per).min(parts) {
+                            let (lo, m) = (p * part, part.min(n - p * part));
+                            shard.size(plan, m);
+                            executor::forward(
+                                plan,
+                                store.weights(),
+                                shard,
+                                &x[lo * in_len..(lo + m) * in_len],
+                                m,
+                                Mode::default(),
+                            )?;
+                            o.extend_from_slice(shard.output(plan, m));
+                        }
+                        Ok(o)
+                    })
+                    .collect();
+                for o in outs {
+                    out.extend(o?);
                 }
             }
             Ok(())

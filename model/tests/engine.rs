@@ -268,3 +268,28 @@ fn folded_batch_norm_predicts_as_the_layers_do() {
         assert!((x - y).abs() <= 1e-5 * scale, "{x} vs {y}");
     }
 }
+
+/// Predict spreads a batch's parts over the threads: the same probabilities on 1 and 3
+/// threads, for odd batch sizes, with and without batch normalization.
+#[test]
+fn predict_is_the_same_on_any_number_of_threads() {
+    use ember_model::layers::BatchNormalization;
+    let data = common::quadrant_task(53, 10, 9);
+    for bn in [false, true] {
+        let mut m = ember_model::Sequential::new();
+        m.seed(3);
+        m.add(Conv2D::new(4, (3, 3)).input_shape([10, 10, 1]));
+        if bn {
+            m.add(BatchNormalization::new());
+        }
+        m.add(Flatten::new()).add(Dense::new(4).activation(Activation::Softmax));
+        common::compile_adam(&mut m);
+        let mut runs = Vec::new();
+        for threads in [1, 3] {
+            m.set_threads(threads).unwrap();
+            runs.push((m.predict(&data, 13).unwrap(), m.predict(&data, 53).unwrap()));
+        }
+        assert_eq!(runs[0], runs[1], "batch norm {bn}");
+        assert_eq!(runs[0].0, runs[0].1, "batch norm {bn}: batch size changes the predictions");
+    }
+}
