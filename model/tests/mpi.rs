@@ -1,6 +1,7 @@
-//! Data-parallel training over MPI (feature `mpi`), run under `mpirun` by this harness: each
-//! test starts `mpirun -np N` on this test binary, whose `worker` test (ignored in a plain
-//! run) trains as one rank, as `EMBER_MPI_WORKER` says. Compared with one process trained
+//! Data-parallel training over MPI (feature `mpi`), run under `mpirun` by this harness: a
+//! test target without libtest's harness (`harness = false`), whose `main` either runs the
+//! checks below or, started by one of them under `mpirun -np N` with `EMBER_MPI_WORKER` set,
+//! trains as one rank as that variable says. Compared with one process trained
 //! here: 1, 2 and 3 ranks (3 oversubscribed on 2 cores: an uneven split) give byte-identical
 //! weight files for the reference CNN and for a network with Dropout; a checkpoint written on
 //! 2 ranks resumes on 3 to the uninterrupted run's weights; an error on one rank ends every
@@ -8,7 +9,6 @@
 //!
 //! Needs Open MPI's `mpirun` on the PATH (Debian: `openmpi-bin`). Runs as root allowed,
 //! everything on loopback (see `../shared/notes/mpi.md` and the README).
-#![cfg(feature = "mpi")]
 
 use ember_model::data::{load_mnist, Dataset};
 use ember_model::distributed::{Collective, MpiCollective};
@@ -61,7 +61,6 @@ fn mpirun(ranks: usize, job: &str, limit: Duration) -> (bool, String) {
         .args(["-np", &ranks.to_string(), "--oversubscribe", "--mca", "btl", "self,vader"])
         .args(["--mca", "oob_tcp_if_include", "lo"])
         .arg(&exe)
-        .args(["--exact", "worker", "--ignored", "--nocapture", "--test-threads=1"])
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         .env("EMBER_MPI_WORKER", job)
@@ -92,7 +91,6 @@ fn read(p: &Path) -> Vec<u8> {
 
 const LIMIT: Duration = Duration::from_secs(120);
 
-#[test]
 fn one_two_and_three_ranks_write_one_process_weights() {
     let d = data();
     for dropout in [false, true] {
@@ -108,7 +106,6 @@ fn one_two_and_three_ranks_write_one_process_weights() {
     }
 }
 
-#[test]
 fn a_checkpoint_from_two_ranks_resumes_on_three() {
     let d = data();
     let mut single = model(true);
@@ -123,7 +120,6 @@ fn a_checkpoint_from_two_ranks_resumes_on_three() {
     assert!(read(&out) == want, "resumed on 3 ranks: weights differ from an uninterrupted run");
 }
 
-#[test]
 fn an_error_on_one_rank_ends_every_rank_naming_it() {
     // Each worker checks its own error and exits successfully when it is as expected.
     let (ok, text) = mpirun(3, "fail 1", LIMIT);
@@ -131,7 +127,6 @@ fn an_error_on_one_rank_ends_every_rank_naming_it() {
     assert_eq!(text.matches("as expected").count(), 3, "{text}");
 }
 
-#[test]
 fn a_killed_rank_ends_the_job_without_a_hang() {
     let start = Instant::now();
     let (ok, text) = mpirun(2, "die 1", LIMIT);
@@ -161,12 +156,27 @@ impl Callback for Sabotage {
     }
 }
 
-/// One rank, as `EMBER_MPI_WORKER` says: `train DROPOUT EPOCHS OUT`, `checkpoint DROPOUT
-/// EPOCHS CKPT`, `resume DROPOUT EPOCHS CKPT OUT`, `fail RANK`, `die RANK`.
-#[test]
-#[ignore = "run by the other tests under mpirun"]
-fn worker() {
-    let job = std::env::var("EMBER_MPI_WORKER").expect("started by a test under mpirun");
+/// The checks, each in turn; or, under `mpirun` with `EMBER_MPI_WORKER` set, one rank.
+fn main() {
+    if let Ok(job) = std::env::var("EMBER_MPI_WORKER") {
+        return worker(&job);
+    }
+    let checks: [(&str, fn()); 4] = [
+        ("one_two_and_three_ranks_write_one_process_weights", one_two_and_three_ranks_write_one_process_weights),
+        ("a_checkpoint_from_two_ranks_resumes_on_three", a_checkpoint_from_two_ranks_resumes_on_three),
+        ("an_error_on_one_rank_ends_every_rank_naming_it", an_error_on_one_rank_ends_every_rank_naming_it),
+        ("a_killed_rank_ends_the_job_without_a_hang", a_killed_rank_ends_the_job_without_a_hang),
+    ];
+    for (name, check) in checks {
+        check();
+        println!("test {name} ... ok");
+    }
+    println!("test result: ok. {} passed", checks.len());
+}
+
+/// One rank, as `job` says: `train DROPOUT EPOCHS OUT`, `checkpoint DROPOUT EPOCHS CKPT`,
+/// `resume DROPOUT EPOCHS CKPT OUT`, `fail RANK`, `die RANK`.
+fn worker(job: &str) {
     let w: Vec<&str> = job.split(' ').collect();
     let universe = mpi::initialize().expect("MPI");
     let comm = MpiCollective::new(universe.world());

@@ -304,14 +304,16 @@ impl Layer for SeparableConv2D {
             conv::conv2d_backward_filter(&ctx, &p, mid, b.dy, dpw, db, b.accumulate)?;
         }
         // The gradient of the depthwise output, then the depthwise passes.
-        let mut dmid = vec![0f32; mid.len()];
-        conv::conv2d_backward_data(&ctx, &p, b.dy, b.weights.get(self.params[1]), &mut dmid)?;
+        let dmid = &mut b.ws.inner_grad;
+        dmid.resize(mid.len(), 0.0);
+        conv::conv2d_backward_data(&ctx, &p, b.dy, b.weights.get(self.params[1]), dmid)?;
+        let dmid = &b.ws.inner_grad;
         if b.weight_grads {
             let (ddw, _) = grads_of(table, b.grads, self.params[0], None);
-            conv::depthwise_backward_filter(&ctx, &d, b.x[0], &dmid, ddw, None, b.accumulate)?;
+            conv::depthwise_backward_filter(&ctx, &d, b.x[0], dmid, ddw, None, b.accumulate)?;
         }
         if let Some(dx) = b.dx[0].as_deref_mut() {
-            conv::depthwise_backward_data(&ctx, &d, &dmid, b.weights.get(self.params[0]), dx)?;
+            conv::depthwise_backward_data(&ctx, &d, dmid, b.weights.get(self.params[0]), dx)?;
         }
         Ok(())
     }

@@ -133,6 +133,9 @@ pub struct Workspace {
     pub kept: Vec<f32>,
     /// Scratch within one pass (a part's gradient before it is added).
     pub scratch: Vec<f32>,
+    /// The gradient of a value inside the layer, within the backward pass (a separable
+    /// convolution's depthwise output).
+    pub inner_grad: Vec<f32>,
 }
 
 /// The arguments of a forward pass over `n` samples.

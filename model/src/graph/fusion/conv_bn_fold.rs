@@ -55,12 +55,14 @@ impl Op for ConvBnOp {
         let cout = s.len();
         let w = f.weights.get(self.conv.kernel_id());
         let b = self.conv.bias(&f.weights);
-        // HWIO: the output channel is the fastest axis.
-        let folded = &mut f.ws.scratch;
+        // HWIO: the output channel is the fastest axis. Folded kernel and bias in the
+        // workspace, so a call allocates only the (s, t) pair.
+        let (folded, bias) = (&mut f.ws.scratch, &mut f.ws.kept);
         folded.clear();
         folded.extend(w.iter().enumerate().map(|(k, v)| v * s[k % cout]));
-        let bias: Vec<f32> = (0..cout).map(|j| b.map_or(0.0, |b| b[j]) * s[j] + t[j]).collect();
-        conv::conv2d_forward(&self.conv.ctx(), &c, f.x[0], folded, Some(&bias), self.relu, f.y)?;
+        bias.clear();
+        bias.extend((0..cout).map(|j| b.map_or(0.0, |b| b[j]) * s[j] + t[j]));
+        conv::conv2d_forward(&self.conv.ctx(), &c, f.x[0], folded, Some(bias), self.relu, f.y)?;
         Ok(())
     }
     fn backward(&self, _b: Backward<'_, '_>) -> Result<()> {
