@@ -2,6 +2,7 @@
 //! converted to f32 one batch at a time.
 
 use crate::error::{Error, Result};
+use crate::targets::{TargetBuf, Targets};
 use std::io::Read;
 use std::path::Path;
 
@@ -101,13 +102,14 @@ enum Features {
     F32(Vec<f32>),
 }
 
-/// A labelled dataset: `n` samples of a per-sample shape (`[h, w, c]` images or
-/// `[features]`) and one integer label each.
+/// A dataset: `n` samples of a per-sample shape (`[h, w, c]` images or `[features]`) and
+/// their targets: one integer label each, or (after [`Dataset::with_targets`]) `width`
+/// floats each.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
     features: Features,
     shape: Vec<usize>,
-    labels: Vec<u32>,
+    targets: TargetBuf,
 }
 
 impl Dataset {
@@ -120,12 +122,12 @@ impl Dataset {
         }
         let mut lut = Box::new([0f32; 256]);
         lut.iter_mut().enumerate().for_each(|(b, v)| *v = (b as f64 / f64::from(divisor)) as f32);
-        Ok(Dataset { features: Features::U8 { data, lut }, shape: sample_shape, labels })
+        Ok(Dataset { features: Features::U8 { data, lut }, shape: sample_shape, targets: TargetBuf::Labels(labels) })
     }
     /// Float samples.
     pub fn from_f32(data: Vec<f32>, sample_shape: Vec<usize>, labels: Vec<u32>) -> Result<Self> {
         check_len(data.len(), &sample_shape, labels.len())?;
-        Ok(Dataset { features: Features::F32(data), shape: sample_shape, labels })
+        Ok(Dataset { features: Features::F32(data), shape: sample_shape, targets: TargetBuf::Labels(labels) })
     }
     /// Images and labels from two IDX arrays (`[n, h, w]` or `[n, h, w, c]` bytes, and
     /// `[n]` labels), as `byte / 255`.
@@ -143,13 +145,27 @@ impl Dataset {
         let labels = labels.data.iter().map(|&l| u32::from(l)).collect();
         Self::from_u8(images.data, shape, labels, 255.0)
     }
+    /// The same samples with dense targets instead of labels: `values` holds `width` floats
+    /// per sample (`[n, width]`: one-hot rows as [`crate::to_categorical`] makes them, soft
+    /// class probabilities, 0 / 1 per output of a multi-label model, regression values).
+    pub fn with_targets(mut self, values: Vec<f32>, width: usize) -> Result<Self> {
+        if width == 0 || values.len() != self.len() * width {
+            return Err(Error::Data(format!(
+                "{} target values are not {width} per sample for {} samples",
+                values.len(),
+                self.len()
+            )));
+        }
+        self.targets = TargetBuf::Dense { values, width };
+        Ok(self)
+    }
     /// Number of samples.
     pub fn len(&self) -> usize {
-        self.labels.len()
+        self.targets.len()
     }
     /// Whether there are no samples.
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
+        self.len() == 0
     }
     /// The per-sample shape.
     pub fn sample_shape(&self) -> &[usize] {
@@ -159,9 +175,16 @@ impl Dataset {
     pub fn sample_len(&self) -> usize {
         self.shape.iter().product()
     }
-    /// The labels.
-    pub fn labels(&self) -> &[u32] {
-        &self.labels
+    /// The integer labels; `None` for a dataset with dense targets.
+    pub fn labels(&self) -> Option<&[u32]> {
+        match &self.targets {
+            TargetBuf::Labels(l) => Some(l),
+            TargetBuf::Dense { .. } => None,
+        }
+    }
+    /// The targets: labels or dense.
+    pub fn targets(&self) -> Targets<'_> {
+        self.targets.as_targets()
     }
     /// Sample `i` as floats (converted); an error past the end.
     pub fn sample(&self, i: usize) -> Result<Vec<f32>> {
@@ -188,7 +211,9 @@ impl Dataset {
             }
             Features::F32(d) => Features::F32(d[range.start * s..range.end * s].to_vec()),
         };
-        Dataset { features, shape: self.shape.clone(), labels: self.labels[range].to_vec() }
+        let mut targets = TargetBuf::default();
+        targets.copy_from(self.targets().slice(range));
+        Dataset { features, shape: self.shape.clone(), targets }
     }
     /// Writes samples `idx` one after another into `out` as floats.
     pub(crate) fn gather(&self, idx: &[usize], out: &mut [f32]) {

@@ -60,6 +60,7 @@ pub mod params;
 pub mod rng;
 mod sequential;
 mod summary;
+pub mod targets;
 mod tensor;
 mod threads;
 pub mod trainer;
@@ -71,6 +72,7 @@ pub use graph::{Apply, Input, Node};
 pub use model::Model;
 pub use params::{ParamId, ParamKind, ParamStore};
 pub use sequential::Sequential;
+pub use targets::{to_categorical, Targets};
 pub use tensor::Tensor;
 pub use threads::MAX_THREADS;
 pub use trainer::{

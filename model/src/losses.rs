@@ -4,24 +4,28 @@
 
 use crate::error::{Error, Result};
 use crate::layers::Activation;
+use crate::targets::Targets;
 use ember_kernels::elementwise::softmax_cross_entropy_sum;
 
-/// A loss over `[n, width]` outputs and integer labels (the targets are built from the
-/// labels: one-hot for the categorical losses and mean squared error, the label itself for
-/// binary cross-entropy on one output). Keras's formulas; every loss is the mean over the
-/// batch of the per-sample loss, which for binary cross-entropy and mean squared error is
-/// itself a mean over the outputs.
+/// A loss over `[n, width]` outputs and their [`Targets`]: integer labels (from which the
+/// dense targets are built: one-hot for the categorical losses and mean squared error, the
+/// label itself for binary cross-entropy on one output) or dense `[n, width]` targets (soft
+/// or one-hot class probabilities, 0 / 1 per output of a multi-label model, regression
+/// values). Keras's formulas; every loss is the mean over the batch of the per-sample loss,
+/// which for binary cross-entropy and mean squared error is itself a mean over the outputs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Loss {
-    /// Keras's `SparseCategoricalCrossentropy(from_logits)`: `-log p[label]`. With
+    /// Keras's `SparseCategoricalCrossentropy(from_logits)`: `-log p[label]`; integer
+    /// labels only (dense targets take [`Loss::CategoricalCrossentropy`]). With
     /// `from_logits: false` the model's output is a probability distribution; a softmax at
     /// the end of the model is then fused into the loss.
     SparseCategoricalCrossentropy {
         /// Whether the model outputs logits rather than probabilities.
         from_logits: bool,
     },
-    /// Keras's `CategoricalCrossentropy(from_logits, label_smoothing)` against the one-hot
-    /// label, smoothed: `t = onehot (1 - ls) + ls / width`; `-Σ t log q` with
+    /// Keras's `CategoricalCrossentropy(from_logits, label_smoothing)` against the dense
+    /// targets (or the label's one-hot row), smoothed: `t = y (1 - ls) + ls / width`;
+    /// `-Σ t log q` with
     /// `q = p / Σp` clipped to `[1e-7, 1 - 1e-7]` on probabilities.
     CategoricalCrossentropy {
         /// Whether the model outputs logits.
@@ -29,19 +33,20 @@ pub enum Loss {
         /// Label smoothing in `[0, 1]`.
         label_smoothing: f32,
     },
-    /// Keras's `BinaryCrossentropy(from_logits, label_smoothing)` on one output per sample
-    /// and labels 0 / 1 (`t = label (1 - ls) + ls / 2`): `-(t log p + (1 - t) log(1 - p))`
-    /// with `p` clipped to `[1e-7, 1 - 1e-7]`; from logits the stable
-    /// `max(z, 0) - z t + log(1 + e^-|z|)`. A sigmoid at the end of the model is fused into
-    /// it, as Keras does.
+    /// Keras's `BinaryCrossentropy(from_logits, label_smoothing)`, per output
+    /// `-(t log p + (1 - t) log(1 - p))` with `p` clipped to `[1e-7, 1 - 1e-7]` (from logits
+    /// the stable `max(z, 0) - z t + log(1 + e^-|z|)`), averaged over the outputs;
+    /// `t = y (1 - ls) + ls / 2` for labels 0 / 1 on one output per sample, or dense targets
+    /// `y` as wide as the output (a multi-label model). A sigmoid at the end of the model is
+    /// fused into it, as Keras does.
     BinaryCrossentropy {
         /// Whether the model outputs logits.
         from_logits: bool,
         /// Label smoothing in `[0, 1]`.
         label_smoothing: f32,
     },
-    /// Keras's `MeanSquaredError`: the mean over the outputs of `(p - t)²`, `t` the one-hot
-    /// label (or the label itself on one output).
+    /// Keras's `MeanSquaredError`: the mean over the outputs of `(p - t)²`, `t` the dense
+    /// targets, or the label's one-hot row (the label itself on one output).
     MeanSquaredError,
 }
 
@@ -79,8 +84,8 @@ impl Loss {
         }
     }
 
-    /// Checks the configuration against the model's output width.
-    pub(crate) fn check(&self, width: usize) -> Result<()> {
+    /// Checks the configuration (what depends on the targets is checked with them).
+    pub(crate) fn check(&self) -> Result<()> {
         let ls = match *self {
             Loss::CategoricalCrossentropy { label_smoothing, .. }
             | Loss::BinaryCrossentropy { label_smoothing, .. } => label_smoothing,
@@ -89,12 +94,22 @@ impl Loss {
         if !(0.0..=1.0).contains(&ls) {
             return Err(Error::Config(format!("{}: label_smoothing {ls} is not in [0, 1]", self.name())));
         }
-        if matches!(self, Loss::BinaryCrossentropy { .. }) && width != 1 {
-            return Err(Error::Config(format!(
-                "binary_crossentropy needs one output per sample (labels 0 / 1); the model has {width}"
-            )));
-        }
         Ok(())
+    }
+
+    /// Checks targets against this loss on outputs `width` wide.
+    pub(crate) fn check_targets(&self, targets: Targets<'_>, width: usize) -> Result<()> {
+        match (self, targets) {
+            (Loss::BinaryCrossentropy { .. }, Targets::Labels(_)) if width != 1 => Err(Error::Data(format!(
+                "binary_crossentropy on integer labels needs one output per sample (labels 0 / 1); the model has \
+                 {width}: give dense targets [n, {width}] for a multi-label model"
+            ))),
+            (Loss::SparseCategoricalCrossentropy { .. }, Targets::Dense { width: w, .. }) => Err(Error::Data(format!(
+                "sparse_categorical_crossentropy takes integer labels, not dense targets (width {w}): use \
+                 categorical_crossentropy"
+            ))),
+            _ => targets.check(width, self.classes(width)),
+        }
     }
 
     /// How many classes the labels may name for an output `width` wide (any label is a
@@ -110,46 +125,53 @@ impl Loss {
     /// The loss of `out` (`[rows, width]`) summed over the rows, and its gradient scaled by
     /// `grad_scale` in `dout`; `absorbed`: the activation [`Loss::absorbs`] was fused into
     /// the loss (the output holds logits).
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn sum_and_grad(
         &self,
         out: &[f32],
-        labels: &[u32],
+        targets: Targets<'_>,
         width: usize,
         grad_scale: f32,
         dout: &mut [f32],
         absorbed: bool,
     ) -> Result<f64> {
-        check_labels(labels, self.classes(width))?;
-        if out.len() != labels.len() * width || dout.len() != out.len() {
-            return Err(Error::Data(format!("{} outputs for {} labels of width {width}", out.len(), labels.len())));
+        self.check_targets(targets, width)?;
+        let n = targets.len();
+        if out.len() != n * width || dout.len() != out.len() {
+            return Err(Error::Data(format!("{} outputs for {n} samples' targets of width {width}", out.len())));
         }
+        let logits = absorbed || matches!(self, Loss::CategoricalCrossentropy { from_logits: true, .. });
+        // `y(row, j)`: the dense target, or the label's one-hot row (the label itself on one
+        // output).
+        let y = |row: usize, j: usize| match targets {
+            Targets::Labels(l) if width == 1 => l[row] as f32,
+            Targets::Labels(l) => f32::from(u8::from(j == l[row] as usize)),
+            Targets::Dense { values, .. } => values[row * width + j],
+        };
         match *self {
             Loss::SparseCategoricalCrossentropy { from_logits } => {
+                let Targets::Labels(labels) = targets else {
+                    return Err(Error::Data("sparse_categorical_crossentropy takes integer labels".into()));
+                };
                 if absorbed || from_logits {
                     sparse_ce_from_logits(out, labels, width, grad_scale, dout)
                 } else {
                     sparse_ce_from_probs(out, labels, width, grad_scale, dout)
                 }
             }
-            Loss::CategoricalCrossentropy { from_logits, label_smoothing } => {
-                let target = |row: usize, j: usize| {
-                    let hot = if j == labels[row] as usize { 1.0 } else { 0.0 };
-                    hot * (1.0 - label_smoothing) + label_smoothing / width as f32
-                };
-                Ok(categorical(out, width, &target, grad_scale, dout, absorbed || from_logits))
+            Loss::CategoricalCrossentropy { label_smoothing, .. } => {
+                let target = |row: usize, j: usize| y(row, j) * (1.0 - label_smoothing) + label_smoothing / width as f32;
+                Ok(categorical(out, width, &target, grad_scale, dout, logits))
             }
             Loss::BinaryCrossentropy { from_logits, label_smoothing } => {
-                let t = |row: usize| labels[row] as f32 * (1.0 - label_smoothing) + 0.5 * label_smoothing;
-                Ok(binary(out, &t, grad_scale, dout, absorbed || from_logits))
+                let t = |row: usize, j: usize| y(row, j) * (1.0 - label_smoothing) + 0.5 * label_smoothing;
+                Ok(binary(out, width, &t, grad_scale, dout, absorbed || from_logits))
             }
             Loss::MeanSquaredError => {
                 let mut loss = 0f64;
                 for (r, (o, d)) in out.chunks_exact(width).zip(dout.chunks_exact_mut(width)).enumerate() {
                     let mut row = 0f64;
                     for (j, (&p, g)) in o.iter().zip(d.iter_mut()).enumerate() {
-                        let t =
-                            if width == 1 { labels[r] as f32 } else { f32::from(u8::from(j == labels[r] as usize)) };
+                        let t = y(r, j);
                         row += f64::from((p - t) * (p - t));
                         *g = 2.0 * (p - t) / width as f32 * grad_scale;
                     }
@@ -161,36 +183,58 @@ impl Loss {
     }
 
     /// The loss of a batch of outputs `out` (`[n, width]`; logits if `logits`, else what the
-    /// model's output is) against `labels`, as Keras reports it (the batch mean), and its
-    /// gradient with respect to `out`.
-    pub fn mean_and_gradient(
+    /// model's output is) against `targets` (labels or dense), as Keras reports it (the batch
+    /// mean), and its gradient with respect to `out`.
+    pub fn mean_and_gradient<'a>(
         &self,
         out: &[f32],
-        labels: &[u32],
+        targets: impl Into<Targets<'a>>,
         width: usize,
         logits: bool,
     ) -> Result<(f32, Vec<f32>)> {
-        let n = labels.len().max(1);
+        let targets = targets.into();
+        let n = targets.len().max(1);
         let mut grad = vec![0.0; out.len()];
-        let sum = self.sum_and_grad(out, labels, width, 1.0 / n as f32, &mut grad, logits)?;
+        let sum = self.sum_and_grad(out, targets, width, 1.0 / n as f32, &mut grad, logits)?;
         Ok(((sum / n as f64) as f32, grad))
     }
 
-    /// Predictions of `out` (`[rows, width]`) that name the label: the largest output, or on
-    /// one output (binary) the output past 0.5 (0 when it holds logits).
-    pub(crate) fn correct(&self, out: &[f32], labels: &[u32], width: usize, logits: bool) -> Result<usize> {
-        if width == 1 {
-            let cut =
-                if logits || matches!(self, Loss::BinaryCrossentropy { from_logits: true, .. }) { 0.0 } else { 0.5 };
-            return Ok(out.iter().zip(labels).filter(|(&o, &l)| u32::from(o > cut) == l).count());
+    /// The accuracy counts of `out` (`[rows, width]`) against `targets`, Keras's accuracy
+    /// for this loss: on one output (binary) the output past 0.5 (0 when it holds logits)
+    /// against the target rounded at 0.5; for binary cross-entropy on wider outputs the
+    /// same per output (Keras's `binary_accuracy`, each output judged); otherwise the
+    /// largest output against the label, or against the largest dense target
+    /// (`categorical_accuracy`).
+    pub(crate) fn correct(&self, out: &[f32], targets: Targets<'_>, width: usize, logits: bool) -> Result<Counts> {
+        let n = targets.len();
+        if width == 0 || out.len() != n * width {
+            return Err(Error::Data(format!("{} outputs for {n} samples' targets of width {width}", out.len())));
         }
-        correct_predictions(out, labels, width)
+        let binary = matches!(self, Loss::BinaryCrossentropy { .. });
+        if width == 1 || binary {
+            let cut = if logits || matches!(self, Loss::BinaryCrossentropy { from_logits: true, .. }) { 0.0 } else { 0.5 };
+            let correct = match targets {
+                Targets::Labels(l) => out.iter().zip(l).filter(|(&o, &l)| u32::from(o > cut) == l).count(),
+                Targets::Dense { values, .. } => out.iter().zip(values).filter(|(&o, &t)| (o > cut) == (t > 0.5)).count(),
+            };
+            return Ok(Counts { correct, judged: out.len(), top_k: 0 });
+        }
+        let correct = match targets {
+            Targets::Labels(l) => correct_predictions(out, l, width)?,
+            Targets::Dense { values, .. } => out
+                .chunks_exact(width)
+                .zip(values.chunks_exact(width))
+                .filter(|(o, t)| crate::tensor::argmax(o) == crate::tensor::argmax(t))
+                .count(),
+        };
+        Ok(Counts { correct, judged: n, top_k: 0 })
     }
 }
 
-/// Categorical cross-entropy against soft targets `target(row, j)` (each row summing to 1):
-/// from logits `lse - Σ t z` with gradient `softmax - t`; from probabilities Keras's
-/// normalised and clipped form, with the gradient of what it computes.
+/// Categorical cross-entropy against soft targets `target(row, j)`: from logits `lse - Σ t z`
+/// with gradient `softmax - t` (TensorFlow's `softmax_cross_entropy_with_logits` gradient,
+/// exact when a row of targets sums to 1, and what Keras trains with when it does not); from
+/// probabilities Keras's normalised and clipped form, with the gradient of what it computes.
 fn categorical(
     out: &[f32],
     width: usize,
@@ -231,19 +275,25 @@ fn categorical(
     loss
 }
 
-/// Binary cross-entropy of one output per row against `t(row)`.
-fn binary(out: &[f32], t: &dyn Fn(usize) -> f32, scale: f32, dout: &mut [f32], logits: bool) -> f64 {
+/// Binary cross-entropy of outputs `[rows, width]` against `t(row, j)`, each row's loss the
+/// mean over its outputs.
+fn binary(out: &[f32], width: usize, t: &dyn Fn(usize, usize) -> f32, scale: f32, dout: &mut [f32], logits: bool) -> f64 {
     let mut loss = 0f64;
-    for (r, (&o, g)) in out.iter().zip(dout.iter_mut()).enumerate() {
-        let t = t(r);
-        if logits {
-            loss += f64::from(o.max(0.0) - o * t + (-o.abs()).exp().ln_1p());
-            *g = (1.0 / (1.0 + (-o).exp()) - t) * scale;
-        } else {
-            let p = o.clamp(EPSILON, 1.0 - EPSILON);
-            loss -= f64::from(t * p.ln() + (1.0 - t) * (1.0 - p).ln());
-            *g = if p == o { (-t / p + (1.0 - t) / (1.0 - p)) * scale } else { 0.0 };
+    let scale = scale / width as f32;
+    for (r, (o, d)) in out.chunks_exact(width).zip(dout.chunks_exact_mut(width)).enumerate() {
+        let mut row = 0f64;
+        for (j, (&o, g)) in o.iter().zip(d.iter_mut()).enumerate() {
+            let t = t(r, j);
+            if logits {
+                row += f64::from(o.max(0.0) - o * t + (-o.abs()).exp().ln_1p());
+                *g = (1.0 / (1.0 + (-o).exp()) - t) * scale;
+            } else {
+                let p = o.clamp(EPSILON, 1.0 - EPSILON);
+                row -= f64::from(t * p.ln() + (1.0 - t) * (1.0 - p).ln());
+                *g = if p == o { (-t / p + (1.0 - t) / (1.0 - p)) * scale } else { 0.0 };
+            }
         }
+        loss += row / width as f64;
     }
     loss
 }
@@ -268,18 +318,27 @@ impl Metric {
     pub const SPARSE_TOP_5: Metric = Metric::SparseTopKCategoricalAccuracy { k: 5 };
 }
 
-/// Counts behind the metrics of a batch (or part of one): correct predictions, and labels
-/// within the top k when a top-k metric was asked for.
+/// Counts behind the metrics of a batch (or part of one): correct predictions of the
+/// `judged` made (one per sample, or one per output for a multi-label model), and samples
+/// whose label is within the top k when a top-k metric was asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Counts {
     pub correct: usize,
+    pub judged: usize,
     pub top_k: usize,
+}
+
+impl Counts {
+    /// `correct / judged` (0 when nothing was judged).
+    pub(crate) fn accuracy(&self) -> f32 {
+        (self.correct as f64 / self.judged.max(1) as f64) as f32
+    }
 }
 
 impl std::ops::Add for Counts {
     type Output = Counts;
     fn add(self, o: Counts) -> Counts {
-        Counts { correct: self.correct + o.correct, top_k: self.top_k + o.top_k }
+        Counts { correct: self.correct + o.correct, judged: self.judged + o.judged, top_k: self.top_k + o.top_k }
     }
 }
 

@@ -288,11 +288,21 @@ fn layers_and_compile_reject_bad_configurations() {
         case!("Adam beta_1 = 1", Error::Config(_), compile_with(Adam::new().betas(1.0, 0.999))),
         case!("Adam beta_2 < 0", Error::Config(_), compile_with(Adam::new().betas(0.9, -0.1))),
         case!("Adam epsilon 0", Error::Config(_), compile_with(Adam::new().epsilon(0.0))),
-        case!(
-            "binary cross-entropy on three outputs",
-            Error::Config(_),
-            seed_model(12, 4, 3, 1).compile(Adam::new(), Loss::BINARY_CROSSENTROPY, &[])
-        ),
+        case!("binary cross-entropy on three outputs with integer labels", Error::Data(_), {
+            let mut m = seed_model(12, 4, 3, 1);
+            m.compile(Adam::new(), Loss::BINARY_CROSSENTROPY, &[]).unwrap();
+            m.train_on_batch(&[0.0; 144], &[1])
+        }),
+        case!("dense targets narrower than the output", Error::Data(_), {
+            let mut m = seed_model(12, 4, 3, 1);
+            m.compile(Adam::new(), Loss::CATEGORICAL_CROSSENTROPY, &[]).unwrap();
+            m.train_on_batch(&[0.0; 144], ember_model::Targets::dense(&[0.5, 0.5], 2).unwrap())
+        }),
+        case!("sparse cross-entropy with dense targets", Error::Data(_), {
+            let mut m = seed_model(12, 4, 3, 1);
+            m.compile(Adam::new(), Loss::SPARSE_CATEGORICAL_CROSSENTROPY, &[]).unwrap();
+            m.train_on_batch(&[0.0; 144], ember_model::Targets::dense(&[0.0, 1.0, 0.0], 3).unwrap())
+        }),
         case!(
             "label smoothing above 1",
             Error::Config(_),
@@ -413,6 +423,19 @@ fn data_losses_and_tensors_reject_bad_input() {
             Dataset::from_f32(vec![0.0; 100], vec![10, 10, 1], vec![0, 1])
         ),
         case!("dataset: empty sample shape", Error::Data(_), Dataset::from_f32(vec![], vec![0], vec![0])),
+        case!(
+            "dataset: dense targets of the wrong length",
+            Error::Data(_),
+            Dataset::from_f32(vec![0.0; 4], vec![2], vec![0, 1]).unwrap().with_targets(vec![0.0; 5], 2)
+        ),
+        case!(
+            "dataset: dense targets of width 0",
+            Error::Data(_),
+            Dataset::from_f32(vec![0.0; 4], vec![2], vec![0, 1]).unwrap().with_targets(vec![], 0)
+        ),
+        case!("targets: width 0", Error::Data(_), ember_model::Targets::dense(&[], 0)),
+        case!("targets: not whole rows", Error::Data(_), ember_model::Targets::dense(&[0.0; 5], 2)),
+        case!("to_categorical: label out of range", Error::Data(_), ember_model::to_categorical(&[0, 3], 3)),
         case!(
             "dataset: shape overflows",
             Error::Data(_),

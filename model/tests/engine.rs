@@ -45,7 +45,7 @@ fn concurrent_shards_give_the_sequential_gradients() {
     for i in 0..24 {
         x[i * 144..(i + 1) * 144].copy_from_slice(&data.sample(i).unwrap());
     }
-    let labels = data.labels().to_vec();
+    let labels = data.labels().unwrap().to_vec();
     for mut m in [Box::new(residual_model(12)), Box::new(seed_model(12, 8, 4, 3).into_model())] {
         compile_adam(&mut m);
         let len = m.params().table().trainable_len();
@@ -105,14 +105,14 @@ fn the_gradient_hook_clips_before_the_update() {
     }
     let mut m = seed_model(12, 4, 4, 2);
     m.compile(Sgd::new().learning_rate(0.5), Loss::SPARSE_CATEGORICAL_CROSSENTROPY, &[Metric::Accuracy]).unwrap();
-    m.loss_and_gradients(&x, data.labels()).unwrap();
+    m.loss_and_gradients(&x, data.labels().unwrap()).unwrap();
     let w0 = m.params().values().to_vec();
     let g = m.params().grads().to_vec();
     let norm = g.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt();
     let clip = (norm / 4.0) as f32;
     let seen = Arc::new(Mutex::new(Vec::new()));
     m.set_gradient_hook(Recorder { clip, seen: seen.clone() });
-    m.train_on_batch(&x, data.labels()).unwrap();
+    m.train_on_batch(&x, data.labels().unwrap()).unwrap();
     let scale = (f64::from(clip) / norm) as f32;
     let trainable = m.params().table().trainable_len();
     for (i, (&w1, (&w, &gv))) in m.params().values()[..trainable].iter().zip(w0.iter().zip(&g)).enumerate() {
@@ -244,7 +244,7 @@ fn folded_batch_norm_predicts_as_the_layers_do() {
     };
     let data = common::quadrant_task(37, 10, 1);
     let data = ember_model::data::Dataset::from_f32(
-        data.labels()
+        data.labels().unwrap()
             .iter()
             .enumerate()
             .flat_map(|(i, _)| {
@@ -253,7 +253,7 @@ fn folded_batch_norm_predicts_as_the_layers_do() {
             })
             .collect(),
         vec![10, 10, 2],
-        data.labels().to_vec(),
+        data.labels().unwrap().to_vec(),
     )
     .unwrap();
     let mut folded = build();

@@ -49,7 +49,7 @@ fn top_k_accuracy_through_evaluate_fit_and_the_csv_logger() {
     .unwrap();
     let e = m.evaluate(&data, 32).unwrap();
     let p = m.predict(&data, 32).unwrap();
-    let want = in_top_k(p.data(), data.labels(), 4, 2).unwrap() as f32 / 120.0;
+    let want = in_top_k(p.data(), data.labels().unwrap(), 4, 2).unwrap() as f32 / 120.0;
     assert_eq!(e.top_k_accuracy, Some(want));
     assert!(want >= e.accuracy);
     let csv = std::env::temp_dir().join(format!("ember-topk-{}.csv", std::process::id()));

@@ -22,7 +22,7 @@ fn fused_and_unfused_steps_agree() {
     for i in 0..8 {
         x[i * 144..(i + 1) * 144].copy_from_slice(&data.sample(i).unwrap());
     }
-    let labels = &data.labels()[..8];
+    let labels = &data.labels().unwrap()[..8];
     let mut out = Vec::new();
     for fuse in [true, false] {
         let mut m = seed_model(12, 8, 4, 3);
@@ -158,7 +158,7 @@ fn a_small_cnn_learns_a_synthetic_task() {
     for row in p.data().chunks(4) {
         assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
     }
-    let acc = p.argmax_rows().iter().zip(test.labels()).filter(|(a, &b)| **a == b as usize).count() as f32 / 400.0;
+    let acc = p.argmax_rows().iter().zip(test.labels().unwrap()).filter(|(a, &b)| **a == b as usize).count() as f32 / 400.0;
     assert_eq!(acc, e.accuracy);
 }
 
@@ -341,7 +341,7 @@ fn a_binary_classifier_learns_with_sigmoid_and_binary_cross_entropy() {
     // Is the blob in the top half? One sigmoid output, binary cross-entropy (fused with the
     // sigmoid into the logits, as Keras does), accuracy at 0.5.
     let binary = |d: Dataset| {
-        let labels = d.labels().iter().map(|&c| u32::from(c >= 2)).collect();
+        let labels = d.labels().unwrap().iter().map(|&c| u32::from(c >= 2)).collect();
         let x: Vec<f32> = (0..d.len()).flat_map(|i| d.sample(i).unwrap()).collect();
         Dataset::from_f32(x, d.sample_shape().to_vec(), labels).unwrap()
     };

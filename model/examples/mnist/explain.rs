@@ -29,7 +29,7 @@ pub fn draw(model: &mut Model, test: &Dataset, dir: &Path) -> Res<Vec<String>> {
     font();
     let probs = model.predict(test, 256)?;
     let pred = probs.argmax_rows();
-    let labels = test.labels();
+    let labels = crate::pictures::labels_of(test)?;
     let classes = probs.shape()[1];
     let wrong = (0..test.len()).filter(|&i| pred[i] != labels[i] as usize).take(3);
     let mut picks: Vec<usize> =

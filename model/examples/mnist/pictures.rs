@@ -132,6 +132,7 @@ fn filters(model: &Model, path: &Path) -> Res<()> {
 
 /// One test digit and the first layer's feature maps for it.
 fn feature_maps(model: &mut Model, test: &Dataset, path: &Path) -> Res<()> {
+    let labels = labels_of(test)?;
     let layer = model.layers().next().ok_or("the model has no layers")?.name().to_string();
     let maps = model.layer_output(test, 0, &layer)?;
     let [h, w, c] = [maps.shape()[0], maps.shape()[1], maps.shape()[2]];
@@ -144,7 +145,7 @@ fn feature_maps(model: &mut Model, test: &Dataset, path: &Path) -> Res<()> {
     let root = BitMapBackend::new(path, (width, height)).into_drawing_area();
     root.fill(&WHITE)?;
     root.draw(&Text::new(
-        format!("test digit 0 (label {}) and its {c} feature maps after {layer} + ReLU", test.labels()[0]),
+        format!("test digit 0 (label {}) and its {c} feature maps after {layer} + ReLU", labels[0]),
         (pad, 8),
         text(16.0),
     ))?;
@@ -162,6 +163,11 @@ fn feature_maps(model: &mut Model, test: &Dataset, path: &Path) -> Res<()> {
 }
 
 /// The confusion matrix of the test set (rows: true label, columns: prediction).
+/// The test set's labels (the pictures name classes by them).
+pub fn labels_of(test: &Dataset) -> Res<&[u32]> {
+    Ok(test.labels().ok_or("the pictures need a test set with integer labels, not dense targets")?)
+}
+
 fn confusion(pred: &[usize], labels: &[u32], classes: usize, path: &Path) -> Res<()> {
     let mut m = vec![0usize; classes * classes];
     for (&p, &l) in pred.iter().zip(labels) {
@@ -198,7 +204,8 @@ fn confusion(pred: &[usize], labels: &[u32], classes: usize, path: &Path) -> Res
 
 /// Up to 40 misclassified test digits, each with "true → predicted".
 fn misclassified(test: &Dataset, pred: &[usize], path: &Path) -> Res<()> {
-    let wrong: Vec<usize> = (0..test.len()).filter(|&i| pred[i] != test.labels()[i] as usize).take(40).collect();
+    let labels = labels_of(test)?;
+    let wrong: Vec<usize> = (0..test.len()).filter(|&i| pred[i] != labels[i] as usize).take(40).collect();
     let (h, w) = (test.sample_shape()[0], test.sample_shape()[1]);
     let (cols, cell, pad) = (10usize, 3i32, 12i32);
     let (tw, th) = (w as i32 * cell + pad, h as i32 * cell + pad + 16);
@@ -206,7 +213,7 @@ fn misclassified(test: &Dataset, pred: &[usize], path: &Path) -> Res<()> {
     let root =
         BitMapBackend::new(path, ((cols as i32 * tw + pad) as u32, (rows as i32 * th + 40) as u32)).into_drawing_area();
     root.fill(&WHITE)?;
-    let total = (0..test.len()).filter(|&i| pred[i] != test.labels()[i] as usize).count();
+    let total = (0..test.len()).filter(|&i| pred[i] != labels[i] as usize).count();
     root.draw(&Text::new(
         format!("misclassified test digits ({total} in all): true → predicted"),
         (pad, 8),
@@ -216,7 +223,7 @@ fn misclassified(test: &Dataset, pred: &[usize], path: &Path) -> Res<()> {
         let (x0, y0) = (pad + (k % cols) as i32 * tw, 34 + (k / cols) as i32 * th);
         draw_image(&root, &test.sample(i)?, h, w, x0, y0, cell, ink)?;
         root.draw(&Text::new(
-            format!("{} → {}", test.labels()[i], pred[i]),
+            format!("{} → {}", labels[i], pred[i]),
             (x0 + 14, y0 + h as i32 * cell + 1),
             text(13.0),
         ))?;
@@ -233,6 +240,7 @@ pub fn draw_all(
     test: &Dataset,
     dir: &Path,
 ) -> Res<Vec<String>> {
+    let labels = labels_of(test)?;
     font();
     let pred = model.predict(test, 256)?.argmax_rows();
     let classes = model.output_shapes().last().map_or(10, |s| s[0]);
@@ -244,7 +252,7 @@ pub fn draw_all(
     curves(history, batches, &out("training_curves.png"))?;
     filters(model, &out("filters.png"))?;
     feature_maps(model, test, &out("feature_maps.png"))?;
-    confusion(&pred, test.labels(), classes, &out("confusion_matrix.png"))?;
+    confusion(&pred, labels, classes, &out("confusion_matrix.png"))?;
     misclassified(test, &pred, &out("misclassified.png"))?;
     Ok(files)
 }

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::layers::{Backward, Forward, Mode, Workspace};
 use crate::losses::{Counts, Loss};
 use crate::params::Weights;
+use crate::targets::Targets;
 
 /// One shard's buffers: what a forward and backward pass over (part of) a batch writes.
 /// Create one per concurrent run with [`crate::Model::new_shard`].
@@ -23,11 +24,11 @@ pub struct Shard {
     written: Vec<bool>,
 }
 
-/// A batch: `n` samples of the model's input and their labels.
+/// A batch: `n` samples of the model's input and their targets.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Batch {
     pub input: Vec<f32>,
-    pub labels: Vec<u32>,
+    pub targets: crate::targets::TargetBuf,
 }
 
 /// Most shards a batch is split into: each shard has a gradient arena of its own.
@@ -219,7 +220,7 @@ pub(crate) fn backward(
     Ok(())
 }
 
-/// Forward, loss and (when `grads` is given) backward over the samples `x` with `labels`,
+/// Forward, loss and (when `grads` is given) backward over the samples `x` with `targets`,
 /// the first of which is sample `first_sample` of its batch, part by part: each part's
 /// activations stay in cache and its parameter gradients add up in `grads`. Returns the
 /// summed loss and the metrics' counts.
@@ -228,10 +229,10 @@ pub(crate) fn run_range(
     a: &RunArgs<'_>,
     mut grads: Option<&mut [f32]>,
     shard: &mut Shard,
-    (x, labels): (&[f32], &[u32]),
+    (x, targets): (&[f32], Targets<'_>),
     first_sample: usize,
 ) -> Result<(f64, Counts)> {
-    let n = labels.len();
+    let n = targets.len();
     let in_len = plan.len[0];
     if x.len() != n * in_len {
         return Err(Error::Data(format!("{} input values for {n} samples", x.len())));
@@ -248,7 +249,7 @@ pub(crate) fn run_range(
         let gslot = plan.grads.of[plan.output];
         let out_slot = plan.acts.of[plan.output].expect("the output has a buffer");
         let out = &shard.acts[out_slot][..m * a.classes];
-        let labels = &labels[lo..lo + m];
+        let targets = targets.slice(lo..lo + m);
         let mut scratch = Vec::new();
         let dout = match gslot {
             Some(s) => &mut shard.grads[s][..m * a.classes],
@@ -257,10 +258,10 @@ pub(crate) fn run_range(
                 &mut scratch[..]
             }
         };
-        loss += a.loss.sum_and_grad(out, labels, a.classes, scale, dout, plan.absorbed.is_some())?;
-        counts.correct += a.loss.correct(out, labels, a.classes, plan.absorbed.is_some())?;
+        loss += a.loss.sum_and_grad(out, targets, a.classes, scale, dout, plan.absorbed.is_some())?;
+        counts = counts + a.loss.correct(out, targets, a.classes, plan.absorbed.is_some())?;
         if let Some(k) = a.top_k {
-            counts.top_k += crate::losses::in_top_k(out, labels, a.classes, k)?;
+            counts.top_k += crate::losses::in_top_k(out, &targets.class_labels(), a.classes, k)?;
         }
         if let Some(g) = grads.as_deref_mut() {
             backward(plan, a.weights, g, shard, (xp, m), k > 0, mode)?;
@@ -305,7 +306,7 @@ pub(crate) fn run_shards(
     (first, total, sum): (usize, usize, bool),
 ) -> Result<Vec<(f64, Counts)>> {
     use rayon::prelude::*;
-    let n = batch.labels.len();
+    let n = batch.targets.len();
     let s = shards.len();
     let parts = n.div_ceil(PART).max(1);
     let per = parts.div_ceil(total.max(1)) * PART;
@@ -319,7 +320,7 @@ pub(crate) fn run_shards(
             }
             return Ok((0.0, Counts::default()));
         }
-        let range = (&batch.input[lo * in_len..hi * in_len], &batch.labels[lo..hi]);
+        let range = (&batch.input[lo * in_len..hi * in_len], batch.targets.as_targets().slice(lo..hi));
         run_range(plan, a, g, shard, range, lo)
     };
     let results: Vec<Result<(f64, Counts)>> = match grads {

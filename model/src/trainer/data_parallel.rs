@@ -13,6 +13,7 @@ use crate::io::Record;
 use crate::losses::Counts;
 use crate::model::Model;
 use crate::params::Arena;
+use crate::targets::Targets;
 
 /// How a step's shards run and combine.
 pub(crate) trait Exchange {
@@ -83,7 +84,7 @@ fn run_rank(comm: &dyn Collective, m: &mut Model, training: bool, grads: bool) -
     let (rank, size) = (comm.rank(), comm.size());
     let pool = m.pool()?;
     let computed = pool.install(|| -> Result<Vec<(f64, Counts)>> {
-        let n = m.batch.labels.len();
+        let n = m.batch.targets.len();
         let Model { plan, infer_plan, store, shards, shard_grads, batch, train, seed, .. } = &mut *m;
         let plan = if grads || training { plan } else { infer_plan };
         let plan = plan.as_ref().ok_or(Error::NotCompiled)?;
@@ -116,17 +117,17 @@ fn run_rank(comm: &dyn Collective, m: &mut Model, training: bool, grads: bool) -
     });
     let started = std::time::Instant::now();
     let per_shard = agree(comm, computed)?;
-    // The chain: (loss, correct, in top k) in f64 (counts are exact below 2^53), and the
-    // gradients.
-    let mut stats = [0f64; 3];
+    // The chain: (loss, correct, judged, in top k) in f64 (counts are exact below 2^53), and
+    // the gradients.
+    let mut stats = [0f64; 4];
     let len = m.store.table().trainable_len();
     let count = per_shard.len();
-    let pack = |(l, c): (f64, Counts)| [l, c.correct as f64, c.top_k as f64];
+    let pack = |(l, c): (f64, Counts)| [l, c.correct as f64, c.judged as f64, c.top_k as f64];
     if rank == 0 {
         stats = pack(fold_in_order((0.0, Counts::default()), &per_shard));
     } else {
         comm.receive(rank - 1, &mut stats)?;
-        let start = Counts { correct: stats[1] as usize, top_k: stats[2] as usize };
+        let start = Counts { correct: stats[1] as usize, judged: stats[2] as usize, top_k: stats[3] as usize };
         stats = pack(fold_in_order((stats[0], start), &per_shard));
         if grads {
             let mut incoming = std::mem::take(&mut m.train.incoming);
@@ -156,19 +157,24 @@ fn run_rank(comm: &dyn Collective, m: &mut Model, training: bool, grads: bool) -
     let mut bytes: Vec<u8> = stats.iter().flat_map(|v| v.to_le_bytes()).collect();
     comm.broadcast_bytes(last, &mut bytes)?;
     let word = |i: usize| bytes.get(8 * i..8 * i + 8).and_then(|b| b.try_into().ok()).map(f64::from_le_bytes);
-    let (Some(loss), Some(correct), Some(top_k)) = (word(0), word(1), word(2)) else {
+    let (Some(loss), Some(correct), Some(judged), Some(top_k)) = (word(0), word(1), word(2), word(3)) else {
         return Err(Error::Distributed(format!("rank {last} broadcast {} bytes of statistics", bytes.len())));
     };
     if grads {
         comm.broadcast_f32(last, m.store.grads_mut())?;
         m.train.combine += started.elapsed();
     }
-    Ok((loss, Counts { correct: correct as usize, top_k: top_k as usize }))
+    Ok((loss, Counts { correct: correct as usize, judged: judged as usize, top_k: top_k as usize }))
 }
 
 /// A fingerprint of what every rank must agree on before a fit: options and data.
 fn fingerprint(opts: &FitOptions, train: &Dataset, val: Option<&Dataset>, train_n: usize) -> u64 {
-    let labels = |d: &Dataset| d.labels().iter().fold(d.len() as u64, |h, &l| crate::rng::mix(h, u64::from(l)));
+    let labels = |d: &Dataset| match d.targets() {
+        Targets::Labels(l) => l.iter().fold(d.len() as u64, |h, &l| crate::rng::mix(h, u64::from(l))),
+        Targets::Dense { values, width } => {
+            values.iter().fold(crate::rng::mix(d.len() as u64, width as u64), |h, &v| crate::rng::mix(h, u64::from(v.to_bits())))
+        }
+    };
     let mut h = crate::rng::mix(opts.epochs as u64, opts.batch_size as u64);
     h = crate::rng::mix(h, u64::from(opts.shuffle) | u64::from(opts.validation_split.to_bits()) << 1);
     h = crate::rng::mix(h, train_n as u64);

@@ -19,7 +19,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::graph::executor::{self, RunArgs, Shard};
 use crate::layers::Mode;
-use crate::losses::{self, Counts, Loss, Metric};
+use crate::losses::{Counts, Loss, Metric};
 use crate::model::Model;
 use crate::optimizers::Optimizer;
 use crate::params::Arena;
@@ -100,7 +100,7 @@ impl Model {
                 loss.name()
             )));
         };
-        loss.check(classes)?;
+        loss.check()?;
         if metrics.iter().any(|m| matches!(m, Metric::SparseTopKCategoricalAccuracy { k: 0 })) {
             return Err(Error::Config("SparseTopKCategoricalAccuracy needs k >= 1".into()));
         }
@@ -172,9 +172,8 @@ impl Model {
 
     fn check_data(&self, data: &Dataset) -> Result<()> {
         let c = self.compiled()?;
-        let classes = c.loss.classes(c.classes);
         self.check_samples(data)?;
-        losses::check_labels(data.labels(), classes)
+        c.loss.check_targets(data.targets(), c.classes)
     }
 
     fn run_args(&self, training: bool, global_batch: usize) -> Result<RunArgs<'_>> {
@@ -184,7 +183,7 @@ impl Model {
     /// Forward and (with `grads`) backward over the loaded batch in its shards, the
     /// parameter gradients summed into the store's gradient arena.
     pub(crate) fn run_loaded(&mut self, training: bool, grads: bool) -> Result<(f64, Counts)> {
-        let n = self.batch.labels.len();
+        let n = self.batch.targets.len();
         let Model { plan, infer_plan, store, shards, shard_grads, batch, train, seed, .. } = self;
         // Evaluation runs the inference plan (batch normalization folded, in parts).
         let plan = if grads || training { plan } else { infer_plan };
@@ -322,7 +321,7 @@ impl Model {
                     step: step + 1,
                     steps,
                     loss: (loss_sum / seen as f64) as f32,
-                    accuracy: counts.correct as f32 / seen as f32,
+                    accuracy: counts.accuracy(),
                     samples: seen,
                 });
             }
@@ -333,7 +332,7 @@ impl Model {
             let logs = EpochLogs {
                 epoch,
                 loss: (loss_sum / seen as f64) as f32,
-                accuracy: counts.correct as f32 / seen as f32,
+                accuracy: counts.accuracy(),
                 top_k_accuracy: self.top_k().map(|_| counts.top_k as f32 / seen as f32),
                 val_loss: v.map(|e| e.loss),
                 val_accuracy: v.map(|e| e.accuracy),
@@ -357,14 +356,13 @@ impl Model {
         Ok(history)
     }
 
-    /// Loads the samples `idx` of `data` (and their labels) as the batch to run.
+    /// Loads the samples `idx` of `data` (and their targets) as the batch to run.
     fn load_gathered(&mut self, data: &Dataset, idx: &[usize]) -> Result<()> {
         let plan = self.plan.as_ref().ok_or(Error::NotCompiled)?;
         let batch = &mut self.batch;
         batch.input.resize(idx.len() * plan.len[0], 0.0);
         data.gather(idx, &mut batch.input);
-        batch.labels.clear();
-        batch.labels.extend(idx.iter().map(|&i| data.labels()[i]));
+        batch.targets.gather_from(data.targets(), Some(idx));
         Ok(())
     }
 
@@ -392,7 +390,7 @@ impl Model {
         let n = data.len().max(1) as f64;
         Ok(Evaluation {
             loss: (loss_sum / n) as f32,
-            accuracy: (counts.correct as f64 / n) as f32,
+            accuracy: counts.accuracy(),
             top_k_accuracy: self.top_k().map(|_| (counts.top_k as f64 / n) as f32),
         })
     }

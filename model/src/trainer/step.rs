@@ -3,18 +3,18 @@
 
 use crate::error::{Error, Result};
 use crate::graph::executor::{self, Shard};
-use crate::losses;
 use crate::model::Model;
+use crate::targets::Targets;
 use crate::trainer::Evaluation;
 
 impl Model {
-    pub(crate) fn load_batch(&mut self, x: &[f32], labels: &[u32]) -> Result<usize> {
+    pub(crate) fn load_batch(&mut self, x: &[f32], targets: Targets<'_>) -> Result<usize> {
         let c = self.compiled()?;
-        let n = labels.len();
-        losses::check_labels(labels, c.loss.classes(c.classes))?;
+        let n = targets.len();
+        c.loss.check_targets(targets, c.classes)?;
         if n == 0 || x.len() != n * self.input_len() {
             return Err(Error::Data(format!(
-                "{} input values for {n} labels; the model takes {} values per sample",
+                "{} input values for {n} samples' targets; the model takes {} values per sample",
                 x.len(),
                 self.input_len()
             )));
@@ -22,16 +22,16 @@ impl Model {
         self.plan.as_ref().ok_or(Error::NotCompiled)?;
         self.batch.input.clear();
         self.batch.input.extend_from_slice(x);
-        self.batch.labels.clear();
-        self.batch.labels.extend_from_slice(labels);
+        self.batch.targets.copy_from(targets);
         Ok(n)
     }
 
-    /// Forward and backward over one batch (`x`: `n` samples, `labels`: `n` labels):
-    /// returns the loss and leaves the gradients in the parameter store, without updating
-    /// the weights. For gradient checks and custom training loops.
-    pub fn loss_and_gradients(&mut self, x: &[f32], labels: &[u32]) -> Result<f32> {
-        let n = self.load_batch(x, labels)?;
+    /// Forward and backward over one batch (`x`: `n` samples; `y`: their [`Targets`], e.g.
+    /// `&labels` or [`Targets::dense`]): returns the loss and leaves the gradients in the
+    /// parameter store, without updating the weights. For gradient checks and custom
+    /// training loops.
+    pub fn loss_and_gradients<'a>(&mut self, x: &[f32], y: impl Into<Targets<'a>>) -> Result<f32> {
+        let n = self.load_batch(x, y.into())?;
         let pool = self.pool()?;
         pool.install(|| Ok((self.gradients_of_loaded(true)?.0 / n as f64) as f32))
     }
@@ -41,20 +41,21 @@ impl Model {
     /// the parameter gradients written into `grads` (the trainable arena's length). Shards
     /// of one model can run at once, each with its own [`Shard`] and `grads`; `first_sample`
     /// is the index of the shard's first sample in the global batch.
-    pub fn compute_gradients(
+    pub fn compute_gradients<'a>(
         &self,
         shard: &mut Shard,
-        (x, labels): (&[f32], &[u32]),
+        (x, y): (&[f32], impl Into<Targets<'a>>),
         (first_sample, global_batch): (usize, usize),
         grads: &mut [f32],
     ) -> Result<f64> {
         let plan = self.plan.as_ref().ok_or(Error::NotCompiled)?;
         let args = self.run_args(true, global_batch)?;
-        losses::check_labels(labels, args.loss.classes(args.classes))?;
-        let n = labels.len();
+        let y = y.into();
+        args.loss.check_targets(y, args.classes)?;
+        let n = y.len();
         if n == 0 || x.len() != n * self.input_len() || grads.len() != self.store.table().trainable_len() {
             return Err(Error::Data(format!(
-                "{} input values and {} gradients for {n} labels ({} per sample, {} gradients)",
+                "{} input values and {} gradients for {n} samples ({} per sample, {} gradients)",
                 x.len(),
                 grads.len(),
                 self.input_len(),
@@ -67,19 +68,19 @@ impl Model {
                 first_sample + n
             )));
         }
-        self.pool()?.install(|| Ok(executor::run_range(plan, &args, Some(grads), shard, (x, labels), first_sample)?.0))
+        self.pool()?.install(|| Ok(executor::run_range(plan, &args, Some(grads), shard, (x, y), first_sample)?.0))
     }
 
     /// One training step on one batch (Keras's `train_on_batch`): forward, loss, backward,
     /// hook, update. Returns the batch's loss and accuracy (of the predictions before the
     /// update).
-    pub fn train_on_batch(&mut self, x: &[f32], labels: &[u32]) -> Result<Evaluation> {
-        let n = self.load_batch(x, labels)?;
+    pub fn train_on_batch<'a>(&mut self, x: &[f32], y: impl Into<Targets<'a>>) -> Result<Evaluation> {
+        let n = self.load_batch(x, y.into())?;
         let pool = self.pool()?;
         let (loss, counts) = pool.install(|| self.train_step(n))?;
         Ok(Evaluation {
             loss,
-            accuracy: counts.correct as f32 / n as f32,
+            accuracy: counts.accuracy(),
             top_k_accuracy: self.top_k().map(|_| counts.top_k as f32 / n as f32),
         })
     }
