@@ -1,12 +1,15 @@
-//! The activations and their derivatives against the f64 reference.
+//! The activations and their derivatives against the f64 reference: the scalar formulas
+//! ([`Act::apply`], [`Act::derivative`]) and the vectorised slice kernels on every ISA this
+//! CPU has (whole vectors and tails, one chunk and many).
 //!
 //! Tolerance: 8 ulps of the exact value (each formula is a few f32 operations on a
-//! correctly rounded-to-an-ulp-or-two transcendental) plus 2.5e-7 absolute, for the
-//! derivatives that subtract from 1 (`1 - y²` of tanh, `y (1 - y)` of sigmoid): near
-//! saturation they cancel to a few 1e-7 computed from a `y` rounded to 6e-8.
+//! transcendental correct to an ulp or two: the platform's, or the kernels' polynomials)
+//! plus 2.5e-7 absolute, for what cancels: the derivatives that subtract from 1 (`1 - y²` of
+//! tanh, `y (1 - y)` of sigmoid) near saturation, computed from a `y` rounded to 6e-8, and
+//! gelu's `1 + erf` for negative inputs (an erf within 6e-8 of -1).
 
 use ember_kernels::activation::{act_backward, act_forward, act_forward_inplace, Act};
-use ember_kernels::{reference, Error};
+use ember_kernels::{reference, Ctx, Error, Isa};
 use proptest::prelude::*;
 
 const ALL: [Act; 10] = [
@@ -56,22 +59,84 @@ proptest! {
     }
 }
 
+/// The grid, a sweep through both tails and the values near 0, for the slice kernels.
+fn slice_inputs() -> Vec<f32> {
+    let mut x: Vec<f32> = (-1600..=1600).map(|i| i as f32 / 100.0).collect();
+    x.extend([-100.0, -88.5, -87.0, -30.0, -17.5, 17.5, 30.0, 87.0, 88.5, 100.0, 1e-6, -1e-6, 1e-30, -1e-30, 0.0]);
+    x.extend((0..200).map(|i| (i as f32 - 100.0) * 1e-3));
+    x
+}
+
 #[test]
-fn slices_in_place_and_out_of_place_agree() {
-    let x: Vec<f32> = (0..1000).map(|i| (i as f32 - 500.0) / 60.0).collect();
+fn slice_kernels_on_every_isa_match_the_reference() {
+    let x = slice_inputs();
+    for isa in Isa::available() {
+        let ctx = Ctx::for_isa(isa);
+        for a in ALL {
+            let mut y = vec![0.0; x.len()];
+            act_forward(&ctx, a, &x, &mut y).unwrap();
+            let mut d = vec![1.0f32; x.len()];
+            act_backward(&ctx, a, &x, &y, &mut d).unwrap();
+            for ((&xv, &yv), &dv) in x.iter().zip(&y).zip(&d) {
+                let (f, g) = reference::act(a, f64::from(xv));
+                assert!(close(yv, f), "{isa:?} {a:?}({xv}) = {yv}, exact {f}");
+                if !(a == Act::Relu && xv == 0.0) {
+                    assert!(close(dv, g), "{isa:?} {a:?}'({xv}) = {dv}, exact {g}");
+                }
+            }
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn slice_kernels_scale_the_gradient(
+        x in proptest::collection::vec(-25.0f32..25.0, 0..70),
+        k in 0usize..10,
+        isa in proptest::sample::select(Isa::available()),
+    ) {
+        let (a, ctx) = (ALL[k], Ctx::for_isa(isa));
+        let mut y = x.clone();
+        act_forward_inplace(&ctx, a, &mut y).unwrap();
+        let dy: Vec<f32> = (0..x.len()).map(|i| 0.5 + i as f32 / 8.0).collect();
+        let mut d = dy.clone();
+        act_backward(&ctx, a, &x, &y, &mut d).unwrap();
+        for i in 0..x.len() {
+            let (f, g) = reference::act(a, f64::from(x[i]));
+            prop_assert!(close(y[i], f), "{:?} {:?}({}) = {}, exact {}", isa, a, x[i], y[i], f);
+            if !(a == Act::Relu && x[i] == 0.0) {
+                let want = g * f64::from(dy[i]);
+                prop_assert!(close(d[i], want) || (f64::from(d[i]) - want).abs() <= 2.5e-7 * f64::from(dy[i]),
+                    "{:?} {:?}'({}) x {} = {}, exact {}", isa, a, x[i], dy[i], d[i], want);
+            }
+        }
+    }
+}
+
+#[test]
+fn in_place_out_of_place_and_chunked_agree() {
+    // Longer than one parallel chunk, so the big path runs; in place equals out of place,
+    // and every element equals what one short call gives for it.
+    let x: Vec<f32> = (0..40_000).map(|i| (i as f32 - 20_000.0) / 1500.0).collect();
+    let ctx = Ctx::new();
     for a in ALL {
         let mut y = vec![0.0; x.len()];
-        act_forward(a, &x, &mut y).unwrap();
+        act_forward(&ctx, a, &x, &mut y).unwrap();
         let mut z = x.clone();
-        act_forward_inplace(a, &mut z);
+        act_forward_inplace(&ctx, a, &mut z).unwrap();
         assert_eq!(y, z, "{a:?}");
         let mut d = vec![1.0f32; x.len()];
-        act_backward(a, &x, &y, &mut d).unwrap();
-        for ((&g, &xv), &yv) in d.iter().zip(&x).zip(&y) {
-            assert_eq!(g, a.derivative(xv, yv));
+        act_backward(&ctx, a, &x, &y, &mut d).unwrap();
+        for i in (0..x.len()).step_by(997) {
+            let mut one = [x[i]];
+            act_forward_inplace(&ctx, a, &mut one).unwrap();
+            assert_eq!(one[0].to_bits(), y[i].to_bits(), "{a:?}({})", x[i]);
+            let mut g = [1.0];
+            act_backward(&ctx, a, &x[i..=i], &y[i..=i], &mut g).unwrap();
+            assert_eq!(g[0].to_bits(), d[i].to_bits(), "{a:?}'({})", x[i]);
         }
     }
     let mut short = vec![0.0; 3];
-    assert!(matches!(act_forward(Act::Tanh, &x, &mut short), Err(Error::ShapeMismatch { .. })));
-    assert!(matches!(act_backward(Act::Tanh, &x[..3], &x, &mut short), Err(Error::ShapeMismatch { .. })));
+    assert!(matches!(act_forward(&ctx, Act::Tanh, &x, &mut short), Err(Error::ShapeMismatch { .. })));
+    assert!(matches!(act_backward(&ctx, Act::Tanh, &x[..3], &x, &mut short), Err(Error::ShapeMismatch { .. })));
 }

@@ -780,16 +780,25 @@ fn elementwise_rejects_bad_lengths_and_labels() {
             adam_update(&p, 1, &mut z(4), &z(4), &mut z(4), &mut z(3))
         ),
         case!("adam: step 0", Error::InvalidArgument(_), adam_update(&p, 0, &mut z(4), &z(4), &mut z(4), &mut z(4))),
-        case!("activation: output length", Error::ShapeMismatch { .. }, act_forward(Act::Gelu, &z(4), &mut z(3))),
+        case!(
+            "activation: output length",
+            Error::ShapeMismatch { .. },
+            act_forward(&Ctx::new(), Act::Gelu, &z(4), &mut z(3))
+        ),
+        case!(
+            "activation: ISA missing",
+            Error::IsaUnavailable(_),
+            act_forward(&Ctx::for_isa(missing_isa()), Act::Gelu, &z(4), &mut z(4))
+        ),
         case!(
             "activation backward: input length",
             Error::ShapeMismatch { .. },
-            act_backward(Act::Tanh, &z(3), &z(4), &mut z(4))
+            act_backward(&Ctx::new(), Act::Tanh, &z(3), &z(4), &mut z(4))
         ),
         case!(
             "activation backward: output length",
             Error::ShapeMismatch { .. },
-            act_backward(Act::Silu, &z(4), &z(5), &mut z(4))
+            act_backward(&Ctx::new(), Act::Silu, &z(4), &z(5), &mut z(4))
         ),
         case!(
             "reference activation: output length",

@@ -159,7 +159,8 @@ impl Loss {
                 }
             }
             Loss::CategoricalCrossentropy { label_smoothing, .. } => {
-                let target = |row: usize, j: usize| y(row, j) * (1.0 - label_smoothing) + label_smoothing / width as f32;
+                let target =
+                    |row: usize, j: usize| y(row, j) * (1.0 - label_smoothing) + label_smoothing / width as f32;
                 Ok(categorical(out, width, &target, grad_scale, dout, logits))
             }
             Loss::BinaryCrossentropy { from_logits, label_smoothing } => {
@@ -212,10 +213,13 @@ impl Loss {
         }
         let binary = matches!(self, Loss::BinaryCrossentropy { .. });
         if width == 1 || binary {
-            let cut = if logits || matches!(self, Loss::BinaryCrossentropy { from_logits: true, .. }) { 0.0 } else { 0.5 };
+            let cut =
+                if logits || matches!(self, Loss::BinaryCrossentropy { from_logits: true, .. }) { 0.0 } else { 0.5 };
             let correct = match targets {
                 Targets::Labels(l) => out.iter().zip(l).filter(|(&o, &l)| u32::from(o > cut) == l).count(),
-                Targets::Dense { values, .. } => out.iter().zip(values).filter(|(&o, &t)| (o > cut) == (t > 0.5)).count(),
+                Targets::Dense { values, .. } => {
+                    out.iter().zip(values).filter(|(&o, &t)| (o > cut) == (t > 0.5)).count()
+                }
             };
             return Ok(Counts { correct, judged: out.len(), top_k: 0 });
         }
@@ -277,7 +281,14 @@ fn categorical(
 
 /// Binary cross-entropy of outputs `[rows, width]` against `t(row, j)`, each row's loss the
 /// mean over its outputs.
-fn binary(out: &[f32], width: usize, t: &dyn Fn(usize, usize) -> f32, scale: f32, dout: &mut [f32], logits: bool) -> f64 {
+fn binary(
+    out: &[f32],
+    width: usize,
+    t: &dyn Fn(usize, usize) -> f32,
+    scale: f32,
+    dout: &mut [f32],
+    logits: bool,
+) -> f64 {
     let mut loss = 0f64;
     let scale = scale / width as f32;
     for (r, (o, d)) in out.chunks_exact(width).zip(dout.chunks_exact_mut(width)).enumerate() {

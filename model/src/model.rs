@@ -266,7 +266,9 @@ impl Model {
         })?;
         match plan.absorbed {
             Some(Activation::Softmax) => ember_kernels::elementwise::softmax(&mut out, classes)?,
-            Some(Activation::Sigmoid) => ember_kernels::activation::act_forward_inplace(Act::Sigmoid, &mut out),
+            Some(Activation::Sigmoid) => {
+                ember_kernels::activation::act_forward_inplace(&ember_kernels::Ctx::new(), Act::Sigmoid, &mut out)?
+            }
             _ => {}
         }
         Tensor::new(vec![data.len(), classes], out)

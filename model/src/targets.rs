@@ -65,7 +65,9 @@ impl<'a> Targets<'a> {
     pub(crate) fn slice(&self, r: Range<usize>) -> Targets<'a> {
         match *self {
             Targets::Labels(l) => Targets::Labels(&l[r]),
-            Targets::Dense { values, width } => Targets::Dense { values: &values[r.start * width..r.end * width], width },
+            Targets::Dense { values, width } => {
+                Targets::Dense { values: &values[r.start * width..r.end * width], width }
+            }
         }
     }
 
@@ -76,9 +78,7 @@ impl<'a> Targets<'a> {
             Targets::Labels(l) => crate::losses::check_labels(l, classes),
             Targets::Dense { values, width: w } => {
                 if w != width {
-                    return Err(Error::Data(format!(
-                        "targets of width {w} for a model whose output is {width} wide"
-                    )));
+                    return Err(Error::Data(format!("targets of width {w} for a model whose output is {width} wide")));
                 }
                 if !values.len().is_multiple_of(w.max(1)) {
                     return Err(Error::Data(format!("{} target values do not make rows of width {w}", values.len())));

@@ -244,7 +244,8 @@ fn folded_batch_norm_predicts_as_the_layers_do() {
     };
     let data = common::quadrant_task(37, 10, 1);
     let data = ember_model::data::Dataset::from_f32(
-        data.labels().unwrap()
+        data.labels()
+            .unwrap()
             .iter()
             .enumerate()
             .flat_map(|(i, _)| {

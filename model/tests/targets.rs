@@ -23,7 +23,12 @@ fn one_hot_targets_train_bit_identically_to_labels() {
     let run = |d: &Dataset, threads: usize| {
         let mut m = common::seed_model(10, 3, 4, 5);
         m.set_threads(threads).unwrap();
-        m.compile(Adam::new(), Loss::CATEGORICAL_CROSSENTROPY, &[Metric::Accuracy, Metric::SparseTopKCategoricalAccuracy { k: 2 }]).unwrap();
+        m.compile(
+            Adam::new(),
+            Loss::CATEGORICAL_CROSSENTROPY,
+            &[Metric::Accuracy, Metric::SparseTopKCategoricalAccuracy { k: 2 }],
+        )
+        .unwrap();
         let h = m.fit(d, None, &opts(), &mut ()).unwrap();
         (common::weights(&m), h)
     };
@@ -33,7 +38,10 @@ fn one_hot_targets_train_bit_identically_to_labels() {
         assert_eq!(w, w_labels, "{threads} threads");
         assert_eq!(h.epochs.len(), h_labels.epochs.len());
         for (a, b) in h.epochs.iter().zip(&h_labels.epochs) {
-            assert_eq!((a.loss, a.accuracy, a.val_loss, a.val_accuracy), (b.loss, b.accuracy, b.val_loss, b.val_accuracy));
+            assert_eq!(
+                (a.loss, a.accuracy, a.val_loss, a.val_accuracy),
+                (b.loss, b.accuracy, b.val_loss, b.val_accuracy)
+            );
             assert_eq!(a.top_k_accuracy, b.top_k_accuracy);
         }
     }

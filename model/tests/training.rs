@@ -158,7 +158,8 @@ fn a_small_cnn_learns_a_synthetic_task() {
     for row in p.data().chunks(4) {
         assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
     }
-    let acc = p.argmax_rows().iter().zip(test.labels().unwrap()).filter(|(a, &b)| **a == b as usize).count() as f32 / 400.0;
+    let acc =
+        p.argmax_rows().iter().zip(test.labels().unwrap()).filter(|(a, &b)| **a == b as usize).count() as f32 / 400.0;
     assert_eq!(acc, e.accuracy);
 }
 

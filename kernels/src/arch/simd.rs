@@ -1,8 +1,11 @@
 //! One f32 vector type per ISA behind a common trait, so that a microkernel body is written
 //! once (`fn body<V: F32x>`) and instantiated per ISA inside a `#[target_feature]` wrapper
 //! (the body and these methods are `#[inline(always)]`, so they compile with the wrapper's
-//! features). The GEMM keeps its own hand-written kernels; convolution, Winograd transforms
-//! and pooling use this.
+//! features). The GEMM keeps its own hand-written kernels; convolution, Winograd transforms,
+//! pooling and the activations use this.
+//!
+//! Over 400 lines because it is one trait and its four implementations (portable, AVX2,
+//! AVX-512, NEON), each method a line of intrinsics with its safety comment.
 //!
 //! Every method is `unsafe`: the caller guarantees the ISA is present (the wrapper's
 //! `#[target_feature]` plus a prior [`crate::Isa::check`]) and, for loads and stores, that
@@ -26,6 +29,14 @@ pub(crate) trait F32x: Copy {
     unsafe fn sub(self, b: Self) -> Self;
     unsafe fn mul(self, b: Self) -> Self;
     unsafe fn max(self, b: Self) -> Self;
+    /// `self / b`, correctly rounded.
+    unsafe fn div(self, b: Self) -> Self;
+    /// Per lane the smaller; the second operand when either is NaN (as `max`).
+    unsafe fn min(self, b: Self) -> Self;
+    /// Rounded to the nearest integer, ties to even.
+    unsafe fn round(self) -> Self;
+    /// `2^n` for lanes holding integers `n` in `[-126, 127]` (built in the exponent bits).
+    unsafe fn pow2i(self) -> Self;
     /// Per lane: `b` where `self > other`, else `a`.
     unsafe fn select_gt(self, other: Self, b: Self, a: Self) -> Self;
     /// Per lane: `b` where `self == other`, else `a`.
@@ -127,6 +138,22 @@ impl F32x for Portable {
         self.zip(b, |x, y| if x > y { x } else { y })
     }
     #[inline(always)]
+    unsafe fn div(self, b: Self) -> Self {
+        self.zip(b, |x, y| x / y)
+    }
+    #[inline(always)]
+    unsafe fn min(self, b: Self) -> Self {
+        self.zip(b, |x, y| if x < y { x } else { y })
+    }
+    #[inline(always)]
+    unsafe fn round(self) -> Self {
+        Portable(self.0.map(f32::round_ties_even))
+    }
+    #[inline(always)]
+    unsafe fn pow2i(self) -> Self {
+        Portable(self.0.map(|n| f32::from_bits(((n as i32 + 127) as u32) << 23)))
+    }
+    #[inline(always)]
     unsafe fn select_gt(self, other: Self, b: Self, a: Self) -> Self {
         let mut r = a.0;
         for (((r, x), o), b) in r.iter_mut().zip(self.0).zip(other.0).zip(b.0) {
@@ -220,6 +247,29 @@ mod x86 {
             unsafe { Avx2(_mm256_max_ps(self.0, b.0)) }
         }
         #[inline(always)]
+        unsafe fn div(self, b: Self) -> Self {
+            // SAFETY: registers only; AVX2+FMA enabled by the caller's #[target_feature].
+            unsafe { Avx2(_mm256_div_ps(self.0, b.0)) }
+        }
+        #[inline(always)]
+        unsafe fn min(self, b: Self) -> Self {
+            // SAFETY: registers only; AVX2+FMA enabled by the caller's #[target_feature].
+            unsafe { Avx2(_mm256_min_ps(self.0, b.0)) }
+        }
+        #[inline(always)]
+        unsafe fn round(self) -> Self {
+            // SAFETY: registers only; AVX2+FMA enabled by the caller's #[target_feature].
+            unsafe { Avx2(_mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(self.0)) }
+        }
+        #[inline(always)]
+        unsafe fn pow2i(self) -> Self {
+            // SAFETY: registers only; AVX2+FMA enabled by the caller's #[target_feature].
+            unsafe {
+                let e = _mm256_add_epi32(_mm256_cvtps_epi32(self.0), _mm256_set1_epi32(127));
+                Avx2(_mm256_castsi256_ps(_mm256_slli_epi32::<23>(e)))
+            }
+        }
+        #[inline(always)]
         unsafe fn select_gt(self, other: Self, b: Self, a: Self) -> Self {
             // SAFETY: registers only; AVX2+FMA enabled by the caller's #[target_feature].
             unsafe { Avx2(_mm256_blendv_ps(a.0, b.0, _mm256_cmp_ps::<_CMP_GT_OQ>(self.0, other.0))) }
@@ -287,6 +337,29 @@ mod x86 {
         unsafe fn max(self, b: Self) -> Self {
             // SAFETY: registers only; AVX-512F enabled by the caller's #[target_feature].
             unsafe { Avx512(_mm512_max_ps(self.0, b.0)) }
+        }
+        #[inline(always)]
+        unsafe fn div(self, b: Self) -> Self {
+            // SAFETY: registers only; AVX-512F enabled by the caller's #[target_feature].
+            unsafe { Avx512(_mm512_div_ps(self.0, b.0)) }
+        }
+        #[inline(always)]
+        unsafe fn min(self, b: Self) -> Self {
+            // SAFETY: registers only; AVX-512F enabled by the caller's #[target_feature].
+            unsafe { Avx512(_mm512_min_ps(self.0, b.0)) }
+        }
+        #[inline(always)]
+        unsafe fn round(self) -> Self {
+            // SAFETY: registers only; AVX-512F enabled by the caller's #[target_feature].
+            unsafe { Avx512(_mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(self.0)) }
+        }
+        #[inline(always)]
+        unsafe fn pow2i(self) -> Self {
+            // SAFETY: registers only; AVX-512F enabled by the caller's #[target_feature].
+            unsafe {
+                let e = _mm512_add_epi32(_mm512_cvtps_epi32(self.0), _mm512_set1_epi32(127));
+                Avx512(_mm512_castsi512_ps(_mm512_slli_epi32::<23>(e)))
+            }
         }
         #[inline(always)]
         unsafe fn select_gt(self, other: Self, b: Self, a: Self) -> Self {
@@ -375,6 +448,30 @@ mod arm {
             // Not vmaxq (NaN-propagating): the other ISAs return the second operand on NaN.
             // SAFETY: registers only; NEON is always present on AArch64.
             unsafe { Neon(vbslq_f32(vcgtq_f32(self.0, b.0), self.0, b.0)) }
+        }
+        #[inline(always)]
+        unsafe fn div(self, b: Self) -> Self {
+            // SAFETY: registers only; NEON is always present on AArch64.
+            unsafe { Neon(vdivq_f32(self.0, b.0)) }
+        }
+        #[inline(always)]
+        unsafe fn min(self, b: Self) -> Self {
+            // As `max`: the second operand on NaN.
+            // SAFETY: registers only; NEON is always present on AArch64.
+            unsafe { Neon(vbslq_f32(vcltq_f32(self.0, b.0), self.0, b.0)) }
+        }
+        #[inline(always)]
+        unsafe fn round(self) -> Self {
+            // SAFETY: registers only; NEON is always present on AArch64.
+            unsafe { Neon(vrndnq_f32(self.0)) }
+        }
+        #[inline(always)]
+        unsafe fn pow2i(self) -> Self {
+            // SAFETY: registers only; NEON is always present on AArch64.
+            unsafe {
+                let e = vaddq_s32(vcvtnq_s32_f32(self.0), vdupq_n_s32(127));
+                Neon(vreinterpretq_f32_s32(vshlq_n_s32::<23>(e)))
+            }
         }
         #[inline(always)]
         unsafe fn select_gt(self, other: Self, b: Self, a: Self) -> Self {

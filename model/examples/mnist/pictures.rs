@@ -222,11 +222,7 @@ fn misclassified(test: &Dataset, pred: &[usize], path: &Path) -> Res<()> {
     for (k, &i) in wrong.iter().enumerate() {
         let (x0, y0) = (pad + (k % cols) as i32 * tw, 34 + (k / cols) as i32 * th);
         draw_image(&root, &test.sample(i)?, h, w, x0, y0, cell, ink)?;
-        root.draw(&Text::new(
-            format!("{} → {}", labels[i], pred[i]),
-            (x0 + 14, y0 + h as i32 * cell + 1),
-            text(13.0),
-        ))?;
+        root.draw(&Text::new(format!("{} → {}", labels[i], pred[i]), (x0 + 14, y0 + h as i32 * cell + 1), text(13.0)))?;
     }
     root.present()?;
     Ok(())

@@ -97,7 +97,7 @@ impl Activation {
                 keep.clear();
                 keep.extend_from_slice(y);
                 if let Some(a) = other.elementwise() {
-                    activation::act_forward_inplace(a, y);
+                    activation::act_forward_inplace(&ember_kernels::Ctx::new(), a, y)?;
                 }
             }
         }
@@ -119,7 +119,7 @@ impl Activation {
             }
             other => {
                 if let Some(a) = other.elementwise() {
-                    activation::act_backward(a, x, y, dy)?;
+                    activation::act_backward(&ember_kernels::Ctx::new(), a, x, y, dy)?;
                 }
             }
         }

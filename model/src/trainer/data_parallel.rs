@@ -171,9 +171,9 @@ fn run_rank(comm: &dyn Collective, m: &mut Model, training: bool, grads: bool) -
 fn fingerprint(opts: &FitOptions, train: &Dataset, val: Option<&Dataset>, train_n: usize) -> u64 {
     let labels = |d: &Dataset| match d.targets() {
         Targets::Labels(l) => l.iter().fold(d.len() as u64, |h, &l| crate::rng::mix(h, u64::from(l))),
-        Targets::Dense { values, width } => {
-            values.iter().fold(crate::rng::mix(d.len() as u64, width as u64), |h, &v| crate::rng::mix(h, u64::from(v.to_bits())))
-        }
+        Targets::Dense { values, width } => values
+            .iter()
+            .fold(crate::rng::mix(d.len() as u64, width as u64), |h, &v| crate::rng::mix(h, u64::from(v.to_bits()))),
     };
     let mut h = crate::rng::mix(opts.epochs as u64, opts.batch_size as u64);
     h = crate::rng::mix(h, u64::from(opts.shuffle) | u64::from(opts.validation_split.to_bits()) << 1);

@@ -14,14 +14,22 @@
 //! | softplus | `ln(1 + e^x)`, computed as `max(x, 0) + ln(1 + e^-|x|)` | `σ(x)` |
 //!
 //! At a kink the derivative is TensorFlow's choice (relu and leaky_relu: the left side; elu
-//! and selu: the right side). Both passes work in place (`y` over `x`, `dx` over `dy`) and read the pre-activation
-//! `x` (the gradient of gelu and silu cannot be recovered from `y`). The transcendental
-//! functions are the platform's `expf`/`tanhf`/`log1pf` and `libm`'s `erff`, called per
-//! element (correctly rounded to within an ulp or two, like TensorFlow's); the piecewise-
-//! linear ones vectorise. Their twins in f64 are in `reference::activation`.
+//! and selu: the right side). Both passes work in place (`y` over `x`, `dx` over `dy`) and
+//! read the pre-activation `x` (the gradient of gelu and silu cannot be recovered from `y`).
+//!
+//! The slice kernels ([`act_forward`], [`act_forward_inplace`], [`act_backward`]) are
+//! vectorised for every ISA, the transcendental functions as polynomials (`simd.rs`), split
+//! across threads in fixed chunks (elementwise, so the result never depends on the thread
+//! count). [`Act::apply`] and [`Act::derivative`] are the scalar formulas on the platform's
+//! `expf`/`tanhf`/`log1pf` and `libm`'s `erff`, for one value at a time. Both are within a
+//! few ulps of the exact value; their twins in f64 are in `reference::activation`.
+
+mod simd;
 
 pub use crate::desc::Act;
 use crate::error::{Error, Result};
+use crate::Ctx;
+use rayon::prelude::*;
 
 /// SELU's scale λ = 1.0507009873554805 rounded to f32, as Keras uses it.
 pub const SELU_SCALE: f32 = 1.050_701;
@@ -121,23 +129,42 @@ fn same_len(what: &'static str, a: usize, b: usize) -> Result<()> {
     }
 }
 
-/// `y[i] = act(x[i])` (`y` may start as a copy of `x`: the layers run it in place through
-/// [`act_forward_inplace`]).
-pub fn act_forward(act: Act, x: &[f32], y: &mut [f32]) -> Result<()> {
+/// Floats per parallel chunk: each chunk is one task for the thread pool.
+const CHUNK: usize = 16 * 1024;
+
+/// `y[i] = act(x[i])`.
+pub fn act_forward(ctx: &Ctx, act: Act, x: &[f32], y: &mut [f32]) -> Result<()> {
     same_len("output length vs input length", x.len(), y.len())?;
-    y.iter_mut().zip(x).for_each(|(y, &x)| *y = act.apply(x));
-    Ok(())
+    y.copy_from_slice(x);
+    act_forward_inplace(ctx, act, y)
 }
 
 /// `v[i] = act(v[i])`.
-pub fn act_forward_inplace(act: Act, v: &mut [f32]) {
-    v.iter_mut().for_each(|v| *v = act.apply(*v));
+pub fn act_forward_inplace(ctx: &Ctx, act: Act, v: &mut [f32]) -> Result<()> {
+    let isa = ctx.isa.check()?;
+    if v.len() <= CHUNK {
+        // SAFETY: isa was checked against this CPU.
+        unsafe { simd::forward(isa, act, v) };
+    } else {
+        // SAFETY: isa was checked against this CPU.
+        v.par_chunks_mut(CHUNK).for_each(|c| unsafe { simd::forward(isa, act, c) });
+    }
+    Ok(())
 }
 
 /// `dy[i] *= act'(x[i])` in place, `x` the pre-activation and `y = act(x)`.
-pub fn act_backward(act: Act, x: &[f32], y: &[f32], dy: &mut [f32]) -> Result<()> {
+pub fn act_backward(ctx: &Ctx, act: Act, x: &[f32], y: &[f32], dy: &mut [f32]) -> Result<()> {
     same_len("pre-activation length vs gradient length", dy.len(), x.len())?;
     same_len("activation length vs gradient length", dy.len(), y.len())?;
-    dy.iter_mut().zip(x.iter().zip(y)).for_each(|(d, (&x, &y))| *d *= act.derivative(x, y));
+    let isa = ctx.isa.check()?;
+    if dy.len() <= CHUNK {
+        // SAFETY: isa was checked; x and y have dy's length (checked above).
+        unsafe { simd::backward(isa, act, x, y, dy) };
+    } else {
+        dy.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK).zip(y.par_chunks(CHUNK))).for_each(|(d, (x, y))| {
+            // SAFETY: isa was checked; equal-length slices split at the same points.
+            unsafe { simd::backward(isa, act, x, y, d) }
+        });
+    }
     Ok(())
 }
