@@ -50,6 +50,7 @@ pub mod data;
 pub mod distributed;
 mod error;
 pub mod explain;
+mod export;
 mod graph;
 pub mod io;
 pub mod layers;

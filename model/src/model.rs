@@ -25,9 +25,9 @@ pub struct Model {
     pub(crate) plan: Option<Plan>,
     /// The plan of predict and evaluate: no gradients, batch normalization folded.
     pub(crate) infer_plan: Option<Plan>,
-    fuse: bool,
+    pub(crate) fuse: bool,
     /// The pool set by `set_threads`; `None`: the shared pool of one thread per CPU.
-    pool: Option<Arc<rayon::ThreadPool>>,
+    pub(crate) pool: Option<Arc<rayon::ThreadPool>>,
     pub(crate) rng: Rng,
     /// The seed the model was given: with the step number, it seeds dropout masks.
     pub(crate) seed: u64,

@@ -75,6 +75,11 @@ struct Args {
     /// Save the final weights here (safetensors).
     #[arg(long)]
     save: Option<PathBuf>,
+    /// Save the weights for inference here, batch normalization folded into the
+    /// convolutions (resnet: the file of the same network without its BatchNormalization
+    /// layers, the convolutions with biases).
+    #[arg(long)]
+    save_folded: Option<PathBuf>,
     /// Write a checkpoint here after every epoch.
     #[arg(long)]
     checkpoint: Option<PathBuf>,
@@ -266,6 +271,15 @@ fn run(args: Args, ranks: Option<&dyn Collective>) -> Result<(), Box<dyn std::er
     if let Some(path) = &args.save {
         model.save_weights(path)?;
         println!("Weights saved to {}", path.display());
+    }
+    if let Some(path) = &args.save_folded {
+        let folded = model.fold_batch_norm()?;
+        folded.save_weights(path)?;
+        println!(
+            "Weights with batch normalization folded ({} tensors) saved to {}",
+            folded.params().len(),
+            path.display()
+        );
     }
     if !args.no_pictures {
         let t2 = Instant::now();

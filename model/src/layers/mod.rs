@@ -226,10 +226,13 @@ pub trait Layer: Send + Sync + Any {
     fn backward(&self, b: Backward<'_, '_>) -> Result<()>;
     /// The concrete layer, for the fusion rules that match on it.
     fn as_any(&self) -> &dyn Any;
+    /// A copy of the layer, boxed: its configuration and name (and, once built, the ids of
+    /// its tensors, which building it into another model replaces).
+    fn clone_layer(&self) -> Box<dyn Layer>;
 }
 
-/// The `Layer` methods every layer writes the same way: its name (in field `$($name)+`)
-/// and the downcast the fusion rules use.
+/// The `Layer` methods every layer writes the same way: its name (in field `$($name)+`),
+/// the downcast the fusion rules use, and the copy export makes.
 macro_rules! layer_plumbing {
     ($($name:ident).+) => {
         fn name(&self) -> &str {
@@ -240,6 +243,9 @@ macro_rules! layer_plumbing {
         }
         fn as_any(&self) -> &dyn std::any::Any {
             self
+        }
+        fn clone_layer(&self) -> Box<dyn $crate::layers::Layer> {
+            Box::new(self.clone())
         }
     };
 }
