@@ -8,7 +8,7 @@
 //! tanh, `y (1 - y)` of sigmoid) near saturation, computed from a `y` rounded to 6e-8, and
 //! gelu's `1 + erf` for negative inputs (an erf within 6e-8 of -1).
 
-use ember_kernels::activation::{act_backward, act_forward, act_forward_inplace, Act};
+use ember_kernels::activation::{act_backward, act_backward_to, act_forward, act_forward_inplace, Act};
 use ember_kernels::{reference, Ctx, Error, Isa};
 use proptest::prelude::*;
 
@@ -125,13 +125,17 @@ fn in_place_out_of_place_and_chunked_agree() {
         let mut z = x.clone();
         act_forward_inplace(&ctx, a, &mut z).unwrap();
         assert_eq!(y, z, "{a:?}");
-        let mut d = vec![1.0f32; x.len()];
+        let dy: Vec<f32> = (0..x.len()).map(|i| 1.0 + (i % 7) as f32 / 8.0).collect();
+        let mut d = dy.clone();
         act_backward(&ctx, a, &x, &y, &mut d).unwrap();
+        let mut dx = vec![f32::NAN; x.len()];
+        act_backward_to(&ctx, a, &x, &y, &dy, &mut dx).unwrap();
+        assert_eq!(dx, d, "{a:?}: out of place vs in place");
         for i in (0..x.len()).step_by(997) {
             let mut one = [x[i]];
             act_forward_inplace(&ctx, a, &mut one).unwrap();
             assert_eq!(one[0].to_bits(), y[i].to_bits(), "{a:?}({})", x[i]);
-            let mut g = [1.0];
+            let mut g = [dy[i]];
             act_backward(&ctx, a, &x[i..=i], &y[i..=i], &mut g).unwrap();
             assert_eq!(g[0].to_bits(), d[i].to_bits(), "{a:?}'({})", x[i]);
         }
@@ -139,4 +143,5 @@ fn in_place_out_of_place_and_chunked_agree() {
     let mut short = vec![0.0; 3];
     assert!(matches!(act_forward(&ctx, Act::Tanh, &x, &mut short), Err(Error::ShapeMismatch { .. })));
     assert!(matches!(act_backward(&ctx, Act::Tanh, &x[..3], &x, &mut short), Err(Error::ShapeMismatch { .. })));
+    assert!(matches!(act_backward_to(&ctx, Act::Tanh, &x, &x, &x, &mut short), Err(Error::ShapeMismatch { .. })));
 }

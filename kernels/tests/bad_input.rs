@@ -4,7 +4,7 @@
 //! and the error it must return. A row fails if the call panics, succeeds, or returns a
 //! different error. The optimized kernels and their references are both covered.
 
-use ember_kernels::activation::{act_backward, act_forward, Act};
+use ember_kernels::activation::{act_backward, act_backward_to, act_forward, Act};
 use ember_kernels::conv::{
     conv2d_backward_data, conv2d_backward_filter, conv2d_forward, conv_relu_maxpool_backward_filter,
     conv_relu_maxpool_forward, unpool_relu_grad, Conv2d, ConvAlgo, ConvReluPool, Padding,
@@ -799,6 +799,11 @@ fn elementwise_rejects_bad_lengths_and_labels() {
             "activation backward: output length",
             Error::ShapeMismatch { .. },
             act_backward(&Ctx::new(), Act::Silu, &z(4), &z(5), &mut z(4))
+        ),
+        case!(
+            "activation backward (out of place): input gradient length",
+            Error::ShapeMismatch { .. },
+            act_backward_to(&Ctx::new(), Act::Elu, &z(4), &z(4), &z(4), &mut z(3))
         ),
         case!(
             "reference activation: output length",

@@ -17,7 +17,8 @@
 //! and selu: the right side). Both passes work in place (`y` over `x`, `dx` over `dy`) and
 //! read the pre-activation `x` (the gradient of gelu and silu cannot be recovered from `y`).
 //!
-//! The slice kernels ([`act_forward`], [`act_forward_inplace`], [`act_backward`]) are
+//! The slice kernels ([`act_forward`], [`act_forward_inplace`], [`act_backward`],
+//! [`act_backward_to`]) are
 //! vectorised for every ISA, the transcendental functions as polynomials (`simd.rs`), split
 //! across threads in fixed chunks (elementwise, so the result never depends on the thread
 //! count). [`Act::apply`] and [`Act::derivative`] are the scalar formulas on the platform's
@@ -132,22 +133,34 @@ fn same_len(what: &'static str, a: usize, b: usize) -> Result<()> {
 /// Floats per parallel chunk: each chunk is one task for the thread pool.
 const CHUNK: usize = 16 * 1024;
 
-/// `y[i] = act(x[i])`.
+/// `y[i] = act(x[i])`, one pass.
 pub fn act_forward(ctx: &Ctx, act: Act, x: &[f32], y: &mut [f32]) -> Result<()> {
     same_len("output length vs input length", x.len(), y.len())?;
-    y.copy_from_slice(x);
-    act_forward_inplace(ctx, act, y)
+    let isa = ctx.isa.check()?;
+    if y.len() <= CHUNK {
+        // SAFETY: isa was checked; x and y are distinct slices of the same length.
+        unsafe { simd::forward(isa, act, x.as_ptr(), y.as_mut_ptr(), y.len()) };
+    } else {
+        y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
+            // SAFETY: as above, chunk by chunk.
+            unsafe { simd::forward(isa, act, x.as_ptr(), y.as_mut_ptr(), y.len()) }
+        });
+    }
+    Ok(())
 }
 
 /// `v[i] = act(v[i])`.
 pub fn act_forward_inplace(ctx: &Ctx, act: Act, v: &mut [f32]) -> Result<()> {
     let isa = ctx.isa.check()?;
+    let run = |c: &mut [f32]| {
+        let p = c.as_mut_ptr();
+        // SAFETY: isa was checked; in place over the chunk's floats.
+        unsafe { simd::forward(isa, act, p, p, c.len()) }
+    };
     if v.len() <= CHUNK {
-        // SAFETY: isa was checked against this CPU.
-        unsafe { simd::forward(isa, act, v) };
+        run(v);
     } else {
-        // SAFETY: isa was checked against this CPU.
-        v.par_chunks_mut(CHUNK).for_each(|c| unsafe { simd::forward(isa, act, c) });
+        v.par_chunks_mut(CHUNK).for_each(run);
     }
     Ok(())
 }
@@ -157,14 +170,35 @@ pub fn act_backward(ctx: &Ctx, act: Act, x: &[f32], y: &[f32], dy: &mut [f32]) -
     same_len("pre-activation length vs gradient length", dy.len(), x.len())?;
     same_len("activation length vs gradient length", dy.len(), y.len())?;
     let isa = ctx.isa.check()?;
+    let run = |(d, (x, y)): (&mut [f32], (&[f32], &[f32]))| {
+        let p = d.as_mut_ptr();
+        // SAFETY: isa was checked; x, y and d have the same length; in place on d.
+        unsafe { simd::backward(isa, act, x.as_ptr(), y.as_ptr(), p, p, d.len()) }
+    };
     if dy.len() <= CHUNK {
-        // SAFETY: isa was checked; x and y have dy's length (checked above).
-        unsafe { simd::backward(isa, act, x, y, dy) };
+        run((dy, (x, y)));
     } else {
-        dy.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK).zip(y.par_chunks(CHUNK))).for_each(|(d, (x, y))| {
-            // SAFETY: isa was checked; equal-length slices split at the same points.
-            unsafe { simd::backward(isa, act, x, y, d) }
-        });
+        dy.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK).zip(y.par_chunks(CHUNK))).for_each(run);
+    }
+    Ok(())
+}
+
+/// `dx[i] = dy[i] act'(x[i])`, one pass (`x` the pre-activation, `y = act(x)`).
+pub fn act_backward_to(ctx: &Ctx, act: Act, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) -> Result<()> {
+    same_len("pre-activation length vs gradient length", dy.len(), x.len())?;
+    same_len("activation length vs gradient length", dy.len(), y.len())?;
+    same_len("input gradient length vs gradient length", dy.len(), dx.len())?;
+    let isa = ctx.isa.check()?;
+    let run = |(o, (d, (x, y))): (&mut [f32], (&[f32], (&[f32], &[f32])))| {
+        // SAFETY: isa was checked; the four chunks have the same length; o is its own slice.
+        unsafe { simd::backward(isa, act, x.as_ptr(), y.as_ptr(), d.as_ptr(), o.as_mut_ptr(), o.len()) }
+    };
+    if dx.len() <= CHUNK {
+        run((dx, (dy, (x, y))));
+    } else {
+        dx.par_chunks_mut(CHUNK)
+            .zip(dy.par_chunks(CHUNK).zip(x.par_chunks(CHUNK).zip(y.par_chunks(CHUNK))))
+            .for_each(run);
     }
     Ok(())
 }

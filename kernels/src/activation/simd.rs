@@ -218,54 +218,55 @@ unsafe fn derivative<V: F32x>(a: Act, x: V, y: V) -> V {
     }
 }
 
-/// `v[i] = f(v[i])`.
+/// `y[i] = f(x[i])` over `len` floats; `y` may be `x` (in place).
 ///
 /// # Safety
-/// The ISA of `V` is enabled.
+/// The ISA of `V` is enabled; `x` is readable and `y` writable for `len` floats, and they
+/// are the same pointer or do not overlap.
 #[inline(always)]
-unsafe fn forward_body<V: F32x>(a: Act, v: &mut [f32]) {
-    let full = v.len() - v.len() % V::LANES;
-    let p = v.as_mut_ptr();
-    // SAFETY: i + LANES <= full <= len for the whole vectors, the tail is len - full floats.
+unsafe fn forward_body<V: F32x>(a: Act, x: *const f32, y: *mut f32, len: usize) {
+    let full = len - len % V::LANES;
+    // SAFETY: i + LANES <= full <= len for the whole vectors, the tail is len - full floats;
+    // each vector is loaded before the store that may overwrite it.
     unsafe {
         for i in (0..full).step_by(V::LANES) {
-            apply(a, V::load(p.add(i))).store(p.add(i));
+            apply(a, V::load(x.add(i))).store(y.add(i));
         }
-        if full < v.len() {
-            let n = v.len() - full;
-            apply(a, V::load_partial(p.add(full), n)).store_partial(p.add(full), n);
+        if full < len {
+            let n = len - full;
+            apply(a, V::load_partial(x.add(full), n)).store_partial(y.add(full), n);
         }
     }
 }
 
-/// `dy[i] *= f'(x[i])` (`y = f(x)`).
+/// `dx[i] = dy[i] f'(x[i])` (`y = f(x)`) over `len` floats; `dx` may be `dy` (in place).
 ///
 /// # Safety
-/// The ISA of `V` is enabled; `x` and `y` are as long as `dy`.
+/// The ISA of `V` is enabled; `x`, `y`, `dy` are readable and `dx` writable for `len`
+/// floats, `dx` is `dy` or overlaps none of them.
 #[inline(always)]
-unsafe fn backward_body<V: F32x>(a: Act, x: &[f32], y: &[f32], dy: &mut [f32]) {
-    let len = dy.len();
+unsafe fn backward_body<V: F32x>(a: Act, x: *const f32, y: *const f32, dy: *const f32, dx: *mut f32, len: usize) {
     let full = len - len % V::LANES;
-    let (px, py, pd) = (x.as_ptr(), y.as_ptr(), dy.as_mut_ptr());
-    // SAFETY: as in the forward; x and y have dy's length (the caller's contract).
+    // SAFETY: as in the forward.
     unsafe {
         for i in (0..full).step_by(V::LANES) {
-            let d = derivative(a, V::load(px.add(i)), V::load(py.add(i)));
-            V::load(pd.add(i)).mul(d).store(pd.add(i));
+            let d = derivative(a, V::load(x.add(i)), V::load(y.add(i)));
+            V::load(dy.add(i)).mul(d).store(dx.add(i));
         }
         if full < len {
             let n = len - full;
-            let d = derivative(a, V::load_partial(px.add(full), n), V::load_partial(py.add(full), n));
-            V::load_partial(pd.add(full), n).mul(d).store_partial(pd.add(full), n);
+            let d = derivative(a, V::load_partial(x.add(full), n), V::load_partial(y.add(full), n));
+            V::load_partial(dy.add(full), n).mul(d).store_partial(dx.add(full), n);
         }
     }
 }
 
 simd_dispatch! {
     /// [`forward_body`] on `isa`.
-    pub(super) unsafe fn forward(a: Act, v: &mut [f32]) => forward_body
+    pub(super) unsafe fn forward(a: Act, x: *const f32, y: *mut f32, len: usize) => forward_body
 }
 simd_dispatch! {
     /// [`backward_body`] on `isa`.
-    pub(super) unsafe fn backward(a: Act, x: &[f32], y: &[f32], dy: &mut [f32]) => backward_body
+    pub(super) unsafe fn backward(a: Act, x: *const f32, y: *const f32, dy: *const f32, dx: *mut f32, len: usize)
+        => backward_body
 }

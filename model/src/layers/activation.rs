@@ -160,20 +160,33 @@ impl Layer for ActivationLayer {
         self.act
     }
     fn forward(&self, f: Forward<'_>) -> Result<()> {
-        copy(f.x[0], f.y);
-        if self.applies(f.mode.logits) {
-            // The input stays available to the backward pass: nothing to keep.
-            let mut unused = Vec::new();
-            self.act.apply(f.y, self.width, &mut unused)?;
+        let ctx = ember_kernels::Ctx::new();
+        match self.act.elementwise().filter(|_| self.applies(f.mode.logits)) {
+            // One pass from x to y (the input stays available to the backward pass).
+            Some(a) => activation::act_forward(&ctx, a, f.x[0], f.y)?,
+            None => {
+                copy(f.x[0], f.y);
+                if self.applies(f.mode.logits) {
+                    let mut unused = Vec::new();
+                    self.act.apply(f.y, self.width, &mut unused)?;
+                }
+            }
         }
         Ok(())
     }
     fn backward(&self, b: Backward<'_, '_>) -> Result<()> {
-        if self.applies(b.mode.logits) {
-            self.act.backward(b.x[0], b.y, b.dy, self.width)?;
-        }
-        if let Some(dx) = b.dx[0].as_deref_mut() {
-            copy(b.dy, dx);
+        let ctx = ember_kernels::Ctx::new();
+        match (self.act.elementwise().filter(|_| self.applies(b.mode.logits)), b.dx[0].as_deref_mut()) {
+            // One pass from dy to dx.
+            (Some(a), Some(dx)) => activation::act_backward_to(&ctx, a, b.x[0], b.y, b.dy, dx)?,
+            (_, dx) => {
+                if self.applies(b.mode.logits) {
+                    self.act.backward(b.x[0], b.y, b.dy, self.width)?;
+                }
+                if let Some(dx) = dx {
+                    copy(b.dy, dx);
+                }
+            }
         }
         Ok(())
     }
