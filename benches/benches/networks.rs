@@ -1,5 +1,5 @@
 //! One training step (forward, loss, backward, Adam) of each network of the suite
-//! (`ember_benches::networks`: seed, convnet, cifar) on 1 and 2 threads: group `networks`,
+//! (`ember_benches::networks`: seed, convnet, cifar, resnet) on 1 and 2 threads: group `networks`,
 //! ids `<network>/{1t,2t}`. Throughput is the step's direct-count FLOPs (read "Gelem/s" as
 //! GFLOP/s). Before the runs it prints each network's FLOP table and this CPU's FMA peak on
 //! the benchmark ISA at 1 and 2 threads, measured in the same process, so the rate can be

@@ -8,18 +8,25 @@
 //!   Dense(10, softmax)` on 28x28x1, batch 128;
 //! - `cifar`: TensorFlow's CIFAR-10 tutorial CNN, `Conv2D(32, 3x3, relu) -> MaxPooling2D(2)
 //!   -> Conv2D(64, 3x3, relu) -> MaxPooling2D(2) -> Conv2D(64, 3x3, relu) -> Flatten ->
-//!   Dense(64, relu) -> Dense(10)` on 32x32x3 with cross-entropy from the logits, batch 32.
+//!   Dense(64, relu) -> Dense(10)` on 32x32x3 with cross-entropy from the logits, batch 32;
+//! - `resnet`: the mnist example's residual network (issue 14), `Conv2D(32, 3x3, same)-BN-ReLU`,
+//!   two residual blocks (conv-BN-ReLU-conv-BN + identity, ReLU), a strided block to 64
+//!   channels with a 1x1 projection shortcut, global average pooling, `Dense(10)` logits, on
+//!   28x28x1, batch 128.
 //!
 //! All with Adam and sparse categorical cross-entropy, on synthetic data.
 
-use ember_model::layers::{Activation, Conv2D, Dense, Dropout, Flatten, MaxPooling2D};
+use ember_model::layers::{
+    Activation, ActivationLayer, Add, BatchNormalization, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling2D,
+    MaxPooling2D,
+};
 use ember_model::losses::{Loss, Metric};
 use ember_model::optimizers::Adam;
-use ember_model::{Model, Sequential};
+use ember_model::{Apply, Input, Model, Node, Sequential};
 
 /// A network of the suite with its batch size and per-sample input shape.
 pub struct Network {
-    /// `seed`, `convnet` or `cifar`.
+    /// `seed`, `convnet`, `cifar` or `resnet`.
     pub name: &'static str,
     /// The compiled model.
     pub model: Model,
@@ -30,7 +37,7 @@ pub struct Network {
 }
 
 /// The names of the suite's networks.
-pub const NAMES: [&str; 3] = ["seed", "convnet", "cifar"];
+pub const NAMES: [&str; 4] = ["seed", "convnet", "cifar", "resnet"];
 
 /// Network `name` on `threads` threads (0: all CPUs), compiled; `None` for an unknown name.
 pub fn network(name: &str, threads: usize) -> Option<Network> {
@@ -66,11 +73,38 @@ pub fn network(name: &str, threads: usize) -> Option<Network> {
                 .add(Dense::new(10));
             (32, [32, 32, 3], true)
         }
+        "resnet" => {
+            let mut model = resnet();
+            model.seed(1).set_threads(threads).expect("threads");
+            let loss = Loss::SparseCategoricalCrossentropy { from_logits: true };
+            model.compile(Adam::new(), loss, &[Metric::Accuracy]).expect("compile");
+            return Some(Network { name: "resnet", model, batch: 128, input: [28, 28, 1] });
+        }
         _ => return None,
     };
     let loss = Loss::SparseCategoricalCrossentropy { from_logits };
     m.compile(Adam::new(), loss, &[Metric::Accuracy]).expect("compile");
     Some(Network { name: NAMES.into_iter().find(|n| *n == name)?, model: m.into_model(), batch, input })
+}
+
+/// The mnist example's residual network (`model/examples/mnist/networks.rs`).
+fn resnet() -> Model {
+    let conv = |f: usize, s: usize, k: usize| Conv2D::new(f, (k, k)).strides((s, s)).padding("same").use_bias(false);
+    let bn = |x: &Node| BatchNormalization::new().apply(x);
+    let relu = |x: &Node| ActivationLayer::new(Activation::Relu).apply(x);
+    let x = Input::new(&[28, 28, 1]);
+    let mut h = relu(&bn(&conv(32, 1, 3).apply(&x)));
+    for _ in 0..2 {
+        let r = relu(&bn(&conv(32, 1, 3).apply(&h)));
+        let r = bn(&conv(32, 1, 3).apply(&r));
+        h = relu(&Add::new().apply_to(&[&h, &r]));
+    }
+    let r = relu(&bn(&conv(64, 2, 3).apply(&h)));
+    let r = bn(&conv(64, 1, 3).apply(&r));
+    let shortcut = bn(&conv(64, 2, 1).apply(&h));
+    h = relu(&Add::new().apply_to(&[&r, &shortcut]));
+    let y = Dense::new(10).apply(&GlobalAveragePooling2D::new().apply(&h));
+    Model::new(&x, &y).expect("the residual network")
 }
 
 /// A synthetic batch for `net`: inputs like scaled image bytes (about 60% zeros for MNIST
