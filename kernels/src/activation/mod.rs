@@ -189,7 +189,8 @@ pub fn act_backward_to(ctx: &Ctx, act: Act, x: &[f32], y: &[f32], dy: &[f32], dx
     same_len("activation length vs gradient length", dy.len(), y.len())?;
     same_len("input gradient length vs gradient length", dy.len(), dx.len())?;
     let isa = ctx.isa.check()?;
-    let run = |(o, (d, (x, y))): (&mut [f32], (&[f32], (&[f32], &[f32])))| {
+    type Chunks<'a> = (&'a mut [f32], (&'a [f32], (&'a [f32], &'a [f32])));
+    let run = |(o, (d, (x, y))): Chunks<'_>| {
         // SAFETY: isa was checked; the four chunks have the same length; o is its own slice.
         unsafe { simd::backward(isa, act, x.as_ptr(), y.as_ptr(), d.as_ptr(), o.as_mut_ptr(), o.len()) }
     };
