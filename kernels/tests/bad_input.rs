@@ -5,6 +5,7 @@
 //! different error. The optimized kernels and their references are both covered.
 
 use ember_kernels::activation::{act_backward, act_backward_to, act_forward, Act};
+use ember_kernels::batchnorm::{batch_norm_apply, batch_norm_backward, batch_norm_moments};
 use ember_kernels::conv::{
     conv2d_backward_data, conv2d_backward_filter, conv2d_forward, conv_relu_maxpool_backward_filter,
     conv_relu_maxpool_forward, unpool_relu_grad, Conv2d, ConvAlgo, ConvReluPool, Padding,
@@ -804,6 +805,61 @@ fn elementwise_rejects_bad_lengths_and_labels() {
             "activation backward (out of place): input gradient length",
             Error::ShapeMismatch { .. },
             act_backward_to(&Ctx::new(), Act::Elu, &z(4), &z(4), &z(4), &mut z(3))
+        ),
+        case!(
+            "batch norm moments: not whole rows",
+            Error::InvalidArgument(_),
+            batch_norm_moments(&Ctx::new(), &z(7), 2, &mut z(2), &mut z(2))
+        ),
+        case!(
+            "batch norm moments: no rows",
+            Error::InvalidArgument(_),
+            batch_norm_moments(&Ctx::new(), &[], 2, &mut z(2), &mut z(2))
+        ),
+        case!(
+            "batch norm moments: variance length",
+            Error::ShapeMismatch { .. },
+            batch_norm_moments(&Ctx::new(), &z(8), 2, &mut z(2), &mut z(3))
+        ),
+        case!(
+            "batch norm moments: ISA missing",
+            Error::IsaUnavailable(_),
+            batch_norm_moments(&Ctx::for_isa(missing_isa()), &z(8), 2, &mut z(2), &mut z(2))
+        ),
+        case!(
+            "batch norm apply: shift length",
+            Error::ShapeMismatch { .. },
+            batch_norm_apply(&Ctx::new(), &z(8), &z(2), &z(3), &mut z(8))
+        ),
+        case!(
+            "batch norm apply: output length",
+            Error::ShapeMismatch { .. },
+            batch_norm_apply(&Ctx::new(), &z(8), &z(2), &z(2), &mut z(6))
+        ),
+        case!(
+            "batch norm backward: gradient length",
+            Error::ShapeMismatch { .. },
+            batch_norm_backward(&Ctx::new(), &z(8), &z(6), &z(2), &z(2), &z(2), None, (&mut z(2), &mut z(2)), false)
+        ),
+        case!(
+            "batch norm backward: gamma length",
+            Error::ShapeMismatch { .. },
+            batch_norm_backward(&Ctx::new(), &z(8), &z(8), &z(2), &z(2), &z(3), None, (&mut z(2), &mut z(2)), false)
+        ),
+        case!(
+            "batch norm backward: input gradient length",
+            Error::ShapeMismatch { .. },
+            batch_norm_backward(
+                &Ctx::new(),
+                &z(8),
+                &z(8),
+                &z(2),
+                &z(2),
+                &z(2),
+                Some(&mut z(7)),
+                (&mut z(2), &mut z(2)),
+                false
+            )
         ),
         case!(
             "reference activation: output length",

@@ -154,14 +154,14 @@ impl Layer for BatchNormalization {
         let (stats, inv) = f.ws.kept.split_at_mut(2 * c);
         let (mean, var) = stats.split_at_mut(c);
         if f.mode.training {
-            batch_norm_moments(f.x[0], c, mean, var)?;
+            batch_norm_moments(&ember_kernels::Ctx::new(), f.x[0], c, mean, var)?;
         } else {
             mean.copy_from_slice(f.weights.get(mm));
             var.copy_from_slice(f.weights.get(mv));
         }
         self.affine(gamma, beta, mean, var, inv, &mut f.ws.scratch);
         let (s, t) = f.ws.scratch.split_at(c);
-        batch_norm_apply(f.x[0], s, t, f.y)?;
+        batch_norm_apply(&ember_kernels::Ctx::new(), f.x[0], s, t, f.y)?;
         Ok(())
     }
     fn backward(&self, b: Backward<'_, '_>) -> Result<()> {
@@ -185,7 +185,17 @@ impl Layer for BatchNormalization {
             (None, None) => (sg, sb),
         };
         if b.mode.training {
-            batch_norm_backward(b.x[0], b.dy, mean, inv, gamma, b.dx[0].as_deref_mut(), (dg, db), b.accumulate)?;
+            batch_norm_backward(
+                &ember_kernels::Ctx::new(),
+                b.x[0],
+                b.dy,
+                mean,
+                inv,
+                gamma,
+                b.dx[0].as_deref_mut(),
+                (dg, db),
+                b.accumulate,
+            )?;
         } else {
             // Fixed statistics: y is affine in x.
             if b.weight_grads {

@@ -7,11 +7,15 @@
 //! - backward (batch statistics): `dβ = Σ dy`, `dγ = Σ dy x̂`,
 //!   `dx = γ/√(σ² + ε) · (dy - dβ/N - x̂ dγ/N)` with `x̂ = (x - μ)/√(σ² + ε)`.
 //!
-//! Sums run over fixed blocks of rows in parallel, in f64, and the blocks' partial sums are
-//! added in block order: results are bit-identical for any thread count. The f64 twins are
-//! in `reference::batchnorm`.
+//! Every pass is vectorised along the channels (`simd.rs`, every ISA). Sums run over fixed
+//! blocks of rows in parallel: within a block, in compensated f32 over groups of 16 rows
+//! and then in f64; the blocks' partial sums are added in block order: results are
+//! bit-identical for any thread count. The f64 twins are in `reference::batchnorm`.
+
+mod simd;
 
 use crate::error::{Error, Result};
+use crate::Ctx;
 use rayon::prelude::*;
 
 /// Rows per block of the parallel sums.
@@ -32,8 +36,8 @@ fn rows_of(len: usize, c: usize) -> Result<usize> {
     Ok(len / c)
 }
 
-/// Per-channel sums of `f(block rows)` (each block's `[c]` partial sums in f64), added in
-/// block order.
+/// Per-channel sums of `f(block rows)` (each block's `[k, c]` partial sums in f64), added
+/// in block order.
 fn ordered_sums(rows: usize, c: usize, k: usize, f: impl Fn(std::ops::Range<usize>, &mut [f64]) + Sync) -> Vec<f64> {
     let blocks = rows.div_ceil(BLOCK_ROWS).max(1);
     let mut partial = vec![0f64; blocks * k * c];
@@ -49,41 +53,33 @@ fn ordered_sums(rows: usize, c: usize, k: usize, f: impl Fn(std::ops::Range<usiz
 
 /// The per-channel mean and biased variance of `x` (`[rows, c]`), written to `mean` and
 /// `var` (`[c]`).
-pub fn batch_norm_moments(x: &[f32], c: usize, mean: &mut [f32], var: &mut [f32]) -> Result<()> {
+pub fn batch_norm_moments(ctx: &Ctx, x: &[f32], c: usize, mean: &mut [f32], var: &mut [f32]) -> Result<()> {
+    let isa = ctx.isa.check()?;
     let rows = rows_of(x.len(), c)?;
     check("mean length vs channels", c, mean.len())?;
     check("variance length vs channels", c, var.len())?;
     if rows == 0 {
         return Err(Error::InvalidArgument("the moments of no rows".into()));
     }
-    let sums = ordered_sums(rows, c, 1, |r, p| {
-        for row in x[r.start * c..r.end * c].chunks_exact(c) {
-            p.iter_mut().zip(row).for_each(|(s, &v)| *s += f64::from(v));
-        }
-    });
-    let mu: Vec<f64> = sums.iter().map(|s| s / rows as f64).collect();
-    let sq = ordered_sums(rows, c, 1, |r, p| {
-        for row in x[r.start * c..r.end * c].chunks_exact(c) {
-            p.iter_mut().zip(row.iter().zip(&mu)).for_each(|(s, (&v, m))| *s += (f64::from(v) - m).powi(2));
-        }
-    });
-    mean.iter_mut().zip(&mu).for_each(|(o, m)| *o = *m as f32);
+    // SAFETY (both passes): isa was checked; each block is whole rows of c.
+    let sums = ordered_sums(rows, c, 1, |r, p| unsafe { simd::sum(isa, &x[r.start * c..r.end * c], c, p) });
+    mean.iter_mut().zip(&sums).for_each(|(o, s)| *o = (s / rows as f64) as f32);
+    // The deviations from the mean rounded to f32 (two passes: no cancellation).
+    let sq = ordered_sums(rows, c, 1, |r, p| unsafe { simd::sq_dev(isa, &x[r.start * c..r.end * c], mean, c, p) });
     var.iter_mut().zip(&sq).for_each(|(o, s)| *o = (s / rows as f64) as f32);
     Ok(())
 }
 
 /// `y = x · scale + shift` per channel (`x`, `y` `[rows, c]`; `scale`, `shift` `[c]`).
-pub fn batch_norm_apply(x: &[f32], scale: &[f32], shift: &[f32], y: &mut [f32]) -> Result<()> {
+pub fn batch_norm_apply(ctx: &Ctx, x: &[f32], scale: &[f32], shift: &[f32], y: &mut [f32]) -> Result<()> {
+    let isa = ctx.isa.check()?;
     let c = scale.len();
     rows_of(x.len(), c)?;
     check("shift length vs channels", c, shift.len())?;
     check("output length vs input length", x.len(), y.len())?;
     y.par_chunks_mut(BLOCK_ROWS * c).zip(x.par_chunks(BLOCK_ROWS * c)).for_each(|(yb, xb)| {
-        for (yr, xr) in yb.chunks_exact_mut(c).zip(xb.chunks_exact(c)) {
-            for (((o, &v), &s), &t) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
-                *o = v * s + t;
-            }
-        }
+        // SAFETY: isa was checked; xb and yb are the same whole rows of c.
+        unsafe { simd::affine(isa, xb, scale, shift, c, yb) }
     });
     Ok(())
 }
@@ -93,6 +89,7 @@ pub fn batch_norm_apply(x: &[f32], scale: &[f32], shift: &[f32], y: &mut [f32]) 
 /// (`[c]`; added to what they hold with `accumulate`) and, if given, `dx`.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_backward(
+    ctx: &Ctx,
     x: &[f32],
     dy: &[f32],
     mean: &[f32],
@@ -102,6 +99,7 @@ pub fn batch_norm_backward(
     (dgamma, dbeta): (&mut [f32], &mut [f32]),
     accumulate: bool,
 ) -> Result<()> {
+    let isa = ctx.isa.check()?;
     let c = mean.len();
     let rows = rows_of(x.len(), c)?;
     check("gradient length vs input length", x.len(), dy.len())?;
@@ -111,14 +109,10 @@ pub fn batch_norm_backward(
     check("dgamma length vs channels", c, dgamma.len())?;
     check("dbeta length vs channels", c, dbeta.len())?;
     let sums = ordered_sums(rows, c, 2, |r, p| {
-        let (sd, sdx) = p.split_at_mut(c);
-        for (xr, dr) in x[r.start * c..r.end * c].chunks_exact(c).zip(dy[r.start * c..r.end * c].chunks_exact(c)) {
-            for j in 0..c {
-                let xh = (xr[j] - mean[j]) * inv_std[j];
-                sd[j] += f64::from(dr[j]);
-                sdx[j] += f64::from(dr[j] * xh);
-            }
-        }
+        let (xb, db) = (&x[r.start * c..r.end * c], &dy[r.start * c..r.end * c]);
+        // SAFETY: isa was checked; xb and db are the same whole rows of c; mean and inv_std
+        // have c floats (checked).
+        unsafe { simd::backward_sums(isa, xb, db, mean, inv_std, c, p) }
     });
     let (sum_dy, sum_dyx) = sums.split_at(c);
     for j in 0..c {
@@ -130,15 +124,13 @@ pub fn batch_norm_backward(
         check("input gradient length vs input length", x.len(), dx.len())?;
         let (md, mdx): (Vec<f32>, Vec<f32>) =
             (0..c).map(|j| ((sum_dy[j] / rows as f64) as f32, (sum_dyx[j] / rows as f64) as f32)).unzip();
+        let g: Vec<f32> = gamma.iter().zip(inv_std).map(|(g, i)| g * i).collect();
         dx.par_chunks_mut(BLOCK_ROWS * c)
             .zip(x.par_chunks(BLOCK_ROWS * c).zip(dy.par_chunks(BLOCK_ROWS * c)))
             .for_each(|(ob, (xb, db))| {
-                for ((orow, xr), dr) in ob.chunks_exact_mut(c).zip(xb.chunks_exact(c)).zip(db.chunks_exact(c)) {
-                    for j in 0..c {
-                        let xh = (xr[j] - mean[j]) * inv_std[j];
-                        orow[j] = gamma[j] * inv_std[j] * (dr[j] - md[j] - xh * mdx[j]);
-                    }
-                }
+                // SAFETY: isa was checked; the three are the same whole rows of c, the
+                // constants have c floats.
+                unsafe { simd::backward_dx(isa, xb, db, [mean, inv_std, &g, &md, &mdx], c, ob) }
             });
     }
     Ok(())

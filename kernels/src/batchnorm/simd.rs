@@ -1,0 +1,235 @@
+//! Batch normalization's passes over one block of rows, vectorised along the channels over
+//! [`F32x`].
+//!
+//! Sums: each channel is summed in f32 over a group of [`GROUP`] consecutive rows, in row
+//! order and compensated (Kahan: the running sum and its rounding error, which together
+//! carry the sum to about twice f32's precision), and each group's sum and compensation
+//! join the block's f64 partial sums in group order: as accurate as summing in
+//! f64, at f32 vector speed. No FMA anywhere in them, so every ISA gives the same bits; and
+//! nothing depends on the thread count: blocks are fixed by row index and added in block
+//! order by the caller.
+
+use crate::arch::simd::{simd_dispatch, F32x};
+
+/// Rows summed in f32 before a group's sums join the f64 total.
+const GROUP: usize = 16;
+
+/// Loads the `k`-th vector of the window starting at channel `w0`: whole or the tail.
+///
+/// # Safety
+/// `p + w0 + k LANES` has `min(LANES, c - w0 - k LANES)` readable floats.
+#[inline(always)]
+unsafe fn load_at<V: F32x>(p: *const f32, c: usize, w0: usize, k: usize) -> V {
+    let at = w0 + k * V::LANES;
+    let n = (c - at).min(V::LANES);
+    // SAFETY: the caller's contract.
+    unsafe {
+        if n == V::LANES {
+            V::load(p.add(at))
+        } else {
+            V::load_partial(p.add(at), n)
+        }
+    }
+}
+
+/// Stores the `k`-th vector of the window, whole or the tail.
+///
+/// # Safety
+/// As [`load_at`], writable.
+#[inline(always)]
+unsafe fn store_at<V: F32x>(v: V, p: *mut f32, c: usize, w0: usize, k: usize) {
+    let at = w0 + k * V::LANES;
+    let n = (c - at).min(V::LANES);
+    // SAFETY: the caller's contract.
+    unsafe {
+        if n == V::LANES {
+            v.store(p.add(at))
+        } else {
+            v.store_partial(p.add(at), n)
+        }
+    }
+}
+
+/// What a sum pass adds up per element.
+const SUM: usize = 0;
+const SQ_DEV: usize = 1;
+const BACKWARD: usize = 2;
+
+/// The terms of pass `KIND` for the channels at `at`: `[x]`, `[(x - mean)²]`, or
+/// `[dy, dy x̂]` with `x̂ = (x - mean) inv`.
+///
+/// # Safety
+/// `mean` and `inv` have `c` floats where the pass reads them.
+#[inline(always)]
+unsafe fn terms<V: F32x, const KIND: usize>(at: usize, xv: V, dv: V, mean: &[f32], inv: &[f32], c: usize) -> [V; 2] {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match KIND {
+            SUM => [xv, xv],
+            SQ_DEV => {
+                let d = xv.sub(load_at::<V>(mean.as_ptr(), c, at, 0));
+                [d.mul(d), d]
+            }
+            _ => {
+                let xh = xv.sub(load_at::<V>(mean.as_ptr(), c, at, 0)).mul(load_at::<V>(inv.as_ptr(), c, at, 0));
+                [dv, dv.mul(xh)]
+            }
+        }
+    }
+}
+
+/// `out[s c + j] += Σ_rows terms[s][j]` over the `[rows, c]` block `x` (and `dy` beside it
+/// for the backward pass): one sum per channel (`out` `[c]`), two for the backward (`[2, c]`).
+/// One vector of channels at a time down the block's rows (the block stays in cache for the
+/// next), so the sums and their compensations live in registers.
+///
+/// # Safety
+/// `x` (and `dy`) are whole rows of `c`; `mean` and `inv` have `c` floats where the pass
+/// reads them; the ISA of `V` is enabled.
+#[inline(always)]
+unsafe fn block_sums<V: F32x, const KIND: usize>(
+    x: &[f32],
+    dy: &[f32],
+    (mean, inv): (&[f32], &[f32]),
+    c: usize,
+    out: &mut [f64],
+) {
+    let rows = x.len() / c;
+    for k in 0..c.div_ceil(V::LANES) {
+        let at = k * V::LANES;
+        let n = (c - at).min(V::LANES);
+        for g in (0..rows).step_by(GROUP) {
+            // SAFETY: registers only.
+            let [mut a0, mut e0, mut a1, mut e1] = unsafe { [V::zero(); 4] };
+            for r in g..(g + GROUP).min(rows) {
+                // SAFETY: row r has c floats in x (and dy for the backward pass); registers
+                // otherwise.
+                unsafe {
+                    let xv = load_at::<V>(x.as_ptr().add(r * c), c, 0, k);
+                    let dv = if KIND == BACKWARD { load_at::<V>(dy.as_ptr().add(r * c), c, 0, k) } else { xv };
+                    let [t0, t1] = terms::<V, KIND>(at, xv, dv, mean, inv, c);
+                    // Kahan: e holds what the last additions to a rounded away.
+                    let y = t0.sub(e0);
+                    let sum = a0.add(y);
+                    e0 = sum.sub(a0).sub(y);
+                    a0 = sum;
+                    if KIND == BACKWARD {
+                        let y = t1.sub(e1);
+                        let sum = a1.add(y);
+                        e1 = sum.sub(a1).sub(y);
+                        a1 = sum;
+                    }
+                }
+            }
+            let sums: &[(V, V)] = if KIND == BACKWARD { &[(a0, e0), (a1, e1)] } else { &[(a0, e0)] };
+            for (s, &(a, e)) in sums.iter().enumerate() {
+                let (mut sb, mut eb) = ([0f32; 16], [0f32; 16]);
+                // SAFETY: the buffers hold LANES <= 16 floats.
+                unsafe {
+                    a.store(sb.as_mut_ptr());
+                    e.store(eb.as_mut_ptr());
+                }
+                for (j, o) in out[s * c + at..s * c + at + n].iter_mut().enumerate() {
+                    *o += f64::from(sb[j]) - f64::from(eb[j]);
+                }
+            }
+        }
+    }
+}
+
+/// `out[j] += Σ x[r][j]` (`out` `[c]`).
+///
+/// # Safety
+/// The ISA of `V` is enabled; `x` is whole rows of `c`.
+#[inline(always)]
+unsafe fn sum_body<V: F32x>(x: &[f32], c: usize, out: &mut [f64]) {
+    // SAFETY: forwarded.
+    unsafe { block_sums::<V, SUM>(x, x, (&[], &[]), c, out) }
+}
+
+/// `out[j] += Σ (x[r][j] - mean[j])²`.
+///
+/// # Safety
+/// As [`sum_body`]; `mean` has `c` floats.
+#[inline(always)]
+unsafe fn sq_dev_body<V: F32x>(x: &[f32], mean: &[f32], c: usize, out: &mut [f64]) {
+    // SAFETY: forwarded; mean has c floats.
+    unsafe { block_sums::<V, SQ_DEV>(x, x, (mean, &[]), c, out) }
+}
+
+/// `out[j] += Σ dy`, `out[c + j] += Σ dy x̂` with `x̂ = (x - mean) inv`.
+///
+/// # Safety
+/// As [`sum_body`]; `dy` is as long as `x`, `mean` and `inv` have `c` floats.
+#[inline(always)]
+unsafe fn backward_sums_body<V: F32x>(x: &[f32], dy: &[f32], mean: &[f32], inv: &[f32], c: usize, out: &mut [f64]) {
+    // SAFETY: forwarded; mean and inv have c floats.
+    unsafe { block_sums::<V, BACKWARD>(x, dy, (mean, inv), c, out) }
+}
+
+/// Per row `y = x a + b` (`a`, `b` `[c]`).
+///
+/// # Safety
+/// The ISA of `V` is enabled; `x` and `y` are the same whole rows of `c`; `a`, `b` have `c`.
+#[inline(always)]
+unsafe fn affine_body<V: F32x>(x: &[f32], a: &[f32], b: &[f32], c: usize, y: &mut [f32]) {
+    let chunks = c.div_ceil(V::LANES);
+    for r in 0..x.len() / c {
+        for k in 0..chunks {
+            // SAFETY: row r has c floats in x and y; a and b have c.
+            unsafe {
+                let v = load_at::<V>(x.as_ptr().add(r * c), c, 0, k);
+                let out = v.mul(load_at::<V>(a.as_ptr(), c, 0, k)).add(load_at::<V>(b.as_ptr(), c, 0, k));
+                store_at(out, y.as_mut_ptr().add(r * c), c, 0, k);
+            }
+        }
+    }
+}
+
+/// Per row `dx = g (dy - md - x̂ mdx)` with `x̂ = (x - mean) inv` (`g = γ inv`; all `[c]`
+/// in `k`: `[mean, inv, g, md, mdx]`).
+///
+/// # Safety
+/// The ISA of `V` is enabled; `x`, `dy`, `dx` are the same whole rows of `c`; each of `k`
+/// has `c` floats.
+#[inline(always)]
+unsafe fn backward_dx_body<V: F32x>(x: &[f32], dy: &[f32], k: [&[f32]; 5], c: usize, dx: &mut [f32]) {
+    let chunks = c.div_ceil(V::LANES);
+    let [mean, inv, g, md, mdx] = k;
+    for r in 0..x.len() / c {
+        for j in 0..chunks {
+            // SAFETY: row r has c floats in x, dy and dx; the constants have c.
+            unsafe {
+                let ld = |p: &[f32]| load_at::<V>(p.as_ptr(), c, 0, j);
+                let xv = load_at::<V>(x.as_ptr().add(r * c), c, 0, j);
+                let dv = load_at::<V>(dy.as_ptr().add(r * c), c, 0, j);
+                let xh = xv.sub(ld(mean)).mul(ld(inv));
+                let out = ld(g).mul(dv.sub(ld(md)).sub(xh.mul(ld(mdx))));
+                store_at(out, dx.as_mut_ptr().add(r * c), c, 0, j);
+            }
+        }
+    }
+}
+
+simd_dispatch! {
+    /// [`sum_body`] on `isa`.
+    pub(super) unsafe fn sum(x: &[f32], c: usize, out: &mut [f64]) => sum_body
+}
+simd_dispatch! {
+    /// [`sq_dev_body`] on `isa`.
+    pub(super) unsafe fn sq_dev(x: &[f32], mean: &[f32], c: usize, out: &mut [f64]) => sq_dev_body
+}
+simd_dispatch! {
+    /// [`backward_sums_body`] on `isa`.
+    pub(super) unsafe fn backward_sums(x: &[f32], dy: &[f32], mean: &[f32], inv: &[f32], c: usize, out: &mut [f64])
+        => backward_sums_body
+}
+simd_dispatch! {
+    /// [`affine_body`] on `isa`.
+    pub(super) unsafe fn affine(x: &[f32], a: &[f32], b: &[f32], c: usize, y: &mut [f32]) => affine_body
+}
+simd_dispatch! {
+    /// [`backward_dx_body`] on `isa`.
+    pub(super) unsafe fn backward_dx(x: &[f32], dy: &[f32], k: [&[f32]; 5], c: usize, dx: &mut [f32])
+        => backward_dx_body
+}
