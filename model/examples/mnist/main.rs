@@ -53,6 +53,10 @@ struct Args {
     /// Adam's (initial) learning rate (default: the model's: 0.001, resnet 0.002).
     #[arg(long)]
     learning_rate: Option<f32>,
+    /// Label smoothing (Keras's `CategoricalCrossentropy(label_smoothing)` on the one-hot
+    /// labels) instead of the model's sparse cross-entropy; 0: off.
+    #[arg(long, default_value_t = 0.0)]
+    label_smoothing: f32,
     /// Seed for weights, shuffling.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -196,7 +200,13 @@ fn run(args: Args, ranks: Option<&dyn Collective>) -> Result<(), Box<dyn std::er
     } else {
         Adam::new().learning_rate(learning_rate)
     };
-    model.compile(adam, net.loss, &[Metric::Accuracy])?;
+    let loss = match net.loss {
+        ember_model::losses::Loss::SparseCategoricalCrossentropy { from_logits } if args.label_smoothing > 0.0 => {
+            ember_model::losses::Loss::CategoricalCrossentropy { from_logits, label_smoothing: args.label_smoothing }
+        }
+        other => other,
+    };
+    model.compile(adam, loss, &[Metric::Accuracy])?;
     if chief {
         print!("{}", model.summary());
     }
