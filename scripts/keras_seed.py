@@ -48,6 +48,8 @@ def find(d, stem):
 
 
 BATCH = {"seed": 32, "convnet": 128, "cifar": 32, "resnet": 128}
+# The example's label smoothing per model (`--label-smoothing` in model/examples/mnist).
+LABEL_SMOOTHING = {"resnet": 0.1}
 INPUT = {"seed": (28, 28, 1), "convnet": (28, 28, 1), "cifar": (32, 32, 3), "resnet": (28, 28, 1)}
 
 
@@ -70,12 +72,16 @@ def resnet(keras):
     return keras.Model(x, y)
 
 
-def build(keras, name, decay_steps=1000):
+def build(keras, name, decay_steps=1000, label_smoothing=0.0):
     """The suite's network `name`, compiled as the Ember benchmark compiles it (the resnet as
-    the example trains it: Adam from 0.002 decayed to 0 along a cosine over `decay_steps`)."""
+    the example trains it: Adam from 0.002 decayed to 0 along a cosine over `decay_steps`;
+    with label smoothing, categorical cross-entropy on one-hot labels)."""
     if name == "resnet":
         model = resnet(keras)
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if label_smoothing:
+            loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing)
+        else:
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         lr = keras.optimizers.schedules.CosineDecay(0.002, decay_steps)
         model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=["accuracy"])
         return model
@@ -130,6 +136,8 @@ def main():
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--bench", type=int, default=0, help="time this many steps on synthetic data")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--label-smoothing", type=float, default=None,
+                    help="resnet only; default: the example's (LABEL_SMOOTHING)")
     ap.add_argument("--data-dir", default=os.path.join(os.path.dirname(__file__), "..", "data", "mnist"))
     a = ap.parse_args()
 
@@ -154,7 +162,10 @@ def main():
 
     split = 0.1 if a.model in ("convnet", "resnet") else 0.0
     steps = a.epochs * -(-int(len(x_train) * (1 - split)) // a.batch_size)
-    model = build(keras, a.model, decay_steps=steps)
+    ls = LABEL_SMOOTHING.get(a.model, 0.0) if a.label_smoothing is None else a.label_smoothing
+    model = build(keras, a.model, decay_steps=steps, label_smoothing=ls)
+    if ls:
+        y_train, y_test = keras.utils.to_categorical(y_train, 10), keras.utils.to_categorical(y_test, 10)
 
     class Timer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):

