@@ -1,8 +1,8 @@
 //! Batch normalization's passes over one block of rows, vectorised along the channels over
 //! [`F32x`].
 //!
-//! Sums: each channel is summed in f32 over a group of [`GROUP`] consecutive rows (even and
-//! odd rows in two sums, so the additions' latency overlaps), in row order and compensated (Kahan: the running sum and its rounding error, which together
+//! Sums: each channel is summed in f32 over a group of [`GROUP`] consecutive rows, in row
+//! order and compensated (Kahan: the running sum and its rounding error, which together
 //! carry the sum to about twice f32's precision), and each group's sum and compensation
 //! join the block's f64 partial sums in group order: as accurate as summing in
 //! f64, at f32 vector speed. No FMA anywhere in them, so every ISA gives the same bits; and
@@ -99,79 +99,41 @@ unsafe fn block_sums<V: F32x, const KIND: usize>(
         let at = k * V::LANES;
         let n = (c - at).min(V::LANES);
         for g in (0..rows).step_by(GROUP) {
-            // Even rows into set 0, odd rows into set 1: two independent chains, so the
-            // compensated additions' latency overlaps. sums[set][term] = (sum, compensation).
             // SAFETY: registers only.
-            let z = unsafe { V::zero() };
-            let mut sums = [[(z, z); 2]; 2];
-            let end = (g + GROUP).min(rows);
-            let mut r = g;
-            while r < end {
-                // SAFETY: rows r and r + 1 (when below end) have c floats in x (and dy for
-                // the backward pass); registers otherwise.
+            let [mut a0, mut e0, mut a1, mut e1] = unsafe { [V::zero(); 4] };
+            for r in g..(g + GROUP).min(rows) {
+                // SAFETY: row r has c floats in x (and dy for the backward pass); registers
+                // otherwise.
                 unsafe {
-                    let t = row_terms::<V, KIND>(x, dy, r, (c, k), (mean, inv));
-                    kahan(&mut sums[0][0], t[0]);
+                    let xv = load_at::<V>(x.as_ptr().add(r * c), c, 0, k);
+                    let dv = if KIND == BACKWARD { load_at::<V>(dy.as_ptr().add(r * c), c, 0, k) } else { xv };
+                    let [t0, t1] = terms::<V, KIND>(at, xv, dv, mean, inv, c);
+                    // Kahan: e holds what the last additions to a rounded away.
+                    let y = t0.sub(e0);
+                    let sum = a0.add(y);
+                    e0 = sum.sub(a0).sub(y);
+                    a0 = sum;
                     if KIND == BACKWARD {
-                        kahan(&mut sums[0][1], t[1]);
-                    }
-                    if r + 1 < end {
-                        let t = row_terms::<V, KIND>(x, dy, r + 1, (c, k), (mean, inv));
-                        kahan(&mut sums[1][0], t[0]);
-                        if KIND == BACKWARD {
-                            kahan(&mut sums[1][1], t[1]);
-                        }
+                        let y = t1.sub(e1);
+                        let sum = a1.add(y);
+                        e1 = sum.sub(a1).sub(y);
+                        a1 = sum;
                     }
                 }
-                r += 2;
             }
-            for (s, term) in [0, 1].into_iter().take(if KIND == BACKWARD { 2 } else { 1 }).enumerate() {
-                for set in &sums {
-                    let (a, e) = set[term];
-                    let (mut sb, mut eb) = ([0f32; 16], [0f32; 16]);
-                    // SAFETY: the buffers hold LANES <= 16 floats.
-                    unsafe {
-                        a.store(sb.as_mut_ptr());
-                        e.store(eb.as_mut_ptr());
-                    }
-                    for (j, o) in out[s * c + at..s * c + at + n].iter_mut().enumerate() {
-                        *o += f64::from(sb[j]) - f64::from(eb[j]);
-                    }
+            let sums: &[(V, V)] = if KIND == BACKWARD { &[(a0, e0), (a1, e1)] } else { &[(a0, e0)] };
+            for (s, &(a, e)) in sums.iter().enumerate() {
+                let (mut sb, mut eb) = ([0f32; 16], [0f32; 16]);
+                // SAFETY: the buffers hold LANES <= 16 floats.
+                unsafe {
+                    a.store(sb.as_mut_ptr());
+                    e.store(eb.as_mut_ptr());
+                }
+                for (j, o) in out[s * c + at..s * c + at + n].iter_mut().enumerate() {
+                    *o += f64::from(sb[j]) - f64::from(eb[j]);
                 }
             }
         }
-    }
-}
-
-/// The terms of pass `KIND` for row `r`, channel vector `k`.
-///
-/// # Safety
-/// Row `r` has `c` floats in `x` (and `dy` for the backward pass); as [`terms`].
-#[inline(always)]
-unsafe fn row_terms<V: F32x, const KIND: usize>(
-    x: &[f32],
-    dy: &[f32],
-    r: usize,
-    (c, k): (usize, usize),
-    (mean, inv): (&[f32], &[f32]),
-) -> [V; 2] {
-    // SAFETY: the caller's contract.
-    unsafe {
-        let xv = load_at::<V>(x.as_ptr().add(r * c), c, 0, k);
-        let dv = if KIND == BACKWARD { load_at::<V>(dy.as_ptr().add(r * c), c, 0, k) } else { xv };
-        terms::<V, KIND>(k * V::LANES, xv, dv, mean, inv, c)
-    }
-}
-
-/// One compensated addition (Kahan): `e` holds what the additions to `a` rounded away.
-#[inline(always)]
-unsafe fn kahan<V: F32x>((a, e): &mut (V, V), t: V) {
-    // SAFETY: registers only.
-    unsafe {
-        let y = t.sub(*e);
-        let sum = a.add(y);
-        *e = sum.sub(*a).sub(y);
-        *a = sum;
     }
 }
 
