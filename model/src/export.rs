@@ -6,6 +6,7 @@
 //! `predict` folds with, so the two agree to the bit).
 
 use crate::error::{Error, Result};
+use crate::graph::fusion::conv_bn_fold::fold;
 use crate::graph::Graph;
 use crate::layers::{Activation, BatchNormalization, Conv2D, Layer};
 use crate::model::Model;
@@ -80,11 +81,8 @@ impl Model {
             );
             let (Some(conv), Some(bn)) = (conv, bn) else { continue };
             let (s, t) = bn.inference_affine(&weights)?;
-            let cout = s.len();
-            let kernel: Vec<f32> =
-                weights.get(conv.kernel_id()).iter().enumerate().map(|(k, v)| v * s[k % cout]).collect();
-            let old_bias = conv.bias(&weights);
-            let bias: Vec<f32> = (0..cout).map(|j| old_bias.map_or(0.0, |b| b[j]) * s[j] + t[j]).collect();
+            let (mut kernel, mut bias) = (Vec::new(), Vec::new());
+            fold(weights.get(conv.kernel_id()), conv.bias(&weights), (&s, &t), &mut kernel, &mut bias);
             let target = m.graph.layer(new).and_then(|l| l.as_any().downcast_ref::<Conv2D>());
             let (k_id, b_id) = match target {
                 Some(c) => (c.kernel_id(), c.bias_id()),

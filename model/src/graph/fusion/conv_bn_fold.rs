@@ -37,6 +37,24 @@ pub(crate) fn rule(g: &Graph, consumers: &[Vec<usize>], i: usize) -> Option<Plan
     Some(Planned { op: Arc::new(op), covers, has_params: true })
 }
 
+/// The folded convolution's weights: `kernel` (HWIO: the output channel fastest) scaled by
+/// `s` per output channel into `out_kernel`, `bias s + t` (a missing bias as 0) into
+/// `out_bias`. Shared by this rule and [`crate::Model::fold_batch_norm`], so the two agree
+/// to the bit.
+pub(crate) fn fold(
+    kernel: &[f32],
+    bias: Option<&[f32]>,
+    (s, t): (&[f32], &[f32]),
+    out_kernel: &mut Vec<f32>,
+    out_bias: &mut Vec<f32>,
+) {
+    let cout = s.len();
+    out_kernel.clear();
+    out_kernel.extend(kernel.iter().enumerate().map(|(k, v)| v * s[k % cout]));
+    out_bias.clear();
+    out_bias.extend((0..cout).map(|j| bias.map_or(0.0, |b| b[j]) * s[j] + t[j]));
+}
+
 /// `y = [relu](conv(x, W') + b')`, the folded weights in the workspace's scratch.
 struct ConvBnOp {
     conv: Conv2D,
@@ -52,16 +70,12 @@ impl Op for ConvBnOp {
     fn forward(&self, f: Forward<'_>) -> Result<()> {
         let c = self.conv.desc(f.n)?;
         let (s, t) = self.bn.inference_affine(&f.weights)?;
-        let cout = s.len();
         let w = f.weights.get(self.conv.kernel_id());
         let b = self.conv.bias(&f.weights);
         // HWIO: the output channel is the fastest axis. Folded kernel and bias in the
         // workspace, so a call allocates only the (s, t) pair.
         let (folded, bias) = (&mut f.ws.scratch, &mut f.ws.kept);
-        folded.clear();
-        folded.extend(w.iter().enumerate().map(|(k, v)| v * s[k % cout]));
-        bias.clear();
-        bias.extend((0..cout).map(|j| b.map_or(0.0, |b| b[j]) * s[j] + t[j]));
+        fold(w, b, (&s, &t), folded, bias);
         conv::conv2d_forward(&self.conv.ctx(), &c, f.x[0], folded, Some(bias), self.relu, f.y)?;
         Ok(())
     }
