@@ -5,7 +5,7 @@
 //! different error. The optimized kernels and their references are both covered.
 
 use ember_kernels::activation::{act_backward, act_backward_to, act_forward, Act};
-use ember_kernels::batchnorm::{batch_norm_apply, batch_norm_backward, batch_norm_moments};
+use ember_kernels::batchnorm::{batch_norm_apply, batch_norm_backward, batch_norm_moments, BatchNormSaved};
 use ember_kernels::conv::{
     conv2d_backward_data, conv2d_backward_filter, conv2d_forward, conv_relu_maxpool_backward_filter,
     conv_relu_maxpool_forward, unpool_relu_grad, Conv2d, ConvAlgo, ConvReluPool, Padding,
@@ -61,6 +61,17 @@ fn run(cases: Vec<Case>) {
 
 fn z(n: usize) -> Vec<f32> {
     vec![0.0; n]
+}
+
+/// A batch-norm forward's saved values (`x, mean, inv_std, gamma`, the ReLU's affine).
+fn saved<'a>(
+    x: &'a [f32],
+    mean: &'a [f32],
+    inv_std: &'a [f32],
+    gamma: &'a [f32],
+    relu: Option<(&'a [f32], &'a [f32])>,
+) -> BatchNormSaved<'a> {
+    BatchNormSaved { x, mean, inv_std, gamma, relu }
 }
 
 #[test]
@@ -829,34 +840,81 @@ fn elementwise_rejects_bad_lengths_and_labels() {
         case!(
             "batch norm apply: shift length",
             Error::ShapeMismatch { .. },
-            batch_norm_apply(&Ctx::new(), &z(8), &z(2), &z(3), &mut z(8))
+            batch_norm_apply(&Ctx::new(), &z(8), &z(2), &z(3), false, &mut z(8))
         ),
         case!(
             "batch norm apply: output length",
             Error::ShapeMismatch { .. },
-            batch_norm_apply(&Ctx::new(), &z(8), &z(2), &z(2), &mut z(6))
+            batch_norm_apply(&Ctx::new(), &z(8), &z(2), &z(2), true, &mut z(6))
         ),
         case!(
             "batch norm backward: gradient length",
             Error::ShapeMismatch { .. },
-            batch_norm_backward(&Ctx::new(), &z(8), &z(6), &z(2), &z(2), &z(2), None, (&mut z(2), &mut z(2)), false)
+            batch_norm_backward(
+                &Ctx::new(),
+                saved(&z(8), &z(2), &z(2), &z(2), None),
+                &z(6),
+                None,
+                (&mut z(2), &mut z(2)),
+                false
+            )
         ),
         case!(
             "batch norm backward: gamma length",
             Error::ShapeMismatch { .. },
-            batch_norm_backward(&Ctx::new(), &z(8), &z(8), &z(2), &z(2), &z(3), None, (&mut z(2), &mut z(2)), false)
+            batch_norm_backward(
+                &Ctx::new(),
+                saved(&z(8), &z(2), &z(2), &z(3), None),
+                &z(8),
+                None,
+                (&mut z(2), &mut z(2)),
+                false
+            )
         ),
         case!(
             "batch norm backward: input gradient length",
             Error::ShapeMismatch { .. },
             batch_norm_backward(
                 &Ctx::new(),
+                saved(&z(8), &z(2), &z(2), &z(2), None),
                 &z(8),
-                &z(8),
-                &z(2),
-                &z(2),
-                &z(2),
                 Some(&mut z(7)),
+                (&mut z(2), &mut z(2)),
+                false
+            )
+        ),
+        case!(
+            "batch norm + ReLU backward: scale length",
+            Error::ShapeMismatch { .. },
+            batch_norm_backward(
+                &Ctx::new(),
+                saved(&z(8), &z(2), &z(2), &z(2), Some((&z(3), &z(2)))),
+                &z(8),
+                None,
+                (&mut z(2), &mut z(2)),
+                false
+            )
+        ),
+        case!(
+            "batch norm + ReLU backward: shift length",
+            Error::ShapeMismatch { .. },
+            batch_norm_backward(
+                &Ctx::new(),
+                saved(&z(8), &z(2), &z(2), &z(2), Some((&z(2), &z(1)))),
+                &z(8),
+                None,
+                (&mut z(2), &mut z(2)),
+                false
+            )
+        ),
+        case!(
+            "batch norm backward: rows of channels",
+            Error::InvalidArgument(_),
+            batch_norm_backward(
+                &Ctx::new(),
+                saved(&z(7), &z(2), &z(2), &z(2), None),
+                &z(7),
+                None,
                 (&mut z(2), &mut z(2)),
                 false
             )

@@ -1,5 +1,5 @@
-//! Batch normalization against the f64 reference on every ISA this CPU has, and
-//! thread-count independence.
+//! Batch normalization against the f64 reference on every ISA this CPU has, alone and
+//! fused with a following ReLU, and thread-count independence.
 //!
 //! Tolerance: moments and sums are accumulated in compensated f32 over 16 rows, then in f64,
 //! and rounded once, so the mean and variance are within an ulp or two of the exact values;
@@ -11,40 +11,61 @@
 mod common;
 
 use common::fill;
-use ember_kernels::batchnorm::{batch_norm_apply, batch_norm_backward, batch_norm_moments};
+use ember_kernels::batchnorm::{batch_norm_apply, batch_norm_backward, batch_norm_moments, BatchNormSaved};
 use ember_kernels::{reference, Ctx, Isa};
 use proptest::prelude::*;
 
 fn check(rows: usize, c: usize, seed: u64) {
     for isa in Isa::available() {
-        check_on(&Ctx::for_isa(isa), rows, c, seed);
+        check_on(&Ctx::for_isa(isa), rows, c, seed, false);
+        check_on(&Ctx::for_isa(isa), rows, c, seed, true);
     }
 }
 
-fn check_on(ctx: &Ctx, rows: usize, c: usize, seed: u64) {
+/// With `relu`, the fused passes: `y` against the reference's `max(y, 0)`, and the
+/// gradients against the reference's for `dy` masked where the kernel's `y > 0` (a
+/// pre-activation within rounding of 0 may fall either side; the mask's agreement with the
+/// reference is checked apart), and bit for bit against the unfused passes with the ReLU's
+/// gradient applied between them.
+fn check_on(ctx: &Ctx, rows: usize, c: usize, seed: u64, relu: bool) {
     let x: Vec<f32> = fill(seed, rows * c).iter().map(|v| v * 3.0 + 0.5).collect();
     let dy = fill(seed + 1, rows * c);
     let gamma: Vec<f32> = fill(seed + 2, c).iter().map(|v| 1.0 + v).collect();
     let beta = fill(seed + 3, c);
     let eps = 1e-3;
-    let (y_ref, m_ref, v_ref, dx_ref, dg_ref, db_ref) =
-        reference::batch_norm_training(&x, c, &gamma, &beta, eps, &dy).unwrap();
     let (mut mean, mut var) = (vec![0.0; c], vec![0.0; c]);
     batch_norm_moments(ctx, &x, c, &mut mean, &mut var).unwrap();
     let inv: Vec<f32> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
     let scale: Vec<f32> = inv.iter().zip(&gamma).map(|(i, g)| i * g).collect();
     let shift: Vec<f32> = beta.iter().zip(mean.iter().zip(&scale)).map(|(b, (m, s))| b - m * s).collect();
     let mut y = vec![0.0; x.len()];
-    batch_norm_apply(ctx, &x, &scale, &shift, &mut y).unwrap();
+    batch_norm_apply(ctx, &x, &scale, &shift, relu, &mut y).unwrap();
+    let saved = BatchNormSaved { x: &x, mean: &mean, inv_std: &inv, gamma: &gamma, relu: None };
+    let saved = if relu { BatchNormSaved { relu: Some((&scale, &shift)), ..saved } } else { saved };
     let (mut dx, mut dg, mut db) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
-    batch_norm_backward(ctx, &x, &dy, &mean, &inv, &gamma, Some(&mut dx), (&mut dg, &mut db), false).unwrap();
+    batch_norm_backward(ctx, saved, &dy, Some(&mut dx), (&mut dg, &mut db), false).unwrap();
+    // The gradient that reaches the normalization: dy, or dy where the ReLU passed.
+    let dz: Vec<f32> =
+        if relu { dy.iter().zip(&y).map(|(&d, &v)| if v > 0.0 { d } else { 0.0 }).collect() } else { dy.clone() };
+    if relu {
+        let mut z = vec![0.0; x.len()];
+        batch_norm_apply(ctx, &x, &scale, &shift, false, &mut z).unwrap();
+        assert!(y.iter().zip(&z).all(|(a, b)| a.to_bits() == b.max(0.0).to_bits()), "fused forward vs unfused");
+        let (mut dx2, mut dg2, mut db2) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
+        let plain = BatchNormSaved { relu: None, ..saved };
+        batch_norm_backward(ctx, plain, &dz, Some(&mut dx2), (&mut dg2, &mut db2), false).unwrap();
+        assert!(dx == dx2 && dg == dg2 && db == db2, "fused backward vs unfused");
+    }
+    let (y_ref, m_ref, v_ref, dx_ref, dg_ref, db_ref) =
+        reference::batch_norm_training(&x, c, &gamma, &beta, eps, &dz).unwrap();
+    let y_ref: Vec<f64> = if relu { y_ref.iter().map(|v| v.max(0.0)).collect() } else { y_ref };
     let close = |got: &[f32], want: &[f64], what: &str, at_least: f64| {
         let scale = want.iter().fold(at_least, |m, v| m.max(v.abs()));
         for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
             assert!((f64::from(g) - w).abs() <= 16.0 * f64::from(f32::EPSILON) * scale, "{what}[{i}]: {g} vs {w}");
         }
     };
-    let terms = scale.iter().fold(0f32, |m, s| m.max(s.abs())) * 3.0 * dy.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let terms = scale.iter().fold(0f32, |m, s| m.max(s.abs())) * 3.0 * dz.iter().fold(0f32, |m, v| m.max(v.abs()));
     close(&mean, &m_ref, "mean", 1e-3);
     close(&var, &v_ref, "variance", 1e-3);
     // y = x s + (β - μ s) cancels where x ≈ μ (one row: exactly): the terms' magnitude.
@@ -60,7 +81,7 @@ fn check_on(ctx: &Ctx, rows: usize, c: usize, seed: u64) {
         .map(|j| {
             let inv = 1.0 / (v_ref[j] + f64::from(eps)).sqrt();
             let sq: f64 = (0..rows)
-                .map(|r| (f64::from(dy[r * c + j]) * (f64::from(x[r * c + j]) - m_ref[j]) * inv).powi(2))
+                .map(|r| (f64::from(dz[r * c + j]) * (f64::from(x[r * c + j]) - m_ref[j]) * inv).powi(2))
                 .sum();
             sq.sqrt() + db_ref[j].abs() * m_ref[j].abs() * inv
         })
@@ -69,7 +90,7 @@ fn check_on(ctx: &Ctx, rows: usize, c: usize, seed: u64) {
     close(&db, &db_ref, "dbeta", 1e-3);
     // Accumulating adds to what the gradients hold.
     let (mut dg2, mut db2) = (dg.clone(), db.clone());
-    batch_norm_backward(ctx, &x, &dy, &mean, &inv, &gamma, None, (&mut dg2, &mut db2), true).unwrap();
+    batch_norm_backward(ctx, saved, &dy, None, (&mut dg2, &mut db2), true).unwrap();
     assert!(dg2.iter().zip(&dg).all(|(a, b)| *a == b + b) && db2.iter().zip(&db).all(|(a, b)| *a == b + b));
 }
 
@@ -101,8 +122,9 @@ fn results_do_not_depend_on_thread_count() {
             batch_norm_moments(&Ctx::new(), &x, c, &mut m, &mut v).unwrap();
             let inv: Vec<f32> = v.iter().map(|v| 1.0 / (v + 1e-3).sqrt()).collect();
             let (mut dx, mut dg, mut db) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
-            batch_norm_backward(&Ctx::new(), &x, &dy, &m, &inv, &gamma, Some(&mut dx), (&mut dg, &mut db), false)
-                .unwrap();
+            let shift = vec![0.1f32; c];
+            let saved = BatchNormSaved { x: &x, mean: &m, inv_std: &inv, gamma: &gamma, relu: Some((&gamma, &shift)) };
+            batch_norm_backward(&Ctx::new(), saved, &dy, Some(&mut dx), (&mut dg, &mut db), false).unwrap();
             (m, v, dx, dg, db)
         })
     };

@@ -294,3 +294,47 @@ fn predict_is_the_same_on_any_number_of_threads() {
         assert_eq!(runs[0].0, runs[0].1, "batch norm {bn}: batch size changes the predictions");
     }
 }
+
+/// Batch normalization followed by a ReLU runs as one op in training (the `bn_relu` rule):
+/// the loss, every gradient, and every weight and moving statistic after two Adam steps are
+/// the separate layers' exactly. A normalization whose value is also read elsewhere (here
+/// by the residual `Add`) stays a layer of its own.
+#[test]
+fn batch_norm_relu_fusion_matches_the_separate_layers() {
+    use ember_model::layers::{ActivationLayer, BatchNormalization, GlobalAveragePooling2D};
+    let build = || {
+        let conv = |f: usize| Conv2D::new(f, (3, 3)).padding("same").use_bias(false);
+        let relu = |x: &ember_model::Node| ActivationLayer::new(Activation::Relu).apply(x);
+        let x = Input::new(&[8, 8, 2]);
+        let h = relu(&BatchNormalization::new().apply(&conv(4).apply(&x)));
+        let r = relu(&BatchNormalization::new().apply(&conv(4).apply(&h)));
+        // Read by the Add and by the ReLU: not fusable.
+        let b = BatchNormalization::new().apply(&conv(4).apply(&r));
+        let h = Add::new().apply_to(&[&relu(&b), &b]);
+        let y = Dense::new(3).apply(&GlobalAveragePooling2D::new().apply(&h));
+        let mut m = Model::new(&x, &y).unwrap();
+        m.seed(5);
+        m
+    };
+    let data = quadrant_task(12, 8, 4);
+    let x: Vec<f32> = (0..12)
+        .flat_map(|i| data.sample(i).unwrap().iter().flat_map(|&v| [v, v * v - 0.5]).collect::<Vec<_>>())
+        .collect();
+    let labels: Vec<u32> = data.labels().unwrap().iter().map(|l| l % 3).collect();
+    let mut runs = Vec::new();
+    for fuse in [true, false] {
+        let mut m = build();
+        m.set_fusion(fuse);
+        m.compile(ember_model::optimizers::Adam::new(), Loss::SparseCategoricalCrossentropy { from_logits: true }, &[])
+            .unwrap();
+        let fused = m.plan().matches("fused batch norm+relu").count();
+        assert_eq!(fused, if fuse { 2 } else { 0 }, "{}", m.plan());
+        let loss = m.loss_and_gradients(&x, &labels).unwrap();
+        let grads = common::grads(&m);
+        for _ in 0..2 {
+            m.train_on_batch(&x, &labels).unwrap();
+        }
+        runs.push((loss, grads, common::weights(&m)));
+    }
+    assert!(runs[0] == runs[1], "fused and separate batch norm + ReLU differ");
+}

@@ -204,7 +204,9 @@ fn every_loss_fused_and_not() {
 #[test]
 fn batch_normalization_in_training_mode() {
     use ember_model::layers::BatchNormalization;
-    for (center, scale) in [(true, true), (false, true), (true, false)] {
+    // Fused: the first normalization and its ReLU run as one op (`bn_relu`); unfused: as
+    // the layers.
+    for (center, scale, fuse) in [(true, true, true), (false, true, true), (true, false, true), (true, true, false)] {
         let mut m = Sequential::new();
         m.seed(10);
         m.add(Conv2D::new(4, (3, 3)).use_bias(false).input_shape([7, 7, 2]))
@@ -215,7 +217,7 @@ fn batch_normalization_in_training_mode() {
             .add(Dense::new(6))
             .add(BatchNormalization::new())
             .add(Dense::new(3).activation(Activation::Softmax));
-        check(m, [7, 7, 2], 3, true, &format!("batch norm, center {center}, scale {scale}"));
+        check(m, [7, 7, 2], 3, fuse, &format!("batch norm, center {center}, scale {scale}, fused {fuse}"));
     }
 }
 

@@ -495,19 +495,19 @@ pub(crate) use arm::Neon;
 /// The generated function is `unsafe`: the caller must have checked that `isa` is available
 /// ([`crate::Isa::check`]) and must meet the body's own contract.
 macro_rules! simd_dispatch {
-    ($(#[$m:meta])* $vis:vis unsafe fn $name:ident $(<$(const $cg:ident: usize),*>)? ($($a:ident: $t:ty),* $(,)?)
+    ($(#[$m:meta])* $vis:vis unsafe fn $name:ident $(<$(const $cg:ident: $ct:ty),*>)? ($($a:ident: $t:ty),* $(,)?)
         => $body:ident) => {
         $(#[$m])*
-        $vis unsafe fn $name $(<$(const $cg: usize),*>)? (isa: $crate::arch::Isa, $($a: $t),*) {
+        $vis unsafe fn $name $(<$(const $cg: $ct),*>)? (isa: $crate::arch::Isa, $($a: $t),*) {
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f,avx2,fma")]
-            unsafe fn avx512 $(<$(const $cg: usize),*>)? ($($a: $t),*) {
+            unsafe fn avx512 $(<$(const $cg: $ct),*>)? ($($a: $t),*) {
                 // SAFETY: forwarded contract; AVX-512F is enabled for this function.
                 unsafe { $body::<$crate::arch::simd::Avx512 $($(, $cg)*)?>($($a),*) }
             }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
-            unsafe fn avx2 $(<$(const $cg: usize),*>)? ($($a: $t),*) {
+            unsafe fn avx2 $(<$(const $cg: $ct),*>)? ($($a: $t),*) {
                 // SAFETY: forwarded contract; AVX2 and FMA are enabled for this function.
                 unsafe { $body::<$crate::arch::simd::Avx2 $($(, $cg)*)?>($($a),*) }
             }

@@ -7,6 +7,12 @@
 //! - backward (batch statistics): `dβ = Σ dy`, `dγ = Σ dy x̂`,
 //!   `dx = γ/√(σ² + ε) · (dy - dβ/N - x̂ dγ/N)` with `x̂ = (x - μ)/√(σ² + ε)`.
 //!
+//! Apply and backward fuse a following ReLU (the conv → BN → ReLU blocks of residual
+//! networks): the forward writes `max(x s + t, 0)` in the same pass, and the backward takes
+//! the ReLU's output gradient and masks it where `x s + t > 0`, recomputed from `x` with the
+//! forward's own operations (so exactly the forward's mask): the normalized value is never
+//! stored and the ReLU's passes over memory (one each way) disappear.
+//!
 //! Every pass is vectorised along the channels (`simd.rs`, every ISA). Sums run over fixed
 //! blocks of rows in parallel: within a block, in compensated f32 over groups of 16 rows
 //! and then in f64; the blocks' partial sums are added in block order: results are
@@ -70,8 +76,9 @@ pub fn batch_norm_moments(ctx: &Ctx, x: &[f32], c: usize, mean: &mut [f32], var:
     Ok(())
 }
 
-/// `y = x · scale + shift` per channel (`x`, `y` `[rows, c]`; `scale`, `shift` `[c]`).
-pub fn batch_norm_apply(ctx: &Ctx, x: &[f32], scale: &[f32], shift: &[f32], y: &mut [f32]) -> Result<()> {
+/// `y = x · scale + shift` per channel (`x`, `y` `[rows, c]`; `scale`, `shift` `[c]`); with
+/// `relu`, `y = max(x · scale + shift, 0)`.
+pub fn batch_norm_apply(ctx: &Ctx, x: &[f32], scale: &[f32], shift: &[f32], relu: bool, y: &mut [f32]) -> Result<()> {
     let isa = ctx.isa.check()?;
     let c = scale.len();
     rows_of(x.len(), c)?;
@@ -79,40 +86,73 @@ pub fn batch_norm_apply(ctx: &Ctx, x: &[f32], scale: &[f32], shift: &[f32], y: &
     check("output length vs input length", x.len(), y.len())?;
     y.par_chunks_mut(BLOCK_ROWS * c).zip(x.par_chunks(BLOCK_ROWS * c)).for_each(|(yb, xb)| {
         // SAFETY: isa was checked; xb and yb are the same whole rows of c.
-        unsafe { simd::affine(isa, xb, scale, shift, c, yb) }
+        unsafe {
+            if relu {
+                simd::affine::<true>(isa, xb, scale, shift, c, yb)
+            } else {
+                simd::affine::<false>(isa, xb, scale, shift, c, yb)
+            }
+        }
     });
     Ok(())
 }
 
-/// The backward pass with batch statistics: from `x` and `dy` (`[rows, c]`), the batch's
-/// `mean` and `inv_std = 1/√(σ² + ε)`, and `gamma` (`[c]`), writes `dgamma` and `dbeta`
-/// (`[c]`; added to what they hold with `accumulate`) and, if given, `dx`.
-#[allow(clippy::too_many_arguments)]
+/// What the forward pass that a backward pass differentiates computed from `x`
+/// (`[rows, c]`): the batch's `mean` and `inv_std = 1/√(σ² + ε)`, `gamma`, and, when a ReLU
+/// followed in the same pass ([`batch_norm_apply`] with `relu`), its `(scale, shift)`
+/// (each `[c]`).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchNormSaved<'a> {
+    /// The forward's input, `[rows, c]`.
+    pub x: &'a [f32],
+    /// The batch's per-channel mean.
+    pub mean: &'a [f32],
+    /// `1/√(σ² + ε)` of the batch's variance.
+    pub inv_std: &'a [f32],
+    /// γ (ones where the layer learns none).
+    pub gamma: &'a [f32],
+    /// The forward's scale and shift when a ReLU followed: the gradient passes where
+    /// `x · scale + shift > 0`.
+    pub relu: Option<(&'a [f32], &'a [f32])>,
+}
+
+/// The backward pass with batch statistics: from the forward's [`BatchNormSaved`] and `dy`
+/// (`[rows, c]`: the gradient of the ReLU's output when one followed), writes `dgamma` and
+/// `dbeta` (`[c]`; added to what they hold with `accumulate`) and, if given, `dx`.
 pub fn batch_norm_backward(
     ctx: &Ctx,
-    x: &[f32],
+    saved: BatchNormSaved<'_>,
     dy: &[f32],
-    mean: &[f32],
-    inv_std: &[f32],
-    gamma: &[f32],
     dx: Option<&mut [f32]>,
     (dgamma, dbeta): (&mut [f32], &mut [f32]),
     accumulate: bool,
 ) -> Result<()> {
     let isa = ctx.isa.check()?;
+    let BatchNormSaved { x, mean, inv_std, gamma, relu } = saved;
     let c = mean.len();
     let rows = rows_of(x.len(), c)?;
     check("gradient length vs input length", x.len(), dy.len())?;
     for (what, len) in [("inverse std length", inv_std.len()), ("gamma length", gamma.len())] {
         check(what, c, len)?;
     }
+    if let Some((s, t)) = relu {
+        check("ReLU scale length vs channels", c, s.len())?;
+        check("ReLU shift length vs channels", c, t.len())?;
+    }
+    let (s, t) = relu.unwrap_or((&[], &[]));
     check("dgamma length vs channels", c, dgamma.len())?;
     check("dbeta length vs channels", c, dbeta.len())?;
     let sums = ordered_sums(rows, c, 2, |r, p| {
         let (xb, db) = (&x[r.start * c..r.end * c], &dy[r.start * c..r.end * c]);
-        // SAFETY: isa was checked; xb and db are the same whole rows of c; mean and inv_std
-        // have c floats (checked).
-        unsafe { simd::backward_sums(isa, xb, db, mean, inv_std, c, p) }
+        // SAFETY: isa was checked; xb and db are the same whole rows of c; mean, inv_std
+        // and (read only with a ReLU) s and t have c floats (checked).
+        unsafe {
+            if relu.is_some() {
+                simd::backward_sums::<true>(isa, xb, db, [mean, inv_std, s, t], c, p)
+            } else {
+                simd::backward_sums::<false>(isa, xb, db, [mean, inv_std, s, t], c, p)
+            }
+        }
     });
     let (sum_dy, sum_dyx) = sums.split_at(c);
     for j in 0..c {
@@ -128,9 +168,16 @@ pub fn batch_norm_backward(
         dx.par_chunks_mut(BLOCK_ROWS * c)
             .zip(x.par_chunks(BLOCK_ROWS * c).zip(dy.par_chunks(BLOCK_ROWS * c)))
             .for_each(|(ob, (xb, db))| {
+                let k = [mean, inv_std, &g, &md, &mdx, s, t];
                 // SAFETY: isa was checked; the three are the same whole rows of c, the
-                // constants have c floats.
-                unsafe { simd::backward_dx(isa, xb, db, [mean, inv_std, &g, &md, &mdx], c, ob) }
+                // constants read have c floats.
+                unsafe {
+                    if relu.is_some() {
+                        simd::backward_dx::<true>(isa, xb, db, k, c, ob)
+                    } else {
+                        simd::backward_dx::<false>(isa, xb, db, k, c, ob)
+                    }
+                }
             });
     }
     Ok(())

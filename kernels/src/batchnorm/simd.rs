@@ -54,14 +54,33 @@ unsafe fn store_at<V: F32x>(v: V, p: *mut f32, c: usize, w0: usize, k: usize) {
 const SUM: usize = 0;
 const SQ_DEV: usize = 1;
 const BACKWARD: usize = 2;
+/// The backward pass of batch normalization followed by a ReLU.
+const BACKWARD_RELU: usize = 3;
 
-/// The terms of pass `KIND` for the channels at `at`: `[x]`, `[(x - mean)²]`, or
-/// `[dy, dy x̂]` with `x̂ = (x - mean) inv`.
+/// `dy` where the forward's `x s + t` was positive, else 0: the gradient a ReLU after the
+/// affine map passed. `x s + t` is computed as [`affine_body`] computes it (multiply, then
+/// add; no FMA), so the mask is exactly the forward's `y > 0`.
 ///
 /// # Safety
-/// `mean` and `inv` have `c` floats where the pass reads them.
+/// `s` and `t` have `c` floats; the ISA of `V` is enabled.
 #[inline(always)]
-unsafe fn terms<V: F32x, const KIND: usize>(at: usize, xv: V, dv: V, mean: &[f32], inv: &[f32], c: usize) -> [V; 2] {
+unsafe fn relu_masked<V: F32x>(at: usize, xv: V, dv: V, s: &[f32], t: &[f32], c: usize) -> V {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let z = xv.mul(load_at::<V>(s.as_ptr(), c, at, 0)).add(load_at::<V>(t.as_ptr(), c, at, 0));
+        z.select_gt(V::zero(), dv, V::zero())
+    }
+}
+
+/// The terms of pass `KIND` for the channels at `at`: `[x]`, `[(x - mean)²]`, or
+/// `[dy, dy x̂]` with `x̂ = (x - mean) inv` (`dy` masked by the ReLU for `BACKWARD_RELU`).
+/// `k` is `[mean, inv, s, t]`, each `[c]` where the pass reads it.
+///
+/// # Safety
+/// The constants the pass reads have `c` floats.
+#[inline(always)]
+unsafe fn terms<V: F32x, const KIND: usize>(at: usize, xv: V, dv: V, k: [&[f32]; 4], c: usize) -> [V; 2] {
+    let [mean, inv, s, t] = k;
     // SAFETY: the caller's contract.
     unsafe {
         match KIND {
@@ -71,6 +90,7 @@ unsafe fn terms<V: F32x, const KIND: usize>(at: usize, xv: V, dv: V, mean: &[f32
                 [d.mul(d), d]
             }
             _ => {
+                let dv = if KIND == BACKWARD_RELU { relu_masked(at, xv, dv, s, t, c) } else { dv };
                 let xh = xv.sub(load_at::<V>(mean.as_ptr(), c, at, 0)).mul(load_at::<V>(inv.as_ptr(), c, at, 0));
                 [dv, dv.mul(xh)]
             }
@@ -79,7 +99,7 @@ unsafe fn terms<V: F32x, const KIND: usize>(at: usize, xv: V, dv: V, mean: &[f32
 }
 
 /// `out[s c + j] += Σ_rows terms[s][j]` over the `[rows, c]` block `x` (and `dy` beside it
-/// for the backward pass): one sum per channel (`out` `[c]`), two for the backward (`[2, c]`).
+/// for the backward passes): one sum per channel (`out` `[c]`), two for the backward (`[2, c]`).
 /// One vector of channels at a time down the block's rows (the block stays in cache for the
 /// next), so the sums and their compensations live in registers.
 ///
@@ -87,13 +107,8 @@ unsafe fn terms<V: F32x, const KIND: usize>(at: usize, xv: V, dv: V, mean: &[f32
 /// `x` (and `dy`) are whole rows of `c`; `mean` and `inv` have `c` floats where the pass
 /// reads them; the ISA of `V` is enabled.
 #[inline(always)]
-unsafe fn block_sums<V: F32x, const KIND: usize>(
-    x: &[f32],
-    dy: &[f32],
-    (mean, inv): (&[f32], &[f32]),
-    c: usize,
-    out: &mut [f64],
-) {
+unsafe fn block_sums<V: F32x, const KIND: usize>(x: &[f32], dy: &[f32], k4: [&[f32]; 4], c: usize, out: &mut [f64]) {
+    let two = KIND == BACKWARD || KIND == BACKWARD_RELU;
     let rows = x.len() / c;
     for k in 0..c.div_ceil(V::LANES) {
         let at = k * V::LANES;
@@ -106,14 +121,14 @@ unsafe fn block_sums<V: F32x, const KIND: usize>(
                 // otherwise.
                 unsafe {
                     let xv = load_at::<V>(x.as_ptr().add(r * c), c, 0, k);
-                    let dv = if KIND == BACKWARD { load_at::<V>(dy.as_ptr().add(r * c), c, 0, k) } else { xv };
-                    let [t0, t1] = terms::<V, KIND>(at, xv, dv, mean, inv, c);
+                    let dv = if two { load_at::<V>(dy.as_ptr().add(r * c), c, 0, k) } else { xv };
+                    let [t0, t1] = terms::<V, KIND>(at, xv, dv, k4, c);
                     // Kahan: e holds what the last additions to a rounded away.
                     let y = t0.sub(e0);
                     let sum = a0.add(y);
                     e0 = sum.sub(a0).sub(y);
                     a0 = sum;
-                    if KIND == BACKWARD {
+                    if two {
                         let y = t1.sub(e1);
                         let sum = a1.add(y);
                         e1 = sum.sub(a1).sub(y);
@@ -121,7 +136,7 @@ unsafe fn block_sums<V: F32x, const KIND: usize>(
                     }
                 }
             }
-            let sums: &[(V, V)] = if KIND == BACKWARD { &[(a0, e0), (a1, e1)] } else { &[(a0, e0)] };
+            let sums: &[(V, V)] = if two { &[(a0, e0), (a1, e1)] } else { &[(a0, e0)] };
             for (s, &(a, e)) in sums.iter().enumerate() {
                 let (mut sb, mut eb) = ([0f32; 16], [0f32; 16]);
                 // SAFETY: the buffers hold LANES <= 16 floats.
@@ -144,7 +159,7 @@ unsafe fn block_sums<V: F32x, const KIND: usize>(
 #[inline(always)]
 unsafe fn sum_body<V: F32x>(x: &[f32], c: usize, out: &mut [f64]) {
     // SAFETY: forwarded.
-    unsafe { block_sums::<V, SUM>(x, x, (&[], &[]), c, out) }
+    unsafe { block_sums::<V, SUM>(x, x, [&[]; 4], c, out) }
 }
 
 /// `out[j] += Σ (x[r][j] - mean[j])²`.
@@ -154,25 +169,38 @@ unsafe fn sum_body<V: F32x>(x: &[f32], c: usize, out: &mut [f64]) {
 #[inline(always)]
 unsafe fn sq_dev_body<V: F32x>(x: &[f32], mean: &[f32], c: usize, out: &mut [f64]) {
     // SAFETY: forwarded; mean has c floats.
-    unsafe { block_sums::<V, SQ_DEV>(x, x, (mean, &[]), c, out) }
+    unsafe { block_sums::<V, SQ_DEV>(x, x, [mean, &[], &[], &[]], c, out) }
 }
 
-/// `out[j] += Σ dy`, `out[c + j] += Σ dy x̂` with `x̂ = (x - mean) inv`.
+/// `out[j] += Σ dy`, `out[c + j] += Σ dy x̂` with `x̂ = (x - mean) inv`; with `RELU`, `dy`
+/// only where `x s + t > 0` (`k`: `[mean, inv, s, t]`; `s`, `t` read only with `RELU`).
 ///
 /// # Safety
-/// As [`sum_body`]; `dy` is as long as `x`, `mean` and `inv` have `c` floats.
+/// As [`sum_body`]; `dy` is as long as `x`, the constants read have `c` floats.
 #[inline(always)]
-unsafe fn backward_sums_body<V: F32x>(x: &[f32], dy: &[f32], mean: &[f32], inv: &[f32], c: usize, out: &mut [f64]) {
-    // SAFETY: forwarded; mean and inv have c floats.
-    unsafe { block_sums::<V, BACKWARD>(x, dy, (mean, inv), c, out) }
+unsafe fn backward_sums_body<V: F32x, const RELU: bool>(
+    x: &[f32],
+    dy: &[f32],
+    k: [&[f32]; 4],
+    c: usize,
+    out: &mut [f64],
+) {
+    // SAFETY: forwarded.
+    unsafe {
+        if RELU {
+            block_sums::<V, BACKWARD_RELU>(x, dy, k, c, out)
+        } else {
+            block_sums::<V, BACKWARD>(x, dy, k, c, out)
+        }
+    }
 }
 
-/// Per row `y = x a + b` (`a`, `b` `[c]`).
+/// Per row `y = x a + b` (`a`, `b` `[c]`), then `max(y, 0)` with `RELU`.
 ///
 /// # Safety
 /// The ISA of `V` is enabled; `x` and `y` are the same whole rows of `c`; `a`, `b` have `c`.
 #[inline(always)]
-unsafe fn affine_body<V: F32x>(x: &[f32], a: &[f32], b: &[f32], c: usize, y: &mut [f32]) {
+unsafe fn affine_body<V: F32x, const RELU: bool>(x: &[f32], a: &[f32], b: &[f32], c: usize, y: &mut [f32]) {
     let chunks = c.div_ceil(V::LANES);
     for r in 0..x.len() / c {
         for k in 0..chunks {
@@ -180,6 +208,7 @@ unsafe fn affine_body<V: F32x>(x: &[f32], a: &[f32], b: &[f32], c: usize, y: &mu
             unsafe {
                 let v = load_at::<V>(x.as_ptr().add(r * c), c, 0, k);
                 let out = v.mul(load_at::<V>(a.as_ptr(), c, 0, k)).add(load_at::<V>(b.as_ptr(), c, 0, k));
+                let out = if RELU { out.max(V::zero()) } else { out };
                 store_at(out, y.as_mut_ptr().add(r * c), c, 0, k);
             }
         }
@@ -187,15 +216,16 @@ unsafe fn affine_body<V: F32x>(x: &[f32], a: &[f32], b: &[f32], c: usize, y: &mu
 }
 
 /// Per row `dx = g (dy - md - x̂ mdx)` with `x̂ = (x - mean) inv` (`g = γ inv`; all `[c]`
-/// in `k`: `[mean, inv, g, md, mdx]`).
+/// in `k`: `[mean, inv, g, md, mdx, s, t]`); with `RELU`, `dy` only where `x s + t > 0`
+/// (`s`, `t` read only then).
 ///
 /// # Safety
-/// The ISA of `V` is enabled; `x`, `dy`, `dx` are the same whole rows of `c`; each of `k`
-/// has `c` floats.
+/// The ISA of `V` is enabled; `x`, `dy`, `dx` are the same whole rows of `c`; each constant
+/// read has `c` floats.
 #[inline(always)]
-unsafe fn backward_dx_body<V: F32x>(x: &[f32], dy: &[f32], k: [&[f32]; 5], c: usize, dx: &mut [f32]) {
+unsafe fn backward_dx_body<V: F32x, const RELU: bool>(x: &[f32], dy: &[f32], k: [&[f32]; 7], c: usize, dx: &mut [f32]) {
     let chunks = c.div_ceil(V::LANES);
-    let [mean, inv, g, md, mdx] = k;
+    let [mean, inv, g, md, mdx, s, t] = k;
     for r in 0..x.len() / c {
         for j in 0..chunks {
             // SAFETY: row r has c floats in x, dy and dx; the constants have c.
@@ -203,6 +233,7 @@ unsafe fn backward_dx_body<V: F32x>(x: &[f32], dy: &[f32], k: [&[f32]; 5], c: us
                 let ld = |p: &[f32]| load_at::<V>(p.as_ptr(), c, 0, j);
                 let xv = load_at::<V>(x.as_ptr().add(r * c), c, 0, j);
                 let dv = load_at::<V>(dy.as_ptr().add(r * c), c, 0, j);
+                let dv = if RELU { relu_masked(j * V::LANES, xv, dv, s, t, c) } else { dv };
                 let xh = xv.sub(ld(mean)).mul(ld(inv));
                 let out = ld(g).mul(dv.sub(ld(md)).sub(xh.mul(ld(mdx))));
                 store_at(out, dx.as_mut_ptr().add(r * c), c, 0, j);
@@ -221,15 +252,15 @@ simd_dispatch! {
 }
 simd_dispatch! {
     /// [`backward_sums_body`] on `isa`.
-    pub(super) unsafe fn backward_sums(x: &[f32], dy: &[f32], mean: &[f32], inv: &[f32], c: usize, out: &mut [f64])
+    pub(super) unsafe fn backward_sums<const RELU: bool>(x: &[f32], dy: &[f32], k: [&[f32]; 4], c: usize, out: &mut [f64])
         => backward_sums_body
 }
 simd_dispatch! {
     /// [`affine_body`] on `isa`.
-    pub(super) unsafe fn affine(x: &[f32], a: &[f32], b: &[f32], c: usize, y: &mut [f32]) => affine_body
+    pub(super) unsafe fn affine<const RELU: bool>(x: &[f32], a: &[f32], b: &[f32], c: usize, y: &mut [f32]) => affine_body
 }
 simd_dispatch! {
     /// [`backward_dx_body`] on `isa`.
-    pub(super) unsafe fn backward_dx(x: &[f32], dy: &[f32], k: [&[f32]; 5], c: usize, dx: &mut [f32])
+    pub(super) unsafe fn backward_dx<const RELU: bool>(x: &[f32], dy: &[f32], k: [&[f32]; 7], c: usize, dx: &mut [f32])
         => backward_dx_body
 }

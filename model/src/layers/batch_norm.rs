@@ -7,12 +7,15 @@
 //! The layer couples the samples of a batch, so the planner runs its batches whole (no parts
 //! or shards), and the moving statistics are updated after each training step from the
 //! batch's moments the forward pass left in the workspace.
+//!
+//! [`BatchNormalization::forward_then`] and [`BatchNormalization::backward_then`] run the
+//! layer with a ReLU fused after it (the `bn_relu` fusion rule).
 
 use super::{Backward, Forward, Layer, LayerTraits, Workspace};
 use crate::error::{Error, Result};
 use crate::params::{grads_of, Layout, ParamBuilder, ParamId, ParamKind, ParamStore};
 use crate::rng::Rng;
-use ember_kernels::batchnorm::{batch_norm_apply, batch_norm_backward, batch_norm_moments};
+use ember_kernels::batchnorm::{batch_norm_apply, batch_norm_backward, batch_norm_moments, BatchNormSaved};
 
 /// Keras's `BatchNormalization` over the last axis.
 #[derive(Debug, Clone)]
@@ -80,13 +83,14 @@ impl BatchNormalization {
         let (mm, mv) = self.moving.ok_or_else(|| Error::Config(format!("{}: not built", self.name)))?;
         let (gamma, beta) = (self.gamma.map(|g| w.get(g)), self.beta.map(|b| w.get(b)));
         let mut inv = vec![0.0; self.channels];
-        let mut st = Vec::new();
+        let mut st = vec![0.0; 2 * self.channels];
         self.affine(gamma, beta, w.get(mm), w.get(mv), &mut inv, &mut st);
         let t = st.split_off(self.channels);
         Ok((st, t))
     }
 
-    /// Per-channel `(s, t)` of `y = x s + t` from a mean and a variance.
+    /// Per-channel `inv = 1/√(σ² + ε)` and `(s, t)` of `y = x s + t` (`st`: `[s | t]`) from a
+    /// mean and a variance.
     fn affine(
         &self,
         gamma: Option<&[f32]>,
@@ -94,11 +98,10 @@ impl BatchNormalization {
         mean: &[f32],
         var: &[f32],
         inv: &mut [f32],
-        ws: &mut Vec<f32>,
+        st: &mut [f32],
     ) {
         let c = self.channels;
-        ws.resize(2 * c, 0.0);
-        let (s, t) = ws.split_at_mut(c);
+        let (s, t) = st.split_at_mut(c);
         for j in 0..c {
             inv[j] = 1.0 / (var[j] + self.epsilon).sqrt();
             s[j] = inv[j] * gamma.map_or(1.0, |g| g[j]);
@@ -146,28 +149,59 @@ impl Layer for BatchNormalization {
         LayerTraits { couples_batch: true, ..LayerTraits::default() }
     }
     fn forward(&self, f: Forward<'_>) -> Result<()> {
+        self.forward_then(f, false)
+    }
+    fn backward(&self, b: Backward<'_, '_>) -> Result<()> {
+        self.backward_then(b, false)
+    }
+    fn update_state(&self, ws: &Workspace, store: &mut ParamStore) -> Result<()> {
+        let c = self.channels;
+        let Some((mm, mv)) = self.moving else { return Ok(()) };
+        if ws.kept.len() < 2 * c {
+            return Ok(());
+        }
+        // Keras: `m * momentum + batch * (1 - momentum)`, momentum rounded to f32 and
+        // `1 - momentum` computed in double precision, then rounded.
+        let (m, one_minus) = (self.momentum as f32, (1.0 - self.momentum) as f32);
+        for (id, batch) in [(mm, &ws.kept[..c]), (mv, &ws.kept[c..2 * c])] {
+            store.value_mut(id).iter_mut().zip(batch).for_each(|(v, &b)| *v = *v * m + b * one_minus);
+        }
+        Ok(())
+    }
+}
+
+impl BatchNormalization {
+    /// The forward pass, followed by a ReLU with `relu` (`y = max(x s + t, 0)` in the same
+    /// pass over memory). Leaves `[mean | variance | 1/√(σ²+ε) | s | t]` in `ws.kept` for the
+    /// backward pass and the moving statistics' update.
+    pub(crate) fn forward_then(&self, f: Forward<'_>, relu: bool) -> Result<()> {
         let c = self.channels;
         let (mm, mv) = self.moving.ok_or_else(|| Error::Config(format!("{}: not built", self.name)))?;
         let (gamma, beta) = (self.gamma.map(|g| f.weights.get(g)), self.beta.map(|b| f.weights.get(b)));
-        // kept: [mean | variance | 1/√(σ²+ε)] of this pass.
-        f.ws.kept.resize(3 * c, 0.0);
-        let (stats, inv) = f.ws.kept.split_at_mut(2 * c);
+        f.ws.kept.resize(5 * c, 0.0);
+        let (stats, rest) = f.ws.kept.split_at_mut(2 * c);
         let (mean, var) = stats.split_at_mut(c);
+        let (inv, st) = rest.split_at_mut(c);
         if f.mode.training {
             batch_norm_moments(&ember_kernels::Ctx::new(), f.x[0], c, mean, var)?;
         } else {
             mean.copy_from_slice(f.weights.get(mm));
             var.copy_from_slice(f.weights.get(mv));
         }
-        self.affine(gamma, beta, mean, var, inv, &mut f.ws.scratch);
-        let (s, t) = f.ws.scratch.split_at(c);
-        batch_norm_apply(&ember_kernels::Ctx::new(), f.x[0], s, t, f.y)?;
+        self.affine(gamma, beta, mean, var, inv, st);
+        let (s, t) = st.split_at(c);
+        batch_norm_apply(&ember_kernels::Ctx::new(), f.x[0], s, t, relu, f.y)?;
         Ok(())
     }
-    fn backward(&self, b: Backward<'_, '_>) -> Result<()> {
+
+    /// The backward pass of [`Self::forward_then`] with the same `relu`: `b.dy` is the
+    /// gradient of the ReLU's output when one followed.
+    pub(crate) fn backward_then(&self, b: Backward<'_, '_>, relu: bool) -> Result<()> {
         let c = self.channels;
-        let (stats, inv) = b.ws.kept.split_at(2 * c);
+        let (stats, rest) = b.ws.kept.split_at(2 * c);
         let mean = &stats[..c];
+        let (inv, st) = rest.split_at(c);
+        let (s, t) = st.split_at(c);
         // Without a learned γ the kernel reads ones (allocated only then, not every step).
         let ones = if self.gamma.is_none() { vec![1.0; c] } else { Vec::new() };
         let gamma = self.gamma.map_or(&ones[..], |g| b.weights.get(g));
@@ -185,25 +219,26 @@ impl Layer for BatchNormalization {
             (None, None) => (sg, sb),
         };
         if b.mode.training {
+            let saved = BatchNormSaved { x: b.x[0], mean, inv_std: inv, gamma, relu: relu.then_some((s, t)) };
             batch_norm_backward(
                 &ember_kernels::Ctx::new(),
-                b.x[0],
+                saved,
                 b.dy,
-                mean,
-                inv,
-                gamma,
                 b.dx[0].as_deref_mut(),
                 (dg, db),
                 b.accumulate,
             )?;
         } else {
-            // Fixed statistics: y is affine in x.
+            // Fixed statistics: y is affine in x. The ReLU passes the gradient where the
+            // forward's `x s + t` (recomputed as it was: multiply, then add) was positive.
+            let d = |xv: f32, dv: f32, j: usize| if !relu || xv * s[j] + t[j] > 0.0 { dv } else { 0.0 };
             if b.weight_grads {
                 let mut sum = vec![0f64; 2 * c];
                 for (xr, dr) in b.x[0].chunks_exact(c).zip(b.dy.chunks_exact(c)) {
                     for j in 0..c {
-                        sum[j] += f64::from(dr[j]);
-                        sum[c + j] += f64::from(dr[j] * (xr[j] - mean[j]) * inv[j]);
+                        let dv = d(xr[j], dr[j], j);
+                        sum[j] += f64::from(dv);
+                        sum[c + j] += f64::from(dv * (xr[j] - mean[j]) * inv[j]);
                     }
                 }
                 for j in 0..c {
@@ -212,26 +247,12 @@ impl Layer for BatchNormalization {
                 }
             }
             if let Some(dx) = b.dx[0].as_deref_mut() {
-                for (o, d) in dx.chunks_exact_mut(c).zip(b.dy.chunks_exact(c)) {
+                for ((o, dr), xr) in dx.chunks_exact_mut(c).zip(b.dy.chunks_exact(c)).zip(b.x[0].chunks_exact(c)) {
                     for j in 0..c {
-                        o[j] = d[j] * gamma[j] * inv[j];
+                        o[j] = d(xr[j], dr[j], j) * gamma[j] * inv[j];
                     }
                 }
             }
-        }
-        Ok(())
-    }
-    fn update_state(&self, ws: &Workspace, store: &mut ParamStore) -> Result<()> {
-        let c = self.channels;
-        let Some((mm, mv)) = self.moving else { return Ok(()) };
-        if ws.kept.len() < 2 * c {
-            return Ok(());
-        }
-        // Keras: `m * momentum + batch * (1 - momentum)`, momentum rounded to f32 and
-        // `1 - momentum` computed in double precision, then rounded.
-        let (m, one_minus) = (self.momentum as f32, (1.0 - self.momentum) as f32);
-        for (id, batch) in [(mm, &ws.kept[..c]), (mv, &ws.kept[c..2 * c])] {
-            store.value_mut(id).iter_mut().zip(batch).for_each(|(v, &b)| *v = *v * m + b * one_minus);
         }
         Ok(())
     }
