@@ -25,10 +25,12 @@ pub(crate) enum Slot {
     Flipped,
     /// A part's gradient before it is added to the running sum (accumulating passes).
     Partial,
+    /// Per-group sums of a Winograd backward-filter pass.
+    GroupSums,
 }
 
 thread_local! {
-    static SLOTS: [Cell<Vec<f32>>; 8] = const { [const { Cell::new(Vec::new()) }; 8] };
+    static SLOTS: [Cell<Vec<f32>>; 9] = const { [const { Cell::new(Vec::new()) }; 9] };
 }
 
 /// Floats of slack so that a 64-byte aligned window of any length fits.

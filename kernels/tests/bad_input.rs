@@ -360,13 +360,13 @@ fn conv_passes_reject_bad_lengths_algorithms_and_isas() {
             conv2d_backward_filter(&missing, &c, &z(x), &z(y), &mut z(w), None, false)
         ),
         case!(
-            "bwd-filter: Winograd has none",
+            "bwd-filter: Winograd 2x3 with stride 2",
             Error::InvalidArgument(_),
             conv2d_backward_filter(
                 &Ctx::new().with_algo(ConvAlgo::Winograd2x3),
-                &c,
+                &strided,
                 &z(x),
-                &z(y),
+                &z(sy),
                 &mut z(w),
                 None,
                 false

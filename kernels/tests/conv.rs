@@ -124,7 +124,8 @@ fn check_all_passes(c: &Conv2d, seed: u64, relu: bool) {
             if algo.supports(c, Pass::BackwardFilter) {
                 let (mut dw, mut db) = (vec![f32::NAN; w.len()], vec![f32::NAN; c.cout()]);
                 conv2d_backward_filter(&opts, c, &x, &dy, &mut dw, Some(&mut db), false).unwrap();
-                assert_close(&dw, &dw_ref, &tol(&dw_mag, c.pixels(), 0), &format!("backward-filter {what}"));
+                let k = extra(algo, c, Pass::BackwardFilter, isa);
+                assert_close(&dw, &dw_ref, &tol(&dw_mag, c.pixels(), k), &format!("backward-filter {what}"));
                 assert_close(&db, &db_ref, &tol(&db_mag, c.pixels(), 0), &format!("bias gradient {what}"));
             }
         }
@@ -159,12 +160,14 @@ proptest! {
         let base = 2.0 * (c.patch_len() + c.kh() * c.kw() * c.cout() + c.pixels() + 4) as f64 * EPS * dot(&abs(&dy), &mag_y);
         let max = |v: &[f32]| v.iter().fold(0f64, |m, &e| m.max(f64::from(e)));
         let sum = |v: &[f32]| v.iter().map(|&e| f64::from(e.abs())).sum::<f64>();
-        // Winograd's allowance K·ε·M per element of y (or dx), summed against |dy| (or |x|).
+        let mut mag_dw = vec![0.0; w.len()];
+        reference::conv2d_backward_filter(&c, &abs(&x), &abs(&dy), &mut mag_dw, None).unwrap();
+        // Winograd's allowance K·ε·M per element of y (or dx, dw), summed against |dy| (or
+        // |x|, |w|).
         let (wino_y, wino_dx) = (EPS * max(&mag_y) * sum(&dy), EPS * max(&mag_dx) * sum(&x));
+        let wino_dw = EPS * max(&mag_dw) * sum(&w);
         for isa in Isa::available() {
             for algo in ALGOS {
-                // Winograd has no backward-filter: its forward and backward-data are checked
-                // against the direct backward-filter.
                 let opts = Ctx { algo, isa };
                 if !algo.supports(&c, Pass::Forward) {
                     continue;
@@ -174,15 +177,16 @@ proptest! {
                 let mut dx = vec![0.0; x.len()];
                 conv2d_backward_data(&opts, &c, &dy, &w, &mut dx).unwrap();
                 let mut dw = vec![0.0; w.len()];
-                let wopts = if algo.supports(&c, Pass::BackwardFilter) { opts } else { Ctx { algo: ConvAlgo::Direct, isa } };
-                conv2d_backward_filter(&wopts, &c, &x, &dy, &mut dw, None, false).unwrap();
+                conv2d_backward_filter(&opts, &c, &x, &dy, &mut dw, None, false).unwrap();
                 // After the calls, so that `Measured` resolves to what it measured.
                 let kf = extra(algo, &c, Pass::Forward, isa) as f64;
                 let kd = extra(algo, &c, Pass::BackwardData, isa) as f64;
+                let kw = extra(algo, &c, Pass::BackwardFilter, isa) as f64;
                 let bound = base + kf * wino_y + kd * wino_dx + 1e-30;
+                let bound_w = base + kf * wino_y + kw * wino_dw + 1e-30;
                 let (l, r1, r2) = (dot(&dy, &y), dot(&dx, &x), dot(&dw, &w));
                 prop_assert!((l - r1).abs() <= bound, "{isa} {algo:?}: <dy,y>={l} <dx,x>={r1} bound {bound}");
-                prop_assert!((l - r2).abs() <= bound, "{isa} {algo:?}: <dy,y>={l} <dw,w>={r2} bound {bound}");
+                prop_assert!((l - r2).abs() <= bound_w, "{isa} {algo:?}: <dy,y>={l} <dw,w>={r2} bound {bound_w}");
             }
         }
     }
@@ -270,14 +274,19 @@ fn bad_buffers_are_typed_errors() {
         conv2d_backward_filter(&o, &c, &x, &y, &mut dw, Some(&mut db), false),
         Err(Error::ShapeMismatch { .. })
     ));
-    // Winograd needs 3x3, stride 1, dilation 1, and has no backward-filter pass.
+    // Winograd needs 3x3, stride 1, dilation 1 in every pass.
     let strided = Conv2d::new([1, 5, 5, 2], [3, 3, 2, 4], (2, 2), (1, 1), Padding::Valid).unwrap();
     let mut ys = vec![0.0; 16];
     for algo in [ConvAlgo::Winograd2x3, ConvAlgo::Winograd4x3] {
         let o = Ctx::new().with_algo(algo);
         assert!(matches!(conv2d_forward(&o, &strided, &x, &w, None, false, &mut ys), Err(Error::InvalidArgument(_))));
         let mut dw = vec![0.0; 72];
-        assert!(matches!(conv2d_backward_filter(&o, &c, &x, &y, &mut dw, None, false), Err(Error::InvalidArgument(_))));
+        assert!(matches!(
+            conv2d_backward_filter(&o, &strided, &x, &ys, &mut dw, None, false),
+            Err(Error::InvalidArgument(_))
+        ));
+        let mut dx = vec![0.0; 50];
+        assert!(matches!(conv2d_backward_data(&o, &strided, &ys, &w, &mut dx), Err(Error::InvalidArgument(_))));
     }
     for missing in Isa::ALL.into_iter().filter(|i| !i.is_available()) {
         let o = Ctx { algo: ConvAlgo::Auto, isa: missing };
@@ -296,8 +305,7 @@ fn an_empty_batch_is_fine_for_every_algorithm() {
             conv2d_forward(&opts, &c, &[], &vec![0.0; 108], None, true, &mut []).unwrap();
             conv2d_backward_data(&opts, &c, &[], &vec![0.0; 108], &mut []).unwrap();
             let mut dw = vec![f32::NAN; 108];
-            let wopts = if algo.supports(&c, Pass::BackwardFilter) { opts } else { Ctx::new() };
-            conv2d_backward_filter(&wopts, &c, &[], &[], &mut dw, Some(&mut [f32::NAN; 4]), false).unwrap();
+            conv2d_backward_filter(&opts, &c, &[], &[], &mut dw, Some(&mut [f32::NAN; 4]), false).unwrap();
             assert!(dw.iter().all(|&v| v == 0.0), "{algo:?}: dw of an empty batch is 0");
         }
     }
@@ -308,21 +316,29 @@ fn an_empty_batch_is_fine_for_every_algorithm() {
 /// (`Measured` included, which times the candidates on the first call) and ISA.
 #[test]
 fn backward_filter_accumulates_into_what_it_holds() {
-    let c = Conv2d::new([2, 9, 7, 3], [3, 3, 3, 5], (1, 2), (1, 1), Padding::Same).unwrap();
+    for c in [
+        Conv2d::new([2, 9, 7, 3], [3, 3, 3, 5], (1, 2), (1, 1), Padding::Same).unwrap(),
+        Conv2d::simple([2, 9, 7, 3], [3, 3, 3, 5], Padding::Same).unwrap(),
+    ] {
+        accumulates(&c);
+    }
+}
+
+fn accumulates(c: &Conv2d) {
     let (x1, x2) = (fill(1, len(c.input_shape())), fill(2, len(c.input_shape())));
     let (d1, d2) = (fill(3, len(c.output_shape())), fill(4, len(c.output_shape())));
     let wl = len(c.filter_shape());
     for isa in Isa::available() {
-        for algo in [ConvAlgo::Auto, ConvAlgo::Measured, ConvAlgo::Direct, ConvAlgo::Im2col] {
+        for algo in ALGOS.into_iter().filter(|a| a.supports(c, Pass::BackwardFilter)) {
             let ctx = Ctx::for_isa(isa).with_algo(algo);
             let part = |x: &[f32], dy: &[f32]| {
                 let (mut dw, mut db) = (vec![f32::NAN; wl], vec![f32::NAN; 5]);
-                conv2d_backward_filter(&ctx, &c, x, dy, &mut dw, Some(&mut db), false).unwrap();
+                conv2d_backward_filter(&ctx, c, x, dy, &mut dw, Some(&mut db), false).unwrap();
                 (dw, db)
             };
             let ((w1, b1), (w2, b2)) = (part(&x1, &d1), part(&x2, &d2));
             let (mut dw, mut db) = (w1.clone(), b1.clone());
-            conv2d_backward_filter(&ctx, &c, &x2, &d2, &mut dw, Some(&mut db), true).unwrap();
+            conv2d_backward_filter(&ctx, c, &x2, &d2, &mut dw, Some(&mut db), true).unwrap();
             let sum = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| p + q).collect::<Vec<f32>>();
             assert_eq!(dw, sum(&w1, &w2), "{isa:?} {algo:?}: filter gradient");
             assert_eq!(db, sum(&b1, &b2), "{isa:?} {algo:?}: bias gradient");

@@ -13,7 +13,9 @@
 //! usage: cargo run --release -p ember-benches --bin winograd_error
 
 use ember_benches::fill;
-use ember_kernels::conv::{conv2d_backward_data, conv2d_forward, Conv2d, ConvAlgo, Padding, Pass};
+use ember_kernels::conv::{
+    conv2d_backward_data, conv2d_backward_filter, conv2d_forward, Conv2d, ConvAlgo, Padding, Pass,
+};
 use ember_kernels::reference;
 use ember_kernels::Ctx;
 
@@ -41,6 +43,8 @@ fn main() {
         ("res56_64", Conv2d::simple([1, 56, 56, 64], [3, 3, 64, 64], Padding::Same).unwrap()),
         ("res28_128", Conv2d::simple([1, 28, 28, 128], [3, 3, 128, 128], Padding::Same).unwrap()),
         ("res14_256", Conv2d::simple([1, 14, 14, 256], [3, 3, 256, 256], Padding::Same).unwrap()),
+        // The example's resnet at one part of 8 images.
+        ("resnet_28_32", Conv2d::simple([8, 28, 28, 32], [3, 3, 32, 32], Padding::Same).unwrap()),
     ];
     let algos = [ConvAlgo::Direct, ConvAlgo::Im2col, ConvAlgo::Winograd2x3, ConvAlgo::Winograd4x3];
     println!("| shape | pass | algorithm | max err / max out | rms err / rms out | max err / (ε·max Σ\\|terms\\|) |");
@@ -58,17 +62,34 @@ fn main() {
         reference::conv2d_backward_data(&c, &dy, &w, &mut dx_ref).unwrap();
         let mut dx_mag = vec![0.0; x.len()];
         reference::conv2d_backward_data(&c, &abs(&dy), &abs(&w), &mut dx_mag).unwrap();
-        for (pass, pname) in [(Pass::Forward, "forward"), (Pass::BackwardData, "backward-data")] {
+        let mut dw_ref = vec![0.0; w.len()];
+        reference::conv2d_backward_filter(&c, &x, &dy, &mut dw_ref, None).unwrap();
+        let mut dw_mag = vec![0.0; w.len()];
+        reference::conv2d_backward_filter(&c, &abs(&x), &abs(&dy), &mut dw_mag, None).unwrap();
+        let passes = [
+            (Pass::Forward, "forward"),
+            (Pass::BackwardData, "backward-data"),
+            (Pass::BackwardFilter, "backward-filter"),
+        ];
+        for (pass, pname) in passes {
             for algo in algos {
                 let opts = Ctx::new().with_algo(algo);
-                let (got, want, mag) = if pass == Pass::Forward {
-                    let mut y = vec![0.0; dy.len()];
-                    conv2d_forward(&opts, &c, &x, &w, None, false, &mut y).unwrap();
-                    (y, &y_ref, &y_mag)
-                } else {
-                    let mut dx = vec![0.0; x.len()];
-                    conv2d_backward_data(&opts, &c, &dy, &w, &mut dx).unwrap();
-                    (dx, &dx_ref, &dx_mag)
+                let (got, want, mag) = match pass {
+                    Pass::Forward => {
+                        let mut y = vec![0.0; dy.len()];
+                        conv2d_forward(&opts, &c, &x, &w, None, false, &mut y).unwrap();
+                        (y, &y_ref, &y_mag)
+                    }
+                    Pass::BackwardData => {
+                        let mut dx = vec![0.0; x.len()];
+                        conv2d_backward_data(&opts, &c, &dy, &w, &mut dx).unwrap();
+                        (dx, &dx_ref, &dx_mag)
+                    }
+                    Pass::BackwardFilter => {
+                        let mut dw = vec![0.0; w.len()];
+                        conv2d_backward_filter(&opts, &c, &x, &dy, &mut dw, None, false).unwrap();
+                        (dw, &dw_ref, &dw_mag)
+                    }
                 };
                 let (rel_max, rel_rms, worst) = stats(&got, want, mag);
                 println!("| {name} | {pname} | {algo:?} | {rel_max:.1e} | {rel_rms:.1e} | {worst:.2} |");

@@ -9,8 +9,14 @@
 //! - Winograd also needs enough tiles per call to amortise its filter transform (done on every
 //!   call): a pass with fewer than 64 output tiles in all runs direct (cifar_conv3, 8 images
 //!   of 6x6x64 -> 4x4x64: F(4x4) 47% of the one-thread peak, direct 94%).
+//! - Backward-filter: Winograd F(4x4) wherever Winograd applies with at least 8 channels
+//!   each way, whatever the overhang or tile count (its per-call transform is of the
+//!   gradient, `α² x cin x cout` once, not of every tile): 1.3-1.9x direct on every such
+//!   shape measured (cifar_conv3's 8 tiles: 77 vs 114 us; res14_256, 14x14 as 16x16: 13.3 vs
+//!   17.7 ms; F(2x2) in between).
 //! - Direct wins the other forward and backward-data passes (1x1, stride 2, one input
-//!   channel) and every backward-filter pass (the 1x1 ones by 0-28% over the plain GEMM).
+//!   channel) and the other backward-filter passes (the 1x1 ones by 0-28% over the plain
+//!   GEMM).
 //! - im2col wins backward-data with fewer than 8 input channels (direct vectorises over
 //!   them).
 
@@ -33,6 +39,7 @@ pub(crate) fn choose(c: &Conv2d, pass: Pass, _isa: Isa) -> ConvAlgo {
     let overhang = (oh.div_ceil(4) * 4 * ow.div_ceil(4) * 4) as f64 / (oh * ow) as f64;
     let tiles = |t: usize| c.n * oh.div_ceil(t) * ow.div_ceil(t);
     match pass {
+        Pass::BackwardFilter if winograd => ConvAlgo::Winograd4x3,
         _ if winograd && overhang <= 1.25 && tiles(4) >= WINOGRAD_MIN_TILES => ConvAlgo::Winograd4x3,
         _ if winograd && tiles(2) >= WINOGRAD_MIN_TILES => ConvAlgo::Winograd2x3,
         Pass::Forward => ConvAlgo::Direct,

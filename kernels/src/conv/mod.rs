@@ -8,8 +8,8 @@
 //!   any geometry.
 //! - **im2col**: patches lowered onto the GEMM (a 1x1 stride-1 convolution is the GEMM
 //!   itself); every pass, any geometry.
-//! - **Winograd** F(2x2, 3x3) and F(4x4, 3x3): 3x3, stride 1, dilation 1; forward and
-//!   backward-data; 2.25x and 4x fewer multiplications than direct.
+//! - **Winograd** F(2x2, 3x3) and F(4x4, 3x3): 3x3, stride 1, dilation 1; every pass;
+//!   2.25x and 4x fewer multiplications than direct.
 //! - **Auto** picks by a fixed shape rule; **Measured** times the candidates once per shape.
 //!
 //! Accuracy against the f64 reference (benchmark shapes, inputs in [-1, 1), Glorot filters;
@@ -21,6 +21,9 @@
 //! | im2col | 1.6e-7 .. 3.9e-7 | 1.6 |
 //! | Winograd F(2x2, 3x3) | 2.0e-7 .. 5.0e-7 | 1.0 |
 //! | Winograd F(4x4, 3x3) | 1.1e-6 .. 3.4e-6 | 25.2 |
+//!
+//! (Forward and backward-data. Backward-filter: direct 1.3-1.8, F(2x2) 0.3-1.1, F(4x4)
+//! 2.6-9.3 in the last column; RMS 2.4e-7 .. 1.4e-6, 1.8e-7 .. 4.9e-7 and 9.1e-7 .. 2.2e-6.)
 //!
 //! F(2x2) is as accurate as direct; F(4x4) is about 5x less accurate (its transforms
 //! multiply by up to 8), still ~1e-6 relative, far below what training notices.
@@ -73,11 +76,10 @@ pub enum ConvAlgo {
     Direct,
     /// Lowering onto the GEMM (im2col); a 1x1 stride-1 convolution is a plain GEMM.
     Im2col,
-    /// Winograd F(2x2, 3x3): 3x3 filters, stride 1, dilation 1; forward and backward-data.
+    /// Winograd F(2x2, 3x3): 3x3 filters, stride 1, dilation 1; every pass.
     Winograd2x3,
     /// Winograd F(4x4, 3x3): 4x fewer multiplications than direct, about 5x less accurate
-    /// (the error table in the module docs); 3x3 filters, stride 1, dilation 1; forward
-    /// and backward-data.
+    /// (the error table in the module docs); 3x3 filters, stride 1, dilation 1; every pass.
     Winograd4x3,
 }
 
@@ -99,11 +101,11 @@ impl ConvAlgo {
         [ConvAlgo::Winograd4x3, ConvAlgo::Winograd2x3, ConvAlgo::Direct, ConvAlgo::Im2col];
 
     /// Whether this algorithm can compute `pass` of `c`. Direct and im2col compute every
-    /// convolution; Winograd needs a 3x3 filter, stride 1 and dilation 1, and has no
-    /// backward-filter pass. `Auto` always applies.
-    pub fn supports(self, c: &Conv2d, pass: Pass) -> bool {
+    /// convolution; Winograd needs a 3x3 filter, stride 1 and dilation 1 (for each pass).
+    /// `Auto` always applies.
+    pub fn supports(self, c: &Conv2d, _pass: Pass) -> bool {
         match self {
-            ConvAlgo::Winograd2x3 | ConvAlgo::Winograd4x3 => winograd::applies(c) && pass != Pass::BackwardFilter,
+            ConvAlgo::Winograd2x3 | ConvAlgo::Winograd4x3 => winograd::applies(c),
             _ => true,
         }
     }
@@ -136,8 +138,8 @@ impl ConvAlgo {
             return Ok(());
         }
         Err(Error::InvalidArgument(format!(
-            "{self:?} does not compute {pass:?} of this convolution (it needs a 3x3 filter, stride 1, \
-             dilation 1, and has no backward-filter pass): kernel {}x{}, stride {}x{}, dilation {}x{}",
+            "{self:?} does not compute {pass:?} of this convolution (it needs a 3x3 filter, stride 1 \
+             and dilation 1): kernel {}x{}, stride {}x{}, dilation {}x{}",
             c.kh, c.kw, c.sh, c.sw, c.dh, c.dw
         )))
     }
@@ -206,6 +208,8 @@ pub fn conv2d_backward_filter(
     }
     let run = |algo, dw: &mut [f32]| match algo {
         ConvAlgo::Direct => direct::backward_filter(isa, c, x, dy, dw),
+        ConvAlgo::Winograd2x3 => winograd::backward_filter::<2>(isa, c, x, dy, dw),
+        ConvAlgo::Winograd4x3 => winograd::backward_filter::<4>(isa, c, x, dy, dw),
         _ => im2col::backward_filter(isa, c, x, dy, dw),
     };
     if !accumulate {

@@ -5,13 +5,17 @@
 //! F(4x4)). For a block of tiles: the input transform writes `α²` matrices `[tiles, cin]`,
 //! each multiplies the matching transformed filter `[cin, cout]` on our GEMM, and the output
 //! transform turns the `α²` products `[tiles, cout]` into output tiles with bias and ReLU.
-//! Backward-data is the same on the transposed problem ([`super::pad::transposed`]).
+//! Backward-data is the same on the transposed problem ([`super::pad::transposed`]);
+//! backward-filter differentiates the tile formula (`wgrad.rs`).
 //!
 //! Blocks are whole rows of tiles, so each owns a contiguous run of output rows; threads
 //! split blocks and a block's arithmetic never depends on the split (bit-identical results
 //! for any thread count).
 
 mod transform;
+mod wgrad;
+
+pub(crate) use wgrad::backward_filter;
 
 use super::pad::{flip_filter, transposed, with_placed, Placement, Src};
 use super::Conv2d;

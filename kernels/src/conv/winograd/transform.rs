@@ -84,7 +84,11 @@ unsafe fn gt<V: F32x, const M: usize>(g: [V; 3]) -> [V; 6] {
 /// The ISA of `V` is enabled (this runs vector instructions of it: it is only sound inlined
 /// into a `#[target_feature]` wrapper of that ISA).
 #[inline(always)]
-unsafe fn columns<V: F32x>(a: usize, d: impl Fn(usize, usize) -> V, f: impl Fn([V; 6]) -> [V; 6]) -> [[V; 6]; 6] {
+pub(super) unsafe fn columns<V: F32x>(
+    a: usize,
+    d: impl Fn(usize, usize) -> V,
+    f: impl Fn([V; 6]) -> [V; 6],
+) -> [[V; 6]; 6] {
     // SAFETY: V::zero needs only the ISA of V, enabled per this function's contract.
     let zero = unsafe { V::zero() };
     let cols: [[V; 6]; 6] = core::array::from_fn(|j| {
@@ -98,7 +102,7 @@ unsafe fn columns<V: F32x>(a: usize, d: impl Fn(usize, usize) -> V, f: impl Fn([
 
 /// Loads `n` channels (a full vector when `n == LANES`).
 #[inline(always)]
-unsafe fn ld<V: F32x>(p: *const f32, n: usize) -> V {
+pub(super) unsafe fn ld<V: F32x>(p: *const f32, n: usize) -> V {
     // SAFETY: the caller guarantees n floats at p.
     unsafe {
         if n == V::LANES {
@@ -111,7 +115,7 @@ unsafe fn ld<V: F32x>(p: *const f32, n: usize) -> V {
 
 /// Stores `n` channels.
 #[inline(always)]
-unsafe fn st<V: F32x>(v: V, p: *mut f32, n: usize) {
+pub(super) unsafe fn st<V: F32x>(v: V, p: *mut f32, n: usize) {
     // SAFETY: the caller guarantees n writable floats at p.
     unsafe {
         if n == V::LANES {
@@ -173,7 +177,7 @@ pub(crate) struct Tiles {
 impl Tiles {
     /// (image, first row, first column) of tile `t` of the block, for tiles of `m` pixels.
     #[inline(always)]
-    fn origin(&self, t: usize, m: usize) -> (usize, usize, usize) {
+    pub(super) fn origin(&self, t: usize, m: usize) -> (usize, usize, usize) {
         let g = self.first + t;
         let (n, r) = (g / (self.th * self.tw), g % (self.th * self.tw));
         (n, r / self.tw * m, r % self.tw * m)
