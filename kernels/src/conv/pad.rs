@@ -1,6 +1,7 @@
-//! Padded copies of activations, so that the direct and Winograd kernels read every tap of
-//! every output pixel from memory without bounds checks, and the transposed problem that
-//! turns backward-data into a forward convolution.
+//! Padded copies of activations, so that the direct kernels read every tap of every output
+//! pixel from memory without bounds checks (Winograd reads its input in place and loads
+//! zeros past the edges itself), and the transposed problem that turns backward-data into a
+//! forward convolution.
 
 use super::Conv2d;
 use crate::scratch::{with_scratch, Slot};

@@ -17,7 +17,7 @@ mod wgrad;
 
 pub(crate) use wgrad::backward_filter;
 
-use super::pad::{flip_filter, transposed, with_placed, Placement, Src};
+use super::pad::{flip_filter, transposed};
 use super::Conv2d;
 use crate::arch::Isa;
 use crate::error::Result;
@@ -40,13 +40,13 @@ pub(crate) fn applies(c: &Conv2d) -> bool {
     (c.kh, c.kw, c.sh, c.sw, c.dh, c.dw) == (3, 3, 1, 1, 1, 1)
 }
 
-/// `y = relu?(conv(src, w) + bias)` for geometry `g` (3x3, stride 1) on a canvas covering
-/// whole tiles.
+/// `y = relu?(conv(x, w) + bias)` for geometry `g` (3x3, stride 1), with `x` (`[n, g.h, g.w,
+/// g.cin]`) at `(top, left)` of the zero canvas (its padding; read in place).
 #[allow(clippy::too_many_arguments)]
 fn run_forward<const M: usize>(
     isa: Isa,
     g: &Conv2d,
-    src: Src,
+    (x, top, left): (&[f32], isize, isize),
     w: &[f32],
     bias: Option<&[f32]>,
     relu: bool,
@@ -57,10 +57,7 @@ fn run_forward<const M: usize>(
     if y.is_empty() {
         return Ok(());
     }
-    assert!(
-        src.c == g.cin && src.h >= th * M + 2 && src.w >= tw * M + 2 && src.data.len() >= g.n * src.h * src.w * g.cin,
-        "winograd: canvas does not cover the tiles"
-    );
+    assert!(x.len() >= g.n * g.h * g.w * g.cin, "winograd: input shorter than its geometry");
     let (cin, cout) = (g.cin, g.cout);
     // Blocks of whole tile rows; the output rows of consecutive tile rows are contiguous.
     // At least MIN_BLOCKS blocks when there are enough tile rows, so that every core gets
@@ -86,12 +83,12 @@ fn run_forward<const M: usize>(
         let u: &[f32] = u;
         blocks.into_par_iter().try_for_each(|(first, count, yb)| {
             let t = count * tw;
-            let tiles = Tiles { first: first * tw, count: t, th, tw, h: src.h, w: src.w, c: cin };
+            let tiles = Tiles { first: first * tw, count: t, th, tw, h: g.h, w: g.w, c: cin, top, left };
             with_scratch(Slot::Lowered, a * a * t * cin, |v| {
                 with_scratch(Slot::Product, a * a * t * cout, |m| {
-                    // SAFETY: every tile's window lies inside the canvas (asserted above);
-                    // v holds α²·t·cin floats.
-                    unsafe { transform::input::<M>(isa, src.data, &tiles, v) };
+                    // SAFETY: x holds the whole batch (asserted above); v holds α²·t·cin
+                    // floats.
+                    unsafe { transform::input::<M>(isa, x, &tiles, v) };
                     for pos in 0..a * a {
                         sgemm_threads(
                             isa,
@@ -106,7 +103,7 @@ fn run_forward<const M: usize>(
                             true,
                         )?;
                     }
-                    let out = Tiles { h: g.ho, w: g.wo, c: cout, ..tiles };
+                    let out = Tiles { h: g.ho, w: g.wo, c: cout, top: 0, left: 0, ..tiles };
                     // SAFETY: m holds α²·t·cout floats; yb is exactly the output rows of
                     // this block's tile rows; bias has cout floats (checked by the caller).
                     unsafe { transform::output::<M>(isa, m, &out, bias.unwrap_or(&[]), relu, yb) };
@@ -115,16 +112,6 @@ fn run_forward<const M: usize>(
             })
         })
     })
-}
-
-/// The canvas for tiles of `M`: the input padded on top/left and zero-extended to whole tiles.
-fn placement<const M: usize>(c: &Conv2d) -> Placement {
-    Placement {
-        top: c.pad_top as isize,
-        left: c.pad_left as isize,
-        hp: c.ho.div_ceil(M) * M + 2,
-        wp: c.wo.div_ceil(M) * M + 2,
-    }
 }
 
 /// Forward with F(M x M, 3 x 3). The caller checked [`applies`].
@@ -137,7 +124,7 @@ pub(crate) fn forward<const M: usize>(
     relu: bool,
     y: &mut [f32],
 ) -> Result<()> {
-    with_placed(x, c.input_shape(), placement::<M>(c), |src| run_forward::<M>(isa, c, src, w, bias, relu, y))
+    run_forward::<M>(isa, c, (x, c.pad_top as isize, c.pad_left as isize), w, bias, relu, y)
 }
 
 /// Backward-data with F(M x M, 3 x 3): the forward of the transposed problem. The caller
@@ -146,6 +133,6 @@ pub(crate) fn backward_data<const M: usize>(isa: Isa, c: &Conv2d, dy: &[f32], w:
     let (g, pl) = transposed(c, c.h.div_ceil(M) * M, c.w.div_ceil(M) * M);
     with_scratch(Slot::Flipped, w.len(), |wf| {
         flip_filter(c, w, wf);
-        with_placed(dy, c.output_shape(), pl, |src| run_forward::<M>(isa, &g, src, wf, None, false, dx))
+        run_forward::<M>(isa, &g, (dy, pl.top, pl.left), wf, None, false, dx)
     })
 }

@@ -161,8 +161,11 @@ unsafe fn filter_body<V: F32x, const M: usize>(w: &[f32], u: &mut [f32], ci: usi
 }
 
 /// Where a block of tiles lies: `count` tiles starting at global tile `first` (tiles run
-/// over images, tile rows, tile columns: `th x tw` per image) in a canvas of `h x w` pixels
-/// per image and `c` channels.
+/// over images, tile rows, tile columns: `th x tw` per image) of a batch of `h x w` pixels
+/// per image and `c` channels. For the input side the tiles lie on a zero canvas in which
+/// the batch's pixel `(y, x)` sits at `(top + y, left + x)` (the convolution's padding),
+/// read in place: cells off the batch are zeros, never copied. The output side has `top =
+/// left = 0` and clips to `h x w`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Tiles {
     pub first: usize,
@@ -172,6 +175,8 @@ pub(crate) struct Tiles {
     pub h: usize,
     pub w: usize,
     pub c: usize,
+    pub top: isize,
+    pub left: isize,
 }
 
 impl Tiles {
@@ -185,25 +190,43 @@ impl Tiles {
 }
 
 /// Input transform of a block: `v[(i*α + j) * count * c + t * c + ch] = (Bᵀ d B)[i][j]` for
-/// each tile `t` of the block read from the canvas `x` (`[n, h, w, c]`).
+/// each tile `t` of the block, `d` its `α x α` window of the canvas over `x` (`[n, h, w,
+/// c]`, see [`Tiles`]). Windows inside the batch load without checks; the others load the
+/// pixels they cover and zeros elsewhere.
 ///
 /// # Safety
-/// Every tile's `α x α` window lies inside `x`; `v` holds `α² * count * c` floats; the ISA
-/// of `V` is enabled.
+/// `x` holds the `n x h x w x c` batch of every image the block's tiles lie in; `v` holds
+/// `α² * count * c` floats; the ISA of `V` is enabled.
 #[inline(always)]
 unsafe fn input_body<V: F32x, const M: usize>(x: &[f32], b: &Tiles, v: &mut [f32]) {
     let a = M + 2;
     let stride = b.count * b.c;
     assert!(v.len() >= a * a * stride);
-    // SAFETY: the window of every tile is inside x (the function contract, checked by the
-    // caller's canvas assertion); v offsets are < a * a * stride.
+    let (h, w) = (b.h as isize, b.w as isize);
+    // SAFETY: loads are of batch pixels (rows in [0, h), columns in [0, w)) of an image of
+    // the block, inside x by the contract; v offsets are < a * a * stride.
     unsafe {
         for t in 0..b.count {
             let (n, y0, x0) = b.origin(t, M);
-            let base = x.as_ptr().add(((n * b.h + y0) * b.w + x0) * b.c);
+            let (sy, sx) = (y0 as isize - b.top, x0 as isize - b.left);
+            let image = x.as_ptr().add(n * b.h * b.w * b.c);
+            let inside = sy >= 0 && sx >= 0 && sy + a as isize <= h && sx + a as isize <= w;
             for ch in (0..b.c).step_by(V::LANES) {
                 let nl = V::LANES.min(b.c - ch);
-                let tm = columns(a, |i, j| ld(base.add((i * b.w + j) * b.c + ch), nl), |col| bt::<V, M>(col));
+                let tm = if inside {
+                    let base = image.add(((sy as usize) * b.w + sx as usize) * b.c + ch);
+                    columns(a, |i, j| ld(base.add((i * b.w + j) * b.c), nl), |col| bt::<V, M>(col))
+                } else {
+                    let pixel = |i: usize, j: usize| {
+                        let (py, px) = (sy + i as isize, sx + j as isize);
+                        if py >= 0 && px >= 0 && py < h && px < w {
+                            ld(image.add(((py as usize) * b.w + px as usize) * b.c + ch), nl)
+                        } else {
+                            V::zero()
+                        }
+                    };
+                    columns(a, pixel, |col| bt::<V, M>(col))
+                };
                 for (i, row) in tm.iter().enumerate().take(a) {
                     let r = bt::<V, M>(*row);
                     for (j, rv) in r.iter().enumerate().take(a) {

@@ -17,10 +17,9 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::transform::{self, columns, ld, st, Tiles};
-use super::{placement, Conv2d};
+use super::Conv2d;
 use crate::arch::simd::{simd_dispatch, F32x};
 use crate::arch::Isa;
-use crate::conv::pad::with_placed;
 use crate::error::Result;
 use crate::gemm::{sgemm_threads, Epilogue, MatMut, MatRef, Rhs};
 use crate::scratch::{with_scratch, Slot};
@@ -185,70 +184,66 @@ pub(crate) fn backward_filter<const M: usize>(
     let blocks_per_group = blocks.div_ceil(GROUPS);
     let groups = blocks.div_ceil(blocks_per_group);
     let sum_len = a * a * cin * cout;
-    with_placed(x, c.input_shape(), placement::<M>(c), |src| {
-        assert!(
-            src.c == cin && src.h >= th * M + 2 && src.w >= tw * M + 2,
-            "winograd backward-filter: canvas does not cover the tiles"
-        );
-        with_scratch(Slot::GroupSums, groups * sum_len, |sums| {
-            sums.par_chunks_mut(sum_len).enumerate().try_for_each(|(gi, du)| -> Result<()> {
-                let first_block = gi * blocks_per_group;
-                for (k, bi) in (first_block..(first_block + blocks_per_group).min(blocks)).enumerate() {
-                    let first = bi * rows_per_block;
-                    let t = rows_per_block.min(tile_rows - first) * tw;
-                    let xt = Tiles { first: first * tw, count: t, th, tw, h: src.h, w: src.w, c: cin };
-                    let gt = Tiles { h: c.ho, w: c.wo, c: cout, ..xt };
-                    with_scratch(Slot::Lowered, a * a * t * cin, |v| {
-                        with_scratch(Slot::Product, a * a * t * cout, |m| {
-                            // SAFETY: every tile's window lies inside the canvas (asserted
-                            // above); dy is the whole output gradient (checked by the public
-                            // entry point); v and m hold α²·t·cin and α²·t·cout floats; `isa`
-                            // was checked by the public entry point.
-                            unsafe {
-                                transform::input::<M>(isa, src.data, &xt, v);
-                                grad::<M>(isa, dy, &gt, m);
-                            }
-                            for pos in 0..a * a {
-                                sgemm_threads(
-                                    isa,
-                                    1.0,
-                                    // Vᵀ: the block's [t, cin] matrix read as [cin, t].
-                                    MatRef::new(&v[pos * t * cin..][..t * cin], cin, t, 1, cin)?,
-                                    Rhs::View(MatRef::row_major(&m[pos * t * cout..][..t * cout], t, cout)?),
-                                    if k == 0 { 0.0 } else { 1.0 },
-                                    MatMut::row_major(&mut du[pos * cin * cout..][..cin * cout], cin, cout)?,
-                                    Epilogue::NONE,
-                                    1,
-                                    false,
-                                )?;
-                            }
-                            Ok(())
-                        })
-                    })?;
-                }
-                Ok(())
-            })?;
-            let (total, rest) = sums.split_at_mut(sum_len);
-            for part in rest.chunks_exact(sum_len) {
-                total.iter_mut().zip(part).for_each(|(s, p)| *s += p);
+    assert!(x.len() >= c.n * c.h * c.w * cin, "winograd backward-filter: input shorter than its geometry");
+    let (top, left) = (c.pad_top as isize, c.pad_left as isize);
+    with_scratch(Slot::GroupSums, groups * sum_len, |sums| {
+        sums.par_chunks_mut(sum_len).enumerate().try_for_each(|(gi, du)| -> Result<()> {
+            let first_block = gi * blocks_per_group;
+            for (k, bi) in (first_block..(first_block + blocks_per_group).min(blocks)).enumerate() {
+                let first = bi * rows_per_block;
+                let t = rows_per_block.min(tile_rows - first) * tw;
+                let xt = Tiles { first: first * tw, count: t, th, tw, h: c.h, w: c.w, c: cin, top, left };
+                let gt = Tiles { h: c.ho, w: c.wo, c: cout, top: 0, left: 0, ..xt };
+                with_scratch(Slot::Lowered, a * a * t * cin, |v| {
+                    with_scratch(Slot::Product, a * a * t * cout, |m| {
+                        // SAFETY: x holds the whole batch (asserted above); dy is the whole
+                        // output gradient (checked by the public entry point); v and m
+                        // hold α²·t·cin and α²·t·cout floats; `isa` was checked by the
+                        // public entry point.
+                        unsafe {
+                            transform::input::<M>(isa, x, &xt, v);
+                            grad::<M>(isa, dy, &gt, m);
+                        }
+                        for pos in 0..a * a {
+                            sgemm_threads(
+                                isa,
+                                1.0,
+                                // Vᵀ: the block's [t, cin] matrix read as [cin, t].
+                                MatRef::new(&v[pos * t * cin..][..t * cin], cin, t, 1, cin)?,
+                                Rhs::View(MatRef::row_major(&m[pos * t * cout..][..t * cout], t, cout)?),
+                                if k == 0 { 0.0 } else { 1.0 },
+                                MatMut::row_major(&mut du[pos * cin * cout..][..cin * cout], cin, cout)?,
+                                Epilogue::NONE,
+                                1,
+                                false,
+                            )?;
+                        }
+                        Ok(())
+                    })
+                })?;
             }
-            let total: &[f32] = total;
-            // Per input channel its 9 x cout gradients ([cin][9][cout], one task each), then
-            // into HWIO.
-            let plane = cin * cout;
-            with_scratch(Slot::Filter, 9 * plane, |per_ci| {
-                per_ci.par_chunks_mut(9 * cout).enumerate().for_each(|(ci, out)| {
-                    // SAFETY: total holds α²·cin·cout floats, ci < cin, out 9·cout; `isa` was
-                    // checked by the public entry point.
-                    unsafe { filter_grad::<M>(isa, total, out, ci, cin, cout) };
-                });
-                for (tap, dst) in dw.chunks_exact_mut(plane).enumerate() {
-                    for (ci, row) in dst.chunks_exact_mut(cout).enumerate() {
-                        row.copy_from_slice(&per_ci[(ci * 9 + tap) * cout..][..cout]);
-                    }
-                }
-            });
             Ok(())
-        })
+        })?;
+        let (total, rest) = sums.split_at_mut(sum_len);
+        for part in rest.chunks_exact(sum_len) {
+            total.iter_mut().zip(part).for_each(|(s, p)| *s += p);
+        }
+        let total: &[f32] = total;
+        // Per input channel its 9 x cout gradients ([cin][9][cout], one task each), then
+        // into HWIO.
+        let plane = cin * cout;
+        with_scratch(Slot::Filter, 9 * plane, |per_ci| {
+            per_ci.par_chunks_mut(9 * cout).enumerate().for_each(|(ci, out)| {
+                // SAFETY: total holds α²·cin·cout floats, ci < cin, out 9·cout; `isa` was
+                // checked by the public entry point.
+                unsafe { filter_grad::<M>(isa, total, out, ci, cin, cout) };
+            });
+            for (tap, dst) in dw.chunks_exact_mut(plane).enumerate() {
+                for (ci, row) in dst.chunks_exact_mut(cout).enumerate() {
+                    row.copy_from_slice(&per_ci[(ci * 9 + tap) * cout..][..cout]);
+                }
+            }
+        });
+        Ok(())
     })
 }
