@@ -130,6 +130,52 @@ crate::arch::simd::simd_dispatch! {
     unsafe fn column_sums(x: &[f32], channels: usize, out: &mut [f32]) => column_sums_body
 }
 
+/// Floats per task of the parallel elementwise passes (fixed: the split never depends on
+/// the thread count, though these passes' results do not depend on the split anyway).
+const ADD_CHUNK: usize = 16 * 1024;
+
+/// `y = x₀ + x₁ + …` elementwise (added in that order), then `max(y, 0)` with `relu`: one
+/// pass over memory, in chunks across the current rayon pool (Keras's `Add`, and `Add`
+/// followed by a ReLU fused).
+pub fn add_forward(xs: &[&[f32]], relu: bool, y: &mut [f32]) -> Result<()> {
+    use rayon::prelude::*;
+    if xs.is_empty() {
+        return Err(Error::InvalidArgument("add_forward needs at least one input".into()));
+    }
+    for x in xs {
+        check_same("add input length vs output length", y.len(), x.len())?;
+    }
+    y.par_chunks_mut(ADD_CHUNK).enumerate().for_each(|(k, yc)| {
+        let at = k * ADD_CHUNK;
+        add_chunk(xs, at, relu, yc);
+    });
+    Ok(())
+}
+
+/// [`add_forward`] on `y`, the elements of the inputs from `at` on.
+fn add_chunk(xs: &[&[f32]], at: usize, relu: bool, y: &mut [f32]) {
+    use wide::f32x8;
+    let lane = |x: &[f32], i: usize| f32x8::from(<[f32; 8]>::try_from(&x[at + i..at + i + 8]).expect("8 lanes"));
+    let full = y.len() / 8 * 8;
+    for i in (0..full).step_by(8) {
+        let mut acc = lane(xs[0], i);
+        for x in &xs[1..] {
+            acc += lane(x, i);
+        }
+        if relu {
+            acc = acc.max(f32x8::ZERO);
+        }
+        y[i..i + 8].copy_from_slice(&acc.to_array());
+    }
+    for i in full..y.len() {
+        let mut acc = xs[0][at + i];
+        for x in &xs[1..] {
+            acc += x[at + i];
+        }
+        y[i] = if relu { acc.max(0.0) } else { acc };
+    }
+}
+
 /// `x = max(x, 0)` in place.
 pub fn relu_forward(x: &mut [f32]) {
     x.iter_mut().for_each(|v| *v = v.max(0.0));

@@ -11,8 +11,8 @@ use ember_kernels::conv::{
     conv_relu_maxpool_forward, unpool_relu_grad, Conv2d, ConvAlgo, ConvReluPool, Padding,
 };
 use ember_kernels::elementwise::{
-    adam_update, bias_add, bias_grad, relu_backward, softmax, softmax_cross_entropy, softmax_cross_entropy_sum,
-    AdamParams,
+    adam_update, add_forward, bias_add, bias_grad, relu_backward, softmax, softmax_cross_entropy,
+    softmax_cross_entropy_sum, AdamParams,
 };
 use ember_kernels::gemm::{sgemm, sgemm_epilogue, Epilogue, MatMut, MatRef, PackedB, Rhs};
 use ember_kernels::linear::{linear_backward_data, linear_backward_weights, linear_forward, Linear};
@@ -754,6 +754,12 @@ fn elementwise_rejects_bad_lengths_and_labels() {
         case!("bias_grad: zero channels", Error::InvalidArgument(_), bias_grad(&z(6), 0, &mut z(0))),
         case!("bias_grad: db length", Error::ShapeMismatch { .. }, bias_grad(&z(6), 3, &mut z(2))),
         case!("relu_backward: lengths differ", Error::ShapeMismatch { .. }, relu_backward(&z(5), &mut z(6))),
+        case!("add_forward: no inputs", Error::InvalidArgument(_), add_forward(&[], false, &mut z(6))),
+        case!(
+            "add_forward: an input of another length",
+            Error::ShapeMismatch { .. },
+            add_forward(&[&z(6), &z(5)], true, &mut z(6))
+        ),
         case!("softmax: not whole rows", Error::ShapeMismatch { .. }, softmax(&mut z(7), 3)),
         case!("softmax: zero classes", Error::InvalidArgument(_), softmax(&mut z(6), 0)),
         case!(

@@ -5,7 +5,8 @@ mod common;
 use common::{assert_close, fill, padding, EPS};
 use ember_kernels::conv::Padding;
 use ember_kernels::elementwise::{
-    adam_update, bias_add, bias_grad, relu_backward, relu_forward, softmax, softmax_cross_entropy, AdamParams,
+    adam_update, add_forward, bias_add, bias_grad, relu_backward, relu_forward, softmax, softmax_cross_entropy,
+    AdamParams,
 };
 use ember_kernels::pool::{
     avg_pool_backward, avg_pool_forward, global_avg_pool_forward, max_pool_backward, max_pool_forward, Pool2d,
@@ -105,6 +106,29 @@ fn elementwise_kernels_follow_their_definitions() {
     relu_backward(&x, &mut d).unwrap();
     assert_eq!(d, [1.0, 0.0, 1.0, 0.0]);
     assert!(matches!(bias_add(&mut x, &[1.0; 3]), Err(Error::ShapeMismatch { .. })));
+}
+
+proptest! {
+    /// `add_forward` is the sum in input order, element by element (bit for bit: the same
+    /// f32 additions), and with `relu` its positive part; lengths across the 8-lane blocks,
+    /// their tails and the 16K-float chunks the threads split.
+    #[test]
+    fn add_is_the_ordered_sum_and_its_relu(len in 0usize..40_000, inputs in 1usize..4, seed in any::<u64>()) {
+        let xs: Vec<Vec<f32>> = (0..inputs as u64).map(|k| fill(seed ^ k, len)).collect();
+        let refs: Vec<&[f32]> = xs.iter().map(|x| &x[..]).collect();
+        for relu in [false, true] {
+            let mut y = vec![f32::NAN; len];
+            add_forward(&refs, relu, &mut y).unwrap();
+            for (i, &v) in y.iter().enumerate() {
+                let mut want = xs[0][i];
+                for x in &xs[1..] {
+                    want += x[i];
+                }
+                let want = if relu { want.max(0.0) } else { want };
+                prop_assert_eq!(v.to_bits(), want.to_bits(), "element {} of {}", i, len);
+            }
+        }
+    }
 }
 
 #[test]

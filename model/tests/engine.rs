@@ -338,3 +338,44 @@ fn batch_norm_relu_fusion_matches_the_separate_layers() {
     }
     assert!(runs[0] == runs[1], "fused and separate batch norm + ReLU differ");
 }
+
+/// `Add` followed by a ReLU runs as one op in training (the `add_relu` rule), for two and
+/// three inputs: loss, gradients, and weights after two Adam steps are the separate
+/// layers' exactly.
+#[test]
+fn add_relu_fusion_matches_the_separate_layers() {
+    use ember_model::layers::{ActivationLayer, GlobalAveragePooling2D};
+    let build = || {
+        let conv = |f: usize| Conv2D::new(f, (3, 3)).padding("same");
+        let relu = |x: &ember_model::Node| ActivationLayer::new(Activation::Relu).apply(x);
+        let x = Input::new(&[6, 6, 2]);
+        let h = conv(4).apply(&x);
+        let r = conv(4).apply(&relu(&conv(4).apply(&h)));
+        let h = relu(&Add::new().apply_to(&[&h, &r]));
+        let s = conv(4).apply(&h);
+        let h = relu(&Add::new().apply_to(&[&s, &h, &conv(4).apply(&s)]));
+        let y = Dense::new(3).apply(&GlobalAveragePooling2D::new().apply(&h));
+        let mut m = Model::new(&x, &y).unwrap();
+        m.seed(8);
+        m
+    };
+    let data = quadrant_task(10, 6, 5);
+    let x: Vec<f32> =
+        (0..10).flat_map(|i| data.sample(i).unwrap().iter().flat_map(|&v| [v, 0.5 - v]).collect::<Vec<_>>()).collect();
+    let labels: Vec<u32> = data.labels().unwrap().iter().map(|l| l % 3).collect();
+    let mut runs = Vec::new();
+    for fuse in [true, false] {
+        let mut m = build();
+        m.set_fusion(fuse);
+        m.compile(ember_model::optimizers::Adam::new(), Loss::SparseCategoricalCrossentropy { from_logits: true }, &[])
+            .unwrap();
+        assert_eq!(m.plan().matches("fused add+relu").count(), if fuse { 2 } else { 0 }, "{}", m.plan());
+        let loss = m.loss_and_gradients(&x, &labels).unwrap();
+        let grads = common::grads(&m);
+        for _ in 0..2 {
+            m.train_on_batch(&x, &labels).unwrap();
+        }
+        runs.push((loss, grads, common::weights(&m)));
+    }
+    assert!(runs[0] == runs[1], "fused and separate add + ReLU differ");
+}

@@ -1,8 +1,8 @@
 //! The plan: a built graph as a list of ops, decided once when the model is compiled.
 //!
 //! - Fusion rules ([`super::fusion`]) replace patterns of nodes by one op where the value
-//!   between them has a single consumer (conv+bias+ReLU+max-pool; batch norm+ReLU; in
-//!   inference, conv+BN(+ReLU) folded; softmax + cross-entropy).
+//!   between them has a single consumer (conv+bias+ReLU+max-pool; batch norm+ReLU;
+//!   add+ReLU; in inference, conv+BN(+ReLU) folded; softmax + cross-entropy).
 //! - A view layer (Flatten) runs nothing: its value shares its input's buffer.
 //! - Ops run backward only where a trainable tensor lies upstream, and ask for an input's
 //!   gradient only where one does.
@@ -189,6 +189,7 @@ impl Plan {
             // A fused op does not store its inner values: none of them may be asked for.
             let fused = fused.or_else(|| o.fold_bn.then(|| fusion::conv_bn_fold::rule(g, &consumers, i)).flatten());
             let fused = fused.or_else(|| fusion::bn_relu::rule(g, &consumers, i, o.fuse));
+            let fused = fused.or_else(|| fusion::add_relu::rule(g, &consumers, i, o.fuse));
             let fused = fused.filter(|p| !p.covers[..p.covers.len() - 1].iter().any(|c| o.wrt.contains(c)));
             let p = fused.unwrap_or_else(|| Planned {
                 op: Arc::new(LayerOp(layer.clone())),

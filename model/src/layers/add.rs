@@ -1,5 +1,5 @@
 //! Keras's `Add`: the elementwise sum of two or more inputs of one shape (a residual
-//! connection's join). Its backward pass hands `dy` to every input.
+//! connection's join), in one pass. Its backward pass hands `dy` to every input.
 
 use super::{copy, Backward, Forward, Layer};
 use crate::error::{Error, Result};
@@ -41,15 +41,42 @@ impl Layer for Add {
         Ok(first.to_vec())
     }
     fn forward(&self, f: Forward<'_>) -> Result<()> {
-        copy(f.x[0], f.y);
-        for x in &f.x[1..] {
-            f.y.iter_mut().zip(x.iter()).for_each(|(y, x)| *y += x);
-        }
-        Ok(())
+        self.forward_then(f, false)
     }
     fn backward(&self, b: Backward<'_, '_>) -> Result<()> {
-        for dx in b.dx.iter_mut().flatten() {
-            copy(b.dy, dx);
+        self.backward_then(b, false)
+    }
+}
+
+impl Add {
+    /// The forward pass, followed by a ReLU with `relu` (`y = max(Σ x, 0)` in the same pass
+    /// over memory; the `add_relu` fusion rule).
+    pub(crate) fn forward_then(&self, f: Forward<'_>, relu: bool) -> Result<()> {
+        ember_kernels::elementwise::add_forward(f.x, relu, f.y)?;
+        Ok(())
+    }
+
+    /// The backward pass of [`Self::forward_then`] with the same `relu`: every input's
+    /// gradient is `dy` (where `y > 0`, with the ReLU), computed once and copied.
+    pub(crate) fn backward_then(&self, b: Backward<'_, '_>, relu: bool) -> Result<()> {
+        let mut wanted = b.dx.iter_mut().flatten();
+        let Some(first) = wanted.next() else { return Ok(()) };
+        if relu {
+            // The ReLU's derivative read from its output: y > 0 exactly where Σ x > 0.
+            let ctx = ember_kernels::Ctx::new();
+            ember_kernels::activation::act_backward_to(
+                &ctx,
+                ember_kernels::activation::Act::Relu,
+                b.y,
+                b.y,
+                b.dy,
+                first,
+            )?;
+        } else {
+            copy(b.dy, first);
+        }
+        for dx in wanted {
+            copy(first, dx);
         }
         Ok(())
     }

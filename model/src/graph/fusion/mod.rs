@@ -3,6 +3,7 @@
 //! a single consumer (nothing else reads them), so fusing never changes what the rest of the
 //! graph sees. The kernels of a fused op live in `ember_kernels` beside their references.
 
+pub(crate) mod add_relu;
 pub(crate) mod bn_relu;
 pub(crate) mod conv_bn_fold;
 pub(crate) mod conv_relu_pool;
