@@ -103,7 +103,10 @@ impl ConvAlgo {
     /// Whether this algorithm can compute `pass` of `c`. Direct and im2col compute every
     /// convolution; Winograd needs a 3x3 filter, stride 1 and dilation 1 (for each pass).
     /// `Auto` always applies.
-    pub fn supports(self, c: &Conv2d, _pass: Pass) -> bool {
+    pub fn supports(self, c: &Conv2d, pass: Pass) -> bool {
+        // Every algorithm computes every pass of the convolutions it applies to; the pass
+        // stays in the signature for algorithms that will not.
+        let _ = pass;
         match self {
             ConvAlgo::Winograd2x3 | ConvAlgo::Winograd4x3 => winograd::applies(c),
             _ => true,
