@@ -321,22 +321,28 @@ fn batch_norm_relu_fusion_matches_the_separate_layers() {
         .flat_map(|i| data.sample(i).unwrap().iter().flat_map(|&v| [v, v * v - 0.5]).collect::<Vec<_>>())
         .collect();
     let labels: Vec<u32> = data.labels().unwrap().iter().map(|l| l % 3).collect();
+    fused_and_separate_agree(build, (&x, &labels), ("fused batch norm+relu", 2));
+}
+
+/// Trains `build()`'s model fused and unfused (Adam, logits loss): the fused plan has
+/// `count` ops described by `marker`, the unfused none; the loss, every gradient, and the
+/// weights and state after two steps are equal.
+fn fused_and_separate_agree(build: impl Fn() -> Model, (x, labels): (&[f32], &[u32]), (marker, count): (&str, usize)) {
     let mut runs = Vec::new();
     for fuse in [true, false] {
         let mut m = build();
         m.set_fusion(fuse);
         m.compile(ember_model::optimizers::Adam::new(), Loss::SparseCategoricalCrossentropy { from_logits: true }, &[])
             .unwrap();
-        let fused = m.plan().matches("fused batch norm+relu").count();
-        assert_eq!(fused, if fuse { 2 } else { 0 }, "{}", m.plan());
-        let loss = m.loss_and_gradients(&x, &labels).unwrap();
+        assert_eq!(m.plan().matches(marker).count(), if fuse { count } else { 0 }, "{}", m.plan());
+        let loss = m.loss_and_gradients(x, labels).unwrap();
         let grads = common::grads(&m);
         for _ in 0..2 {
-            m.train_on_batch(&x, &labels).unwrap();
+            m.train_on_batch(x, labels).unwrap();
         }
         runs.push((loss, grads, common::weights(&m)));
     }
-    assert!(runs[0] == runs[1], "fused and separate batch norm + ReLU differ");
+    assert!(runs[0] == runs[1], "{marker}: the fused and separate layers differ");
 }
 
 /// `Add` followed by a ReLU runs as one op in training (the `add_relu` rule), for two and
@@ -363,19 +369,5 @@ fn add_relu_fusion_matches_the_separate_layers() {
     let x: Vec<f32> =
         (0..10).flat_map(|i| data.sample(i).unwrap().iter().flat_map(|&v| [v, 0.5 - v]).collect::<Vec<_>>()).collect();
     let labels: Vec<u32> = data.labels().unwrap().iter().map(|l| l % 3).collect();
-    let mut runs = Vec::new();
-    for fuse in [true, false] {
-        let mut m = build();
-        m.set_fusion(fuse);
-        m.compile(ember_model::optimizers::Adam::new(), Loss::SparseCategoricalCrossentropy { from_logits: true }, &[])
-            .unwrap();
-        assert_eq!(m.plan().matches("fused add+relu").count(), if fuse { 2 } else { 0 }, "{}", m.plan());
-        let loss = m.loss_and_gradients(&x, &labels).unwrap();
-        let grads = common::grads(&m);
-        for _ in 0..2 {
-            m.train_on_batch(&x, &labels).unwrap();
-        }
-        runs.push((loss, grads, common::weights(&m)));
-    }
-    assert!(runs[0] == runs[1], "fused and separate add + ReLU differ");
+    fused_and_separate_agree(build, (&x, &labels), ("fused add+relu", 2));
 }

@@ -7,7 +7,7 @@
 use crate::error::Result;
 use crate::graph::plan::{Op, Planned};
 use crate::graph::Graph;
-use crate::layers::{Activation, ActivationLayer, Add, Backward, Forward, Layer};
+use crate::layers::{Add, Backward, Forward, Layer};
 use std::sync::Arc;
 
 /// The fused op for the `Add` at node `i`, if the pattern holds and the model's fusion
@@ -17,12 +17,8 @@ pub(crate) fn rule(g: &Graph, consumers: &[Vec<usize>], i: usize, fuse: bool) ->
         return None;
     }
     let add = g.layer(i)?.as_any().downcast_ref::<Add>()?;
-    let &[r] = &consumers[i][..] else { return None };
-    let relu = g.layer(r)?.as_any().downcast_ref::<ActivationLayer>()?;
-    if relu.activation() != Activation::Relu {
-        return None;
-    }
-    let op = AddReluOp { add: add.clone(), relu: relu.name().to_string() };
+    let (r, relu) = super::relu_consumer(g, consumers, i)?;
+    let op = AddReluOp { add: add.clone(), relu };
     Some(Planned { op: Arc::new(op), covers: vec![i, r], has_params: false })
 }
 

@@ -11,7 +11,7 @@
 use crate::error::Result;
 use crate::graph::plan::{Op, Planned};
 use crate::graph::Graph;
-use crate::layers::{Activation, ActivationLayer, Backward, BatchNormalization, Forward, Layer, Workspace};
+use crate::layers::{Backward, BatchNormalization, Forward, Layer, Workspace};
 use crate::params::ParamStore;
 use std::sync::Arc;
 
@@ -22,12 +22,8 @@ pub(crate) fn rule(g: &Graph, consumers: &[Vec<usize>], i: usize, fuse: bool) ->
         return None;
     }
     let bn = g.layer(i)?.as_any().downcast_ref::<BatchNormalization>()?;
-    let &[r] = &consumers[i][..] else { return None };
-    let relu = g.layer(r)?.as_any().downcast_ref::<ActivationLayer>()?;
-    if relu.activation() != Activation::Relu {
-        return None;
-    }
-    let op = BnReluOp { bn: bn.clone(), relu: relu.name().to_string() };
+    let (r, relu) = super::relu_consumer(g, consumers, i)?;
+    let op = BnReluOp { bn: bn.clone(), relu };
     Some(Planned { op: Arc::new(op), covers: vec![i, r], has_params: !bn.params().is_empty() })
 }
 

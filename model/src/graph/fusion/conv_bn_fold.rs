@@ -10,7 +10,7 @@
 use crate::error::{Error, Result};
 use crate::graph::plan::{Op, Planned};
 use crate::graph::Graph;
-use crate::layers::{Activation, ActivationLayer, Backward, BatchNormalization, Conv2D, Forward, Layer};
+use crate::layers::{Activation, Backward, BatchNormalization, Conv2D, Forward, Layer};
 use ember_kernels::conv;
 use std::sync::Arc;
 
@@ -22,14 +22,7 @@ pub(crate) fn rule(g: &Graph, consumers: &[Vec<usize>], i: usize) -> Option<Plan
     }
     let &[b] = &consumers[i][..] else { return None };
     let bn = g.layer(b)?.as_any().downcast_ref::<BatchNormalization>()?;
-    let relu = match &consumers[b][..] {
-        &[a] => g
-            .layer(a)
-            .and_then(|l| l.as_any().downcast_ref::<ActivationLayer>())
-            .filter(|l| l.activation() == Activation::Relu)
-            .map(|_| a),
-        _ => None,
-    };
+    let relu = super::relu_consumer(g, consumers, b).map(|(a, _)| a);
     let mut covers = vec![i, b];
     covers.extend(relu);
     let names = covers.iter().filter_map(|&c| g.layer(c).map(|l| l.name().to_string())).collect();
