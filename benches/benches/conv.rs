@@ -17,9 +17,10 @@ type Shape = (&'static str, usize, usize, usize, usize, usize, usize, Padding);
 
 /// The shapes, plus `pw28_64_256_n1`: a cache-resident 1x1 convolution (N = 1) that
 /// shows the kernels' own rate where `pw56_64_256` (25.7 MB of output) is bound by memory;
-/// and the example resnet's two 3x3 stride-1 shapes as its training step runs them (whole
-/// batches of 128: batch normalization couples the batch).
-const SHAPES: [Shape; 10] = [
+/// and the example resnet's convolutions as its training step runs them (whole batches of
+/// 128: batch normalization couples the batch): its stem, its two 3x3 stride-1 shapes, the
+/// stride-2 3x3 and the stride-2 1x1 projection of its downsampling block.
+const SHAPES: [Shape; 13] = [
     ("seed_conv1", 32, 28, 1, 32, 3, 1, Padding::Valid),
     ("mnist_conv2", 32, 13, 32, 64, 3, 1, Padding::Valid),
     ("res56_64", 8, 56, 64, 64, 3, 1, Padding::Same),
@@ -30,6 +31,9 @@ const SHAPES: [Shape; 10] = [
     ("pw28_64_256_n1", 1, 28, 64, 256, 1, 1, Padding::Valid),
     ("resnet28_32", 128, 28, 32, 32, 3, 1, Padding::Same),
     ("resnet14_64", 128, 14, 64, 64, 3, 1, Padding::Same),
+    ("resnet_stem", 128, 28, 1, 32, 3, 1, Padding::Same),
+    ("resnet_down", 128, 28, 32, 64, 3, 2, Padding::Same),
+    ("resnet_proj", 128, 28, 32, 64, 1, 2, Padding::Same),
 ];
 
 const ALGOS: [(&str, ConvAlgo); 5] = [

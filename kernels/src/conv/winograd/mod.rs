@@ -2,9 +2,10 @@
 //!
 //! The output is cut into `M x M` tiles; with `α = M + 2` each tile needs `α²` products
 //! per (input, output channel) pair instead of `9 M²` (2.25x fewer for F(2x2), 4x fewer for
-//! F(4x4)). For a block of tiles: the input transform writes `α²` matrices `[tiles, cin]`,
-//! each multiplies the matching transformed filter `[cin, cout]` on our GEMM, and the output
-//! transform turns the `α²` products `[tiles, cout]` into output tiles with bias and ReLU.
+//! F(4x4)). For a block of tiles: the input transform writes `α²` matrices `[tiles, cin]`
+//! (interleaved tile-major, see [`transform`]), each multiplies the matching transformed
+//! filter `[cin, cout]` on our GEMM, and the output transform turns the `α²` products
+//! `[tiles, cout]` into output tiles with bias and ReLU.
 //! Backward-data is the same on the transposed problem ([`super::pad::transposed`]);
 //! backward-filter differentiates the tile formula (`wgrad.rs`).
 //!
@@ -93,11 +94,13 @@ fn run_forward<const M: usize>(
                         sgemm_threads(
                             isa,
                             1.0,
-                            MatRef::row_major(&v[pos * t * cin..][..t * cin], t, cin)?,
-                            // Position pos of every input channel: rows α²·cout apart.
+                            // Position pos of every tile (v and m are tile-major: rows
+                            // α²·cin and α²·cout apart) and of every input channel (rows of
+                            // u α²·cout apart).
+                            MatRef::new(&v[pos * cin..], t, cin, a * a * cin, 1)?,
                             Rhs::View(MatRef::new(&u[pos * cout..], cin, cout, a * a * cout, 1)?),
                             0.0,
-                            MatMut::row_major(&mut m[pos * t * cout..][..t * cout], t, cout)?,
+                            MatMut::new(&mut m[pos * cout..], t, cout, a * a * cout, 1)?,
                             Epilogue::NONE,
                             1,
                             true,

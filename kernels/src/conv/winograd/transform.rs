@@ -189,9 +189,11 @@ impl Tiles {
     }
 }
 
-/// Input transform of a block: `v[(i*α + j) * count * c + t * c + ch] = (Bᵀ d B)[i][j]` for
-/// each tile `t` of the block, `d` its `α x α` window of the canvas over `x` (`[n, h, w,
-/// c]`, see [`Tiles`]). Windows inside the batch load without checks; the others load the
+/// Input transform of a block: `v[(t*α² + i*α + j) * c + ch] = (Bᵀ d B)[i][j]` for each
+/// tile `t` of the block (tile-major: a tile's `α²` vectors are written to one contiguous
+/// run, so the stores stream instead of scattering over `α²` distant rows; the GEMMs read
+/// position `i*α + j` as a `[count, c]` matrix with row stride `α² c`), `d` its `α x α`
+/// window of the canvas over `x` (`[n, h, w, c]`, see [`Tiles`]). Windows inside the batch load without checks; the others load the
 /// pixels they cover and zeros elsewhere.
 ///
 /// # Safety
@@ -200,11 +202,10 @@ impl Tiles {
 #[inline(always)]
 unsafe fn input_body<V: F32x, const M: usize>(x: &[f32], b: &Tiles, v: &mut [f32]) {
     let a = M + 2;
-    let stride = b.count * b.c;
-    assert!(v.len() >= a * a * stride);
+    assert!(v.len() >= a * a * b.count * b.c);
     let (h, w) = (b.h as isize, b.w as isize);
     // SAFETY: loads are of batch pixels (rows in [0, h), columns in [0, w)) of an image of
-    // the block, inside x by the contract; v offsets are < a * a * stride.
+    // the block, inside x by the contract; v offsets are < a * a * count * c.
     unsafe {
         for t in 0..b.count {
             let (n, y0, x0) = b.origin(t, M);
@@ -227,10 +228,11 @@ unsafe fn input_body<V: F32x, const M: usize>(x: &[f32], b: &Tiles, v: &mut [f32
                     };
                     columns(a, pixel, |col| bt::<V, M>(col))
                 };
+                let out = v.as_mut_ptr().add(t * a * a * b.c + ch);
                 for (i, row) in tm.iter().enumerate().take(a) {
                     let r = bt::<V, M>(*row);
                     for (j, rv) in r.iter().enumerate().take(a) {
-                        st(*rv, v.as_mut_ptr().add((i * a + j) * stride + t * b.c + ch), nl);
+                        st(*rv, out.add((i * a + j) * b.c), nl);
                     }
                 }
             }
@@ -240,7 +242,8 @@ unsafe fn input_body<V: F32x, const M: usize>(x: &[f32], b: &Tiles, v: &mut [f32
 
 /// The output side of a block: `y` (the output rows from the block's first tile row on,
 /// `[rows, wo, cout]` with `b.h = ho`, `b.w = wo`, `b.c = cout`) gets `relu?(Aᵀ m A + bias)`
-/// for every tile, clipped to `ho x wo`. `m` holds `α²` matrices `[count, cout]`.
+/// for every tile, clipped to `ho x wo`. `m` holds the products tile-major, as the input
+/// transform writes `v`: `m[(t*α² + i*α + j) * cout + co]`.
 ///
 /// # Safety
 /// `m` holds `α² * count * cout` floats; `y` holds every in-range pixel of the block's
@@ -249,11 +252,10 @@ unsafe fn input_body<V: F32x, const M: usize>(x: &[f32], b: &Tiles, v: &mut [f32
 #[inline(always)]
 unsafe fn output_body<V: F32x, const M: usize>(m: &[f32], b: &Tiles, bias: &[f32], relu: bool, y: &mut [f32]) {
     let a = M + 2;
-    let stride = b.count * b.c;
-    assert!(m.len() >= a * a * stride && (bias.is_empty() || bias.len() >= b.c));
+    assert!(m.len() >= a * a * b.count * b.c && (bias.is_empty() || bias.len() >= b.c));
     let (n0, y00, _) = b.origin(0, M);
     let start = (n0 * b.h + y00) * b.w;
-    // SAFETY: m offsets are < a * a * stride; the y offset of every stored pixel is an
+    // SAFETY: m offsets are < a * a * count * c; the y offset of every stored pixel is an
     // in-range pixel of the block, which the contract puts inside y.
     unsafe {
         for t in 0..b.count {
@@ -263,11 +265,8 @@ unsafe fn output_body<V: F32x, const M: usize>(m: &[f32], b: &Tiles, bias: &[f32
             let out = y.as_mut_ptr().add(((n * b.h + y0) * b.w + x0 - start) * b.c);
             for ch in (0..b.c).step_by(V::LANES) {
                 let nl = V::LANES.min(b.c - ch);
-                let tm = columns(
-                    a,
-                    |i, j| ld(m.as_ptr().add((i * a + j) * stride + t * b.c + ch), nl),
-                    |col| at::<V, M>(col),
-                );
+                let tile = m.as_ptr().add(t * a * a * b.c + ch);
+                let tm = columns(a, |i, j| ld(tile.add((i * a + j) * b.c), nl), |col| at::<V, M>(col));
                 let bv = if bias.is_empty() { V::zero() } else { ld(bias.as_ptr().add(ch), nl) };
                 // Constant trip counts and a branch per store (not a clipped loop): the tile
                 // arrays stay in registers.

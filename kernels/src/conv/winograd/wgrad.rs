@@ -76,8 +76,8 @@ unsafe fn gt_t<V: F32x, const M: usize>(u: [V; 6]) -> [V; 3] {
     }
 }
 
-/// Output-gradient transform of a block: `m[(i*α + j) * count * c + t * c + ch] =
-/// (A dY Aᵀ)[i][j]` for each tile `t` of the block, `dY` its `M x M` window of `dy`
+/// Output-gradient transform of a block: `m[(t*α² + i*α + j) * c + ch] = (A dY Aᵀ)[i][j]`
+/// for each tile `t` of the block (tile-major, as [`transform`]'s input transform), `dY` its `M x M` window of `dy`
 /// (`[n, ho, wo, c]` with `b.h = ho`, `b.w = wo`), zero past the edges.
 ///
 /// # Safety
@@ -86,10 +86,9 @@ unsafe fn gt_t<V: F32x, const M: usize>(u: [V; 6]) -> [V; 3] {
 #[inline(always)]
 unsafe fn grad_body<V: F32x, const M: usize>(dy: &[f32], b: &Tiles, m: &mut [f32]) {
     let a = M + 2;
-    let stride = b.count * b.c;
-    assert!(m.len() >= a * a * stride);
+    assert!(m.len() >= a * a * b.count * b.c);
     // SAFETY: every load is an in-range pixel of dy (rows and columns clipped to ho x wo);
-    // m offsets are < a * a * stride.
+    // m offsets are < a * a * count * c.
     unsafe {
         for t in 0..b.count {
             let (n, y0, x0) = b.origin(t, M);
@@ -105,10 +104,11 @@ unsafe fn grad_body<V: F32x, const M: usize>(dy: &[f32], b: &Tiles, m: &mut [f32
                     }
                 };
                 let tm = columns(M, load, |col| a_col::<V, M>(col));
+                let out = m.as_mut_ptr().add(t * a * a * b.c + ch);
                 for i in 0..a {
                     let r = a_col::<V, M>(tm[i]);
                     for j in 0..a {
-                        st(r[j], m.as_mut_ptr().add((i * a + j) * stride + t * b.c + ch), nl);
+                        st(r[j], out.add((i * a + j) * b.c), nl);
                     }
                 }
             }
@@ -208,9 +208,10 @@ pub(crate) fn backward_filter<const M: usize>(
                             sgemm_threads(
                                 isa,
                                 1.0,
-                                // Vᵀ: the block's [t, cin] matrix read as [cin, t].
-                                MatRef::new(&v[pos * t * cin..][..t * cin], cin, t, 1, cin)?,
-                                Rhs::View(MatRef::row_major(&m[pos * t * cout..][..t * cout], t, cout)?),
+                                // Vᵀ: position pos of the block's tiles, [t, cin] read as
+                                // [cin, t] (tiles α²·cin apart).
+                                MatRef::new(&v[pos * cin..], cin, t, 1, a * a * cin)?,
+                                Rhs::View(MatRef::new(&m[pos * cout..], t, cout, a * a * cout, 1)?),
                                 if k == 0 { 0.0 } else { 1.0 },
                                 MatMut::row_major(&mut du[pos * cin * cout..][..cin * cout], cin, cout)?,
                                 Epilogue::NONE,
