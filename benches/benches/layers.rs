@@ -31,10 +31,11 @@ const CONVS: [(&str, usize, usize, usize, bool); 5] = [
 const DENSE: [(&str, usize, usize); 4] =
     [("seed_dense", 5408, 10), ("convnet_dense", 1600, 10), ("cifar_dense1", 1024, 64), ("cifar_dense2", 64, 10)];
 
-const ALGOS: [(&str, ConvAlgo); 4] = [
+const ALGOS: [(&str, ConvAlgo); 5] = [
     ("auto", ConvAlgo::Auto),
     ("direct", ConvAlgo::Direct),
     ("im2col", ConvAlgo::Im2col),
+    ("winograd2x3", ConvAlgo::Winograd2x3),
     ("winograd4x3", ConvAlgo::Winograd4x3),
 ];
 

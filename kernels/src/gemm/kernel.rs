@@ -133,6 +133,30 @@ pub(crate) fn select_from(ks: &'static [MicroKernel], m: usize, n: usize, nr: Op
     best
 }
 
+/// What packing A costs an unpacked kernel, per row and unit of depth, in the units of
+/// [`padded_cost`] (output elements per unit of depth at 100% efficiency). The driver packs A
+/// when B has more than one column panel; the pack is a scalar transpose for row-major A,
+/// about 20 units a row (convnet's backward-data, m = 48, n = 32, k = 64 per position: the
+/// 16x16 kernel spent 26% of the pass packing A against 47% multiplying).
+const PACK_A_COST: usize = 20;
+
+/// [`select_from`] over unpacked kernels, counting the packing of A that a kernel with more
+/// than one column panel pays for.
+pub(crate) fn select_nopack(ks: &'static [MicroKernel], m: usize, n: usize) -> &'static MicroKernel {
+    let (m, n) = (m.max(1), n.max(1));
+    let cost = |k: &MicroKernel| {
+        let pack = if n > k.nr { m.div_ceil(k.mr) * k.mr * PACK_A_COST } else { 0 };
+        padded_cost(m, n, k) + pack
+    };
+    let mut best = &ks[0];
+    for k in &ks[1..] {
+        if cost(k) < cost(best) {
+            best = k;
+        }
+    }
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +174,17 @@ mod tests {
                 let b = blocking_for(k);
                 assert!(b.mc.is_multiple_of(k.mr) && b.nc.is_multiple_of(k.nr) && b.kc > 0);
             }
+        }
+    }
+
+    #[test]
+    fn unpacked_selection_counts_the_packing_of_a() {
+        if Isa::Avx512.is_available() {
+            let ks = nopack_kernels_for(Isa::Avx512);
+            // By padding alone 16x16 wins 48 x 32, but it needs two panels (so packs A).
+            assert_eq!(select_from(ks, 48, 32, None).nr, 16);
+            assert!(select_nopack(ks, 48, 32).nr >= 32);
+            assert_eq!(select_nopack(ks, 48, 64).name, "f32-gemm-6x64-avx512-nopack");
         }
     }
 

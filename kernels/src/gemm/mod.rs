@@ -139,7 +139,7 @@ pub(crate) fn sgemm_threads(
         Rhs::View(v) => {
             let nopack = kernel::nopack_kernels_for(isa);
             if !nopack.is_empty() && (v.col_stride() == 1 || n == 1) && (unpacked || kernel::prefers_nopack(m, n, k)) {
-                let kern = kernel::select_from(nopack, m, n, None);
+                let kern = kernel::select_nopack(nopack, m, n);
                 debug_assert_eq!(kern.isa, isa);
                 driver::gemm_nopack(kern, alpha, &a, &v, beta, &mut c, epi, threads);
                 return Ok(());
@@ -231,7 +231,7 @@ impl PackedB {
 pub fn kernel_name(isa: Isa, m: usize, n: usize, k: usize) -> &'static str {
     let nopack = kernel::nopack_kernels_for(isa);
     if !nopack.is_empty() && kernel::prefers_nopack(m, n, k) {
-        return kernel::select_from(nopack, m, n, None).name;
+        return kernel::select_nopack(nopack, m, n).name;
     }
     kernel::select(isa, m, n, None).name
 }

@@ -27,14 +27,34 @@ use crate::scratch::{with_scratch, Slot};
 use rayon::prelude::*;
 use transform::Tiles;
 
-/// Tiles per block (rounded to whole tile rows): enough rows for the per-position GEMMs to
-/// run near peak, few enough that a block's transformed input and products stay in L2.
-/// Measured on the benchmark shapes (forward, F(4x4)): 24, 32, 48, 96, 192 tiles; 48 was
-/// best or within noise of best on each.
+/// Tiles per block at most (rounded down to whole tile rows): enough rows for the
+/// per-position GEMMs to run near peak, few enough that a block's transformed input and
+/// products stay in L2. Measured on the benchmark shapes (forward, F(4x4)): 24, 32, 48, 96,
+/// 192 tiles; 48 was best or within noise of best on each.
 const TILES_PER_BLOCK: usize = 48;
 
-/// Blocks a convolution is cut into at least (when it has that many tile rows).
-const MIN_BLOCKS: usize = 8;
+/// ...and at most this many bytes of transformed input and products (wide layers: 16 tiles
+/// of 256 channels each way are 1.2 MB)...
+const BLOCK_BYTES: usize = 1 << 20;
+
+/// ...but at least this many tiles (when the pass has them): the tiles are the GEMMs' rows,
+/// and a GEMM of a few rows wastes most of its 14-row microkernel.
+const MIN_BLOCK_TILES: usize = 16;
+
+/// Blocks a pass is cut into at least, where each can still have [`MIN_BLOCK_TILES`], so
+/// that both cores get work when a pass runs alone on the machine.
+const MIN_BLOCKS: usize = 2;
+
+/// Tile rows per block for `tile_rows` rows of `tw` tiles with `per_tile` bytes of
+/// transformed input and products each: blocks as equal as whole rows allow, by the shape
+/// alone (never the thread count).
+fn rows_per_block(tile_rows: usize, tw: usize, per_tile: usize) -> usize {
+    let max_tiles = TILES_PER_BLOCK.min(BLOCK_BYTES / per_tile.max(1)).max(MIN_BLOCK_TILES);
+    let max_rows = (max_tiles / tw).max(1);
+    let min_rows = MIN_BLOCK_TILES.div_ceil(tw);
+    let blocks = tile_rows.div_ceil(max_rows).max(MIN_BLOCKS.min(tile_rows / min_rows)).max(1);
+    tile_rows.div_ceil(blocks)
+}
 
 /// Whether Winograd F(M x M, 3 x 3) computes `c`: 3x3 filter, stride 1, dilation 1.
 pub(crate) fn applies(c: &Conv2d) -> bool {
@@ -61,10 +81,8 @@ fn run_forward<const M: usize>(
     assert!(x.len() >= g.n * g.h * g.w * g.cin, "winograd: input shorter than its geometry");
     let (cin, cout) = (g.cin, g.cout);
     // Blocks of whole tile rows; the output rows of consecutive tile rows are contiguous.
-    // At least MIN_BLOCKS blocks when there are enough tile rows, so that every core gets
-    // work (a fixed count: the split never depends on the number of threads).
     let tile_rows = g.n * th;
-    let rows_per_block = (TILES_PER_BLOCK / tw).min(tile_rows.div_ceil(MIN_BLOCKS)).max(1);
+    let rows_per_block = rows_per_block(tile_rows, tw, a * a * (cin + cout) * 4);
     let mut blocks = Vec::with_capacity(tile_rows.div_ceil(rows_per_block));
     let mut rest = y;
     for first in (0..tile_rows).step_by(rows_per_block) {
