@@ -101,7 +101,12 @@ fn run(u: &mut Unstructured) -> Result<()> {
         let (mut want, mut mag) = (vec![0.0; w.len()], vec![0.0; w.len()]);
         reference::conv2d_backward_filter(&c, &x, &dy, &mut want, None).expect("reference");
         reference::conv2d_backward_filter(&c, &abs(&x), &abs(&dy), &mut mag, None).expect("reference");
-        close(&dw, &want, &mag, c.pixels(), 0.0, "backward-filter");
+        let extra = match algo.resolve(&c, Pass::BackwardFilter, isa) {
+            ConvAlgo::Winograd2x3 => 8.0,
+            ConvAlgo::Winograd4x3 => 128.0,
+            _ => 0.0,
+        };
+        close(&dw, &want, &mag, c.pixels(), extra, "backward-filter");
     }
 
     // The fused kernel, where the convolution output holds a 2x2 window.
@@ -119,7 +124,13 @@ fn run(u: &mut Unstructured) -> Result<()> {
         let (mut mag, mut ma) = (vec![0.0; out], vec![0u32; out]);
         reference::conv_relu_maxpool_forward(&cp, &abs(&x), &abs(&w), Some(&abs(&b)), &mut mag, &mut ma)
             .expect("reference");
-        close(&yp, &want, &mag, c.kh() * c.kw() * c.cin(), 0.0, "fused forward");
+        // The fused forward runs the algorithm Auto picks for the plain forward.
+        let extra = match ConvAlgo::Auto.resolve(&c, Pass::Forward, isa) {
+            ConvAlgo::Winograd2x3 => 8.0,
+            ConvAlgo::Winograd4x3 => 128.0,
+            _ => 0.0,
+        };
+        close(&yp, &want, &mag, c.kh() * c.kw() * c.cin(), extra, "fused forward");
         let dyp = vals(u, out)?;
         let (mut dwf, mut dbf) = (vec![0.0; w.len()], vec![0.0; c.cout()]);
         conv_relu_maxpool_backward_filter(&Ctx::for_isa(isa), &cp, &x, &yp, &dyp, &a, &mut dwf, Some(&mut dbf), false)
