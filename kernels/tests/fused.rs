@@ -1,6 +1,7 @@
 //! The fused convolution + bias + ReLU + 2x2 max pooling against the reference composed of
-//! the naive convolution and pooling, on every available ISA; results independent of the
-//! thread count; bad input rejected.
+//! the naive convolution and pooling, on every available ISA and forward algorithm (direct,
+//! and Winograd's pooled output transform where it applies, with the convolution tests'
+//! Winograd allowance); results independent of the thread count; bad input rejected.
 //!
 //! Tolerances: a pooled output is the maximum of four convolution outputs (max and ReLU
 //! are 1-Lipschitz), so it is within the convolution's `(L + 2)·ε·Σ|terms|` bound of the
@@ -14,13 +15,15 @@ mod common;
 use common::{assert_close, fill, padding, EPS};
 use ember_kernels::conv::conv_relu_maxpool_backward_filter;
 use ember_kernels::conv::conv_relu_maxpool_forward;
-use ember_kernels::conv::{unpool_relu_grad, Conv2d, ConvReluPool, Padding};
+use ember_kernels::conv::{unpool_relu_grad, Conv2d, ConvAlgo, ConvReluPool, Padding, Pass};
 use ember_kernels::Ctx;
 use ember_kernels::{reference, Error, Isa};
 use proptest::prelude::*;
 
+/// A random fusable convolution; half of the cases are 3x3, stride 1, dilation 1 (the
+/// shapes Winograd computes).
 fn fused() -> impl Strategy<Value = ConvReluPool> {
-    (
+    let general = (
         (1usize..4, 2usize..15, 2usize..15, 1usize..20, 1usize..40),
         (prop::sample::select(vec![1usize, 2, 3, 5]), prop::sample::select(vec![1usize, 3])),
         (1usize..3, 1usize..3, 1usize..3),
@@ -29,7 +32,30 @@ fn fused() -> impl Strategy<Value = ConvReluPool> {
         .prop_filter_map("window larger than padded input", |((n, h, w, ci, co), (kh, kw), (sh, sw, d), p)| {
             let c = Conv2d::new([n, h, w, ci], [kh, kw, ci, co], (sh, sw), (d, 1), p).ok()?;
             ConvReluPool::new(c).ok()
-        })
+        });
+    let winograd = ((1usize..4, 2usize..15, 2usize..15, 1usize..20, 1usize..40), padding())
+        .prop_filter_map("window larger than padded input", |((n, h, w, ci, co), p)| {
+            ConvReluPool::new(Conv2d::simple([n, h, w, ci], [3, 3, ci, co], p).ok()?).ok()
+        });
+    prop_oneof![general, winograd]
+}
+
+/// The algorithms the forward can run (Auto resolves to one of the concrete ones).
+const ALGOS: [ConvAlgo; 4] = [ConvAlgo::Auto, ConvAlgo::Direct, ConvAlgo::Winograd2x3, ConvAlgo::Winograd4x3];
+
+/// Winograd's measured extra allowance, in units of ε·M (as in the convolution tests).
+fn extra(algo: ConvAlgo) -> usize {
+    match algo {
+        ConvAlgo::Winograd2x3 => 8,
+        ConvAlgo::Winograd4x3 => 128,
+        _ => 0,
+    }
+}
+
+/// `(terms + 2)·ε·mag[i] + extra·ε·max(mag)` per element.
+fn tol(mag: &[f32], terms: usize, extra: usize) -> Vec<f64> {
+    let floor = extra as f64 * EPS * mag.iter().fold(0f64, |m, &v| m.max(f64::from(v)));
+    mag.iter().map(|&m| (terms as f64 + 2.0) * EPS * f64::from(m) + floor + 1e-30).collect()
 }
 
 fn len(shape: [usize; 4]) -> usize {
@@ -54,25 +80,34 @@ fn check(cp: &ConvReluPool, seed: u64) {
     reference::conv2d_forward(c, &x, &w, Some(&b), true, &mut conv_ref).unwrap();
     let (mut mag, mut unused) = (vec![0.0; out], vec![0u32; out]);
     reference::conv_relu_maxpool_forward(cp, &abs(&x), &abs(&w), Some(&abs(&b)), &mut mag, &mut unused).unwrap();
-    let tol: Vec<f64> = mag.iter().map(|&m| (c.patch_len() as f64 + 2.0) * EPS * f64::from(m) + 1e-30).collect();
     let img_conv = c.ho() * c.wo() * c.cout();
     let [_, hp, wp, _] = cp.output_shape();
 
     for isa in Isa::available() {
+        for algo in ALGOS.into_iter().filter(|a| a.supports(c, Pass::Forward)) {
+            let (mut y, mut a) = (vec![f32::NAN; out], vec![u32::MAX; out]);
+            let ctx = Ctx::for_isa(isa).with_algo(algo);
+            conv_relu_maxpool_forward(&ctx, cp, &x, &w, Some(&b), &mut y, &mut a).unwrap();
+            let tol = tol(&mag, c.patch_len(), extra(algo.resolve(c, Pass::Forward, isa)));
+            assert_close(&y, &y_ref, &tol, &format!("fused forward {isa} {algo:?} {c:?}"));
+            for (o, &ai) in a.iter().enumerate() {
+                let (n, ch, pix) = (o / (hp * wp * c.cout()), o % c.cout(), (o / c.cout()) % (hp * wp));
+                let (oy, ox, ach) =
+                    (ai as usize / c.cout() / c.wo(), ai as usize / c.cout() % c.wo(), ai as usize % c.cout());
+                assert!(
+                    ach == ch && oy / 2 == pix / wp && ox / 2 == pix % wp,
+                    "{isa} {algo:?}: argmax {ai} of output {o} is outside its window"
+                );
+                let v = f64::from(conv_ref[n * img_conv + ai as usize]);
+                assert!(
+                    v >= f64::from(y_ref[o]) - 2.0 * tol[o],
+                    "{isa} {algo:?}: argmax {ai} of output {o} is not a maximum"
+                );
+            }
+        }
+        // The backward passes below start from the default algorithm's forward.
         let (mut y, mut a) = (vec![f32::NAN; out], vec![u32::MAX; out]);
         conv_relu_maxpool_forward(&Ctx::for_isa(isa), cp, &x, &w, Some(&b), &mut y, &mut a).unwrap();
-        assert_close(&y, &y_ref, &tol, &format!("fused forward {isa} {c:?}"));
-        for (o, &ai) in a.iter().enumerate() {
-            let (n, ch, pix) = (o / (hp * wp * c.cout()), o % c.cout(), (o / c.cout()) % (hp * wp));
-            let (oy, ox, ach) =
-                (ai as usize / c.cout() / c.wo(), ai as usize / c.cout() % c.wo(), ai as usize % c.cout());
-            assert!(
-                ach == ch && oy / 2 == pix / wp && ox / 2 == pix % wp,
-                "{isa}: argmax {ai} of output {o} is outside its window"
-            );
-            let v = f64::from(conv_ref[n * img_conv + ai as usize]);
-            assert!(v >= f64::from(y_ref[o]) - 2.0 * tol[o], "{isa}: argmax {ai} of output {o} is not a maximum");
-        }
 
         let (mut dw_ref, mut db_ref) = (vec![0.0; w.len()], vec![0.0; c.cout()]);
         reference::conv_relu_maxpool_backward_filter(cp, &x, &y, &dy, &a, &mut dw_ref, Some(&mut db_ref)).unwrap();
@@ -127,6 +162,17 @@ fn seed_model_layer_matches_reference() {
 }
 
 #[test]
+fn convnet_layer_matches_reference() {
+    // keras.io's convnet's second layer at one part of 8 samples: 13x13x32, 3x3x32x64,
+    // valid (11x11 output, pooled to 5x5: an odd last row and column dropped), which Auto
+    // runs with Winograd F(4x4).
+    let c = Conv2d::simple([8, 13, 13, 32], [3, 3, 32, 64], Padding::Valid).unwrap();
+    let cp = ConvReluPool::new(c).unwrap();
+    assert_eq!(cp.output_shape(), [8, 5, 5, 64]);
+    check(&cp, 11);
+}
+
+#[test]
 fn results_do_not_depend_on_thread_count() {
     let c = Conv2d::simple([9, 12, 11, 3], [3, 3, 3, 20], Padding::Same).unwrap();
     let cp = ConvReluPool::new(c).unwrap();
@@ -136,11 +182,12 @@ fn results_do_not_depend_on_thread_count() {
     let out = len(cp.output_shape());
     let dy = fill(4, out);
     for isa in Isa::available() {
-        let run = |threads: usize| {
+        let run = |threads: usize, algo: ConvAlgo| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             pool.install(|| {
                 let (mut y, mut a) = (vec![0.0; out], vec![0u32; out]);
-                conv_relu_maxpool_forward(&Ctx::for_isa(isa), &cp, &x, &w, Some(&b), &mut y, &mut a).unwrap();
+                let ctx = Ctx::for_isa(isa).with_algo(algo);
+                conv_relu_maxpool_forward(&ctx, &cp, &x, &w, Some(&b), &mut y, &mut a).unwrap();
                 let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; c.cout()]);
                 conv_relu_maxpool_backward_filter(
                     &Ctx::for_isa(isa),
@@ -157,9 +204,11 @@ fn results_do_not_depend_on_thread_count() {
                 (y, a, dw, db)
             })
         };
-        let one = run(1);
-        for t in [2, 3] {
-            assert!(run(t) == one, "{isa}: {t} threads differ from 1");
+        for algo in [ConvAlgo::Direct, ConvAlgo::Winograd2x3, ConvAlgo::Winograd4x3] {
+            let one = run(1, algo);
+            for t in [2, 3] {
+                assert!(run(t, algo) == one, "{isa} {algo:?}: {t} threads differ from 1");
+            }
         }
     }
 }
@@ -175,6 +224,13 @@ fn fused_rejects_bad_input() {
     let (mut y, mut a) = (vec![0.0; 2 * 4 * 4], vec![0u32; 2 * 4 * 4]);
     let isa = Isa::Scalar;
     let bad = |r: ember_kernels::Result<()>| matches!(r, Err(Error::ShapeMismatch { .. }));
+    // Winograd forced on a convolution it does not compute (stride 2).
+    let s2 = ConvReluPool::new(Conv2d::new([1, 9, 9, 2], [3, 3, 2, 4], (2, 2), (1, 1), Padding::Valid).unwrap());
+    let s2 = s2.unwrap();
+    let (mut y2, mut a2) = (vec![0.0; 16], vec![0u32; 16]);
+    let forced = Ctx::for_isa(isa).with_algo(ConvAlgo::Winograd4x3);
+    let r = conv_relu_maxpool_forward(&forced, &s2, &vec![0.0; 162], &w, None, &mut y2, &mut a2);
+    assert!(matches!(r, Err(Error::InvalidArgument(_))), "{r:?}");
     assert!(bad(conv_relu_maxpool_forward(&Ctx::for_isa(isa), &cp, &x[1..], &w, None, &mut y, &mut a)));
     assert!(bad(conv_relu_maxpool_forward(&Ctx::for_isa(isa), &cp, &x, &w[1..], None, &mut y, &mut a)));
     assert!(bad(conv_relu_maxpool_forward(&Ctx::for_isa(isa), &cp, &x, &w, Some(&[0.0; 3]), &mut y, &mut a)));

@@ -1,6 +1,10 @@
 //! Convolution + bias + ReLU + 2x2/2 max pooling as one kernel (`f32-cbrp-2x2-*`), forward
 //! and backward-filter.
 //!
+//! The forward runs the algorithm the plain forward would ([`ConvAlgo::resolve`] of the
+//! context's choice): Winograd with its pooled output transform (`winograd/pooled.rs`), or
+//! the direct kernel below.
+//!
 //! Forward: for each pooled output pixel, the four convolution outputs under its window are
 //! computed in registers (four pixels x a block of output channels), biased, clamped and
 //! reduced to their maximum before anything is stored: the full-resolution activation never
@@ -19,7 +23,7 @@
 //! all four are clamped to 0 (no gradient flows) it names the largest pre-activation.
 
 use super::pad::{forward_placement, with_placed, Src};
-use super::Conv2d;
+use super::{winograd, Conv2d, ConvAlgo, Pass};
 use crate::arch::simd::{lanes, simd_dispatch, F32x};
 use crate::arch::Isa;
 pub use crate::desc::ConvReluPool;
@@ -100,6 +104,18 @@ pub fn conv_relu_maxpool_forward(
     let img_out = cp.pool.ho * cp.pool.wo * c.cout;
     if img_out == 0 || c.n == 0 {
         return Ok(());
+    }
+    // Winograd pools its output tiles in registers too (its 2x2 and 4x4 tiles hold whole
+    // windows); it runs where the plain forward would run it.
+    match ctx.algo.resolve(c, Pass::Forward, isa) {
+        ConvAlgo::Winograd4x3 if winograd::applies(c) => {
+            return winograd::forward_pooled::<4>(isa, c, x, w, bias, y, argmax);
+        }
+        ConvAlgo::Winograd2x3 if winograd::applies(c) => {
+            return winograd::forward_pooled::<2>(isa, c, x, w, bias, y, argmax);
+        }
+        algo @ (ConvAlgo::Winograd4x3 | ConvAlgo::Winograd2x3) => algo.check(c, Pass::Forward)?,
+        _ => {}
     }
     let nb = block_vectors(isa, c.cout);
     let coutp = c.cout.next_multiple_of(nb * lanes(isa));

@@ -13,6 +13,7 @@
 //! split blocks and a block's arithmetic never depends on the split (bit-identical results
 //! for any thread count).
 
+mod pooled;
 mod transform;
 mod wgrad;
 
@@ -24,6 +25,7 @@ use crate::arch::Isa;
 use crate::error::Result;
 use crate::gemm::{sgemm_threads, Epilogue, MatMut, MatRef, Rhs};
 use crate::scratch::{with_scratch, Slot};
+use pooled::PoolGrid;
 use rayon::prelude::*;
 use transform::Tiles;
 
@@ -53,7 +55,7 @@ fn rows_per_block(tile_rows: usize, tw: usize, per_tile: usize) -> usize {
     let max_rows = (max_tiles / tw).max(1);
     let min_rows = MIN_BLOCK_TILES.div_ceil(tw);
     let blocks = tile_rows.div_ceil(max_rows).max(MIN_BLOCKS.min(tile_rows / min_rows)).max(1);
-    tile_rows.div_ceil(blocks)
+    tile_rows.div_ceil(blocks).max(1)
 }
 
 /// Whether Winograd F(M x M, 3 x 3) computes `c`: 3x3 filter, stride 1, dilation 1.
@@ -61,37 +63,71 @@ pub(crate) fn applies(c: &Conv2d) -> bool {
     (c.kh, c.kw, c.sh, c.sw, c.dh, c.dw) == (3, 3, 1, 1, 1, 1)
 }
 
-/// `y = relu?(conv(x, w) + bias)` for geometry `g` (3x3, stride 1), with `x` (`[n, g.h, g.w,
+/// Where a forward pass writes: the convolution output `[n, ho, wo, cout]` (after bias and
+/// an optional ReLU), or its ReLU'd 2x2/2 max pooling `[n, hp, wp, cout]` with the argmax of
+/// every pooled value (see [`pooled`]).
+enum Sink<'a> {
+    Full { y: &'a mut [f32], relu: bool },
+    Pooled { y: &'a mut [f32], argmax: &'a mut [u32], grid: PoolGrid },
+}
+
+/// One block's part of a [`Sink`]: the rows its tile rows write.
+enum BlockSink<'a> {
+    Full(&'a mut [f32]),
+    Pooled(&'a mut [f32], &'a mut [u32]),
+}
+
+/// The forward of geometry `g` (3x3, stride 1) into `sink`, with `x` (`[n, g.h, g.w,
 /// g.cin]`) at `(top, left)` of the zero canvas (its padding; read in place).
-#[allow(clippy::too_many_arguments)]
 fn run_forward<const M: usize>(
     isa: Isa,
     g: &Conv2d,
     (x, top, left): (&[f32], isize, isize),
     w: &[f32],
     bias: Option<&[f32]>,
-    relu: bool,
-    y: &mut [f32],
+    sink: Sink<'_>,
 ) -> Result<()> {
     let a = M + 2;
     let (th, tw) = (g.ho.div_ceil(M), g.wo.div_ceil(M));
-    if y.is_empty() {
-        return Ok(());
-    }
-    assert!(x.len() >= g.n * g.h * g.w * g.cin, "winograd: input shorter than its geometry");
     let (cin, cout) = (g.cin, g.cout);
     // Blocks of whole tile rows; the output rows of consecutive tile rows are contiguous.
     let tile_rows = g.n * th;
     let rows_per_block = rows_per_block(tile_rows, tw, a * a * (cin + cout) * 4);
+    let firsts = (0..tile_rows).step_by(rows_per_block).map(|first| (first, rows_per_block.min(tile_rows - first)));
+    // The rows (full or pooled) of the output that tile row `tr` writes.
+    let full_rows = |tr: usize| M.min(g.ho - tr % th * M);
     let mut blocks = Vec::with_capacity(tile_rows.div_ceil(rows_per_block));
-    let mut rest = y;
-    for first in (0..tile_rows).step_by(rows_per_block) {
-        let count = rows_per_block.min(tile_rows - first);
-        let out_rows: usize = (first..first + count).map(|tr| M.min(g.ho - tr % th * M)).sum();
-        let (head, tail) = rest.split_at_mut(out_rows * g.wo * cout);
-        blocks.push((first, count, head));
-        rest = tail;
-    }
+    let (relu, grid, chan) = match sink {
+        Sink::Full { y, relu } => {
+            if y.is_empty() {
+                return Ok(());
+            }
+            let mut rest = y;
+            for (first, count) in firsts {
+                let rows: usize = (first..first + count).map(full_rows).sum();
+                let (head, tail) = rest.split_at_mut(rows * g.wo * cout);
+                blocks.push((first, count, BlockSink::Full(head)));
+                rest = tail;
+            }
+            (relu, None, Vec::new())
+        }
+        Sink::Pooled { y, argmax, grid } => {
+            if y.is_empty() {
+                return Ok(());
+            }
+            let pooled_rows = |tr: usize| (M / 2).min(grid.hp.saturating_sub(tr % th * M / 2));
+            let (mut rest_y, mut rest_a) = (y, argmax);
+            for (first, count) in firsts {
+                let len = (first..first + count).map(pooled_rows).sum::<usize>() * grid.wp * cout;
+                let (hy, ty) = rest_y.split_at_mut(len);
+                let (ha, ta) = rest_a.split_at_mut(len);
+                blocks.push((first, count, BlockSink::Pooled(hy, ha)));
+                (rest_y, rest_a) = (ty, ta);
+            }
+            (true, Some(grid), (0..cout).map(|c| c as f32).collect())
+        }
+    };
+    assert!(x.len() >= g.n * g.h * g.w * g.cin, "winograd: input shorter than its geometry");
     with_scratch(Slot::Filter, a * a * cin * cout, |u| {
         // The transformed filter is [cin][α²][cout], one slab per input channel (in parallel).
         u.par_chunks_mut(a * a * cout).enumerate().for_each(|(ci, slab)| {
@@ -125,9 +161,20 @@ fn run_forward<const M: usize>(
                         )?;
                     }
                     let out = Tiles { h: g.ho, w: g.wo, c: cout, top: 0, left: 0, ..tiles };
-                    // SAFETY: m holds α²·t·cout floats; yb is exactly the output rows of
-                    // this block's tile rows; bias has cout floats (checked by the caller).
-                    unsafe { transform::output::<M>(isa, m, &out, bias.unwrap_or(&[]), relu, yb) };
+                    let bias = bias.unwrap_or(&[]);
+                    // SAFETY: m holds α²·t·cout floats; the block's sink is exactly the
+                    // (full or pooled) output rows of its tile rows; bias and chan have
+                    // cout floats (checked by the caller); M is even for a pooled sink and
+                    // ho·wo·cout < 2^24 (`ConvReluPool`).
+                    unsafe {
+                        match (yb, grid.as_ref()) {
+                            (BlockSink::Full(yb), _) => transform::output::<M>(isa, m, &out, bias, relu, yb),
+                            (BlockSink::Pooled(yb, ab), Some(grid)) => {
+                                pooled::output_pooled::<M>(isa, m, &out, grid, bias, &chan, (yb, ab))
+                            }
+                            (BlockSink::Pooled(..), None) => unreachable!("a pooled block has its grid"),
+                        }
+                    }
                     Ok(())
                 })
             })
@@ -145,7 +192,26 @@ pub(crate) fn forward<const M: usize>(
     relu: bool,
     y: &mut [f32],
 ) -> Result<()> {
-    run_forward::<M>(isa, c, (x, c.pad_top as isize, c.pad_left as isize), w, bias, relu, y)
+    run_forward::<M>(isa, c, (x, c.pad_top as isize, c.pad_left as isize), w, bias, Sink::Full { y, relu })
+}
+
+/// `y = maxpool2x2(relu(conv(x, w) + bias))` with the argmax of every pooled output
+/// (`y`, `argmax`: `[n, ho / 2, wo / 2, cout]`), with F(M x M, 3 x 3), `M` even. The caller
+/// checked [`applies`] and the lengths, and that `ho * wo * cout < 2^24`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_pooled<const M: usize>(
+    isa: Isa,
+    c: &Conv2d,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    argmax: &mut [u32],
+) -> Result<()> {
+    const { assert!(M.is_multiple_of(2), "pooling windows tile only even tiles") };
+    let grid = PoolGrid { hp: c.ho / 2, wp: c.wo / 2 };
+    let sink = Sink::Pooled { y, argmax, grid };
+    run_forward::<M>(isa, c, (x, c.pad_top as isize, c.pad_left as isize), w, bias, sink)
 }
 
 /// Backward-data with F(M x M, 3 x 3): the forward of the transposed problem. The caller
@@ -154,6 +220,6 @@ pub(crate) fn backward_data<const M: usize>(isa: Isa, c: &Conv2d, dy: &[f32], w:
     let (g, pl) = transposed(c, c.h.div_ceil(M) * M, c.w.div_ceil(M) * M);
     with_scratch(Slot::Flipped, w.len(), |wf| {
         flip_filter(c, w, wf);
-        run_forward::<M>(isa, &g, (dy, pl.top, pl.left), wf, None, false, dx)
+        run_forward::<M>(isa, &g, (dy, pl.top, pl.left), wf, None, Sink::Full { y: dx, relu: false })
     })
 }

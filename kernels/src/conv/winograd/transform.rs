@@ -33,7 +33,7 @@ unsafe fn bt<V: F32x, const M: usize>(d: [V; 6]) -> [V; 6] {
 
 /// `Aᵀ m` for one column: `M` outputs from `α` products (the rest of the array is unused).
 #[inline(always)]
-unsafe fn at<V: F32x, const M: usize>(m: [V; 6]) -> [V; 6] {
+pub(super) unsafe fn at<V: F32x, const M: usize>(m: [V; 6]) -> [V; 6] {
     // SAFETY: arithmetic only.
     unsafe {
         if M == 2 {

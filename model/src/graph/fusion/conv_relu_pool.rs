@@ -1,6 +1,7 @@
 //! Rule: `Conv2D(relu)` whose only consumer is a 2x2/2 VALID `MaxPooling2D` runs as one
-//! kernel (`ember_kernels::conv::conv_relu_maxpool_*`): the full-resolution activation is
-//! never stored, and backward starts from the pooled gradient.
+//! kernel (`ember_kernels::conv::conv_relu_maxpool_*`, with the algorithm the layer's plain
+//! forward would run: Winograd pools its output tiles, direct its output pixels): the
+//! full-resolution activation is never stored, and backward starts from the pooled gradient.
 
 use crate::error::Result;
 use crate::graph::plan::{Op, Planned};
