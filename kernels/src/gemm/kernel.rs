@@ -143,18 +143,27 @@ const PACK_A_COST: usize = 20;
 /// [`select_from`] over unpacked kernels, counting the packing of A that a kernel with more
 /// than one column panel pays for.
 pub(crate) fn select_nopack(ks: &'static [MicroKernel], m: usize, n: usize) -> &'static MicroKernel {
-    let (m, n) = (m.max(1), n.max(1));
-    let cost = |k: &MicroKernel| {
-        let pack = if n > k.nr { m.div_ceil(k.mr) * k.mr * PACK_A_COST } else { 0 };
-        padded_cost(m, n, k) + pack
-    };
-    let mut best = &ks[0];
-    for k in &ks[1..] {
-        if cost(k) < cost(best) {
-            best = k;
-        }
+    // Winograd runs thousands of same-shaped small products per pass, where the cost model's
+    // integer divisions showed up at 1% of a training step: the last choice of each thread
+    // is kept.
+    thread_local! {
+        static LAST: std::cell::Cell<(usize, usize, usize, usize)> = const { std::cell::Cell::new((0, 0, 0, 0)) };
     }
-    best
+    let key = ks.as_ptr() as usize;
+    let (k0, m0, n0, i0) = LAST.get();
+    if (k0, m0, n0) == (key, m, n) {
+        return &ks[i0];
+    }
+    let (mm, nn) = (m.max(1), n.max(1));
+    let cost = |k: &MicroKernel| {
+        let pack = if nn > k.nr { mm.div_ceil(k.mr) * k.mr * PACK_A_COST } else { 0 };
+        padded_cost(mm, nn, k) + pack
+    };
+    let costs = ks.iter().map(cost);
+    // The first of equally cheap kernels (the table's order is its preference).
+    let best = costs.enumerate().fold((0, usize::MAX), |b, (i, c)| if c < b.1 { (i, c) } else { b }).0;
+    LAST.set((key, m, n, best));
+    &ks[best]
 }
 
 #[cfg(test)]
