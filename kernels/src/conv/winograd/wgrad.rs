@@ -216,7 +216,10 @@ pub(crate) fn backward_filter<const M: usize>(
                                 MatMut::row_major(&mut du[pos * cin * cout..][..cin * cout], cin, cout)?,
                                 Epilogue::NONE,
                                 1,
-                                false,
+                                // Unpacked kernels: each product is small (the tiles are its
+                                // depth) and A and B are strided views that packing would
+                                // copy in short runs.
+                                true,
                             )?;
                         }
                         Ok(())
