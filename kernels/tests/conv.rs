@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::{assert_close, fill, padding, EPS};
+use common::{assert_close, fill, padding, tol, winograd_extra, EPS};
 use ember_kernels::conv::{
     conv2d_backward_data, conv2d_backward_filter, conv2d_forward, Conv2d, ConvAlgo, Padding, Pass,
 };
@@ -36,11 +36,7 @@ const ALGOS: [ConvAlgo; 6] = [
 
 /// The measured extra allowance K of `algo` (see the module docs), in units of ε·M.
 fn extra(algo: ConvAlgo, c: &Conv2d, pass: Pass, isa: Isa) -> usize {
-    match algo.resolve(c, pass, isa) {
-        ConvAlgo::Winograd2x3 => 8,
-        ConvAlgo::Winograd4x3 => 128,
-        _ => 0,
-    }
+    winograd_extra(algo.resolve(c, pass, isa))
 }
 
 /// A random valid descriptor: N 1..3, H, W 1..12, C 1..40 (across the 4-, 8- and 16-lane
@@ -69,12 +65,6 @@ fn conv() -> impl Strategy<Value = Conv2d> {
 
 fn abs(v: &[f32]) -> Vec<f32> {
     v.iter().map(|x| x.abs()).collect()
-}
-
-/// `(terms + 2)·ε·mag[i] + extra·ε·max(mag)` per element.
-fn tol(mag: &[f32], terms: usize, extra: usize) -> Vec<f64> {
-    let floor = extra as f64 * EPS * mag.iter().fold(0f64, |m, &v| m.max(f64::from(v)));
-    mag.iter().map(|&m| (terms as f64 + 2.0) * EPS * f64::from(m) + floor + 1e-30).collect()
 }
 
 fn len(shape: [usize; 4]) -> usize {

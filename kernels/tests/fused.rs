@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{assert_close, fill, padding, EPS};
+use common::{assert_close, fill, padding, tol, winograd_extra, EPS};
 use ember_kernels::conv::conv_relu_maxpool_backward_filter;
 use ember_kernels::conv::conv_relu_maxpool_forward;
 use ember_kernels::conv::{unpool_relu_grad, Conv2d, ConvAlgo, ConvReluPool, Padding, Pass};
@@ -42,21 +42,6 @@ fn fused() -> impl Strategy<Value = ConvReluPool> {
 
 /// The algorithms the forward can run (Auto resolves to one of the concrete ones).
 const ALGOS: [ConvAlgo; 4] = [ConvAlgo::Auto, ConvAlgo::Direct, ConvAlgo::Winograd2x3, ConvAlgo::Winograd4x3];
-
-/// Winograd's measured extra allowance, in units of ε·M (as in the convolution tests).
-fn extra(algo: ConvAlgo) -> usize {
-    match algo {
-        ConvAlgo::Winograd2x3 => 8,
-        ConvAlgo::Winograd4x3 => 128,
-        _ => 0,
-    }
-}
-
-/// `(terms + 2)·ε·mag[i] + extra·ε·max(mag)` per element.
-fn tol(mag: &[f32], terms: usize, extra: usize) -> Vec<f64> {
-    let floor = extra as f64 * EPS * mag.iter().fold(0f64, |m, &v| m.max(f64::from(v)));
-    mag.iter().map(|&m| (terms as f64 + 2.0) * EPS * f64::from(m) + floor + 1e-30).collect()
-}
 
 fn len(shape: [usize; 4]) -> usize {
     shape.iter().product()
@@ -88,7 +73,7 @@ fn check(cp: &ConvReluPool, seed: u64) {
             let (mut y, mut a) = (vec![f32::NAN; out], vec![u32::MAX; out]);
             let ctx = Ctx::for_isa(isa).with_algo(algo);
             conv_relu_maxpool_forward(&ctx, cp, &x, &w, Some(&b), &mut y, &mut a).unwrap();
-            let tol = tol(&mag, c.patch_len(), extra(algo.resolve(c, Pass::Forward, isa)));
+            let tol = tol(&mag, c.patch_len(), winograd_extra(algo.resolve(c, Pass::Forward, isa)));
             assert_close(&y, &y_ref, &tol, &format!("fused forward {isa} {algo:?} {c:?}"));
             for (o, &ai) in a.iter().enumerate() {
                 let (n, ch, pix) = (o / (hp * wp * c.cout()), o % c.cout(), (o / c.cout()) % (hp * wp));

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests: operand generation and error bounds.
 #![allow(dead_code)]
 
-use ember_kernels::conv::Padding;
+use ember_kernels::conv::{ConvAlgo, Padding};
 use proptest::prelude::*;
 
 /// Unit roundoff bound used by every tolerance: f32 machine epsilon (2^-23).
@@ -55,4 +55,22 @@ pub fn padding() -> impl Strategy<Value = Padding> {
             right
         }),
     ]
+}
+
+/// Winograd's measured extra allowance for the concrete algorithm `algo`, in units of ε·M
+/// (M the largest Σ|terms| of the tensor): 4x the worst error `winograd_error` measures,
+/// rounded up to a power of two (see the convolution tests' module docs); 0 otherwise.
+pub fn winograd_extra(algo: ConvAlgo) -> usize {
+    match algo {
+        ConvAlgo::Winograd2x3 => 8,
+        ConvAlgo::Winograd4x3 => 128,
+        _ => 0,
+    }
+}
+
+/// `(terms + 2)·ε·mag[i] + extra·ε·max(mag)` per element: an f32 sum of `terms` products
+/// with magnitudes `mag`, plus an algorithm's extra allowance.
+pub fn tol(mag: &[f32], terms: usize, extra: usize) -> Vec<f64> {
+    let floor = extra as f64 * EPS * mag.iter().fold(0f64, |m, &v| m.max(f64::from(v)));
+    mag.iter().map(|&m| (terms as f64 + 2.0) * EPS * f64::from(m) + floor + 1e-30).collect()
 }
