@@ -29,6 +29,16 @@ fn close(got: &[f32], want: &[f32], mag: &[f32], terms: usize, extra: f64, what:
     }
 }
 
+/// Winograd's measured extra allowance (as in the tests), in units of ε·M, for the algorithm
+/// `algo` runs for `pass` of `c`.
+fn winograd_extra(algo: ConvAlgo, c: &Conv2d, pass: Pass, isa: Isa) -> f64 {
+    match algo.resolve(c, pass, isa) {
+        ConvAlgo::Winograd2x3 => 8.0,
+        ConvAlgo::Winograd4x3 => 128.0,
+        _ => 0.0,
+    }
+}
+
 fn run(u: &mut Unstructured) -> Result<()> {
     let input = [
         u.int_in_range(0..=3usize)?,
@@ -58,11 +68,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
     let (x, w, b) = (vals(u, len(c.input_shape()))?, vals(u, len(c.filter_shape()))?, vals(u, c.cout())?);
     let dy = vals(u, len(c.output_shape()))?;
     let opts = Ctx { algo, isa };
-    let extra = match algo.resolve(&c, Pass::Forward, isa) {
-        ConvAlgo::Winograd2x3 => 8.0,
-        ConvAlgo::Winograd4x3 => 128.0,
-        _ => 0.0,
-    };
+    let extra = winograd_extra(algo, &c, Pass::Forward, isa);
     let usable = isa.is_available();
 
     let mut y = vec![0.0; dy.len()];
@@ -85,11 +91,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
         let (mut want, mut mag) = (vec![0.0; x.len()], vec![0.0; x.len()]);
         reference::conv2d_backward_data(&c, &dy, &w, &mut want).expect("reference");
         reference::conv2d_backward_data(&c, &abs(&dy), &abs(&w), &mut mag).expect("reference");
-        let extra = match algo.resolve(&c, Pass::BackwardData, isa) {
-            ConvAlgo::Winograd2x3 => 8.0,
-            ConvAlgo::Winograd4x3 => 128.0,
-            _ => 0.0,
-        };
+        let extra = winograd_extra(algo, &c, Pass::BackwardData, isa);
         close(&dx, &want, &mag, c.kh() * c.kw() * c.cout(), extra, "backward-data");
     }
     let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; c.cout()]);
@@ -101,11 +103,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
         let (mut want, mut mag) = (vec![0.0; w.len()], vec![0.0; w.len()]);
         reference::conv2d_backward_filter(&c, &x, &dy, &mut want, None).expect("reference");
         reference::conv2d_backward_filter(&c, &abs(&x), &abs(&dy), &mut mag, None).expect("reference");
-        let extra = match algo.resolve(&c, Pass::BackwardFilter, isa) {
-            ConvAlgo::Winograd2x3 => 8.0,
-            ConvAlgo::Winograd4x3 => 128.0,
-            _ => 0.0,
-        };
+        let extra = winograd_extra(algo, &c, Pass::BackwardFilter, isa);
         close(&dw, &want, &mag, c.pixels(), extra, "backward-filter");
     }
 
@@ -125,11 +123,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
         reference::conv_relu_maxpool_forward(&cp, &abs(&x), &abs(&w), Some(&abs(&b)), &mut mag, &mut ma)
             .expect("reference");
         // The fused forward runs the algorithm Auto picks for the plain forward.
-        let extra = match ConvAlgo::Auto.resolve(&c, Pass::Forward, isa) {
-            ConvAlgo::Winograd2x3 => 8.0,
-            ConvAlgo::Winograd4x3 => 128.0,
-            _ => 0.0,
-        };
+        let extra = winograd_extra(ConvAlgo::Auto, &c, Pass::Forward, isa);
         close(&yp, &want, &mag, c.kh() * c.kw() * c.cin(), extra, "fused forward");
         let dyp = vals(u, out)?;
         let (mut dwf, mut dbf) = (vec![0.0; w.len()], vec![0.0; c.cout()]);
