@@ -4,9 +4,16 @@
 //! (`auto` is what the model runs), the fused conv+ReLU+2x2-pool step where the network
 //! has one, and the dense layers. Throughput is the direct-count FLOPs (read "Gelem/s" as
 //! GFLOP/s); the FMA peak at one thread is printed first, measured in the same process.
+//!
+//! Groups `batchnorm_1t` and `batchnorm_2t`: the residual network's batch normalizations,
+//! which run over the whole batch (batch statistics couple the samples), each pass with the
+//! ReLU the network fuses after them. Throughput is the bytes each pass must move at least
+//! (read and written once), against the memory bandwidth `peak` measures.
 
+use criterion::Throughput;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ember_benches::{bench_isa, fill, flops, pool};
+use ember_kernels::batchnorm::{batch_norm_apply, batch_norm_backward, batch_norm_moments, BatchNormSaved};
 use ember_kernels::conv::{
     conv2d_backward_data, conv2d_backward_filter, conv2d_forward, conv_relu_maxpool_backward_filter,
     conv_relu_maxpool_forward, Conv2d, ConvAlgo, ConvReluPool, Padding, Pass,
@@ -115,5 +122,46 @@ fn layers(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, layers);
+/// (layer, rows of one batch of 128, channels)
+const BATCH_NORMS: [(&str, usize, usize); 2] =
+    [("resnet_28x28x32", 128 * 28 * 28, 32), ("resnet_14x14x64", 128 * 14 * 14, 64)];
+
+fn batch_norms(c: &mut Criterion) {
+    let ctx = Ctx::for_isa(bench_isa());
+    for threads in [1, 2] {
+        let pool = pool(threads);
+        let mut g = c.benchmark_group(format!("batchnorm_{threads}t"));
+        g.sample_size(20).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
+        for (name, rows, ch) in BATCH_NORMS {
+            let (x, dy) = (fill(1, rows * ch), fill(2, rows * ch));
+            let (scale, shift, gamma) = (fill(3, ch), fill(4, ch), vec![1.0f32; ch]);
+            let (mut mean, mut var, mut inv) = (vec![0.0; ch], vec![0.0; ch], vec![1.0; ch]);
+            let (mut y, mut dx, mut dg, mut db) =
+                (vec![0.0; x.len()], vec![0.0; x.len()], vec![0.0; ch], vec![0.0; ch]);
+            let bytes = |tensors: u64| Throughput::Bytes(tensors * 4 * x.len() as u64);
+            g.throughput(bytes(1));
+            g.bench_function(BenchmarkId::new("moments", name), |bch| {
+                pool.install(|| bch.iter(|| batch_norm_moments(&ctx, &x, ch, &mut mean, &mut var).unwrap()))
+            });
+            g.throughput(bytes(2));
+            g.bench_function(BenchmarkId::new("apply_relu", name), |bch| {
+                pool.install(|| bch.iter(|| batch_norm_apply(&ctx, &x, &scale, &shift, true, &mut y).unwrap()))
+            });
+            inv.iter_mut().zip(&var).for_each(|(i, v)| *i = 1.0 / (v + 1e-3).sqrt());
+            let saved =
+                BatchNormSaved { x: &x, mean: &mean, inv_std: &inv, gamma: &gamma, relu: Some((&scale, &shift)) };
+            g.throughput(bytes(3));
+            g.bench_function(BenchmarkId::new("backward_relu", name), |bch| {
+                pool.install(|| {
+                    bch.iter(|| {
+                        batch_norm_backward(&ctx, saved, &dy, Some(&mut dx), (&mut dg, &mut db), false).unwrap()
+                    })
+                })
+            });
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, layers, batch_norms);
 criterion_main!(benches);

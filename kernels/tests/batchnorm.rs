@@ -1,9 +1,9 @@
 //! Batch normalization against the f64 reference on every ISA this CPU has, alone and
 //! fused with a following ReLU, and thread-count independence.
 //!
-//! Tolerance: moments and sums are accumulated in compensated f32 over 16 rows, then in f64,
-//! and rounded once, so the mean and variance are within an ulp or two of the exact values;
-//! `y` and `dx` are a few f32
+//! Tolerance: moments (one pass, shifted by the mean of the first rows) and sums are
+//! accumulated in compensated f32 over 128 rows, then in f64, and rounded once, so the mean
+//! and variance are within an ulp or two of the exact values; `y` and `dx` are a few f32
 //! operations on them: 16 ulps of the largest magnitude involved (for `y`, of its terms
 //! `x s` and `β - μ s`; for `dx`, of `γ/√(σ²+ε) · (|dy| + |mean dy| + |x̂ mean(dy x̂)|)`;
 //! both cancel).
@@ -101,6 +101,25 @@ fn shapes_of_the_residual_network() {
     check(1, 3, 3);
     // Wider than one window of channels on every ISA, and a tail.
     check(40, 2 * 8 * 16 + 5, 4);
+}
+
+/// The moments take one pass of sums shifted by an estimate of the mean: with a mean 10^6
+/// standard deviations from 0 the unshifted `E[x²] - E[x]²` would lose every digit.
+#[test]
+fn moments_of_a_large_mean_and_a_small_spread() {
+    let (rows, c) = (5000, 20);
+    let x: Vec<f32> = fill(11, rows * c).iter().enumerate().map(|(i, v)| 1e4 + (i % c) as f32 + v * 1e-2).collect();
+    let (_, m_ref, v_ref, ..) =
+        reference::batch_norm_training(&x, c, &vec![1.0; c], &vec![0.0; c], 1e-3, &vec![0.0; x.len()]).unwrap();
+    for isa in Isa::available() {
+        let (mut mean, mut var) = (vec![0.0; c], vec![0.0; c]);
+        batch_norm_moments(&Ctx::for_isa(isa), &x, c, &mut mean, &mut var).unwrap();
+        for j in 0..c {
+            let ulps = |got: f32, want: f64| (f64::from(got) - want).abs() / (want.abs() * f64::from(f32::EPSILON));
+            assert!(ulps(mean[j], m_ref[j]) <= 1.0, "{isa:?} mean[{j}]: {} vs {}", mean[j], m_ref[j]);
+            assert!(ulps(var[j], v_ref[j]) <= 4.0, "{isa:?} variance[{j}]: {} vs {}", var[j], v_ref[j]);
+        }
+    }
 }
 
 proptest! {

@@ -2,17 +2,23 @@
 //! [`F32x`].
 //!
 //! Sums: each channel is summed in f32 over a group of [`GROUP`] consecutive rows, in row
-//! order and compensated (Kahan: the running sum and its rounding error, which together
-//! carry the sum to about twice f32's precision), and each group's sum and compensation
-//! join the block's f64 partial sums in group order: as accurate as summing in
-//! f64, at f32 vector speed. No FMA anywhere in them, so every ISA gives the same bits; and
-//! nothing depends on the thread count: blocks are fixed by row index and added in block
-//! order by the caller.
+//! order within each of [`SETS`] interleaved chains (rows `r ≡ i mod SETS` in chain `i`, so
+//! that the chains' additions overlap instead of waiting on one another's latency) and
+//! compensated (Kahan: the running sum and its rounding error, which together carry the sum
+//! to about twice f32's precision); each group's chains join the block's f64 partial sums in
+//! chain order: as accurate as summing in f64, at f32 vector speed. No FMA anywhere in them,
+//! so every ISA gives the same bits; and nothing depends on the thread count: blocks are
+//! fixed by row index and added in block order by the caller.
 
 use crate::arch::simd::{simd_dispatch, F32x};
 
-/// Rows summed in f32 before a group's sums join the f64 total.
-const GROUP: usize = 16;
+/// Rows summed in f32 before a group's sums join the f64 total. Kahan's error bound does
+/// not grow with the count, and each group ends in scalar f64 additions (per lane, sum and
+/// chain), which a short group would spend most of its time in.
+const GROUP: usize = 128;
+/// Interleaved compensated chains per sum: a Kahan step is four dependent additions, so one
+/// chain would wait ~12 cycles per row.
+const SETS: usize = 2;
 
 /// Loads the `k`-th vector of the window starting at channel `w0`: whole or the tail.
 ///
@@ -50,9 +56,9 @@ unsafe fn store_at<V: F32x>(v: V, p: *mut f32, c: usize, w0: usize, k: usize) {
     }
 }
 
-/// What a sum pass adds up per element.
-const SUM: usize = 0;
-const SQ_DEV: usize = 1;
+/// What a sum pass adds up per element: the moments' shifted sums.
+const MOMENTS: usize = 1;
+/// The backward pass of batch normalization.
 const BACKWARD: usize = 2;
 /// The backward pass of batch normalization followed by a ReLU.
 const BACKWARD_RELU: usize = 3;
@@ -72,9 +78,9 @@ unsafe fn relu_masked<V: F32x>(at: usize, xv: V, dv: V, s: &[f32], t: &[f32], c:
     }
 }
 
-/// The terms of pass `KIND` for the channels at `at`: `[x]`, `[(x - mean)²]`, or
+/// The terms of pass `KIND` for the channels at `at`: `[x - shift, (x - shift)²]`, or
 /// `[dy, dy x̂]` with `x̂ = (x - mean) inv` (`dy` masked by the ReLU for `BACKWARD_RELU`).
-/// `k` is `[mean, inv, s, t]`, each `[c]` where the pass reads it.
+/// `k` is `[mean or shift, inv, s, t]`, each `[c]` where the pass reads it.
 ///
 /// # Safety
 /// The constants the pass reads have `c` floats.
@@ -84,10 +90,9 @@ unsafe fn terms<V: F32x, const KIND: usize>(at: usize, xv: V, dv: V, k: [&[f32];
     // SAFETY: the caller's contract.
     unsafe {
         match KIND {
-            SUM => [xv, xv],
-            SQ_DEV => {
+            MOMENTS => {
                 let d = xv.sub(load_at::<V>(mean.as_ptr(), c, at, 0));
-                [d.mul(d), d]
+                [d, d.mul(d)]
             }
             _ => {
                 let dv = if KIND == BACKWARD_RELU { relu_masked(at, xv, dv, s, t, c) } else { dv };
@@ -99,84 +104,82 @@ unsafe fn terms<V: F32x, const KIND: usize>(at: usize, xv: V, dv: V, k: [&[f32];
 }
 
 /// `out[s c + j] += Σ_rows terms[s][j]` over the `[rows, c]` block `x` (and `dy` beside it
-/// for the backward passes): one sum per channel (`out` `[c]`), two for the backward (`[2, c]`).
+/// for the backward passes): two sums per channel (`out` `[2, c]`).
 /// One vector of channels at a time down the block's rows (the block stays in cache for the
 /// next), so the sums and their compensations live in registers.
 ///
 /// # Safety
-/// `x` (and `dy`) are whole rows of `c`; `mean` and `inv` have `c` floats where the pass
-/// reads them; the ISA of `V` is enabled.
+/// `x` (and `dy`) are whole rows of `c`; the constants the pass reads have `c` floats; the
+/// ISA of `V` is enabled.
 #[inline(always)]
 unsafe fn block_sums<V: F32x, const KIND: usize>(x: &[f32], dy: &[f32], k4: [&[f32]; 4], c: usize, out: &mut [f64]) {
-    let two = KIND == BACKWARD || KIND == BACKWARD_RELU;
+    let backward = KIND == BACKWARD || KIND == BACKWARD_RELU;
     let rows = x.len() / c;
     for k in 0..c.div_ceil(V::LANES) {
         let at = k * V::LANES;
         let n = (c - at).min(V::LANES);
         for g in (0..rows).step_by(GROUP) {
+            // Per chain: [sum, compensation] of each of the two terms. The chains are
+            // indexed by constants only (the row loop below is unrolled by SETS), so they
+            // stay in registers.
             // SAFETY: registers only.
-            let [mut a0, mut e0, mut a1, mut e1] = unsafe { [V::zero(); 4] };
-            for r in g..(g + GROUP).min(rows) {
-                // SAFETY: row r has c floats in x (and dy for the backward pass); registers
-                // otherwise.
-                unsafe {
-                    let xv = load_at::<V>(x.as_ptr().add(r * c), c, 0, k);
-                    let dv = if two { load_at::<V>(dy.as_ptr().add(r * c), c, 0, k) } else { xv };
-                    let [t0, t1] = terms::<V, KIND>(at, xv, dv, k4, c);
-                    // Kahan: e holds what the last additions to a rounded away.
-                    let y = t0.sub(e0);
-                    let sum = a0.add(y);
-                    e0 = sum.sub(a0).sub(y);
-                    a0 = sum;
-                    if two {
-                        let y = t1.sub(e1);
-                        let sum = a1.add(y);
-                        e1 = sum.sub(a1).sub(y);
-                        a1 = sum;
+            let mut acc = unsafe { [[[V::zero(); 2]; 2]; SETS] };
+            let end = (g + GROUP).min(rows);
+            for r0 in (g..end).step_by(SETS) {
+                for (i, chain) in acc.iter_mut().enumerate() {
+                    let r = r0 + i;
+                    if r >= end {
+                        break;
+                    }
+                    // SAFETY: row r has c floats in x (and dy for the backward pass);
+                    // registers otherwise.
+                    unsafe {
+                        let xv = load_at::<V>(x.as_ptr().add(r * c), c, 0, k);
+                        let dv = if backward { load_at::<V>(dy.as_ptr().add(r * c), c, 0, k) } else { xv };
+                        let terms = terms::<V, KIND>(at, xv, dv, k4, c);
+                        for (t, [a, e]) in terms.into_iter().zip(chain.iter_mut()) {
+                            // Kahan: e holds what the last additions to a rounded away.
+                            let y = t.sub(*e);
+                            let sum = a.add(y);
+                            *e = sum.sub(*a).sub(y);
+                            *a = sum;
+                        }
                     }
                 }
             }
-            let sums: &[(V, V)] = if two { &[(a0, e0), (a1, e1)] } else { &[(a0, e0)] };
-            for (s, &(a, e)) in sums.iter().enumerate() {
-                let (mut sb, mut eb) = ([0f32; 16], [0f32; 16]);
-                // SAFETY: the buffers hold LANES <= 16 floats.
-                unsafe {
-                    a.store(sb.as_mut_ptr());
-                    e.store(eb.as_mut_ptr());
-                }
-                for (j, o) in out[s * c + at..s * c + at + n].iter_mut().enumerate() {
-                    *o += f64::from(sb[j]) - f64::from(eb[j]);
+            for chain in &acc {
+                for (s, &[a, e]) in chain.iter().enumerate() {
+                    let (mut sb, mut eb) = ([0f32; 16], [0f32; 16]);
+                    // SAFETY: the buffers hold LANES <= 16 floats.
+                    unsafe {
+                        a.store(sb.as_mut_ptr());
+                        e.store(eb.as_mut_ptr());
+                    }
+                    for (j, o) in out[s * c + at..s * c + at + n].iter_mut().enumerate() {
+                        *o += f64::from(sb[j]) - f64::from(eb[j]);
+                    }
                 }
             }
         }
     }
 }
 
-/// `out[j] += Σ x[r][j]` (`out` `[c]`).
+/// `out[j] += Σ (x[r][j] - shift[j])`, `out[c + j] += Σ (x[r][j] - shift[j])²` (`out`
+/// `[2, c]`).
 ///
 /// # Safety
-/// The ISA of `V` is enabled; `x` is whole rows of `c`.
+/// The ISA of `V` is enabled; `x` is whole rows of `c`; `shift` has `c` floats.
 #[inline(always)]
-unsafe fn sum_body<V: F32x>(x: &[f32], c: usize, out: &mut [f64]) {
-    // SAFETY: forwarded.
-    unsafe { block_sums::<V, SUM>(x, x, [&[]; 4], c, out) }
-}
-
-/// `out[j] += Σ (x[r][j] - mean[j])²`.
-///
-/// # Safety
-/// As [`sum_body`]; `mean` has `c` floats.
-#[inline(always)]
-unsafe fn sq_dev_body<V: F32x>(x: &[f32], mean: &[f32], c: usize, out: &mut [f64]) {
-    // SAFETY: forwarded; mean has c floats.
-    unsafe { block_sums::<V, SQ_DEV>(x, x, [mean, &[], &[], &[]], c, out) }
+unsafe fn moments_body<V: F32x>(x: &[f32], shift: &[f32], c: usize, out: &mut [f64]) {
+    // SAFETY: forwarded; shift has c floats.
+    unsafe { block_sums::<V, MOMENTS>(x, x, [shift, &[], &[], &[]], c, out) }
 }
 
 /// `out[j] += Σ dy`, `out[c + j] += Σ dy x̂` with `x̂ = (x - mean) inv`; with `RELU`, `dy`
 /// only where `x s + t > 0` (`k`: `[mean, inv, s, t]`; `s`, `t` read only with `RELU`).
 ///
 /// # Safety
-/// As [`sum_body`]; `dy` is as long as `x`, the constants read have `c` floats.
+/// As [`moments_body`]; `dy` is as long as `x`, the constants read have `c` floats.
 #[inline(always)]
 unsafe fn backward_sums_body<V: F32x, const RELU: bool>(
     x: &[f32],
@@ -243,12 +246,8 @@ unsafe fn backward_dx_body<V: F32x, const RELU: bool>(x: &[f32], dy: &[f32], k: 
 }
 
 simd_dispatch! {
-    /// [`sum_body`] on `isa`.
-    pub(super) unsafe fn sum(x: &[f32], c: usize, out: &mut [f64]) => sum_body
-}
-simd_dispatch! {
-    /// [`sq_dev_body`] on `isa`.
-    pub(super) unsafe fn sq_dev(x: &[f32], mean: &[f32], c: usize, out: &mut [f64]) => sq_dev_body
+    /// [`moments_body`] on `isa`.
+    pub(super) unsafe fn moments(x: &[f32], shift: &[f32], c: usize, out: &mut [f64]) => moments_body
 }
 simd_dispatch! {
     /// [`backward_sums_body`] on `isa`.
