@@ -278,9 +278,13 @@ impl AdamParams {
 /// writes it: `m += (g - m)(1 - β1)`, `v += (g² - v)(1 - β2)` (the constants of
 /// [`AdamParams::one_minus_betas`]), `α = lr·√(1 - β2ᵗ)/(1 - β1ᵗ)` (powers of the β's
 /// rounded to f32, in f32),
-/// `param -= α·m/(√v + ε)`. Vectorised with `wide` (8 lanes; memory-bound); large
-/// tensors are split across threads (elementwise, so the result never depends on them).
+/// `param -= α·m/(√v + ε)`. Vectorised on `ctx`'s ISA (a square root and a division
+/// per element: 16 lanes where AVX-512 is, not the baseline's 4), with separate multiplies
+/// and adds and correctly rounded square roots and divisions, so every ISA and the scalar
+/// tail give the same bits; large tensors are split across threads (elementwise, so the
+/// result never depends on them).
 pub fn adam_update(
+    ctx: &crate::Ctx,
     p: &AdamParams,
     t: u32,
     param: &mut [f32],
@@ -294,6 +298,7 @@ pub fn adam_update(
     if t == 0 {
         return Err(Error::InvalidArgument("Adam step t is 1-based; got 0".into()));
     }
+    let isa = ctx.isa.check()?;
     let alpha = adam_alpha(p, t);
     const CHUNK: usize = 8 * 1024;
     use rayon::prelude::*;
@@ -302,7 +307,7 @@ pub fn adam_update(
         .zip(grad.par_chunks(CHUNK))
         .zip(m.par_chunks_mut(CHUNK))
         .zip(v.par_chunks_mut(CHUNK))
-        .for_each(|(((w, g), m), v)| adam_chunk(p, alpha, w, g, m, v));
+        .for_each(|(((w, g), m), v)| adam_chunk(isa, p, alpha, w, g, m, v));
     Ok(())
 }
 
@@ -314,27 +319,53 @@ pub fn adam_alpha(p: &AdamParams, t: u32) -> f32 {
     p.lr * (1.0 - b2.powf(tf)).sqrt() / (1.0 - b1.powf(tf))
 }
 
-fn adam_chunk(p: &AdamParams, alpha: f32, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
-    use wide::f32x8;
+fn adam_chunk(isa: crate::Isa, p: &AdamParams, alpha: f32, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
     let (c1, c2) = p.one_minus_betas();
-    let (c1v, c2v, av, ev) = (f32x8::splat(c1), f32x8::splat(c2), f32x8::splat(alpha), f32x8::splat(p.eps));
-    let full = w.len() / 8 * 8;
-    for i in (0..full).step_by(8) {
-        let gv = f32x8::from(<[f32; 8]>::try_from(&g[i..i + 8]).expect("8 lanes"));
-        let mut mv = f32x8::from(<[f32; 8]>::try_from(&m[i..i + 8]).expect("8 lanes"));
-        let mut vv = f32x8::from(<[f32; 8]>::try_from(&v[i..i + 8]).expect("8 lanes"));
-        let wv = f32x8::from(<[f32; 8]>::try_from(&w[i..i + 8]).expect("8 lanes"));
-        // Separate multiply and add (no FMA contraction), as the scalar tail below.
-        mv += (gv - mv) * c1v;
-        vv += (gv * gv - vv) * c2v;
-        let wn = wv - av * mv / (vv.sqrt() + ev);
-        m[i..i + 8].copy_from_slice(&mv.to_array());
-        v[i..i + 8].copy_from_slice(&vv.to_array());
-        w[i..i + 8].copy_from_slice(&wn.to_array());
-    }
+    // SAFETY: `isa` was checked by `adam_update`; the four slices have one length (checked
+    // there, chunked alike).
+    unsafe { adam_vectors(isa, [c1, c2, alpha, p.eps], w, g, m, v) };
+    let full = w.len() / crate::arch::simd::lanes(isa) * crate::arch::simd::lanes(isa);
     for i in full..w.len() {
         m[i] += (g[i] - m[i]) * c1;
         v[i] += (g[i] * g[i] - v[i]) * c2;
         w[i] -= alpha * m[i] / (v[i].sqrt() + p.eps);
     }
+}
+
+/// [`adam_update`]'s step on the whole vectors of `w` (the tail is the caller's), `k` =
+/// `[1 - β1, 1 - β2, α, ε]`.
+///
+/// # Safety
+/// The ISA of `V` is enabled; `g`, `m`, `v` are as long as `w`.
+#[inline(always)]
+unsafe fn adam_vectors_body<V: crate::arch::simd::F32x>(
+    k: [f32; 4],
+    w: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+) {
+    let full = w.len() / V::LANES * V::LANES;
+    // SAFETY: every index is below `full <= len` of each slice; registers otherwise.
+    unsafe {
+        let [c1, c2, a, e] = k.map(|x| V::splat(x));
+        for i in (0..full).step_by(V::LANES) {
+            let gv = V::load(g.as_ptr().add(i));
+            let mv = V::load(m.as_ptr().add(i));
+            let vv = V::load(v.as_ptr().add(i));
+            let wv = V::load(w.as_ptr().add(i));
+            // Separate multiply and add (no FMA contraction), as the scalar tail.
+            let mv = mv.add(gv.sub(mv).mul(c1));
+            let vv = vv.add(gv.mul(gv).sub(vv).mul(c2));
+            let wn = wv.sub(a.mul(mv).div(vv.sqrt().add(e)));
+            mv.store(m.as_mut_ptr().add(i));
+            vv.store(v.as_mut_ptr().add(i));
+            wn.store(w.as_mut_ptr().add(i));
+        }
+    }
+}
+
+crate::arch::simd::simd_dispatch! {
+    /// [`adam_vectors_body`] on `isa`.
+    unsafe fn adam_vectors(k: [f32; 4], w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) => adam_vectors_body
 }

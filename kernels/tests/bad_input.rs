@@ -785,19 +785,28 @@ fn elementwise_rejects_bad_lengths_and_labels() {
         case!(
             "adam: gradient length",
             Error::ShapeMismatch { .. },
-            adam_update(&p, 1, &mut z(4), &z(3), &mut z(4), &mut z(4))
+            adam_update(&Ctx::new(), &p, 1, &mut z(4), &z(3), &mut z(4), &mut z(4))
         ),
         case!(
             "adam: first moment length",
             Error::ShapeMismatch { .. },
-            adam_update(&p, 1, &mut z(4), &z(4), &mut z(5), &mut z(4))
+            adam_update(&Ctx::new(), &p, 1, &mut z(4), &z(4), &mut z(5), &mut z(4))
         ),
         case!(
             "adam: second moment length",
             Error::ShapeMismatch { .. },
-            adam_update(&p, 1, &mut z(4), &z(4), &mut z(4), &mut z(3))
+            adam_update(&Ctx::new(), &p, 1, &mut z(4), &z(4), &mut z(4), &mut z(3))
         ),
-        case!("adam: step 0", Error::InvalidArgument(_), adam_update(&p, 0, &mut z(4), &z(4), &mut z(4), &mut z(4))),
+        case!(
+            "adam: step 0",
+            Error::InvalidArgument(_),
+            adam_update(&Ctx::new(), &p, 0, &mut z(4), &z(4), &mut z(4), &mut z(4))
+        ),
+        case!(
+            "adam: ISA this CPU lacks",
+            Error::IsaUnavailable(_),
+            adam_update(&Ctx::for_isa(missing_isa()), &p, 1, &mut z(4), &z(4), &mut z(4), &mut z(4))
+        ),
         case!(
             "activation: output length",
             Error::ShapeMismatch { .. },

@@ -192,5 +192,5 @@ fn pooling_dense_and_elementwise() {
     let loss = softmax_cross_entropy(&fill(19, 8), &[1, 3], 4, &mut dl).unwrap();
     assert!(loss.is_finite());
     let (mut p, g, mut m, mut v) = (fill(20, 11), fill(21, 11), vec![0.0; 11], vec![0.0; 11]);
-    adam_update(&AdamParams::default(), 1, &mut p, &g, &mut m, &mut v).unwrap();
+    adam_update(&Ctx::new(), &AdamParams::default(), 1, &mut p, &g, &mut m, &mut v).unwrap();
 }

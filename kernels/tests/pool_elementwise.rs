@@ -165,7 +165,7 @@ fn adam_matches_the_keras_formula() {
     let p = AdamParams::default();
     let (mut w, g) = (vec![1.0f32, -1.0], vec![0.5f32, -0.25]);
     let (mut m, mut v) = (vec![0.0; 2], vec![0.0; 2]);
-    adam_update(&p, 1, &mut w, &g, &mut m, &mut v).unwrap();
+    adam_update(&Ctx::new(), &p, 1, &mut w, &g, &mut m, &mut v).unwrap();
     for i in 0..2 {
         let (gi, wi) = (f64::from(g[i]), if i == 0 { 1.0 } else { -1.0 });
         let (mi, vi) = (0.1 * gi, 0.001 * gi * gi);
@@ -178,21 +178,21 @@ fn adam_matches_the_keras_formula() {
         assert_eq!(v[i], g[i] * g[i] * 0.001f32);
     }
     assert_eq!(p.one_minus_betas(), (0.1f32, 0.001f32));
-    assert!(matches!(adam_update(&p, 0, &mut w, &g, &mut m, &mut v), Err(Error::InvalidArgument(_))));
+    assert!(matches!(adam_update(&Ctx::new(), &p, 0, &mut w, &g, &mut m, &mut v), Err(Error::InvalidArgument(_))));
 }
 
 #[test]
 fn adam_over_several_steps_is_the_scalar_keras_update_bit_for_bit() {
-    // Lengths across the 8-lane vectors and the 8192-float thread chunks; non-zero moments
-    // after the first step.
+    // Every ISA; lengths across the 4-, 8- and 16-lane vectors and the 8192-float thread
+    // chunks; non-zero moments after the first step.
     let p = AdamParams { lr: 3e-3, ..AdamParams::default() };
-    for len in [1usize, 7, 8, 9, 8192 + 13] {
+    for (isa, len) in Isa::available().into_iter().flat_map(|i| [1usize, 7, 8, 9, 17, 35, 8192 + 13].map(|n| (i, n))) {
         let mut w = fill(1, len);
         let (mut m, mut v) = (vec![0.0f32; len], vec![0.0f32; len]);
         let (mut we, mut me, mut ve) = (w.clone(), m.clone(), v.clone());
         for t in 1..=4u32 {
             let g = fill(10 + u64::from(t), len);
-            adam_update(&p, t, &mut w, &g, &mut m, &mut v).unwrap();
+            adam_update(&Ctx::for_isa(isa), &p, t, &mut w, &g, &mut m, &mut v).unwrap();
             let tf = t as f32;
             let (b1, b2) = (p.beta1 as f32, p.beta2 as f32);
             let alpha = p.lr * (1.0 - b2.powf(tf)).sqrt() / (1.0 - b1.powf(tf));
@@ -203,7 +203,7 @@ fn adam_over_several_steps_is_the_scalar_keras_update_bit_for_bit() {
                 ve[i] += (g[i] * g[i] - ve[i]) * c2;
                 we[i] -= alpha * me[i] / (ve[i].sqrt() + p.eps);
             }
-            assert_eq!((&w, &m, &v), (&we, &me, &ve), "len {len}, step {t}");
+            assert_eq!((&w, &m, &v), (&we, &me, &ve), "{isa:?}, len {len}, step {t}");
         }
     }
 }

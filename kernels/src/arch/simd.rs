@@ -31,6 +31,8 @@ pub(crate) trait F32x: Copy {
     unsafe fn max(self, b: Self) -> Self;
     /// `self / b`, correctly rounded.
     unsafe fn div(self, b: Self) -> Self;
+    /// `√self`, correctly rounded.
+    unsafe fn sqrt(self) -> Self;
     /// Per lane the smaller; the second operand when either is NaN (as `max`).
     unsafe fn min(self, b: Self) -> Self;
     /// Rounded to the nearest integer, ties to even.
@@ -140,6 +142,10 @@ impl F32x for Portable {
     #[inline(always)]
     unsafe fn div(self, b: Self) -> Self {
         self.zip(b, |x, y| x / y)
+    }
+    #[inline(always)]
+    unsafe fn sqrt(self) -> Self {
+        self.zip(self, |x, _| x.sqrt())
     }
     #[inline(always)]
     unsafe fn min(self, b: Self) -> Self {
@@ -252,6 +258,11 @@ mod x86 {
             unsafe { Avx2(_mm256_div_ps(self.0, b.0)) }
         }
         #[inline(always)]
+        unsafe fn sqrt(self) -> Self {
+            // SAFETY: registers only; AVX2+FMA enabled by the caller's #[target_feature].
+            unsafe { Avx2(_mm256_sqrt_ps(self.0)) }
+        }
+        #[inline(always)]
         unsafe fn min(self, b: Self) -> Self {
             // SAFETY: registers only; AVX2+FMA enabled by the caller's #[target_feature].
             unsafe { Avx2(_mm256_min_ps(self.0, b.0)) }
@@ -342,6 +353,11 @@ mod x86 {
         unsafe fn div(self, b: Self) -> Self {
             // SAFETY: registers only; AVX-512F enabled by the caller's #[target_feature].
             unsafe { Avx512(_mm512_div_ps(self.0, b.0)) }
+        }
+        #[inline(always)]
+        unsafe fn sqrt(self) -> Self {
+            // SAFETY: registers only; AVX-512F enabled by the caller's #[target_feature].
+            unsafe { Avx512(_mm512_sqrt_ps(self.0)) }
         }
         #[inline(always)]
         unsafe fn min(self, b: Self) -> Self {
@@ -453,6 +469,11 @@ mod arm {
         unsafe fn div(self, b: Self) -> Self {
             // SAFETY: registers only; NEON is always present on AArch64.
             unsafe { Neon(vdivq_f32(self.0, b.0)) }
+        }
+        #[inline(always)]
+        unsafe fn sqrt(self) -> Self {
+            // SAFETY: registers only; NEON is always present on AArch64.
+            unsafe { Neon(vsqrtq_f32(self.0)) }
         }
         #[inline(always)]
         unsafe fn min(self, b: Self) -> Self {

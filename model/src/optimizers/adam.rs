@@ -79,7 +79,7 @@ impl Optimizer for Adam {
         self.iterations += 1;
         let t = u32::try_from(self.iterations).map_err(|_| Error::Config("Adam step count overflows u32".into()))?;
         let (m, v) = slots_for(&mut self.slots, 2, values.len(), 0.0)?.split_at_mut(1);
-        adam_update(&self.hp, t, values, grads, &mut m[0], &mut v[0])?;
+        adam_update(&ember_kernels::Ctx::new(), &self.hp, t, values, grads, &mut m[0], &mut v[0])?;
         Ok(())
     }
     super::optimizer_state!();
