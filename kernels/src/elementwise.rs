@@ -176,6 +176,41 @@ fn add_chunk(xs: &[&[f32]], at: usize, relu: bool, y: &mut [f32]) {
     }
 }
 
+/// `y += x` elementwise, in chunks across the current rayon pool, vectorised on `ctx`'s ISA
+/// (plain additions: the same bits on every ISA and thread count). Gradients of a value
+/// with several consumers are summed with it, in the consumers' fixed order.
+pub fn accumulate(ctx: &crate::Ctx, y: &mut [f32], x: &[f32]) -> Result<()> {
+    use rayon::prelude::*;
+    check_same("accumulated length vs accumulator length", y.len(), x.len())?;
+    let isa = ctx.isa.check()?;
+    y.par_chunks_mut(ADD_CHUNK).zip(x.par_chunks(ADD_CHUNK)).for_each(|(yc, xc)| {
+        // SAFETY: `isa` was checked; the chunks have one length.
+        unsafe { accumulate_chunk(isa, yc, xc) }
+    });
+    Ok(())
+}
+
+/// `y += x` on vectors of `V`, the tail in scalars.
+///
+/// # Safety
+/// The ISA of `V` is enabled; `x` is as long as `y`.
+#[inline(always)]
+unsafe fn accumulate_body<V: crate::arch::simd::F32x>(y: &mut [f32], x: &[f32]) {
+    let full = y.len() / V::LANES * V::LANES;
+    // SAFETY: every vector is below `full <= len` of both slices.
+    unsafe {
+        for i in (0..full).step_by(V::LANES) {
+            V::load(y.as_ptr().add(i)).add(V::load(x.as_ptr().add(i))).store(y.as_mut_ptr().add(i));
+        }
+    }
+    y[full..].iter_mut().zip(&x[full..]).for_each(|(a, b)| *a += b);
+}
+
+crate::arch::simd::simd_dispatch! {
+    /// [`accumulate_body`] on `isa`.
+    unsafe fn accumulate_chunk(y: &mut [f32], x: &[f32]) => accumulate_body
+}
+
 /// `x = max(x, 0)` in place.
 pub fn relu_forward(x: &mut [f32]) {
     x.iter_mut().for_each(|v| *v = v.max(0.0));

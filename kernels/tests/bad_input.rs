@@ -11,7 +11,7 @@ use ember_kernels::conv::{
     conv_relu_maxpool_forward, unpool_relu_grad, Conv2d, ConvAlgo, ConvReluPool, Padding,
 };
 use ember_kernels::elementwise::{
-    adam_update, add_forward, bias_add, bias_grad, relu_backward, softmax, softmax_cross_entropy,
+    accumulate, adam_update, add_forward, bias_add, bias_grad, relu_backward, softmax, softmax_cross_entropy,
     softmax_cross_entropy_sum, AdamParams,
 };
 use ember_kernels::gemm::{sgemm, sgemm_epilogue, Epilogue, MatMut, MatRef, PackedB, Rhs};
@@ -755,6 +755,12 @@ fn elementwise_rejects_bad_lengths_and_labels() {
         case!("bias_grad: db length", Error::ShapeMismatch { .. }, bias_grad(&z(6), 3, &mut z(2))),
         case!("relu_backward: lengths differ", Error::ShapeMismatch { .. }, relu_backward(&z(5), &mut z(6))),
         case!("add_forward: no inputs", Error::InvalidArgument(_), add_forward(&[], false, &mut z(6))),
+        case!("accumulate: lengths differ", Error::ShapeMismatch { .. }, accumulate(&Ctx::new(), &mut z(6), &z(5))),
+        case!(
+            "accumulate: ISA this CPU lacks",
+            Error::IsaUnavailable(_),
+            accumulate(&Ctx::for_isa(missing_isa()), &mut z(6), &z(6))
+        ),
         case!(
             "add_forward: an input of another length",
             Error::ShapeMismatch { .. },

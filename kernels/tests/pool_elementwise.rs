@@ -5,8 +5,8 @@ mod common;
 use common::{assert_close, fill, padding, EPS};
 use ember_kernels::conv::Padding;
 use ember_kernels::elementwise::{
-    adam_update, add_forward, bias_add, bias_grad, relu_backward, relu_forward, softmax, softmax_cross_entropy,
-    AdamParams,
+    accumulate, adam_update, add_forward, bias_add, bias_grad, relu_backward, relu_forward, softmax,
+    softmax_cross_entropy, AdamParams,
 };
 use ember_kernels::pool::{
     avg_pool_backward, avg_pool_forward, global_avg_pool_forward, max_pool_backward, max_pool_forward, Pool2d,
@@ -204,6 +204,24 @@ fn adam_over_several_steps_is_the_scalar_keras_update_bit_for_bit() {
                 we[i] -= alpha * me[i] / (ve[i].sqrt() + p.eps);
             }
             assert_eq!((&w, &m, &v), (&we, &me, &ve), "{isa:?}, len {len}, step {t}");
+        }
+    }
+}
+
+/// `y += x` is the scalar sum bit for bit on every ISA and thread count, over lengths across
+/// the vectors and the 16384-float chunks.
+#[test]
+fn accumulate_is_the_scalar_sum() {
+    for isa in Isa::available() {
+        for len in [0usize, 1, 5, 16, 17, 40_000 + 3] {
+            let (y0, x) = (fill(1, len), fill(2, len));
+            let want: Vec<f32> = y0.iter().zip(&x).map(|(a, b)| a + b).collect();
+            for threads in [1, 2, 3] {
+                let mut y = y0.clone();
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                pool.install(|| accumulate(&Ctx::for_isa(isa), &mut y, &x)).unwrap();
+                assert!(y == want, "{isa}, len {len}, {threads} threads");
+            }
         }
     }
 }

@@ -200,6 +200,7 @@ pub(crate) fn backward(
                 mode,
             })
         };
+        let mut summed = Ok(());
         for (q, d) in direct.into_iter().enumerate() {
             let j = op.inputs[q];
             let s = plan.grads.of[j];
@@ -207,7 +208,12 @@ pub(crate) fn backward(
                 (Some(v), Some(s)) => shard.grads[s] = v,
                 (None, Some(s)) if op.needs_dx[q] => {
                     let l = m * plan.len[j];
-                    shard.grads[s][..l].iter_mut().zip(&fans[q][..l]).for_each(|(g, f)| *g += f);
+                    let ctx = ember_kernels::Ctx::new();
+                    summed = summed.and(ember_kernels::elementwise::accumulate(
+                        &ctx,
+                        &mut shard.grads[s][..l],
+                        &fans[q][..l],
+                    ));
                 }
                 _ => {}
             }
@@ -216,6 +222,7 @@ pub(crate) fn backward(
         shard.grads[gslot] = dy;
         shard.ws[k] = ws;
         r?;
+        summed?;
     }
     Ok(())
 }
@@ -333,7 +340,7 @@ pub(crate) fn run_shards(
                 .map(|(k, (sh, g))| run(k, sh, Some(&mut **g)))
                 .collect();
             if sum {
-                sum_in_order(g);
+                sum_in_order(g)?;
             }
             r
         }
@@ -351,18 +358,13 @@ pub(crate) fn update_state(plan: &Plan, shard: &Shard, store: &mut crate::params
     Ok(())
 }
 
-/// `g[0] += g[1]; g[0] += g[2]; ...` in that order, elementwise (blocks in parallel).
-pub(crate) fn sum_in_order(g: &mut [&mut [f32]]) {
-    use rayon::prelude::*;
-    const BLOCK: usize = 16 * 1024;
-    let Some((first, rest)) = g.split_first_mut() else { return };
-    if rest.is_empty() {
-        return;
+/// `g[0] += g[1]; g[0] += g[2]; ...` in that order, elementwise (each sum in chunks across
+/// the pool).
+pub(crate) fn sum_in_order(g: &mut [&mut [f32]]) -> Result<()> {
+    let Some((first, rest)) = g.split_first_mut() else { return Ok(()) };
+    let ctx = ember_kernels::Ctx::new();
+    for other in rest.iter() {
+        ember_kernels::elementwise::accumulate(&ctx, first, other)?;
     }
-    first.par_chunks_mut(BLOCK).enumerate().for_each(|(b, out)| {
-        for other in rest.iter() {
-            let src = &other[b * BLOCK..b * BLOCK + out.len()];
-            out.iter_mut().zip(src).for_each(|(o, v)| *o += v);
-        }
-    });
+    Ok(())
 }

@@ -300,5 +300,8 @@ pub(crate) fn declare_bias(params: &mut ParamBuilder, layer: &str, len: usize) -
 
 /// Copies `x` to `y` (same length): identity passes.
 pub(crate) fn copy(x: &[f32], y: &mut [f32]) {
-    y.copy_from_slice(x);
+    use rayon::prelude::*;
+    // Chunks across the pool: one thread alone does not reach the memory's bandwidth.
+    const CHUNK: usize = 16 * 1024;
+    y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(a, b)| a.copy_from_slice(b));
 }

@@ -140,7 +140,7 @@ fn run_rank(comm: &dyn Collective, m: &mut Model, training: bool, grads: bool) -
                     .chain(std::iter::once(&mut *arena).take(count))
                     .chain(shard_grads.iter_mut().map(Arena::as_mut_slice).take(count.saturating_sub(1)))
                     .collect();
-                pool.install(|| executor::sum_in_order(&mut all));
+                pool.install(|| executor::sum_in_order(&mut all))?;
             }
             arena.copy_from_slice(&incoming);
             m.train.incoming = incoming;
