@@ -2,7 +2,8 @@
 //!
 //! Hand-tuned SIMD, multithreaded CPU kernels for convolutional networks: f32 GEMM
 //! (BLIS-style, [`gemm`]), 2-D convolution by direct, im2col and Winograd algorithms in all
-//! three training passes ([`conv`]), pooling ([`pool`]) and the elementwise pieces of a CNN
+//! three training passes ([`conv`]), pooling ([`pool`]), batch normalization
+//! ([`batchnorm`]), dropout's mask ([`dropout`]) and the elementwise pieces of a CNN
 //! ([`elementwise`]), with AVX-512, AVX2+FMA, NEON and portable microkernels chosen at run
 //! time ([`arch`]). Every kernel has a naive twin in [`reference`](mod@reference) that the tests check it
 //! against.
@@ -29,6 +30,7 @@ pub mod batchnorm;
 pub mod conv;
 mod ctx;
 pub mod desc;
+pub mod dropout;
 pub mod elementwise;
 mod error;
 pub mod gemm;

@@ -757,6 +757,11 @@ fn elementwise_rejects_bad_lengths_and_labels() {
         case!("add_forward: no inputs", Error::InvalidArgument(_), add_forward(&[], false, &mut z(6))),
         case!("accumulate: lengths differ", Error::ShapeMismatch { .. }, accumulate(&Ctx::new(), &mut z(6), &z(5))),
         case!(
+            "dropout mask: ISA this CPU lacks",
+            Error::IsaUnavailable(_),
+            ember_kernels::dropout::dropout_mask(&Ctx::for_isa(missing_isa()), 1, 2, 2.0, &mut z(6))
+        ),
+        case!(
             "accumulate: ISA this CPU lacks",
             Error::IsaUnavailable(_),
             accumulate(&Ctx::for_isa(missing_isa()), &mut z(6), &z(6))

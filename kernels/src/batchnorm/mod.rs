@@ -64,7 +64,7 @@ const SHIFT_ROWS: usize = 16;
 /// The per-channel mean and biased variance of `x` (`[rows, c]`), written to `mean` and
 /// `var` (`[c]`).
 ///
-/// One pass: with `K` the mean of the first [`SHIFT_ROWS`] rows (in f64, rounded to f32),
+/// One pass: with `K` the mean of the first 16 rows (in f64, rounded to f32),
 /// `S1 = Σ (x - K)` and `S2 = Σ (x - K)²`, then `μ = K + S1/N` and `σ² = S2/N - (S1/N)²` in
 /// f64. Shifting by a value near the mean keeps `S2/N` within a small factor of `σ²`, so
 /// the subtraction cancels almost nothing (unshifted, `E[x²] - E[x]²` loses everything

@@ -4,7 +4,8 @@
 //! Element `i` of sample `s` is kept when a counter-based hash of (the step's seed, the
 //! layer's name, `s`, `i`) clears the rate, so the mask depends neither on how the batch is
 //! split into parts, shards or ranks, nor on the thread count; and with no sequential
-//! generator state the mask loop vectorises (32-bit multiply-xorshift hashing, 8 or 16 lanes).
+//! generator state the mask loop vectorises (`ember_kernels::dropout`: 32-bit
+//! multiply-xorshift hashing on the CPU's vector ISA).
 
 use super::{copy, single_input, Backward, Forward, Layer};
 use crate::error::{Error, Result};
@@ -25,26 +26,6 @@ impl Dropout {
     }
     fn active(&self, training: bool) -> bool {
         training && self.rate > 0.0
-    }
-}
-
-/// Wellons's `lowbias32` integer hash (a bijection on u32 with low bias).
-#[inline(always)]
-fn lowbias32(mut x: u32) -> u32 {
-    x ^= x >> 16;
-    x = x.wrapping_mul(0x7feb_352d);
-    x ^= x >> 15;
-    x = x.wrapping_mul(0x846c_a68b);
-    x ^ (x >> 16)
-}
-
-/// `mask[i]` = 0 where the hash of (`key`, `i`) has its top 24 bits below `threshold`, else
-/// `scale`. Plain u32 arithmetic per element: the loop vectorises.
-fn draw_mask(key: u64, threshold: u32, scale: f32, mask: &mut [f32]) {
-    let (k0, k1) = (key as u32, (key >> 32) as u32);
-    for (i, m) in mask.iter_mut().enumerate() {
-        let h = lowbias32(lowbias32(i as u32 ^ k0) ^ k1) >> 8;
-        *m = if h < threshold { 0.0 } else { scale };
     }
 }
 
@@ -77,7 +58,7 @@ impl Layer for Dropout {
         let threshold = (f64::from(self.rate) * f64::from(1u32 << 24)).ceil() as u32;
         for (s, mask) in f.ws.kept.chunks_mut(per_sample.max(1)).enumerate() {
             let key = mix(layer_seed, (f.mode.first_sample + s) as u64);
-            draw_mask(key, threshold, scale, mask);
+            ember_kernels::dropout::dropout_mask(&ember_kernels::Ctx::new(), key, threshold, scale, mask)?;
         }
         f.y.iter_mut().zip(x).zip(&f.ws.kept).for_each(|((y, x), m)| *y = x * m);
         Ok(())
@@ -91,29 +72,5 @@ impl Layer for Dropout {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn masks_keep_the_right_fraction_and_differ_by_key() {
-        let rate = 0.3f32;
-        let threshold = (f64::from(rate) * f64::from(1u32 << 24)).ceil() as u32;
-        let (mut a, mut b) = (vec![0.0f32; 100_000], vec![0.0f32; 100_000]);
-        draw_mask(mix(1, 2), threshold, 2.0, &mut a);
-        draw_mask(mix(1, 3), threshold, 2.0, &mut b);
-        let kept = a.iter().filter(|&&m| m == 2.0).count() as f64 / a.len() as f64;
-        // 100,000 Bernoulli(0.7) draws: standard deviation 0.0014.
-        assert!((kept - 0.7).abs() < 0.01, "kept {kept}");
-        assert!(a.iter().all(|&m| m == 0.0 || m == 2.0));
-        let same = a.iter().zip(&b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64;
-        // Independent masks agree on 0.7² + 0.3² = 58% of the elements.
-        assert!((same - 0.58).abs() < 0.02, "masks of different keys agree on {same}");
-        let mut again = vec![0.0f32; 100_000];
-        draw_mask(mix(1, 2), threshold, 2.0, &mut again);
-        assert_eq!(a, again);
     }
 }
