@@ -22,9 +22,12 @@ for t in $targets; do
   cargo fuzz run -O "$t" "$work/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 \
     -artifact_prefix="$work/" 2>&1 | grep -E "^#[0-9]+ +DONE|^Done [0-9]+ runs|ERROR|panicked|SUMMARY" || true
   # cargo fuzz run exits non-zero on a crash; with pipefail the grep above would hide it,
-  # so check for artifacts explicitly.
-  if ls "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-* >/dev/null 2>&1; then
-    echo "fuzz target $t found a failing input:"; ls "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-* 2>/dev/null
+  # so check for artifacts explicitly. (Not with one `ls` of the four patterns: it fails
+  # whenever any pattern matches nothing, so a crash alone never tripped the check.)
+  found=$(find "$work" -maxdepth 1 \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \))
+  if [ -n "$found" ]; then
+    echo "fuzz target $t found a failing input:"; echo "$found"
+    for f in $found; do echo "  bytes: $(od -An -tu1 -v "$f" | tr -s ' \n' ' ')"; done
     exit 1
   fi
 done

@@ -21,8 +21,26 @@ fn abs(v: &[f32]) -> Vec<f32> {
     v.iter().map(|x| x.abs()).collect()
 }
 
-fn close(got: &[f32], want: &[f32], mag: &[f32], terms: usize, extra: f64, what: &str) {
-    let mx = mag.iter().fold(0f64, |m, &v| m.max(f64::from(v)));
+fn max_abs(v: &[f32]) -> f64 {
+    v.iter().fold(0f64, |m, &x| m.max(f64::from(x.abs())))
+}
+
+/// The largest over `groups` of `Σ |v|` over the elements `v[i]` with `i % groups == g`.
+fn max_group_sum(v: &[f32], groups: usize) -> f64 {
+    let mut s = vec![0f64; groups.max(1)];
+    v.iter().enumerate().for_each(|(i, &x)| s[i % groups.max(1)] += f64::from(x.abs()));
+    s.into_iter().fold(0.0, f64::max)
+}
+
+/// `got` within `(terms + 2) ε m` of `want` per element (`m` its magnitude: the reference
+/// on absolute values), plus `extra ε` times `scale`, the larger of the largest magnitude and
+/// `tile`. Winograd's rounding error scales with everything its transformed tiles mix, not
+/// with the products an output sums: where every product an output needs is zero (an input
+/// that meets only zero taps, taps that meet only padding) its magnitude is 0 while the
+/// tile's is not, so `tile` bounds a tile's magnitude by the largest operand times the
+/// largest per-output sum of the other's (see `winograd_tile`).
+fn close(got: &[f32], want: &[f32], mag: &[f32], terms: usize, (extra, tile): (f64, f64), what: &str) {
+    let mx = mag.iter().fold(0f64, |m, &v| m.max(f64::from(v))).max(if extra > 0.0 { tile } else { 0.0 });
     for (i, ((&g, &w), &m)) in got.iter().zip(want).zip(mag).enumerate() {
         let tol = (terms as f64 + 2.0) * EPS * f64::from(m) + extra * EPS * mx + 1e-30;
         assert!((f64::from(g) - f64::from(w)).abs() <= tol, "{what}: element {i}: {g} vs {w} (tol {tol})");
@@ -36,6 +54,21 @@ fn winograd_extra(algo: ConvAlgo, c: &Conv2d, pass: Pass, isa: Isa) -> f64 {
         ConvAlgo::Winograd2x3 => 8.0,
         ConvAlgo::Winograd4x3 => 128.0,
         _ => 0.0,
+    }
+}
+
+/// The tile bound of [`close`] for `pass`: forward, `max |x|` times the largest per-output-
+/// channel `Σ |w|` (plus `|b|`); backward-data, `max |dy|` times the largest per-input-channel
+/// `Σ |w|`; backward-filter, `max |x|` times the largest per-output-channel `Σ |dy|`.
+fn winograd_tile(c: &Conv2d, pass: Pass, x: &[f32], w: &[f32], b: &[f32], dy: &[f32]) -> f64 {
+    match pass {
+        Pass::Forward => max_abs(x) * max_group_sum(w, c.cout()) + max_abs(b),
+        Pass::BackwardData => {
+            // HWIO: input channel ci is every `cout` consecutive floats' group, `cin` groups.
+            let per_ci: Vec<f32> = w.chunks(c.cout().max(1)).map(|g| g.iter().map(|v| v.abs()).sum()).collect();
+            max_abs(dy) * max_group_sum(&per_ci, c.cin())
+        }
+        Pass::BackwardFilter => max_abs(x) * max_group_sum(dy, c.cout()),
     }
 }
 
@@ -68,7 +101,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
     let (x, w, b) = (vals(u, len(c.input_shape()))?, vals(u, len(c.filter_shape()))?, vals(u, c.cout())?);
     let dy = vals(u, len(c.output_shape()))?;
     let opts = Ctx { algo, isa };
-    let extra = winograd_extra(algo, &c, Pass::Forward, isa);
+    let extra = (winograd_extra(algo, &c, Pass::Forward, isa), winograd_tile(&c, Pass::Forward, &x, &w, &b, &dy));
     let usable = isa.is_available();
 
     let mut y = vec![0.0; dy.len()];
@@ -91,7 +124,10 @@ fn run(u: &mut Unstructured) -> Result<()> {
         let (mut want, mut mag) = (vec![0.0; x.len()], vec![0.0; x.len()]);
         reference::conv2d_backward_data(&c, &dy, &w, &mut want).expect("reference");
         reference::conv2d_backward_data(&c, &abs(&dy), &abs(&w), &mut mag).expect("reference");
-        let extra = winograd_extra(algo, &c, Pass::BackwardData, isa);
+        let extra = (
+            winograd_extra(algo, &c, Pass::BackwardData, isa),
+            winograd_tile(&c, Pass::BackwardData, &x, &w, &b, &dy),
+        );
         close(&dx, &want, &mag, c.kh() * c.kw() * c.cout(), extra, "backward-data");
     }
     let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; c.cout()]);
@@ -103,7 +139,10 @@ fn run(u: &mut Unstructured) -> Result<()> {
         let (mut want, mut mag) = (vec![0.0; w.len()], vec![0.0; w.len()]);
         reference::conv2d_backward_filter(&c, &x, &dy, &mut want, None).expect("reference");
         reference::conv2d_backward_filter(&c, &abs(&x), &abs(&dy), &mut mag, None).expect("reference");
-        let extra = winograd_extra(algo, &c, Pass::BackwardFilter, isa);
+        let extra = (
+            winograd_extra(algo, &c, Pass::BackwardFilter, isa),
+            winograd_tile(&c, Pass::BackwardFilter, &x, &w, &b, &dy),
+        );
         close(&dw, &want, &mag, c.pixels(), extra, "backward-filter");
     }
 
@@ -123,7 +162,8 @@ fn run(u: &mut Unstructured) -> Result<()> {
         reference::conv_relu_maxpool_forward(&cp, &abs(&x), &abs(&w), Some(&abs(&b)), &mut mag, &mut ma)
             .expect("reference");
         // The fused forward runs the algorithm Auto picks for the plain forward.
-        let extra = winograd_extra(ConvAlgo::Auto, &c, Pass::Forward, isa);
+        let extra =
+            (winograd_extra(ConvAlgo::Auto, &c, Pass::Forward, isa), winograd_tile(&c, Pass::Forward, &x, &w, &b, &dy));
         close(&yp, &want, &mag, c.kh() * c.kw() * c.cin(), extra, "fused forward");
         let dyp = vals(u, out)?;
         let (mut dwf, mut dbf) = (vec![0.0; w.len()], vec![0.0; c.cout()]);
@@ -133,7 +173,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
         reference::conv_relu_maxpool_backward_filter(&cp, &x, &yp, &dyp, &a, &mut want, None).expect("reference");
         reference::conv_relu_maxpool_backward_filter(&cp, &abs(&x), &yp, &abs(&dyp), &a, &mut mag, None)
             .expect("reference");
-        close(&dwf, &want, &mag, 4 * out / c.cout().max(1), 0.0, "fused backward-filter");
+        close(&dwf, &want, &mag, 4 * out / c.cout().max(1), (0.0, 0.0), "fused backward-filter");
     }
     Ok(())
 }
