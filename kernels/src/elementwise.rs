@@ -359,16 +359,10 @@ fn adam_chunk(isa: crate::Isa, p: &AdamParams, alpha: f32, w: &mut [f32], g: &[f
     // SAFETY: `isa` was checked by `adam_update`; the four slices have one length (checked
     // there, chunked alike).
     unsafe { adam_vectors(isa, [c1, c2, alpha, p.eps], w, g, m, v) };
-    let full = w.len() / crate::arch::simd::lanes(isa) * crate::arch::simd::lanes(isa);
-    for i in full..w.len() {
-        m[i] += (g[i] - m[i]) * c1;
-        v[i] += (g[i] * g[i] - v[i]) * c2;
-        w[i] -= alpha * m[i] / (v[i].sqrt() + p.eps);
-    }
 }
 
-/// [`adam_update`]'s step on the whole vectors of `w` (the tail is the caller's), `k` =
-/// `[1 - β1, 1 - β2, α, ε]`.
+/// [`adam_update`]'s step on `w` and its moments, `k` = `[1 - β1, 1 - β2, α, ε]`: whole
+/// vectors of `V`, then the tail in scalars with the same operations in the same order.
 ///
 /// # Safety
 /// The ISA of `V` is enabled; `g`, `m`, `v` are as long as `w`.
@@ -397,6 +391,12 @@ unsafe fn adam_vectors_body<V: crate::arch::simd::F32x>(
             vv.store(v.as_mut_ptr().add(i));
             wn.store(w.as_mut_ptr().add(i));
         }
+    }
+    let [c1, c2, alpha, eps] = k;
+    for i in full..w.len() {
+        m[i] += (g[i] - m[i]) * c1;
+        v[i] += (g[i] * g[i] - v[i]) * c2;
+        w[i] -= alpha * m[i] / (v[i].sqrt() + eps);
     }
 }
 
