@@ -213,6 +213,9 @@ fn results_are_bit_identical_for_any_thread_count() {
     for c in [
         Conv2d::simple([4, 20, 20, 8], [3, 3, 8, 16], Padding::Same).unwrap(),
         Conv2d::new([3, 17, 15, 5], [3, 2, 5, 20], (2, 3), (1, 2), Padding::Same).unwrap(),
+        // Winograd's backward-data as the adjoint (valid padding: fewer output tiles), in two
+        // blocks that meet inside an image (a seam).
+        Conv2d::simple([5, 13, 13, 8], [3, 3, 8, 16], Padding::Valid).unwrap(),
     ] {
         let x = fill(5, len(c.input_shape()));
         let w = fill(6, len(c.filter_shape()));

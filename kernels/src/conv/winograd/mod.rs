@@ -6,13 +6,15 @@
 //! (interleaved tile-major, see [`transform`]), each multiplies the matching transformed
 //! filter `[cin, cout]` on our GEMM, and the output transform turns the `α²` products
 //! `[tiles, cout]` into output tiles with bias and ReLU.
-//! Backward-data is the same on the transposed problem ([`super::pad::transposed`]);
+//! Backward-data is the same on the transposed problem ([`super::pad::transposed`]), or
+//! the adjoint of the forward's tiles where the output has fewer tiles ([`adjoint`]);
 //! backward-filter differentiates the tile formula (`wgrad.rs`).
 //!
 //! Blocks are whole rows of tiles, so each owns a contiguous run of output rows; threads
 //! split blocks and a block's arithmetic never depends on the split (bit-identical results
 //! for any thread count).
 
+mod adjoint;
 mod pooled;
 mod transform;
 mod wgrad;
@@ -214,9 +216,13 @@ pub(crate) fn forward_pooled<const M: usize>(
     run_forward::<M>(isa, c, (x, c.pad_top as isize, c.pad_left as isize), w, bias, sink)
 }
 
-/// Backward-data with F(M x M, 3 x 3): the forward of the transposed problem. The caller
+/// Backward-data with F(M x M, 3 x 3): the forward of the transposed problem, or the
+/// adjoint of the forward's tiles where that has fewer tiles ([`adjoint`]). The caller
 /// checked [`applies`].
 pub(crate) fn backward_data<const M: usize>(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mut [f32]) -> Result<()> {
+    if adjoint::pays(c, M) {
+        return adjoint::backward_data::<M>(isa, c, dy, w, dx);
+    }
     let (g, pl) = transposed(c, c.h.div_ceil(M) * M, c.w.div_ceil(M) * M);
     with_scratch(Slot::Flipped, w.len(), |wf| {
         flip_filter(c, w, wf);

@@ -152,7 +152,7 @@ unsafe fn filter_grad_body<V: F32x, const M: usize>(du: &[f32], out: &mut [f32],
 
 simd_dispatch! {
     /// [`grad_body`] on `isa`.
-    unsafe fn grad<const M: usize>(dy: &[f32], b: &Tiles, m: &mut [f32]) => grad_body
+    pub(super) unsafe fn grad<const M: usize>(dy: &[f32], b: &Tiles, m: &mut [f32]) => grad_body
 }
 simd_dispatch! {
     /// [`filter_grad_body`] on `isa`.
