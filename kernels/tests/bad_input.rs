@@ -7,8 +7,9 @@
 use ember_kernels::activation::{act_backward, act_backward_to, act_forward, Act};
 use ember_kernels::batchnorm::{batch_norm_apply, batch_norm_backward, batch_norm_moments, BatchNormSaved};
 use ember_kernels::conv::{
-    conv2d_backward_data, conv2d_backward_filter, conv2d_forward, conv_relu_maxpool_backward_filter,
-    conv_relu_maxpool_forward, unpool_relu_grad, Conv2d, ConvAlgo, ConvReluPool, Padding,
+    conv2d_backward_data, conv2d_backward_data_pooled, conv2d_backward_filter, conv2d_backward_filter_pooled,
+    conv2d_forward, conv_relu_maxpool_backward_filter, conv_relu_maxpool_forward, unpool_relu_grad, Conv2d, ConvAlgo,
+    ConvReluPool, Padding,
 };
 use ember_kernels::elementwise::{
     accumulate, adam_update, add_forward, bias_add, bias_grad, relu_backward, softmax, softmax_cross_entropy,
@@ -525,6 +526,59 @@ fn fused_conv_pool_rejects_bad_lengths_and_argmax() {
             "reference bwd: pooled gradient length",
             Error::ShapeMismatch { .. },
             reference::conv_relu_maxpool_backward_filter(&cp, &z(x), &z(p), &z(p - 1), &vec![0; p], &mut z(w), None)
+        ),
+        case!(
+            "pooled bwd-data: dconv length",
+            Error::ShapeMismatch { .. },
+            conv2d_backward_data_pooled(&Ctx::new(), &cp, &mut z(conv_out - 1), &z(w), &mut z(x))
+        ),
+        case!(
+            "pooled bwd-data: filter length",
+            Error::ShapeMismatch { .. },
+            conv2d_backward_data_pooled(&Ctx::new(), &cp, &mut z(conv_out), &z(w + 1), &mut z(x))
+        ),
+        case!(
+            "pooled bwd-data: dx length",
+            Error::ShapeMismatch { .. },
+            conv2d_backward_data_pooled(&Ctx::new(), &cp, &mut z(conv_out), &z(w), &mut z(x - 1))
+        ),
+        case!(
+            "pooled bwd-data: missing ISA",
+            Error::IsaUnavailable(_),
+            conv2d_backward_data_pooled(&Ctx::for_isa(missing), &cp, &mut z(conv_out), &z(w), &mut z(x))
+        ),
+        case!(
+            "pooled bwd-filter: dconv length",
+            Error::ShapeMismatch { .. },
+            conv2d_backward_filter_pooled(&Ctx::new(), &cp, &z(x), &mut z(conv_out + 1), &mut z(w), None, false)
+        ),
+        case!(
+            "pooled bwd-filter: input length",
+            Error::ShapeMismatch { .. },
+            conv2d_backward_filter_pooled(&Ctx::new(), &cp, &z(x - 1), &mut z(conv_out), &mut z(w), None, false)
+        ),
+        case!(
+            "pooled bwd-filter: dw length",
+            Error::ShapeMismatch { .. },
+            conv2d_backward_filter_pooled(&Ctx::new(), &cp, &z(x), &mut z(conv_out), &mut z(w - 1), None, false)
+        ),
+        case!(
+            "pooled bwd-filter: db length",
+            Error::ShapeMismatch { .. },
+            conv2d_backward_filter_pooled(
+                &Ctx::new(),
+                &cp,
+                &z(x),
+                &mut z(conv_out),
+                &mut z(w),
+                Some(&mut z(b - 1)),
+                true
+            )
+        ),
+        case!(
+            "pooled bwd-filter: missing ISA",
+            Error::IsaUnavailable(_),
+            conv2d_backward_filter_pooled(&Ctx::for_isa(missing), &cp, &z(x), &mut z(conv_out), &mut z(w), None, false)
         ),
     ]);
 }

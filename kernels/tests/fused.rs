@@ -15,7 +15,10 @@ mod common;
 use common::{assert_close, fill, padding, tol, winograd_extra, EPS};
 use ember_kernels::conv::conv_relu_maxpool_backward_filter;
 use ember_kernels::conv::conv_relu_maxpool_forward;
-use ember_kernels::conv::{unpool_relu_grad, Conv2d, ConvAlgo, ConvReluPool, Padding, Pass};
+use ember_kernels::conv::{
+    conv2d_backward_data_pooled, conv2d_backward_filter_pooled, unpool_relu_grad, Conv2d, ConvAlgo, ConvReluPool,
+    Padding, Pass,
+};
 use ember_kernels::Ctx;
 use ember_kernels::{reference, Error, Isa};
 use proptest::prelude::*;
@@ -125,6 +128,53 @@ fn check(cp: &ConvReluPool, seed: u64) {
         let mut dw_dense = vec![0.0; w.len()];
         reference::conv2d_backward_filter(c, &x, &dconv, &mut dw_dense, None).unwrap();
         assert_close(&dw_dense, &dw_ref, &t(&dw_mag), &format!("unpool_relu_grad {isa} {c:?}"));
+        check_pooled_passes(cp, isa, &x, &w, &dconv, seed);
+    }
+}
+
+/// The pooled backward passes from `dconv` (the unpooled gradient) match the reference
+/// passes on it, for every algorithm, with garbage written past the pooled windows first
+/// (which the passes must zero: Winograd does not even tile it).
+fn check_pooled_passes(cp: &ConvReluPool, isa: Isa, x: &[f32], w: &[f32], dconv: &[f32], seed: u64) {
+    let c = cp.conv();
+    let [_, hp, wp, _] = cp.output_shape();
+    let poisoned = |seed: u64| {
+        let mut d = dconv.to_vec();
+        let garbage = fill(seed, d.len());
+        for (i, (v, g)) in d.iter_mut().zip(garbage).enumerate() {
+            let (oy, ox) = (i / c.cout() / c.wo() % c.ho(), i / c.cout() % c.wo());
+            if oy >= 2 * hp || ox >= 2 * wp {
+                *v = 1e3 * g;
+            }
+        }
+        d
+    };
+    let mut dx_ref = vec![0.0; x.len()];
+    reference::conv2d_backward_data(c, dconv, w, &mut dx_ref).unwrap();
+    let mut dx_mag = vec![0.0; x.len()];
+    reference::conv2d_backward_data(c, &abs(dconv), &abs(w), &mut dx_mag).unwrap();
+    let (mut dw_ref, mut db_ref) = (vec![0.0; w.len()], vec![0.0; c.cout()]);
+    reference::conv2d_backward_filter(c, x, dconv, &mut dw_ref, Some(&mut db_ref)).unwrap();
+    let (mut dw_mag, mut db_mag) = (vec![0.0; w.len()], vec![0.0; c.cout()]);
+    reference::conv2d_backward_filter(c, &abs(x), &abs(dconv), &mut dw_mag, Some(&mut db_mag)).unwrap();
+    for algo in ALGOS {
+        let ctx = Ctx::for_isa(isa).with_algo(algo);
+        let what = format!("{isa} {algo:?} {c:?}");
+        if algo.supports(c, Pass::BackwardData) {
+            let mut dx = vec![f32::NAN; x.len()];
+            conv2d_backward_data_pooled(&ctx, cp, &mut poisoned(seed ^ 9), w, &mut dx).unwrap();
+            let k = winograd_extra(algo.resolve(c, Pass::BackwardData, isa));
+            let tol = tol(&dx_mag, c.kh() * c.kw() * c.cout(), k);
+            assert_close(&dx, &dx_ref, &tol, &format!("pooled backward-data {what}"));
+        }
+        if algo.supports(c, Pass::BackwardFilter) {
+            let (mut dw, mut db) = (vec![f32::NAN; w.len()], vec![f32::NAN; c.cout()]);
+            let mut d = poisoned(seed ^ 10);
+            conv2d_backward_filter_pooled(&ctx, cp, x, &mut d, &mut dw, Some(&mut db), false).unwrap();
+            let k = winograd_extra(algo.resolve(c, Pass::BackwardFilter, isa));
+            assert_close(&dw, &dw_ref, &tol(&dw_mag, c.pixels(), k), &format!("pooled backward-filter {what}"));
+            assert_close(&db, &db_ref, &tol(&db_mag, c.pixels(), 0), &format!("pooled bias gradient {what}"));
+        }
     }
 }
 
@@ -158,6 +208,16 @@ fn convnet_layer_matches_reference() {
 }
 
 #[test]
+fn cifar_layer_matches_reference() {
+    // TensorFlow's CIFAR-10 CNN's second layer at one part of 8 samples: 15x15x32,
+    // 3x3x32x64, valid (13x13 output, pooled to 6x6): the pooled passes tile 12x12 of it.
+    let c = Conv2d::simple([8, 15, 15, 32], [3, 3, 32, 64], Padding::Valid).unwrap();
+    let cp = ConvReluPool::new(c).unwrap();
+    assert_eq!(cp.output_shape(), [8, 6, 6, 64]);
+    check(&cp, 13);
+}
+
+#[test]
 fn results_do_not_depend_on_thread_count() {
     let c = Conv2d::simple([9, 12, 11, 3], [3, 3, 3, 20], Padding::Same).unwrap();
     let cp = ConvReluPool::new(c).unwrap();
@@ -186,7 +246,15 @@ fn results_do_not_depend_on_thread_count() {
                     false,
                 )
                 .unwrap();
-                (y, a, dw, db)
+                // The pooled passes from the unpooled gradient (Winograd tiles 12x10 of the
+                // 12x11 output).
+                let mut dconv = vec![0.0; len(c.output_shape())];
+                unpool_relu_grad(&cp, &y, &dy, &a, &mut dconv).unwrap();
+                let mut dx = vec![0.0; x.len()];
+                conv2d_backward_data_pooled(&ctx, &cp, &mut dconv, &w, &mut dx).unwrap();
+                let (mut dw2, mut db2) = (vec![0.0; w.len()], vec![0.0; c.cout()]);
+                conv2d_backward_filter_pooled(&ctx, &cp, &x, &mut dconv, &mut dw2, Some(&mut db2), false).unwrap();
+                (y, a, dw, db, dx, dw2, db2)
             })
         };
         for algo in [ConvAlgo::Direct, ConvAlgo::Winograd2x3, ConvAlgo::Winograd4x3] {

@@ -48,6 +48,7 @@ mod direct;
 mod fused;
 mod im2col;
 mod pad;
+mod pooled;
 mod winograd;
 
 pub use crate::desc::{Conv2d, Padding};
@@ -55,6 +56,7 @@ pub use autotune::{clear_measurements, measured_algo};
 pub use depthwise::{depthwise_backward_data, depthwise_backward_filter, depthwise_forward, Depthwise2d, FILTER_BLOCK};
 pub use direct::kernel_name as direct_kernel_name;
 pub use fused::{conv_relu_maxpool_backward_filter, conv_relu_maxpool_forward, unpool_relu_grad, ConvReluPool};
+pub use pooled::{conv2d_backward_data_pooled, conv2d_backward_filter_pooled};
 
 use crate::arch::Isa;
 use crate::error::{Error, Result};
@@ -174,15 +176,34 @@ pub fn conv2d_forward(
     run(algo)
 }
 
+/// The top-left `(rows, columns)` of each image's output outside which a backward pass's
+/// `dy` is zero: the whole output, except for a convolution that feeds only a pooling that
+/// drops an odd last row or column ([`conv2d_backward_data_pooled`]). Winograd tiles only
+/// the extent; the other algorithms read the zeros.
+pub(crate) type Extent = (usize, usize);
+
 /// Backward-data: the gradient `dx` (`[n,h,w,cin]`, overwritten) of the input, from the
 /// output gradient `dy` (`[n,ho,wo,cout]`) and the filter.
 pub fn conv2d_backward_data(ctx: &Ctx, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mut [f32]) -> Result<()> {
     let isa = ctx.isa.check()?;
     c.check(dx.len(), w.len(), dy.len())?;
+    backward_data_in(ctx, isa, c, dy, w, dx, (c.ho, c.wo))
+}
+
+/// [`conv2d_backward_data`] after the checks, with `dy` zero outside `extent`.
+fn backward_data_in(
+    ctx: &Ctx,
+    isa: Isa,
+    c: &Conv2d,
+    dy: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    extent: Extent,
+) -> Result<()> {
     let mut run = |algo| match algo {
         ConvAlgo::Direct => direct::backward_data(isa, c, dy, w, dx),
-        ConvAlgo::Winograd2x3 => winograd::backward_data::<2>(isa, c, dy, w, dx),
-        ConvAlgo::Winograd4x3 => winograd::backward_data::<4>(isa, c, dy, w, dx),
+        ConvAlgo::Winograd2x3 => winograd::backward_data::<2>(isa, c, dy, w, dx, extent),
+        ConvAlgo::Winograd4x3 => winograd::backward_data::<4>(isa, c, dy, w, dx, extent),
         _ => im2col::backward_data(isa, c, dy, w, dx),
     };
     let algo = ctx.algo.select(c, Pass::BackwardData, isa, &mut run)?;
@@ -209,10 +230,26 @@ pub fn conv2d_backward_filter(
     if let Some(db) = &db {
         Conv2d::check_len("bias gradient length vs cout", db.len(), [c.cout, 1, 1, 1])?;
     }
+    backward_filter_in(ctx, isa, c, x, dy, dw, db, accumulate, (c.ho, c.wo))
+}
+
+/// [`conv2d_backward_filter`] after the checks, with `dy` zero outside `extent`.
+#[allow(clippy::too_many_arguments)]
+fn backward_filter_in(
+    ctx: &Ctx,
+    isa: Isa,
+    c: &Conv2d,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    accumulate: bool,
+    extent: Extent,
+) -> Result<()> {
     let run = |algo, dw: &mut [f32]| match algo {
         ConvAlgo::Direct => direct::backward_filter(isa, c, x, dy, dw),
-        ConvAlgo::Winograd2x3 => winograd::backward_filter::<2>(isa, c, x, dy, dw),
-        ConvAlgo::Winograd4x3 => winograd::backward_filter::<4>(isa, c, x, dy, dw),
+        ConvAlgo::Winograd2x3 => winograd::backward_filter::<2>(isa, c, x, dy, dw, extent),
+        ConvAlgo::Winograd4x3 => winograd::backward_filter::<4>(isa, c, x, dy, dw, extent),
         _ => im2col::backward_filter(isa, c, x, dy, dw),
     };
     if !accumulate {

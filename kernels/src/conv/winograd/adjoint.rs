@@ -23,7 +23,7 @@
 
 use super::transform::{self, columns, ld, st, Tiles};
 use super::wgrad::grad;
-use super::Conv2d;
+use super::{Conv2d, Extent};
 use crate::arch::simd::{simd_dispatch, F32x};
 use crate::arch::Isa;
 use crate::error::Result;
@@ -137,19 +137,26 @@ simd_dispatch! {
     unsafe fn scatter<const M: usize>(dv: &[f32], b: &Tiles, dst: &Dst) => scatter_body
 }
 
-/// Whether the adjoint has fewer tiles than the transposed problem for `c` (see the module
-/// notes); ties go to the transposed path.
-pub(crate) fn pays(c: &Conv2d, m: usize) -> bool {
-    c.ho.div_ceil(m) * c.wo.div_ceil(m) < c.h.div_ceil(m) * c.w.div_ceil(m)
+/// Whether the adjoint over `extent` has fewer tiles than the transposed problem for `c`
+/// (see the module notes); ties go to the transposed path.
+pub(crate) fn pays(c: &Conv2d, m: usize, (eh, ew): Extent) -> bool {
+    eh.div_ceil(m) * ew.div_ceil(m) < c.h.div_ceil(m) * c.w.div_ceil(m)
 }
 
 /// `dx` (`[n, h, w, cin]`, overwritten) of the 3x3 stride-1 convolution `c` from `dy`
-/// (`[n, ho, wo, cout]`) and `w` (HWIO). The caller checked [`super::applies`] and the
-/// lengths.
-pub(crate) fn backward_data<const M: usize>(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mut [f32]) -> Result<()> {
+/// (`[n, ho, wo, cout]`, zero outside the top-left `extent` of each image: only that is
+/// tiled) and `w` (HWIO). The caller checked [`super::applies`] and the lengths.
+pub(crate) fn backward_data<const M: usize>(
+    isa: Isa,
+    c: &Conv2d,
+    dy: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    (eh, ew): Extent,
+) -> Result<()> {
     let a = M + 2;
     let (cin, cout) = (c.cin, c.cout);
-    let (th, tw) = (c.ho.div_ceil(M), c.wo.div_ceil(M));
+    let (th, tw) = (eh.min(c.ho).div_ceil(M), ew.min(c.wo).div_ceil(M));
     let tile_rows = c.n * th;
     if tile_rows * tw == 0 || dx.is_empty() {
         dx.fill(0.0);

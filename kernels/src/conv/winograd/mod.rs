@@ -22,7 +22,7 @@ mod wgrad;
 pub(crate) use wgrad::backward_filter;
 
 use super::pad::{flip_filter, transposed};
-use super::Conv2d;
+use super::{Conv2d, Extent};
 use crate::arch::Isa;
 use crate::error::Result;
 use crate::gemm::{sgemm_threads, Epilogue, MatMut, MatRef, Rhs};
@@ -90,7 +90,13 @@ fn run_forward<const M: usize>(
     sink: Sink<'_>,
 ) -> Result<()> {
     let a = M + 2;
-    let (th, tw) = (g.ho.div_ceil(M), g.wo.div_ceil(M));
+    // Tiles cover the output, or for a pooled sink the pooling windows: an odd last row or
+    // column, which no window reads, would cost a whole row or column of tiles.
+    let (eh, ew) = match &sink {
+        Sink::Pooled { grid, .. } => (2 * grid.hp, 2 * grid.wp),
+        Sink::Full { .. } => (g.ho, g.wo),
+    };
+    let (th, tw) = (eh.div_ceil(M), ew.div_ceil(M));
     let (cin, cout) = (g.cin, g.cout);
     // Blocks of whole tile rows; the output rows of consecutive tile rows are contiguous.
     let tile_rows = g.n * th;
@@ -217,11 +223,19 @@ pub(crate) fn forward_pooled<const M: usize>(
 }
 
 /// Backward-data with F(M x M, 3 x 3): the forward of the transposed problem, or the
-/// adjoint of the forward's tiles where that has fewer tiles ([`adjoint`]). The caller
-/// checked [`applies`].
-pub(crate) fn backward_data<const M: usize>(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mut [f32]) -> Result<()> {
-    if adjoint::pays(c, M) {
-        return adjoint::backward_data::<M>(isa, c, dy, w, dx);
+/// adjoint of the forward's tiles where that has fewer tiles ([`adjoint`]). `dy` is zero
+/// outside the top-left `extent` (rows, columns) of each image (the adjoint tiles only
+/// that). The caller checked [`applies`].
+pub(crate) fn backward_data<const M: usize>(
+    isa: Isa,
+    c: &Conv2d,
+    dy: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    extent: Extent,
+) -> Result<()> {
+    if adjoint::pays(c, M, extent) {
+        return adjoint::backward_data::<M>(isa, c, dy, w, dx, extent);
     }
     let (g, pl) = transposed(c, c.h.div_ceil(M) * M, c.w.div_ceil(M) * M);
     with_scratch(Slot::Flipped, w.len(), |wf| {

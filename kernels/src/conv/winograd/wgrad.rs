@@ -17,7 +17,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::transform::{self, columns, ld, st, Tiles};
-use super::Conv2d;
+use super::{Conv2d, Extent};
 use crate::arch::simd::{simd_dispatch, F32x};
 use crate::arch::Isa;
 use crate::error::Result;
@@ -161,17 +161,19 @@ simd_dispatch! {
 }
 
 /// `dw` (HWIO, overwritten) of the 3x3, stride-1 convolution `c` from its input `x` and
-/// output gradient `dy`. The caller checked [`super::applies`] and the lengths.
+/// output gradient `dy` (zero outside the top-left `extent` of each image: only that is
+/// tiled). The caller checked [`super::applies`] and the lengths.
 pub(crate) fn backward_filter<const M: usize>(
     isa: Isa,
     c: &Conv2d,
     x: &[f32],
     dy: &[f32],
     dw: &mut [f32],
+    (eh, ew): Extent,
 ) -> Result<()> {
     let a = M + 2;
     let (cin, cout) = (c.cin, c.cout);
-    let (th, tw) = (c.ho.div_ceil(M), c.wo.div_ceil(M));
+    let (th, tw) = (eh.min(c.ho).div_ceil(M), ew.min(c.wo).div_ceil(M));
     let tile_rows = c.n * th;
     if tile_rows * tw == 0 {
         dw.fill(0.0);

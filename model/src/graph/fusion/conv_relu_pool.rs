@@ -81,12 +81,14 @@ impl Op for ConvReluPoolOp {
         let dconv = &mut b.ws.scratch;
         dconv.resize(cp.conv().output_shape().iter().product(), 0.0);
         conv::unpool_relu_grad(&cp, b.y, b.dy, argmax, dconv)?;
+        // The pooled passes skip an odd last row or column of the output, which no pooling
+        // window reads (its gradient is 0).
         if b.weight_grads && !fused_wgrad {
             let (dk, db) = grads_of(b.weights.table(), b.grads, c.kernel_id(), c.bias_id());
-            conv::conv2d_backward_filter(&c.ctx(), cp.conv(), b.x[0], dconv, dk, db, b.accumulate)?;
+            conv::conv2d_backward_filter_pooled(&c.ctx(), &cp, b.x[0], dconv, dk, db, b.accumulate)?;
         }
         if let Some(dx) = b.dx[0].as_deref_mut() {
-            conv::conv2d_backward_data(&c.ctx(), cp.conv(), dconv, b.weights.get(c.kernel_id()), dx)?;
+            conv::conv2d_backward_data_pooled(&c.ctx(), &cp, dconv, b.weights.get(c.kernel_id()), dx)?;
         }
         Ok(())
     }
