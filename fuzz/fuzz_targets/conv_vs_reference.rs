@@ -3,8 +3,9 @@
 //! tests' bounds, or a typed error.
 #![no_main]
 use ember_kernels::conv::{
-    conv2d_backward_data, conv2d_backward_filter, conv2d_forward, conv_relu_maxpool_backward_filter,
-    conv_relu_maxpool_forward, Conv2d, ConvAlgo, ConvReluPool, Padding, Pass,
+    conv2d_backward_data, conv2d_backward_data_pooled, conv2d_backward_filter, conv2d_backward_filter_pooled,
+    conv2d_forward, conv_relu_maxpool_backward_filter, conv_relu_maxpool_forward, unpool_relu_grad, Conv2d, ConvAlgo,
+    ConvReluPool, Padding, Pass,
 };
 use ember_kernels::Ctx;
 use ember_kernels::{reference, Isa};
@@ -124,10 +125,8 @@ fn run(u: &mut Unstructured) -> Result<()> {
         let (mut want, mut mag) = (vec![0.0; x.len()], vec![0.0; x.len()]);
         reference::conv2d_backward_data(&c, &dy, &w, &mut want).expect("reference");
         reference::conv2d_backward_data(&c, &abs(&dy), &abs(&w), &mut mag).expect("reference");
-        let extra = (
-            winograd_extra(algo, &c, Pass::BackwardData, isa),
-            winograd_tile(&c, Pass::BackwardData, &x, &w, &b, &dy),
-        );
+        let extra =
+            (winograd_extra(algo, &c, Pass::BackwardData, isa), winograd_tile(&c, Pass::BackwardData, &x, &w, &b, &dy));
         close(&dx, &want, &mag, c.kh() * c.kw() * c.cout(), extra, "backward-data");
     }
     let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; c.cout()]);
@@ -174,6 +173,36 @@ fn run(u: &mut Unstructured) -> Result<()> {
         reference::conv_relu_maxpool_backward_filter(&cp, &abs(&x), &yp, &abs(&dyp), &a, &mut mag, None)
             .expect("reference");
         close(&dwf, &want, &mag, 4 * out / c.cout().max(1), (0.0, 0.0), "fused backward-filter");
+        // The pooled passes from the unpooled gradient (Winograd tiles only the pooling
+        // windows), with the context's algorithm, against the plain reference passes.
+        let mut dconv = vec![0.0; dy.len()];
+        unpool_relu_grad(&cp, &yp, &dyp, &a, &mut dconv).expect("unpool");
+        let mut dxp = vec![0.0; x.len()];
+        let r = conv2d_backward_data_pooled(&opts, &cp, &mut dconv.clone(), &w, &mut dxp);
+        if algo.supports(&c, Pass::BackwardData) {
+            r.expect("pooled backward-data");
+            let (mut want, mut mag) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+            reference::conv2d_backward_data(&c, &dconv, &w, &mut want).expect("reference");
+            reference::conv2d_backward_data(&c, &abs(&dconv), &abs(&w), &mut mag).expect("reference");
+            let extra = (
+                winograd_extra(algo, &c, Pass::BackwardData, isa),
+                winograd_tile(&c, Pass::BackwardData, &x, &w, &b, &dconv),
+            );
+            close(&dxp, &want, &mag, c.kh() * c.kw() * c.cout(), extra, "pooled backward-data");
+        }
+        let mut dwp = vec![0.0; w.len()];
+        let r = conv2d_backward_filter_pooled(&opts, &cp, &x, &mut dconv.clone(), &mut dwp, None, false);
+        if algo.supports(&c, Pass::BackwardFilter) {
+            r.expect("pooled backward-filter");
+            let (mut want, mut mag) = (vec![0.0; w.len()], vec![0.0; w.len()]);
+            reference::conv2d_backward_filter(&c, &x, &dconv, &mut want, None).expect("reference");
+            reference::conv2d_backward_filter(&c, &abs(&x), &abs(&dconv), &mut mag, None).expect("reference");
+            let extra = (
+                winograd_extra(algo, &c, Pass::BackwardFilter, isa),
+                winograd_tile(&c, Pass::BackwardFilter, &x, &w, &b, &dconv),
+            );
+            close(&dwp, &want, &mag, c.pixels(), extra, "pooled backward-filter");
+        }
     }
     Ok(())
 }
