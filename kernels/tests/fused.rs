@@ -125,6 +125,16 @@ fn check(cp: &ConvReluPool, seed: u64) {
         // The dense gradient of the convolution output routes dy exactly as the reference.
         let mut dconv = vec![f32::NAN; len(c.output_shape())];
         unpool_relu_grad(cp, &y, &dy, &a, &mut dconv).unwrap();
+        // Element for element, the scatter it stands for: zeros, plus dy at the argmax of
+        // each positive pooled value.
+        let mut scattered = vec![0.0f32; dconv.len()];
+        for (o, ((&yv, &g), &ai)) in y.iter().zip(&dy).zip(&a).enumerate() {
+            if yv > 0.0 {
+                scattered[o / (hp * wp * c.cout()) * img_conv + ai as usize] += g;
+            }
+        }
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert!(bits(&dconv) == bits(&scattered), "unpool_relu_grad {isa} {c:?}: not the scatter");
         let mut dw_dense = vec![0.0; w.len()];
         reference::conv2d_backward_filter(c, &x, &dconv, &mut dw_dense, None).unwrap();
         assert_close(&dw_dense, &dw_ref, &t(&dw_mag), &format!("unpool_relu_grad {isa} {c:?}"));
