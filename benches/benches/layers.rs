@@ -2,7 +2,8 @@
 //! executor runs it: one part of 8 samples, one thread. Group `layers_1t`, function
 //! `<pass>/<algorithm>`, parameter the layer: the convolutions in each pass and algorithm
 //! (`auto` is what the model runs), the fused conv+ReLU+2x2-pool step where the network
-//! has one, and the dense layers. Throughput is the direct-count FLOPs (read "Gelem/s" as
+//! has one (forward, the fused backward-filter, and the pooled passes from the unpooled
+//! gradient that wider layers run), and the dense layers. Throughput is the direct-count FLOPs (read "Gelem/s" as
 //! GFLOP/s); the FMA peak at one thread is printed first, measured in the same process.
 //!
 //! Groups `batchnorm_1t` and `batchnorm_2t`: the residual network's batch normalizations,
@@ -15,8 +16,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ember_benches::{bench_isa, fill, flops, pool};
 use ember_kernels::batchnorm::{batch_norm_apply, batch_norm_backward, batch_norm_moments, BatchNormSaved};
 use ember_kernels::conv::{
-    conv2d_backward_data, conv2d_backward_filter, conv2d_forward, conv_relu_maxpool_backward_filter,
-    conv_relu_maxpool_forward, Conv2d, ConvAlgo, ConvReluPool, Padding, Pass,
+    conv2d_backward_data, conv2d_backward_data_pooled, conv2d_backward_filter, conv2d_backward_filter_pooled,
+    conv2d_forward, conv_relu_maxpool_backward_filter, conv_relu_maxpool_forward, unpool_relu_grad, Conv2d, ConvAlgo,
+    ConvReluPool, Padding, Pass,
 };
 use ember_kernels::linear::{linear_backward_data, linear_backward_weights, linear_forward, Linear};
 use ember_kernels::Ctx;
@@ -95,6 +97,21 @@ fn layers(c: &mut Criterion) {
                     bch.iter(|| {
                         conv_relu_maxpool_backward_filter(&ctx, &cp, &x, &yp, &dyp, &arg, &mut dw, Some(&mut db), false)
                             .unwrap()
+                    })
+                })
+            });
+            // The model's backward for wider inputs: the unpooled gradient, then the plain
+            // passes over the pooling windows only (Winograd skips an odd last row and
+            // column).
+            let mut dconv = vec![0.0; dy.len()];
+            unpool_relu_grad(&cp, &yp, &dyp, &arg, &mut dconv).unwrap();
+            g.bench_function(BenchmarkId::new("bwd_data/pooled", name), |bch| {
+                one.install(|| bch.iter(|| conv2d_backward_data_pooled(&ctx, &cp, &mut dconv, &w, &mut dx).unwrap()))
+            });
+            g.bench_function(BenchmarkId::new("bwd_filter/pooled", name), |bch| {
+                one.install(|| {
+                    bch.iter(|| {
+                        conv2d_backward_filter_pooled(&ctx, &cp, &x, &mut dconv, &mut dw, Some(&mut db), false).unwrap()
                     })
                 })
             });
