@@ -9,7 +9,10 @@
 //! - **im2col**: patches lowered onto the GEMM (a 1x1 stride-1 convolution is the GEMM
 //!   itself); every pass, any geometry.
 //! - **Winograd** F(2x2, 3x3) and F(4x4, 3x3): 3x3, stride 1, dilation 1; every pass;
-//!   2.25x and 4x fewer multiplications than direct.
+//!   2.25x and 4x fewer multiplications than direct. Backward-data is the forward of the
+//!   transposed problem, or the adjoint of the forward's own tiles where the output has
+//!   fewer tiles than the input ("valid" padding); ahead of a 2x2/2 max pooling every pass
+//!   tiles only the pooling windows ([`conv2d_backward_data_pooled`]).
 //! - **Auto** picks by a fixed shape rule; **Measured** times the candidates once per shape.
 //!
 //! Accuracy against the f64 reference (benchmark shapes, inputs in [-1, 1), Glorot filters;
