@@ -27,7 +27,6 @@ use super::{Conv2d, Extent};
 use crate::arch::simd::{simd_dispatch, F32x};
 use crate::arch::Isa;
 use crate::error::Result;
-use crate::gemm::{sgemm_threads, Epilogue, MatMut, MatRef, Rhs};
 use crate::scratch::{with_scratch, Slot};
 use rayon::prelude::*;
 
@@ -235,19 +234,7 @@ pub(crate) fn backward_data<const M: usize>(
                             // SAFETY: dy is the whole output gradient (checked by the public
                             // entry point); m holds α²·t·cout floats.
                             unsafe { grad::<M>(isa, dy, &gt, m) };
-                            for pos in 0..a * a {
-                                sgemm_threads(
-                                    isa,
-                                    1.0,
-                                    MatRef::new(&m[pos * cout..], t, cout, a * a * cout, 1)?,
-                                    Rhs::View(MatRef::new(&ut[pos * cin..], cout, cin, a * a * cin, 1)?),
-                                    0.0,
-                                    MatMut::new(&mut v[pos * cin..], t, cin, a * a * cin, 1)?,
-                                    Epilogue::NONE,
-                                    1,
-                                    true,
-                                )?;
-                            }
+                            super::position_products(isa, a * a, t, (m, cout), ut, (v, cin))?;
                             // SAFETY: v holds α²·t·cin floats; every in-range window row of
                             // the block's tiles is an owned row (from its first covering
                             // tile row on) or a seam row (rows the tile row above shares),

@@ -60,6 +60,35 @@ fn rows_per_block(tile_rows: usize, tw: usize, per_tile: usize) -> usize {
     tile_rows.div_ceil(blocks).max(1)
 }
 
+/// The `positions` per-position products of a block of `t` tiles: `out[pos] = lhs[pos] ·
+/// filter[pos]`, where `lhs` holds `[t, k]` per position and `out` `[t, n]`, both
+/// tile-major (a tile's positions contiguous: rows `positions·k` and `positions·n` apart),
+/// and `filter` is a transformed filter `[k][positions][n]` (rows `positions·n` apart).
+/// Forward: `k = cin`, `n = cout`; the adjoint backward-data: `k = cout`, `n = cin`.
+fn position_products(
+    isa: Isa,
+    positions: usize,
+    t: usize,
+    (lhs, k): (&[f32], usize),
+    filter: &[f32],
+    (out, n): (&mut [f32], usize),
+) -> Result<()> {
+    for pos in 0..positions {
+        sgemm_threads(
+            isa,
+            1.0,
+            MatRef::new(&lhs[pos * k..], t, k, positions * k, 1)?,
+            Rhs::View(MatRef::new(&filter[pos * n..], k, n, positions * n, 1)?),
+            0.0,
+            MatMut::new(&mut out[pos * n..], t, n, positions * n, 1)?,
+            Epilogue::NONE,
+            1,
+            true,
+        )?;
+    }
+    Ok(())
+}
+
 /// Whether Winograd F(M x M, 3 x 3) computes `c`: 3x3 filter, stride 1, dilation 1.
 pub(crate) fn applies(c: &Conv2d) -> bool {
     (c.kh, c.kw, c.sh, c.sw, c.dh, c.dw) == (3, 3, 1, 1, 1, 1)
@@ -152,22 +181,7 @@ fn run_forward<const M: usize>(
                     // SAFETY: x holds the whole batch (asserted above); v holds α²·t·cin
                     // floats.
                     unsafe { transform::input::<M>(isa, x, &tiles, v) };
-                    for pos in 0..a * a {
-                        sgemm_threads(
-                            isa,
-                            1.0,
-                            // Position pos of every tile (v and m are tile-major: rows
-                            // α²·cin and α²·cout apart) and of every input channel (rows of
-                            // u α²·cout apart).
-                            MatRef::new(&v[pos * cin..], t, cin, a * a * cin, 1)?,
-                            Rhs::View(MatRef::new(&u[pos * cout..], cin, cout, a * a * cout, 1)?),
-                            0.0,
-                            MatMut::new(&mut m[pos * cout..], t, cout, a * a * cout, 1)?,
-                            Epilogue::NONE,
-                            1,
-                            true,
-                        )?;
-                    }
+                    position_products(isa, a * a, t, (v, cin), u, (m, cout))?;
                     let out = Tiles { h: g.ho, w: g.wo, c: cout, top: 0, left: 0, ..tiles };
                     let bias = bias.unwrap_or(&[]);
                     // SAFETY: m holds α²·t·cout floats; the block's sink is exactly the
