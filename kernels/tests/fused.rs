@@ -195,6 +195,44 @@ proptest! {
     fn fused_matches_reference(cp in fused(), seed in any::<u64>()) {
         check(&cp, seed);
     }
+
+    /// `unpool_relu_grad` is the scatter bit for bit for any argmax: in its window (the
+    /// forward's), in another window (two pooled outputs adding into one cell), or outside
+    /// the image; gradients of both signed zeros.
+    #[test]
+    fn unpool_is_the_scatter_for_any_argmax(cp in fused(), seed in any::<u64>(), moved in 0usize..4) {
+        let c = cp.conv();
+        let [n, hp, wp, co] = cp.output_shape();
+        let img = c.output_shape()[1..].iter().product::<usize>();
+        let p = hp * wp * co;
+        let y = fill(seed, n * p);
+        let mut dy = fill(seed ^ 1, n * p);
+        dy.iter_mut().step_by(5).for_each(|g| *g = -0.0);
+        dy.iter_mut().skip(2).step_by(7).for_each(|g| *g = 0.0);
+        // The forward's convention: each pooled output's argmax in its own window.
+        let mut a: Vec<u32> = (0..n * p)
+            .map(|o| {
+                let (py, px, k) = (o % p / (wp * co), o % (wp * co) / co, o % co);
+                let (dy, dx) = ((o / 3) % 2, (o / 5) % 2);
+                (((2 * py + dy) * c.output_shape()[2] + 2 * px + dx) * co + k) as u32
+            })
+            .collect();
+        // Then `moved` of them (in the last image) pointed elsewhere.
+        for m in 0..moved.min(p) {
+            let o = (n - 1) * p + (seed as usize + 7 * m) % p;
+            a[o] = if m == 3 { u32::MAX } else { ((seed as usize >> 8) + 13 * m) as u32 % img as u32 };
+        }
+        let mut dconv = vec![f32::NAN; n * img];
+        unpool_relu_grad(&cp, &y, &dy, &a, &mut dconv).unwrap();
+        let mut scattered = vec![0.0f32; dconv.len()];
+        for (o, ((&yv, &g), &ai)) in y.iter().zip(&dy).zip(&a).enumerate() {
+            if yv > 0.0 && (ai as usize) < img {
+                scattered[o / p * img + ai as usize] += g;
+            }
+        }
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        prop_assert!(bits(&dconv) == bits(&scattered), "{:?} moved {}", c, moved);
+    }
 }
 
 #[test]

@@ -560,34 +560,3 @@ unsafe fn wgrad_image_all(isa: Isa, nb: usize, img: &WgradImage, acc: &mut [f32]
         }
     }
 }
-
-/// The gradient of the convolution output (`[n, ho, wo, cout]`, overwritten) that the fused
-/// backward pass works from implicitly: `dy` at each pooled output's argmax where the pooled
-/// value is positive, 0 elsewhere. For layers that also need their input gradient
-/// (backward-data runs on it).
-pub fn unpool_relu_grad(cp: &ConvReluPool, y: &[f32], dy: &[f32], argmax: &[u32], dconv: &mut [f32]) -> Result<()> {
-    let c = &cp.conv;
-    let shape = cp.output_shape();
-    Conv2d::check_len("pooled output length vs n*(ho/2)*(wo/2)*cout", y.len(), shape)?;
-    Conv2d::check_len("pooled gradient length vs n*(ho/2)*(wo/2)*cout", dy.len(), shape)?;
-    Conv2d::check_len("argmax length vs n*(ho/2)*(wo/2)*cout", argmax.len(), shape)?;
-    Conv2d::check_len("convolution gradient length vs n*ho*wo*cout", dconv.len(), c.output_shape())?;
-    let (img_in, img_out) = (c.ho * c.wo * c.cout, cp.pool.ho * cp.pool.wo * c.cout);
-    if img_out == 0 {
-        dconv.fill(0.0);
-        return Ok(());
-    }
-    dconv.par_chunks_mut(img_in).enumerate().for_each(|(n, d)| {
-        d.fill(0.0);
-        let o = n * img_out..(n + 1) * img_out;
-        for ((&yv, &g), &a) in y[o.clone()].iter().zip(&dy[o.clone()]).zip(&argmax[o]) {
-            if yv > 0.0 {
-                // An argmax outside the image contributes nothing, as in the fused backward.
-                if let Some(cell) = d.get_mut(a as usize) {
-                    *cell += g;
-                }
-            }
-        }
-    });
-    Ok(())
-}

@@ -52,14 +52,16 @@ mod fused;
 mod im2col;
 mod pad;
 mod pooled;
+mod unpool;
 mod winograd;
 
 pub use crate::desc::{Conv2d, Padding};
 pub use autotune::{clear_measurements, measured_algo};
 pub use depthwise::{depthwise_backward_data, depthwise_backward_filter, depthwise_forward, Depthwise2d, FILTER_BLOCK};
 pub use direct::kernel_name as direct_kernel_name;
-pub use fused::{conv_relu_maxpool_backward_filter, conv_relu_maxpool_forward, unpool_relu_grad, ConvReluPool};
+pub use fused::{conv_relu_maxpool_backward_filter, conv_relu_maxpool_forward, ConvReluPool};
 pub use pooled::{conv2d_backward_data_pooled, conv2d_backward_filter_pooled};
+pub use unpool::unpool_relu_grad;
 
 use crate::arch::Isa;
 use crate::error::{Error, Result};

@@ -1,0 +1,95 @@
+//! The dense gradient of a convolution output from the pooled gradient of its fused
+//! conv+ReLU+2x2/2-max-pool step ([`super::ConvReluPool`]): what the plain backward passes
+//! run on when a layer needs its input gradient.
+//!
+//! Each pooled output sends its gradient to its argmax pixel, where the pooled value is
+//! positive. Written as that scatter (zero the image, then add), the adds follow the argmax
+//! through memory, one element at a time; but the fused forward's argmax always lies in the
+//! output's own 2x2 window, so each image is written in one pass instead, every cell once, in
+//! memory order: its value is its window's gradient if the window's argmax names it, else 0.
+//! An image whose argmax leaves its windows (a caller's own argmax) falls back to the
+//! scatter, so the result is the scatter's for any input.
+
+use super::{Conv2d, ConvReluPool};
+use crate::error::Result;
+use rayon::prelude::*;
+
+/// The gradient of the convolution output (`[n, ho, wo, cout]`, overwritten) that the fused
+/// backward pass works from implicitly: `dy` at each pooled output's argmax where the pooled
+/// value is positive, 0 elsewhere. For layers that also need their input gradient
+/// (backward-data runs on it).
+pub fn unpool_relu_grad(cp: &ConvReluPool, y: &[f32], dy: &[f32], argmax: &[u32], dconv: &mut [f32]) -> Result<()> {
+    let c = &cp.conv;
+    let shape = cp.output_shape();
+    Conv2d::check_len("pooled output length vs n*(ho/2)*(wo/2)*cout", y.len(), shape)?;
+    Conv2d::check_len("pooled gradient length vs n*(ho/2)*(wo/2)*cout", dy.len(), shape)?;
+    Conv2d::check_len("argmax length vs n*(ho/2)*(wo/2)*cout", argmax.len(), shape)?;
+    Conv2d::check_len("convolution gradient length vs n*ho*wo*cout", dconv.len(), c.output_shape())?;
+    let (img_in, img_out) = (c.ho * c.wo * c.cout, cp.pool.ho * cp.pool.wo * c.cout);
+    if img_out == 0 {
+        dconv.fill(0.0);
+        return Ok(());
+    }
+    dconv.par_chunks_mut(img_in).enumerate().for_each(|(n, d)| {
+        let o = n * img_out..(n + 1) * img_out;
+        let pooled = Pooled { y: &y[o.clone()], dy: &dy[o.clone()], argmax: &argmax[o] };
+        if !windows(cp, &pooled, d) {
+            scatter(&pooled, d);
+        }
+    });
+    Ok(())
+}
+
+/// One image's pooled output, gradient and argmax (`[hp, wp, cout]`).
+struct Pooled<'a> {
+    y: &'a [f32],
+    dy: &'a [f32],
+    argmax: &'a [u32],
+}
+
+/// Writes every cell of one image's `d` (`[ho, wo, cout]`) from its own window; false when
+/// some argmax lies outside its window (then `d` is not the scatter's).
+fn windows(cp: &ConvReluPool, p: &Pooled, d: &mut [f32]) -> bool {
+    let (wo, cout) = (cp.conv.wo, cp.conv.cout);
+    let (hp, wp) = (cp.pool.ho, cp.pool.wo);
+    // Each pooled output's argmax equals at most one of its window's four cells: every
+    // argmax is in its window exactly when the matches number the pooled outputs.
+    let mut hits = 0u32;
+    for (r, row) in d.chunks_exact_mut(wo * cout).enumerate() {
+        if r >= 2 * hp {
+            row.fill(0.0);
+            continue;
+        }
+        let (cells, past) = row.split_at_mut(2 * wp * cout);
+        past.fill(0.0);
+        for (x, cell) in cells.chunks_exact_mut(cout).enumerate() {
+            let at = (r / 2 * wp + x / 2) * cout..(r / 2 * wp + x / 2 + 1) * cout;
+            // Fits: ConvReluPool bounds an image's output below 2^24 elements.
+            let first = ((r * wo + x) * cout) as u32;
+            let (a, yv, g) = (&p.argmax[at.clone()], &p.y[at.clone()], &p.dy[at]);
+            // Branch-free, so that it vectorises: where a window's argmax falls among its
+            // cells is data, and a branch on it mispredicts a quarter of the time.
+            for (k, (((out, &a), &yv), &g)) in cell.iter_mut().zip(a).zip(yv).zip(g).enumerate() {
+                let hit = u32::from(a == first + k as u32);
+                hits += hit;
+                let keep = 0u32.wrapping_sub(hit & u32::from(yv > 0.0));
+                // `0.0 + g`: the scatter's sum, which turns a -0.0 gradient into +0.0.
+                *out = f32::from_bits((0.0 + g).to_bits() & keep);
+            }
+        }
+    }
+    hits as usize == hp * wp * cout
+}
+
+/// The definition: zero `d`, then add each positive pooled output's gradient at its argmax
+/// (one outside the image contributes nothing, as in the fused backward).
+fn scatter(p: &Pooled, d: &mut [f32]) {
+    d.fill(0.0);
+    for ((&yv, &g), &a) in p.y.iter().zip(p.dy).zip(p.argmax) {
+        if yv > 0.0 {
+            if let Some(cell) = d.get_mut(a as usize) {
+                *cell += g;
+            }
+        }
+    }
+}
