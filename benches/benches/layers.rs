@@ -17,8 +17,8 @@ use ember_benches::{bench_isa, fill, flops, pool};
 use ember_kernels::batchnorm::{batch_norm_apply, batch_norm_backward, batch_norm_moments, BatchNormSaved};
 use ember_kernels::conv::{
     conv2d_backward_data, conv2d_backward_data_pooled, conv2d_backward_filter, conv2d_backward_filter_pooled,
-    conv2d_forward, conv_relu_maxpool_backward_filter, conv_relu_maxpool_forward, unpool_relu_grad, Conv2d, ConvAlgo,
-    ConvReluPool, Padding, Pass,
+    conv2d_forward, conv_relu_maxpool_backward_filter, conv_relu_maxpool_forward, Conv2d, ConvAlgo, ConvReluPool,
+    Padding, Pass,
 };
 use ember_kernels::linear::{linear_backward_data, linear_backward_weights, linear_forward, Linear};
 use ember_kernels::Ctx;
@@ -100,18 +100,18 @@ fn layers(c: &mut Criterion) {
                     })
                 })
             });
-            // The model's backward for wider inputs: the unpooled gradient, then the plain
-            // passes over the pooling windows only (Winograd skips an odd last row and
-            // column).
-            let mut dconv = vec![0.0; dy.len()];
-            unpool_relu_grad(&cp, &yp, &dyp, &arg, &mut dconv).unwrap();
+            // The model's backward for wider inputs: the passes from the pooled gradient
+            // (Winograd builds its tiles from it and skips an odd last row and column).
             g.bench_function(BenchmarkId::new("bwd_data/pooled", name), |bch| {
-                one.install(|| bch.iter(|| conv2d_backward_data_pooled(&ctx, &cp, &mut dconv, &w, &mut dx).unwrap()))
+                one.install(|| {
+                    bch.iter(|| conv2d_backward_data_pooled(&ctx, &cp, &yp, &dyp, &arg, &w, &mut dx).unwrap())
+                })
             });
             g.bench_function(BenchmarkId::new("bwd_filter/pooled", name), |bch| {
                 one.install(|| {
                     bch.iter(|| {
-                        conv2d_backward_filter_pooled(&ctx, &cp, &x, &mut dconv, &mut dw, Some(&mut db), false).unwrap()
+                        conv2d_backward_filter_pooled(&ctx, &cp, &x, &yp, &dyp, &arg, &mut dw, Some(&mut db), false)
+                            .unwrap()
                     })
                 })
             });

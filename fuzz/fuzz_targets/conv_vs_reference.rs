@@ -173,12 +173,13 @@ fn run(u: &mut Unstructured) -> Result<()> {
         reference::conv_relu_maxpool_backward_filter(&cp, &abs(&x), &yp, &abs(&dyp), &a, &mut mag, None)
             .expect("reference");
         close(&dwf, &want, &mag, 4 * out / c.cout().max(1), (0.0, 0.0), "fused backward-filter");
-        // The pooled passes from the unpooled gradient (Winograd tiles only the pooling
-        // windows), with the context's algorithm, against the plain reference passes.
+        // The pooled passes from the pooled gradient (Winograd reads it in its tiles, which
+        // cover only the pooling windows), with the context's algorithm, against the plain
+        // reference passes on the unpooled gradient.
         let mut dconv = vec![0.0; dy.len()];
         unpool_relu_grad(&cp, &yp, &dyp, &a, &mut dconv).expect("unpool");
         let mut dxp = vec![0.0; x.len()];
-        let r = conv2d_backward_data_pooled(&opts, &cp, &mut dconv.clone(), &w, &mut dxp);
+        let r = conv2d_backward_data_pooled(&opts, &cp, &yp, &dyp, &a, &w, &mut dxp);
         if algo.supports(&c, Pass::BackwardData) {
             r.expect("pooled backward-data");
             let (mut want, mut mag) = (vec![0.0; x.len()], vec![0.0; x.len()]);
@@ -191,7 +192,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
             close(&dxp, &want, &mag, c.kh() * c.kw() * c.cout(), extra, "pooled backward-data");
         }
         let mut dwp = vec![0.0; w.len()];
-        let r = conv2d_backward_filter_pooled(&opts, &cp, &x, &mut dconv.clone(), &mut dwp, None, false);
+        let r = conv2d_backward_filter_pooled(&opts, &cp, &x, &yp, &dyp, &a, &mut dwp, None, false);
         if algo.supports(&c, Pass::BackwardFilter) {
             r.expect("pooled backward-filter");
             let (mut want, mut mag) = (vec![0.0; w.len()], vec![0.0; w.len()]);

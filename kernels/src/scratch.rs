@@ -27,10 +27,13 @@ pub(crate) enum Slot {
     Partial,
     /// Per-group sums of a Winograd backward-filter pass.
     GroupSums,
+    /// A pooled gradient unpooled for an algorithm that reads the dense one, or masked by
+    /// its ReLU for the bias gradient.
+    Unpooled,
 }
 
 thread_local! {
-    static SLOTS: [Cell<Vec<f32>>; 9] = const { [const { Cell::new(Vec::new()) }; 9] };
+    static SLOTS: [Cell<Vec<f32>>; 10] = const { [const { Cell::new(Vec::new()) }; 10] };
 }
 
 /// Floats of slack so that a 64-byte aligned window of any length fits.

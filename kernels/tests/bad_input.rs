@@ -528,39 +528,109 @@ fn fused_conv_pool_rejects_bad_lengths_and_argmax() {
             reference::conv_relu_maxpool_backward_filter(&cp, &z(x), &z(p), &z(p - 1), &vec![0; p], &mut z(w), None)
         ),
         case!(
-            "pooled bwd-data: dconv length",
+            "pooled bwd-data: pooled output length",
             Error::ShapeMismatch { .. },
-            conv2d_backward_data_pooled(&Ctx::new(), &cp, &mut z(conv_out - 1), &z(w), &mut z(x))
+            conv2d_backward_data_pooled(&Ctx::new(), &cp, &z(p - 1), &z(p), &vec![0; p], &z(w), &mut z(x))
+        ),
+        case!(
+            "pooled bwd-data: pooled gradient length",
+            Error::ShapeMismatch { .. },
+            conv2d_backward_data_pooled(&Ctx::new(), &cp, &z(p), &z(p + 1), &vec![0; p], &z(w), &mut z(x))
+        ),
+        case!(
+            "pooled bwd-data: argmax length",
+            Error::ShapeMismatch { .. },
+            conv2d_backward_data_pooled(&Ctx::new(), &cp, &z(p), &z(p), &vec![0; p - 1], &z(w), &mut z(x))
         ),
         case!(
             "pooled bwd-data: filter length",
             Error::ShapeMismatch { .. },
-            conv2d_backward_data_pooled(&Ctx::new(), &cp, &mut z(conv_out), &z(w + 1), &mut z(x))
+            conv2d_backward_data_pooled(&Ctx::new(), &cp, &z(p), &z(p), &vec![0; p], &z(w + 1), &mut z(x))
         ),
         case!(
             "pooled bwd-data: dx length",
             Error::ShapeMismatch { .. },
-            conv2d_backward_data_pooled(&Ctx::new(), &cp, &mut z(conv_out), &z(w), &mut z(x - 1))
+            conv2d_backward_data_pooled(&Ctx::new(), &cp, &z(p), &z(p), &vec![0; p], &z(w), &mut z(x - 1))
         ),
         case!(
             "pooled bwd-data: missing ISA",
             Error::IsaUnavailable(_),
-            conv2d_backward_data_pooled(&Ctx::for_isa(missing), &cp, &mut z(conv_out), &z(w), &mut z(x))
+            conv2d_backward_data_pooled(&Ctx::for_isa(missing), &cp, &z(p), &z(p), &vec![0; p], &z(w), &mut z(x))
         ),
         case!(
-            "pooled bwd-filter: dconv length",
+            "pooled bwd-filter: pooled output length",
             Error::ShapeMismatch { .. },
-            conv2d_backward_filter_pooled(&Ctx::new(), &cp, &z(x), &mut z(conv_out + 1), &mut z(w), None, false)
+            conv2d_backward_filter_pooled(
+                &Ctx::new(),
+                &cp,
+                &z(x),
+                &z(p + 1),
+                &z(p),
+                &vec![0; p],
+                &mut z(w),
+                None,
+                false
+            )
+        ),
+        case!(
+            "pooled bwd-filter: pooled gradient length",
+            Error::ShapeMismatch { .. },
+            conv2d_backward_filter_pooled(
+                &Ctx::new(),
+                &cp,
+                &z(x),
+                &z(p),
+                &z(p - 1),
+                &vec![0; p],
+                &mut z(w),
+                None,
+                false
+            )
+        ),
+        case!(
+            "pooled bwd-filter: argmax length",
+            Error::ShapeMismatch { .. },
+            conv2d_backward_filter_pooled(
+                &Ctx::new(),
+                &cp,
+                &z(x),
+                &z(p),
+                &z(p),
+                &vec![0; p + 1],
+                &mut z(w),
+                None,
+                false
+            )
         ),
         case!(
             "pooled bwd-filter: input length",
             Error::ShapeMismatch { .. },
-            conv2d_backward_filter_pooled(&Ctx::new(), &cp, &z(x - 1), &mut z(conv_out), &mut z(w), None, false)
+            conv2d_backward_filter_pooled(
+                &Ctx::new(),
+                &cp,
+                &z(x - 1),
+                &z(p),
+                &z(p),
+                &vec![0; p],
+                &mut z(w),
+                None,
+                false
+            )
         ),
         case!(
             "pooled bwd-filter: dw length",
             Error::ShapeMismatch { .. },
-            conv2d_backward_filter_pooled(&Ctx::new(), &cp, &z(x), &mut z(conv_out), &mut z(w - 1), None, false)
+            conv2d_backward_filter_pooled(
+                &Ctx::new(),
+                &cp,
+                &z(x),
+                &z(p),
+                &z(p),
+                &vec![0; p],
+                &mut z(w - 1),
+                None,
+                false
+            )
         ),
         case!(
             "pooled bwd-filter: db length",
@@ -569,7 +639,9 @@ fn fused_conv_pool_rejects_bad_lengths_and_argmax() {
                 &Ctx::new(),
                 &cp,
                 &z(x),
-                &mut z(conv_out),
+                &z(p),
+                &z(p),
+                &vec![0; p],
                 &mut z(w),
                 Some(&mut z(b - 1)),
                 true
@@ -578,7 +650,17 @@ fn fused_conv_pool_rejects_bad_lengths_and_argmax() {
         case!(
             "pooled bwd-filter: missing ISA",
             Error::IsaUnavailable(_),
-            conv2d_backward_filter_pooled(&Ctx::for_isa(missing), &cp, &z(x), &mut z(conv_out), &mut z(w), None, false)
+            conv2d_backward_filter_pooled(
+                &Ctx::for_isa(missing),
+                &cp,
+                &z(x),
+                &z(p),
+                &z(p),
+                &vec![0; p],
+                &mut z(w),
+                None,
+                false
+            )
         ),
     ]);
 }

@@ -16,8 +16,8 @@ use common::{assert_close, fill, padding, tol, winograd_extra, EPS};
 use ember_kernels::conv::conv_relu_maxpool_backward_filter;
 use ember_kernels::conv::conv_relu_maxpool_forward;
 use ember_kernels::conv::{
-    conv2d_backward_data_pooled, conv2d_backward_filter_pooled, unpool_relu_grad, Conv2d, ConvAlgo, ConvReluPool,
-    Padding, Pass,
+    conv2d_backward_data, conv2d_backward_data_pooled, conv2d_backward_filter, conv2d_backward_filter_pooled,
+    unpool_relu_grad, Conv2d, ConvAlgo, ConvReluPool, Padding, Pass,
 };
 use ember_kernels::Ctx;
 use ember_kernels::{reference, Error, Isa};
@@ -138,27 +138,26 @@ fn check(cp: &ConvReluPool, seed: u64) {
         let mut dw_dense = vec![0.0; w.len()];
         reference::conv2d_backward_filter(c, &x, &dconv, &mut dw_dense, None).unwrap();
         assert_close(&dw_dense, &dw_ref, &t(&dw_mag), &format!("unpool_relu_grad {isa} {c:?}"));
-        check_pooled_passes(cp, isa, &x, &w, &dconv, seed);
+        check_pooled_passes(cp, isa, &x, &w, (&y, &dy, &a), &dconv);
     }
 }
 
-/// The pooled backward passes from `dconv` (the unpooled gradient) match the reference
-/// passes on it, for every algorithm, with garbage written past the pooled windows first
-/// (which the passes must zero: Winograd does not even tile it).
-fn check_pooled_passes(cp: &ConvReluPool, isa: Isa, x: &[f32], w: &[f32], dconv: &[f32], seed: u64) {
+/// The pooled backward passes from the pooled `y`, `dy` and argmax `a` match the reference
+/// passes on `dconv` (their unpooled gradient), for every algorithm (Winograd reads the
+/// pooled tensors, the others unpool them); where the pooling windows cover the whole
+/// output, bit for bit the plain passes on `dconv` (the same tiles, the same values).
+#[allow(clippy::too_many_arguments)]
+fn check_pooled_passes(
+    cp: &ConvReluPool,
+    isa: Isa,
+    x: &[f32],
+    w: &[f32],
+    pooled: (&[f32], &[f32], &[u32]),
+    dconv: &[f32],
+) {
     let c = cp.conv();
     let [_, hp, wp, _] = cp.output_shape();
-    let poisoned = |seed: u64| {
-        let mut d = dconv.to_vec();
-        let garbage = fill(seed, d.len());
-        for (i, (v, g)) in d.iter_mut().zip(garbage).enumerate() {
-            let (oy, ox) = (i / c.cout() / c.wo() % c.ho(), i / c.cout() % c.wo());
-            if oy >= 2 * hp || ox >= 2 * wp {
-                *v = 1e3 * g;
-            }
-        }
-        d
-    };
+    let (y, dy, a) = pooled;
     let mut dx_ref = vec![0.0; x.len()];
     reference::conv2d_backward_data(c, dconv, w, &mut dx_ref).unwrap();
     let mut dx_mag = vec![0.0; x.len()];
@@ -167,23 +166,34 @@ fn check_pooled_passes(cp: &ConvReluPool, isa: Isa, x: &[f32], w: &[f32], dconv:
     reference::conv2d_backward_filter(c, x, dconv, &mut dw_ref, Some(&mut db_ref)).unwrap();
     let (mut dw_mag, mut db_mag) = (vec![0.0; w.len()], vec![0.0; c.cout()]);
     reference::conv2d_backward_filter(c, &abs(x), &abs(dconv), &mut dw_mag, Some(&mut db_mag)).unwrap();
+    let covered = (2 * hp, 2 * wp) == (c.ho(), c.wo());
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
     for algo in ALGOS {
         let ctx = Ctx::for_isa(isa).with_algo(algo);
         let what = format!("{isa} {algo:?} {c:?}");
         if algo.supports(c, Pass::BackwardData) {
             let mut dx = vec![f32::NAN; x.len()];
-            conv2d_backward_data_pooled(&ctx, cp, &mut poisoned(seed ^ 9), w, &mut dx).unwrap();
+            conv2d_backward_data_pooled(&ctx, cp, y, dy, a, w, &mut dx).unwrap();
             let k = winograd_extra(algo.resolve(c, Pass::BackwardData, isa));
             let tol = tol(&dx_mag, c.kh() * c.kw() * c.cout(), k);
             assert_close(&dx, &dx_ref, &tol, &format!("pooled backward-data {what}"));
+            if covered {
+                let mut plain = vec![f32::NAN; x.len()];
+                conv2d_backward_data(&ctx, c, dconv, w, &mut plain).unwrap();
+                assert!(bits(&dx) == bits(&plain), "pooled backward-data {what}: not the plain pass");
+            }
         }
         if algo.supports(c, Pass::BackwardFilter) {
             let (mut dw, mut db) = (vec![f32::NAN; w.len()], vec![f32::NAN; c.cout()]);
-            let mut d = poisoned(seed ^ 10);
-            conv2d_backward_filter_pooled(&ctx, cp, x, &mut d, &mut dw, Some(&mut db), false).unwrap();
+            conv2d_backward_filter_pooled(&ctx, cp, x, y, dy, a, &mut dw, Some(&mut db), false).unwrap();
             let k = winograd_extra(algo.resolve(c, Pass::BackwardFilter, isa));
             assert_close(&dw, &dw_ref, &tol(&dw_mag, c.pixels(), k), &format!("pooled backward-filter {what}"));
             assert_close(&db, &db_ref, &tol(&db_mag, c.pixels(), 0), &format!("pooled bias gradient {what}"));
+            if covered {
+                let mut plain = vec![f32::NAN; w.len()];
+                conv2d_backward_filter(&ctx, c, x, dconv, &mut plain, None, false).unwrap();
+                assert!(bits(&dw) == bits(&plain), "pooled backward-filter {what}: not the plain pass");
+            }
         }
     }
 }
@@ -294,14 +304,11 @@ fn results_do_not_depend_on_thread_count() {
                     false,
                 )
                 .unwrap();
-                // The pooled passes from the unpooled gradient (Winograd tiles 12x10 of the
-                // 12x11 output).
-                let mut dconv = vec![0.0; len(c.output_shape())];
-                unpool_relu_grad(&cp, &y, &dy, &a, &mut dconv).unwrap();
+                // The pooled passes (Winograd tiles 12x10 of the 12x11 output).
                 let mut dx = vec![0.0; x.len()];
-                conv2d_backward_data_pooled(&ctx, &cp, &mut dconv, &w, &mut dx).unwrap();
+                conv2d_backward_data_pooled(&ctx, &cp, &y, &dy, &a, &w, &mut dx).unwrap();
                 let (mut dw2, mut db2) = (vec![0.0; w.len()], vec![0.0; c.cout()]);
-                conv2d_backward_filter_pooled(&ctx, &cp, &x, &mut dconv, &mut dw2, Some(&mut db2), false).unwrap();
+                conv2d_backward_filter_pooled(&ctx, &cp, &x, &y, &dy, &a, &mut dw2, Some(&mut db2), false).unwrap();
                 (y, a, dw, db, dx, dw2, db2)
             })
         };

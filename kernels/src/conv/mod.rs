@@ -187,12 +187,49 @@ pub fn conv2d_forward(
 /// the extent; the other algorithms read the zeros.
 pub(crate) type Extent = (usize, usize);
 
+/// The output gradient a backward pass reads.
+#[derive(Clone, Copy)]
+pub(crate) enum Gradient<'a> {
+    /// `[n, ho, wo, cout]`, zero outside the pass's [`Extent`].
+    Dense(&'a [f32]),
+    /// The pooled output, its gradient and argmax of a convolution feeding only a fused
+    /// ReLU + 2x2/2 max pooling: the dense gradient is [`unpool_relu_grad`]'s. Winograd's
+    /// tile transform reads it as it reads the dense one; the other algorithms get it
+    /// unpooled first.
+    Pooled(unpool::PooledGrad<'a>),
+}
+
+impl Gradient<'_> {
+    /// Runs `f` on the dense gradient: this one, or the pooled one unpooled into scratch.
+    fn dense<R>(self, f: impl FnOnce(&[f32]) -> R) -> R {
+        match self {
+            Gradient::Dense(dy) => f(dy),
+            Gradient::Pooled(p) => with_scratch(Slot::Unpooled, p.dense_len(), |d| {
+                p.unpool(d);
+                f(d)
+            }),
+        }
+    }
+
+    /// The bias gradient `db` (`[cout]`, overwritten): the dense gradient's column sums.
+    fn bias_grad(self, cout: usize, db: &mut [f32]) -> Result<()> {
+        match self {
+            Gradient::Dense(dy) => crate::elementwise::bias_grad(dy, cout, db),
+            // Only the pooled gradients that pass the ReLU reach the convolution output.
+            Gradient::Pooled(p) => with_scratch(Slot::Unpooled, p.dy.len(), |g| {
+                p.masked(g);
+                crate::elementwise::bias_grad(g, cout, db)
+            }),
+        }
+    }
+}
+
 /// Backward-data: the gradient `dx` (`[n,h,w,cin]`, overwritten) of the input, from the
 /// output gradient `dy` (`[n,ho,wo,cout]`) and the filter.
 pub fn conv2d_backward_data(ctx: &Ctx, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mut [f32]) -> Result<()> {
     let isa = ctx.isa.check()?;
     c.check(dx.len(), w.len(), dy.len())?;
-    backward_data_in(ctx, isa, c, dy, w, dx, (c.ho, c.wo))
+    backward_data_in(ctx, isa, c, Gradient::Dense(dy), w, dx, (c.ho, c.wo))
 }
 
 /// [`conv2d_backward_data`] after the checks, with `dy` zero outside `extent`.
@@ -200,16 +237,16 @@ fn backward_data_in(
     ctx: &Ctx,
     isa: Isa,
     c: &Conv2d,
-    dy: &[f32],
+    dy: Gradient,
     w: &[f32],
     dx: &mut [f32],
     extent: Extent,
 ) -> Result<()> {
     let mut run = |algo| match algo {
-        ConvAlgo::Direct => direct::backward_data(isa, c, dy, w, dx),
+        ConvAlgo::Direct => dy.dense(|dy| direct::backward_data(isa, c, dy, w, dx)),
         ConvAlgo::Winograd2x3 => winograd::backward_data::<2>(isa, c, dy, w, dx, extent),
         ConvAlgo::Winograd4x3 => winograd::backward_data::<4>(isa, c, dy, w, dx, extent),
-        _ => im2col::backward_data(isa, c, dy, w, dx),
+        _ => dy.dense(|dy| im2col::backward_data(isa, c, dy, w, dx)),
     };
     let algo = ctx.algo.select(c, Pass::BackwardData, isa, &mut run)?;
     run(algo)
@@ -235,7 +272,7 @@ pub fn conv2d_backward_filter(
     if let Some(db) = &db {
         Conv2d::check_len("bias gradient length vs cout", db.len(), [c.cout, 1, 1, 1])?;
     }
-    backward_filter_in(ctx, isa, c, x, dy, dw, db, accumulate, (c.ho, c.wo))
+    backward_filter_in(ctx, isa, c, x, Gradient::Dense(dy), dw, db, accumulate, (c.ho, c.wo))
 }
 
 /// [`conv2d_backward_filter`] after the checks, with `dy` zero outside `extent`.
@@ -245,22 +282,22 @@ fn backward_filter_in(
     isa: Isa,
     c: &Conv2d,
     x: &[f32],
-    dy: &[f32],
+    dy: Gradient,
     dw: &mut [f32],
     db: Option<&mut [f32]>,
     accumulate: bool,
     extent: Extent,
 ) -> Result<()> {
     let run = |algo, dw: &mut [f32]| match algo {
-        ConvAlgo::Direct => direct::backward_filter(isa, c, x, dy, dw),
+        ConvAlgo::Direct => dy.dense(|dy| direct::backward_filter(isa, c, x, dy, dw)),
         ConvAlgo::Winograd2x3 => winograd::backward_filter::<2>(isa, c, x, dy, dw, extent),
         ConvAlgo::Winograd4x3 => winograd::backward_filter::<4>(isa, c, x, dy, dw, extent),
-        _ => im2col::backward_filter(isa, c, x, dy, dw),
+        _ => dy.dense(|dy| im2col::backward_filter(isa, c, x, dy, dw)),
     };
     if !accumulate {
         let algo = ctx.algo.select(c, Pass::BackwardFilter, isa, |a| run(a, dw))?;
         if let Some(db) = db {
-            crate::elementwise::bias_grad(dy, c.cout, db)?;
+            dy.bias_grad(c.cout, db)?;
         }
         return run(algo, dw);
     }
@@ -271,7 +308,7 @@ fn backward_filter_in(
         run(algo, pw)?;
         dw.iter_mut().zip(pw.iter()).for_each(|(d, p)| *d += p);
         if let Some(db) = db {
-            crate::elementwise::bias_grad(dy, c.cout, pb)?;
+            dy.bias_grad(c.cout, pb)?;
             db.iter_mut().zip(pb.iter()).for_each(|(d, p)| *d += p);
         }
         Ok(())

@@ -1,13 +1,16 @@
-//! The backward passes of a convolution whose output feeds only a 2x2/2 max pooling, from
-//! the dense gradient of its output ([`super::unpool_relu_grad`]'s): the plain passes, except
-//! that the output's odd last row or column, which no pooling window reads (its gradient
-//! is zero), is not computed over. Winograd tiles only the pooled windows: cifar's 13x13
-//! output pooled to 6x6 needs 3x3 tiles of F(4x4) instead of 4x4.
+//! The backward passes of a convolution whose output feeds only a fused ReLU + 2x2/2 max
+//! pooling, from the pooled output, its gradient and argmax (the fused forward's): the plain
+//! passes of the dense gradient that [`super::unpool_relu_grad`] would write, without
+//! writing it where the algorithm can read the pooled one. Winograd's output-gradient
+//! transform builds each tile's gradient from the pooled tensors in registers, and tiles only
+//! the pooling windows: the output's odd last row or column, which no window reads (its
+//! gradient is zero), costs nothing (cifar's 13x13 output pooled to 6x6 needs 3x3 tiles of
+//! F(4x4) instead of 4x4). The other algorithms run on the unpooled gradient.
 
-use super::{backward_data_in, backward_filter_in, Conv2d, ConvReluPool, Extent};
+use super::unpool::PooledGrad;
+use super::{backward_data_in, backward_filter_in, Conv2d, ConvReluPool, Extent, Gradient};
 use crate::error::Result;
 use crate::Ctx;
-use rayon::prelude::*;
 
 /// The rows and columns of each image's convolution output that the pooling windows cover.
 fn extent(cp: &ConvReluPool) -> Extent {
@@ -15,61 +18,58 @@ fn extent(cp: &ConvReluPool) -> Extent {
     (2 * hp, 2 * wp)
 }
 
-/// Zeroes what lies outside `extent` in each image of `dconv` (`[n, ho, wo, cout]`):
-/// nothing but an odd last row or column, where [`super::unpool_relu_grad`] writes zeros
-/// anyway; so the passes' results are defined for any `dconv`.
-fn zero_outside(c: &Conv2d, (eh, ew): Extent, dconv: &mut [f32]) {
-    if (eh, ew) == (c.ho, c.wo) || dconv.is_empty() {
-        return;
-    }
-    let row = c.wo * c.cout;
-    dconv.par_chunks_mut(c.ho * row).for_each(|img| {
-        for (y, r) in img.chunks_exact_mut(row).enumerate() {
-            if y >= eh {
-                r.fill(0.0);
-            } else {
-                r[ew * c.cout..].fill(0.0);
-            }
-        }
-    });
+/// `y`, `dy` and `argmax` as a gradient, their lengths checked against `cp`.
+fn pooled<'a>(cp: &'a ConvReluPool, y: &'a [f32], dy: &'a [f32], argmax: &'a [u32]) -> Result<Gradient<'a>> {
+    let shape = cp.output_shape();
+    Conv2d::check_len("pooled output length vs n*(ho/2)*(wo/2)*cout", y.len(), shape)?;
+    Conv2d::check_len("pooled gradient length vs n*(ho/2)*(wo/2)*cout", dy.len(), shape)?;
+    Conv2d::check_len("argmax length vs n*(ho/2)*(wo/2)*cout", argmax.len(), shape)?;
+    Ok(Gradient::Pooled(PooledGrad { cp, y, dy, argmax }))
 }
 
-/// [`super::conv2d_backward_data`] of `cp`'s convolution from the gradient `dconv` of its
-/// output (`[n, ho, wo, cout]`), whose rows past `2·hp` and columns past `2·wp` (of the
-/// pooled `[n, hp, wp, cout]`) are first set to zero.
+/// [`super::conv2d_backward_data`] of `cp`'s convolution from its pooled output `y`, the
+/// gradient `dy` of that and the `argmax` (each `[n, ho / 2, wo / 2, cout]`, as
+/// [`super::conv_relu_maxpool_forward`] writes them): the input gradient `dx` (`[n, h, w,
+/// cin]`, overwritten) for the dense gradient [`super::unpool_relu_grad`] defines.
+#[allow(clippy::too_many_arguments)]
 pub fn conv2d_backward_data_pooled(
     ctx: &Ctx,
     cp: &ConvReluPool,
-    dconv: &mut [f32],
+    y: &[f32],
+    dy: &[f32],
+    argmax: &[u32],
     w: &[f32],
     dx: &mut [f32],
 ) -> Result<()> {
     let isa = ctx.isa.check()?;
     let c = cp.conv();
-    c.check(dx.len(), w.len(), dconv.len())?;
-    zero_outside(c, extent(cp), dconv);
-    backward_data_in(ctx, isa, c, dconv, w, dx, extent(cp))
+    Conv2d::check_len("input gradient length vs n*h*w*cin", dx.len(), c.input_shape())?;
+    Conv2d::check_len("filter length vs kh*kw*cin*cout", w.len(), c.filter_shape())?;
+    let g = pooled(cp, y, dy, argmax)?;
+    backward_data_in(ctx, isa, c, g, w, dx, extent(cp))
 }
 
-/// [`super::conv2d_backward_filter`] of `cp`'s convolution from its input `x` and the
-/// gradient `dconv` of its output, whose rows past `2·hp` and columns past `2·wp` are first
-/// set to zero (as [`conv2d_backward_data_pooled`]).
+/// [`super::conv2d_backward_filter`] of `cp`'s convolution from its input `x` and, as in
+/// [`conv2d_backward_data_pooled`], its pooled output, that's gradient and the argmax.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_backward_filter_pooled(
     ctx: &Ctx,
     cp: &ConvReluPool,
     x: &[f32],
-    dconv: &mut [f32],
+    y: &[f32],
+    dy: &[f32],
+    argmax: &[u32],
     dw: &mut [f32],
     db: Option<&mut [f32]>,
     accumulate: bool,
 ) -> Result<()> {
     let isa = ctx.isa.check()?;
     let c = cp.conv();
-    c.check(x.len(), dw.len(), dconv.len())?;
+    Conv2d::check_len("input length vs n*h*w*cin", x.len(), c.input_shape())?;
+    Conv2d::check_len("filter gradient length vs kh*kw*cin*cout", dw.len(), c.filter_shape())?;
     if let Some(db) = &db {
         Conv2d::check_len("bias gradient length vs cout", db.len(), [c.cout, 1, 1, 1])?;
     }
-    zero_outside(c, extent(cp), dconv);
-    backward_filter_in(ctx, isa, c, x, dconv, dw, db, accumulate, extent(cp))
+    let g = pooled(cp, y, dy, argmax)?;
+    backward_filter_in(ctx, isa, c, x, g, dw, db, accumulate, extent(cp))
 }

@@ -25,19 +25,52 @@ pub fn unpool_relu_grad(cp: &ConvReluPool, y: &[f32], dy: &[f32], argmax: &[u32]
     Conv2d::check_len("pooled gradient length vs n*(ho/2)*(wo/2)*cout", dy.len(), shape)?;
     Conv2d::check_len("argmax length vs n*(ho/2)*(wo/2)*cout", argmax.len(), shape)?;
     Conv2d::check_len("convolution gradient length vs n*ho*wo*cout", dconv.len(), c.output_shape())?;
-    let (img_in, img_out) = (c.ho * c.wo * c.cout, cp.pool.ho * cp.pool.wo * c.cout);
-    if img_out == 0 {
-        dconv.fill(0.0);
-        return Ok(());
-    }
-    dconv.par_chunks_mut(img_in).enumerate().for_each(|(n, d)| {
-        let o = n * img_out..(n + 1) * img_out;
-        let pooled = Pooled { y: &y[o.clone()], dy: &dy[o.clone()], argmax: &argmax[o] };
-        if !windows(cp, &pooled, d) {
-            scatter(&pooled, d);
-        }
-    });
+    PooledGrad { cp, y, dy, argmax }.unpool(dconv);
     Ok(())
+}
+
+/// A fused conv+ReLU+pool's pooled output `y`, gradient `dy` and `argmax` (each
+/// `[n, hp, wp, cout]`, lengths checked against `cp`): the dense gradient of its convolution
+/// output in a compact form.
+#[derive(Clone, Copy)]
+pub(crate) struct PooledGrad<'a> {
+    pub cp: &'a ConvReluPool,
+    pub y: &'a [f32],
+    pub dy: &'a [f32],
+    pub argmax: &'a [u32],
+}
+
+impl PooledGrad<'_> {
+    /// Floats of the dense gradient (`n * ho * wo * cout`).
+    pub fn dense_len(&self) -> usize {
+        self.cp.conv.output_shape().iter().product()
+    }
+
+    /// The dense gradient into `dconv` (`[n, ho, wo, cout]`, overwritten).
+    pub fn unpool(&self, dconv: &mut [f32]) {
+        let c = &self.cp.conv;
+        let (img_in, img_out) = (c.ho * c.wo * c.cout, self.cp.pool.ho * self.cp.pool.wo * c.cout);
+        if img_out == 0 {
+            dconv.fill(0.0);
+            return;
+        }
+        dconv.par_chunks_mut(img_in).enumerate().for_each(|(n, d)| {
+            let o = n * img_out..(n + 1) * img_out;
+            let pooled = Pooled { y: &self.y[o.clone()], dy: &self.dy[o.clone()], argmax: &self.argmax[o] };
+            if !windows(self.cp, &pooled, d) {
+                scatter(&pooled, d);
+            }
+        });
+    }
+
+    /// `dy` where `y > 0`, else 0, into `g` (as long as `dy`): the gradients that reach the
+    /// convolution output (as `0 + dy`, the dense gradient's values).
+    pub fn masked(&self, g: &mut [f32]) {
+        // Branch-free (as `windows`), so that it vectorises.
+        for ((g, &yv), &d) in g.iter_mut().zip(self.y).zip(self.dy) {
+            *g = f32::from_bits((0.0 + d).to_bits() & 0u32.wrapping_sub(u32::from(yv > 0.0)));
+        }
+    }
 }
 
 /// One image's pooled output, gradient and argmax (`[hp, wp, cout]`).

@@ -23,7 +23,7 @@
 
 use super::transform::{self, columns, ld, st, Tiles};
 use super::wgrad::grad;
-use super::{Conv2d, Extent};
+use super::{Conv2d, Extent, Gradient};
 use crate::arch::simd::{simd_dispatch, F32x};
 use crate::arch::Isa;
 use crate::error::Result;
@@ -148,7 +148,7 @@ pub(crate) fn pays(c: &Conv2d, m: usize, (eh, ew): Extent) -> bool {
 pub(crate) fn backward_data<const M: usize>(
     isa: Isa,
     c: &Conv2d,
-    dy: &[f32],
+    dy: Gradient,
     w: &[f32],
     dx: &mut [f32],
     (eh, ew): Extent,

@@ -22,7 +22,7 @@ mod wgrad;
 pub(crate) use wgrad::backward_filter;
 
 use super::pad::{flip_filter, transposed};
-use super::{Conv2d, Extent};
+use super::{Conv2d, Extent, Gradient};
 use crate::arch::Isa;
 use crate::error::Result;
 use crate::gemm::{sgemm_threads, Epilogue, MatMut, MatRef, Rhs};
@@ -243,7 +243,7 @@ pub(crate) fn forward_pooled<const M: usize>(
 pub(crate) fn backward_data<const M: usize>(
     isa: Isa,
     c: &Conv2d,
-    dy: &[f32],
+    dy: Gradient,
     w: &[f32],
     dx: &mut [f32],
     extent: Extent,
@@ -252,8 +252,10 @@ pub(crate) fn backward_data<const M: usize>(
         return adjoint::backward_data::<M>(isa, c, dy, w, dx, extent);
     }
     let (g, pl) = transposed(c, c.h.div_ceil(M) * M, c.w.div_ceil(M) * M);
-    with_scratch(Slot::Flipped, w.len(), |wf| {
-        flip_filter(c, w, wf);
-        run_forward::<M>(isa, &g, (dy, pl.top, pl.left), wf, None, Sink::Full { y: dx, relu: false })
+    dy.dense(|dy| {
+        with_scratch(Slot::Flipped, w.len(), |wf| {
+            flip_filter(c, w, wf);
+            run_forward::<M>(isa, &g, (dy, pl.top, pl.left), wf, None, Sink::Full { y: dx, relu: false })
+        })
     })
 }

@@ -17,7 +17,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::transform::{self, columns, ld, st, Tiles};
-use super::{Conv2d, Extent};
+use super::{Conv2d, Extent, Gradient};
 use crate::arch::simd::{simd_dispatch, F32x};
 use crate::arch::Isa;
 use crate::error::Result;
@@ -77,33 +77,85 @@ unsafe fn gt_t<V: F32x, const M: usize>(u: [V; 6]) -> [V; 3] {
 }
 
 /// Output-gradient transform of a block: `m[(t*α² + i*α + j) * c + ch] = (A dY Aᵀ)[i][j]`
-/// for each tile `t` of the block (tile-major, as [`transform`]'s input transform), `dY` its `M x M` window of `dy`
-/// (`[n, ho, wo, c]` with `b.h = ho`, `b.w = wo`), zero past the edges.
+/// for each tile `t` of the block (tile-major, as [`transform`]'s input transform), `dY` its
+/// `M x M` window of the gradient (`[n, ho, wo, c]` with `b.h = ho`, `b.w = wo`; dense, or
+/// built from the pooled tensors), zero past the edges.
 ///
 /// # Safety
-/// `dy` holds the whole `n x ho x wo x c` gradient the block's tiles lie in; `m` holds
+/// `dy` is the whole `n x ho x wo x c` gradient the block's tiles lie in (dense: that many
+/// floats; pooled: `[n, ho / 2, wo / 2, c]` each, `c` the convolution's `cout`); `m` holds
 /// `α² * count * c` floats; the ISA of `V` is enabled.
 #[inline(always)]
-unsafe fn grad_body<V: F32x, const M: usize>(dy: &[f32], b: &Tiles, m: &mut [f32]) {
+unsafe fn grad_body<V: F32x, const M: usize>(dy: Gradient<'_>, b: &Tiles, m: &mut [f32]) {
+    // SAFETY: (both loads) rows and columns are clipped to the extent passed with them, so
+    // every offset is of a pixel of an image of the block, inside the gradient by the
+    // contract; nl channels from ch are < c.
+    unsafe {
+        match dy {
+            Gradient::Dense(dy) => {
+                let load = |n: usize, oy: usize, ox: usize, ch: usize, nl: usize| {
+                    ld(dy.as_ptr().add(((n * b.h + oy) * b.w + ox) * b.c + ch), nl)
+                };
+                grad_tiles::<V, M>(b, (b.h, b.w), load, m)
+            }
+            Gradient::Pooled(p) => {
+                let (hp, wp) = (p.cp.pool.ho, p.cp.pool.wo);
+                let (y, g, a) = (p.y.as_ptr(), p.dy.as_ptr(), p.argmax.as_ptr());
+                let (zero, lane) = (V::zero(), V::load(LANE.as_ptr()));
+                // dy at the argmax where the pooled value is positive: each lane's value if
+                // its argmax names this pixel (exact as floats below 2^24), else 0; `+ 0`
+                // as the dense gradient's `0 + dy`.
+                let load = |n: usize, oy: usize, ox: usize, ch: usize, nl: usize| {
+                    let q = ((n * hp + oy / 2) * wp + ox / 2) * b.c + ch;
+                    let (yv, gv, av) = if nl == V::LANES {
+                        (V::load(y.add(q)), V::load(g.add(q)), V::load_index(a.add(q)))
+                    } else {
+                        let mut idx = [0u32; 16];
+                        idx[..nl].copy_from_slice(core::slice::from_raw_parts(a.add(q), nl));
+                        (V::load_partial(y.add(q), nl), V::load_partial(g.add(q), nl), V::load_index(idx.as_ptr()))
+                    };
+                    let cell = V::splat(((oy * b.w + ox) * b.c + ch) as f32).add(lane);
+                    av.select_eq(cell, yv.select_gt(zero, gv, zero), zero).add(zero)
+                };
+                grad_tiles::<V, M>(b, (2 * hp, 2 * wp), load, m)
+            }
+        }
+    }
+}
+
+/// Lane offsets `0, 1, ..`: the channels of a vector.
+const LANE: [f32; 16] = [0., 1., 2., 3., 4., 5., 6., 7., 8., 9., 10., 11., 12., 13., 14., 15.];
+
+/// [`grad_body`]'s tiles, `load(n, oy, ox, ch, nl)` reading `nl` channels from `ch` of
+/// output pixel `(oy, ox)` of image `n`, for pixels inside `(eh, ew)` only (0 outside).
+///
+/// # Safety
+/// `m` holds `α² * count * c` floats; `load` is safe to call for those pixels; the ISA of
+/// `V` is enabled.
+#[inline(always)]
+unsafe fn grad_tiles<V: F32x, const M: usize>(
+    b: &Tiles,
+    (eh, ew): Extent,
+    load: impl Fn(usize, usize, usize, usize, usize) -> V,
+    m: &mut [f32],
+) {
     let a = M + 2;
     assert!(m.len() >= a * a * b.count * b.c);
-    // SAFETY: every load is an in-range pixel of dy (rows and columns clipped to ho x wo);
-    // m offsets are < a * a * count * c.
+    // SAFETY: m offsets are < a * a * count * c; loads as the contract allows.
     unsafe {
         for t in 0..b.count {
             let (n, y0, x0) = b.origin(t, M);
-            let (rows, width) = (M.min(b.h - y0), M.min(b.w - x0));
-            let base = dy.as_ptr().add(((n * b.h + y0) * b.w + x0) * b.c);
+            let (rows, width) = (M.min(eh.saturating_sub(y0)), M.min(ew.saturating_sub(x0)));
             for ch in (0..b.c).step_by(V::LANES) {
                 let nl = V::LANES.min(b.c - ch);
-                let load = |i: usize, j: usize| {
+                let at = |i: usize, j: usize| {
                     if i < rows && j < width {
-                        ld(base.add((i * b.w + j) * b.c + ch), nl)
+                        load(n, y0 + i, x0 + j, ch, nl)
                     } else {
                         V::zero()
                     }
                 };
-                let tm = columns(M, load, |col| a_col::<V, M>(col));
+                let tm = columns(M, at, |col| a_col::<V, M>(col));
                 let out = m.as_mut_ptr().add(t * a * a * b.c + ch);
                 for i in 0..a {
                     let r = a_col::<V, M>(tm[i]);
@@ -152,7 +204,7 @@ unsafe fn filter_grad_body<V: F32x, const M: usize>(du: &[f32], out: &mut [f32],
 
 simd_dispatch! {
     /// [`grad_body`] on `isa`.
-    pub(super) unsafe fn grad<const M: usize>(dy: &[f32], b: &Tiles, m: &mut [f32]) => grad_body
+    pub(super) unsafe fn grad<const M: usize>(dy: Gradient<'_>, b: &Tiles, m: &mut [f32]) => grad_body
 }
 simd_dispatch! {
     /// [`filter_grad_body`] on `isa`.
@@ -167,7 +219,7 @@ pub(crate) fn backward_filter<const M: usize>(
     isa: Isa,
     c: &Conv2d,
     x: &[f32],
-    dy: &[f32],
+    dy: Gradient,
     dw: &mut [f32],
     (eh, ew): Extent,
 ) -> Result<()> {

@@ -30,11 +30,13 @@ pub(crate) fn rule(g: &Graph, consumers: &[Vec<usize>], i: usize, auto: bool) ->
 }
 
 /// Input channels up to which the fused backward-filter kernel (masked rank-1 updates per
-/// pooled pixel) beats unpooling the gradient and running the convolution's own
-/// backward-filter. Measured at one part of 8 samples, one thread (`layers` bench, AVX-512):
-/// 1 channel (seed_conv1) 38 µs fused vs 35 µs + the unpool pass; 3 channels (cifar_conv1)
-/// 157 vs 126 µs; 32 channels (convnet_conv2, cifar_conv2) 543 vs 326 µs and 751 vs 451 µs.
-const FUSED_WGRAD_MAX_CIN: usize = 1;
+/// pooled pixel) beats the convolution's own backward-filter from the pooled gradient
+/// (`conv2d_backward_filter_pooled`: Winograd reads the pooled gradient, direct unpools it
+/// first). Measured at one part of 8 samples, one thread (`layers` bench,
+/// `bwd_filter/{fused_pool,pooled}`, AVX-512, two runs): 1 channel (seed_conv1) 39 vs
+/// 87-90 µs; 3 channels (cifar_conv1) 155-168 vs 195-203 µs; 32 channels (convnet_conv2,
+/// cifar_conv2, Winograd) 550-570 vs 168-173 µs and 897-988 vs 175 µs.
+const FUSED_WGRAD_MAX_CIN: usize = 3;
 
 /// `y = maxpool2x2(relu(conv(x) + b))`, keeping the argmax in the workspace. Backward
 /// starts from the pooled gradient: the fused filter-gradient kernel for narrow inputs,
@@ -77,18 +79,16 @@ impl Op for ConvReluPoolOp {
                 return Ok(());
             }
         }
-        // The dense gradient of the convolution's output, from the pooled one.
-        let dconv = &mut b.ws.scratch;
-        dconv.resize(cp.conv().output_shape().iter().product(), 0.0);
-        conv::unpool_relu_grad(&cp, b.y, b.dy, argmax, dconv)?;
-        // The pooled passes skip an odd last row or column of the output, which no pooling
-        // window reads (its gradient is 0).
+        // The pooled passes read the pooled gradient as the dense one (Winograd builds its
+        // tiles from it; the other algorithms unpool it first) and skip an odd last row or
+        // column of the output, which no pooling window reads.
         if b.weight_grads && !fused_wgrad {
             let (dk, db) = grads_of(b.weights.table(), b.grads, c.kernel_id(), c.bias_id());
-            conv::conv2d_backward_filter_pooled(&c.ctx(), &cp, b.x[0], dconv, dk, db, b.accumulate)?;
+            conv::conv2d_backward_filter_pooled(&c.ctx(), &cp, b.x[0], b.y, b.dy, argmax, dk, db, b.accumulate)?;
         }
         if let Some(dx) = b.dx[0].as_deref_mut() {
-            conv::conv2d_backward_data_pooled(&c.ctx(), &cp, dconv, b.weights.get(c.kernel_id()), dx)?;
+            let w = b.weights.get(c.kernel_id());
+            conv::conv2d_backward_data_pooled(&c.ctx(), &cp, b.y, b.dy, argmax, w, dx)?;
         }
         Ok(())
     }
