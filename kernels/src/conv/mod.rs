@@ -12,7 +12,8 @@
 //!   2.25x and 4x fewer multiplications than direct. Backward-data is the forward of the
 //!   transposed problem, or the adjoint of the forward's own tiles where the output has
 //!   fewer tiles than the input ("valid" padding); ahead of a 2x2/2 max pooling every pass
-//!   tiles only the pooling windows ([`conv2d_backward_data_pooled`]).
+//!   tiles only the pooling windows, and the backward passes build each tile's gradient
+//!   from the pooled gradient and argmax ([`conv2d_backward_data_pooled`]).
 //! - **Auto** picks by a fixed shape rule; **Measured** times the candidates once per shape.
 //!
 //! Accuracy against the f64 reference (benchmark shapes, inputs in [-1, 1), Glorot filters;
