@@ -2,9 +2,10 @@
 //! executor runs it: one part of 8 samples, one thread. Group `layers_1t`, function
 //! `<pass>/<algorithm>`, parameter the layer: the convolutions in each pass and algorithm
 //! (`auto` is what the model runs), the fused conv+ReLU+2x2-pool step where the network
-//! has one (forward, the fused backward-filter, and the pooled passes from the unpooled
-//! gradient that wider layers run), and the dense layers. Throughput is the direct-count FLOPs (read "Gelem/s" as
-//! GFLOP/s); the FMA peak at one thread is printed first, measured in the same process.
+//! has one (forward, the fused backward-filter, and the pooled passes from the pooled
+//! gradient that wider layers run), and the dense layers. Throughput is the direct-count
+//! FLOPs (read "Gelem/s" as GFLOP/s); the FMA peak at one thread is printed first, measured
+//! in the same process.
 //!
 //! Groups `batchnorm_1t` and `batchnorm_2t`: the residual network's batch normalizations,
 //! which run over the whole batch (batch statistics couple the samples), each pass with the
