@@ -1,9 +1,9 @@
 //! Convolution + bias + ReLU + 2x2/2 max pooling as one kernel (`f32-cbrp-2x2-*`), forward
 //! and backward-filter.
 //!
-//! (Over 400 lines: the forward, the backward-filter and the unpooling share the packed
-//! filter, the tap offsets and the argmax conventions below; split apart, each would
-//! restate them.)
+//! (Over 400 lines: the forward and the backward-filter share the packed filter, the tap
+//! offsets and the argmax conventions below; split apart, each would restate them. The
+//! unpooling, which needs only the argmax convention, is `unpool.rs`.)
 //!
 //! The forward runs the algorithm the plain forward would ([`ConvAlgo::resolve`] of the
 //! context's choice): Winograd with its pooled output transform (`winograd/pooled.rs`), or
