@@ -18,12 +18,17 @@ fn extent(cp: &ConvReluPool) -> Extent {
     (2 * hp, 2 * wp)
 }
 
-/// `y`, `dy` and `argmax` as a gradient, their lengths checked against `cp`.
-fn pooled<'a>(cp: &'a ConvReluPool, y: &'a [f32], dy: &'a [f32], argmax: &'a [u32]) -> Result<Gradient<'a>> {
-    let shape = cp.output_shape();
-    Conv2d::check_len("pooled output length vs n*(ho/2)*(wo/2)*cout", y.len(), shape)?;
-    Conv2d::check_len("pooled gradient length vs n*(ho/2)*(wo/2)*cout", dy.len(), shape)?;
-    Conv2d::check_len("argmax length vs n*(ho/2)*(wo/2)*cout", argmax.len(), shape)?;
+/// `y`, `dy` and `argmax` as a gradient, their lengths and those of the input (or its
+/// gradient, `x`) and the filter (or its gradient, `w`) checked against `cp`.
+fn checked<'a>(
+    cp: &'a ConvReluPool,
+    (x, w): (usize, usize),
+    y: &'a [f32],
+    dy: &'a [f32],
+    argmax: &'a [u32],
+) -> Result<Gradient<'a>> {
+    cp.check(x, w, y.len(), argmax.len())?;
+    Conv2d::check_len("pooled gradient length vs n*(ho/2)*(wo/2)*cout", dy.len(), cp.output_shape())?;
     Ok(Gradient::Pooled(PooledGrad { cp, y, dy, argmax }))
 }
 
@@ -42,11 +47,8 @@ pub fn conv2d_backward_data_pooled(
     dx: &mut [f32],
 ) -> Result<()> {
     let isa = ctx.isa.check()?;
-    let c = cp.conv();
-    Conv2d::check_len("input gradient length vs n*h*w*cin", dx.len(), c.input_shape())?;
-    Conv2d::check_len("filter length vs kh*kw*cin*cout", w.len(), c.filter_shape())?;
-    let g = pooled(cp, y, dy, argmax)?;
-    backward_data_in(ctx, isa, c, g, w, dx, extent(cp))
+    let g = checked(cp, (dx.len(), w.len()), y, dy, argmax)?;
+    backward_data_in(ctx, isa, cp.conv(), g, w, dx, extent(cp))
 }
 
 /// [`super::conv2d_backward_filter`] of `cp`'s convolution from its input `x` and, as in
@@ -64,12 +66,10 @@ pub fn conv2d_backward_filter_pooled(
     accumulate: bool,
 ) -> Result<()> {
     let isa = ctx.isa.check()?;
+    let g = checked(cp, (x.len(), dw.len()), y, dy, argmax)?;
     let c = cp.conv();
-    Conv2d::check_len("input length vs n*h*w*cin", x.len(), c.input_shape())?;
-    Conv2d::check_len("filter gradient length vs kh*kw*cin*cout", dw.len(), c.filter_shape())?;
     if let Some(db) = &db {
         Conv2d::check_len("bias gradient length vs cout", db.len(), [c.cout, 1, 1, 1])?;
     }
-    let g = pooled(cp, y, dy, argmax)?;
     backward_filter_in(ctx, isa, c, x, g, dw, db, accumulate, extent(cp))
 }
