@@ -11,6 +11,10 @@
 //! which run over the whole batch (batch statistics couple the samples), each pass with the
 //! ReLU the network fuses after them. Throughput is the bytes each pass must move at least
 //! (read and written once), against the memory bandwidth `peak` measures.
+//!
+//! Groups `resnet_convs_1t` and `resnet_convs_2t`: the residual network's convolutions
+//! (same padding, strides 1 and 2, 3x3 and 1x1) at its whole batch of 128, each pass and
+//! algorithm, in direct-count FLOPs.
 
 use criterion::Throughput;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -181,5 +185,57 @@ fn batch_norms(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, layers, batch_norms);
+/// (layer, H = W, Cin, Cout, kernel, stride): the residual network's convolutions (same
+/// padding, no bias), which it runs over the whole batch of 128 (its batch normalizations
+/// couple the samples, so it is not split into parts).
+const RESNET_CONVS: [(&str, usize, usize, usize, usize, usize); 5] = [
+    ("resnet_conv1", 28, 1, 32, 3, 1),
+    ("resnet_block32", 28, 32, 32, 3, 1),
+    ("resnet_down", 28, 32, 64, 3, 2),
+    ("resnet_block64", 14, 64, 64, 3, 1),
+    ("resnet_proj", 28, 32, 64, 1, 2),
+];
+
+fn resnet_convs(c: &mut Criterion) {
+    let isa = bench_isa();
+    for threads in [1, 2] {
+        let pool = pool(threads);
+        let mut g = c.benchmark_group(format!("resnet_convs_{threads}t"));
+        g.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
+        for (name, hw, cin, cout, k, s) in RESNET_CONVS {
+            let d = Conv2d::new([128, hw, hw, cin], [k, k, cin, cout], (s, s), (1, 1), Padding::Same).unwrap();
+            let x = fill(1, d.input_shape().iter().product());
+            let w = fill(2, d.filter_shape().iter().product());
+            let dy = fill(4, d.output_shape().iter().product());
+            let (mut y, mut dx, mut dw) = (vec![0.0; dy.len()], vec![0.0; x.len()], vec![0.0; w.len()]);
+            g.throughput(flops(d.flops()));
+            for (pass, kind) in
+                [("fwd", Pass::Forward), ("bwd_data", Pass::BackwardData), ("bwd_filter", Pass::BackwardFilter)]
+            {
+                if kind == Pass::BackwardData && cin == 1 {
+                    continue; // the model needs no gradient of its input
+                }
+                for (aname, algo) in ALGOS.into_iter().filter(|(_, a)| a.supports(&d, kind)) {
+                    let ctx = Ctx { algo, isa };
+                    g.bench_function(BenchmarkId::new(format!("{pass}/{aname}"), name), |bch| {
+                        pool.install(|| match kind {
+                            Pass::Forward => {
+                                bch.iter(|| conv2d_forward(&ctx, &d, &x, &w, None, false, &mut y).unwrap())
+                            }
+                            Pass::BackwardData => {
+                                bch.iter(|| conv2d_backward_data(&ctx, &d, &dy, &w, &mut dx).unwrap())
+                            }
+                            Pass::BackwardFilter => {
+                                bch.iter(|| conv2d_backward_filter(&ctx, &d, &x, &dy, &mut dw, None, false).unwrap())
+                            }
+                        })
+                    });
+                }
+            }
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, layers, batch_norms, resnet_convs);
 criterion_main!(benches);
