@@ -328,7 +328,8 @@ fn fused_rejects_bad_input() {
     assert!(matches!(ConvReluPool::new(c), Err(Error::InvalidArgument(_))));
     let c = Conv2d::simple([2, 6, 6, 2], [3, 3, 2, 4], Padding::Valid).unwrap();
     let cp = ConvReluPool::new(c).unwrap();
-    let (x, w) = (vec![0.0; 2 * 36 * 2], vec![0.0; 72]);
+    // A nonzero input, so that a gradient wrongly let through shows in dw below.
+    let (x, w) = ((0..2 * 36 * 2).map(|i| 1.0 + i as f32).collect::<Vec<f32>>(), vec![0.0; 72]);
     let (mut y, mut a) = (vec![0.0; 2 * 4 * 4], vec![0u32; 2 * 4 * 4]);
     let isa = Isa::Scalar;
     let bad = |r: ember_kernels::Result<()>| matches!(r, Err(Error::ShapeMismatch { .. }));

@@ -49,6 +49,12 @@ pub(crate) trait F32x: Copy {
     /// Stores lanes holding exact integers in `[0, 2^24)` as `u32` indices.
     unsafe fn store_index(self, p: *mut u32);
 
+    /// A four-entry table for [`F32x::pick4`]: lane `i < 4` is `p[o[i]]`, the other lanes 0.
+    unsafe fn load4(p: *const f32, o: [usize; 4]) -> Self;
+    /// Table lookup: lane `i` is lane `q[i]` of `self`, for lanes of `q` holding 0.0, 1.0,
+    /// 2.0 or 3.0 (one shuffle on every ISA).
+    unsafe fn pick4(self, q: Self) -> Self;
+
     /// Loads `n <= LANES` floats, the other lanes 0.
     #[inline(always)]
     unsafe fn load_partial(p: *const f32, n: usize) -> Self {
@@ -97,6 +103,17 @@ impl F32x for Portable {
     unsafe fn store_index(self, p: *mut u32) {
         // SAFETY: the caller guarantees 8 writable indices at p.
         unsafe { p.cast::<[u32; 8]>().write_unaligned(self.0.map(|f| f as i32 as u32)) }
+    }
+    #[inline(always)]
+    unsafe fn load4(p: *const f32, o: [usize; 4]) -> Self {
+        let mut r = [0.0; 8];
+        // SAFETY: the caller guarantees a readable float at each p + o[i].
+        r[..4].iter_mut().zip(o).for_each(|(r, o)| *r = unsafe { *p.add(o) });
+        Portable(r)
+    }
+    #[inline(always)]
+    unsafe fn pick4(self, q: Self) -> Self {
+        Portable(q.0.map(|q| self.0[(q as usize) & 3]))
     }
     #[inline(always)]
     unsafe fn zero() -> Self {
@@ -208,6 +225,19 @@ mod x86 {
             unsafe { _mm256_storeu_si256(p.cast(), _mm256_cvttps_epi32(self.0)) }
         }
         #[inline(always)]
+        unsafe fn load4(p: *const f32, o: [usize; 4]) -> Self {
+            // SAFETY: a readable float at each p + o[i] (trait contract); AVX2+FMA enabled by the caller's #[target_feature].
+            unsafe {
+                let t = _mm_setr_ps(*p.add(o[0]), *p.add(o[1]), *p.add(o[2]), *p.add(o[3]));
+                Avx2(_mm256_zextps128_ps256(t))
+            }
+        }
+        #[inline(always)]
+        unsafe fn pick4(self, q: Self) -> Self {
+            // SAFETY: registers only; AVX2+FMA enabled by the caller's #[target_feature].
+            unsafe { Avx2(_mm256_permutevar8x32_ps(self.0, _mm256_cvttps_epi32(q.0))) }
+        }
+        #[inline(always)]
         unsafe fn zero() -> Self {
             // SAFETY: registers only; AVX2+FMA enabled by the caller's #[target_feature].
             unsafe { Avx2(_mm256_setzero_ps()) }
@@ -303,6 +333,19 @@ mod x86 {
         unsafe fn store_index(self, p: *mut u32) {
             // SAFETY: 16 writable u32 at p (trait contract); AVX-512F enabled by the caller's #[target_feature].
             unsafe { _mm512_storeu_si512(p.cast(), _mm512_cvttps_epi32(self.0)) }
+        }
+        #[inline(always)]
+        unsafe fn load4(p: *const f32, o: [usize; 4]) -> Self {
+            // SAFETY: a readable float at each p + o[i] (trait contract); AVX-512F enabled by the caller's #[target_feature].
+            unsafe {
+                let t = _mm_setr_ps(*p.add(o[0]), *p.add(o[1]), *p.add(o[2]), *p.add(o[3]));
+                Avx512(_mm512_zextps128_ps512(t))
+            }
+        }
+        #[inline(always)]
+        unsafe fn pick4(self, q: Self) -> Self {
+            // SAFETY: registers only; AVX-512F enabled by the caller's #[target_feature].
+            unsafe { Avx512(_mm512_permutexvar_ps(_mm512_cvttps_epi32(q.0), self.0)) }
         }
         #[inline(always)]
         unsafe fn zero() -> Self {
@@ -418,6 +461,24 @@ mod arm {
         unsafe fn store_index(self, p: *mut u32) {
             // SAFETY: 4 writable u32 at p (trait contract); NEON is always present on AArch64.
             unsafe { vst1q_u32(p, vcvtq_u32_f32(self.0)) }
+        }
+        #[inline(always)]
+        unsafe fn load4(p: *const f32, o: [usize; 4]) -> Self {
+            // SAFETY: a readable float at each p + o[i] (trait contract); NEON is always present on AArch64.
+            unsafe {
+                let t = [*p.add(o[0]), *p.add(o[1]), *p.add(o[2]), *p.add(o[3])];
+                Neon(vld1q_f32(t.as_ptr()))
+            }
+        }
+        #[inline(always)]
+        unsafe fn pick4(self, q: Self) -> Self {
+            // Byte indices 4q..4q+3 of each lane into the table's 16 bytes.
+            // SAFETY: registers only; NEON is always present on AArch64.
+            unsafe {
+                let lane = vcvtq_u32_f32(q.0);
+                let bytes = vmlaq_u32(vdupq_n_u32(0x0302_0100), lane, vdupq_n_u32(0x0404_0404));
+                Neon(vreinterpretq_f32_u8(vqtbl1q_u8(vreinterpretq_u8_f32(self.0), vreinterpretq_u8_u32(bytes))))
+            }
         }
         #[inline(always)]
         unsafe fn zero() -> Self {

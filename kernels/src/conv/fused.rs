@@ -15,9 +15,13 @@
 //! reaches memory, only the pooled output and its argmax.
 //!
 //! Backward-filter starts from the pooled gradient: a pooled output passes its gradient to
-//! its argmax pixel only, and only where the pooled value is positive (ReLU), so each pooled
-//! pixel contributes one masked rank-1 update per window cell. Images are accumulated in fixed
-//! groups whose partial sums are added in group order: bit-identical for any thread count.
+//! its argmax pixel only, and only where the pooled value is positive (ReLU). So per pooled
+//! pixel, channel and filter row only one of the window's four inputs meets a nonzero
+//! gradient: the kernel picks it per channel lane with a four-entry table lookup
+//! ([`F32x::pick4`] of the window's inputs by the lane's argmax cell) and does one FMA, a
+//! quarter of the FMAs of the dense backward-filter over the unpooled gradient (whose other
+//! three terms are products with zeros). Images are accumulated in fixed groups whose partial
+//! sums are added in group order: bit-identical for any thread count.
 //!
 //! Layouts: `x` NHWC `[n, h, w, cin]`, filter HWIO `[kh, kw, cin, cout]`, pooled output and
 //! argmax `[n, ho / 2, wo / 2, cout]` (an odd last convolution row or column is dropped, as
@@ -395,8 +399,8 @@ pub fn conv_relu_maxpool_backward_filter(
 }
 
 /// Rows of `dw` per register block of the backward-filter tile, for `nb` vectors of
-/// channels: the `R x NB` accumulators, the `4 x NB` masked gradients and four broadcasts
-/// must fit the ISA's registers.
+/// channels: the `R x NB` accumulators, the `NB` masked gradients and cell numbers, the
+/// table and the picked inputs must fit the ISA's registers.
 fn wgrad_rows(nb: usize) -> usize {
     if nb <= 2 {
         9
@@ -458,6 +462,9 @@ unsafe fn wgrad_image_body<V: F32x, const NB: usize, const R: usize>(
     unsafe {
         let zero = V::zero();
         let cvec = cell_idx.map(|c| V::splat(c as f32));
+        let cell_nums = [0.0, 1.0, 2.0, 3.0].map(|c| V::splat(c));
+        let cells = cell_idx.map(|c| c as f32);
+        let cell_table = V::load4(cells.as_ptr(), [0, 1, 2, 3]);
         for c0 in (0..g.coutp).step_by(NB * l) {
             let width = g.cout.saturating_sub(c0).min(NB * l);
             for r0 in rows.clone().step_by(R) {
@@ -468,9 +475,12 @@ unsafe fn wgrad_image_body<V: F32x, const NB: usize, const R: usize>(
                         let base = x.as_ptr().add(2 * py * g.yps + 2 * px * g.xps);
                         let o = (py * g.wp + px) * g.cout + c0;
                         let first = V::splat(((2 * py * g.wo + 2 * px) * g.cout) as f32);
-                        // The pooled gradient where the output is positive, split by the
-                        // window cell its argmax names.
-                        let mut gq = [[zero; NB]; 4];
+                        // Per lane: the window cell its argmax names (0..4, as a float), and
+                        // the pooled gradient where the output is positive and the argmax
+                        // names a cell of this window (0 elsewhere). Only that cell's input
+                        // meets the gradient: one FMA per row, the input picked by cell.
+                        let mut cell = [zero; NB];
+                        let mut grad = [zero; NB];
                         for v in 0..NB {
                             let lane0 = v * l;
                             if lane0 >= width {
@@ -494,20 +504,20 @@ unsafe fn wgrad_image_body<V: F32x, const NB: usize, const R: usize>(
                             };
                             let gv = yv.select_gt(zero, dyv, zero);
                             db[v] = db[v].add(gv);
-                            let idx0 = V::load(iota.as_ptr().add(c0 + lane0)).add(first);
-                            for (q, gqq) in gq.iter_mut().enumerate() {
-                                gqq[v] = av.select_eq(idx0.add(cvec[q]), gv, zero);
+                            // The argmax's offset from the window's first pixel (exact: both
+                            // are integers below 2^24).
+                            let d = av.sub(V::load(iota.as_ptr().add(c0 + lane0)).add(first));
+                            let mut q = zero;
+                            for c in 1..4 {
+                                q = d.select_eq(cvec[c], cell_nums[c], q);
                             }
+                            cell[v] = q;
+                            grad[v] = d.select_eq(cell_table.pick4(q), gv, zero);
                         }
                         for (r, dwr) in dw.iter_mut().enumerate() {
-                            let xr = base.add(roff[r0 + r]);
-                            let xb = cell_in.map(|c| V::splat(*xr.add(c)));
+                            let table = V::load4(base.add(roff[r0 + r]), cell_in);
                             for v in 0..NB {
-                                let mut d = dwr[v];
-                                for q in 0..4 {
-                                    d = xb[q].fma(gq[q][v], d);
-                                }
-                                dwr[v] = d;
+                                dwr[v] = table.pick4(cell[v]).fma(grad[v], dwr[v]);
                             }
                         }
                     }
