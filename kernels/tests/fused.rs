@@ -17,8 +17,9 @@ use ember_kernels::conv::conv_relu_maxpool_backward_filter;
 use ember_kernels::conv::conv_relu_maxpool_forward;
 use ember_kernels::conv::{
     conv2d_backward_data, conv2d_backward_data_pooled, conv2d_backward_filter, conv2d_backward_filter_pooled,
-    unpool_relu_grad, Conv2d, ConvAlgo, ConvReluPool, Padding, Pass,
+    conv2d_forward, unpool_relu_grad, Conv2d, ConvAlgo, ConvReluPool, Padding, Pass,
 };
+use ember_kernels::pool::max_pool_forward;
 use ember_kernels::Ctx;
 use ember_kernels::{reference, Error, Isa};
 use proptest::prelude::*;
@@ -204,6 +205,36 @@ proptest! {
     #[test]
     fn fused_matches_reference(cp in fused(), seed in any::<u64>()) {
         check(&cp, seed);
+    }
+
+    /// One input channel, 3x3, stride 1 (a first layer on grey images, which has its own
+    /// kernel): against the reference, and bit for bit the plain direct convolution with
+    /// bias and ReLU followed by max pooling (the same sums in the same order; the argmax
+    /// where the output is positive, as all-zero windows may name any cell).
+    #[test]
+    fn one_channel_is_the_plain_direct_convolution_pooled(
+        (n, h, w, co) in (1usize..4, 4usize..31, 4usize..31, 1usize..40),
+        p in padding(),
+        seed in any::<u64>(),
+    ) {
+        let Ok(c) = Conv2d::simple([n, h, w, 1], [3, 3, 1, co], p) else { return Ok(()) };
+        let Ok(cp) = ConvReluPool::new(c) else { return Ok(()) };
+        check(&cp, seed);
+        let (x, wt, b) = (fill(seed, len(c.input_shape())), fill(seed ^ 1, 9 * co), fill(seed ^ 2, co));
+        let out = len(cp.output_shape());
+        for isa in Isa::available() {
+            let ctx = Ctx::for_isa(isa).with_algo(ConvAlgo::Direct);
+            let (mut y, mut a) = (vec![f32::NAN; out], vec![u32::MAX; out]);
+            conv_relu_maxpool_forward(&ctx, &cp, &x, &wt, Some(&b), &mut y, &mut a).unwrap();
+            let mut conv = vec![f32::NAN; len(c.output_shape())];
+            conv2d_forward(&ctx, &c, &x, &wt, Some(&b), true, &mut conv).unwrap();
+            let (mut yp, mut ap) = (vec![f32::NAN; out], vec![u32::MAX; out]);
+            max_pool_forward(&ctx, cp.pool(), &conv, &mut yp, &mut ap).unwrap();
+            for o in 0..out {
+                prop_assert!(y[o].to_bits() == yp[o].to_bits(), "{isa} {c:?}: output {o}: {} vs {}", y[o], yp[o]);
+                prop_assert!(y[o] <= 0.0 || a[o] == ap[o], "{isa} {c:?}: argmax {o}: {} vs {}", a[o], ap[o]);
+            }
+        }
     }
 
     /// `unpool_relu_grad` is the scatter bit for bit for any argmax: in its window (the

@@ -7,7 +7,8 @@
 //!
 //! The forward runs the algorithm the plain forward would ([`ConvAlgo::resolve`] of the
 //! context's choice): Winograd with its pooled output transform (`winograd/pooled.rs`), or
-//! the direct kernel below.
+//! the direct kernel below (for one input channel, 3x3 at stride 1, its variant that keeps
+//! the filter in registers, `fused_c1.rs`).
 //!
 //! Forward: for each pooled output pixel, the four convolution outputs under its window are
 //! computed in registers (four pixels x a block of output channels), biased, clamped and
@@ -30,6 +31,7 @@
 //! output. Ties among positive outputs go to the first in row-major window order; where
 //! all four are clamped to 0 (no gradient flows) it names the largest pre-activation.
 
+use super::fused_c1;
 use super::pad::{forward_placement, with_placed, Src};
 use super::{winograd, Conv2d, ConvAlgo, Pass};
 use crate::arch::simd::{lanes, simd_dispatch, F32x};
@@ -60,20 +62,20 @@ fn block_vectors(isa: Isa, cout: usize) -> usize {
 
 /// The geometry a kernel body reads, in floats, on a canvas covering every tap.
 #[derive(Clone, Copy)]
-struct Geom {
+pub(super) struct Geom {
     /// Step between horizontally adjacent output pixels (`sw * cin`).
-    xps: usize,
+    pub xps: usize,
     /// Step between vertically adjacent output pixels (`sh * row`).
-    yps: usize,
-    cin: usize,
-    cout: usize,
+    pub yps: usize,
+    pub cin: usize,
+    pub cout: usize,
     /// `cout` rounded up to whole channel blocks (the packed filter's row length).
-    coutp: usize,
+    pub coutp: usize,
     /// Pooled rows and columns.
-    hp: usize,
-    wp: usize,
+    pub hp: usize,
+    pub wp: usize,
     /// Convolution output width (for argmax indices).
-    wo: usize,
+    pub wo: usize,
 }
 
 /// The packed filter `[kh*kw*cin][coutp]` (zero-padded channels), followed by the bias
@@ -125,7 +127,9 @@ pub fn conv_relu_maxpool_forward(
         algo @ (ConvAlgo::Winograd4x3 | ConvAlgo::Winograd2x3) => algo.check(c, Pass::Forward)?,
         _ => {}
     }
-    let nb = block_vectors(isa, c.cout);
+    // One input channel, 3x3, stride 1: the kernel that keeps the filter in registers.
+    let single = fused_c1::applies(c);
+    let nb = if single { fused_c1::block_vectors(isa, c.cout) } else { block_vectors(isa, c.cout) };
     let coutp = c.cout.next_multiple_of(nb * lanes(isa));
     let k = c.kh * c.kw * c.cin;
     // Only the convolution rows and columns the pooling reads.
@@ -140,9 +144,13 @@ pub fn conv_relu_maxpool_forward(
                 let xi = &src.data[n * img_in..][..img_in];
                 // SAFETY: `isa` was checked; `with_placed` made a canvas on which every tap of
                 // every convolution pixel under a pooling window lies inside `xi` (g and taps
-                // are derived from it); `packed` holds (k + 2) * coutp floats; yi and ai are
-                // one image's pooled output.
+                // are derived from it); `packed` holds (k + 2) * coutp floats, coutp a multiple
+                // of nb vectors; yi and ai are one image's pooled output. The one-channel
+                // kernel's canvas has one channel at stride 1 (xps == 1, by `applies`).
                 unsafe {
+                    if single {
+                        return fused_c1::image(isa, nb, &g, xi, packed, yi, ai);
+                    }
                     match (nb, fwd_pixels(isa, nb)) {
                         (1, 2) => fwd_image::<1, 2>(isa, &g, &taps, xi, packed, yi, ai),
                         (1, _) => fwd_image::<1, 1>(isa, &g, &taps, xi, packed, yi, ai),
@@ -225,8 +233,7 @@ unsafe fn fwd_image_body<V: F32x, const NB: usize, const P: usize>(
 }
 
 /// Pooled pixels `(py, px..px + P)`, channels `c0..c0 + NB * LANES`: the 4 x P convolution
-/// pixels accumulate in registers; the epilogue takes the maximum and its cell over the
-/// raw sums, then adds the bias and clamps (max commutes with both, both monotonic).
+/// pixels accumulate in registers; [`pool_store`] pools, biases and clamps them.
 ///
 /// # Safety
 /// As [`fwd_image_body`], with `px + P <= wp`, `c0 < coutp`.
@@ -245,10 +252,8 @@ unsafe fn fwd_tile<V: F32x, const NB: usize, const P: usize>(
 ) {
     let l = V::LANES;
     let k = taps.len() * g.cin;
-    let width = g.cout.saturating_sub(c0).min(NB * l);
-    // Offsets of the four pixels of a window from its top-left one: input and argmax.
+    // Offsets of the four pixels of a window from its top-left one.
     let cell_in = [0, g.xps, g.yps, g.yps + g.xps];
-    let cell_idx = [0, g.cout, g.wo * g.cout, (g.wo + 1) * g.cout];
     // SAFETY: the contract bounds every access: input reads at a window base + cell + tap +
     // ci lie in x; filter rows below k, bias and channel numbers below coutp; stores cover
     // channels below cout of pooled pixels (py, px..px+P).
@@ -276,35 +281,64 @@ unsafe fn fwd_tile<V: F32x, const NB: usize, const P: usize>(
                 row += 1;
             }
         }
-        let bias = wp.add(k * g.coutp);
-        let chan = wp.add((k + 1) * g.coutp);
-        let cvec = cell_idx.map(|c| V::splat(c as f32));
+        let (bias, chan) = (wp.add(k * g.coutp), wp.add((k + 1) * g.coutp));
         for (p, accp) in acc.iter().enumerate() {
-            let o = (py * g.wp + px + p) * g.cout + c0;
-            let first = V::splat(((2 * py * g.wo + 2 * (px + p)) * g.cout) as f32);
-            #[allow(clippy::needless_range_loop)] // v indexes three arrays
-            for v in 0..NB {
-                let lane0 = v * l;
-                if lane0 >= width {
-                    break;
-                }
-                let idx0 = V::load(chan.add(lane0)).add(first);
-                let (mut best, mut idx) = (accp[0][v], idx0);
-                for q in 1..4 {
-                    idx = accp[q][v].select_gt(best, idx0.add(cvec[q]), idx);
-                    best = accp[q][v].select_gt(best, accp[q][v], best);
-                }
-                let out = best.add(V::load(bias.add(lane0))).max(zero);
-                let n = (width - lane0).min(l);
-                if n == l {
-                    out.store(y.as_mut_ptr().add(o + lane0));
-                    idx.store_index(a.as_mut_ptr().add(o + lane0));
-                } else {
-                    out.store_partial(y.as_mut_ptr().add(o + lane0), n);
-                    let mut tmp = [0u32; 16];
-                    idx.store_index(tmp.as_mut_ptr());
-                    a[o + lane0..o + lane0 + n].copy_from_slice(&tmp[..n]);
-                }
+            pool_store(g, accp, (bias, chan), y, a, c0, (py, px + p));
+        }
+    }
+}
+
+/// The forward epilogue of pooled pixel `(py, px)`, channels `c0..c0 + NB * LANES`: from the
+/// raw sums of its window's four convolution pixels (`acc[cell][vector]`, cells in
+/// row-major window order), the maximum and its cell, then the bias added and the ReLU
+/// (max commutes with both, both monotonic); stores the pooled value and the argmax.
+///
+/// # Safety
+/// The ISA of `V` is enabled; `bias` and `chan` point at channel `c0` of the packed bias and
+/// channel numbers ([`pack`]); `(py, px)` is a pooled pixel of `g` and `c0 < coutp`; `y` and
+/// `a` hold `hp * wp * cout`.
+#[inline(always)]
+pub(super) unsafe fn pool_store<V: F32x, const NB: usize>(
+    g: &Geom,
+    acc: &[[V; NB]; 4],
+    (bias, chan): (*const f32, *const f32),
+    y: &mut [f32],
+    a: &mut [u32],
+    c0: usize,
+    (py, px): (usize, usize),
+) {
+    let l = V::LANES;
+    let width = g.cout.saturating_sub(c0).min(NB * l);
+    let cell_idx = [0, g.cout, g.wo * g.cout, (g.wo + 1) * g.cout];
+    // SAFETY: bias and channel numbers are read below coutp; stores cover channels below
+    // cout of pooled pixel (py, px).
+    unsafe {
+        let zero = V::zero();
+        let cvec = cell_idx.map(|c| V::splat(c as f32));
+        let o = (py * g.wp + px) * g.cout + c0;
+        let first = V::splat(((2 * py * g.wo + 2 * px) * g.cout) as f32);
+        #[allow(clippy::needless_range_loop)] // v indexes three arrays
+        for v in 0..NB {
+            let lane0 = v * l;
+            if lane0 >= width {
+                break;
+            }
+            let idx0 = V::load(chan.add(lane0)).add(first);
+            let (mut best, mut idx) = (acc[0][v], idx0);
+            for q in 1..4 {
+                idx = acc[q][v].select_gt(best, idx0.add(cvec[q]), idx);
+                best = acc[q][v].select_gt(best, acc[q][v], best);
+            }
+            let out = best.add(V::load(bias.add(lane0))).max(zero);
+            let n = (width - lane0).min(l);
+            if n == l {
+                out.store(y.as_mut_ptr().add(o + lane0));
+                idx.store_index(a.as_mut_ptr().add(o + lane0));
+            } else {
+                out.store_partial(y.as_mut_ptr().add(o + lane0), n);
+                let mut tmp = [0u32; 16];
+                idx.store_index(tmp.as_mut_ptr());
+                a[o + lane0..o + lane0 + n].copy_from_slice(&tmp[..n]);
             }
         }
     }

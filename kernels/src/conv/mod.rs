@@ -50,6 +50,7 @@ mod depthwise;
 
 mod direct;
 mod fused;
+mod fused_c1;
 mod im2col;
 mod pad;
 mod pooled;
