@@ -51,6 +51,9 @@ pub(crate) trait F32x: Copy {
 
     /// A four-entry table for [`F32x::pick4`]: lane `i < 4` is `p[o[i]]`, the other lanes 0.
     unsafe fn load4(p: *const f32, o: [usize; 4]) -> Self;
+    /// A four-entry table of two pairs: lanes 0..4 are `a[0], a[1], b[0], b[1]`, the other
+    /// lanes 0 ([`F32x::load4`] of adjacent pairs, in two loads).
+    unsafe fn load2x2(a: *const f32, b: *const f32) -> Self;
     /// Table lookup: lane `i` is lane `q[i]` of `self`, for lanes of `q` holding 0.0, 1.0,
     /// 2.0 or 3.0 (one shuffle on every ISA).
     unsafe fn pick4(self, q: Self) -> Self;
@@ -110,6 +113,11 @@ impl F32x for Portable {
         // SAFETY: the caller guarantees a readable float at each p + o[i].
         r[..4].iter_mut().zip(o).for_each(|(r, o)| *r = unsafe { *p.add(o) });
         Portable(r)
+    }
+    #[inline(always)]
+    unsafe fn load2x2(a: *const f32, b: *const f32) -> Self {
+        // SAFETY: the caller guarantees two readable floats at a and at b.
+        unsafe { Portable([*a, *a.add(1), *b, *b.add(1), 0.0, 0.0, 0.0, 0.0]) }
     }
     #[inline(always)]
     unsafe fn pick4(self, q: Self) -> Self {
@@ -233,6 +241,14 @@ mod x86 {
             }
         }
         #[inline(always)]
+        unsafe fn load2x2(a: *const f32, b: *const f32) -> Self {
+            // SAFETY: two readable floats at a and at b (trait contract); AVX2+FMA enabled by the caller's #[target_feature].
+            unsafe {
+                let pairs = _mm_loadh_pd(_mm_load_sd(a.cast()), b.cast());
+                Avx2(_mm256_zextps128_ps256(_mm_castpd_ps(pairs)))
+            }
+        }
+        #[inline(always)]
         unsafe fn pick4(self, q: Self) -> Self {
             // SAFETY: registers only; AVX2+FMA enabled by the caller's #[target_feature].
             unsafe { Avx2(_mm256_permutevar8x32_ps(self.0, _mm256_cvttps_epi32(q.0))) }
@@ -340,6 +356,14 @@ mod x86 {
             unsafe {
                 let t = _mm_setr_ps(*p.add(o[0]), *p.add(o[1]), *p.add(o[2]), *p.add(o[3]));
                 Avx512(_mm512_zextps128_ps512(t))
+            }
+        }
+        #[inline(always)]
+        unsafe fn load2x2(a: *const f32, b: *const f32) -> Self {
+            // SAFETY: two readable floats at a and at b (trait contract); AVX-512F enabled by the caller's #[target_feature].
+            unsafe {
+                let pairs = _mm_loadh_pd(_mm_load_sd(a.cast()), b.cast());
+                Avx512(_mm512_zextps128_ps512(_mm_castpd_ps(pairs)))
             }
         }
         #[inline(always)]
@@ -469,6 +493,11 @@ mod arm {
                 let t = [*p.add(o[0]), *p.add(o[1]), *p.add(o[2]), *p.add(o[3])];
                 Neon(vld1q_f32(t.as_ptr()))
             }
+        }
+        #[inline(always)]
+        unsafe fn load2x2(a: *const f32, b: *const f32) -> Self {
+            // SAFETY: two readable floats at a and at b (trait contract); NEON is always present on AArch64.
+            unsafe { Neon(vcombine_f32(vld1_f32(a), vld1_f32(b))) }
         }
         #[inline(always)]
         unsafe fn pick4(self, q: Self) -> Self {

@@ -497,8 +497,7 @@ unsafe fn wgrad_image_body<V: F32x, const NB: usize, const R: usize>(
         let zero = V::zero();
         let cvec = cell_idx.map(|c| V::splat(c as f32));
         let cell_nums = [0.0, 1.0, 2.0, 3.0].map(|c| V::splat(c));
-        let cells = cell_idx.map(|c| c as f32);
-        let cell_table = V::load4(cells.as_ptr(), [0, 1, 2, 3]);
+        let pairs = g.xps == 1;
         for c0 in (0..g.coutp).step_by(NB * l) {
             let width = g.cout.saturating_sub(c0).min(NB * l);
             for r0 in rows.clone().step_by(R) {
@@ -541,15 +540,18 @@ unsafe fn wgrad_image_body<V: F32x, const NB: usize, const R: usize>(
                             // The argmax's offset from the window's first pixel (exact: both
                             // are integers below 2^24).
                             let d = av.sub(V::load(iota.as_ptr().add(c0 + lane0)).add(first));
-                            let mut q = zero;
+                            let (mut q, mut gc) = (zero, d.select_eq(zero, gv, zero));
                             for c in 1..4 {
                                 q = d.select_eq(cvec[c], cell_nums[c], q);
+                                gc = d.select_eq(cvec[c], gv, gc);
                             }
                             cell[v] = q;
-                            grad[v] = d.select_eq(cell_table.pick4(q), gv, zero);
+                            grad[v] = gc;
                         }
                         for (r, dwr) in dw.iter_mut().enumerate() {
-                            let table = V::load4(base.add(roff[r0 + r]), cell_in);
+                            let xr = base.add(roff[r0 + r]);
+                            // One channel at stride 1: the window's inputs are two pairs.
+                            let table = if pairs { V::load2x2(xr, xr.add(g.yps)) } else { V::load4(xr, cell_in) };
                             for v in 0..NB {
                                 dwr[v] = table.pick4(cell[v]).fma(grad[v], dwr[v]);
                             }
