@@ -29,13 +29,13 @@ pub(crate) fn rule(g: &Graph, consumers: &[Vec<usize>], i: usize, auto: bool) ->
     Some(Planned { op: Arc::new(op), covers: vec![i, p], has_params: true })
 }
 
-/// Input channels up to which the fused backward-filter kernel (masked rank-1 updates per
-/// pooled pixel) beats the convolution's own backward-filter from the pooled gradient
-/// (`conv2d_backward_filter_pooled`: Winograd reads the pooled gradient, direct unpools it
-/// first). Measured at one part of 8 samples, one thread (`layers` bench,
-/// `bwd_filter/{fused_pool,pooled}`, AVX-512, two runs): 1 channel (seed_conv1) 39 vs
-/// 87-90 µs; 3 channels (cifar_conv1) 155-168 vs 195-203 µs; 32 channels (convnet_conv2,
-/// cifar_conv2, Winograd) 550-570 vs 168-173 µs and 897-988 vs 175 µs.
+/// Input channels up to which the fused backward-filter kernel (per pooled pixel, row and
+/// channel one FMA with the argmax cell's input) beats the convolution's own backward-filter
+/// from the pooled gradient (`conv2d_backward_filter_pooled`: Winograd reads the pooled
+/// gradient, direct unpools it first). Measured at one part of 8 samples, one thread
+/// (`layers` bench, `bwd_filter/{fused_pool,pooled}`, AVX-512, Zen 4): 1 channel
+/// (seed_conv1) 20-23 vs 87 µs; 3 channels (cifar_conv1) 86-90 vs 188 µs; 32 channels
+/// (convnet_conv2, cifar_conv2, Winograd) 468 vs 171 µs and 611 vs 173 µs.
 const FUSED_WGRAD_MAX_CIN: usize = 3;
 
 /// `y = maxpool2x2(relu(conv(x) + b))`, keeping the argmax in the workspace. Backward
