@@ -79,7 +79,7 @@ def resnet(keras):
 
 def build(keras, name, decay_steps=1000, label_smoothing=0.0):
     """The suite's network `name`, compiled as the Ember benchmark compiles it (the resnet as
-    the example trains it: Adam from 0.002 decayed to 0 along a cosine over `decay_steps`;
+    the example trains it: Adam from 0.003 decayed to 0 along a cosine over `decay_steps`;
     with label smoothing, categorical cross-entropy on one-hot labels)."""
     if name == "resnet":
         model = resnet(keras)
@@ -87,7 +87,7 @@ def build(keras, name, decay_steps=1000, label_smoothing=0.0):
             loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing)
         else:
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        lr = keras.optimizers.schedules.CosineDecay(0.002, decay_steps)
+        lr = keras.optimizers.schedules.CosineDecay(0.003, decay_steps)
         model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=["accuracy"])
         return model
     L = keras.layers

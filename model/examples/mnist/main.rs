@@ -8,7 +8,7 @@
 //!                 -> Dense(10, softmax); 15 epochs, batch 128, validation split 0.1
 //! resnet: Conv2D(32, same)-BN-ReLU, two residual blocks, a strided block to 64 channels
 //!                 with a 1x1 projection shortcut, GlobalAveragePooling2D, Dense(10) logits;
-//!                 5 epochs, batch 64, validation split 0.1, Adam's rate 0.002 decayed to 0
+//!                 5 epochs, batch 64, validation split 0.1, Adam's rate 0.003 decayed to 0
 //!                 along a cosine (so the batch normalization's moving statistics settle),
 //!                 categorical cross-entropy with label smoothing 0.1
 //! Adam (0.001 unless said), sparse categorical cross-entropy (unless said), accuracy; x / 255
@@ -42,7 +42,7 @@ struct Args {
     /// 10% of the training images held out for validation) or `resnet` (Conv2D-BN-ReLU, two
     /// residual blocks, a strided block to 64 channels with a 1x1 projection shortcut,
     /// global average pooling, Dense(10) logits; 5 epochs of batch 64, 10% validation, Adam
-    /// from 0.002 decayed to 0 along a cosine, label smoothing 0.1).
+    /// from 0.003 decayed to 0 along a cosine, label smoothing 0.1).
     #[arg(long, default_value = "seed")]
     model: String,
     /// Epochs to train (default: the model's).
@@ -51,7 +51,7 @@ struct Args {
     /// Samples per step (default: the model's).
     #[arg(long)]
     batch_size: Option<usize>,
-    /// Adam's (initial) learning rate (default: the model's: 0.001, resnet 0.002).
+    /// Adam's (initial) learning rate (default: the model's: 0.001, resnet 0.003).
     #[arg(long)]
     learning_rate: Option<f32>,
     /// Label smoothing: Keras's `CategoricalCrossentropy(label_smoothing)` on the one-hot
