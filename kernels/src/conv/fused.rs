@@ -7,8 +7,8 @@
 //!
 //! The forward runs the algorithm the plain forward would ([`ConvAlgo::resolve`] of the
 //! context's choice): Winograd with its pooled output transform (`winograd/pooled.rs`), or
-//! the direct kernel below (for one input channel, 3x3 at stride 1, its variant that keeps
-//! the filter in registers, `fused_c1.rs`).
+//! the direct kernel below (for one input channel, 3x3 at stride 1, its variant that loads
+//! the filter once per image and broadcasts each input once, `fused_c1.rs`).
 //!
 //! Forward: for each pooled output pixel, the four convolution outputs under its window are
 //! computed in registers (four pixels x a block of output channels), biased, clamped and
@@ -127,7 +127,7 @@ pub fn conv_relu_maxpool_forward(
         algo @ (ConvAlgo::Winograd4x3 | ConvAlgo::Winograd2x3) => algo.check(c, Pass::Forward)?,
         _ => {}
     }
-    // One input channel, 3x3, stride 1: the kernel that keeps the filter in registers.
+    // One input channel, 3x3, stride 1: the kernel that broadcasts each input once.
     let single = fused_c1::applies(c);
     let nb = if single { fused_c1::block_vectors(isa, c.cout) } else { block_vectors(isa, c.cout) };
     let coutp = c.cout.next_multiple_of(nb * lanes(isa));

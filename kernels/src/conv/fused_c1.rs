@@ -2,11 +2,11 @@
 //! filter at stride 1 (`f32-cbrp-c1-3x3-*`): the first layer of a network on grey images.
 //!
 //! With one input channel, a pooling window's four convolution pixels read a 4x4 input
-//! patch, and the whole filter is nine rows of `cout` weights. This kernel keeps the nine
-//! rows' vectors in registers for the whole image and broadcasts each of the patch's 16
-//! inputs once; the general kernel (`fused.rs`) reloads the filter rows for every tile and
-//! broadcasts an input once per tap that reads it (per window 36 broadcasts and, for two
-//! windows a tile, 9 row loads, where this does 16 and none). Each sum accumulates its taps
+//! patch, and the whole filter is nine rows of `cout` weights. This kernel loads the nine
+//! rows' vectors once per block of channels and image (on AVX-512 LLVM keeps part of them
+//! on the stack, read as the FMAs' memory operands) and broadcasts each of the patch's 16
+//! inputs once; the general kernel (`fused.rs`) broadcasts an input once per tap that reads
+//! it (36 broadcasts per window where this does 16). Each sum accumulates its taps
 //! in the same row-major order as the general kernel, with the same FMAs, so the results
 //! are the general kernel's bit for bit; the epilogue is the shared [`pool_store`].
 
@@ -20,9 +20,9 @@ pub(super) fn applies(c: &Conv2d) -> bool {
     c.cin == 1 && (c.kh, c.kw) == (3, 3) && (c.sh, c.sw) == (1, 1) && (c.dh, c.dw) == (1, 1)
 }
 
-/// Vectors of output channels per block: the 9 x NB filter vectors, 4 x NB accumulators, a
-/// broadcast and the epilogue's constants must fit the registers (32 on AVX-512 and NEON:
-/// two vectors; 16 on AVX2: one).
+/// Vectors of output channels per block: the 4 x NB accumulators, a broadcast and as many
+/// of the 9 x NB filter vectors as possible should fit the registers (32 on AVX-512 and
+/// NEON: two vectors; 16 on AVX2: one, which holds the whole filter).
 pub(super) fn block_vectors(isa: Isa, cout: usize) -> usize {
     match isa {
         Isa::Avx512 | Isa::Neon if cout > lanes(isa) => 2,
