@@ -496,7 +496,6 @@ unsafe fn wgrad_image_body<V: F32x, const NB: usize, const R: usize>(
     unsafe {
         let zero = V::zero();
         let cvec = cell_idx.map(|c| V::splat(c as f32));
-        let cell_nums = [0.0, 1.0, 2.0, 3.0].map(|c| V::splat(c));
         let pairs = g.xps == 1;
         for c0 in (0..g.coutp).step_by(NB * l) {
             let width = g.cout.saturating_sub(c0).min(NB * l);
@@ -541,9 +540,9 @@ unsafe fn wgrad_image_body<V: F32x, const NB: usize, const R: usize>(
                             // are integers below 2^24).
                             let d = av.sub(V::load(iota.as_ptr().add(c0 + lane0)).add(first));
                             let (mut q, mut gc) = (zero, d.select_eq(zero, gv, zero));
-                            for c in 1..4 {
-                                q = d.select_eq(cvec[c], cell_nums[c], q);
-                                gc = d.select_eq(cvec[c], gv, gc);
+                            for (c, offset) in cvec.iter().enumerate().skip(1) {
+                                q = d.select_eq(*offset, V::splat(c as f32), q);
+                                gc = d.select_eq(*offset, gv, gc);
                             }
                             cell[v] = q;
                             grad[v] = gc;
