@@ -21,7 +21,7 @@
 // The 2-D transforms index their tile arrays by row and column counters on purpose.
 #![allow(clippy::needless_range_loop)]
 
-use super::transform::{self, columns, ld, st, Tiles};
+use super::transform::{self, channel_vectors, columns, ld, st, upto6, Tiles};
 use super::wgrad::grad;
 use super::{Conv2d, Extent, Gradient};
 use crate::arch::simd::{simd_dispatch, F32x};
@@ -109,24 +109,20 @@ unsafe fn scatter_body<V: F32x, const M: usize>(dv: &[f32], b: &Tiles, dst: &Dst
                 }
             });
             let ix0 = x0 as isize - b.left;
-            for ch in (0..b.c).step_by(V::LANES) {
-                let nl = V::LANES.min(b.c - ch);
+            channel_vectors!(b.c, V::LANES, |ch, nl| {
                 let tile = dv.as_ptr().add(t * a * a * b.c + ch);
-                let tm = columns(a, |i, j| ld(tile.add((i * a + j) * b.c), nl), |col| b_col::<V, M>(col));
-                for i in 0..a {
-                    if rows[i].is_null() {
-                        continue;
-                    }
+                let tm = columns!(a, V::zero(), |i, j| ld(tile.add((i * a + j) * b.c), nl), |col| b_col::<V, M>(col));
+                upto6!(a, |i| if !rows[i].is_null() {
                     let r = b_col::<V, M>(tm[i]);
-                    for j in 0..a {
+                    upto6!(a, |j| {
                         let ix = ix0 + j as isize;
                         if ix >= 0 && ix < w {
                             let p = rows[i].add(ix as usize * b.c + ch);
                             st(ld::<V>(p, nl).add(r[j]), p, nl);
                         }
-                    }
-                }
-            }
+                    });
+                });
+            });
         }
     }
 }

@@ -9,7 +9,7 @@
 // The 2-D transforms index their tile arrays by row and column counters on purpose.
 #![allow(clippy::needless_range_loop)]
 
-use super::transform::{at, columns, ld, st, Tiles};
+use super::transform::{at, channel_vectors, columns, ld, st, upto6, Tiles};
 use crate::arch::simd::{simd_dispatch, F32x};
 
 /// Pooled rows `[hp, wp]` of the convolution output `[ho, wo]` (`b.h = ho`, `b.w = wo`,
@@ -60,18 +60,15 @@ unsafe fn output_pooled_body<V: F32x, const M: usize>(
                 continue;
             }
             let out = ((n * grid.hp + py0) * grid.wp + px0 - start) * b.c;
-            for ch in (0..b.c).step_by(V::LANES) {
-                let nl = V::LANES.min(b.c - ch);
+            channel_vectors!(b.c, V::LANES, |ch, nl| {
                 let tile = m.as_ptr().add(t * a * a * b.c + ch);
-                let tm = columns(a, |i, j| ld(tile.add((i * a + j) * b.c), nl), |col| at::<V, M>(col));
+                let tm = columns!(a, V::zero(), |i, j| ld(tile.add((i * a + j) * b.c), nl), |col| at::<V, M>(col));
                 let bv = if bias.is_empty() { V::zero() } else { ld(bias.as_ptr().add(ch), nl) };
                 let mut o = [[V::zero(); 6]; 6];
-                for i in 0..M {
+                upto6!(M, |i| {
                     let r = at::<V, M>(tm[i]);
-                    for j in 0..M {
-                        o[i][j] = r[j].add(bv);
-                    }
-                }
+                    upto6!(M, |j| o[i][j] = r[j].add(bv));
+                });
                 let lanes = ld::<V>(chan.as_ptr().add(ch), nl);
                 for pi in 0..h {
                     for pj in 0..h {
@@ -102,7 +99,7 @@ unsafe fn output_pooled_body<V: F32x, const M: usize>(
                         }
                     }
                 }
-            }
+            });
         }
     }
 }

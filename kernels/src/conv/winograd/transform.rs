@@ -76,29 +76,95 @@ unsafe fn gt<V: F32x, const M: usize>(g: [V; 3]) -> [V; 6] {
     }
 }
 
-/// The column pass of a 2-D transform, transposed for the row pass: `t[i][j] = f(d[.][j])[i]`
-/// for the `α x α` tile `d(i, j)` (cells past `α` are zero). Built by `from_fn`, so no zeroed
-/// temporaries force the tile out of registers.
-///
-/// # Safety
-/// The ISA of `V` is enabled (this runs vector instructions of it: it is only sound inlined
-/// into a `#[target_feature]` wrapper of that ISA).
-#[inline(always)]
-pub(super) unsafe fn columns<V: F32x>(
-    a: usize,
-    d: impl Fn(usize, usize) -> V,
-    f: impl Fn([V; 6]) -> [V; 6],
-) -> [[V; 6]; 6] {
-    // SAFETY: V::zero needs only the ISA of V, enabled per this function's contract.
-    let zero = unsafe { V::zero() };
-    let cols: [[V; 6]; 6] = core::array::from_fn(|j| {
-        if j >= a {
-            return [zero; 6];
-        }
-        f(core::array::from_fn(|i| if i < a { d(i, j) } else { zero }))
-    });
-    core::array::from_fn(|i| core::array::from_fn(|j| cols[j][i]))
+/// `[body(0), body(1), .., body(5)]` with `$i` bound to each index, written out as six
+/// expressions: no closure (LLVM declines to inline a tile-sized closure called six
+/// times) and no loop (`core::array::from_fn` and loops over `0..α` left LLVM loops that
+/// index the tile arrays on the stack, running the transforms at about a fifth of their
+/// arithmetic's rate), so the tile arrays stay in registers.
+macro_rules! arr6 {
+    (|$i:ident| $body:expr) => {
+        [
+            {
+                let $i: usize = 0;
+                $body
+            },
+            {
+                let $i: usize = 1;
+                $body
+            },
+            {
+                let $i: usize = 2;
+                $body
+            },
+            {
+                let $i: usize = 3;
+                $body
+            },
+            {
+                let $i: usize = 4;
+                $body
+            },
+            {
+                let $i: usize = 5;
+                $body
+            },
+        ]
+    };
 }
+pub(super) use arr6;
+
+/// `body` for `$i` in `0..n` (`n <= 6`, a constant: `M` or `α`, so the guards fold away),
+/// written out like [`arr6!`].
+macro_rules! upto6 {
+    ($n:expr, |$i:ident| $body:expr) => {{
+        let n: usize = $n;
+        debug_assert!(n <= 6);
+        let _ = $crate::conv::winograd::transform::arr6!(|$i| if $i < n {
+            $body;
+        });
+    }};
+}
+pub(super) use upto6;
+
+/// `body` for each vector `ch..ch + nl` of `c` channels: the full vectors in a loop with
+/// `nl` the constant `lanes` (so that `ld`'s and `st`'s branches on it fold away: a branch
+/// per load split a tile's code into blocks and sent the tile to the stack), then the
+/// partial tail, if any, with `nl < lanes`.
+macro_rules! channel_vectors {
+    ($c:expr, $lanes:expr, |$ch:ident, $nl:ident| $body:block) => {{
+        let (c, l): (usize, usize) = ($c, $lanes);
+        let full = c / l * l;
+        for $ch in (0..full).step_by(l) {
+            let $nl = $lanes;
+            $body
+        }
+        if full < c {
+            let ($ch, $nl) = (full, c - full);
+            $body
+        }
+    }};
+}
+pub(super) use channel_vectors;
+
+/// The column pass of a 2-D transform, transposed for the row pass: `t[i][j] = f(d[.][j])[i]`
+/// for the `α x α` tile `d(i, j)` (cells past `α` are zero), written out by [`arr6!`]:
+/// `columns!(α, zero, |i, j| d, |col| f)` with `d` an expression in the cell's row `i` and
+/// column `j`, and `f` one in the `[V; 6]` column `col`. Only sound inside a
+/// `#[target_feature]` function of the ISA of the vectors it makes.
+macro_rules! columns {
+    ($a:expr, $zero:expr, |$i:ident, $j:ident| $d:expr, |$col:ident| $f:expr) => {{
+        let a: usize = $a;
+        let zero = $zero;
+        let cols = $crate::conv::winograd::transform::arr6!(|$j| if $j >= a {
+            [zero; 6]
+        } else {
+            let $col = $crate::conv::winograd::transform::arr6!(|$i| if $i < a { $d } else { zero });
+            $f
+        });
+        $crate::conv::winograd::transform::arr6!(|r| $crate::conv::winograd::transform::arr6!(|c| cols[c][r]))
+    }};
+}
+pub(super) use columns;
 
 /// Loads `n` channels (a full vector when `n == LANES`).
 #[inline(always)]
@@ -119,6 +185,32 @@ pub(super) unsafe fn st<V: F32x>(v: V, p: *mut f32, n: usize) {
     // SAFETY: the caller guarantees n writable floats at p.
     unsafe {
         if n == V::LANES {
+            v.store(p)
+        } else {
+            v.store_partial(p, n)
+        }
+    }
+}
+
+/// A full vector if `FULL` (a constant), else `n` channels.
+#[inline(always)]
+pub(super) unsafe fn ldc<V: F32x, const FULL: bool>(p: *const f32, n: usize) -> V {
+    // SAFETY: the caller guarantees LANES (FULL) or n floats at p.
+    unsafe {
+        if FULL {
+            V::load(p)
+        } else {
+            V::load_partial(p, n)
+        }
+    }
+}
+
+/// Stores a full vector if `FULL` (a constant), else `n` channels.
+#[inline(always)]
+pub(super) unsafe fn stc<V: F32x, const FULL: bool>(v: V, p: *mut f32, n: usize) {
+    // SAFETY: the caller guarantees LANES (FULL) or n writable floats at p.
+    unsafe {
+        if FULL {
             v.store(p)
         } else {
             v.store_partial(p, n)
@@ -202,41 +294,84 @@ impl Tiles {
 #[inline(always)]
 unsafe fn input_body<V: F32x, const M: usize>(x: &[f32], b: &Tiles, v: &mut [f32]) {
     let a = M + 2;
-    assert!(v.len() >= a * a * b.count * b.c);
+    let l = V::LANES;
+    assert!(v.len() >= a * a * b.count * b.c && l <= 16);
     let (h, w) = (b.h as isize, b.w as isize);
+    let full = b.c / l * l;
+    // A window that crosses the canvas's edge, staged with zeros off the batch:
+    // `[α, α, LANES]`.
+    let mut win = [0f32; 36 * 16];
     // SAFETY: loads are of batch pixels (rows in [0, h), columns in [0, w)) of an image of
-    // the block, inside x by the contract; v offsets are < a * a * count * c.
+    // the block, inside x by the contract, or of `win`; v offsets are < a * a * count * c.
     unsafe {
         for t in 0..b.count {
             let (n, y0, x0) = b.origin(t, M);
             let (sy, sx) = (y0 as isize - b.top, x0 as isize - b.left);
             let image = x.as_ptr().add(n * b.h * b.w * b.c);
+            let out = v.as_mut_ptr().add(t * a * a * b.c);
             let inside = sy >= 0 && sx >= 0 && sy + a as isize <= h && sx + a as isize <= w;
-            for ch in (0..b.c).step_by(V::LANES) {
-                let nl = V::LANES.min(b.c - ch);
-                let tm = if inside {
-                    let base = image.add(((sy as usize) * b.w + sx as usize) * b.c + ch);
-                    columns(a, |i, j| ld(base.add((i * b.w + j) * b.c), nl), |col| bt::<V, M>(col))
-                } else {
-                    let pixel = |i: usize, j: usize| {
-                        let (py, px) = (sy + i as isize, sx + j as isize);
-                        if py >= 0 && px >= 0 && py < h && px < w {
-                            ld(image.add(((py as usize) * b.w + px as usize) * b.c + ch), nl)
-                        } else {
-                            V::zero()
-                        }
-                    };
-                    columns(a, pixel, |col| bt::<V, M>(col))
-                };
-                let out = v.as_mut_ptr().add(t * a * a * b.c + ch);
-                for (i, row) in tm.iter().enumerate().take(a) {
-                    let r = bt::<V, M>(*row);
-                    for (j, rv) in r.iter().enumerate().take(a) {
-                        st(*rv, out.add((i * a + j) * b.c), nl);
+            if inside {
+                let base = image.add(((sy as usize) * b.w + sx as usize) * b.c);
+                let strides = (b.w * b.c, b.c);
+                for ch in (0..full).step_by(l) {
+                    input_tile::<V, M, true>(base.add(ch), strides, out.add(ch), b.c, l);
+                }
+                if full < b.c {
+                    input_tile::<V, M, false>(base.add(full), strides, out.add(full), b.c, b.c - full);
+                }
+                continue;
+            }
+            // The window's rows and columns on the batch: [r0, r1) x [c0, c1).
+            let (r0, r1) = ((-sy).clamp(0, a as isize) as usize, (h - sy).clamp(0, a as isize) as usize);
+            let (c0, c1) = ((-sx).clamp(0, a as isize) as usize, (w - sx).clamp(0, a as isize) as usize);
+            for ch in (0..b.c).step_by(l) {
+                let nl = l.min(b.c - ch);
+                for i in 0..a {
+                    let cells = win.as_mut_ptr().add(i * a * l);
+                    if i < r0 || i >= r1 || c0 >= c1 {
+                        (0..a).for_each(|j| V::zero().store(cells.add(j * l)));
+                        continue;
                     }
+                    let row = image.add((((sy + i as isize) as usize) * b.w + (sx + c0 as isize) as usize) * b.c + ch);
+                    (0..c0).chain(c1..a).for_each(|j| V::zero().store(cells.add(j * l)));
+                    for j in c0..c1 {
+                        ld::<V>(row.add((j - c0) * b.c), nl).store(cells.add(j * l));
+                    }
+                }
+                if nl == l {
+                    input_tile::<V, M, true>(win.as_ptr(), (a * l, l), out.add(ch), b.c, l);
+                } else {
+                    input_tile::<V, M, false>(win.as_ptr(), (a * l, l), out.add(ch), b.c, nl);
                 }
             }
         }
+    }
+}
+
+/// `Bᵀ d B` for one window of one vector of channels: `d(i, j)` at `src + i·rs + j·cs`,
+/// result `(i, j)` stored at `out + (i·α + j)·oc`; `FULL`: all `LANES` channels, else the
+/// first `n`. Straight-line code (the channel count decided outside: a branch per load
+/// split the tile across blocks and sent it to the stack).
+///
+/// # Safety
+/// Every `src + i·rs + j·cs` (`i, j < α`) holds `n` readable floats (`LANES` if `FULL`),
+/// every `out + k·oc` (`k < α²`) `n` writable ones; the ISA of `V` is enabled.
+#[inline(always)]
+unsafe fn input_tile<V: F32x, const M: usize, const FULL: bool>(
+    src: *const f32,
+    (rs, cs): (usize, usize),
+    out: *mut f32,
+    oc: usize,
+    n: usize,
+) {
+    let a = M + 2;
+    // SAFETY: per the contract.
+    unsafe {
+        let tm = columns!(a, V::zero(), |i, j| ldc::<V, FULL>(src.add(i * rs + j * cs), n), |col| bt::<V, M>(col));
+        upto6!(a, |i| {
+            let r = bt::<V, M>(tm[i]);
+            upto6!(a, |j| stc::<V, FULL>(r[j], out.add((i * a + j) * oc), n));
+        });
     }
 }
 
@@ -255,6 +390,8 @@ unsafe fn output_body<V: F32x, const M: usize>(m: &[f32], b: &Tiles, bias: &[f32
     assert!(m.len() >= a * a * b.count * b.c && (bias.is_empty() || bias.len() >= b.c));
     let (n0, y00, _) = b.origin(0, M);
     let start = (n0 * b.h + y00) * b.w;
+    let l = V::LANES;
+    let full = b.c / l * l;
     // SAFETY: m offsets are < a * a * count * c; the y offset of every stored pixel is an
     // in-range pixel of the block, which the contract puts inside y.
     unsafe {
@@ -263,27 +400,58 @@ unsafe fn output_body<V: F32x, const M: usize>(m: &[f32], b: &Tiles, bias: &[f32
             let rows = M.min(b.h - y0);
             let width = M.min(b.w - x0);
             let out = y.as_mut_ptr().add(((n * b.h + y0) * b.w + x0 - start) * b.c);
-            for ch in (0..b.c).step_by(V::LANES) {
-                let nl = V::LANES.min(b.c - ch);
-                let tile = m.as_ptr().add(t * a * a * b.c + ch);
-                let tm = columns(a, |i, j| ld(tile.add((i * a + j) * b.c), nl), |col| at::<V, M>(col));
-                let bv = if bias.is_empty() { V::zero() } else { ld(bias.as_ptr().add(ch), nl) };
-                // Constant trip counts and a branch per store (not a clipped loop): the tile
-                // arrays stay in registers.
-                for i in 0..M {
-                    let r = at::<V, M>(tm[i]);
-                    for j in 0..M {
-                        let mut o = r[j].add(bv);
-                        if relu {
-                            o = o.max(V::zero());
-                        }
-                        if i < rows && j < width {
-                            st(o, out.add((i * b.w + j) * b.c + ch), nl);
-                        }
-                    }
-                }
+            let tile = m.as_ptr().add(t * a * a * b.c);
+            let strides = (b.w * b.c, b.c);
+            for ch in (0..full).step_by(l) {
+                let bv = if bias.is_empty() { V::zero() } else { V::load(bias.as_ptr().add(ch)) };
+                output_tile::<V, M, true>(tile.add(ch), b.c, (bv, relu), out.add(ch), strides, (rows, width), l);
+            }
+            if full < b.c {
+                let nl = b.c - full;
+                let bv = if bias.is_empty() { V::zero() } else { V::load_partial(bias.as_ptr().add(full), nl) };
+                output_tile::<V, M, false>(tile.add(full), b.c, (bv, relu), out.add(full), strides, (rows, width), nl);
             }
         }
+    }
+}
+
+/// `relu?(Aᵀ m A + bias)` for one tile of one vector of channels: product `(i, j)` at
+/// `src + (i·α + j)·sc`, output pixel `(i, j)` stored at `dst + i·rs + j·cs` where `i <
+/// rows` and `j < width`; `FULL`: all `LANES` channels, else the first `n`. Straight-line
+/// code, like [`input_tile`].
+///
+/// # Safety
+/// Every `src + k·sc` (`k < α²`) holds `n` readable floats (`LANES` if `FULL`), every
+/// stored-to `dst + i·rs + j·cs` `n` writable ones; the ISA of `V` is enabled.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn output_tile<V: F32x, const M: usize, const FULL: bool>(
+    src: *const f32,
+    sc: usize,
+    (bias, relu): (V, bool),
+    dst: *mut f32,
+    (rs, cs): (usize, usize),
+    (rows, width): (usize, usize),
+    n: usize,
+) {
+    let a = M + 2;
+    // SAFETY: per the contract.
+    unsafe {
+        let tm = columns!(a, V::zero(), |i, j| ldc::<V, FULL>(src.add((i * a + j) * sc), n), |col| at::<V, M>(col));
+        // Constant trip counts and a branch per store (not a clipped loop): the tile
+        // arrays stay in registers.
+        upto6!(M, |i| {
+            let r = at::<V, M>(tm[i]);
+            upto6!(M, |j| {
+                let mut o = r[j].add(bias);
+                if relu {
+                    o = o.max(V::zero());
+                }
+                if i < rows && j < width {
+                    stc::<V, FULL>(o, dst.add(i * rs + j * cs), n);
+                }
+            });
+        });
     }
 }
 

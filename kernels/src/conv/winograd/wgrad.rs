@@ -16,7 +16,7 @@
 // The 2-D transforms index their tile arrays by row and column counters on purpose.
 #![allow(clippy::needless_range_loop)]
 
-use super::transform::{self, columns, ld, st, Tiles};
+use super::transform::{self, channel_vectors, columns, ld, st, upto6, Tiles};
 use super::{Conv2d, Extent, Gradient};
 use crate::arch::simd::{simd_dispatch, F32x};
 use crate::arch::Isa;
@@ -146,8 +146,7 @@ unsafe fn grad_tiles<V: F32x, const M: usize>(
         for t in 0..b.count {
             let (n, y0, x0) = b.origin(t, M);
             let (rows, width) = (M.min(eh.saturating_sub(y0)), M.min(ew.saturating_sub(x0)));
-            for ch in (0..b.c).step_by(V::LANES) {
-                let nl = V::LANES.min(b.c - ch);
+            channel_vectors!(b.c, V::LANES, |ch, nl| {
                 let at = |i: usize, j: usize| {
                     if i < rows && j < width {
                         load(n, y0 + i, x0 + j, ch, nl)
@@ -155,15 +154,13 @@ unsafe fn grad_tiles<V: F32x, const M: usize>(
                         V::zero()
                     }
                 };
-                let tm = columns(M, at, |col| a_col::<V, M>(col));
+                let tm = columns!(M, V::zero(), |i, j| at(i, j), |col| a_col::<V, M>(col));
                 let out = m.as_mut_ptr().add(t * a * a * b.c + ch);
-                for i in 0..a {
+                upto6!(a, |i| {
                     let r = a_col::<V, M>(tm[i]);
-                    for j in 0..a {
-                        st(r[j], out.add((i * a + j) * b.c), nl);
-                    }
-                }
-            }
+                    upto6!(a, |j| st(r[j], out.add((i * a + j) * b.c), nl));
+                });
+            });
         }
     }
 }
