@@ -338,10 +338,32 @@ unsafe fn wgrad_tile_body<V: F32x, const J: usize>(t: &WgradTile, out: &mut [&mu
     assert!(x.len() >= n * inputs && dy.len() >= n * outputs && out.iter().all(|r| r.len() == len));
     let l = V::LANES;
     let full = len / l * l;
+    let pairs = len / (2 * l) * (2 * l);
     // SAFETY: x loads at columns below i0 + full <= inputs of rows below n; stores below
     // `full` within each piece.
     unsafe {
-        for c in (0..full).step_by(l) {
+        // Two vectors of inputs at a time: each broadcast of dy feeds two FMAs (with one,
+        // the broadcasts were a load per FMA). Same order of sums per element.
+        for c in (0..pairs).step_by(2 * l) {
+            let mut acc: [[V; J]; 2] = core::array::from_fn(|h| {
+                core::array::from_fn(|j| if accumulate { V::load(out[j].as_ptr().add(c + h * l)) } else { V::zero() })
+            });
+            for s in 0..n {
+                let xr = x.as_ptr().add(s * inputs + i0 + c);
+                let xv = [V::load(xr), V::load(xr.add(l))];
+                let g = &dy[s * outputs + j0..s * outputs + j0 + J];
+                for j in 0..J {
+                    let gj = V::splat(g[j]);
+                    acc[0][j] = gj.fma(xv[0], acc[0][j]);
+                    acc[1][j] = gj.fma(xv[1], acc[1][j]);
+                }
+            }
+            for j in 0..J {
+                acc[0][j].store(out[j].as_mut_ptr().add(c));
+                acc[1][j].store(out[j].as_mut_ptr().add(c + l));
+            }
+        }
+        for c in (pairs..full).step_by(l) {
             let mut acc: [V; J] =
                 core::array::from_fn(|j| if accumulate { V::load(out[j].as_ptr().add(c)) } else { V::zero() });
             for s in 0..n {
