@@ -79,36 +79,17 @@ unsafe fn gt<V: F32x, const M: usize>(g: [V; 3]) -> [V; 6] {
 /// `[body(0), body(1), .., body(5)]` with `$i` bound to each index, written out as six
 /// expressions: no closure (LLVM declines to inline a tile-sized closure called six
 /// times) and no loop (`core::array::from_fn` and loops over `0..α` left LLVM loops that
-/// index the tile arrays on the stack, running the transforms at about a fifth of their
-/// arithmetic's rate), so the tile arrays stay in registers.
+/// index the tile arrays on the stack), so the tile arrays stay in registers as far as
+/// the register file allows.
 macro_rules! arr6 {
     (|$i:ident| $body:expr) => {
-        [
-            {
-                let $i: usize = 0;
-                $body
-            },
-            {
-                let $i: usize = 1;
-                $body
-            },
-            {
-                let $i: usize = 2;
-                $body
-            },
-            {
-                let $i: usize = 3;
-                $body
-            },
-            {
-                let $i: usize = 4;
-                $body
-            },
-            {
-                let $i: usize = 5;
-                $body
-            },
-        ]
+        $crate::conv::winograd::transform::arr6!(@ $i, $body, 0 1 2 3 4 5)
+    };
+    (@ $i:ident, $body:expr, $($k:literal)*) => {
+        [$({
+            let $i: usize = $k;
+            $body
+        }),*]
     };
 }
 pub(super) use arr6;

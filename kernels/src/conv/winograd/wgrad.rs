@@ -147,14 +147,17 @@ unsafe fn grad_tiles<V: F32x, const M: usize>(
             let (n, y0, x0) = b.origin(t, M);
             let (rows, width) = (M.min(eh.saturating_sub(y0)), M.min(ew.saturating_sub(x0)));
             channel_vectors!(b.c, V::LANES, |ch, nl| {
-                let at = |i: usize, j: usize| {
-                    if i < rows && j < width {
-                        load(n, y0 + i, x0 + j, ch, nl)
-                    } else {
-                        V::zero()
+                // The window first, in plain loops (one call site of `load`, which stays
+                // inlined: called from the 16 written-out cells, the pooled gradient's
+                // load was not, and the pooled passes ran at half speed), zero past the
+                // extent; then the transform from it in registers.
+                let mut win = [[V::zero(); 6]; 6];
+                for (i, row) in win.iter_mut().enumerate().take(rows) {
+                    for (j, cell) in row.iter_mut().enumerate().take(width) {
+                        *cell = load(n, y0 + i, x0 + j, ch, nl);
                     }
-                };
-                let tm = columns!(M, V::zero(), |i, j| at(i, j), |col| a_col::<V, M>(col));
+                }
+                let tm = columns!(M, V::zero(), |i, j| win[i][j], |col| a_col::<V, M>(col));
                 let out = m.as_mut_ptr().add(t * a * a * b.c + ch);
                 upto6!(a, |i| {
                     let r = a_col::<V, M>(tm[i]);
