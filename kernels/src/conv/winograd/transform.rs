@@ -175,7 +175,7 @@ pub(super) unsafe fn st<V: F32x>(v: V, p: *mut f32, n: usize) {
 
 /// A full vector if `FULL` (a constant), else `n` channels.
 #[inline(always)]
-pub(super) unsafe fn ldc<V: F32x, const FULL: bool>(p: *const f32, n: usize) -> V {
+unsafe fn ldc<V: F32x, const FULL: bool>(p: *const f32, n: usize) -> V {
     // SAFETY: the caller guarantees LANES (FULL) or n floats at p.
     unsafe {
         if FULL {
@@ -188,7 +188,7 @@ pub(super) unsafe fn ldc<V: F32x, const FULL: bool>(p: *const f32, n: usize) -> 
 
 /// Stores a full vector if `FULL` (a constant), else `n` channels.
 #[inline(always)]
-pub(super) unsafe fn stc<V: F32x, const FULL: bool>(v: V, p: *mut f32, n: usize) {
+unsafe fn stc<V: F32x, const FULL: bool>(v: V, p: *mut f32, n: usize) {
     // SAFETY: the caller guarantees LANES (FULL) or n writable floats at p.
     unsafe {
         if FULL {
