@@ -5,7 +5,9 @@
 //! different error. The optimized kernels and their references are both covered.
 
 use ember_kernels::activation::{act_backward, act_backward_to, act_forward, Act};
-use ember_kernels::batchnorm::{batch_norm_apply, batch_norm_backward, batch_norm_moments, BatchNormSaved};
+use ember_kernels::batchnorm::{
+    batch_norm_add, batch_norm_apply, batch_norm_backward, batch_norm_moments, AddTerm, BatchNormSaved,
+};
 use ember_kernels::conv::{
     conv2d_backward_data, conv2d_backward_data_pooled, conv2d_backward_filter, conv2d_backward_filter_pooled,
     conv2d_forward, conv_relu_maxpool_backward_filter, conv_relu_maxpool_forward, unpool_relu_grad, Conv2d, ConvAlgo,
@@ -1008,6 +1010,37 @@ fn elementwise_rejects_bad_lengths_and_labels() {
             "batch norm apply: output length",
             Error::ShapeMismatch { .. },
             batch_norm_apply(&Ctx::new(), &z(8), &z(2), &z(2), true, &mut z(6))
+        ),
+        case!(
+            "batch norm add: no terms",
+            Error::InvalidArgument(_),
+            batch_norm_add(&Ctx::new(), &[], 2, true, &mut z(8))
+        ),
+        case!(
+            "batch norm add: output not rows of the channels",
+            Error::InvalidArgument(_),
+            batch_norm_add(&Ctx::new(), &[AddTerm { x: &z(7), affine: None }], 2, true, &mut z(7))
+        ),
+        case!(
+            "batch norm add: term length",
+            Error::ShapeMismatch { .. },
+            batch_norm_add(
+                &Ctx::new(),
+                &[AddTerm { x: &z(8), affine: None }, AddTerm { x: &z(6), affine: None }],
+                2,
+                false,
+                &mut z(8)
+            )
+        ),
+        case!(
+            "batch norm add: shift length",
+            Error::ShapeMismatch { .. },
+            batch_norm_add(&Ctx::new(), &[AddTerm { x: &z(8), affine: Some((&z(2), &z(3))) }], 2, false, &mut z(8))
+        ),
+        case!(
+            "batch norm add: missing ISA",
+            Error::IsaUnavailable(_),
+            batch_norm_add(&Ctx::for_isa(missing_isa()), &[AddTerm { x: &z(8), affine: None }], 2, false, &mut z(8))
         ),
         case!(
             "batch norm backward: gradient length",

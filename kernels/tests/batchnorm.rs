@@ -11,7 +11,9 @@
 mod common;
 
 use common::fill;
-use ember_kernels::batchnorm::{batch_norm_apply, batch_norm_backward, batch_norm_moments, BatchNormSaved};
+use ember_kernels::batchnorm::{
+    batch_norm_add, batch_norm_apply, batch_norm_backward, batch_norm_moments, AddTerm, BatchNormSaved,
+};
 use ember_kernels::{reference, Ctx, Isa};
 use proptest::prelude::*;
 
@@ -122,10 +124,81 @@ fn moments_of_a_large_mean_and_a_small_spread() {
     }
 }
 
+/// `relu(Σ terms)` with normalizations inside the sum: against the f64 reference (16 ulps of
+/// the largest term: the sum cancels), and equal to the unfused passes (each normalization
+/// applied, then `add_forward`) on every ISA. `normalized[i]`: whether term `i` has an
+/// affine map.
+fn check_add(rows: usize, c: usize, normalized: &[bool], relu: bool, seed: u64) {
+    let xs: Vec<Vec<f32>> = (0..normalized.len()).map(|i| fill(seed + i as u64, rows * c)).collect();
+    let maps: Vec<(Vec<f32>, Vec<f32>)> =
+        (0..normalized.len()).map(|i| (fill(seed + 50 + i as u64, c), fill(seed + 90 + i as u64, c))).collect();
+    let terms: Vec<AddTerm<'_>> = xs
+        .iter()
+        .zip(&maps)
+        .zip(normalized)
+        .map(|((x, (s, t)), &n)| AddTerm { x, affine: n.then_some((&s[..], &t[..])) })
+        .collect();
+    let reference_terms: Vec<_> = terms.iter().map(|t| (t.x, t.affine)).collect();
+    let want = reference::batch_norm_add(&reference_terms, c, relu).unwrap();
+    let largest = terms
+        .iter()
+        .map(|t| {
+            let m = |v: &[f32]| v.iter().fold(0f32, |m, a| m.max(a.abs()));
+            t.affine.map_or(m(t.x), |(s, sh)| m(t.x) * m(s) + m(sh))
+        })
+        .fold(1e-3f32, f32::max);
+    for isa in Isa::available() {
+        let ctx = Ctx::for_isa(isa);
+        let mut y = vec![0.0; rows * c];
+        batch_norm_add(&ctx, &terms, c, relu, &mut y).unwrap();
+        let bound = 16.0 * f64::from(f32::EPSILON) * f64::from(largest) * terms.len() as f64;
+        for (i, (&g, &w)) in y.iter().zip(&want).enumerate() {
+            assert!((f64::from(g) - w).abs() <= bound, "{isa:?} y[{i}]: {g} vs {w}");
+        }
+        let applied: Vec<Vec<f32>> = terms
+            .iter()
+            .map(|t| match t.affine {
+                Some((s, sh)) => {
+                    let mut z = vec![0.0; t.x.len()];
+                    batch_norm_apply(&ctx, t.x, s, sh, false, &mut z).unwrap();
+                    z
+                }
+                None => t.x.to_vec(),
+            })
+            .collect();
+        let refs: Vec<&[f32]> = applied.iter().map(|v| &v[..]).collect();
+        let mut unfused = vec![0.0; rows * c];
+        ember_kernels::elementwise::add_forward(&refs, relu, &mut unfused).unwrap();
+        assert!(y == unfused, "{isa:?}: fused sum vs normalize-then-add");
+    }
+}
+
+#[test]
+fn residual_joins() {
+    // The identity join (one normalized input), the projection join (both), a tail of
+    // channels on every ISA, one term, three.
+    check_add(128 * 7 * 7, 64, &[true, false], true, 1);
+    check_add(2000, 32, &[false, true], true, 2);
+    check_add(300, 64, &[true, true], true, 3);
+    check_add(40, 2 * 8 * 16 + 5, &[true, false, true], false, 4);
+    check_add(5, 3, &[true], true, 5);
+}
+
 proptest! {
     #[test]
     fn random_shapes_match_the_reference(rows in 1usize..3000, c in 1usize..40, seed in any::<u64>()) {
         check(rows, c, seed);
+    }
+
+    #[test]
+    fn random_joins_match_the_reference(
+        rows in 1usize..1500,
+        c in 1usize..40,
+        normalized in proptest::collection::vec(any::<bool>(), 1..4),
+        relu in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        check_add(rows, c, &normalized, relu, seed);
     }
 }
 

@@ -371,3 +371,51 @@ fn add_relu_fusion_matches_the_separate_layers() {
     let labels: Vec<u32> = data.labels().unwrap().iter().map(|l| l % 3).collect();
     fused_and_separate_agree(build, (&x, &labels), ("fused add+relu", 2));
 }
+
+/// Batch normalizations that only feed an `Add` followed by a ReLU run inside it (the
+/// `bn_add_relu` rule): a normalized input first or second beside a plain one (the
+/// identity join), with two plain ones, both normalized (the projection join), one without
+/// γ and β. The loss,
+/// every gradient, and every weight and moving statistic after two Adam steps are the
+/// separate layers' exactly; the normalizations' moving statistics do move.
+#[test]
+fn batch_norm_add_relu_fusion_matches_the_separate_layers() {
+    use ember_model::layers::{ActivationLayer, BatchNormalization, GlobalAveragePooling2D};
+    let build = || {
+        let conv = |f: usize, s: usize| Conv2D::new(f, (3, 3)).strides((s, s)).padding("same").use_bias(false);
+        let bn = |x: &ember_model::Node| BatchNormalization::new().apply(x);
+        let relu = |x: &ember_model::Node| ActivationLayer::new(Activation::Relu).apply(x);
+        let x = Input::new(&[8, 8, 2]);
+        let h = relu(&bn(&conv(4, 1).apply(&x)));
+        let r = bn(&conv(4, 1).apply(&relu(&bn(&conv(4, 1).apply(&h)))));
+        let h = relu(&Add::new().apply_to(&[&h, &r]));
+        let r = BatchNormalization::new().center(false).scale(false).apply(&conv(4, 1).apply(&h));
+        let h = relu(&Add::new().apply_to(&[&r, &h, &conv(4, 1).apply(&h)]));
+        let r = bn(&conv(6, 1).apply(&relu(&bn(&conv(6, 2).apply(&h)))));
+        let h = relu(&Add::new().apply_to(&[&r, &bn(&Conv2D::new(6, (1, 1)).strides((2, 2)).apply(&h))]));
+        let y = Dense::new(3).apply(&GlobalAveragePooling2D::new().apply(&h));
+        let mut m = Model::new(&x, &y).unwrap();
+        m.seed(9);
+        m
+    };
+    let data = quadrant_task(12, 8, 6);
+    let x: Vec<f32> = (0..12)
+        .flat_map(|i| data.sample(i).unwrap().iter().flat_map(|&v| [v, 0.3 - v * v]).collect::<Vec<_>>())
+        .collect();
+    let labels: Vec<u32> = data.labels().unwrap().iter().map(|l| l % 3).collect();
+    fused_and_separate_agree(build, (&x, &labels), ("fused batch norm+add+relu", 3));
+    // The moving statistics are updated through the fused op.
+    let mut m = build();
+    m.compile(ember_model::optimizers::Adam::new(), Loss::SparseCategoricalCrossentropy { from_logits: true }, &[])
+        .unwrap();
+    let mean = |m: &Model, name: &str| {
+        let id = m.params().find(&format!("{name}/moving_mean")).expect("a normalization");
+        m.params().value(id).to_vec()
+    };
+    let names = ["batch_normalization_2", "batch_normalization_3", "batch_normalization_5", "batch_normalization_6"];
+    let before: Vec<Vec<f32>> = names.iter().map(|n| mean(&m, n)).collect();
+    m.train_on_batch(&x, &labels).unwrap();
+    for (n, b) in names.iter().zip(&before) {
+        assert!(mean(&m, n) != *b, "{n}: moving mean unchanged by a fused step");
+    }
+}

@@ -8,6 +8,10 @@
 //! - backward (batch statistics): `dβ = Σ dy`, `dγ = Σ dy x̂`,
 //!   `dx = γ/√(σ² + ε) · (dy - dβ/N - x̂ dγ/N)` with `x̂ = (x - μ)/√(σ² + ε)`.
 //!
+//! [`batch_norm_add`] applies normalizations inside a sum (a residual join: `relu(bn(x) +
+//! h)`), so the normalized values are never written; its backward is the plain backward
+//! pass on the sum's gradient.
+//!
 //! Apply and backward fuse a following ReLU (the conv → BN → ReLU blocks of residual
 //! networks): the forward writes `max(x s + t, 0)` in the same pass, and the backward takes
 //! the ReLU's output gradient and masks it where `x s + t > 0`, recomputed from `x` with the
@@ -107,6 +111,53 @@ pub fn batch_norm_apply(ctx: &Ctx, x: &[f32], scale: &[f32], shift: &[f32], relu
                 simd::affine::<true>(isa, xb, scale, shift, c, yb)
             } else {
                 simd::affine::<false>(isa, xb, scale, shift, c, yb)
+            }
+        }
+    });
+    Ok(())
+}
+
+/// One input of [`batch_norm_add`]: a value `[rows, c]`, normalized by `affine = (scale,
+/// shift)` (each `[c]`; the forward of a batch normalization whose only consumer is the
+/// sum) or taken as it is.
+#[derive(Debug, Clone, Copy)]
+pub struct AddTerm<'a> {
+    /// The value, `[rows, c]`.
+    pub x: &'a [f32],
+    /// `y = x · scale + shift` per channel before the sum, or `None`.
+    pub affine: Option<(&'a [f32], &'a [f32])>,
+}
+
+/// `y = Σ_i term_i` (then `max(·, 0)` with `relu`) over `[rows, c]` values with `c` channels,
+/// in one pass: a residual join whose inputs come out of batch normalizations, without
+/// writing the normalized values. Each term is `x · scale + shift` (multiply, then add, as
+/// [`batch_norm_apply`]) or `x`, summed in the order given as
+/// [`crate::elementwise::add_forward`] sums, so `y` is bit for bit the unfused passes'.
+pub fn batch_norm_add(ctx: &Ctx, terms: &[AddTerm<'_>], c: usize, relu: bool, y: &mut [f32]) -> Result<()> {
+    let isa = ctx.isa.check()?;
+    if terms.is_empty() {
+        return Err(Error::InvalidArgument("batch_norm_add needs at least one term".into()));
+    }
+    rows_of(y.len(), c)?;
+    for t in terms {
+        check("term length vs output length", y.len(), t.x.len())?;
+        if let Some((s, sh)) = t.affine {
+            check("scale length vs channels", c, s.len())?;
+            check("shift length vs channels", c, sh.len())?;
+        }
+    }
+    let block = BLOCK_ROWS * c;
+    y.par_chunks_mut(block).enumerate().for_each(|(b, yb)| {
+        let at = b * block;
+        let local: Vec<AddTerm<'_>> =
+            terms.iter().map(|t| AddTerm { x: &t.x[at..at + yb.len()], affine: t.affine }).collect();
+        // SAFETY: isa was checked; every term's x is the same whole rows of c as yb; the
+        // maps have c floats (checked); local is not empty.
+        unsafe {
+            if relu {
+                simd::add_affine::<true>(isa, &local, c, yb)
+            } else {
+                simd::add_affine::<false>(isa, &local, c, yb)
             }
         }
     });

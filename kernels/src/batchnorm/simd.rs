@@ -218,6 +218,50 @@ unsafe fn affine_body<V: F32x, const RELU: bool>(x: &[f32], a: &[f32], b: &[f32]
     }
 }
 
+/// Per row `y = Σ_i term_i`, in the order of `terms`, each `x_i a_i + b_i` (multiply, then
+/// add, as [`affine_body`]) where it has an affine map or `x_i` as is; then `max(y, 0)` with
+/// `RELU`. The sum's additions are those of `elementwise::add_forward` over the terms, so the
+/// result is exactly the unfused passes' (normalize, then add).
+///
+/// # Safety
+/// The ISA of `V` is enabled; every `x_i` is the same whole rows of `c` as `y`; every
+/// affine map's two slices have `c` floats; `terms` is not empty.
+#[inline(always)]
+unsafe fn add_affine_body<V: F32x, const RELU: bool>(terms: &[super::AddTerm<'_>], c: usize, y: &mut [f32]) {
+    let chunks = c.div_ceil(V::LANES);
+    for r in 0..y.len() / c {
+        for k in 0..chunks {
+            // SAFETY: row r has c floats in y and every term's x; the maps have c.
+            unsafe {
+                let mut acc = add_term::<V>(&terms[0], r * c, c, k);
+                for t in &terms[1..] {
+                    acc = acc.add(add_term::<V>(t, r * c, c, k));
+                }
+                let out = if RELU { acc.max(V::zero()) } else { acc };
+                store_at(out, y.as_mut_ptr().add(r * c), c, 0, k);
+            }
+        }
+    }
+}
+
+/// The `k`-th vector of the row at `row` of one term of [`add_affine_body`]: `x a + b`
+/// (multiply, then add) or `x`. A function, not a closure: a closure would not inherit
+/// the caller's target features, and its intrinsics would become calls.
+///
+/// # Safety
+/// As [`load_at`] for `t.x` at `row` and for the map's slices.
+#[inline(always)]
+unsafe fn add_term<V: F32x>(t: &super::AddTerm<'_>, row: usize, c: usize, k: usize) -> V {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let v = load_at::<V>(t.x.as_ptr().add(row), c, 0, k);
+        match t.affine {
+            Some((a, b)) => v.mul(load_at::<V>(a.as_ptr(), c, 0, k)).add(load_at::<V>(b.as_ptr(), c, 0, k)),
+            None => v,
+        }
+    }
+}
+
 /// Per row `dx = g (dy - md - x̂ mdx)` with `x̂ = (x - mean) inv` (`g = γ inv`; all `[c]`
 /// in `k`: `[mean, inv, g, md, mdx, s, t]`); with `RELU`, `dy` only where `x s + t > 0`
 /// (`s`, `t` read only then).
@@ -257,6 +301,10 @@ simd_dispatch! {
 simd_dispatch! {
     /// [`affine_body`] on `isa`.
     pub(super) unsafe fn affine<const RELU: bool>(x: &[f32], a: &[f32], b: &[f32], c: usize, y: &mut [f32]) => affine_body
+}
+simd_dispatch! {
+    /// [`add_affine_body`] on `isa`.
+    pub(super) unsafe fn add_affine<const RELU: bool>(terms: &[super::AddTerm<'_>], c: usize, y: &mut [f32]) => add_affine_body
 }
 simd_dispatch! {
     /// [`backward_dx_body`] on `isa`.

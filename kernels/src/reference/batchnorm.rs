@@ -49,3 +49,32 @@ pub fn batch_norm_training(
     }
     Ok((y, mean, var, dx, dg, db))
 }
+
+/// `Σ_i (x_i s_i + t_i or x_i)` per element in f64, then `max(·, 0)` with `relu`: each term
+/// a `[rows, c]` value with an optional per-channel `(scale, shift)`.
+#[allow(clippy::type_complexity)]
+pub fn batch_norm_add(terms: &[(&[f32], Option<(&[f32], &[f32])>)], c: usize, relu: bool) -> Result<Vec<f64>> {
+    let Some(((first, _), _)) = terms.split_first() else {
+        return Err(Error::InvalidArgument("reference batch norm add: no terms".into()));
+    };
+    let len = first.len();
+    let fits = |(x, a): &(&[f32], Option<(&[f32], &[f32])>)| {
+        x.len() == len && a.is_none_or(|(s, t)| s.len() == c && t.len() == c)
+    };
+    if c == 0 || !len.is_multiple_of(c) || !terms.iter().all(fits) {
+        return Err(Error::InvalidArgument("reference batch norm add: inconsistent lengths".into()));
+    }
+    let mut y = vec![0f64; len];
+    for (x, affine) in terms {
+        for (i, (o, &v)) in y.iter_mut().zip(x.iter()).enumerate() {
+            *o += match affine {
+                Some((s, t)) => f64::from(v) * f64::from(s[i % c]) + f64::from(t[i % c]),
+                None => f64::from(v),
+            };
+        }
+    }
+    if relu {
+        y.iter_mut().for_each(|v| *v = v.max(0.0));
+    }
+    Ok(y)
+}

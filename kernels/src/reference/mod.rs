@@ -12,7 +12,7 @@ mod linear;
 mod pool;
 
 pub use activation::{act, act_forward};
-pub use batchnorm::batch_norm_training;
+pub use batchnorm::{batch_norm_add, batch_norm_training};
 pub use conv::{conv2d_backward_data, conv2d_backward_filter, conv2d_forward};
 pub use depthwise::{depthwise_backward_data, depthwise_backward_filter, depthwise_forward};
 pub use dropout::dropout_mask;

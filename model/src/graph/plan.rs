@@ -2,7 +2,8 @@
 //!
 //! - Fusion rules ([`super::fusion`]) replace patterns of nodes by one op where the value
 //!   between them has a single consumer (conv+bias+ReLU+max-pool; batch norm+ReLU;
-//!   add+ReLU; in inference, conv+BN(+ReLU) folded; softmax + cross-entropy).
+//!   batch norms+add+ReLU, planned where the add stands; add+ReLU; in inference,
+//!   conv+BN(+ReLU) folded; softmax + cross-entropy).
 //! - A view layer (Flatten) runs nothing: its value shares its input's buffer.
 //! - Ops run backward only where a trainable tensor lies upstream, and ask for an input's
 //!   gradient only where one does.
@@ -79,6 +80,8 @@ pub(crate) struct PlanOp {
 /// What a rule or the planner decided for a group of nodes.
 pub(crate) struct Planned {
     pub op: Arc<dyn Op>,
+    /// The values it reads (graph node ids), in the order its passes take them.
+    pub inputs: Vec<usize>,
     /// The nodes it covers; the last one's value is the op's output.
     pub covers: Vec<usize>,
     pub has_params: bool,
@@ -176,8 +179,20 @@ impl Plan {
         let mut root: Vec<usize> = (0..n).collect();
         let mut planned: Vec<Planned> = Vec::new();
         let mut covered = vec![false; n];
+        // Batch normalizations that a later `Add` takes in (`bn_add_relu`): planned with it,
+        // where it stands. Never a value asked for, nor in plans that fold normalizations.
+        let mut deferred = vec![false; n];
+        if o.fuse && !o.fold_bn {
+            let asked = |j: usize| o.wrt.contains(&j) || o.keep == Some(j);
+            for i in 1..n {
+                let taken = fusion::bn_add_relu::absorbed(g, &consumers, i);
+                if !asked(i) && !taken.iter().any(|&j| asked(j)) {
+                    taken.into_iter().for_each(|j| deferred[j] = true);
+                }
+            }
+        }
         for i in 1..n {
-            if covered[i] {
+            if covered[i] || deferred[i] {
                 continue;
             }
             let layer = g.nodes[i].layer.as_ref().expect("nodes after the input have layers");
@@ -189,10 +204,12 @@ impl Plan {
             // A fused op does not store its inner values: none of them may be asked for.
             let fused = fused.or_else(|| o.fold_bn.then(|| fusion::conv_bn_fold::rule(g, &consumers, i)).flatten());
             let fused = fused.or_else(|| fusion::bn_relu::rule(g, &consumers, i, o.fuse));
+            let fused = fused.or_else(|| fusion::bn_add_relu::rule(g, &consumers, i, &deferred));
             let fused = fused.or_else(|| fusion::add_relu::rule(g, &consumers, i, o.fuse));
             let fused = fused.filter(|p| !p.covers[..p.covers.len() - 1].iter().any(|c| o.wrt.contains(c)));
             let p = fused.unwrap_or_else(|| Planned {
                 op: Arc::new(LayerOp(layer.clone())),
+                inputs: g.nodes[i].inputs.clone(),
                 covers: vec![i],
                 has_params: !layer.params().is_empty(),
             });
@@ -208,11 +225,10 @@ impl Plan {
         let mut ops: Vec<PlanOp> = planned
             .into_iter()
             .map(|p| {
-                let first = p.covers[0];
                 let out = *p.covers.last().expect("an op covers a node");
                 PlanOp {
                     op: p.op,
-                    inputs: g.nodes[first].inputs.iter().map(|&j| root[j]).collect(),
+                    inputs: p.inputs.iter().map(|&j| root[j]).collect(),
                     output: out,
                     logits: logits && out == output,
                     backward: false,

@@ -77,6 +77,11 @@ impl BatchNormalization {
         self
     }
 
+    /// The channels it normalizes (after build).
+    pub(crate) fn channels(&self) -> usize {
+        self.channels
+    }
+
     /// Per-channel `(s, t)` of inference's `y = x s + t` (the moving statistics), for
     /// folding into the convolution before the layer.
     pub(crate) fn inference_affine(&self, w: &crate::params::Weights<'_>) -> Result<(Vec<f32>, Vec<f32>)> {
@@ -175,23 +180,44 @@ impl BatchNormalization {
     /// pass over memory). Leaves `[mean | variance | 1/√(σ²+ε) | s | t]` in `ws.kept` for the
     /// backward pass and the moving statistics' update.
     pub(crate) fn forward_then(&self, f: Forward<'_>, relu: bool) -> Result<()> {
-        let c = self.channels;
-        let (mm, mv) = self.moving.ok_or_else(|| Error::Config(format!("{}: not built", self.name)))?;
-        let (gamma, beta) = (self.gamma.map(|g| f.weights.get(g)), self.beta.map(|b| f.weights.get(b)));
-        f.ws.kept.resize(5 * c, 0.0);
-        let (stats, rest) = f.ws.kept.split_at_mut(2 * c);
-        let (mean, var) = stats.split_at_mut(c);
-        let (inv, st) = rest.split_at_mut(c);
-        if f.mode.training {
-            batch_norm_moments(&ember_kernels::Ctx::new(), f.x[0], c, mean, var)?;
-        } else {
-            mean.copy_from_slice(f.weights.get(mm));
-            var.copy_from_slice(f.weights.get(mv));
-        }
-        self.affine(gamma, beta, mean, var, inv, st);
-        let (s, t) = st.split_at(c);
+        self.statistics(f.weights, f.x[0], f.mode.training, &mut f.ws.kept)?;
+        let (s, t) = self.scale_shift(&f.ws.kept);
         batch_norm_apply(&ember_kernels::Ctx::new(), f.x[0], s, t, relu, f.y)?;
         Ok(())
+    }
+
+    /// The first half of the forward pass over `x` (`[rows, c]`): the statistics (the
+    /// batch's in training, the moving ones otherwise) and the per-channel map, written to
+    /// `kept` as `[mean | variance | 1/√(σ²+ε) | s | t]`. A fused op that applies the map
+    /// inside another pass (`bn_add_relu`) runs this and then its own kernel.
+    pub(crate) fn statistics(
+        &self,
+        weights: crate::params::Weights<'_>,
+        x: &[f32],
+        training: bool,
+        kept: &mut Vec<f32>,
+    ) -> Result<()> {
+        let c = self.channels;
+        let (mm, mv) = self.moving.ok_or_else(|| Error::Config(format!("{}: not built", self.name)))?;
+        let (gamma, beta) = (self.gamma.map(|g| weights.get(g)), self.beta.map(|b| weights.get(b)));
+        kept.resize(5 * c, 0.0);
+        let (stats, rest) = kept.split_at_mut(2 * c);
+        let (mean, var) = stats.split_at_mut(c);
+        let (inv, st) = rest.split_at_mut(c);
+        if training {
+            batch_norm_moments(&ember_kernels::Ctx::new(), x, c, mean, var)?;
+        } else {
+            mean.copy_from_slice(weights.get(mm));
+            var.copy_from_slice(weights.get(mv));
+        }
+        self.affine(gamma, beta, mean, var, inv, st);
+        Ok(())
+    }
+
+    /// The `(s, t)` of `y = x s + t` that [`Self::statistics`] left in `kept`.
+    pub(crate) fn scale_shift<'k>(&self, kept: &'k [f32]) -> (&'k [f32], &'k [f32]) {
+        let c = self.channels;
+        kept[3 * c..5 * c].split_at(c)
     }
 
     /// The backward pass of [`Self::forward_then`] with the same `relu`: `b.dy` is the

@@ -136,6 +136,9 @@ pub struct Workspace {
     /// The gradient of a value inside the layer, within the backward pass (a separable
     /// convolution's depthwise output).
     pub inner_grad: Vec<f32>,
+    /// The workspaces of the stateful layers a fused op runs inside it (one each, in the
+    /// op's order: the batch normalizations of a `bn_add_relu` join).
+    pub inner: Vec<Workspace>,
 }
 
 /// The arguments of a forward pass over `n` samples.

@@ -19,7 +19,7 @@ pub(crate) fn rule(g: &Graph, consumers: &[Vec<usize>], i: usize, fuse: bool) ->
     let add = g.layer(i)?.as_any().downcast_ref::<Add>()?;
     let (r, relu) = super::relu_consumer(g, consumers, i)?;
     let op = AddReluOp { add: add.clone(), relu };
-    Some(Planned { op: Arc::new(op), covers: vec![i, r], has_params: false })
+    Some(Planned { op: Arc::new(op), inputs: g.nodes[i].inputs.clone(), covers: vec![i, r], has_params: false })
 }
 
 /// `y = relu(Σ x)` in one pass each way.

@@ -24,7 +24,8 @@ pub(crate) fn rule(g: &Graph, consumers: &[Vec<usize>], i: usize, fuse: bool) ->
     let bn = g.layer(i)?.as_any().downcast_ref::<BatchNormalization>()?;
     let (r, relu) = super::relu_consumer(g, consumers, i)?;
     let op = BnReluOp { bn: bn.clone(), relu };
-    Some(Planned { op: Arc::new(op), covers: vec![i, r], has_params: !bn.params().is_empty() })
+    let inputs = g.nodes[i].inputs.clone();
+    Some(Planned { op: Arc::new(op), inputs, covers: vec![i, r], has_params: !bn.params().is_empty() })
 }
 
 /// `y = relu(batch_norm(x))` in one pass each way.

@@ -27,7 +27,7 @@ pub(crate) fn rule(g: &Graph, consumers: &[Vec<usize>], i: usize) -> Option<Plan
     covers.extend(relu);
     let names = covers.iter().filter_map(|&c| g.layer(c).map(|l| l.name().to_string())).collect();
     let op = ConvBnOp { conv: conv.clone(), bn: bn.clone(), relu: relu.is_some(), names };
-    Some(Planned { op: Arc::new(op), covers, has_params: true })
+    Some(Planned { op: Arc::new(op), inputs: g.nodes[i].inputs.clone(), covers, has_params: true })
 }
 
 /// The folded convolution's weights: `kernel` (HWIO: the output channel fastest) scaled by

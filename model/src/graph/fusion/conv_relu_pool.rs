@@ -26,7 +26,7 @@ pub(crate) fn rule(g: &Graph, consumers: &[Vec<usize>], i: usize, auto: bool) ->
         return None;
     }
     let op = ConvReluPoolOp { conv: conv.clone(), pool: pool.name().to_string() };
-    Some(Planned { op: Arc::new(op), covers: vec![i, p], has_params: true })
+    Some(Planned { op: Arc::new(op), inputs: g.nodes[i].inputs.clone(), covers: vec![i, p], has_params: true })
 }
 
 /// Input channels up to which the fused backward-filter kernel (per pooled pixel, row and

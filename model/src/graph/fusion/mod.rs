@@ -4,6 +4,7 @@
 //! graph sees. The kernels of a fused op live in `ember_kernels` beside their references.
 
 pub(crate) mod add_relu;
+pub(crate) mod bn_add_relu;
 pub(crate) mod bn_relu;
 pub(crate) mod conv_bn_fold;
 pub(crate) mod conv_relu_pool;

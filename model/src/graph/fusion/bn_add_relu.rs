@@ -1,0 +1,166 @@
+//! Rule: an `Add` whose only consumer is a ReLU `Activation` layer, with inputs that come
+//! straight out of `BatchNormalization` layers read by nothing else (a residual block's
+//! join: `relu(bn(conv(r)) + h)`, or both sides normalized where the shortcut is a
+//! projection), runs as one op. The forward computes each normalization's statistics, then
+//! writes `max(Σ (x s + t or x), 0)` in one pass (`ember_kernels::batchnorm::batch_norm_add`):
+//! the normalized values are never written or read back. The backward writes the join's
+//! gradient once, straight into a plain input's gradient where there is one, and runs each
+//! normalization's backward pass on it: the copy for the other input disappears.
+//!
+//! Per identity block of the residual network that is four passes over the activation of
+//! the twenty-odd that the block's forward and backward make. The arithmetic is the unfused
+//! ops', so fused and unfused models compute the same values (the tests check).
+//!
+//! The normalizations come before the `Add` in the graph, so the planner asks
+//! [`absorbed`] first and skips them; the op runs where the `Add` stands, when all of its
+//! inputs exist. Not in plans that fold batch normalization into convolutions (inference),
+//! where the fold does better.
+
+use crate::error::Result;
+use crate::graph::plan::{Op, Planned};
+use crate::graph::Graph;
+use crate::layers::{copy, Add, Backward, BatchNormalization, Forward, Layer, Workspace};
+use crate::params::ParamStore;
+use ember_kernels::activation::{act_backward_to, Act};
+use ember_kernels::batchnorm::{batch_norm_add, AddTerm};
+use ember_kernels::Ctx;
+use std::sync::Arc;
+
+/// The inputs of the `Add` at node `i` that the rule would take into it: batch
+/// normalizations whose only consumer is the `Add`, when the `Add`'s only consumer is a
+/// ReLU. Empty where the rule does not fire.
+pub(crate) fn absorbed(g: &Graph, consumers: &[Vec<usize>], i: usize) -> Vec<usize> {
+    let is_add = g.layer(i).is_some_and(|l| l.as_any().downcast_ref::<Add>().is_some());
+    if !is_add || super::relu_consumer(g, consumers, i).is_none() {
+        return Vec::new();
+    }
+    g.nodes[i]
+        .inputs
+        .iter()
+        .copied()
+        .filter(|&j| {
+            consumers[j] == [i] && g.layer(j).is_some_and(|l| l.as_any().downcast_ref::<BatchNormalization>().is_some())
+        })
+        .collect()
+}
+
+/// The fused op for the `Add` at node `i`, taking in the normalizations marked in
+/// `deferred` (by the planner, from [`absorbed`]); `None` where none of its inputs is.
+pub(crate) fn rule(g: &Graph, consumers: &[Vec<usize>], i: usize, deferred: &[bool]) -> Option<Planned> {
+    let add = g.layer(i)?.as_any().downcast_ref::<Add>()?;
+    let (r, relu) = super::relu_consumer(g, consumers, i)?;
+    let taken = |j: usize| deferred[j].then(|| g.layer(j)?.as_any().downcast_ref::<BatchNormalization>()).flatten();
+    let norms: Vec<Option<BatchNormalization>> = g.nodes[i].inputs.iter().map(|&j| taken(j).cloned()).collect();
+    if norms.iter().all(Option::is_none) {
+        return None;
+    }
+    let inputs = g.nodes[i].inputs.iter().map(|&j| if taken(j).is_some() { g.nodes[j].inputs[0] } else { j }).collect();
+    let mut covers: Vec<usize> = g.nodes[i].inputs.iter().copied().filter(|&j| taken(j).is_some()).collect();
+    covers.extend([i, r]);
+    let has_params = norms.iter().flatten().any(|bn| !bn.params().is_empty());
+    let op = BnAddReluOp { add: add.clone(), relu, norms };
+    Some(Planned { op: Arc::new(op), inputs, covers, has_params })
+}
+
+/// `y = relu(Σ_q (bn_q(x_q) or x_q))`.
+struct BnAddReluOp {
+    add: Add,
+    relu: String,
+    /// Per input of the sum: the normalization it passes through first, if any.
+    norms: Vec<Option<BatchNormalization>>,
+}
+
+impl BnAddReluOp {
+    /// The normalizations, each with its index among them (its workspace in `ws.inner`).
+    fn indexed(&self) -> impl Iterator<Item = (usize, usize, &BatchNormalization)> {
+        self.norms
+            .iter()
+            .enumerate()
+            .filter_map(|(q, bn)| bn.as_ref().map(|bn| (q, bn)))
+            .enumerate()
+            .map(|(k, (q, bn))| (k, q, bn))
+    }
+}
+
+impl Op for BnAddReluOp {
+    fn describe(&self) -> String {
+        let norms: Vec<&str> = self.norms.iter().flatten().map(|bn| bn.name()).collect();
+        format!("{} + {} + {} (fused batch norm+add+relu)", norms.join(" + "), self.add.name(), self.relu)
+    }
+
+    fn forward(&self, f: Forward<'_>) -> Result<()> {
+        let Forward { weights, x, y, ws, mode, .. } = f;
+        ws.inner.resize_with(self.norms.iter().flatten().count(), Workspace::default);
+        let mut channels = 0;
+        for (k, q, bn) in self.indexed() {
+            bn.statistics(weights, x[q], mode.training, &mut ws.inner[k].kept)?;
+            channels = bn.channels();
+        }
+        let mut k = 0;
+        let terms: Vec<AddTerm<'_>> = self
+            .norms
+            .iter()
+            .zip(x.iter())
+            .map(|(bn, &xq)| AddTerm {
+                x: xq,
+                affine: bn.as_ref().map(|bn| {
+                    k += 1;
+                    bn.scale_shift(&ws.inner[k - 1].kept)
+                }),
+            })
+            .collect();
+        batch_norm_add(&Ctx::new(), &terms, channels, true, y)?;
+        Ok(())
+    }
+
+    fn backward(&self, b: Backward<'_, '_>) -> Result<()> {
+        let Backward { weights, grads, accumulate, weight_grads, x, y, dy, dx, n, ws, mode } = b;
+        let mut outs: Vec<Option<&mut [f32]>> = dx.iter_mut().map(|o| o.take()).collect();
+        // The join's gradient (dy where y > 0: exactly where the sum was positive), in the
+        // first plain input's gradient when one is wanted, else in scratch.
+        let plain = (0..outs.len()).find(|&q| self.norms[q].is_none() && outs[q].is_some());
+        let mut own = std::mem::take(&mut ws.scratch);
+        let d: &mut [f32] = match plain {
+            Some(q) => outs[q].take().expect("found wanted"),
+            None => {
+                own.resize(dy.len(), 0.0);
+                &mut own[..dy.len()]
+            }
+        };
+        act_backward_to(&Ctx::new(), Act::Relu, y, y, dy, d)?;
+        for (q, out) in outs.iter_mut().enumerate() {
+            if let (None, Some(out)) = (&self.norms[q], out) {
+                copy(d, out);
+            }
+        }
+        for (k, q, bn) in self.indexed() {
+            let xs = [x[q]];
+            let mut dxq = [outs[q].take()];
+            let inner = Backward {
+                weights,
+                grads: &mut *grads,
+                accumulate,
+                weight_grads,
+                x: &xs,
+                y: &[],
+                dy: &mut *d,
+                dx: &mut dxq,
+                n,
+                ws: &mut ws.inner[k],
+                mode,
+            };
+            bn.backward_then(inner, false)?;
+        }
+        ws.scratch = own;
+        Ok(())
+    }
+
+    fn update_state(&self, ws: &Workspace, store: &mut ParamStore) -> Result<()> {
+        for (k, _, bn) in self.indexed() {
+            if let Some(inner) = ws.inner.get(k) {
+                bn.update_state(inner, store)?;
+            }
+        }
+        Ok(())
+    }
+}
