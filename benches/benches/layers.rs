@@ -9,7 +9,8 @@
 //!
 //! Groups `batchnorm_1t` and `batchnorm_2t`: the residual network's batch normalizations,
 //! which run over the whole batch (batch statistics couple the samples), each pass with the
-//! ReLU the network fuses after them. Throughput is the bytes each pass must move at least
+//! ReLU the network fuses after them, and the residual join that applies one inside the
+//! sum (`add_relu`). Throughput is the bytes each pass must move at least
 //! (read and written once), against the memory bandwidth `peak` measures.
 //!
 //! Groups `resnet_convs_1t` and `resnet_convs_2t`: the residual network's convolutions
@@ -19,7 +20,9 @@
 use criterion::Throughput;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ember_benches::{bench_isa, fill, flops, pool};
-use ember_kernels::batchnorm::{batch_norm_apply, batch_norm_backward, batch_norm_moments, BatchNormSaved};
+use ember_kernels::batchnorm::{
+    batch_norm_add, batch_norm_apply, batch_norm_backward, batch_norm_moments, AddTerm, BatchNormSaved,
+};
 use ember_kernels::conv::{
     conv2d_backward_data, conv2d_backward_data_pooled, conv2d_backward_filter, conv2d_backward_filter_pooled,
     conv2d_forward, conv_relu_maxpool_backward_filter, conv_relu_maxpool_forward, Conv2d, ConvAlgo, ConvReluPool,
@@ -168,6 +171,13 @@ fn batch_norms(c: &mut Criterion) {
             g.throughput(bytes(2));
             g.bench_function(BenchmarkId::new("apply_relu", name), |bch| {
                 pool.install(|| bch.iter(|| batch_norm_apply(&ctx, &x, &scale, &shift, true, &mut y).unwrap()))
+            });
+            // The identity join: relu(bn(x) + h) in one pass (`bn_add_relu`).
+            let h = fill(5, rows * ch);
+            let terms = [AddTerm { x: &x, affine: Some((&scale, &shift)) }, AddTerm { x: &h, affine: None }];
+            g.throughput(bytes(3));
+            g.bench_function(BenchmarkId::new("add_relu", name), |bch| {
+                pool.install(|| bch.iter(|| batch_norm_add(&ctx, &terms, ch, true, &mut y).unwrap()))
             });
             inv.iter_mut().zip(&var).for_each(|(i, v)| *i = 1.0 / (v + 1e-3).sqrt());
             let saved =
