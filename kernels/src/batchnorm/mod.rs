@@ -148,16 +148,14 @@ pub fn batch_norm_add(ctx: &Ctx, terms: &[AddTerm<'_>], c: usize, relu: bool, y:
     }
     let block = BLOCK_ROWS * c;
     y.par_chunks_mut(block).enumerate().for_each(|(b, yb)| {
-        let at = b * block;
-        let local: Vec<AddTerm<'_>> =
-            terms.iter().map(|t| AddTerm { x: &t.x[at..at + yb.len()], affine: t.affine }).collect();
-        // SAFETY: isa was checked; every term's x is the same whole rows of c as yb; the
-        // maps have c floats (checked); local is not empty.
+        // SAFETY: isa was checked; yb is whole rows of c (y is, and so is every block); every
+        // term's x is as long as y (checked), so it holds b·block + yb.len() floats; the maps
+        // have c floats (checked); terms is not empty (checked).
         unsafe {
             if relu {
-                simd::add_affine::<true>(isa, &local, c, yb)
+                simd::add_affine::<true>(isa, terms, b * block, c, yb)
             } else {
-                simd::add_affine::<false>(isa, &local, c, yb)
+                simd::add_affine::<false>(isa, terms, b * block, c, yb)
             }
         }
     });

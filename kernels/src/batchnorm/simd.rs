@@ -220,22 +220,23 @@ unsafe fn affine_body<V: F32x, const RELU: bool>(x: &[f32], a: &[f32], b: &[f32]
 
 /// Per row `y = Σ_i term_i`, in the order of `terms`, each `x_i a_i + b_i` (multiply, then
 /// add, as [`affine_body`]) where it has an affine map or `x_i` as is; then `max(y, 0)` with
-/// `RELU`. The sum's additions are those of `elementwise::add_forward` over the terms, so the
-/// result is exactly the unfused passes' (normalize, then add).
+/// `RELU`. `y` is the block of rows starting at element `at` of the terms' values. The sum's
+/// additions are those of `elementwise::add_forward` over the terms, so the result is exactly
+/// the unfused passes' (normalize, then add).
 ///
 /// # Safety
-/// The ISA of `V` is enabled; every `x_i` is the same whole rows of `c` as `y`; every
-/// affine map's two slices have `c` floats; `terms` is not empty.
+/// The ISA of `V` is enabled; `y` is whole rows of `c`; every `x_i` has `at + y.len()`
+/// floats; every affine map's two slices have `c` floats; `terms` is not empty.
 #[inline(always)]
-unsafe fn add_affine_body<V: F32x, const RELU: bool>(terms: &[super::AddTerm<'_>], c: usize, y: &mut [f32]) {
+unsafe fn add_affine_body<V: F32x, const RELU: bool>(terms: &[super::AddTerm<'_>], at: usize, c: usize, y: &mut [f32]) {
     let chunks = c.div_ceil(V::LANES);
     for r in 0..y.len() / c {
         for k in 0..chunks {
-            // SAFETY: row r has c floats in y and every term's x; the maps have c.
+            // SAFETY: row r has c floats in y and, from at, in every term's x; the maps have c.
             unsafe {
-                let mut acc = add_term::<V>(&terms[0], r * c, c, k);
+                let mut acc = add_term::<V>(&terms[0], at + r * c, c, k);
                 for t in &terms[1..] {
-                    acc = acc.add(add_term::<V>(t, r * c, c, k));
+                    acc = acc.add(add_term::<V>(t, at + r * c, c, k));
                 }
                 let out = if RELU { acc.max(V::zero()) } else { acc };
                 store_at(out, y.as_mut_ptr().add(r * c), c, 0, k);
@@ -304,7 +305,8 @@ simd_dispatch! {
 }
 simd_dispatch! {
     /// [`add_affine_body`] on `isa`.
-    pub(super) unsafe fn add_affine<const RELU: bool>(terms: &[super::AddTerm<'_>], c: usize, y: &mut [f32]) => add_affine_body
+    pub(super) unsafe fn add_affine<const RELU: bool>(terms: &[super::AddTerm<'_>], at: usize, c: usize, y: &mut [f32])
+        => add_affine_body
 }
 simd_dispatch! {
     /// [`backward_dx_body`] on `isa`.
