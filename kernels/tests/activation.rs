@@ -29,6 +29,15 @@ fn close(got: f32, want: f64) -> bool {
     (f64::from(got) - want).abs() <= 8.0 * f64::from(f32::EPSILON) * want.abs() + 2.5e-7
 }
 
+/// [`close`] for a derivative at `x`, scaled by `dy`; silu's `s (1 + x (1 - s))` also cancels
+/// where `s = sigmoid(x)` nears 1: `1 - s` carries the rounding of `s` (two ulps of 1 at most,
+/// 2.4e-7 absolute), multiplied by `|x|` (Keras's gradient has the same form and the same
+/// error; a proptest found `Silu'(16.6) · 6.375` 6.4e-6 off, past the bound without it).
+fn derivative_close(a: Act, x: f32, got: f32, want: f64, dy: f32) -> bool {
+    let cancels = if a == Act::Silu { 2.4e-7 * f64::from(x.abs()) } else { 0.0 };
+    close(got, want) || (f64::from(got) - want).abs() <= (2.5e-7 + cancels) * f64::from(dy)
+}
+
 fn check(a: Act, x: f32) {
     let (f, d) = reference::act(a, f64::from(x));
     let y = a.apply(x);
@@ -37,7 +46,7 @@ fn check(a: Act, x: f32) {
         return; // the kink: Ember's rule is 0 there
     }
     let dy = a.derivative(x, y);
-    assert!(close(dy, d), "{a:?}'({x}) = {dy}, exact {d}");
+    assert!(derivative_close(a, x, dy, d, 1.0), "{a:?}'({x}) = {dy}, exact {d}");
 }
 
 #[test]
@@ -81,7 +90,7 @@ fn slice_kernels_on_every_isa_match_the_reference() {
                 let (f, g) = reference::act(a, f64::from(xv));
                 assert!(close(yv, f), "{isa:?} {a:?}({xv}) = {yv}, exact {f}");
                 if !(a == Act::Relu && xv == 0.0) {
-                    assert!(close(dv, g), "{isa:?} {a:?}'({xv}) = {dv}, exact {g}");
+                    assert!(derivative_close(a, xv, dv, g, 1.0), "{isa:?} {a:?}'({xv}) = {dv}, exact {g}");
                 }
             }
         }
@@ -106,7 +115,7 @@ proptest! {
             prop_assert!(close(y[i], f), "{:?} {:?}({}) = {}, exact {}", isa, a, x[i], y[i], f);
             if !(a == Act::Relu && x[i] == 0.0) {
                 let want = g * f64::from(dy[i]);
-                prop_assert!(close(d[i], want) || (f64::from(d[i]) - want).abs() <= 2.5e-7 * f64::from(dy[i]),
+                prop_assert!(derivative_close(a, x[i], d[i], want, dy[i]),
                     "{:?} {:?}'({}) x {} = {}, exact {}", isa, a, x[i], dy[i], d[i], want);
             }
         }
