@@ -6,7 +6,8 @@
 
 use ember_kernels::activation::{act_backward, act_backward_to, act_forward, Act};
 use ember_kernels::batchnorm::{
-    batch_norm_add, batch_norm_apply, batch_norm_backward, batch_norm_moments, AddTerm, BatchNormSaved,
+    batch_norm_add, batch_norm_apply, batch_norm_backward, batch_norm_backward_dx, batch_norm_backward_sums,
+    batch_norm_combine, batch_norm_moments, batch_norm_part_moments, AddTerm, BatchNormSaved, PartMoments,
 };
 use ember_kernels::conv::{
     conv2d_backward_data, conv2d_backward_data_pooled, conv2d_backward_filter, conv2d_backward_filter_pooled,
@@ -1000,6 +1001,91 @@ fn elementwise_rejects_bad_lengths_and_labels() {
             "batch norm moments: ISA missing",
             Error::IsaUnavailable(_),
             batch_norm_moments(&Ctx::for_isa(missing_isa()), &z(8), 2, &mut z(2), &mut z(2))
+        ),
+        case!(
+            "batch norm part moments: not whole rows",
+            Error::InvalidArgument(_),
+            batch_norm_part_moments(&Ctx::new(), &z(7), 2, &mut PartMoments::default())
+        ),
+        case!(
+            "batch norm part moments: no rows",
+            Error::InvalidArgument(_),
+            batch_norm_part_moments(&Ctx::new(), &[], 2, &mut PartMoments::default())
+        ),
+        case!(
+            "batch norm part moments: ISA missing",
+            Error::IsaUnavailable(_),
+            batch_norm_part_moments(&Ctx::for_isa(missing_isa()), &z(8), 2, &mut PartMoments::default())
+        ),
+        case!("batch norm combine: no parts", Error::InvalidArgument(_), batch_norm_combine(&[], &mut z(2), &mut z(2))),
+        case!(
+            "batch norm combine: a part never summed",
+            Error::ShapeMismatch { .. },
+            batch_norm_combine(&[&PartMoments::default()], &mut z(2), &mut z(2))
+        ),
+        case!("batch norm combine: parts of other channels", Error::ShapeMismatch { .. }, {
+            let (mut a, mut b) = (PartMoments::default(), PartMoments::default());
+            batch_norm_part_moments(&Ctx::new(), &z(8), 2, &mut a).unwrap();
+            batch_norm_part_moments(&Ctx::new(), &z(8), 4, &mut b).unwrap();
+            batch_norm_combine(&[&a, &b], &mut z(2), &mut z(2))
+        }),
+        case!("batch norm combine: mean length", Error::ShapeMismatch { .. }, {
+            let mut a = PartMoments::default();
+            batch_norm_part_moments(&Ctx::new(), &z(8), 2, &mut a).unwrap();
+            batch_norm_combine(&[&a], &mut z(3), &mut z(2))
+        }),
+        case!(
+            "batch norm backward sums: sums length",
+            Error::ShapeMismatch { .. },
+            batch_norm_backward_sums(&Ctx::new(), saved(&z(8), &z(2), &z(2), &z(2), None), &z(8), &mut [0f64; 3])
+        ),
+        case!(
+            "batch norm backward sums: gradient length",
+            Error::ShapeMismatch { .. },
+            batch_norm_backward_sums(&Ctx::new(), saved(&z(8), &z(2), &z(2), &z(2), None), &z(6), &mut [0f64; 4])
+        ),
+        case!(
+            "batch norm backward sums: ISA missing",
+            Error::IsaUnavailable(_),
+            batch_norm_backward_sums(
+                &Ctx::for_isa(missing_isa()),
+                saved(&z(8), &z(2), &z(2), &z(2), None),
+                &z(8),
+                &mut [0f64; 4]
+            )
+        ),
+        case!(
+            "batch norm backward dx: mean of dy length",
+            Error::ShapeMismatch { .. },
+            batch_norm_backward_dx(
+                &Ctx::new(),
+                saved(&z(8), &z(2), &z(2), &z(2), None),
+                &z(8),
+                (&z(3), &z(2)),
+                &mut z(8)
+            )
+        ),
+        case!(
+            "batch norm backward dx: input gradient length",
+            Error::ShapeMismatch { .. },
+            batch_norm_backward_dx(
+                &Ctx::new(),
+                saved(&z(8), &z(2), &z(2), &z(2), None),
+                &z(8),
+                (&z(2), &z(2)),
+                &mut z(6)
+            )
+        ),
+        case!(
+            "batch norm backward dx: inverse std length",
+            Error::ShapeMismatch { .. },
+            batch_norm_backward_dx(
+                &Ctx::new(),
+                saved(&z(8), &z(2), &z(1), &z(2), None),
+                &z(8),
+                (&z(2), &z(2)),
+                &mut z(8)
+            )
         ),
         case!(
             "batch norm apply: shift length",

@@ -12,7 +12,8 @@ mod common;
 
 use common::fill;
 use ember_kernels::batchnorm::{
-    batch_norm_add, batch_norm_apply, batch_norm_backward, batch_norm_moments, AddTerm, BatchNormSaved,
+    batch_norm_add, batch_norm_apply, batch_norm_backward, batch_norm_backward_dx, batch_norm_backward_sums,
+    batch_norm_combine, batch_norm_moments, batch_norm_part_moments, AddTerm, BatchNormSaved, PartMoments,
 };
 use ember_kernels::{reference, Ctx, Isa};
 use proptest::prelude::*;
@@ -121,6 +122,103 @@ fn moments_of_a_large_mean_and_a_small_spread() {
             assert!(ulps(mean[j], m_ref[j]) <= 1.0, "{isa:?} mean[{j}]: {} vs {}", mean[j], m_ref[j]);
             assert!(ulps(var[j], v_ref[j]) <= 4.0, "{isa:?} variance[{j}]: {} vs {}", var[j], v_ref[j]);
         }
+    }
+}
+
+/// A batch split into parts of `sizes` rows (the last part takes the rest), each summed
+/// apart as the executor does where a batch runs in parts: the parts' moments joined
+/// ([`batch_norm_combine`]) and the backward's sums added in f64 in part order, then each
+/// part's `dx` from the batch's means. Against the f64 reference over the whole batch, with
+/// the whole-batch test's bounds (moments 16 ulps; `dx` 16 ulps of its terms), on every
+/// ISA; and `dx` per part bit for bit the whole-batch `dx` from the same means.
+fn check_parts(rows: usize, c: usize, sizes: &[usize], offset: f32, seed: u64) {
+    let x: Vec<f32> = fill(seed, rows * c).iter().map(|v| v * 3.0 + offset).collect();
+    let dy = fill(seed + 1, rows * c);
+    let gamma: Vec<f32> = fill(seed + 2, c).iter().map(|v| 1.0 + v).collect();
+    let mut cuts = vec![0];
+    for &s in sizes {
+        let last = *cuts.last().unwrap();
+        if last + s < rows {
+            cuts.push(last + s);
+        }
+    }
+    cuts.push(rows);
+    let (_, m_ref, v_ref, ..) =
+        reference::batch_norm_training(&x, c, &gamma, &vec![0.0; c], 1e-3, &vec![0.0; x.len()]).unwrap();
+    for isa in Isa::available() {
+        let ctx = Ctx::for_isa(isa);
+        let rows_of = |k: usize| cuts[k] * c..cuts[k + 1] * c;
+        let parts: Vec<PartMoments> = (0..cuts.len() - 1)
+            .map(|k| {
+                let mut p = PartMoments::default();
+                batch_norm_part_moments(&ctx, &x[rows_of(k)], c, &mut p).unwrap();
+                assert_eq!(p.rows(), cuts[k + 1] - cuts[k]);
+                p
+            })
+            .collect();
+        let (mut mean, mut var) = (vec![0.0; c], vec![0.0; c]);
+        batch_norm_combine(&parts.iter().collect::<Vec<_>>(), &mut mean, &mut var).unwrap();
+        for j in 0..c {
+            let tol = |want: f64| 16.0 * f64::from(f32::EPSILON) * want.abs().max(1e-3);
+            assert!((f64::from(mean[j]) - m_ref[j]).abs() <= tol(m_ref[j]), "{isa:?} mean[{j}]");
+            assert!((f64::from(var[j]) - v_ref[j]).abs() <= tol(v_ref[j]), "{isa:?} variance[{j}]");
+        }
+        let inv: Vec<f32> = var.iter().map(|v| 1.0 / (v + 1e-3).sqrt()).collect();
+        let saved =
+            |k: usize| BatchNormSaved { x: &x[rows_of(k)], mean: &mean, inv_std: &inv, gamma: &gamma, relu: None };
+        let mut total = vec![0f64; 2 * c];
+        for k in 0..cuts.len() - 1 {
+            let mut sums = vec![0f64; 2 * c];
+            batch_norm_backward_sums(&ctx, saved(k), &dy[rows_of(k)], &mut sums).unwrap();
+            total.iter_mut().zip(&sums).for_each(|(t, s)| *t += s);
+        }
+        let (md, mdx): (Vec<f32>, Vec<f32>) =
+            (0..c).map(|j| ((total[j] / rows as f64) as f32, (total[c + j] / rows as f64) as f32)).unzip();
+        let mut dx = vec![0.0; x.len()];
+        for k in 0..cuts.len() - 1 {
+            batch_norm_backward_dx(&ctx, saved(k), &dy[rows_of(k)], (&md, &mdx), &mut dx[rows_of(k)]).unwrap();
+        }
+        let whole = BatchNormSaved { x: &x, mean: &mean, inv_std: &inv, gamma: &gamma, relu: None };
+        let mut dx_whole = vec![0.0; x.len()];
+        batch_norm_backward_dx(&ctx, whole, &dy, (&md, &mdx), &mut dx_whole).unwrap();
+        assert!(dx == dx_whole, "{isa:?}: dx per part vs whole");
+        // The reference's gradients at the kernel's own statistics' inputs: its dx for
+        // the whole batch.
+        let (.., dx_ref, _, db_ref) = reference::batch_norm_training(&x, c, &gamma, &vec![0.0; c], 1e-3, &dy).unwrap();
+        let max = |v: &[f32]| v.iter().fold(0f32, |m, a| m.max(a.abs()));
+        let terms = f64::from(max(&gamma) * max(&inv) * 3.0 * max(&dy));
+        for (i, (&g, &w)) in dx.iter().zip(&dx_ref).enumerate() {
+            assert!((f64::from(g) - w).abs() <= 16.0 * f64::from(f32::EPSILON) * terms.max(1e-3), "{isa:?} dx[{i}]");
+        }
+        for j in 0..c {
+            let tol = 16.0 * f64::from(f32::EPSILON) * db_ref[j].abs().max(1e-3);
+            assert!((total[j] - db_ref[j]).abs() <= tol, "{isa:?} dbeta[{j}]: {} vs {}", total[j], db_ref[j]);
+        }
+    }
+}
+
+#[test]
+fn a_batch_in_parts() {
+    // The residual network's parts: 8 images of 14x14, a batch of 7 parts and a short one.
+    check_parts(60 * 196, 32, &[8 * 196; 7], 0.5, 21);
+    check_parts(100, 5, &[1, 1, 30], 0.5, 22);
+    // Parts whose means lie far apart (a mean of 1e3 and a spread of 3): the pairwise
+    // update carries their difference exactly.
+    check_parts(2000, 7, &[100, 900], 1e3, 23);
+    check_parts(1, 3, &[], 0.5, 24);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    #[test]
+    fn random_splits_match_the_reference(
+        rows in 1usize..1200,
+        c in 1usize..40,
+        sizes in proptest::collection::vec(1usize..400, 0..6),
+        offset in -50f32..50.0,
+        seed in any::<u64>(),
+    ) {
+        check_parts(rows, c, &sizes, offset, seed);
     }
 }
 

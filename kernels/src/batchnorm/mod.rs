@@ -65,33 +65,100 @@ fn ordered_sums(rows: usize, c: usize, k: usize, f: impl Fn(std::ops::Range<usiz
 /// Rows whose mean shifts the moments' sums.
 const SHIFT_ROWS: usize = 16;
 
+/// One part's moments, for a batch whose parts are summed apart (each where it is in cache)
+/// and joined afterwards: the part's rows and, per channel, the shift `K` (the mean of the
+/// part's first 16 rows, in f64 rounded to f32) and the shifted sums `S1 = Σ (x - K)` and
+/// `S2 = Σ (x - K)²` in f64. Written by [`batch_norm_part_moments`], joined by
+/// [`batch_norm_combine`]; reusable from step to step without allocating.
+#[derive(Debug, Clone, Default)]
+pub struct PartMoments {
+    rows: usize,
+    shift: Vec<f32>,
+    /// `[S1 | S2]`.
+    sums: Vec<f64>,
+}
+
+impl PartMoments {
+    /// The part's rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Its channels.
+    pub fn channels(&self) -> usize {
+        self.shift.len()
+    }
+}
+
 /// The per-channel mean and biased variance of `x` (`[rows, c]`), written to `mean` and
-/// `var` (`[c]`).
+/// `var` (`[c]`): [`batch_norm_part_moments`] of all the rows, [`batch_norm_combine`]d.
 ///
-/// One pass: with `K` the mean of the first 16 rows (in f64, rounded to f32),
-/// `S1 = Σ (x - K)` and `S2 = Σ (x - K)²`, then `μ = K + S1/N` and `σ² = S2/N - (S1/N)²` in
-/// f64. Shifting by a value near the mean keeps `S2/N` within a small factor of `σ²`, so
-/// the subtraction cancels almost nothing (unshifted, `E[x²] - E[x]²` loses everything
-/// when `|μ| ≫ σ`); the result agrees with TensorFlow's two-pass `tf.nn.moments` to an ulp
-/// or two, as the tests check against the f64 reference, and reads `x` once instead of twice.
+/// Why shifted sums: shifting by a value near the mean keeps `S2/N` within a small factor
+/// of `σ²`, so the subtraction cancels almost nothing (unshifted, `E[x²] - E[x]²` loses
+/// everything when `|μ| ≫ σ`); the result agrees with TensorFlow's two-pass `tf.nn.moments`
+/// to an ulp or two, as the tests check against the f64 reference, and reads `x` once
+/// instead of twice.
 pub fn batch_norm_moments(ctx: &Ctx, x: &[f32], c: usize, mean: &mut [f32], var: &mut [f32]) -> Result<()> {
+    let mut part = PartMoments::default();
+    batch_norm_part_moments(ctx, x, c, &mut part)?;
+    batch_norm_combine(&[&part], mean, var)
+}
+
+/// The moments of one part of a batch, `x` (`[rows, c]`, at least one row), into `out`
+/// (resized to `c` channels).
+pub fn batch_norm_part_moments(ctx: &Ctx, x: &[f32], c: usize, out: &mut PartMoments) -> Result<()> {
     let isa = ctx.isa.check()?;
     let rows = rows_of(x.len(), c)?;
-    check("mean length vs channels", c, mean.len())?;
-    check("variance length vs channels", c, var.len())?;
     if rows == 0 {
         return Err(Error::InvalidArgument("the moments of no rows".into()));
     }
     let head = rows.min(SHIFT_ROWS);
-    let shift: Vec<f32> =
-        (0..c).map(|j| ((0..head).map(|r| f64::from(x[r * c + j])).sum::<f64>() / head as f64) as f32).collect();
+    out.rows = rows;
+    out.shift.clear();
+    out.shift.extend((0..c).map(|j| ((0..head).map(|r| f64::from(x[r * c + j])).sum::<f64>() / head as f64) as f32));
+    let shift = &out.shift;
     // SAFETY: isa was checked; each block is whole rows of c; shift has c floats.
-    let sums = ordered_sums(rows, c, 2, |r, p| unsafe { simd::moments(isa, &x[r.start * c..r.end * c], &shift, c, p) });
-    let (s1, s2) = sums.split_at(c);
+    out.sums = ordered_sums(rows, c, 2, |r, p| unsafe { simd::moments(isa, &x[r.start * c..r.end * c], shift, c, p) });
+    Ok(())
+}
+
+/// The mean and biased variance (`[c]` each) of the rows of all `parts` together, joined in
+/// the order given (Chan, Golub and LeVeque's pairwise update, in f64): each part's mean
+/// `K + S1/n` and squared deviations `M2 = S2 - S1²/n`, then per part
+/// `δ = mean_p - mean`, `mean += δ n_p/(n + n_p)`, `M2 += M2_p + δ² n n_p/(n + n_p)`;
+/// `σ² = M2/N`. The result depends on how the rows were split into parts and on their
+/// order, never on anything else.
+pub fn batch_norm_combine(parts: &[&PartMoments], mean: &mut [f32], var: &mut [f32]) -> Result<()> {
+    let Some(first) = parts.first() else {
+        return Err(Error::InvalidArgument("the moments of no parts".into()));
+    };
+    let c = first.channels();
+    check("mean length vs channels", c, mean.len())?;
+    check("variance length vs channels", c, var.len())?;
+    for p in parts {
+        check("part's channels vs the first part's", c, p.channels())?;
+        if p.rows == 0 {
+            return Err(Error::InvalidArgument("the moments of a part of no rows".into()));
+        }
+    }
     for j in 0..c {
-        let d = s1[j] / rows as f64;
-        mean[j] = (f64::from(shift[j]) + d) as f32;
-        var[j] = (s2[j] / rows as f64 - d * d).max(0.0) as f32;
+        let (mut n, mut mu, mut m2) = (0f64, 0f64, 0f64);
+        for p in parts {
+            let np = p.rows as f64;
+            let (s1, s2) = (p.sums[j], p.sums[c + j]);
+            let mu_p = f64::from(p.shift[j]) + s1 / np;
+            let m2_p = s2 - s1 * s1 / np;
+            if n == 0.0 {
+                (n, mu, m2) = (np, mu_p, m2_p);
+                continue;
+            }
+            let total = n + np;
+            let delta = mu_p - mu;
+            mu += delta * np / total;
+            m2 += m2_p + delta * delta * n * np / total;
+            n = total;
+        }
+        mean[j] = mu as f32;
+        var[j] = (m2 / n).max(0.0) as f32;
     }
     Ok(())
 }
@@ -183,7 +250,8 @@ pub struct BatchNormSaved<'a> {
 
 /// The backward pass with batch statistics: from the forward's [`BatchNormSaved`] and `dy`
 /// (`[rows, c]`: the gradient of the ReLU's output when one followed), writes `dgamma` and
-/// `dbeta` (`[c]`; added to what they hold with `accumulate`) and, if given, `dx`.
+/// `dbeta` (`[c]`; added to what they hold with `accumulate`) and, if given, `dx`:
+/// [`batch_norm_backward_sums`], then [`batch_norm_backward_dx`] with their means.
 pub fn batch_norm_backward(
     ctx: &Ctx,
     saved: BatchNormSaved<'_>,
@@ -192,8 +260,29 @@ pub fn batch_norm_backward(
     (dgamma, dbeta): (&mut [f32], &mut [f32]),
     accumulate: bool,
 ) -> Result<()> {
-    let isa = ctx.isa.check()?;
-    let BatchNormSaved { x, mean, inv_std, gamma, relu } = saved;
+    let c = saved.mean.len();
+    check("dgamma length vs channels", c, dgamma.len())?;
+    check("dbeta length vs channels", c, dbeta.len())?;
+    let mut sums = vec![0f64; 2 * c];
+    batch_norm_backward_sums(ctx, saved, dy, &mut sums)?;
+    let (sum_dy, sum_dyx) = sums.split_at(c);
+    for j in 0..c {
+        let (db, dg) = (sum_dy[j] as f32, sum_dyx[j] as f32);
+        dbeta[j] = if accumulate { dbeta[j] + db } else { db };
+        dgamma[j] = if accumulate { dgamma[j] + dg } else { dg };
+    }
+    if let Some(dx) = dx {
+        let rows = (saved.x.len() / c) as f64;
+        let (md, mdx): (Vec<f32>, Vec<f32>) =
+            (0..c).map(|j| ((sum_dy[j] / rows) as f32, (sum_dyx[j] / rows) as f32)).unzip();
+        batch_norm_backward_dx(ctx, saved, dy, (&md, &mdx), dx)?;
+    }
+    Ok(())
+}
+
+/// Checks `saved` against `dy` (`[rows, c]`); returns the rows.
+fn check_saved(saved: &BatchNormSaved<'_>, dy: &[f32]) -> Result<usize> {
+    let BatchNormSaved { x, mean, inv_std, gamma, relu } = *saved;
     let c = mean.len();
     let rows = rows_of(x.len(), c)?;
     check("gradient length vs input length", x.len(), dy.len())?;
@@ -204,10 +293,21 @@ pub fn batch_norm_backward(
         check("ReLU scale length vs channels", c, s.len())?;
         check("ReLU shift length vs channels", c, t.len())?;
     }
+    Ok(rows)
+}
+
+/// The backward pass's two sums over the rows of `saved.x` (the whole batch, or one part of
+/// it: parts' sums add up in f64): `sums = [Σ dy | Σ dy x̂]` (`2c`), with `dy` masked by the
+/// ReLU when one followed. They are `dβ` and `dγ`, and their means over the batch's rows
+/// are what [`batch_norm_backward_dx`] takes.
+pub fn batch_norm_backward_sums(ctx: &Ctx, saved: BatchNormSaved<'_>, dy: &[f32], sums: &mut [f64]) -> Result<()> {
+    let isa = ctx.isa.check()?;
+    let rows = check_saved(&saved, dy)?;
+    let BatchNormSaved { x, mean, inv_std, relu, .. } = saved;
+    let c = mean.len();
+    check("sums length vs channels", 2 * c, sums.len())?;
     let (s, t) = relu.unwrap_or((&[], &[]));
-    check("dgamma length vs channels", c, dgamma.len())?;
-    check("dbeta length vs channels", c, dbeta.len())?;
-    let sums = ordered_sums(rows, c, 2, |r, p| {
+    let total = ordered_sums(rows, c, 2, |r, p| {
         let (xb, db) = (&x[r.start * c..r.end * c], &dy[r.start * c..r.end * c]);
         // SAFETY: isa was checked; xb and db are the same whole rows of c; mean, inv_std
         // and (read only with a ReLU) s and t have c floats (checked).
@@ -219,31 +319,44 @@ pub fn batch_norm_backward(
             }
         }
     });
-    let (sum_dy, sum_dyx) = sums.split_at(c);
-    for j in 0..c {
-        let (db, dg) = (sum_dy[j] as f32, sum_dyx[j] as f32);
-        dbeta[j] = if accumulate { dbeta[j] + db } else { db };
-        dgamma[j] = if accumulate { dgamma[j] + dg } else { dg };
-    }
-    if let Some(dx) = dx {
-        check("input gradient length vs input length", x.len(), dx.len())?;
-        let (md, mdx): (Vec<f32>, Vec<f32>) =
-            (0..c).map(|j| ((sum_dy[j] / rows as f64) as f32, (sum_dyx[j] / rows as f64) as f32)).unzip();
-        let g: Vec<f32> = gamma.iter().zip(inv_std).map(|(g, i)| g * i).collect();
-        dx.par_chunks_mut(BLOCK_ROWS * c)
-            .zip(x.par_chunks(BLOCK_ROWS * c).zip(dy.par_chunks(BLOCK_ROWS * c)))
-            .for_each(|(ob, (xb, db))| {
-                let k = [mean, inv_std, &g, &md, &mdx, s, t];
-                // SAFETY: isa was checked; the three are the same whole rows of c, the
-                // constants read have c floats.
-                unsafe {
-                    if relu.is_some() {
-                        simd::backward_dx::<true>(isa, xb, db, k, c, ob)
-                    } else {
-                        simd::backward_dx::<false>(isa, xb, db, k, c, ob)
-                    }
+    sums.copy_from_slice(&total);
+    Ok(())
+}
+
+/// The input gradient of the backward pass with batch statistics over the rows of
+/// `saved.x` (the whole batch or one part of it): `dx = γ/√(σ² + ε) · (dy - mean_dy -
+/// x̂ · mean_dyx)`, with `mean_dy = Σ dy / N` and `mean_dyx = Σ dy x̂ / N` (`[c]` each) over
+/// the whole batch's `N` rows (from [`batch_norm_backward_sums`]), `dy` masked by the ReLU
+/// when one followed.
+pub fn batch_norm_backward_dx(
+    ctx: &Ctx,
+    saved: BatchNormSaved<'_>,
+    dy: &[f32],
+    (mean_dy, mean_dyx): (&[f32], &[f32]),
+    dx: &mut [f32],
+) -> Result<()> {
+    let isa = ctx.isa.check()?;
+    check_saved(&saved, dy)?;
+    let BatchNormSaved { x, mean, inv_std, gamma, relu } = saved;
+    let c = mean.len();
+    check("mean of dy length vs channels", c, mean_dy.len())?;
+    check("mean of dy x̂ length vs channels", c, mean_dyx.len())?;
+    check("input gradient length vs input length", x.len(), dx.len())?;
+    let (s, t) = relu.unwrap_or((&[], &[]));
+    let g: Vec<f32> = gamma.iter().zip(inv_std).map(|(g, i)| g * i).collect();
+    dx.par_chunks_mut(BLOCK_ROWS * c).zip(x.par_chunks(BLOCK_ROWS * c).zip(dy.par_chunks(BLOCK_ROWS * c))).for_each(
+        |(ob, (xb, db))| {
+            let k = [mean, inv_std, &g, mean_dy, mean_dyx, s, t];
+            // SAFETY: isa was checked; the three are the same whole rows of c, the
+            // constants read have c floats.
+            unsafe {
+                if relu.is_some() {
+                    simd::backward_dx::<true>(isa, xb, db, k, c, ob)
+                } else {
+                    simd::backward_dx::<false>(isa, xb, db, k, c, ob)
                 }
-            });
-    }
+            }
+        },
+    );
     Ok(())
 }
