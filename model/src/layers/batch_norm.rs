@@ -15,7 +15,10 @@ use super::{Backward, Forward, Layer, LayerTraits, Workspace};
 use crate::error::{Error, Result};
 use crate::params::{grads_of, Layout, ParamBuilder, ParamId, ParamKind, ParamStore};
 use crate::rng::Rng;
-use ember_kernels::batchnorm::{batch_norm_apply, batch_norm_backward, batch_norm_moments, BatchNormSaved};
+use ember_kernels::batchnorm::{
+    batch_norm_apply, batch_norm_backward_dx, batch_norm_backward_sums, batch_norm_combine, batch_norm_part_moments,
+    BatchNormSaved, PartMoments,
+};
 
 /// Keras's `BatchNormalization` over the last axis.
 #[derive(Debug, Clone)]
@@ -181,9 +184,7 @@ impl BatchNormalization {
     /// backward pass and the moving statistics' update.
     pub(crate) fn forward_then(&self, f: Forward<'_>, relu: bool) -> Result<()> {
         self.statistics(f.weights, f.x[0], f.mode.training, &mut f.ws.kept)?;
-        let (s, t) = self.scale_shift(&f.ws.kept);
-        batch_norm_apply(&ember_kernels::Ctx::new(), f.x[0], s, t, relu, f.y)?;
-        Ok(())
+        self.apply(&f.ws.kept, f.x[0], relu, f.y)
     }
 
     /// The first half of the forward pass over `x` (`[rows, c]`): the statistics (the
@@ -197,6 +198,30 @@ impl BatchNormalization {
         training: bool,
         kept: &mut Vec<f32>,
     ) -> Result<()> {
+        let mut part = PartMoments::default();
+        self.part_moments(x, training, &mut part)?;
+        self.reduce_moments(weights, training, &[&part], kept)
+    }
+
+    /// A batch in parts, forward, first half: the moments of one part `x` (`[rows, c]`)
+    /// into `out` (in training; nothing otherwise).
+    pub(crate) fn part_moments(&self, x: &[f32], training: bool, out: &mut PartMoments) -> Result<()> {
+        if training {
+            batch_norm_part_moments(&ember_kernels::Ctx::new(), x, self.channels, out)?;
+        }
+        Ok(())
+    }
+
+    /// A batch in parts, forward, the reduction: the batch's statistics from its `parts`'
+    /// moments joined in part order (in training; the moving statistics otherwise), and the
+    /// map, into `kept` as [`Self::statistics`] writes it.
+    pub(crate) fn reduce_moments(
+        &self,
+        weights: crate::params::Weights<'_>,
+        training: bool,
+        parts: &[&PartMoments],
+        kept: &mut Vec<f32>,
+    ) -> Result<()> {
         let c = self.channels;
         let (mm, mv) = self.moving.ok_or_else(|| Error::Config(format!("{}: not built", self.name)))?;
         let (gamma, beta) = (self.gamma.map(|g| weights.get(g)), self.beta.map(|b| weights.get(b)));
@@ -205,12 +230,20 @@ impl BatchNormalization {
         let (mean, var) = stats.split_at_mut(c);
         let (inv, st) = rest.split_at_mut(c);
         if training {
-            batch_norm_moments(&ember_kernels::Ctx::new(), x, c, mean, var)?;
+            batch_norm_combine(parts, mean, var)?;
         } else {
             mean.copy_from_slice(weights.get(mm));
             var.copy_from_slice(weights.get(mv));
         }
         self.affine(gamma, beta, mean, var, inv, st);
+        Ok(())
+    }
+
+    /// The second half of the forward pass over `x` (the batch or a part of it): `y = x s +
+    /// t` (then the ReLU with `relu`) with the map [`Self::statistics`] left in `kept`.
+    pub(crate) fn apply(&self, kept: &[f32], x: &[f32], relu: bool, y: &mut [f32]) -> Result<()> {
+        let (s, t) = self.scale_shift(kept);
+        batch_norm_apply(&ember_kernels::Ctx::new(), x, s, t, relu, y)?;
         Ok(())
     }
 
@@ -221,16 +254,54 @@ impl BatchNormalization {
     }
 
     /// The backward pass of [`Self::forward_then`] with the same `relu`: `b.dy` is the
-    /// gradient of the ReLU's output when one followed.
-    pub(crate) fn backward_then(&self, b: Backward<'_, '_>, relu: bool) -> Result<()> {
+    /// gradient of the ReLU's output when one followed. [`Self::backward_sums`] over the
+    /// batch, their means, then [`Self::backward_dx`].
+    pub(crate) fn backward_then(&self, mut b: Backward<'_, '_>, relu: bool) -> Result<()> {
+        let kept = std::mem::take(&mut b.ws.kept);
+        let mut sums = Vec::new();
+        let r = self.backward_sums(&mut b, &kept, relu, &mut sums).and_then(|()| {
+            let mut means = Vec::new();
+            self.means(&[(b.dy.len() / self.channels.max(1), &sums)], &mut means);
+            self.backward_dx(&mut b, &kept, &means, relu)
+        });
+        b.ws.kept = kept;
+        r
+    }
+
+    /// A batch in parts, backward, first half, over one part (or the whole batch): the
+    /// part's `[Σ d | Σ d x̂]` (`2c`, with `d = b.dy`, masked by the ReLU with `relu`) into
+    /// `sums`, and (with `b.weight_grads`) the part's `dβ = Σ d`, `dγ = Σ d x̂` into
+    /// `b.grads` (added to what they hold with `b.accumulate`). `kept`: the forward's
+    /// statistics.
+    pub(crate) fn backward_sums(
+        &self,
+        b: &mut Backward<'_, '_>,
+        kept: &[f32],
+        relu: bool,
+        sums: &mut Vec<f64>,
+    ) -> Result<()> {
         let c = self.channels;
-        let (stats, rest) = b.ws.kept.split_at(2 * c);
-        let mean = &stats[..c];
-        let (inv, st) = rest.split_at(c);
-        let (s, t) = st.split_at(c);
-        // Without a learned γ the kernel reads ones (allocated only then, not every step).
-        let ones = if self.gamma.is_none() { vec![1.0; c] } else { Vec::new() };
-        let gamma = self.gamma.map_or(&ones[..], |g| b.weights.get(g));
+        let (mean, inv, s, t) = Self::unpack(kept, c);
+        sums.clear();
+        sums.resize(2 * c, 0.0);
+        if b.mode.training {
+            let ones = self.ones_for_gamma();
+            let gamma = self.gamma.map_or(&ones[..], |g| b.weights.get(g));
+            let saved = BatchNormSaved { x: b.x[0], mean, inv_std: inv, gamma, relu: relu.then_some((s, t)) };
+            batch_norm_backward_sums(&ember_kernels::Ctx::new(), saved, b.dy, sums)?;
+        } else if b.weight_grads {
+            // Fixed statistics: the sums are only the parameters' gradients.
+            for (xr, dr) in b.x[0].chunks_exact(c).zip(b.dy.chunks_exact(c)) {
+                for j in 0..c {
+                    let dv = Self::masked(relu, xr[j], dr[j], s[j], t[j]);
+                    sums[j] += f64::from(dv);
+                    sums[c + j] += f64::from(dv * (xr[j] - mean[j]) * inv[j]);
+                }
+            }
+        }
+        if !b.weight_grads {
+            return Ok(());
+        }
         // Where a tensor is not learned its gradient goes to scratch and is dropped.
         b.ws.scratch.resize(2 * c, 0.0);
         let (sg, sb) = b.ws.scratch.split_at_mut(c);
@@ -244,42 +315,74 @@ impl BatchNormalization {
             (None, Some(bt)) => (sg, grads_of(table, b.grads, bt, None).0),
             (None, None) => (sg, sb),
         };
+        for j in 0..c {
+            let (d_beta, d_gamma) = (sums[j] as f32, sums[c + j] as f32);
+            db[j] = if b.accumulate { db[j] + d_beta } else { d_beta };
+            dg[j] = if b.accumulate { dg[j] + d_gamma } else { d_gamma };
+        }
+        Ok(())
+    }
+
+    /// A batch in parts, backward, the reduction: from each part's `(rows, sums)` (of
+    /// [`Self::backward_sums`]), added in part order in f64, the batch's means
+    /// `[Σ d / N | Σ d x̂ / N]` into `means` (`2c`).
+    pub(crate) fn means(&self, parts: &[(usize, &[f64])], means: &mut Vec<f32>) {
+        let c = self.channels;
+        let mut total = vec![0f64; 2 * c];
+        let mut rows = 0;
+        for &(r, sums) in parts {
+            rows += r;
+            total.iter_mut().zip(sums).for_each(|(t, s)| *t += s);
+        }
+        means.clear();
+        means.extend(total.iter().map(|t| (t / rows.max(1) as f64) as f32));
+    }
+
+    /// A batch in parts, backward, second half, over one part (or the whole batch): the
+    /// input gradient into `b.dx[0]` (if asked for) from the batch's `means` (of
+    /// [`Self::means`]; read in training only).
+    pub(crate) fn backward_dx(&self, b: &mut Backward<'_, '_>, kept: &[f32], means: &[f32], relu: bool) -> Result<()> {
+        let c = self.channels;
+        let (mean, inv, s, t) = Self::unpack(kept, c);
+        let ones = self.ones_for_gamma();
+        let gamma = self.gamma.map_or(&ones[..], |g| b.weights.get(g));
+        let Some(dx) = b.dx[0].as_deref_mut() else { return Ok(()) };
         if b.mode.training {
             let saved = BatchNormSaved { x: b.x[0], mean, inv_std: inv, gamma, relu: relu.then_some((s, t)) };
-            batch_norm_backward(
-                &ember_kernels::Ctx::new(),
-                saved,
-                b.dy,
-                b.dx[0].as_deref_mut(),
-                (dg, db),
-                b.accumulate,
-            )?;
+            let (md, mdx) = means.split_at(c);
+            batch_norm_backward_dx(&ember_kernels::Ctx::new(), saved, b.dy, (md, mdx), dx)?;
         } else {
-            // Fixed statistics: y is affine in x. The ReLU passes the gradient where the
-            // forward's `x s + t` (recomputed as it was: multiply, then add) was positive.
-            let d = |xv: f32, dv: f32, j: usize| if !relu || xv * s[j] + t[j] > 0.0 { dv } else { 0.0 };
-            if b.weight_grads {
-                let mut sum = vec![0f64; 2 * c];
-                for (xr, dr) in b.x[0].chunks_exact(c).zip(b.dy.chunks_exact(c)) {
-                    for j in 0..c {
-                        let dv = d(xr[j], dr[j], j);
-                        sum[j] += f64::from(dv);
-                        sum[c + j] += f64::from(dv * (xr[j] - mean[j]) * inv[j]);
-                    }
-                }
+            // Fixed statistics: y is affine in x.
+            for ((o, dr), xr) in dx.chunks_exact_mut(c).zip(b.dy.chunks_exact(c)).zip(b.x[0].chunks_exact(c)) {
                 for j in 0..c {
-                    db[j] = if b.accumulate { db[j] + sum[j] as f32 } else { sum[j] as f32 };
-                    dg[j] = if b.accumulate { dg[j] + sum[c + j] as f32 } else { sum[c + j] as f32 };
-                }
-            }
-            if let Some(dx) = b.dx[0].as_deref_mut() {
-                for ((o, dr), xr) in dx.chunks_exact_mut(c).zip(b.dy.chunks_exact(c)).zip(b.x[0].chunks_exact(c)) {
-                    for j in 0..c {
-                        o[j] = d(xr[j], dr[j], j) * gamma[j] * inv[j];
-                    }
+                    o[j] = Self::masked(relu, xr[j], dr[j], s[j], t[j]) * gamma[j] * inv[j];
                 }
             }
         }
         Ok(())
+    }
+
+    /// `(mean, 1/√(σ²+ε), s, t)` of the forward's `kept`.
+    fn unpack(kept: &[f32], c: usize) -> (&[f32], &[f32], &[f32], &[f32]) {
+        (&kept[..c], &kept[2 * c..3 * c], &kept[3 * c..4 * c], &kept[4 * c..5 * c])
+    }
+
+    /// Ones where the layer learns no γ (allocated only then, not every step).
+    fn ones_for_gamma(&self) -> Vec<f32> {
+        if self.gamma.is_none() {
+            vec![1.0; self.channels]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// `dv` where the ReLU (with `relu`) passed the forward's `x s + t` (recomputed as it
+    /// was: multiply, then add), else 0.
+    fn masked(relu: bool, xv: f32, dv: f32, s: f32, t: f32) -> f32 {
+        if !relu || xv * s + t > 0.0 {
+            dv
+        } else {
+            0.0
+        }
     }
 }
