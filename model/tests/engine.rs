@@ -270,6 +270,44 @@ fn folded_batch_norm_predicts_as_the_layers_do() {
     }
 }
 
+/// A batch-normalized residual network trains in parts and shards (batches of 44: six
+/// shards, parts of 8 and one of 4) joined by the normalizations' reductions: the weights
+/// and moving statistics after two epochs are the same bits on 1, 2 and 3 threads, with and
+/// without fusion, and the moving statistics have moved.
+#[test]
+fn batch_normalized_training_does_not_depend_on_the_thread_count() {
+    use ember_model::layers::{ActivationLayer, Add, BatchNormalization, GlobalAveragePooling2D};
+    use ember_model::{Apply, Input, Model};
+    let data = common::quadrant_task(132, 10, 5);
+    for fuse in [true, false] {
+        let mut results = Vec::new();
+        for threads in [1, 2, 3] {
+            let conv = |f: usize, s: usize| Conv2D::new(f, (3, 3)).strides((s, s)).padding("same").use_bias(false);
+            let relu = |x: &ember_model::Node| ActivationLayer::new(Activation::Relu).apply(x);
+            let x = Input::new(&[10, 10, 1]);
+            let h = relu(&BatchNormalization::new().apply(&conv(4, 1).apply(&x)));
+            let r = BatchNormalization::new()
+                .apply(&conv(4, 1).apply(&relu(&BatchNormalization::new().apply(&conv(4, 1).apply(&h)))));
+            let h = relu(&Add::new().apply_to(&[&h, &r]));
+            let r = BatchNormalization::new().apply(&conv(6, 2).apply(&h));
+            let h = relu(&Add::new().apply_to(&[&r, &BatchNormalization::new().apply(&conv(6, 2).apply(&h))]));
+            let y = Dense::new(4).activation(Activation::Softmax).apply(&GlobalAveragePooling2D::new().apply(&h));
+            let mut m = Model::new(&x, &y).unwrap();
+            m.seed(8).set_threads(threads).unwrap();
+            m.set_fusion(fuse);
+            compile_adam(&mut m);
+            m.fit(&data, None, &FitOptions { epochs: 2, batch_size: 44, ..FitOptions::default() }, &mut ()).unwrap();
+            results.push(common::weights(&m));
+            let moving = m.params().find("batch_normalization/moving_mean").unwrap();
+            assert!(m.params().value(moving).iter().all(|&v| v != 0.0), "the moving means did not move");
+        }
+        assert!(
+            results[0] == results[1] && results[0] == results[2],
+            "fusion {fuse}: weights depend on the thread count"
+        );
+    }
+}
+
 /// Predict spreads a batch's parts over the threads: the same probabilities on 1 and 3
 /// threads, for odd batch sizes, with and without batch normalization.
 #[test]

@@ -25,19 +25,30 @@ fn check(m: impl std::ops::DerefMut<Target = Model>, input: [usize; 3], classes:
 }
 
 fn check_model(
-    mut m: impl std::ops::DerefMut<Target = Model>,
+    m: impl std::ops::DerefMut<Target = Model>,
     input: [usize; 3],
     classes: u32,
     fuse: bool,
     compile: bool,
     what: &str,
 ) {
+    check_samples(m, input, classes, (fuse, compile), what, 3);
+}
+
+/// [`check_model`] over a batch of `n` samples.
+fn check_samples(
+    mut m: impl std::ops::DerefMut<Target = Model>,
+    input: [usize; 3],
+    classes: u32,
+    (fuse, compile): (bool, bool),
+    what: &str,
+    n: usize,
+) {
     let m = &mut *m;
     m.set_fusion(fuse);
     if compile {
         m.compile(Sgd::new(), Loss::SPARSE_CATEGORICAL_CROSSENTROPY, &[Metric::Accuracy]).unwrap();
     }
-    let n = 3;
     let mut rng = Rng::new(11);
     let x: Vec<f32> = (0..n * input.iter().product::<usize>()).map(|_| rng.uniform(-1.0, 1.0)).collect();
     let labels: Vec<u32> = (0..n).map(|i| i as u32 % classes).collect();
@@ -240,6 +251,26 @@ fn a_residual_network_end_to_end() {
     m.seed(21);
     m.compile(Sgd::new(), Loss::SparseCategoricalCrossentropy { from_logits: true }, &[]).unwrap();
     check_model(Box::new(m), [8, 8, 1], 3, true, false, "residual network");
+}
+
+/// The residual network over a batch of 19: three parts of 8, 8 and 3 samples (each its
+/// own shard), joined by every normalization's reductions forward and backward.
+#[test]
+fn a_residual_network_over_a_batch_in_parts() {
+    use ember_model::layers::{BatchNormalization, GlobalAveragePooling2D};
+    let conv = |f: usize, s: usize, k: usize| Conv2D::new(f, (k, k)).strides((s, s)).padding("same").use_bias(false);
+    let bn = |x: &ember_model::Node| BatchNormalization::new().apply(x);
+    let relu = |x: &ember_model::Node| ActivationLayer::new(Activation::Relu).apply(x);
+    let x = Input::new(&[6, 6, 1]);
+    let h = relu(&bn(&conv(3, 1, 3).apply(&x)));
+    let r = bn(&conv(3, 1, 3).apply(&relu(&bn(&conv(3, 1, 3).apply(&h)))));
+    let h = relu(&Add::new().apply_to(&[&h, &r]));
+    let h = relu(&Add::new().apply_to(&[&bn(&conv(4, 2, 3).apply(&h)), &bn(&conv(4, 2, 1).apply(&h))]));
+    let y = Dense::new(3).apply(&GlobalAveragePooling2D::new().apply(&h));
+    let mut m = Model::new(&x, &y).unwrap();
+    m.seed(22);
+    m.compile(Sgd::new(), Loss::SparseCategoricalCrossentropy { from_logits: true }, &[]).unwrap();
+    check_samples(Box::new(m), [6, 6, 1], 3, (true, false), "residual network in parts", 19);
 }
 
 #[test]

@@ -8,9 +8,11 @@
 //! that feeds several layers gets the sum of their gradients) and multi-input layers
 //! ([`crate::layers::Add`]).
 
+pub(crate) mod coupled;
 pub(crate) mod executor;
 pub(crate) mod fusion;
 pub(crate) mod plan;
+pub(crate) mod reduction;
 
 use crate::error::{Error, Result};
 use crate::layers::Layer;

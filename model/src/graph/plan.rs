@@ -11,10 +11,13 @@
 //!   last pass that reads it, a value's gradient from the first backward op that writes it
 //!   to its producer's backward op; values whose lives do not overlap share a buffer.
 //! - A batch runs in parts of [`PART`] samples (forward, loss, backward each), parameter
-//!   gradients accumulated over the parts; a layer that couples the samples of a batch
-//!   turns the parts off.
+//!   gradients accumulated over the parts. Where ops reduce over the batch (batch
+//!   normalization in training), the parts run op by op between the reductions
+//!   ([`super::coupled`]); a layer that couples the batch without such an op turns the
+//!   parts off.
 
 use super::fusion;
+use super::reduction::Reduction;
 use super::Graph;
 use crate::error::Result;
 use crate::layers::{Activation, Backward, Forward, Layer, Workspace};
@@ -40,6 +43,11 @@ pub(crate) trait Op: Send + Sync {
     /// [`Layer::update_state`]).
     fn update_state(&self, _ws: &Workspace, _store: &mut ParamStore) -> Result<()> {
         Ok(())
+    }
+    /// The halves of its passes, for an op that reduces over the batch in training (a
+    /// batch then runs in parts around its reductions; see [`super::reduction`]).
+    fn reduction(&self) -> Option<&dyn Reduction> {
+        None
     }
 }
 
@@ -112,6 +120,10 @@ pub(crate) struct Plan {
     pub absorbed: Option<Activation>,
     /// Whether a batch may run in parts.
     pub parts: bool,
+    /// Whether its parts are joined by reductions over the batch (ops with
+    /// [`Op::reduction`] in a training plan): then every part's forward runs before the
+    /// backward passes, op by op between the reductions ([`super::coupled`]).
+    pub coupled: bool,
     /// Per node (root): whether its value needs a gradient in training.
     pub needs_grad: Vec<bool>,
     /// Whether backward passes compute parameter gradients (not for input attributions).
@@ -182,6 +194,9 @@ impl Plan {
         // Batch normalizations that a later `Add` takes in (`bn_add_relu`): planned with it,
         // where it stands. Never a value asked for, nor in plans that fold normalizations.
         let mut deferred = vec![false; n];
+        // A layer that couples the batch inside an op without reduction halves: such a
+        // plan runs its batches whole.
+        let mut whole = false;
         if o.fuse && !o.fold_bn {
             let asked = |j: usize| o.wrt.contains(&j) || o.keep == Some(j);
             for i in 1..n {
@@ -207,13 +222,15 @@ impl Plan {
             let fused = fused.or_else(|| fusion::bn_add_relu::rule(g, &consumers, i, &deferred));
             let fused = fused.or_else(|| fusion::add_relu::rule(g, &consumers, i, o.fuse));
             let fused = fused.filter(|p| !p.covers[..p.covers.len() - 1].iter().any(|c| o.wrt.contains(c)));
-            let p = fused.unwrap_or_else(|| Planned {
+            let p = fused.or_else(|| fusion::bn_relu::alone(g, i)).unwrap_or_else(|| Planned {
                 op: Arc::new(LayerOp(layer.clone())),
                 inputs: g.nodes[i].inputs.clone(),
                 covers: vec![i],
                 has_params: !layer.params().is_empty(),
             });
             p.covers.iter().for_each(|&c| covered[c] = true);
+            let couples = |c: &usize| g.layer(*c).is_some_and(|l| l.traits().couples_batch);
+            whole |= p.op.reduction().is_none() && p.covers.iter().any(couples);
             planned.push(p);
         }
         let output = root[g.output()];
@@ -249,9 +266,11 @@ impl Plan {
         }
         let len: Vec<usize> = (0..n).map(|i| g.len_of(i)).collect();
         let (acts, grads) = liveness(&ops, n, &len, output, (o.keep.map(|k| root[k]), &wrt), o.train);
-        let coupled = g.nodes.iter().filter_map(|nd| nd.layer.as_ref()).any(|l| l.traits().couples_batch);
-        let parts = !(coupled && o.batch_stats);
-        Ok(Plan { ops, root, acts, grads, len, output, absorbed, parts, needs_grad, weight_grads: o.weight_grads })
+        let couples = g.nodes.iter().filter_map(|nd| nd.layer.as_ref()).any(|l| l.traits().couples_batch);
+        let coupled = couples && o.batch_stats && !whole;
+        let parts = !(couples && o.batch_stats) || coupled;
+        let weight_grads = o.weight_grads;
+        Ok(Plan { ops, root, acts, grads, len, output, absorbed, parts, coupled, needs_grad, weight_grads })
     }
 
     /// One line per op.

@@ -88,7 +88,7 @@ fn run_rank(comm: &dyn Collective, m: &mut Model, training: bool, grads: bool) -
         let Model { plan, infer_plan, store, shards, shard_grads, batch, train, seed, .. } = &mut *m;
         let plan = if grads || training { plan } else { infer_plan };
         let plan = plan.as_ref().ok_or(Error::NotCompiled)?;
-        if !plan.parts && size > 1 {
+        if (plan.coupled || !plan.parts) && size > 1 {
             return Err(Error::Config(
                 "a model with a layer that couples the batch (BatchNormalization) cannot split its batches across ranks yet"
                     .into(),

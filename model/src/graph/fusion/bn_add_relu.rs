@@ -18,9 +18,10 @@
 
 use crate::error::Result;
 use crate::graph::plan::{Op, Planned};
+use crate::graph::reduction::{Partial, Reduction};
 use crate::graph::Graph;
 use crate::layers::{copy, Add, Backward, BatchNormalization, Forward, Layer, Workspace};
-use crate::params::ParamStore;
+use crate::params::{ParamStore, Weights};
 use ember_kernels::activation::{act_backward_to, Act};
 use ember_kernels::batchnorm::{batch_norm_add, AddTerm};
 use ember_kernels::Ctx;
@@ -80,6 +81,31 @@ impl BnAddReluOp {
             .enumerate()
             .map(|(k, (q, bn))| (k, q, bn))
     }
+
+    /// `y = relu(Σ terms)`: the inputs `x`, each normalized with the map its
+    /// normalization's statistics left in `stats[k].kept` (`k` its index among them).
+    fn join(&self, x: &[&[f32]], stats: &[Workspace], y: &mut [f32]) -> Result<()> {
+        let mut terms: Vec<AddTerm<'_>> = x.iter().map(|&x| AddTerm { x, affine: None }).collect();
+        let mut channels = 0;
+        for (k, q, bn) in self.indexed() {
+            terms[q].affine = Some(bn.scale_shift(&stats[k].kept));
+            channels = bn.channels();
+        }
+        batch_norm_add(&Ctx::new(), &terms, channels, true, y)?;
+        Ok(())
+    }
+
+    /// The join's gradient `d = dy · [y > 0]` (exactly where the sum was positive) into
+    /// `d`, copied into every plain input's gradient in `outs` that is asked for.
+    fn join_gradient(&self, y: &[f32], dy: &[f32], d: &mut [f32], outs: &mut [Option<&mut [f32]>]) -> Result<()> {
+        act_backward_to(&Ctx::new(), Act::Relu, y, y, dy, d)?;
+        for (q, out) in outs.iter_mut().enumerate() {
+            if let (None, Some(out)) = (&self.norms[q], out) {
+                copy(d, out);
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Op for BnAddReluOp {
@@ -91,33 +117,17 @@ impl Op for BnAddReluOp {
     fn forward(&self, f: Forward<'_>) -> Result<()> {
         let Forward { weights, x, y, ws, mode, .. } = f;
         ws.inner.resize_with(self.norms.iter().flatten().count(), Workspace::default);
-        let mut channels = 0;
         for (k, q, bn) in self.indexed() {
             bn.statistics(weights, x[q], mode.training, &mut ws.inner[k].kept)?;
-            channels = bn.channels();
         }
-        let mut k = 0;
-        let terms: Vec<AddTerm<'_>> = self
-            .norms
-            .iter()
-            .zip(x.iter())
-            .map(|(bn, &xq)| AddTerm {
-                x: xq,
-                affine: bn.as_ref().map(|bn| {
-                    k += 1;
-                    bn.scale_shift(&ws.inner[k - 1].kept)
-                }),
-            })
-            .collect();
-        batch_norm_add(&Ctx::new(), &terms, channels, true, y)?;
-        Ok(())
+        self.join(x, &ws.inner, y)
     }
 
     fn backward(&self, b: Backward<'_, '_>) -> Result<()> {
         let Backward { weights, grads, accumulate, weight_grads, x, y, dy, dx, n, ws, mode } = b;
         let mut outs: Vec<Option<&mut [f32]>> = dx.iter_mut().map(|o| o.take()).collect();
-        // The join's gradient (dy where y > 0: exactly where the sum was positive), in the
-        // first plain input's gradient when one is wanted, else in scratch.
+        // The join's gradient in the first plain input's gradient when one is wanted (no
+        // copy for it), else in scratch.
         let plain = (0..outs.len()).find(|&q| self.norms[q].is_none() && outs[q].is_some());
         let mut own = std::mem::take(&mut ws.scratch);
         let d: &mut [f32] = match plain {
@@ -127,12 +137,7 @@ impl Op for BnAddReluOp {
                 &mut own[..dy.len()]
             }
         };
-        act_backward_to(&Ctx::new(), Act::Relu, y, y, dy, d)?;
-        for (q, out) in outs.iter_mut().enumerate() {
-            if let (None, Some(out)) = (&self.norms[q], out) {
-                copy(d, out);
-            }
-        }
+        self.join_gradient(y, dy, d, &mut outs)?;
         for (k, q, bn) in self.indexed() {
             let xs = [x[q]];
             let mut dxq = [outs[q].take()];
@@ -162,5 +167,102 @@ impl Op for BnAddReluOp {
             }
         }
         Ok(())
+    }
+
+    fn reduction(&self) -> Option<&dyn Reduction> {
+        Some(self)
+    }
+}
+
+/// `shared.inner[k]`: normalization `k`'s statistics (`kept`) and backward means
+/// (`scratch`); a part's `ws.scratch` holds its join gradient from the backward's first
+/// half to its second, and its `ws.inner[k]` normalization `k`'s scratch.
+impl Reduction for BnAddReluOp {
+    fn forward_partial(&self, f: Forward<'_>, partial: &mut Partial) -> Result<()> {
+        let count = self.norms.iter().flatten().count();
+        partial.moments.resize_with(count, Default::default);
+        for (k, q, bn) in self.indexed() {
+            partial.rows = f.x[q].len() / bn.channels().max(1);
+            bn.part_moments(f.x[q], f.mode.training, &mut partial.moments[k])?;
+        }
+        Ok(())
+    }
+
+    fn forward_reduce(&self, w: Weights<'_>, training: bool, parts: &[&Partial], shared: &mut Workspace) -> Result<()> {
+        shared.inner.resize_with(self.norms.iter().flatten().count(), Workspace::default);
+        for (k, _, bn) in self.indexed() {
+            let moments: Vec<_> = parts.iter().map(|p| &p.moments[k]).collect();
+            bn.reduce_moments(w, training, &moments, &mut shared.inner[k].kept)?;
+        }
+        Ok(())
+    }
+
+    fn forward_finish(&self, f: Forward<'_>, shared: &Workspace) -> Result<()> {
+        self.join(f.x, &shared.inner, f.y)
+    }
+
+    fn backward_partial(&self, b: Backward<'_, '_>, shared: &Workspace, partial: &mut Partial) -> Result<()> {
+        let Backward { weights, grads, accumulate, weight_grads, x, y, dy, dx, n, ws, mode } = b;
+        let Workspace { scratch: d, inner, .. } = ws;
+        d.resize(dy.len(), 0.0);
+        self.join_gradient(y, dy, &mut d[..dy.len()], dx)?;
+        let count = self.norms.iter().flatten().count();
+        inner.resize_with(count, Workspace::default);
+        partial.sums.resize_with(count, Vec::new);
+        for (k, q, bn) in self.indexed() {
+            partial.rows = x[q].len() / bn.channels().max(1);
+            let xs = [x[q]];
+            let mut b = Backward {
+                weights,
+                grads: &mut *grads,
+                accumulate,
+                weight_grads,
+                x: &xs,
+                y: &[],
+                dy: &mut d[..dy.len()],
+                dx: &mut [None],
+                n,
+                ws: &mut inner[k],
+                mode,
+            };
+            bn.backward_sums(&mut b, &shared.inner[k].kept, false, &mut partial.sums[k])?;
+        }
+        Ok(())
+    }
+
+    fn backward_reduce(&self, parts: &[&Partial], shared: &mut Workspace) -> Result<()> {
+        for (k, _, bn) in self.indexed() {
+            let sums: Vec<(usize, &[f64])> = parts.iter().map(|p| (p.rows, &p.sums[k][..])).collect();
+            bn.means(&sums, &mut shared.inner[k].scratch);
+        }
+        Ok(())
+    }
+
+    fn backward_finish(&self, b: Backward<'_, '_>, shared: &Workspace) -> Result<()> {
+        let Backward { weights, grads, accumulate, weight_grads, x, dy, dx, n, ws, mode, .. } = b;
+        let Workspace { scratch: d, inner, .. } = ws;
+        for (k, q, bn) in self.indexed() {
+            let xs = [x[q]];
+            let mut dxq = [dx[q].take()];
+            let mut b = Backward {
+                weights,
+                grads: &mut *grads,
+                accumulate,
+                weight_grads,
+                x: &xs,
+                y: &[],
+                dy: &mut d[..dy.len()],
+                dx: &mut dxq,
+                n,
+                ws: &mut inner[k],
+                mode,
+            };
+            bn.backward_dx(&mut b, &shared.inner[k].kept, &shared.inner[k].scratch, false)?;
+        }
+        Ok(())
+    }
+
+    fn dx_in_finish(&self, q: usize) -> bool {
+        self.norms[q].is_some()
     }
 }

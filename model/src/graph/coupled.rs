@@ -1,0 +1,236 @@
+//! The run of a plan whose ops reduce over the batch (batch normalization in training):
+//! the batch still runs in parts of [`PART`] samples, in shards of whole parts that threads
+//! run in parallel, but op by op between the reductions instead of all ops per part.
+//!
+//! Forward, segment by segment: a segment runs, for every part, the second half of the
+//! reduction before it (normalizing with the batch's statistics), the ops up to the next
+//! reduction, and that reduction's first half (the part's moments); shards in parallel,
+//! each its parts in order; then the reduction joins all parts' moments in part order. The
+//! last segment runs on into the loss and the backward pass of the ops after the last
+//! reduction, part by part, while the part is in cache. The backward pass then runs the
+//! same way in reverse (each reduction's first half: the part's sums; joined; its second
+//! half: the part's input gradient). Every part's activations, gradients and workspaces
+//! live from its forward to its backward: a shard holds buffers for all of its parts.
+//!
+//! What is reduced, and how, depends only on the batch's parts (fixed by the batch size),
+//! never on which thread ran which shard: the results are the same for any thread count.
+//! Parameter gradients add up over a shard's parts in its arena, and the arenas are summed
+//! in shard order by the caller, as for plans without reductions.
+
+use super::executor::{backward_op, forward_op, part_loss, Half, Rows, RunArgs, Shard};
+use super::plan::{Plan, PART};
+use super::reduction::Partial;
+use crate::error::{Error, Result};
+use crate::layers::{Mode, Workspace};
+use crate::losses::Counts;
+use crate::targets::Targets;
+use rayon::prelude::*;
+
+/// Where a shard's samples lie in the batch.
+#[derive(Clone, Copy)]
+struct Span {
+    lo: usize,
+    n: usize,
+}
+
+impl Span {
+    fn parts(self) -> usize {
+        self.n.div_ceil(PART)
+    }
+}
+
+/// Forward, loss and (when `grads` is given, one arena per shard) backward over the `n`
+/// samples `x` with `targets`, the first of which is sample `first_sample` of its batch,
+/// split into `shards.len()` shards of whole parts. Shard `k` writes its parameter
+/// gradients into `grads[k]` (overwriting; the caller sums them in shard order). Returns
+/// each shard's summed loss and counts. The reduced statistics are left in the first
+/// shard.
+pub(crate) fn run(
+    plan: &Plan,
+    a: &RunArgs<'_>,
+    grads: Option<&mut [&mut [f32]]>,
+    shards: &mut [Shard],
+    (x, targets): (&[f32], Targets<'_>),
+    first_sample: usize,
+) -> Result<Vec<(f64, Counts)>> {
+    let n = targets.len();
+    let in_len = plan.len[0];
+    if x.len() != n * in_len || shards.is_empty() {
+        return Err(Error::Data(format!("{} input values for {n} samples", x.len())));
+    }
+    let s = shards.len();
+    let per = n.div_ceil(PART).div_ceil(s) * PART;
+    let spans: Vec<Span> = (0..s).map(|k| (k * per).min(n)).map(|lo| Span { lo, n: per.min(n - lo) }).collect();
+    for (shard, span) in shards.iter_mut().zip(&spans) {
+        shard.size(plan, span.n);
+    }
+    let mut arenas: Vec<Option<&mut [f32]>> = match grads {
+        Some(g) => g.iter_mut().take(s).map(|g| Some(&mut **g)).collect(),
+        None => (0..s).map(|_| None).collect(),
+    };
+    for (g, span) in arenas.iter_mut().zip(&spans) {
+        if let (Some(g), 0) = (g, span.n) {
+            g.fill(0.0);
+        }
+    }
+    let with_grads = arenas[0].is_some();
+    let mut shared = std::mem::take(&mut shards[0].shared);
+    shared.resize_with(plan.ops.len(), Workspace::default);
+    let r = Run { plan, a, x, targets, first_sample, spans: &spans }.go(shards, &mut arenas, &mut shared, with_grads);
+    shards[0].shared = shared;
+    r
+}
+
+/// One run's fixed arguments.
+struct Run<'r, 'a> {
+    plan: &'r Plan,
+    a: &'r RunArgs<'a>,
+    x: &'r [f32],
+    targets: Targets<'r>,
+    first_sample: usize,
+    spans: &'r [Span],
+}
+
+/// What a segment does with one part: the rows, the part's index in its shard, and its
+/// shard's gradient arena.
+type PartFn<'f> = dyn Fn(&mut Shard, Option<&mut [f32]>, Rows<'_>, Mode) -> Result<(f64, Counts)> + Sync + 'f;
+
+impl Run<'_, '_> {
+    fn go(
+        &self,
+        shards: &mut [Shard],
+        arenas: &mut [Option<&mut [f32]>],
+        shared: &mut [Workspace],
+        with_grads: bool,
+    ) -> Result<Vec<(f64, Counts)>> {
+        let plan = self.plan;
+        let w = self.a.weights;
+        let k_end = plan.ops.len();
+        let reductions: Vec<usize> = (0..k_end).filter(|&k| plan.ops[k].op.reduction().is_some()).collect();
+        // Forward segments up to the last reduction.
+        let mut start = 0;
+        let mut before: Option<usize> = None;
+        for &r in &reductions {
+            {
+                let shared = &*shared;
+                self.each_part(shards, arenas, &|shard, _, rows, mode| {
+                    if let Some(f) = before {
+                        forward_op(plan, w, shard, f, rows, mode, Half::Finish(&shared[f]))?;
+                    }
+                    for k in start..r {
+                        forward_op(plan, w, shard, k, rows, mode, Half::Whole)?;
+                    }
+                    let mut partial = std::mem::take(&mut shard.partials[rows.part]);
+                    let done = forward_op(plan, w, shard, r, rows, mode, Half::Partial(&mut partial, &shared[r]));
+                    shard.partials[rows.part] = partial;
+                    done.map(|()| Default::default())
+                })?;
+            }
+            let parts = Self::partials(shards, self.spans);
+            let red = plan.ops[r].op.reduction().expect("listed as a reduction");
+            red.forward_reduce(w, self.a.mode.training, &parts, &mut shared[r])?;
+            before = Some(r);
+            start = r + 1;
+        }
+        // The reductions the backward pass runs, last first.
+        let back: Vec<usize> = reductions.iter().rev().copied().filter(|&r| plan.ops[r].backward).collect();
+        // The last forward segment, the loss, and the backward pass down to the last
+        // reduction's first half.
+        let per_shard = {
+            let shared = &*shared;
+            let first_back = back.first().copied();
+            self.each_part(shards, arenas, &|shard, g, rows, mode| {
+                if let Some(f) = before {
+                    forward_op(plan, w, shard, f, rows, mode, Half::Finish(&shared[f]))?;
+                }
+                for k in start..k_end {
+                    forward_op(plan, w, shard, k, rows, mode, Half::Whole)?;
+                }
+                let at = mode.first_sample - self.first_sample;
+                let t = self.targets.slice(at..at + rows.m);
+                let result = part_loss(plan, self.a, shard, (rows.lo, rows.m), t)?;
+                let Some(g) = g else { return Ok(result) };
+                shard.start_backward(plan, rows.part);
+                let stop = first_back.map_or(0, |r| r + 1);
+                let accumulate = (rows.part > 0, mode);
+                for k in (stop..k_end).rev().filter(|&k| plan.ops[k].backward) {
+                    backward_op(plan, w, g, shard, k, rows, accumulate, Half::Whole)?;
+                }
+                if let Some(r) = first_back {
+                    let mut partial = std::mem::take(&mut shard.partials[rows.part]);
+                    let half = Half::Partial(&mut partial, &shared[r]);
+                    let done = backward_op(plan, w, g, shard, r, rows, accumulate, half);
+                    shard.partials[rows.part] = partial;
+                    done?;
+                }
+                Ok(result)
+            })?
+        };
+        if !with_grads {
+            return Ok(per_shard);
+        }
+        // Backward segments: each reduction joined, then its second half, the ops down to
+        // the next reduction, and that one's first half.
+        for (i, &r) in back.iter().enumerate() {
+            let parts = Self::partials(shards, self.spans);
+            let red = plan.ops[r].op.reduction().expect("listed as a reduction");
+            red.backward_reduce(&parts, &mut shared[r])?;
+            let next = back.get(i + 1).copied();
+            let shared = &*shared;
+            self.each_part(shards, arenas, &|shard, g, rows, mode| {
+                let g = g.expect("a training run has arenas");
+                let accumulate = (rows.part > 0, mode);
+                backward_op(plan, w, g, shard, r, rows, accumulate, Half::Finish(&shared[r]))?;
+                let stop = next.map_or(0, |q| q + 1);
+                for k in (stop..r).rev().filter(|&k| plan.ops[k].backward) {
+                    backward_op(plan, w, g, shard, k, rows, accumulate, Half::Whole)?;
+                }
+                if let Some(q) = next {
+                    let mut partial = std::mem::take(&mut shard.partials[rows.part]);
+                    let half = Half::Partial(&mut partial, &shared[q]);
+                    let done = backward_op(plan, w, g, shard, q, rows, accumulate, half);
+                    shard.partials[rows.part] = partial;
+                    done?;
+                }
+                Ok(Default::default())
+            })?;
+        }
+        Ok(per_shard)
+    }
+
+    /// Runs `f` on every part: shards in parallel, each its parts in order. Returns each
+    /// shard's results added in part order.
+    fn each_part(
+        &self,
+        shards: &mut [Shard],
+        arenas: &mut [Option<&mut [f32]>],
+        f: &PartFn<'_>,
+    ) -> Result<Vec<(f64, Counts)>> {
+        let in_len = self.plan.len[0];
+        let results: Vec<Result<(f64, Counts)>> = shards
+            .par_iter_mut()
+            .zip(arenas.par_iter_mut())
+            .zip(self.spans.par_iter())
+            .map(|((shard, g), span)| {
+                let (mut loss, mut counts) = (0f64, Counts::default());
+                for p in 0..span.parts() {
+                    let lo = p * PART;
+                    let m = PART.min(span.n - lo);
+                    let at = span.lo + lo;
+                    let rows = Rows { x: &self.x[at * in_len..(at + m) * in_len], lo, m, part: p };
+                    let mode = Mode { first_sample: self.first_sample + at, ..self.a.mode };
+                    let (l, c) = f(shard, g.as_deref_mut(), rows, mode)?;
+                    loss += l;
+                    counts = counts + c;
+                }
+                Ok((loss, counts))
+            })
+            .collect();
+        results.into_iter().collect()
+    }
+
+    /// Every part's partial, in part order (shards in order, each its parts in order).
+    fn partials<'s>(shards: &'s [Shard], spans: &[Span]) -> Vec<&'s Partial> {
+        shards.iter().zip(spans).flat_map(|(shard, span)| shard.partials[..span.parts()].iter()).collect()
+    }
+}

@@ -1,0 +1,54 @@
+//! Ops whose passes reduce over the whole batch: batch normalization in training (the
+//! batch's moments forward, the two sums of its backward pass). Such an op splits each pass
+//! in two halves around its reduction, so that a batch still runs in parts of
+//! [`super::plan::PART`] samples, each part's activations in cache between ops: the first
+//! half runs on every part (each writing its own [`Partial`]), the reduction once over all
+//! the parts' partials in part order, then the second half on every part
+//! ([`super::coupled`] runs them). The parts are fixed by the batch size, and so is the
+//! order of every sum: results do not depend on the thread count.
+
+use crate::error::Result;
+use crate::layers::{Backward, Forward, Workspace};
+use crate::params::Weights;
+use ember_kernels::batchnorm::PartMoments;
+
+/// One part's contribution to a reduction.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Partial {
+    /// The part's rows (samples × positions).
+    pub rows: usize,
+    /// Forward: per normalization inside the op, the part's moments.
+    pub moments: Vec<PartMoments>,
+    /// Backward: per normalization inside the op, the part's `[Σ d | Σ d x̂]`.
+    pub sums: Vec<Vec<f64>>,
+}
+
+/// The halves of an op's passes around its batch reductions. `shared` is the op's
+/// workspace for the whole batch (the reduced statistics, read by every part's second half,
+/// and by the moving statistics' update); each half's own `ws` is the part's.
+pub(crate) trait Reduction: Send + Sync {
+    /// Forward, first half, on one part: its partial statistics.
+    fn forward_partial(&self, f: Forward<'_>, partial: &mut Partial) -> Result<()>;
+    /// Forward, the reduction: the batch's statistics from all `parts`, in part order.
+    fn forward_reduce(
+        &self,
+        weights: Weights<'_>,
+        training: bool,
+        parts: &[&Partial],
+        shared: &mut Workspace,
+    ) -> Result<()>;
+    /// Forward, second half, on one part: its output.
+    fn forward_finish(&self, f: Forward<'_>, shared: &Workspace) -> Result<()>;
+    /// Backward, first half, on one part: its partial sums, its share of the parameters'
+    /// gradients, and the gradients of the inputs for which [`Reduction::dx_in_finish`] is
+    /// false.
+    fn backward_partial(&self, b: Backward<'_, '_>, shared: &Workspace, partial: &mut Partial) -> Result<()>;
+    /// Backward, the reduction: the batch's sums from all `parts`, in part order.
+    fn backward_reduce(&self, parts: &[&Partial], shared: &mut Workspace) -> Result<()>;
+    /// Backward, second half, on one part: the gradients of the inputs for which
+    /// [`Reduction::dx_in_finish`] is true.
+    fn backward_finish(&self, b: Backward<'_, '_>, shared: &Workspace) -> Result<()>;
+    /// Whether input `q`'s gradient is written by the second half of the backward pass
+    /// (else by the first).
+    fn dx_in_finish(&self, q: usize) -> bool;
+}
