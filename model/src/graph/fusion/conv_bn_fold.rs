@@ -43,7 +43,8 @@ pub(crate) fn fold(
 ) {
     let cout = s.len();
     out_kernel.clear();
-    out_kernel.extend(kernel.iter().enumerate().map(|(k, v)| v * s[k % cout]));
+    // Row by row of `cout` (no index division per weight: this runs at every call).
+    out_kernel.extend(kernel.chunks_exact(cout).flat_map(|row| row.iter().zip(s).map(|(v, s)| v * s)));
     out_bias.clear();
     out_bias.extend((0..cout).map(|j| bias.map_or(0.0, |b| b[j]) * s[j] + t[j]));
 }
