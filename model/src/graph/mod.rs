@@ -8,7 +8,6 @@
 //! that feeds several layers gets the sum of their gradients) and multi-input layers
 //! ([`crate::layers::Add`]).
 
-pub(crate) mod coupled;
 pub(crate) mod executor;
 pub(crate) mod fusion;
 pub(crate) mod plan;

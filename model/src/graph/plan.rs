@@ -13,7 +13,7 @@
 //! - A batch runs in parts of [`PART`] samples (forward, loss, backward each), parameter
 //!   gradients accumulated over the parts. Where ops reduce over the batch (batch
 //!   normalization in training), the parts run op by op between the reductions
-//!   ([`super::coupled`]); a layer that couples the batch without such an op turns the
+//!   ([`super::executor::coupled`]); a layer that couples the batch without such an op turns the
 //!   parts off.
 
 use super::fusion;
@@ -122,7 +122,7 @@ pub(crate) struct Plan {
     pub parts: bool,
     /// Whether its parts are joined by reductions over the batch (ops with
     /// [`Op::reduction`] in a training plan): then every part's forward runs before the
-    /// backward passes, op by op between the reductions ([`super::coupled`]).
+    /// backward passes, op by op between the reductions ([`super::executor::coupled`]).
     pub coupled: bool,
     /// Per node (root): whether its value needs a gradient in training.
     pub needs_grad: Vec<bool>,

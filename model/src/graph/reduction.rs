@@ -4,7 +4,7 @@
 //! [`super::plan::PART`] samples, each part's activations in cache between ops: the first
 //! half runs on every part (each writing its own [`Partial`]), the reduction once over all
 //! the parts' partials in part order, then the second half on every part
-//! ([`super::coupled`] runs them). The parts are fixed by the batch size, and so is the
+//! ([`super::executor::coupled`] runs them). The parts are fixed by the batch size, and so is the
 //! order of every sum: results do not depend on the thread count.
 
 use crate::error::Result;

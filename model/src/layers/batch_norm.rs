@@ -4,9 +4,11 @@
 //! `m = m · momentum + batch · (1 - momentum)`; in inference, the moving statistics are used.
 //! `y = x · s + (β - μ s)`, `s = γ / √(σ² + ε)`, as `tf.nn.batch_normalization`.
 //!
-//! The layer couples the samples of a batch, so the planner runs its batches whole (no parts
-//! or shards), and the moving statistics are updated after each training step from the
-//! batch's moments the forward pass left in the workspace.
+//! The layer couples the samples of a batch. Its passes come in halves around the batch
+//! reductions (the part's moments / the joined statistics / the normalization; the part's
+//! backward sums / their means / the input gradient), so a training batch still runs in
+//! parts and shards (`graph::coupled`), and the moving statistics are updated after each
+//! training step from the joined moments.
 //!
 //! [`BatchNormalization::forward_then`] and [`BatchNormalization::backward_then`] run the
 //! layer with a ReLU fused after it (the `bn_relu` fusion rule).

@@ -64,7 +64,8 @@ pub struct LayerTraits {
     /// The output is the input's memory reinterpreted (Flatten): nothing runs for it, and
     /// its output shares the input's buffer.
     pub view: bool,
-    /// The layer mixes the samples of a batch (batch normalization's statistics): its
+    /// The layer mixes the samples of a batch (batch normalization's statistics): unless
+    /// the planner runs it as an op with reduction halves (batch normalization's), its
     /// batch cannot be split into parts.
     pub couples_batch: bool,
 }
@@ -214,8 +215,9 @@ pub trait Layer: Send + Sync + Any {
         Activation::Linear
     }
     /// After a training step, updates the layer's non-trainable state in `store` from what
-    /// the forward pass left in `ws` (batch normalization's moving statistics). The layer's
-    /// batches run whole ([`LayerTraits::couples_batch`]), so `ws` saw the whole batch.
+    /// the forward pass left in `ws` (batch normalization's moving statistics): statistics
+    /// of the whole batch (the reduced ones where the batch ran in parts, else the batch
+    /// ran whole, [`LayerTraits::couples_batch`]).
     fn update_state(&self, _ws: &Workspace, _store: &mut crate::params::ParamStore) -> Result<()> {
         Ok(())
     }

@@ -17,10 +17,11 @@
 //! Parameter gradients add up over a shard's parts in its arena, and the arenas are summed
 //! in shard order by the caller, as for plans without reductions.
 
-use super::executor::{backward_op, forward_op, part_loss, Half, Rows, RunArgs, Shard};
-use super::plan::{Plan, PART};
-use super::reduction::Partial;
+use super::batch::part_loss;
+use super::{backward_op, forward_op, Half, Rows, RunArgs, Shard};
 use crate::error::{Error, Result};
+use crate::graph::plan::{Plan, PART};
+use crate::graph::reduction::Partial;
 use crate::layers::{Mode, Workspace};
 use crate::losses::Counts;
 use crate::targets::Targets;
