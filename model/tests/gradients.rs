@@ -336,3 +336,21 @@ fn depthwise_and_separable_convolutions() {
     .add(Dense::new(3).activation(Activation::Softmax));
     check(m, [7, 6, 2], 3, true, "depthwise and separable");
 }
+
+/// Normalizations at both ends of a network over a batch of 19 in three parts: the first
+/// reads the model's input (no input gradient), the last produces the logits (its second
+/// half runs just before the loss, its backward first).
+#[test]
+fn batch_norms_at_the_input_and_the_output() {
+    use ember_model::layers::BatchNormalization;
+    for fuse in [true, false] {
+        let x = Input::new(&[5, 5, 2]);
+        let h = Conv2D::new(3, (3, 3)).activation(Activation::Relu).apply(&BatchNormalization::new().apply(&x));
+        let y = BatchNormalization::new().apply(&Dense::new(3).apply(&Flatten::new().apply(&h)));
+        let mut m = Model::new(&x, &y).unwrap();
+        m.seed(23);
+        m.compile(Sgd::new(), Loss::SparseCategoricalCrossentropy { from_logits: true }, &[]).unwrap();
+        let what = format!("batch norms at both ends, fusion {fuse}");
+        check_samples(Box::new(m), [5, 5, 2], 3, (fuse, false), &what, 19);
+    }
+}
