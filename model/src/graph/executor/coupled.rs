@@ -115,16 +115,8 @@ impl Run<'_, '_> {
             {
                 let shared = &*shared;
                 self.each_part(shards, arenas, &|shard, _, rows, mode| {
-                    if let Some(f) = before {
-                        forward_op(plan, w, shard, f, rows, mode, Half::Finish(&shared[f]))?;
-                    }
-                    for k in start..r {
-                        forward_op(plan, w, shard, k, rows, mode, Half::Whole)?;
-                    }
-                    let mut partial = std::mem::take(&mut shard.partials[rows.part]);
-                    let done = forward_op(plan, w, shard, r, rows, mode, Half::Partial(&mut partial, &shared[r]));
-                    shard.partials[rows.part] = partial;
-                    done.map(|()| Default::default())
+                    self.forward_segment(shard, rows, mode, shared, (before, start..r, Some(r)))?;
+                    Ok(Default::default())
                 })?;
             }
             let parts = Self::partials(shards, self.spans);
@@ -139,31 +131,14 @@ impl Run<'_, '_> {
         // reduction's first half.
         let per_shard = {
             let shared = &*shared;
-            let first_back = back.first().copied();
             self.each_part(shards, arenas, &|shard, g, rows, mode| {
-                if let Some(f) = before {
-                    forward_op(plan, w, shard, f, rows, mode, Half::Finish(&shared[f]))?;
-                }
-                for k in start..k_end {
-                    forward_op(plan, w, shard, k, rows, mode, Half::Whole)?;
-                }
+                self.forward_segment(shard, rows, mode, shared, (before, start..k_end, None))?;
                 let at = mode.first_sample - self.first_sample;
                 let t = self.targets.slice(at..at + rows.m);
                 let result = part_loss(plan, self.a, shard, (rows.lo, rows.m), t)?;
                 let Some(g) = g else { return Ok(result) };
                 shard.start_backward(plan, rows.part);
-                let stop = first_back.map_or(0, |r| r + 1);
-                let accumulate = (rows.part > 0, mode);
-                for k in (stop..k_end).rev().filter(|&k| plan.ops[k].backward) {
-                    backward_op(plan, w, g, shard, k, rows, accumulate, Half::Whole)?;
-                }
-                if let Some(r) = first_back {
-                    let mut partial = std::mem::take(&mut shard.partials[rows.part]);
-                    let half = Half::Partial(&mut partial, &shared[r]);
-                    let done = backward_op(plan, w, g, shard, r, rows, accumulate, half);
-                    shard.partials[rows.part] = partial;
-                    done?;
-                }
+                self.backward_segment(shard, g, rows, mode, shared, (k_end, back.first().copied()))?;
                 Ok(result)
             })?
         };
@@ -180,23 +155,64 @@ impl Run<'_, '_> {
             let shared = &*shared;
             self.each_part(shards, arenas, &|shard, g, rows, mode| {
                 let g = g.expect("a training run has arenas");
-                let accumulate = (rows.part > 0, mode);
-                backward_op(plan, w, g, shard, r, rows, accumulate, Half::Finish(&shared[r]))?;
-                let stop = next.map_or(0, |q| q + 1);
-                for k in (stop..r).rev().filter(|&k| plan.ops[k].backward) {
-                    backward_op(plan, w, g, shard, k, rows, accumulate, Half::Whole)?;
-                }
-                if let Some(q) = next {
-                    let mut partial = std::mem::take(&mut shard.partials[rows.part]);
-                    let half = Half::Partial(&mut partial, &shared[q]);
-                    let done = backward_op(plan, w, g, shard, q, rows, accumulate, half);
-                    shard.partials[rows.part] = partial;
-                    done?;
-                }
+                let half = Half::Finish(&shared[r]);
+                backward_op(plan, w, g, shard, r, rows, (rows.part > 0, mode), half)?;
+                self.backward_segment(shard, g, rows, mode, shared, (r, next))?;
                 Ok(Default::default())
             })?;
         }
         Ok(per_shard)
+    }
+
+    /// One part's forward pass through a segment `(before, ops, next)`: reduction
+    /// `before`'s second half, the ops in `ops`, reduction `next`'s first half.
+    fn forward_segment(
+        &self,
+        shard: &mut Shard,
+        rows: Rows<'_>,
+        mode: Mode,
+        shared: &[Workspace],
+        (before, ops, next): (Option<usize>, std::ops::Range<usize>, Option<usize>),
+    ) -> Result<()> {
+        let (plan, w) = (self.plan, self.a.weights);
+        if let Some(f) = before {
+            forward_op(plan, w, shard, f, rows, mode, Half::Finish(&shared[f]))?;
+        }
+        for k in ops {
+            forward_op(plan, w, shard, k, rows, mode, Half::Whole)?;
+        }
+        match next {
+            Some(r) => with_partial(shard, rows.part, |shard, p| {
+                forward_op(plan, w, shard, r, rows, mode, Half::Partial(p, &shared[r]))
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// One part's backward pass from op `top - 1` down to reduction `next` (exclusive; to
+    /// the first op without one), then `next`'s first half; parameter gradients into `g`
+    /// (added after the shard's first part).
+    fn backward_segment(
+        &self,
+        shard: &mut Shard,
+        g: &mut [f32],
+        rows: Rows<'_>,
+        mode: Mode,
+        shared: &[Workspace],
+        (top, next): (usize, Option<usize>),
+    ) -> Result<()> {
+        let (plan, w) = (self.plan, self.a.weights);
+        let accumulate = (rows.part > 0, mode);
+        let stop = next.map_or(0, |q| q + 1);
+        for k in (stop..top).rev().filter(|&k| plan.ops[k].backward) {
+            backward_op(plan, w, g, shard, k, rows, accumulate, Half::Whole)?;
+        }
+        match next {
+            Some(q) => with_partial(shard, rows.part, |shard, p| {
+                backward_op(plan, w, g, shard, q, rows, accumulate, Half::Partial(p, &shared[q]))
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Runs `f` on every part: shards in parallel, each its parts in order. Returns each
@@ -234,4 +250,13 @@ impl Run<'_, '_> {
     fn partials<'s>(shards: &'s [Shard], spans: &[Span]) -> Vec<&'s Partial> {
         shards.iter().zip(spans).flat_map(|(shard, span)| shard.partials[..span.parts()].iter()).collect()
     }
+}
+
+/// Runs `f` with part `part`'s partial taken out of the shard (so that `f` can run an op
+/// on the shard that writes it).
+fn with_partial(shard: &mut Shard, part: usize, f: impl FnOnce(&mut Shard, &mut Partial) -> Result<()>) -> Result<()> {
+    let mut partial = std::mem::take(&mut shard.partials[part]);
+    let r = f(shard, &mut partial);
+    shard.partials[part] = partial;
+    r
 }

@@ -106,6 +106,39 @@ impl BnAddReluOp {
         }
         Ok(())
     }
+
+    /// Runs `f` on each normalization (its index among them, the layer) with the arguments
+    /// of its own backward pass inside the join `b`: its input `x[q]`, the join's gradient
+    /// `d` as its output's, its input's gradient (taken from `b.dx[q]` with `with_dx`),
+    /// and its workspace `inner[k]`.
+    fn each_norm(
+        &self,
+        b: &mut Backward<'_, '_>,
+        d: &mut [f32],
+        inner: &mut [Workspace],
+        with_dx: bool,
+        mut f: impl FnMut(usize, &BatchNormalization, Backward<'_, '_>) -> Result<()>,
+    ) -> Result<()> {
+        for (k, q, bn) in self.indexed() {
+            let xs = [b.x[q]];
+            let mut dx = [if with_dx { b.dx[q].take() } else { None }];
+            let nb = Backward {
+                weights: b.weights,
+                grads: &mut *b.grads,
+                accumulate: b.accumulate,
+                weight_grads: b.weight_grads,
+                x: &xs,
+                y: &[],
+                dy: &mut *d,
+                dx: &mut dx,
+                n: b.n,
+                ws: &mut inner[k],
+                mode: b.mode,
+            };
+            f(k, bn, nb)?;
+        }
+        Ok(())
+    }
 }
 
 impl Op for BnAddReluOp {
@@ -123,41 +156,23 @@ impl Op for BnAddReluOp {
         self.join(x, &ws.inner, y)
     }
 
-    fn backward(&self, b: Backward<'_, '_>) -> Result<()> {
-        let Backward { weights, grads, accumulate, weight_grads, x, y, dy, dx, n, ws, mode } = b;
-        let mut outs: Vec<Option<&mut [f32]>> = dx.iter_mut().map(|o| o.take()).collect();
+    fn backward(&self, mut b: Backward<'_, '_>) -> Result<()> {
         // The join's gradient in the first plain input's gradient when one is wanted (no
         // copy for it), else in scratch.
-        let plain = (0..outs.len()).find(|&q| self.norms[q].is_none() && outs[q].is_some());
-        let mut own = std::mem::take(&mut ws.scratch);
-        let d: &mut [f32] = match plain {
-            Some(q) => outs[q].take().expect("found wanted"),
+        let plain = (0..b.dx.len()).find(|&q| self.norms[q].is_none() && b.dx[q].is_some());
+        let (mut own, mut inner) = (std::mem::take(&mut b.ws.scratch), std::mem::take(&mut b.ws.inner));
+        let d: &mut [f32] = match plain.and_then(|q| b.dx[q].take()) {
+            Some(d) => d,
             None => {
-                own.resize(dy.len(), 0.0);
-                &mut own[..dy.len()]
+                own.resize(b.dy.len(), 0.0);
+                &mut own[..b.dy.len()]
             }
         };
-        self.join_gradient(y, dy, d, &mut outs)?;
-        for (k, q, bn) in self.indexed() {
-            let xs = [x[q]];
-            let mut dxq = [outs[q].take()];
-            let inner = Backward {
-                weights,
-                grads: &mut *grads,
-                accumulate,
-                weight_grads,
-                x: &xs,
-                y: &[],
-                dy: &mut *d,
-                dx: &mut dxq,
-                n,
-                ws: &mut ws.inner[k],
-                mode,
-            };
-            bn.backward_then(inner, false)?;
-        }
-        ws.scratch = own;
-        Ok(())
+        let r = self
+            .join_gradient(b.y, b.dy, d, b.dx)
+            .and_then(|()| self.each_norm(&mut b, d, &mut inner, true, |_, bn, nb| bn.backward_then(nb, false)));
+        (b.ws.scratch, b.ws.inner) = (own, inner);
+        r
     }
 
     fn update_state(&self, ws: &Workspace, store: &mut ParamStore) -> Result<()> {
@@ -201,33 +216,19 @@ impl Reduction for BnAddReluOp {
         self.join(f.x, &shared.inner, f.y)
     }
 
-    fn backward_partial(&self, b: Backward<'_, '_>, shared: &Workspace, partial: &mut Partial) -> Result<()> {
-        let Backward { weights, grads, accumulate, weight_grads, x, y, dy, dx, n, ws, mode } = b;
-        let Workspace { scratch: d, inner, .. } = ws;
-        d.resize(dy.len(), 0.0);
-        self.join_gradient(y, dy, &mut d[..dy.len()], dx)?;
-        let count = self.norms.iter().flatten().count();
-        inner.resize_with(count, Workspace::default);
-        partial.sums.resize_with(count, Vec::new);
-        for (k, q, bn) in self.indexed() {
-            partial.rows = x[q].len() / bn.channels().max(1);
-            let xs = [x[q]];
-            let mut b = Backward {
-                weights,
-                grads: &mut *grads,
-                accumulate,
-                weight_grads,
-                x: &xs,
-                y: &[],
-                dy: &mut d[..dy.len()],
-                dx: &mut [None],
-                n,
-                ws: &mut inner[k],
-                mode,
-            };
-            bn.backward_sums(&mut b, &shared.inner[k].kept, false, &mut partial.sums[k])?;
-        }
-        Ok(())
+    fn backward_partial(&self, mut b: Backward<'_, '_>, shared: &Workspace, partial: &mut Partial) -> Result<()> {
+        let (mut d, mut inner) = (std::mem::take(&mut b.ws.scratch), std::mem::take(&mut b.ws.inner));
+        d.resize(b.dy.len(), 0.0);
+        inner.resize_with(self.norms.iter().flatten().count(), Workspace::default);
+        partial.sums.resize_with(inner.len(), Vec::new);
+        let r = self.join_gradient(b.y, b.dy, &mut d, b.dx).and_then(|()| {
+            self.each_norm(&mut b, &mut d, &mut inner, false, |k, bn, mut nb| {
+                partial.rows = nb.x[0].len() / bn.channels().max(1);
+                bn.backward_sums(&mut nb, &shared.inner[k].kept, false, &mut partial.sums[k])
+            })
+        });
+        (b.ws.scratch, b.ws.inner) = (d, inner);
+        r
     }
 
     fn backward_reduce(&self, parts: &[&Partial], shared: &mut Workspace) -> Result<()> {
@@ -238,28 +239,13 @@ impl Reduction for BnAddReluOp {
         Ok(())
     }
 
-    fn backward_finish(&self, b: Backward<'_, '_>, shared: &Workspace) -> Result<()> {
-        let Backward { weights, grads, accumulate, weight_grads, x, dy, dx, n, ws, mode, .. } = b;
-        let Workspace { scratch: d, inner, .. } = ws;
-        for (k, q, bn) in self.indexed() {
-            let xs = [x[q]];
-            let mut dxq = [dx[q].take()];
-            let mut b = Backward {
-                weights,
-                grads: &mut *grads,
-                accumulate,
-                weight_grads,
-                x: &xs,
-                y: &[],
-                dy: &mut d[..dy.len()],
-                dx: &mut dxq,
-                n,
-                ws: &mut inner[k],
-                mode,
-            };
-            bn.backward_dx(&mut b, &shared.inner[k].kept, &shared.inner[k].scratch, false)?;
-        }
-        Ok(())
+    fn backward_finish(&self, mut b: Backward<'_, '_>, shared: &Workspace) -> Result<()> {
+        let (mut d, mut inner) = (std::mem::take(&mut b.ws.scratch), std::mem::take(&mut b.ws.inner));
+        let r = self.each_norm(&mut b, &mut d, &mut inner, true, |k, bn, mut nb| {
+            bn.backward_dx(&mut nb, &shared.inner[k].kept, &shared.inner[k].scratch, false)
+        });
+        (b.ws.scratch, b.ws.inner) = (d, inner);
+        r
     }
 
     fn dx_in_finish(&self, q: usize) -> bool {
