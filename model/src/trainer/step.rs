@@ -40,7 +40,9 @@ impl Model {
     /// loss summed over the shard's samples (each scaled as a mean over `global_batch`), and
     /// the parameter gradients written into `grads` (the trainable arena's length). Shards
     /// of one model can run at once, each with its own [`Shard`] and `grads`; `first_sample`
-    /// is the index of the shard's first sample in the global batch.
+    /// is the index of the shard's first sample in the global batch. Batch normalization
+    /// normalizes a call's samples with their own statistics (as Keras's per-replica batch
+    /// normalization does), and the moving statistics are not updated.
     pub fn compute_gradients<'a>(
         &self,
         shard: &mut Shard,
