@@ -7,10 +7,10 @@
 //! FLOPs (read "Gelem/s" as GFLOP/s); the FMA peak at one thread is printed first, measured
 //! in the same process.
 //!
-//! Groups `batchnorm_1t` and `batchnorm_2t`: the residual network's batch normalizations,
-//! which run over the whole batch (batch statistics couple the samples), each pass with the
-//! ReLU the network fuses after them, and the residual join that applies one inside the
-//! sum (`add_relu`). Throughput is the bytes each pass must move at least
+//! Groups `batchnorm_1t` and `batchnorm_2t`: the residual network's batch normalizations
+//! over one part (the executor runs a batch's statistics part by part and joins them),
+//! each pass with the ReLU the network fuses after them, and the residual join that applies
+//! one inside the sum (`add_relu`). Throughput is the bytes each pass must move at least
 //! (read and written once), against the memory bandwidth `peak` measures.
 //!
 //! Groups `resnet_convs_1t` and `resnet_convs_2t`: the residual network's convolutions
@@ -147,9 +147,9 @@ fn layers(c: &mut Criterion) {
     g.finish();
 }
 
-/// (layer, rows of one batch of 128, channels)
+/// (layer, rows of one part, channels)
 const BATCH_NORMS: [(&str, usize, usize); 2] =
-    [("resnet_28x28x32", 128 * 28 * 28, 32), ("resnet_14x14x64", 128 * 14 * 14, 64)];
+    [("resnet_28x28x32", N * 28 * 28, 32), ("resnet_14x14x64", N * 14 * 14, 64)];
 
 fn batch_norms(c: &mut Criterion) {
     let ctx = Ctx::for_isa(bench_isa());

@@ -2,8 +2,9 @@
 //! fused with a following ReLU, and thread-count independence.
 //!
 //! Tolerance: moments (one pass, shifted by the mean of the first rows) and sums are
-//! accumulated in compensated f32 over 128 rows, then in f64, and rounded once, so the mean
-//! and variance are within an ulp or two of the exact values; `y` and `dx` are a few f32
+//! accumulated in compensated f32 over groups of rows (the moments' terms in plain runs of
+//! eight rows first), then in f64, and rounded once, so the mean and variance are within an
+//! ulp or a few of the exact values; `y` and `dx` are a few f32
 //! operations on them: 16 ulps of the largest magnitude involved (for `y`, of its terms
 //! `x s` and `β - μ s`; for `dx`, of `γ/√(σ²+ε) · (|dy| + |mean dy| + |x̂ mean(dy x̂)|)`;
 //! both cancel).

@@ -5,20 +5,28 @@
 //! order within each of [`SETS`] interleaved chains (rows `r ≡ i mod SETS` in chain `i`, so
 //! that the chains' additions overlap instead of waiting on one another's latency) and
 //! compensated (Kahan: the running sum and its rounding error, which together carry the sum
-//! to about twice f32's precision); each group's chains join the block's f64 partial sums in
-//! chain order: as accurate as summing in f64, at f32 vector speed. No FMA anywhere in them,
-//! so every ISA gives the same bits; and nothing depends on the thread count: blocks are
-//! fixed by row index and added in block order by the caller.
+//! to about twice f32's precision). The backward's sums add each row to the compensated
+//! total; the moments' add [`RUN`] rows of a chain plainly and then that run's sum (one
+//! addition per row instead of a Kahan step's four; the error grows by a run's roundings,
+//! of terms shifted by an estimate of the mean). Each group's chains join the block's f64
+//! partial sums in chain order. No FMA
+//! anywhere in them, so every ISA gives the same bits; and nothing depends on the thread
+//! count: blocks are fixed by row index and added in block order by the caller.
 
 use crate::arch::simd::{simd_dispatch, F32x};
 
 /// Rows summed in f32 before a group's sums join the f64 total. Kahan's error bound does
 /// not grow with the count, and each group ends in scalar f64 additions (per lane, sum and
 /// chain), which a short group would spend most of its time in.
-const GROUP: usize = 128;
-/// Interleaved compensated chains per sum: a Kahan step is four dependent additions, so one
-/// chain would wait ~12 cycles per row.
+const GROUP: usize = 256;
+/// Interleaved chains per sum, so that consecutive rows' additions do not wait on one
+/// another's latency.
 const SETS: usize = 2;
+/// Rows a chain adds plainly before the run's sum joins its compensated total: eight keeps
+/// a run's rounding error within a few ulps of the run's magnitude and the Kahan step's
+/// four additions at half an addition per row (the moments' pass was compute-bound on them:
+/// 10 vector operations per row and vector of channels, now 5).
+const RUN: usize = 8;
 
 /// Loads the `k`-th vector of the window starting at channel `w0`: whole or the tail.
 ///
@@ -119,26 +127,42 @@ unsafe fn block_sums<V: F32x, const KIND: usize>(x: &[f32], dy: &[f32], k4: [&[f
         let at = k * V::LANES;
         let n = (c - at).min(V::LANES);
         for g in (0..rows).step_by(GROUP) {
-            // Per chain: [sum, compensation] of each of the two terms. The chains are
-            // indexed by constants only (the row loop below is unrolled by SETS), so they
-            // stay in registers.
+            // Per chain: [sum, compensation] of each of the two terms, and the two terms'
+            // sums over the current run. The chains are indexed by constants only (the row
+            // loop below is unrolled by SETS), so they stay in registers.
             // SAFETY: registers only.
             let mut acc = unsafe { [[[V::zero(); 2]; 2]; SETS] };
             let end = (g + GROUP).min(rows);
-            for r0 in (g..end).step_by(SETS) {
-                for (i, chain) in acc.iter_mut().enumerate() {
-                    let r = r0 + i;
-                    if r >= end {
-                        break;
+            // Only the moments run: the backward's sums read two tensors and wait on memory,
+            // not on the additions, and `Σ dy` cancels (a run's rounding is of its terms'
+            // magnitudes, which for a cancelling sum is many ulps of the result).
+            let run_rows = if KIND == MOMENTS { RUN } else { 1 };
+            for run0 in (g..end).step_by(SETS * run_rows) {
+                // SAFETY: registers only.
+                let mut runs = unsafe { [[V::zero(); 2]; SETS] };
+                for r0 in (run0..(run0 + SETS * run_rows).min(end)).step_by(SETS) {
+                    for (i, run) in runs.iter_mut().enumerate() {
+                        let r = r0 + i;
+                        if r >= end {
+                            break;
+                        }
+                        // SAFETY: row r has c floats in x (and dy for the backward pass);
+                        // registers otherwise.
+                        unsafe {
+                            let xv = load_at::<V>(x.as_ptr().add(r * c), c, 0, k);
+                            let dv = if backward { load_at::<V>(dy.as_ptr().add(r * c), c, 0, k) } else { xv };
+                            let terms = terms::<V, KIND>(at, xv, dv, k4, c);
+                            for (t, s) in terms.into_iter().zip(run.iter_mut()) {
+                                *s = s.add(t);
+                            }
+                        }
                     }
-                    // SAFETY: row r has c floats in x (and dy for the backward pass);
-                    // registers otherwise.
-                    unsafe {
-                        let xv = load_at::<V>(x.as_ptr().add(r * c), c, 0, k);
-                        let dv = if backward { load_at::<V>(dy.as_ptr().add(r * c), c, 0, k) } else { xv };
-                        let terms = terms::<V, KIND>(at, xv, dv, k4, c);
-                        for (t, [a, e]) in terms.into_iter().zip(chain.iter_mut()) {
-                            // Kahan: e holds what the last additions to a rounded away.
+                }
+                for (chain, run) in acc.iter_mut().zip(runs) {
+                    for ([a, e], t) in chain.iter_mut().zip(run) {
+                        // Kahan: e holds what the last additions to a rounded away.
+                        // SAFETY: registers only.
+                        unsafe {
                             let y = t.sub(*e);
                             let sum = a.add(y);
                             *e = sum.sub(*a).sub(y);
