@@ -14,7 +14,7 @@
 //! (read and written once), against the memory bandwidth `peak` measures.
 //!
 //! Groups `resnet_convs_1t` and `resnet_convs_2t`: the residual network's convolutions
-//! (same padding, strides 1 and 2, 3x3 and 1x1) at its whole batch of 128, each pass and
+//! (same padding, strides 1 and 2, 3x3 and 1x1) at one part of 8 samples, each pass and
 //! algorithm, in direct-count FLOPs.
 
 use criterion::Throughput;
@@ -196,8 +196,8 @@ fn batch_norms(c: &mut Criterion) {
 }
 
 /// (layer, H = W, Cin, Cout, kernel, stride): the residual network's convolutions (same
-/// padding, no bias), which it runs over the whole batch of 128 (its batch normalizations
-/// couple the samples, so it is not split into parts).
+/// padding, no bias), at one part of samples: the executor runs a batch part by part and
+/// joins its batch normalizations' statistics over the parts.
 const RESNET_CONVS: [(&str, usize, usize, usize, usize, usize); 5] = [
     ("resnet_conv1", 28, 1, 32, 3, 1),
     ("resnet_block32", 28, 32, 32, 3, 1),
@@ -213,7 +213,7 @@ fn resnet_convs(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("resnet_convs_{threads}t"));
         g.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
         for (name, hw, cin, cout, k, s) in RESNET_CONVS {
-            let d = Conv2d::new([128, hw, hw, cin], [k, k, cin, cout], (s, s), (1, 1), Padding::Same).unwrap();
+            let d = Conv2d::new([N, hw, hw, cin], [k, k, cin, cout], (s, s), (1, 1), Padding::Same).unwrap();
             let x = fill(1, d.input_shape().iter().product());
             let w = fill(2, d.filter_shape().iter().product());
             let dy = fill(4, d.output_shape().iter().product());
