@@ -1029,6 +1029,11 @@ fn elementwise_rejects_bad_lengths_and_labels() {
             batch_norm_part_moments(&Ctx::new(), &z(8), 4, &mut b).unwrap();
             batch_norm_combine(&[&a, &b], &mut z(2), &mut z(2))
         }),
+        case!(
+            "batch norm part moments from values: sums not two per channel",
+            Error::ShapeMismatch { .. },
+            PartMoments::from_values(4, vec![0.0; 2], vec![0.0; 3])
+        ),
         case!("batch norm combine: mean length", Error::ShapeMismatch { .. }, {
             let mut a = PartMoments::default();
             batch_norm_part_moments(&Ctx::new(), &z(8), 2, &mut a).unwrap();

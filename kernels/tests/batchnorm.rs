@@ -130,7 +130,8 @@ fn moments_of_a_large_mean_and_a_small_spread() {
 /// apart as the executor does where a batch runs in parts: the parts' moments joined
 /// ([`batch_norm_combine`]) and the backward's sums added in f64 in part order, then each
 /// part's `dx` from the batch's means. Against the f64 reference over the whole batch, with
-/// the whole-batch test's bounds (moments 16 ulps; `dx` 16 ulps of its terms), on every
+/// the whole-batch test's bounds (moments 16 ulps, the mean's of its channel's spread;
+/// `dx` 16 ulps of its terms), on every
 /// ISA; and `dx` per part bit for bit the whole-batch `dx` from the same means.
 fn check_parts(rows: usize, c: usize, sizes: &[usize], offset: f32, seed: u64) {
     let x: Vec<f32> = fill(seed, rows * c).iter().map(|v| v * 3.0 + offset).collect();
@@ -159,9 +160,23 @@ fn check_parts(rows: usize, c: usize, sizes: &[usize], offset: f32, seed: u64) {
             .collect();
         let (mut mean, mut var) = (vec![0.0; c], vec![0.0; c]);
         batch_norm_combine(&parts.iter().collect::<Vec<_>>(), &mut mean, &mut var).unwrap();
+        // Moments carried to another process as their values join to the same bits.
+        let carried: Vec<PartMoments> = parts
+            .iter()
+            .map(|p| PartMoments::from_values(p.rows(), p.shift().to_vec(), p.sums().to_vec()).unwrap())
+            .collect();
+        let (mut mean2, mut var2) = (vec![0.0; c], vec![0.0; c]);
+        batch_norm_combine(&carried.iter().collect::<Vec<_>>(), &mut mean2, &mut var2).unwrap();
+        assert!(mean2 == mean && var2 == var, "{isa:?}: moments from their values");
         for j in 0..c {
             let tol = |want: f64| 16.0 * f64::from(f32::EPSILON) * want.abs().max(1e-3);
-            assert!((f64::from(mean[j]) - m_ref[j]).abs() <= tol(m_ref[j]), "{isa:?} mean[{j}]");
+            // The mean's error is measured against the channel's spread as well: the sums
+            // are of `x - K` rounded to f32, whose roundings are ulps of the deviations,
+            // so a mean near 0 next to a spread of 3 is off by ulps of the spread (the
+            // normalization subtracts it from values of that spread). Measured against
+            // `|mean|` alone the test failed on such channels before and after session 17.
+            let spread = v_ref[j].sqrt().max(m_ref[j].abs());
+            assert!((f64::from(mean[j]) - m_ref[j]).abs() <= tol(spread), "{isa:?} mean[{j}]");
             assert!((f64::from(var[j]) - v_ref[j]).abs() <= tol(v_ref[j]), "{isa:?} variance[{j}]");
         }
         let inv: Vec<f32> = var.iter().map(|v| 1.0 / (v + 1e-3).sqrt()).collect();

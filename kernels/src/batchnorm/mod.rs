@@ -87,6 +87,22 @@ impl PartMoments {
     pub fn channels(&self) -> usize {
         self.shift.len()
     }
+    /// The shift `K` per channel (`[c]`).
+    pub fn shift(&self) -> &[f32] {
+        &self.shift
+    }
+    /// The shifted sums `[S1 | S2]` (`[2, c]`).
+    pub fn sums(&self) -> &[f64] {
+        &self.sums
+    }
+    /// A part's moments from their values (as [`PartMoments::rows`], [`PartMoments::shift`]
+    /// and [`PartMoments::sums`] give them), for moments computed in another process
+    /// (non-finite values pass through, as they would in this one). Errors when `sums` is
+    /// not two per channel.
+    pub fn from_values(rows: usize, shift: Vec<f32>, sums: Vec<f64>) -> Result<Self> {
+        check("sums vs two per channel", 2 * shift.len(), sums.len())?;
+        Ok(PartMoments { rows, shift, sums })
+    }
 }
 
 /// The per-channel mean and biased variance of `x` (`[rows, c]`), written to `mean` and

@@ -5,10 +5,10 @@
 //! order within each of [`SETS`] interleaved chains (rows `r ≡ i mod SETS` in chain `i`, so
 //! that the chains' additions overlap instead of waiting on one another's latency) and
 //! compensated (Kahan: the running sum and its rounding error, which together carry the sum
-//! to about twice f32's precision). The backward's sums add each row to the compensated
-//! total; the moments' add [`RUN`] rows of a chain plainly and then that run's sum (one
-//! addition per row instead of a Kahan step's four; the error grows by a run's roundings,
-//! of terms shifted by an estimate of the mean). Each group's chains join the block's f64
+//! to about twice f32's precision). Each row's terms join the compensated totals, except
+//! the moments' squares: a chain adds [`RUN`] rows of them plainly and then that run's sum
+//! (one addition per row instead of a Kahan step's four; the squares are positive, so a
+//! run's roundings stay a few ulps of the sum). Each group's chains join the block's f64
 //! partial sums in chain order. No FMA
 //! anywhere in them, so every ISA gives the same bits; and nothing depends on the thread
 //! count: blocks are fixed by row index and added in block order by the caller.
@@ -22,10 +22,10 @@ const GROUP: usize = 256;
 /// Interleaved chains per sum, so that consecutive rows' additions do not wait on one
 /// another's latency.
 const SETS: usize = 2;
-/// Rows a chain adds plainly before the run's sum joins its compensated total: eight keeps
-/// a run's rounding error within a few ulps of the run's magnitude and the Kahan step's
-/// four additions at half an addition per row (the moments' pass was compute-bound on them:
-/// 10 vector operations per row and vector of channels, now 5).
+/// Rows of squares a chain adds plainly before the run's sum joins its compensated total:
+/// eight keeps a run's rounding within a few ulps of the run's (positive) sum and the
+/// Kahan step's four additions at half an addition per row (the moments' pass was
+/// compute-bound on them: 10 vector operations per row and vector of channels, now 7).
 const RUN: usize = 8;
 
 /// Loads the `k`-th vector of the window starting at channel `w0`: whole or the tail.
@@ -111,6 +111,22 @@ unsafe fn terms<V: F32x, const KIND: usize>(at: usize, xv: V, dv: V, k: [&[f32];
     }
 }
 
+/// `[a, e] += t`, compensated (Kahan): `e` holds what the last additions to `a` rounded
+/// away.
+///
+/// # Safety
+/// The ISA of `V` is enabled.
+#[inline(always)]
+unsafe fn kahan_add<V: F32x>(acc: &mut [V; 2], t: V) {
+    let [a, e] = *acc;
+    // SAFETY: arithmetic only.
+    unsafe {
+        let y = t.sub(e);
+        let sum = a.add(y);
+        *acc = [sum, sum.sub(a).sub(y)];
+    }
+}
+
 /// `out[s c + j] += Σ_rows terms[s][j]` over the `[rows, c]` block `x` (and `dy` beside it
 /// for the backward passes): two sums per channel (`out` `[2, c]`).
 /// One vector of channels at a time down the block's rows (the block stays in cache for the
@@ -127,21 +143,23 @@ unsafe fn block_sums<V: F32x, const KIND: usize>(x: &[f32], dy: &[f32], k4: [&[f
         let at = k * V::LANES;
         let n = (c - at).min(V::LANES);
         for g in (0..rows).step_by(GROUP) {
-            // Per chain: [sum, compensation] of each of the two terms, and the two terms'
-            // sums over the current run. The chains are indexed by constants only (the row
-            // loop below is unrolled by SETS), so they stay in registers.
+            // Per chain: [sum, compensation] of each of the two terms, and the plain
+            // term's sum over the current run. The chains are indexed by constants only
+            // (the row loop below is unrolled by SETS), so they stay in registers.
             // SAFETY: registers only.
             let mut acc = unsafe { [[[V::zero(); 2]; 2]; SETS] };
             let end = (g + GROUP).min(rows);
-            // Only the moments run: the backward's sums read two tensors and wait on memory,
-            // not on the additions, and `Σ dy` cancels (a run's rounding is of its terms'
-            // magnitudes, which for a cancelling sum is many ulps of the result).
-            let run_rows = if KIND == MOMENTS { RUN } else { 1 };
+            // Which terms add up in plain runs: the moments' squares only. Those are all
+            // positive, so a run's roundings are a few ulps of the result; the other terms
+            // (`x - K`, `dy`, `dy x̂`) cancel, and a run's roundings would be ulps of their
+            // magnitudes, many of the result's (the backward's sums wait on memory anyway).
+            let plain = [false, KIND == MOMENTS];
+            let run_rows = if plain[1] { RUN } else { 1 };
             for run0 in (g..end).step_by(SETS * run_rows) {
                 // SAFETY: registers only.
-                let mut runs = unsafe { [[V::zero(); 2]; SETS] };
+                let mut runs = unsafe { [V::zero(); SETS] };
                 for r0 in (run0..(run0 + SETS * run_rows).min(end)).step_by(SETS) {
-                    for (i, run) in runs.iter_mut().enumerate() {
+                    for (i, (chain, run)) in acc.iter_mut().zip(runs.iter_mut()).enumerate() {
                         let r = r0 + i;
                         if r >= end {
                             break;
@@ -151,23 +169,20 @@ unsafe fn block_sums<V: F32x, const KIND: usize>(x: &[f32], dy: &[f32], k4: [&[f
                         unsafe {
                             let xv = load_at::<V>(x.as_ptr().add(r * c), c, 0, k);
                             let dv = if backward { load_at::<V>(dy.as_ptr().add(r * c), c, 0, k) } else { xv };
-                            let terms = terms::<V, KIND>(at, xv, dv, k4, c);
-                            for (t, s) in terms.into_iter().zip(run.iter_mut()) {
-                                *s = s.add(t);
+                            let [t0, t1] = terms::<V, KIND>(at, xv, dv, k4, c);
+                            kahan_add(&mut chain[0], t0);
+                            if plain[1] {
+                                *run = run.add(t1);
+                            } else {
+                                kahan_add(&mut chain[1], t1);
                             }
                         }
                     }
                 }
-                for (chain, run) in acc.iter_mut().zip(runs) {
-                    for ([a, e], t) in chain.iter_mut().zip(run) {
-                        // Kahan: e holds what the last additions to a rounded away.
+                if plain[1] {
+                    for (chain, run) in acc.iter_mut().zip(runs) {
                         // SAFETY: registers only.
-                        unsafe {
-                            let y = t.sub(*e);
-                            let sum = a.add(y);
-                            *e = sum.sub(*a).sub(y);
-                            *a = sum;
-                        }
+                        unsafe { kahan_add(&mut chain[1], run) };
                     }
                 }
             }
