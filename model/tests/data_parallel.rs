@@ -1,6 +1,7 @@
 //! Data-parallel `fit` over ranks that are threads ([`ThreadGroup`]; the MPI transport runs
 //! the same protocol, tested under `mpirun` in `mpi.rs`): 1, 2 and 3 ranks give weights
-//! byte-identical to one process's (uneven final batches, dropout), all ranks agree, a
+//! byte-identical to one process's (uneven final batches, dropout, batch normalization
+//! with its statistics joined over the ranks), all ranks agree, a
 //! checkpoint resumes on another rank count, and a rank that fails or vanishes ends the run
 //! on every rank with an error naming it.
 
@@ -8,19 +9,40 @@ mod common;
 
 use ember_model::data::Dataset;
 use ember_model::distributed::{Collective, ThreadGroup};
-use ember_model::layers::{Activation, Conv2D, Dense, Dropout, Flatten, MaxPooling2D};
+use ember_model::layers::{
+    Activation, ActivationLayer, BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPooling2D,
+};
 use ember_model::losses::{Loss, Metric};
 use ember_model::optimizers::Adam;
 use ember_model::{Callback, EpochLogs, FitOptions, Model, Sequential};
 
 /// The reference architecture, with or without a Dropout before the dense layer.
 fn model(dropout: bool, seed: u64) -> Model {
+    model_of(Layers { dropout, batch_norm: false }, seed)
+}
+
+/// What the test network has besides the reference architecture.
+#[derive(Clone, Copy, Debug)]
+struct Layers {
+    /// A Dropout before the dense layer.
+    dropout: bool,
+    /// A BatchNormalization (its statistics over the whole batch, which the ranks share)
+    /// between the convolution and its ReLU.
+    batch_norm: bool,
+}
+
+fn model_of(with: Layers, seed: u64) -> Model {
     let mut m = Sequential::new();
     m.seed(seed);
-    m.add(Conv2D::new(4, (3, 3)).activation(Activation::Relu).input_shape([12, 12, 1]))
-        .add(MaxPooling2D::new((2, 2)))
-        .add(Flatten::new());
-    if dropout {
+    if with.batch_norm {
+        m.add(Conv2D::new(4, (3, 3)).input_shape([12, 12, 1]))
+            .add(BatchNormalization::new())
+            .add(ActivationLayer::new(Activation::Relu));
+    } else {
+        m.add(Conv2D::new(4, (3, 3)).activation(Activation::Relu).input_shape([12, 12, 1]));
+    }
+    m.add(MaxPooling2D::new((2, 2))).add(Flatten::new());
+    if with.dropout {
         m.add(Dropout::new(0.3));
     }
     m.add(Dense::new(4).activation(Activation::Softmax));
@@ -57,19 +79,20 @@ fn on_ranks<T: Send>(ranks: usize, f: impl Fn(usize, ThreadGroup) -> T + Sync) -
 #[test]
 fn one_two_and_three_ranks_give_one_process_weights() {
     let d = data();
-    for dropout in [false, true] {
-        let mut single = model(dropout, 3);
+    let kinds = [(false, false), (true, false), (false, true), (true, true)];
+    for with in kinds.map(|(dropout, batch_norm)| Layers { dropout, batch_norm }) {
+        let mut single = model_of(with, 3);
         let h = single.fit(&d, None, &opts(2), &mut ()).unwrap();
         let want = single.weights_to_bytes().unwrap();
         for ranks in 1..=3 {
             let results = on_ranks(ranks, |_, comm| {
-                let mut m = model(dropout, 3);
+                let mut m = model_of(with, 3);
                 let h = m.fit_data_parallel(&comm, &d, None, &opts(2), &mut ()).unwrap();
                 let e = m.evaluate_data_parallel(&comm, &d, 64).unwrap();
                 (m.weights_to_bytes().unwrap(), h, e)
             });
             for (r, (w, hr, _)) in results.iter().enumerate() {
-                assert!(*w == want, "dropout {dropout}: {ranks} ranks, rank {r}: weights differ from one process's");
+                assert!(*w == want, "{with:?}: {ranks} ranks, rank {r}: weights differ from one process's");
                 for (a, b) in hr.epochs.iter().zip(&h.epochs) {
                     assert_eq!((a.loss, a.accuracy, a.val_loss), (b.loss, b.accuracy, b.val_loss), "history");
                 }

@@ -16,6 +16,13 @@
 //! changes with the rank count and message size), which is why it is not used. The losses
 //! and correct counts ride along the chain the same way.
 //!
+//! Batch normalization: a training step's statistics are the global batch's. At each of
+//! its reductions (the forward's moments, the backward's two sums) every rank broadcasts
+//! its parts' partials in turn (with whether its parts ran), and every rank joins all of
+//! them in rank order, which is the batch's part order (ranks hold contiguous shards): the
+//! same values, joined in the same order as in one process, so the statistics, the moving
+//! averages and the weights are the same bits on any number of ranks.
+//!
 //! Failure: before the chain, every rank reports whether its shards ran (`all_gather`), so
 //! an error on one rank ends the step on all of them with an error naming that rank. A rank
 //! that dies is the launcher's to report: `mpirun` ends the job when a process exits
@@ -23,10 +30,12 @@
 
 #[cfg(feature = "mpi")]
 mod mpi;
+mod statistics;
 mod thread_group;
 
 #[cfg(feature = "mpi")]
 pub use self::mpi::MpiCollective;
+pub(crate) use statistics::gather_partials;
 pub use thread_group::ThreadGroup;
 
 use crate::error::Result;

@@ -23,6 +23,56 @@ pub(crate) struct Partial {
     pub sums: Vec<Vec<f64>>,
 }
 
+impl Partial {
+    /// Appends this partial's values to `out`, for another process's reduction: `[rows,
+    /// moments, (rows, c, shift[c], sums[2c]) per moments, sums, (len, values) per sums]`
+    /// (counts are exact in f64, shifts widen exactly).
+    pub(crate) fn encode(&self, out: &mut Vec<f64>) {
+        out.extend([self.rows as f64, self.moments.len() as f64]);
+        for m in &self.moments {
+            out.extend([m.rows() as f64, m.channels() as f64]);
+            out.extend(m.shift().iter().map(|&v| f64::from(v)));
+            out.extend_from_slice(m.sums());
+        }
+        out.push(self.sums.len() as f64);
+        for s in &self.sums {
+            out.push(s.len() as f64);
+            out.extend_from_slice(s);
+        }
+    }
+
+    /// The partial at the front of `values` (as [`Partial::encode`] wrote it) and what
+    /// follows it; `None` where the values are not one.
+    pub(crate) fn decode(values: &[f64]) -> Option<(Partial, &[f64])> {
+        fn count(v: &mut &[f64]) -> Option<usize> {
+            let (&first, rest) = v.split_first()?;
+            *v = rest;
+            // Whole and below 2^53, where f64 counts are exact.
+            (first >= 0.0 && first.fract() == 0.0 && first < 9.0e15).then_some(first as usize)
+        }
+        fn take<'v>(v: &mut &'v [f64], n: usize) -> Option<&'v [f64]> {
+            let (head, rest) = (v.get(..n)?, v.get(n..)?);
+            *v = rest;
+            Some(head)
+        }
+        let mut v = values;
+        let rows = count(&mut v)?;
+        let mut moments = Vec::new();
+        for _ in 0..count(&mut v)? {
+            let (part_rows, c) = (count(&mut v)?, count(&mut v)?);
+            let shift = take(&mut v, c)?.iter().map(|&x| x as f32).collect();
+            let sums = take(&mut v, 2 * c)?.to_vec();
+            moments.push(PartMoments::from_values(part_rows, shift, sums).ok()?);
+        }
+        let mut sums = Vec::new();
+        for _ in 0..count(&mut v)? {
+            let n = count(&mut v)?;
+            sums.push(take(&mut v, n)?.to_vec());
+        }
+        Some((Partial { rows, moments, sums }, v))
+    }
+}
+
 /// The halves of an op's passes around its batch reductions. `shared` is the op's
 /// workspace for the whole batch (the reduced statistics, read by every part's second half,
 /// and by the moving statistics' update); each half's own `ws` is the part's.

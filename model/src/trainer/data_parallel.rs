@@ -6,9 +6,11 @@
 
 use super::{Callback, Evaluation, FitOptions, History};
 use crate::data::Dataset;
-use crate::distributed::{shards_of, Collective};
+use crate::distributed::{gather_partials, shards_of, Collective};
 use crate::error::{Error, Result};
+use crate::graph::executor::coupled::Ranked;
 use crate::graph::executor::{self, fold_in_order, Shard};
+use crate::graph::reduction::Partial;
 use crate::io::Record;
 use crate::losses::Counts;
 use crate::model::Model;
@@ -83,38 +85,7 @@ fn agree<T>(comm: &dyn Collective, r: Result<T>) -> Result<T> {
 fn run_rank(comm: &dyn Collective, m: &mut Model, training: bool, grads: bool) -> Result<(f64, Counts)> {
     let (rank, size) = (comm.rank(), comm.size());
     let pool = m.pool()?;
-    let computed = pool.install(|| -> Result<Vec<(f64, Counts)>> {
-        let n = m.batch.targets.len();
-        let Model { plan, infer_plan, store, shards, shard_grads, batch, train, seed, .. } = &mut *m;
-        let plan = if grads || training { plan } else { infer_plan };
-        let plan = plan.as_ref().ok_or(Error::NotCompiled)?;
-        if (plan.coupled || !plan.parts) && size > 1 {
-            return Err(Error::Config(
-                "a model with a layer that couples the batch (BatchNormalization) cannot split its batches across ranks yet"
-                    .into(),
-            ));
-        }
-        let len = store.table().trainable_len();
-        let total = executor::shard_count(plan, n, len);
-        let mine = shards_of(rank, size, total);
-        let count = mine.len();
-        shards.resize_with(shards.len().max(count), Shard::default);
-        while grads && shard_grads.len() + 1 < count {
-            shard_grads.push(Arena::zeros(len)?);
-        }
-        let (weights, arena) = store.split_mut();
-        let compiled = train.compiled.as_ref().ok_or(Error::NotCompiled)?;
-        let args = super::run_args(compiled, weights, *seed, training, n);
-        // Rank 0 starts the chain: its shards are summed as one process sums them. Later
-        // ranks add each of theirs to the running sum they receive, so they keep them apart.
-        let split = (mine.start, total, rank == 0);
-        if !grads {
-            return executor::run_shards(plan, &args, None, &mut shards[..count], batch, split);
-        }
-        let mut bufs: Vec<&mut [f32]> =
-            std::iter::once(arena).chain(shard_grads.iter_mut().map(Arena::as_mut_slice)).take(count).collect();
-        executor::run_shards(plan, &args, Some(&mut bufs), &mut shards[..count], batch, split)
-    });
+    let computed = run_mine(comm, m, &pool, training, grads);
     let started = std::time::Instant::now();
     let per_shard = agree(comm, computed)?;
     // The chain: (loss, correct, judged, in top k) in f64 (counts are exact below 2^53), and
@@ -165,6 +136,66 @@ fn run_rank(comm: &dyn Collective, m: &mut Model, training: bool, grads: bool) -
         m.train.combine += started.elapsed();
     }
     Ok((loss, Counts { correct: correct as usize, judged: judged as usize, top_k: top_k as usize }))
+}
+
+/// This rank's shards of the loaded batch on `pool`: each shard's (summed loss, counts),
+/// gradients in the store's arena and the shard arenas (on rank 0 already summed in shard
+/// order). A plan that reduces over the batch (batch normalization) joins every rank's
+/// partials at each reduction ([`gather_partials`]), so its statistics are the whole
+/// batch's, as in one process.
+fn run_mine(
+    comm: &dyn Collective,
+    m: &mut Model,
+    pool: &rayon::ThreadPool,
+    training: bool,
+    grads: bool,
+) -> Result<Vec<(f64, Counts)>> {
+    let (rank, size) = (comm.rank(), comm.size());
+    let n = m.batch.targets.len();
+    let Model { plan, infer_plan, store, shards, shard_grads, batch, train, seed, .. } = &mut *m;
+    let plan = if grads || training { plan } else { infer_plan };
+    let plan = plan.as_ref().ok_or(Error::NotCompiled)?;
+    if !plan.parts && size > 1 {
+        return Err(Error::Config(
+            "a model with a layer that couples the batch without reduction halves cannot split its batches across ranks"
+                .into(),
+        ));
+    }
+    let len = store.table().trainable_len();
+    let total = executor::shard_count(plan, n, len);
+    let mine = shards_of(rank, size, total);
+    let count = mine.len();
+    // A rank with no shard of a coupled plan still joins every reduction, and keeps the
+    // joined statistics (for the moving averages) in a shard of no samples.
+    let local = if plan.coupled { count.max(1) } else { count };
+    shards.resize_with(shards.len().max(local), Shard::default);
+    while grads && shard_grads.len() + 1 < local {
+        shard_grads.push(Arena::zeros(len)?);
+    }
+    let (weights, arena) = store.split_mut();
+    let compiled = train.compiled.as_ref().ok_or(Error::NotCompiled)?;
+    let args = super::run_args(compiled, weights, *seed, training, n);
+    let mut bufs: Vec<&mut [f32]> = match grads {
+        true => std::iter::once(arena).chain(shard_grads.iter_mut().map(Arena::as_mut_slice)).take(local).collect(),
+        false => Vec::new(),
+    };
+    let mut bufs = grads.then_some(&mut bufs[..]);
+    // Rank 0 starts the chain: its shards are summed as one process sums them. Later
+    // ranks add each of theirs to the running sum they receive, so they keep them apart.
+    if !plan.coupled || size == 1 {
+        let split = (mine.start, total, rank == 0);
+        return pool.install(|| executor::run_shards(plan, &args, bufs, &mut shards[..count], batch, split));
+    }
+    let mut exchange = |parts: Option<&[&Partial]>| gather_partials(comm, parts);
+    let ranked = Ranked { first: mine.start, total, pool, exchange: &mut exchange };
+    let x = (&batch.input[..], batch.targets.as_targets());
+    let mut per_shard =
+        executor::coupled::run(plan, &args, bufs.as_deref_mut(), &mut shards[..local], x, 0, Some(ranked))?;
+    per_shard.truncate(count);
+    if let (Some(g), 0) = (bufs, rank) {
+        pool.install(|| executor::sum_in_order(&mut g[..count]))?;
+    }
+    Ok(per_shard)
 }
 
 /// A fingerprint of what every rank must agree on before a fit: options and data.

@@ -69,7 +69,7 @@ pub(crate) fn run_range(
     if plan.coupled {
         let mut g: Vec<&mut [f32]> = grads.into_iter().collect();
         let g = if g.is_empty() { None } else { Some(&mut g[..]) };
-        let r = super::coupled::run(plan, a, g, std::slice::from_mut(shard), (x, targets), first_sample)?;
+        let r = super::coupled::run(plan, a, g, std::slice::from_mut(shard), (x, targets), first_sample, None)?;
         return Ok(r[0]);
     }
     shard.size(plan, n);
@@ -170,7 +170,7 @@ pub(crate) fn run_shards(
         }
         let mut grads = grads;
         let x = (&batch.input[..], batch.targets.as_targets());
-        let r = super::coupled::run(plan, a, grads.as_deref_mut(), shards, x, 0)?;
+        let r = super::coupled::run(plan, a, grads.as_deref_mut(), shards, x, 0, None)?;
         if let (Some(g), true) = (grads, sum) {
             sum_in_order(&mut g[..s])?;
         }

@@ -40,12 +40,27 @@ impl Span {
     }
 }
 
+/// Every part's partial of a reduction, in the batch's part order, from this process's
+/// own (`None` where its segment failed): the exchange between the ranks of a
+/// data-parallel run, which hold contiguous shards. An error on every rank when one failed.
+pub(crate) type Exchange<'e> = dyn FnMut(Option<&[&Partial]>) -> Result<Vec<Partial>> + 'e;
+
+/// This process's share of a batch that other processes share: shards `first..first +
+/// shards.len()` of `total`, the parts run on `pool` (this call stays outside it, where the
+/// exchange is), the reductions over every rank's partials.
+pub(crate) struct Ranked<'e> {
+    pub first: usize,
+    pub total: usize,
+    pub pool: &'e rayon::ThreadPool,
+    pub exchange: &'e mut Exchange<'e>,
+}
+
 /// Forward, loss and (when `grads` is given, one arena per shard) backward over the `n`
 /// samples `x` with `targets`, the first of which is sample `first_sample` of its batch,
-/// split into `shards.len()` shards of whole parts. Shard `k` writes its parameter
-/// gradients into `grads[k]` (overwriting; the caller sums them in shard order). Returns
-/// each shard's summed loss and counts. The reduced statistics are left in the first
-/// shard.
+/// split into `shards.len()` shards of whole parts (with `ranked`, the shards of this
+/// process's share of the split). Shard `k` writes its parameter gradients into `grads[k]`
+/// (overwriting; the caller sums them in shard order). Returns each shard's summed loss
+/// and counts. The reduced statistics are left in the first shard.
 pub(crate) fn run(
     plan: &Plan,
     a: &RunArgs<'_>,
@@ -53,6 +68,7 @@ pub(crate) fn run(
     shards: &mut [Shard],
     (x, targets): (&[f32], Targets<'_>),
     first_sample: usize,
+    ranked: Option<Ranked<'_>>,
 ) -> Result<Vec<(f64, Counts)>> {
     let n = targets.len();
     let in_len = plan.len[0];
@@ -60,8 +76,11 @@ pub(crate) fn run(
         return Err(Error::Data(format!("{} input values for {n} samples", x.len())));
     }
     let s = shards.len();
-    let per = n.div_ceil(PART).div_ceil(s) * PART;
-    let spans: Vec<Span> = (0..s).map(|k| (k * per).min(n)).map(|lo| Span { lo, n: per.min(n - lo) }).collect();
+    let (first, total) = ranked.as_ref().map_or((0, s), |r| (r.first, r.total));
+    // The split every process makes of the batch: whole parts, `per` samples a shard.
+    let per = n.div_ceil(PART).div_ceil(total.max(1)) * PART;
+    let spans: Vec<Span> =
+        (first..first + s).map(|k| (k * per).min(n)).map(|lo| Span { lo, n: per.min(n - lo) }).collect();
     for (shard, span) in shards.iter_mut().zip(&spans) {
         shard.size(plan, span.n);
     }
@@ -77,7 +96,12 @@ pub(crate) fn run(
     let with_grads = arenas[0].is_some();
     let mut shared = std::mem::take(&mut shards[0].shared);
     shared.resize_with(plan.ops.len(), Workspace::default);
-    let r = Run { plan, a, x, targets, first_sample, spans: &spans }.go(shards, &mut arenas, &mut shared, with_grads);
+    let (pool, exchange) = match ranked {
+        Some(r) => (Some(r.pool), Some(r.exchange)),
+        None => (None, None),
+    };
+    let run = Run { plan, a, x, targets, first_sample, spans: &spans, pool };
+    let r = run.go(shards, &mut arenas, &mut shared, with_grads, exchange);
     shards[0].shared = shared;
     r
 }
@@ -90,6 +114,9 @@ struct Run<'r, 'a> {
     targets: Targets<'r>,
     first_sample: usize,
     spans: &'r [Span],
+    /// Where the parts run when this call is outside the pool (a rank of a data-parallel
+    /// run); `None`: in the current pool.
+    pool: Option<&'r rayon::ThreadPool>,
 }
 
 /// What a segment does with one part: the rows, the part's index in its shard, and its
@@ -103,6 +130,7 @@ impl Run<'_, '_> {
         arenas: &mut [Option<&mut [f32]>],
         shared: &mut [Workspace],
         with_grads: bool,
+        mut exchange: Option<&mut Exchange<'_>>,
     ) -> Result<Vec<(f64, Counts)>> {
         let plan = self.plan;
         let w = self.a.weights;
@@ -112,16 +140,17 @@ impl Run<'_, '_> {
         let mut start = 0;
         let mut before: Option<usize> = None;
         for &r in &reductions {
-            {
+            let done = {
                 let shared = &*shared;
                 self.each_part(shards, arenas, &|shard, _, rows, mode| {
                     self.forward_segment(shard, rows, mode, shared, (before, start..r, Some(r)))?;
                     Ok(Default::default())
-                })?;
-            }
-            let parts = Self::partials(shards, self.spans);
+                })
+            };
             let red = plan.ops[r].op.reduction().expect("listed as a reduction");
-            red.forward_reduce(w, self.a.mode.training, &parts, &mut shared[r])?;
+            self.over_parts(shards, done.map(drop), exchange.as_deref_mut(), |parts| {
+                red.forward_reduce(w, self.a.mode.training, parts, &mut shared[r])
+            })?;
             before = Some(r);
             start = r + 1;
         }
@@ -140,28 +169,55 @@ impl Run<'_, '_> {
                 shard.start_backward(plan, rows.part);
                 self.backward_segment(shard, g, rows, mode, shared, (k_end, back.first().copied()))?;
                 Ok(result)
-            })?
+            })
         };
         if !with_grads {
-            return Ok(per_shard);
+            return per_shard;
         }
+        let (mut done, per_shard) = match per_shard {
+            Ok(v) => (Ok(()), v),
+            Err(e) => (Err(e), Vec::new()),
+        };
         // Backward segments: each reduction joined, then its second half, the ops down to
         // the next reduction, and that one's first half.
         for (i, &r) in back.iter().enumerate() {
-            let parts = Self::partials(shards, self.spans);
             let red = plan.ops[r].op.reduction().expect("listed as a reduction");
-            red.backward_reduce(&parts, &mut shared[r])?;
+            self.over_parts(shards, done, exchange.as_deref_mut(), |parts| red.backward_reduce(parts, &mut shared[r]))?;
             let next = back.get(i + 1).copied();
             let shared = &*shared;
-            self.each_part(shards, arenas, &|shard, g, rows, mode| {
-                let g = g.expect("a training run has arenas");
-                let half = Half::Finish(&shared[r]);
-                backward_op(plan, w, g, shard, r, rows, (rows.part > 0, mode), half)?;
-                self.backward_segment(shard, g, rows, mode, shared, (r, next))?;
-                Ok(Default::default())
-            })?;
+            done = self
+                .each_part(shards, arenas, &|shard, g, rows, mode| {
+                    let g = g.expect("a training run has arenas");
+                    let half = Half::Finish(&shared[r]);
+                    backward_op(plan, w, g, shard, r, rows, (rows.part > 0, mode), half)?;
+                    self.backward_segment(shard, g, rows, mode, shared, (r, next))?;
+                    Ok(Default::default())
+                })
+                .map(drop);
         }
+        done?;
         Ok(per_shard)
+    }
+
+    /// `reduce` over every part's partial in part order, once the segment before it is
+    /// `done`: this process's parts, or with an `exchange` every rank's (each rank also
+    /// learns whether the others' segments ran; the segment's own error comes first).
+    fn over_parts(
+        &self,
+        shards: &[Shard],
+        done: Result<()>,
+        exchange: Option<&mut Exchange<'_>>,
+        reduce: impl FnOnce(&[&Partial]) -> Result<()>,
+    ) -> Result<()> {
+        let mine = Self::partials(shards, self.spans);
+        let Some(exchange) = exchange else {
+            done?;
+            return reduce(&mine);
+        };
+        let all = exchange(done.as_ref().ok().map(|_| &mine[..]));
+        done?;
+        let all = all?;
+        reduce(&all.iter().collect::<Vec<_>>())
     }
 
     /// One part's forward pass through a segment `(before, ops, next)`: reduction
@@ -218,6 +274,19 @@ impl Run<'_, '_> {
     /// Runs `f` on every part: shards in parallel, each its parts in order. Returns each
     /// shard's results added in part order.
     fn each_part(
+        &self,
+        shards: &mut [Shard],
+        arenas: &mut [Option<&mut [f32]>],
+        f: &PartFn<'_>,
+    ) -> Result<Vec<(f64, Counts)>> {
+        match self.pool {
+            Some(pool) => pool.install(|| self.each_part_here(shards, arenas, f)),
+            None => self.each_part_here(shards, arenas, f),
+        }
+    }
+
+    /// [`Run::each_part`] in the current pool.
+    fn each_part_here(
         &self,
         shards: &mut [Shard],
         arenas: &mut [Option<&mut [f32]>],
