@@ -14,6 +14,8 @@
 //!
 //! What is reduced, and how, depends only on the batch's parts (fixed by the batch size),
 //! never on which thread ran which shard: the results are the same for any thread count.
+//! A rank of a data-parallel run ([`Ranked`]) runs its share of the shards and joins every
+//! rank's partials at each reduction, exchanged in part order: the same for any rank count.
 //! Parameter gradients add up over a shard's parts in its arena, and the arenas are summed
 //! in shard order by the caller, as for plans without reductions.
 
@@ -40,9 +42,9 @@ impl Span {
     }
 }
 
-/// Every part's partial of a reduction, in the batch's part order, from this process's
-/// own (`None` where its segment failed): the exchange between the ranks of a
-/// data-parallel run, which hold contiguous shards. An error on every rank when one failed.
+/// The exchange between the ranks of a data-parallel run (which hold contiguous shards):
+/// given this process's partials of a reduction (`None` where its segment failed), every
+/// rank's, in the batch's part order; an error on every rank when one failed.
 pub(crate) type Exchange<'e> = dyn FnMut(Option<&[&Partial]>) -> Result<Vec<Partial>> + 'e;
 
 /// This process's share of a batch that other processes share: shards `first..first +
