@@ -9,9 +9,9 @@
 //! the moments' squares: a chain adds [`RUN`] rows of them plainly and then that run's sum
 //! (one addition per row instead of a Kahan step's four; the squares are positive, so a
 //! run's roundings stay a few ulps of the sum). Each group's chains join the block's f64
-//! partial sums in chain order. No FMA
-//! anywhere in them, so every ISA gives the same bits; and nothing depends on the thread
-//! count: blocks are fixed by row index and added in block order by the caller.
+//! partial sums in chain order. No FMA anywhere in them, so every ISA gives the same bits;
+//! and nothing depends on the thread count: blocks are fixed by row index and added in
+//! block order by the caller.
 
 use crate::arch::simd::{simd_dispatch, F32x};
 
@@ -149,12 +149,13 @@ unsafe fn block_sums<V: F32x, const KIND: usize>(x: &[f32], dy: &[f32], k4: [&[f
             // SAFETY: registers only.
             let mut acc = unsafe { [[[V::zero(); 2]; 2]; SETS] };
             let end = (g + GROUP).min(rows);
-            // Which terms add up in plain runs: the moments' squares only. Those are all
-            // positive, so a run's roundings are a few ulps of the result; the other terms
-            // (`x - K`, `dy`, `dy x̂`) cancel, and a run's roundings would be ulps of their
-            // magnitudes, many of the result's (the backward's sums wait on memory anyway).
-            let plain = [false, KIND == MOMENTS];
-            let run_rows = if plain[1] { RUN } else { 1 };
+            // Only the moments' squares (the second term) add up in plain runs. They are
+            // all positive, so a run's roundings are a few ulps of the result; the other
+            // terms (`x - K`, `dy`, `dy x̂`) cancel, and a run's roundings would be ulps of
+            // their magnitudes, many of the result's (the backward's sums wait on memory
+            // anyway).
+            let squares_in_runs = KIND == MOMENTS;
+            let run_rows = if squares_in_runs { RUN } else { 1 };
             for run0 in (g..end).step_by(SETS * run_rows) {
                 // SAFETY: registers only.
                 let mut runs = unsafe { [V::zero(); SETS] };
@@ -171,7 +172,7 @@ unsafe fn block_sums<V: F32x, const KIND: usize>(x: &[f32], dy: &[f32], k4: [&[f
                             let dv = if backward { load_at::<V>(dy.as_ptr().add(r * c), c, 0, k) } else { xv };
                             let [t0, t1] = terms::<V, KIND>(at, xv, dv, k4, c);
                             kahan_add(&mut chain[0], t0);
-                            if plain[1] {
+                            if squares_in_runs {
                                 *run = run.add(t1);
                             } else {
                                 kahan_add(&mut chain[1], t1);
@@ -179,7 +180,7 @@ unsafe fn block_sums<V: F32x, const KIND: usize>(x: &[f32], dy: &[f32], k4: [&[f
                         }
                     }
                 }
-                if plain[1] {
+                if squares_in_runs {
                     for (chain, run) in acc.iter_mut().zip(runs) {
                         // SAFETY: registers only.
                         unsafe { kahan_add(&mut chain[1], run) };
