@@ -1,6 +1,6 @@
 //! One training step (forward, loss, backward, Adam) of each network of the suite
 //! (`ember_benches::networks`: seed, convnet, cifar, resnet) on 1 and 2 threads: group `networks`,
-//! ids `<network>/{1t,2t}`. Throughput is the step's direct-count FLOPs (read "Gelem/s" as
+//! ids `<network>/{1t,2t}`, timed on the model's threads (`Model::in_threads`). Throughput is the step's direct-count FLOPs (read "Gelem/s" as
 //! GFLOP/s). Before the runs it prints each network's FLOP table and this CPU's FMA peak on
 //! the benchmark ISA at 1 and 2 threads, measured in the same process, so the rate can be
 //! read as a share of the peak (`scripts/network-table.py` does the division).
@@ -8,7 +8,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ember_benches::networks::{batch, network, NAMES};
 use ember_benches::{bench_isa, flops};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn networks(c: &mut Criterion) {
     let isa = bench_isa();
@@ -35,8 +35,20 @@ fn networks(c: &mut Criterion) {
                 eprintln!("{name} plan:\n{}", net.model.plan());
             }
             g.throughput(flops(total));
+            // The timed loop runs on the model's threads, as `fit`'s loop does: a call from
+            // outside would add a hand-off to the pool and back per step (~8% of the seed's).
             g.bench_function(BenchmarkId::new(name, suffix), |b| {
-                b.iter(|| net.model.train_on_batch(&x, &labels).expect("step"))
+                b.iter_custom(|iters| {
+                    net.model
+                        .in_threads(|m| {
+                            let start = Instant::now();
+                            for _ in 0..iters {
+                                m.train_on_batch(&x, &labels).expect("step");
+                            }
+                            start.elapsed()
+                        })
+                        .expect("the model's threads")
+                })
             });
         }
     }

@@ -457,3 +457,44 @@ fn batch_norm_add_relu_fusion_matches_the_separate_layers() {
         assert!(mean(&m, n) != *b, "{n}: moving mean unchanged by a fused step");
     }
 }
+
+#[test]
+fn steps_inside_the_models_threads_are_the_steps_outside() {
+    // A loop of train_on_batch inside `in_threads` runs the same steps as one outside it
+    // (only without a hand-off per call), on one and two threads; and a model can be
+    // trained from inside another model's threads (a pool of another size).
+    let data = quadrant_task(48, 12, 5);
+    let batches: Vec<(Vec<f32>, Vec<u32>)> = (0..3)
+        .map(|b| {
+            let x = (b * 16..(b + 1) * 16).flat_map(|i| data.sample(i).unwrap()).collect();
+            (x, data.labels().unwrap()[b * 16..(b + 1) * 16].to_vec())
+        })
+        .collect();
+    let fresh = |threads| {
+        let mut m = seed_model(12, 4, 4, 9);
+        m.set_threads(threads).unwrap();
+        compile_adam(&mut m);
+        m.into_model()
+    };
+    for threads in [1, 2] {
+        let mut outside = fresh(threads);
+        let losses: Vec<f32> = batches.iter().map(|(x, y)| outside.train_on_batch(x, y).unwrap().loss).collect();
+        let mut inside = fresh(threads);
+        let mut other = fresh(3 - threads);
+        let (inside_losses, other_losses) = inside
+            .in_threads(|m| {
+                // On one of the model's own threads, so its calls run here.
+                assert!(rayon::current_thread_index().is_some(), "in_threads ran outside the pool");
+                assert_eq!(rayon::current_num_threads(), threads);
+                let mine: Vec<f32> = batches.iter().map(|(x, y)| m.train_on_batch(x, y).unwrap().loss).collect();
+                let theirs: Vec<f32> = batches.iter().map(|(x, y)| other.train_on_batch(x, y).unwrap().loss).collect();
+                (mine, theirs)
+            })
+            .unwrap();
+        assert_eq!(losses, inside_losses, "{threads} threads: losses inside in_threads");
+        assert_eq!(common::weights(&outside), common::weights(&inside), "{threads} threads: weights inside in_threads");
+        // Bit-identical for any thread count, so the other pool's model matches too.
+        assert_eq!(losses, other_losses, "a model of {} threads run from inside a pool of {threads}", 3 - threads);
+        assert_eq!(common::weights(&outside), common::weights(&other));
+    }
+}
