@@ -17,9 +17,9 @@
 //! and correct counts ride along the chain the same way.
 //!
 //! Batch normalization: a training step's statistics are the global batch's. At each of
-//! its reductions (the forward's moments, the backward's two sums) every rank broadcasts
-//! its parts' partials in turn (with whether its parts ran), and every rank joins all of
-//! them in rank order, which is the batch's part order (ranks hold contiguous shards): the
+//! its reductions (the forward's moments, the backward's two sums) the ranks all-gather
+//! their parts' partials (with whether their parts ran: [`Collective::all_gather_f64`],
+//! one `Allgatherv` under MPI), and every rank joins all of them in rank order, which is the batch's part order (ranks hold contiguous shards): the
 //! same values, joined in the same order as in one process, so the statistics, the moving
 //! averages and the weights are the same bits on any number of ranks.
 //!
@@ -62,6 +62,27 @@ pub trait Collective {
     fn broadcast_bytes(&self, root: usize, data: &mut Vec<u8>) -> Result<()>;
     /// Every rank's `value`, in rank order.
     fn all_gather(&self, value: u64) -> Result<Vec<u64>>;
+    /// Every rank's `mine` (any length, each rank its own), in rank order. By default each
+    /// rank broadcasts its values in turn (`size()` broadcasts); a transport with an
+    /// all-gather of its own (MPI's `Allgatherv`) does it in one collective.
+    fn all_gather_f64(&self, mine: &[f64]) -> Result<Vec<Vec<f64>>> {
+        let mut all = Vec::with_capacity(self.size());
+        for root in 0..self.size() {
+            let mut bytes = Vec::new();
+            if root == self.rank() {
+                bytes = mine.iter().flat_map(|v| v.to_le_bytes()).collect();
+            }
+            self.broadcast_bytes(root, &mut bytes)?;
+            if !bytes.len().is_multiple_of(8) {
+                return Err(crate::Error::Distributed(format!(
+                    "rank {root} sent {} bytes, not whole f64s",
+                    bytes.len()
+                )));
+            }
+            all.push(bytes.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes"))).collect());
+        }
+        Ok(all)
+    }
 }
 
 /// The shards of `total` that rank `rank` of `size` runs: contiguous, rank 0's never empty.

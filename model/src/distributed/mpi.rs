@@ -2,9 +2,11 @@
 //! over the system's MPI, e.g. Debian's Open MPI).
 
 use super::Collective;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use mpi::datatype::PartitionMut;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
+use mpi::Count;
 
 /// The ranks of an MPI communicator. MPI's default error handler ends the job on a
 /// transport error, so these calls do not return one.
@@ -72,5 +74,37 @@ impl Collective for MpiCollective {
         let mut all = vec![0u64; self.size()];
         self.comm.all_gather_into(&value, &mut all[..]);
         Ok(all)
+    }
+    /// Two collectives: the lengths (`Allgather`), then the values (`Allgatherv`).
+    fn all_gather_f64(&self, mine: &[f64]) -> Result<Vec<Vec<f64>>> {
+        let lens = self.all_gather(mine.len() as u64)?;
+        // MPI counts and displacements are C ints.
+        let too_many = || {
+            Error::Distributed(format!("{} values to all-gather: MPI counts them in a C int", lens.iter().sum::<u64>()))
+        };
+        let counts: Vec<Count> =
+            lens.iter().map(|&n| Count::try_from(n)).collect::<std::result::Result<_, _>>().map_err(|_| too_many())?;
+        let displs: Vec<Count> = counts
+            .iter()
+            .scan(0 as Count, |at, &n| {
+                let here = *at;
+                *at = at.checked_add(n)?;
+                Some(here)
+            })
+            .collect();
+        if displs.len() != counts.len() {
+            return Err(too_many());
+        }
+        let mut all = vec![0f64; lens.iter().sum::<u64>() as usize];
+        self.comm.all_gather_varcount_into(mine, &mut PartitionMut::new(&mut all[..], &counts[..], &displs[..]));
+        let mut rest = &all[..];
+        Ok(lens
+            .iter()
+            .map(|&n| {
+                let (one, after) = rest.split_at(n as usize);
+                rest = after;
+                one.to_vec()
+            })
+            .collect())
     }
 }

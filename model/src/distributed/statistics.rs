@@ -6,25 +6,16 @@ use crate::error::{Error, Result};
 use crate::graph::reduction::Partial;
 
 /// Every rank's partials of a reduction in rank order, which is the batch's part order
-/// (ranks hold contiguous shards, shards their parts in order): each rank in turn
-/// broadcasts its own (`None`: its segment failed), so every rank reduces the same values
-/// in the same order. An error on every rank when one failed.
+/// (ranks hold contiguous shards, shards their parts in order): the ranks all-gather their
+/// own (each led by a status: 1 if its segment failed), so every rank reduces the same
+/// values in the same order. An error on every rank when one failed.
 pub(crate) fn gather_partials(comm: &dyn Collective, mine: Option<&[&Partial]>) -> Result<Vec<Partial>> {
+    let mut values = vec![f64::from(u8::from(mine.is_none()))];
+    mine.into_iter().flatten().for_each(|p| p.encode(&mut values));
     let mut all = Vec::new();
     let mut failed = None;
-    for root in 0..comm.size() {
-        let mut bytes = Vec::new();
-        if root == comm.rank() {
-            let mut values = vec![f64::from(u8::from(mine.is_none()))];
-            mine.into_iter().flatten().for_each(|p| p.encode(&mut values));
-            bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        }
-        comm.broadcast_bytes(root, &mut bytes)?;
+    for (root, values) in comm.all_gather_f64(&values)?.into_iter().enumerate() {
         let malformed = || Error::Distributed(format!("rank {root} sent malformed batch statistics"));
-        let values: Vec<f64> = bytes
-            .chunks(8)
-            .map(|b| b.try_into().map(f64::from_le_bytes).map_err(|_| malformed()))
-            .collect::<Result<_>>()?;
         let Some((&status, mut rest)) = values.split_first() else { return Err(malformed()) };
         if status != 0.0 {
             failed.get_or_insert(root);
