@@ -8,11 +8,11 @@
 //!
 //! | method | function | returns |
 //! |---|---|---|
-//! | vanilla gradient | [`saliency`] (raw: [`input_gradients`]) | `[n, h, w]` |
+//! | vanilla gradient | [`saliency()`] (raw: [`input_gradients`]) | `[n, h, w]` |
 //! | SmoothGrad | [`smooth_grad`] | `[n, h, w]` |
 //! | Integrated Gradients | [`integrated_gradients`] | `[n, h, w, c]` |
-//! | Grad-CAM | [`grad_cam`] | `[n, h', w']` and `[n, h, w]` |
-//! | occlusion | [`occlusion`] | `[n, h, w]` |
+//! | Grad-CAM | [`grad_cam()`] | `[n, h', w']` and `[n, h, w]` |
+//! | occlusion | [`occlusion()`] | `[n, h, w]` |
 //!
 //! All take the model by shared reference: they run inference-mode passes (dropout off,
 //! batch normalization on its moving statistics) on a plan of their own, with buffers of their
