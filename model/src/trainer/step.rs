@@ -75,7 +75,8 @@ impl Model {
 
     /// One training step on one batch (Keras's `train_on_batch`): forward, loss, backward,
     /// hook, update. Returns the batch's loss and accuracy (of the predictions before the
-    /// update).
+    /// update). In a loop of your own, call it inside [`Model::in_threads`]: each call from
+    /// outside the model's threads hands the step to them and waits for it.
     pub fn train_on_batch<'a>(&mut self, x: &[f32], y: impl Into<Targets<'a>>) -> Result<Evaluation> {
         let n = self.load_batch(x, y.into())?;
         let pool = self.pool()?;
