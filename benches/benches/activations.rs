@@ -57,5 +57,9 @@ fn activations(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, activations);
+criterion_group! {
+    name = benches;
+    config = ember_benches::criterion();
+    targets = activations
+}
 criterion_main!(benches);

@@ -105,5 +105,9 @@ fn conv_mt(c: &mut Criterion) {
     conv_groups(c, "mt", std::thread::available_parallelism().map_or(1, |n| n.get()));
 }
 
-criterion_group!(conv, conv_1t, conv_mt);
+criterion_group! {
+    name = conv;
+    config = ember_benches::criterion();
+    targets = conv_1t, conv_mt
+}
 criterion_main!(conv);

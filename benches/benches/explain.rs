@@ -38,5 +38,9 @@ fn explain(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, explain);
+criterion_group! {
+    name = benches;
+    config = ember_benches::criterion();
+    targets = explain
+}
 criterion_main!(benches);

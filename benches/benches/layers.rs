@@ -247,5 +247,9 @@ fn resnet_convs(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, layers, batch_norms, resnet_convs);
+criterion_group! {
+    name = benches;
+    config = ember_benches::criterion();
+    targets = layers, batch_norms, resnet_convs
+}
 criterion_main!(benches);

@@ -55,5 +55,9 @@ fn networks(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, networks);
+criterion_group! {
+    name = benches;
+    config = ember_benches::criterion();
+    targets = networks
+}
 criterion_main!(benches);

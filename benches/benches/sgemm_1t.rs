@@ -25,5 +25,9 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(sgemm_1t, benches);
+criterion_group! {
+    name = sgemm_1t;
+    config = ember_benches::criterion();
+    targets = benches
+}
 criterion_main!(sgemm_1t);

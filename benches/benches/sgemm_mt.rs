@@ -14,5 +14,9 @@ fn benches(c: &mut Criterion) {
     square_group(c, "sgemm_mt", isa, &pool(threads));
 }
 
-criterion_group!(sgemm_mt, benches);
+criterion_group! {
+    name = sgemm_mt;
+    config = ember_benches::criterion();
+    targets = benches
+}
 criterion_main!(sgemm_mt);

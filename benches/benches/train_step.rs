@@ -105,7 +105,7 @@ fn conv_pool(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
+    config = ember_benches::criterion().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
     targets = train_step, conv_pool
 }
 criterion_main!(benches);

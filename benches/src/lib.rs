@@ -1,9 +1,24 @@
 //! Shared helpers for Ember's criterion benchmarks and the `peak` probe.
 
-use criterion::Throughput;
+use criterion::{Criterion, Throughput};
 
 pub mod networks;
 pub mod peak;
+
+/// Criterion's default configuration, with the font its plots need registered first. In a
+/// workspace-wide build (`cargo bench` at the root) plotters draws text with `ab_glyph` (the
+/// mnist example asks for it, and features unify), which knows only the fonts a program
+/// registers; without one, criterion's first plot panicked and ended the run. The font is
+/// the example's vendored DejaVu Sans, registered as the family criterion asks for.
+pub fn criterion() -> Criterion {
+    static FONT: std::sync::Once = std::sync::Once::new();
+    FONT.call_once(|| {
+        let font = include_bytes!("../../model/examples/mnist/assets/DejaVuSans.ttf");
+        plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, font)
+            .unwrap_or_else(|_| panic!("the vendored DejaVu Sans did not parse"));
+    });
+    Criterion::default()
+}
 
 /// A rayon pool of exactly `n` threads (benchmarks run inside `pool.install`).
 pub fn pool(n: usize) -> rayon::ThreadPool {
@@ -31,4 +46,17 @@ pub fn bench_isa() -> ember_kernels::Isa {
     ember_kernels::arch::set_default_isa(isa).expect("checked above");
     eprintln!("ember benchmarks on ISA {isa}");
     isa
+}
+
+#[cfg(test)]
+mod tests {
+    use plotters::style::{FontDesc, FontFamily, FontStyle};
+
+    #[test]
+    fn criterions_plots_find_their_font() {
+        let text = || FontDesc::new(FontFamily::SansSerif, 12.0, FontStyle::Normal).box_size("time per step");
+        let _ = super::criterion();
+        let (w, h) = text().expect("criterion's font family is registered");
+        assert!(w > 0 && h > 0);
+    }
 }
