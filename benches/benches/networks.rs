@@ -7,8 +7,8 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ember_benches::networks::{batch, network, NAMES};
-use ember_benches::{bench_isa, flops};
-use std::time::{Duration, Instant};
+use ember_benches::{bench_isa, flops, time_on_model_threads};
+use std::time::Duration;
 
 fn networks(c: &mut Criterion) {
     let isa = bench_isa();
@@ -35,19 +35,11 @@ fn networks(c: &mut Criterion) {
                 eprintln!("{name} plan:\n{}", net.model.plan());
             }
             g.throughput(flops(total));
-            // The timed loop runs on the model's threads, as `fit`'s loop does: a call from
-            // outside would add a hand-off to the pool and back per step (~8% of the seed's).
             g.bench_function(BenchmarkId::new(name, suffix), |b| {
                 b.iter_custom(|iters| {
-                    net.model
-                        .in_threads(|m| {
-                            let start = Instant::now();
-                            for _ in 0..iters {
-                                m.train_on_batch(&x, &labels).expect("step");
-                            }
-                            start.elapsed()
-                        })
-                        .expect("the model's threads")
+                    time_on_model_threads(&mut net.model, iters, |m| {
+                        m.train_on_batch(&x, &labels).expect("step");
+                    })
                 })
             });
         }

@@ -1,5 +1,5 @@
 //! One full training step of the reference model (forward, softmax cross-entropy, backward,
-//! Adam) on a batch of 32 MNIST-sized images: group `train_step`, ids `seed_model/1t` and
+//! Adam) on a batch of 32 MNIST-sized images, timed on the model's threads: group `train_step`, ids `seed_model/1t` and
 //! `seed_model/mt` (all CPUs), and the same with the fused conv+ReLU+pool step disabled
 //! (`seed_model_unfused/*`) for comparison. Throughput is in images.
 //!
@@ -8,7 +8,7 @@
 //! gradient), fused kernel vs the separate kernels.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ember_benches::{bench_isa, fill, pool};
+use ember_benches::{bench_isa, fill, pool, time_on_model_threads};
 use ember_kernels::conv::{
     conv2d_backward_filter, conv2d_forward, conv_relu_maxpool_backward_filter, conv_relu_maxpool_forward,
     unpool_relu_grad, Conv2d, ConvReluPool, Padding,
@@ -46,7 +46,11 @@ fn train_step(c: &mut Criterion) {
         for (suffix, threads) in [("1t", 1), ("mt", 0)] {
             let mut m = model(threads, fuse);
             g.bench_function(BenchmarkId::new(name, suffix), |b| {
-                b.iter(|| m.train_on_batch(&x, &labels).expect("step"))
+                b.iter_custom(|iters| {
+                    time_on_model_threads(&mut m, iters, |m| {
+                        m.train_on_batch(&x, &labels).expect("step");
+                    })
+                })
             });
         }
     }
