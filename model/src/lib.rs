@@ -20,8 +20,8 @@
 //!
 //! Around them: `model.rs` ([`Model`]: a graph, its store, its plan, its threads; predict,
 //! weights files), `sequential.rs` (the chaining builder), `summary.rs`, `optimizers/`
-//! (update the store's trainable arena), `losses.rs`, `targets.rs` ([`Targets`]: labels or
-//! dense rows), `export.rs` ([`Model::fold_batch_norm`]), `io.rs` (records of named tensors,
+//! (update the store's trainable arena), `losses.rs`, `metrics.rs`, `targets.rs`
+//! ([`Targets`]: labels or dense rows), `export.rs` ([`Model::fold_batch_norm`]), `io.rs` (records of named tensors,
 //! atomic writes; knows no model), `data.rs`, `threads.rs` (pools shared by models),
 //! `rng.rs`, `tensor.rs`, `error.rs`; `explain/` (attributions: saliency, SmoothGrad, Integrated
 //! Gradients, Grad-CAM, occlusion; on plans of their own that differentiate a class score
@@ -56,6 +56,7 @@ mod graph;
 pub mod io;
 pub mod layers;
 pub mod losses;
+pub mod metrics;
 mod model;
 pub mod optimizers;
 pub mod params;

@@ -5,6 +5,9 @@
 //! `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` is the `M x M` output tile. The 1-D transforms below are
 //! Lavin & Gray's matrices (points 0, ±1, ±2 for F(4,3); 0, ±1 for F(2,3)), written as
 //! explicit sums so that no multiplication by 0 or ±1 is executed.
+//!
+//! (Over 400 lines: the filter, input and output transforms share the 1-D matrices and the
+//! straight-line macros below; split apart, each would have to reach into the others.)
 
 // The 2-D transforms index their tile arrays by row and column counters on purpose.
 #![allow(clippy::needless_range_loop)]
