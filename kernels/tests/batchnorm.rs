@@ -203,8 +203,18 @@ fn check_parts(rows: usize, c: usize, sizes: &[usize], offset: f32, seed: u64) {
         let (.., dx_ref, _, db_ref) = reference::batch_norm_training(&x, c, &gamma, &vec![0.0; c], 1e-3, &dy).unwrap();
         let max = |v: &[f32]| v.iter().fold(0f32, |m, a| m.max(a.abs()));
         let terms = f64::from(max(&gamma) * max(&inv) * 3.0 * max(&dy));
+        // dx uses the kernel's f32 mean, the reference its f64 one: the mean's rounding
+        // (bounded above by 16 ulps of the channel's spread) moves x̂ by `inv · δμ`, hence
+        // dx by `γ · inv · |mdx| · inv · δμ`. Where the spread is |μ| far above σ (two rows
+        // at -40.8 with σ = 0.046: inv = 21.6) that term is the larger one; without it the
+        // test failed there, on the code of sessions 16 and 17 alike.
+        let from_mean = |j: usize| {
+            let spread = v_ref[j].sqrt().max(m_ref[j].abs());
+            f64::from(gamma[j].abs() * inv[j] * inv[j] * mdx[j].abs()) * spread
+        };
         for (i, (&g, &w)) in dx.iter().zip(&dx_ref).enumerate() {
-            assert!((f64::from(g) - w).abs() <= 16.0 * f64::from(f32::EPSILON) * terms.max(1e-3), "{isa:?} dx[{i}]");
+            let tol = 16.0 * f64::from(f32::EPSILON) * (terms + from_mean(i % c)).max(1e-3);
+            assert!((f64::from(g) - w).abs() <= tol, "{isa:?} dx[{i}]: {g} vs {w}, tolerance {tol}");
         }
         for j in 0..c {
             let tol = 16.0 * f64::from(f32::EPSILON) * db_ref[j].abs().max(1e-3);
