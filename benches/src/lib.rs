@@ -22,7 +22,7 @@ pub fn criterion() -> Criterion {
 
 /// Times `iters` calls of `step` on the model's own threads ([`ember_model::Model::in_threads`]),
 /// as `fit` runs its steps: a call from outside would add a hand-off to the pool and back
-/// per step (~8% of the seed's). For criterion's `iter_custom`.
+/// per step (~10% of the seed's step in `perf`). For criterion's `iter_custom`.
 pub fn time_on_model_threads(
     model: &mut ember_model::Model,
     iters: u64,

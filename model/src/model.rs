@@ -99,7 +99,7 @@ impl Model {
     /// runs its calls where they would have run anyway, without each call handing its work
     /// from your thread to the pool and waiting to be woken with the result. `fit` does this
     /// for its whole loop. The hand-off is a wake-up of a pool thread and one of yours per
-    /// call: tens of microseconds on a virtual machine, ~8% of a step of the reference CNN
+    /// call: tens of microseconds on a virtual machine, ~10% of a step of the reference CNN
     /// at batch 32. Results are the same bits either way.
     ///
     /// ```
