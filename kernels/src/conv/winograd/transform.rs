@@ -282,21 +282,18 @@ unsafe fn input_body<V: F32x, const M: usize>(x: &[f32], b: &Tiles, v: &mut [f32
     assert!(v.len() >= a * a * b.count * b.c && l <= 16);
     let (h, w) = (b.h as isize, b.w as isize);
     let full = b.c / l * l;
-    // A window that crosses the canvas's edge, staged with zeros off the batch:
-    // `[α, α, LANES]`.
-    let mut win = [0f32; 36 * 16];
     // SAFETY: loads are of batch pixels (rows in [0, h), columns in [0, w)) of an image of
-    // the block, inside x by the contract, or of `win`; v offsets are < a * a * count * c.
+    // the block, inside x by the contract, or of `ZEROS`; v offsets are < a * a * count * c.
     unsafe {
         for t in 0..b.count {
             let (n, y0, x0) = b.origin(t, M);
             let (sy, sx) = (y0 as isize - b.top, x0 as isize - b.left);
             let image = x.as_ptr().add(n * b.h * b.w * b.c);
             let out = v.as_mut_ptr().add(t * a * a * b.c);
+            let strides = (b.w * b.c, b.c);
             let inside = sy >= 0 && sx >= 0 && sy + a as isize <= h && sx + a as isize <= w;
             if inside {
                 let base = image.add(((sy as usize) * b.w + sx as usize) * b.c);
-                let strides = (b.w * b.c, b.c);
                 for ch in (0..full).step_by(l) {
                     input_tile::<V, M, true>(base.add(ch), strides, out.add(ch), b.c, l);
                 }
@@ -305,30 +302,64 @@ unsafe fn input_body<V: F32x, const M: usize>(x: &[f32], b: &Tiles, v: &mut [f32
                 }
                 continue;
             }
-            // The window's rows and columns on the batch: [r0, r1) x [c0, c1).
-            let (r0, r1) = ((-sy).clamp(0, a as isize) as usize, (h - sy).clamp(0, a as isize) as usize);
-            let (c0, c1) = ((-sx).clamp(0, a as isize) as usize, (w - sx).clamp(0, a as isize) as usize);
-            for ch in (0..b.c).step_by(l) {
-                let nl = l.min(b.c - ch);
-                for i in 0..a {
-                    let cells = win.as_mut_ptr().add(i * a * l);
-                    if i < r0 || i >= r1 || c0 >= c1 {
-                        (0..a).for_each(|j| V::zero().store(cells.add(j * l)));
-                        continue;
-                    }
-                    let row = image.add((((sy + i as isize) as usize) * b.w + (sx + c0 as isize) as usize) * b.c + ch);
-                    (0..c0).chain(c1..a).for_each(|j| V::zero().store(cells.add(j * l)));
-                    for j in c0..c1 {
-                        ld::<V>(row.add((j - c0) * b.c), nl).store(cells.add(j * l));
-                    }
-                }
-                if nl == l {
-                    input_tile::<V, M, true>(win.as_ptr(), (a * l, l), out.add(ch), b.c, l);
-                } else {
-                    input_tile::<V, M, false>(win.as_ptr(), (a * l, l), out.add(ch), b.c, nl);
-                }
+            // A window that crosses the canvas's edge: its rows and columns on the batch,
+            // [r0, r1) x [c0, c1), load in place and the others read zeros. Its origin may lie
+            // off the image, so it is only computed (wrapping), never read from.
+            let rows = ((-sy).clamp(0, a as isize) as usize, (h - sy).clamp(0, a as isize) as usize);
+            let cols = ((-sx).clamp(0, a as isize) as usize, (w - sx).clamp(0, a as isize) as usize);
+            let base = image.wrapping_offset((sy * w + sx) * b.c as isize);
+            for ch in (0..full).step_by(l) {
+                input_edge_tile::<V, M, true>(base.wrapping_add(ch), strides, (rows, cols), out.add(ch), b.c, l);
+            }
+            if full < b.c {
+                let nl = b.c - full;
+                input_edge_tile::<V, M, false>(base.wrapping_add(full), strides, (rows, cols), out.add(full), b.c, nl);
             }
         }
+    }
+}
+
+/// Zeros for the cells of an edge window that lie off the batch (one vector of the widest ISA).
+#[repr(C, align(64))]
+struct Zeros([f32; 16]);
+static ZEROS: Zeros = Zeros([0.0; 16]);
+
+/// [`input_tile`] of a window that crosses the canvas's edge: cell `(i, j)` is read at
+/// `src + i·rs + j·cs` where `rows.0 <= i < rows.1` and `cols.0 <= j < cols.1`, and is zero
+/// elsewhere. The zeros are loads from [`ZEROS`] (a pointer chosen per cell, not a branch
+/// around the load), so the tile stays straight-line code in registers; staging the window
+/// in a buffer on the stack instead cost about as much as the transform itself.
+///
+/// # Safety
+/// As [`input_tile`] for the cells inside `rows x cols` (`src` itself may lie outside the
+/// allocation: it is offset with wrapping arithmetic and only in-range cells are read);
+/// `n <= 16`.
+#[inline(always)]
+unsafe fn input_edge_tile<V: F32x, const M: usize, const FULL: bool>(
+    src: *const f32,
+    (rs, cs): (usize, usize),
+    (rows, cols): ((usize, usize), (usize, usize)),
+    out: *mut f32,
+    oc: usize,
+    n: usize,
+) {
+    let a = M + 2;
+    let zeros = ZEROS.0.as_ptr();
+    // SAFETY: per the contract: in-range cells are batch pixels, the others read ZEROS.
+    unsafe {
+        let tm = columns!(
+            a,
+            V::zero(),
+            |i, j| {
+                let on = i >= rows.0 && i < rows.1 && j >= cols.0 && j < cols.1;
+                ldc::<V, FULL>(if on { src.wrapping_add(i * rs + j * cs) } else { zeros }, n)
+            },
+            |col| bt::<V, M>(col)
+        );
+        upto6!(a, |i| {
+            let r = bt::<V, M>(tm[i]);
+            upto6!(a, |j| stc::<V, FULL>(r[j], out.add((i * a + j) * oc), n));
+        });
     }
 }
 
