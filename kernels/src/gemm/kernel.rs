@@ -78,12 +78,13 @@ pub(crate) fn kernels_for(isa: Isa) -> &'static [MicroKernel] {
 /// `ukr::avx512::ukr_nopack_generic`); empty where an ISA has none.
 pub(crate) fn nopack_kernels_for(isa: Isa) -> &'static [MicroKernel] {
     #[cfg(target_arch = "x86_64")]
-    static AVX512: [MicroKernel; 5] = [
+    static AVX512: [MicroKernel; 6] = [
         ukr!("f32-gemm-14x32-avx512-nopack", Avx512, 14, 32, 100, avx512::nopack_14x32, avx512::packa_14x32),
         ukr!("f32-gemm-28x16-avx512-nopack", Avx512, 28, 16, 100, avx512::nopack_28x16, avx512::packa_28x16),
         ukr!("f32-gemm-6x64-avx512-nopack", Avx512, 6, 64, 95, avx512::nopack_6x64, avx512::packa_6x64),
         ukr!("f32-gemm-10x32-avx512-nopack", Avx512, 10, 32, 90, avx512::nopack_10x32, avx512::packa_10x32),
         ukr!("f32-gemm-16x16-avx512-nopack", Avx512, 16, 16, 90, avx512::nopack_16x16, avx512::packa_16x16),
+        ukr!("f32-gemm-8x32-avx512-nopack", Avx512, 8, 32, 90, avx512::nopack_8x32, avx512::packa_8x32),
     ];
     match isa {
         #[cfg(target_arch = "x86_64")]
@@ -194,6 +195,9 @@ mod tests {
             assert_eq!(select_from(ks, 48, 32, None).nr, 16);
             assert!(select_nopack(ks, 48, 32).nr >= 32);
             assert_eq!(select_nopack(ks, 48, 64).name, "f32-gemm-6x64-avx512-nopack");
+            // Winograd's filter gradient of a 32-channel layer: 32 rows (input channels) by
+            // 32 (output channels); 14-row strips would pad 32 to 42.
+            assert_eq!(select_nopack(ks, 32, 32).name, "f32-gemm-8x32-avx512-nopack");
         }
     }
 

@@ -244,6 +244,7 @@ macro_rules! avx512_nopack_kernel {
 
 avx512_nopack_kernel!(nopack_14x32, packa_14x32, 14, 2);
 avx512_nopack_kernel!(nopack_10x32, packa_10x32, 10, 2);
+avx512_nopack_kernel!(nopack_8x32, packa_8x32, 8, 2);
 avx512_nopack_kernel!(nopack_28x16, packa_28x16, 28, 1);
 avx512_nopack_kernel!(nopack_16x16, packa_16x16, 16, 1);
 avx512_nopack_kernel!(nopack_6x64, packa_6x64, 6, 4);
