@@ -25,7 +25,7 @@ use super::pad::{flip_filter, transposed};
 use super::{Conv2d, Extent, Gradient};
 use crate::arch::Isa;
 use crate::error::Result;
-use crate::gemm::{sgemm_threads, Epilogue, MatMut, MatRef, Rhs};
+use crate::gemm::{sgemm_strided_batch, MatRef};
 use crate::scratch::{with_scratch, Slot};
 use pooled::PoolGrid;
 use rayon::prelude::*;
@@ -73,20 +73,15 @@ fn position_products(
     filter: &[f32],
     (out, n): (&mut [f32], usize),
 ) -> Result<()> {
-    for pos in 0..positions {
-        sgemm_threads(
-            isa,
-            1.0,
-            MatRef::new(&lhs[pos * k..], t, k, positions * k, 1)?,
-            Rhs::View(MatRef::new(&filter[pos * n..], k, n, positions * n, 1)?),
-            0.0,
-            MatMut::new(&mut out[pos * n..], t, n, positions * n, 1)?,
-            Epilogue::NONE,
-            1,
-            true,
-        )?;
-    }
-    Ok(())
+    sgemm_strided_batch(
+        isa,
+        positions,
+        1.0,
+        (MatRef::new(lhs, t, k, positions * k, 1)?, MatRef::new(filter, k, n, positions * n, 1)?),
+        0.0,
+        (t, n, positions * n, out),
+        [k, n, n],
+    )
 }
 
 /// Whether Winograd F(M x M, 3 x 3) computes `c`: 3x3 filter, stride 1, dilation 1.

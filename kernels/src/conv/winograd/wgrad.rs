@@ -21,7 +21,7 @@ use super::{Conv2d, Extent, Gradient};
 use crate::arch::simd::{simd_dispatch, F32x};
 use crate::arch::Isa;
 use crate::error::Result;
-use crate::gemm::{sgemm_threads, Epilogue, MatMut, MatRef, Rhs};
+use crate::gemm::{sgemm_strided_batch, MatRef};
 use crate::scratch::{with_scratch, Slot};
 use rayon::prelude::*;
 
@@ -258,24 +258,23 @@ pub(crate) fn backward_filter<const M: usize>(
                             transform::input::<M>(isa, x, &xt, v);
                             grad::<M>(isa, dy, &gt, m);
                         }
-                        for pos in 0..a * a {
-                            sgemm_threads(
-                                isa,
-                                1.0,
-                                // Vᵀ: position pos of the block's tiles, [t, cin] read as
-                                // [cin, t] (tiles α²·cin apart).
-                                MatRef::new(&v[pos * cin..], cin, t, 1, a * a * cin)?,
-                                Rhs::View(MatRef::new(&m[pos * cout..], t, cout, a * a * cout, 1)?),
-                                if k == 0 { 0.0 } else { 1.0 },
-                                MatMut::row_major(&mut du[pos * cin * cout..][..cin * cout], cin, cout)?,
-                                Epilogue::NONE,
-                                1,
-                                // Unpacked kernels: each product is small (the tiles are its
-                                // depth) and A and B are strided views that packing would
-                                // copy in short runs.
-                                true,
-                            )?;
-                        }
+                        // Unpacked kernels (the batch's): each product is small (the tiles
+                        // are its depth) and A and B are strided views that packing would
+                        // copy in short runs. Vᵀ: position pos of the block's tiles, [t, cin]
+                        // read as [cin, t] (tiles α²·cin apart).
+                        let vt = MatRef::new(v, cin, t, 1, a * a * cin)?;
+                        let mp = MatRef::new(m, t, cout, a * a * cout, 1)?;
+                        let beta = if k == 0 { 0.0 } else { 1.0 };
+                        let du = &mut du[..a * a * cin * cout];
+                        sgemm_strided_batch(
+                            isa,
+                            a * a,
+                            1.0,
+                            (vt, mp),
+                            beta,
+                            (cin, cout, cout, du),
+                            [cin, cout, cin * cout],
+                        )?;
                         Ok(())
                     })
                 })?;
