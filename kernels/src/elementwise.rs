@@ -190,6 +190,19 @@ pub fn accumulate(ctx: &crate::Ctx, y: &mut [f32], x: &[f32]) -> Result<()> {
     Ok(())
 }
 
+/// `y += x` elementwise on the calling thread, vectorised on `isa` (the same bits as
+/// [`accumulate`]): for kernels that sum partial results of their own, where a plain loop
+/// is compiled for the baseline ISA (four lanes on x86-64) and showed up in profiles.
+///
+/// # Panics
+/// If the lengths differ (callers pass slices of one partial's length), or `isa` is not
+/// available (callers pass a checked one).
+pub(crate) fn add_assign(isa: crate::arch::Isa, y: &mut [f32], x: &[f32]) {
+    assert!(y.len() == x.len() && isa.is_available(), "add_assign: lengths differ or the ISA is missing");
+    // SAFETY: `isa` is available (asserted); the slices have one length.
+    unsafe { accumulate_chunk(isa, y, x) }
+}
+
 /// `y += x` on vectors of `V`, the tail in scalars.
 ///
 /// # Safety

@@ -66,6 +66,7 @@ pub use pooled::{conv2d_backward_data_pooled, conv2d_backward_filter_pooled};
 pub use unpool::unpool_relu_grad;
 
 use crate::arch::Isa;
+use crate::elementwise::add_assign;
 use crate::error::{Error, Result};
 use crate::scratch::{with_scratch, Slot};
 use crate::Ctx;
@@ -308,7 +309,7 @@ fn backward_filter_in(
         let (pw, pb) = part.split_at_mut(wl);
         let algo = ctx.algo.select(c, Pass::BackwardFilter, isa, |a| run(a, pw))?;
         run(algo, pw)?;
-        dw.iter_mut().zip(pw.iter()).for_each(|(d, p)| *d += p);
+        add_assign(isa, dw, pw);
         if let Some(db) = db {
             dy.bias_grad(c.cout, pb)?;
             db.iter_mut().zip(pb.iter()).for_each(|(d, p)| *d += p);

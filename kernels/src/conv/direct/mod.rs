@@ -14,6 +14,7 @@ mod ukr;
 use super::pad::{flip_filter, forward_placement, transposed, with_placed, Src};
 use super::Conv2d;
 use crate::arch::{simd::lanes, Isa};
+use crate::elementwise::add_assign;
 use crate::error::Result;
 use crate::scratch::{with_scratch, Slot};
 use rayon::prelude::*;
@@ -228,7 +229,7 @@ fn run_wgrad(isa: Isa, g: &Conv2d, src: Src, dy: &[f32], dw: &mut [f32]) {
                 });
                 let (first, rest) = acc.split_at_mut(tiles * tile_len);
                 for gacc in rest.chunks_exact(tiles * tile_len) {
-                    first.iter_mut().zip(gacc).for_each(|(a, b)| *a += b);
+                    add_assign(isa, first, gacc);
                 }
             }
             let acc = &acc[..tiles * tile_len];

@@ -20,6 +20,7 @@ use super::transform::{self, channel_vectors, columns, ld, st, upto6, Tiles};
 use super::{Conv2d, Extent, Gradient};
 use crate::arch::simd::{simd_dispatch, F32x};
 use crate::arch::Isa;
+use crate::elementwise::add_assign;
 use crate::error::Result;
 use crate::gemm::{sgemm_strided_batch, MatRef};
 use crate::scratch::{with_scratch, Slot};
@@ -283,7 +284,7 @@ pub(crate) fn backward_filter<const M: usize>(
         })?;
         let (total, rest) = sums.split_at_mut(sum_len);
         for part in rest.chunks_exact(sum_len) {
-            total.iter_mut().zip(part).for_each(|(s, p)| *s += p);
+            add_assign(isa, total, part);
         }
         let total: &[f32] = total;
         // Per input channel its 9 x cout gradients ([cin][9][cout], one task each), then
