@@ -157,7 +157,7 @@ pub(crate) fn sgemm_threads(
 /// A strided batch of products (BLAS's `gemm_strided_batched`): product `i` is
 /// `C_i = alpha A_i B_i + beta C_i`, where `A_i` is the view `a` moved `i * steps[0]`
 /// elements further into its buffer, `B_i` the view `b` moved `i * steps[1]`, and `C_i`
-/// the `c.0 x c.1` output with rows `c.2` apart (columns adjacent) at `c.3[i * steps[2]..]`.
+/// the `m x n` output with rows `rs_c` apart (columns adjacent) at `c[i * steps[2]..]`.
 /// The products run one after another on the calling thread, on the kernels that read A
 /// and B in place where the ISA has them ([`sgemm_threads`] with `unpacked`); shapes, the
 /// ISA and the kernel are checked and chosen once for the batch, not per product: for
@@ -183,32 +183,24 @@ pub(crate) fn sgemm_strided_batch(
     if b.cols() != n {
         return Err(Error::ShapeMismatch { what: "C.cols vs B.cols", expected: n, got: b.cols() });
     }
+    // Where the ISA has no unpacked kernel for these operands, each product takes the
+    // general path (which packs).
     let nopack = kernel::nopack_kernels_for(isa);
-    let view = |i: usize, data: &[f32], step: usize| -> Result<usize> {
-        i.checked_mul(step).filter(|&o| o <= data.len()).ok_or(Error::BufferTooSmall {
-            name: "strided batch",
-            needed: i.saturating_mul(step),
-            len: data.len(),
-        })
+    let unpacked = !nopack.is_empty() && (b.col_stride() == 1 || n == 1);
+    let kern = unpacked.then(|| kernel::select_nopack(nopack, m, n));
+    let offset = |i: usize, len: usize, step: usize| -> Result<usize> {
+        let needed = i.saturating_mul(step);
+        (needed <= len).then_some(needed).ok_or(Error::BufferTooSmall { name: "strided batch", needed, len })
     };
-    if nopack.is_empty() || (b.col_stride() != 1 && n != 1) {
-        for i in 0..count {
-            let (oa, ob, oc) = (view(i, a.data(), steps[0])?, view(i, b.data(), steps[1])?, view(i, c, steps[2])?);
-            let ai = MatRef::new(&a.data()[oa..], m, k, a.row_stride(), a.col_stride())?;
-            let bi = MatRef::new(&b.data()[ob..], k, n, b.row_stride(), b.col_stride())?;
-            let ci = MatMut::new(&mut c[oc..], m, n, rs_c, 1)?;
-            sgemm_threads(isa, alpha, ai, Rhs::View(bi), beta, ci, Epilogue::NONE, 1, true)?;
-        }
-        return Ok(());
-    }
-    let kern = kernel::select_nopack(nopack, m, n);
-    debug_assert_eq!(kern.isa, isa);
     for i in 0..count {
-        let (oa, ob, oc) = (view(i, a.data(), steps[0])?, view(i, b.data(), steps[1])?, view(i, c, steps[2])?);
-        let ai = MatRef::new(&a.data()[oa..], m, k, a.row_stride(), a.col_stride())?;
-        let bi = MatRef::new(&b.data()[ob..], k, n, b.row_stride(), b.col_stride())?;
+        let ai = MatRef::new(&a.data()[offset(i, a.data().len(), steps[0])?..], m, k, a.row_stride(), a.col_stride())?;
+        let bi = MatRef::new(&b.data()[offset(i, b.data().len(), steps[1])?..], k, n, b.row_stride(), b.col_stride())?;
+        let oc = offset(i, c.len(), steps[2])?;
         let mut ci = MatMut::new(&mut c[oc..], m, n, rs_c, 1)?;
-        driver::gemm_nopack(kern, alpha, &ai, &bi, beta, &mut ci, Epi { bias: None, relu: false }, 1);
+        match kern {
+            Some(kern) => driver::gemm_nopack(kern, alpha, &ai, &bi, beta, &mut ci, Epi { bias: None, relu: false }, 1),
+            None => sgemm_threads(isa, alpha, ai, Rhs::View(bi), beta, ci, Epilogue::NONE, 1, true)?,
+        }
     }
     Ok(())
 }
