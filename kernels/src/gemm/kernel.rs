@@ -75,7 +75,7 @@ pub(crate) fn kernels_for(isa: Isa) -> &'static [MicroKernel] {
 }
 
 /// Unpacked ("nopack") kernels of `isa`, which read A and B in place (see
-/// `ukr::avx512::ukr_nopack_generic`); empty where an ISA has none.
+/// `ukr::avx512::ukr_nopack_generic`), main kernel first; empty where an ISA has none.
 pub(crate) fn nopack_kernels_for(isa: Isa) -> &'static [MicroKernel] {
     #[cfg(target_arch = "x86_64")]
     static AVX512: [MicroKernel; 6] = [
@@ -86,9 +86,21 @@ pub(crate) fn nopack_kernels_for(isa: Isa) -> &'static [MicroKernel] {
         ukr!("f32-gemm-16x16-avx512-nopack", Avx512, 16, 16, 90, avx512::nopack_16x16, avx512::packa_16x16),
         ukr!("f32-gemm-8x32-avx512-nopack", Avx512, 8, 32, 90, avx512::nopack_8x32, avx512::packa_8x32),
     ];
+    // AVX2 (sixteen registers): tiles of at most 12 accumulators beside their B vectors
+    // and one broadcast; 4x24 and 8x8 for outputs 24 or 8 wide and for short strips. They
+    // read A in place even across column panels (no packed-A variant: see `ukr::avx2`).
+    #[cfg(target_arch = "x86_64")]
+    static AVX2: [MicroKernel; 4] = [
+        ukr!("f32-gemm-6x16-avx2-nopack", Avx2, 6, 16, 100, avx2::nopack_6x16),
+        ukr!("f32-gemm-4x24-avx2-nopack", Avx2, 4, 24, 95, avx2::nopack_4x24),
+        ukr!("f32-gemm-12x8-avx2-nopack", Avx2, 12, 8, 95, avx2::nopack_12x8),
+        ukr!("f32-gemm-8x8-avx2-nopack", Avx2, 8, 8, 85, avx2::nopack_8x8),
+    ];
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => &AVX512,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => &AVX2,
         _ => &[],
     }
 }
@@ -157,7 +169,7 @@ pub(crate) fn select_nopack(ks: &'static [MicroKernel], m: usize, n: usize) -> &
     }
     let (mm, nn) = (m.max(1), n.max(1));
     let cost = |k: &MicroKernel| {
-        let pack = if nn > k.nr { mm.div_ceil(k.mr) * k.mr * PACK_A_COST } else { 0 };
+        let pack = if nn > k.nr && k.packed_a.is_some() { mm.div_ceil(k.mr) * k.mr * PACK_A_COST } else { 0 };
         padded_cost(mm, nn, k) + pack
     };
     let costs = ks.iter().map(cost);
@@ -198,6 +210,58 @@ mod tests {
             // Winograd's filter gradient of a 32-channel layer: 32 rows (input channels) by
             // 32 (output channels); 14-row strips would pad 32 to 42.
             assert_eq!(select_nopack(ks, 32, 32).name, "f32-gemm-8x32-avx512-nopack");
+        }
+    }
+
+    /// Every unpacked kernel of every available ISA, A in place (row- and column-major) and
+    /// packed (more than one column panel), on full and edge tiles, against the f64
+    /// reference: the selection alone would leave some kernels unexercised on some machines.
+    #[test]
+    fn every_unpacked_kernel_matches_the_reference() {
+        use super::super::driver::{gemm_nopack, Epi};
+        use crate::gemm::{MatMut, MatRef};
+        let fill = |n: usize, seed: u32| -> Vec<f32> {
+            (0..n)
+                .map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 20) as f32 / 2048.0 - 1.0)
+                .collect()
+        };
+        for isa in Isa::available() {
+            for kern in nopack_kernels_for(isa) {
+                let (mr, nr) = (kern.mr, kern.nr);
+                for (m, n, k) in [(mr, nr, 7), (2 * mr + 1, nr - 1, 5), (mr - 1, 2 * nr + 3, 9), (3 * mr, 3 * nr, 33)] {
+                    for (trans_a, beta, relu) in [(false, 0.0, false), (true, 0.5, true)] {
+                        let a = fill(m * k, 1);
+                        let (rsa, csa) = if trans_a { (1, m) } else { (k, 1) };
+                        let av = MatRef::new(&a, m, k, rsa, csa).unwrap();
+                        // B rows padded by 3 (row stride n + 3), unit column stride.
+                        let b = fill(k * (n + 3), 2);
+                        let bv = MatRef::new(&b, k, n, n + 3, 1).unwrap();
+                        let bias = fill(n, 3);
+                        let c0 = fill(m * n, 4);
+                        let mut want = c0.clone();
+                        let mut wv = MatMut::row_major(&mut want, m, n).unwrap();
+                        crate::reference::sgemm(0.75, av, bv, beta, &mut wv).unwrap();
+                        for (idx, w) in want.iter_mut().enumerate() {
+                            *w += if relu { bias[idx % n] } else { 0.0 };
+                            if relu {
+                                *w = w.max(0.0);
+                            }
+                        }
+                        let mut got = if beta == 0.0 { vec![f32::NAN; m * n] } else { c0.clone() };
+                        let epi = Epi { bias: relu.then_some(&bias[..]), relu };
+                        let mut gv = MatMut::row_major(&mut got, m, n).unwrap();
+                        gemm_nopack(kern, 0.75, &av, &bv, beta, &mut gv, epi, 1);
+                        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                            let tol = (k as f32 + 3.0) * f32::EPSILON * (k as f32 + 2.0);
+                            assert!(
+                                (g - w).abs() <= tol,
+                                "{} m={m} n={n} k={k} trans_a={trans_a} at {i}: {g} vs {w}",
+                                kern.name
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 
