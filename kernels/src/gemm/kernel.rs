@@ -89,8 +89,8 @@ pub(crate) fn nopack_kernels_for(isa: Isa) -> &'static [MicroKernel] {
     // AVX2 (sixteen registers): tiles of at most 12 accumulators beside their B vectors
     // and one broadcast; 4x24 and 8x8 for outputs 24 or 8 wide and for short strips. They
     // read A in place even across column panels (no packed-A variant: see `ukr::avx2`).
-    // Only the 6x16's efficiency is measured (it runs every product of the resnet example);
-    // the others' are estimates from their loads per FMA, to be measured on an AVX2 host.
+    // The 6x16 is the reference (100); the others' relative throughputs are estimates from
+    // their loads per FMA, not yet measured.
     #[cfg(target_arch = "x86_64")]
     static AVX2: [MicroKernel; 4] = [
         ukr!("f32-gemm-6x16-avx2-nopack", Avx2, 6, 16, 100, avx2::nopack_6x16),
