@@ -22,7 +22,9 @@
 //! ([`F32x::pick4`] of the window's inputs by the lane's argmax cell) and does one FMA, a
 //! quarter of the FMAs of the dense backward-filter over the unpooled gradient (whose other
 //! three terms are products with zeros). Images are accumulated in fixed groups whose partial
-//! sums are added in group order: bit-identical for any thread count.
+//! sums are added in group order: bit-identical for any thread count. ISAs with 16 vector
+//! registers run the chunked variant in `fused_wgrad_chunked.rs` (one window table per row
+//! and pixel for up to four vectors of channels; the masks computed once per pixel).
 //!
 //! Layouts: `x` NHWC `[n, h, w, cin]`, filter HWIO `[kh, kw, cin, cout]`, pooled output and
 //! argmax `[n, ho / 2, wo / 2, cout]` (an odd last convolution row or column is dropped, as
@@ -31,8 +33,8 @@
 //! output. Ties among positive outputs go to the first in row-major window order; where
 //! all four are clamped to 0 (no gradient flows) it names the largest pre-activation.
 
-use super::fused_c1;
 use super::pad::{forward_placement, with_placed, Src};
+use super::{fused_c1, fused_wgrad_chunked};
 use super::{winograd, Conv2d, ConvAlgo, Pass};
 use crate::arch::simd::{lanes, simd_dispatch, F32x};
 use crate::arch::Isa;
@@ -443,27 +445,33 @@ fn wgrad_rows(nb: usize) -> usize {
     }
 }
 
+/// Whether `isa` runs the chunked backward-filter (`fused_wgrad_chunked.rs`): the ISAs
+/// with 16 vector registers.
+fn wgrad_chunked(isa: Isa) -> bool {
+    !matches!(isa, Isa::Avx512 | Isa::Neon)
+}
+
 /// Vectors of channels per backward-filter block: as the forward pass with 32 registers;
-/// one with 16 (each block then keeps nine rows of `dw` in registers, so the masked
-/// gradients are computed once per pixel and block rather than once per two rows).
+/// with 16, the chunked kernel's choice.
 fn wgrad_block_vectors(isa: Isa, cout: usize) -> usize {
-    match isa {
-        Isa::Avx512 | Isa::Neon => block_vectors(isa, cout),
-        _ => 1,
+    if wgrad_chunked(isa) {
+        fused_wgrad_chunked::block_vectors(cout.div_ceil(lanes(isa)))
+    } else {
+        block_vectors(isa, cout)
     }
 }
 
 /// What the backward-filter tile reads for one image: the geometry, the input offset of
 /// every `dw` row, the image's input, pooled output, pooled gradient and argmax, and the
 /// channel numbers as floats.
-struct WgradImage<'a> {
-    g: &'a Geom,
-    roff: &'a [usize],
-    x: &'a [f32],
-    y: &'a [f32],
-    dy: &'a [f32],
-    a: &'a [u32],
-    iota: &'a [f32],
+pub(super) struct WgradImage<'a> {
+    pub g: &'a Geom,
+    pub roff: &'a [usize],
+    pub x: &'a [f32],
+    pub y: &'a [f32],
+    pub dy: &'a [f32],
+    pub a: &'a [u32],
+    pub iota: &'a [f32],
 }
 
 /// One image of backward-filter, accumulated into `acc` (`[k][coutp]` filter rows, then
@@ -585,6 +593,10 @@ simd_dispatch! {
 /// # Safety
 /// As [`wgrad_image_body`] for all rows of `img.roff`; `isa` was checked.
 unsafe fn wgrad_image_all(isa: Isa, nb: usize, img: &WgradImage, acc: &mut [f32]) {
+    if wgrad_chunked(isa) {
+        // SAFETY: forwarded contract (the same for the chunked kernel).
+        return unsafe { fused_wgrad_chunked::image(isa, nb, img, acc) };
+    }
     let k = img.roff.len();
     let r = wgrad_rows(nb);
     let main = k / r * r;

@@ -51,6 +51,7 @@ mod depthwise;
 mod direct;
 mod fused;
 mod fused_c1;
+mod fused_wgrad_chunked;
 mod im2col;
 mod pad;
 mod pooled;

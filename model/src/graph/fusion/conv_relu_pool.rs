@@ -35,7 +35,9 @@ pub(crate) fn rule(g: &Graph, consumers: &[Vec<usize>], i: usize, auto: bool) ->
 /// gradient, direct unpools it first). Measured at one part of 8 samples, one thread
 /// (`layers` bench, `bwd_filter/{fused_pool,pooled}`, AVX-512, Zen 4): 1 channel
 /// (seed_conv1) 20-23 vs 87 µs; 3 channels (cifar_conv1) 86-90 vs 188 µs; 32 channels
-/// (convnet_conv2, cifar_conv2, Winograd) 468 vs 171 µs and 611 vs 173 µs.
+/// (convnet_conv2, cifar_conv2, Winograd) 468 vs 171 µs and 611 vs 173 µs. On AVX2 (Zen 3,
+/// with the chunked kernel): 1 channel 51-76 vs 159 µs; 3 channels 152-213 vs 339 µs; 32
+/// channels 409-434 vs 401-518 µs (convnet_conv2, a tie) and 586 vs 390 µs (cifar_conv2).
 const FUSED_WGRAD_MAX_CIN: usize = 3;
 
 /// `y = maxpool2x2(relu(conv(x) + b))`, keeping the argmax in the workspace. Backward
