@@ -474,6 +474,49 @@ pub(super) struct WgradImage<'a> {
     pub iota: &'a [f32],
 }
 
+/// The pooled gradient of `n <= LANES` channels routed to their window cells: for the
+/// lanes at pooled-tensor index `o` (channel `chan` first, window's first pixel numbered
+/// `first` in argmax form, `cvec` the cells' offsets from it), returns the cell each lane's
+/// argmax names (0..4, as floats), the gradient where the pooled output is positive and the
+/// argmax names a cell of this window (0 elsewhere), and the gradient where positive (the
+/// bias's share). Only that cell's input meets the gradient: one FMA per row of `dw`.
+///
+/// # Safety
+/// `n` floats (indices) of `img.y`, `img.dy`, `img.a` at `o` and `LANES` of `img.iota` at
+/// `chan` are readable; the ISA of `V` is enabled.
+#[inline(always)]
+pub(super) unsafe fn routed_gradient<V: F32x>(
+    img: &WgradImage,
+    o: usize,
+    chan: usize,
+    n: usize,
+    first: V,
+    cvec: &[V; 4],
+) -> (V, V, V) {
+    let WgradImage { y, dy, a, iota, .. } = *img;
+    // SAFETY: the function contract.
+    unsafe {
+        let zero = V::zero();
+        let (yv, dyv, av) = if n == V::LANES {
+            (V::load(y.as_ptr().add(o)), V::load(dy.as_ptr().add(o)), V::load_index(a.as_ptr().add(o)))
+        } else {
+            let mut tmp = [0u32; 16];
+            tmp[..n].copy_from_slice(&a[o..o + n]);
+            (V::load_partial(y.as_ptr().add(o), n), V::load_partial(dy.as_ptr().add(o), n), V::load_index(tmp.as_ptr()))
+        };
+        let gv = yv.select_gt(zero, dyv, zero);
+        // The argmax's offset from the window's first pixel (exact: both are integers below
+        // 2^24).
+        let d = av.sub(V::load(iota.as_ptr().add(chan)).add(first));
+        let (mut q, mut gc) = (zero, d.select_eq(zero, gv, zero));
+        for (c, offset) in cvec.iter().enumerate().skip(1) {
+            q = d.select_eq(*offset, V::splat(c as f32), q);
+            gc = d.select_eq(*offset, gv, gc);
+        }
+        (q, gc, gv)
+    }
+}
+
 /// One image of backward-filter, accumulated into `acc` (`[k][coutp]` filter rows, then
 /// `[coutp]` bias): rows `rows` of `dw` in register blocks of `R` (their count a multiple
 /// of `R`), the bias too when `bias` is set.
@@ -515,10 +558,7 @@ unsafe fn wgrad_image_body<V: F32x, const NB: usize, const R: usize>(
                         let base = x.as_ptr().add(2 * py * g.yps + 2 * px * g.xps);
                         let o = (py * g.wp + px) * g.cout + c0;
                         let first = V::splat(((2 * py * g.wo + 2 * px) * g.cout) as f32);
-                        // Per lane: the window cell its argmax names (0..4, as a float), and
-                        // the pooled gradient where the output is positive and the argmax
-                        // names a cell of this window (0 elsewhere). Only that cell's input
-                        // meets the gradient: one FMA per row, the input picked by cell.
+                        // Per lane: the argmax's cell and the gradient routed to it.
                         let mut cell = [zero; NB];
                         let mut grad = [zero; NB];
                         for v in 0..NB {
@@ -527,31 +567,8 @@ unsafe fn wgrad_image_body<V: F32x, const NB: usize, const R: usize>(
                                 break;
                             }
                             let n = (width - lane0).min(l);
-                            let (yv, dyv, av) = if n == l {
-                                (
-                                    V::load(y.as_ptr().add(o + lane0)),
-                                    V::load(dy.as_ptr().add(o + lane0)),
-                                    V::load_index(a.as_ptr().add(o + lane0)),
-                                )
-                            } else {
-                                let mut tmp = [0u32; 16];
-                                tmp[..n].copy_from_slice(&a[o + lane0..o + lane0 + n]);
-                                (
-                                    V::load_partial(y.as_ptr().add(o + lane0), n),
-                                    V::load_partial(dy.as_ptr().add(o + lane0), n),
-                                    V::load_index(tmp.as_ptr()),
-                                )
-                            };
-                            let gv = yv.select_gt(zero, dyv, zero);
+                            let (q, gc, gv) = routed_gradient(img, o + lane0, c0 + lane0, n, first, &cvec);
                             db[v] = db[v].add(gv);
-                            // The argmax's offset from the window's first pixel (exact: both
-                            // are integers below 2^24).
-                            let d = av.sub(V::load(iota.as_ptr().add(c0 + lane0)).add(first));
-                            let (mut q, mut gc) = (zero, d.select_eq(zero, gv, zero));
-                            for (c, offset) in cvec.iter().enumerate().skip(1) {
-                                q = d.select_eq(*offset, V::splat(c as f32), q);
-                                gc = d.select_eq(*offset, gv, gc);
-                            }
                             cell[v] = q;
                             grad[v] = gc;
                         }

@@ -15,7 +15,7 @@
 //! table per row and pixel serving all `NB` vectors. Rows, chunks and images are summed in
 //! a fixed order: bit-identical for any thread count.
 
-use super::fused::{Geom, WgradImage};
+use super::fused::{routed_gradient, Geom, WgradImage};
 use crate::arch::simd::{simd_dispatch, F32x};
 use crate::arch::Isa;
 
@@ -102,32 +102,8 @@ unsafe fn image_body<V: F32x, const NB: usize, const R: usize>(img: &WgradImage,
                             continue;
                         }
                         let n = (width - lane0).min(l);
-                        let (yv, dyv, av) = if n == l {
-                            (
-                                V::load(y.as_ptr().add(o + lane0)),
-                                V::load(dy.as_ptr().add(o + lane0)),
-                                V::load_index(a.as_ptr().add(o + lane0)),
-                            )
-                        } else {
-                            let mut tmp = [0u32; 16];
-                            tmp[..n].copy_from_slice(&a[o + lane0..o + lane0 + n]);
-                            (
-                                V::load_partial(y.as_ptr().add(o + lane0), n),
-                                V::load_partial(dy.as_ptr().add(o + lane0), n),
-                                V::load_index(tmp.as_ptr()),
-                            )
-                        };
-                        // As the per-block kernel: the gradient where the pooled output is
-                        // positive, routed to the window cell its argmax names (exact
-                        // integer arithmetic in floats below 2^24).
-                        let gv = yv.select_gt(zero, dyv, zero);
+                        let (q, gc, gv) = routed_gradient(img, o + lane0, c0 + lane0, n, first, &cvec);
                         db[v] = db[v].add(gv);
-                        let d = av.sub(V::load(iota.as_ptr().add(c0 + lane0)).add(first));
-                        let (mut q, mut gc) = (zero, d.select_eq(zero, gv, zero));
-                        for (c, offset) in cvec.iter().enumerate().skip(1) {
-                            q = d.select_eq(*offset, V::splat(c as f32), q);
-                            gc = d.select_eq(*offset, gv, gc);
-                        }
                         cell[i][v] = V::pick4_index(q);
                         grad[i][v] = gc;
                     }
