@@ -13,7 +13,7 @@
 //! Threads split samples (forward, backward-data) or blocks of inputs (backward-weights);
 //! nothing is summed across threads, so results are bit-identical for any thread count.
 
-use crate::arch::simd::{simd_dispatch, F32x};
+use crate::arch::simd::{simd_dispatch, vector_registers, F32x};
 use crate::arch::Isa;
 pub use crate::desc::Linear;
 use crate::error::Result;
@@ -27,9 +27,10 @@ const INPUTS_PER_TASK: usize = 1024;
 
 /// Outputs kept in registers (with two samples) by each ISA's tiles.
 fn max_outputs(isa: Isa) -> usize {
-    match isa {
-        Isa::Avx512 | Isa::Neon => 12,
-        _ => 6,
+    if vector_registers(isa) >= 32 {
+        12
+    } else {
+        6
     }
 }
 

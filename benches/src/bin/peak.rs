@@ -4,6 +4,8 @@
 
 use ember_benches::peak::fma_peak;
 use ember_kernels::Isa;
+use std::io::{self, Write};
+use std::process::ExitCode;
 use std::time::Instant;
 
 /// Sum with 16 independent lanes, so the loop is bound by loads, not by add latency.
@@ -50,17 +52,31 @@ fn bandwidth(threads: usize) -> (f64, f64) {
     best
 }
 
-fn main() {
+/// Measures and prints; a write error (a closed pipe, say) ends the run.
+fn report(out: &mut impl Write) -> io::Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("threads: {threads}");
+    writeln!(out, "threads: {threads}")?;
     for (isa, name) in [(Isa::Avx2, "avx2  "), (Isa::Avx512, "avx512")] {
         if let (Some(one), Some(all)) = (fma_peak(isa, 1), fma_peak(isa, threads)) {
-            println!("fma_peak {name} 1 thread : {one:7.1} GFLOP/s");
-            println!("fma_peak {name} {threads} threads: {all:7.1} GFLOP/s");
+            writeln!(out, "fma_peak {name} 1 thread : {one:7.1} GFLOP/s")?;
+            writeln!(out, "fma_peak {name} {threads} threads: {all:7.1} GFLOP/s")?;
         }
     }
     let (r1, t1) = bandwidth(1);
     let (rn, tn) = bandwidth(threads);
-    println!("memory read  1 thread : {r1:6.1} GB/s   {threads} threads: {rn:6.1} GB/s");
-    println!("memory triad 1 thread : {t1:6.1} GB/s   {threads} threads: {tn:6.1} GB/s");
+    writeln!(out, "memory read  1 thread : {r1:6.1} GB/s   {threads} threads: {rn:6.1} GB/s")?;
+    writeln!(out, "memory triad 1 thread : {t1:6.1} GB/s   {threads} threads: {tn:6.1} GB/s")?;
+    out.flush()
+}
+
+fn main() -> ExitCode {
+    match report(&mut io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A reader that stopped early (`peak | head -3`) is not an error.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write the report: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -680,3 +680,13 @@ pub(crate) fn lanes(isa: crate::arch::Isa) -> usize {
         _ => 8,
     }
 }
+
+/// Vector registers the kernels [`simd_dispatch`] picks for `isa` can keep live: 32 on
+/// AVX-512 (zmm0-31) and NEON (v0-31), 16 on AVX2 and the portable path (ymm0-15, or
+/// x86-64's xmm0-15 under which `wide` compiles). Tiles size their register blocks from it.
+pub(crate) fn vector_registers(isa: crate::arch::Isa) -> usize {
+    match isa {
+        crate::arch::Isa::Avx512 | crate::arch::Isa::Neon => 32,
+        _ => 16,
+    }
+}

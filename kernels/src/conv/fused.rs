@@ -36,7 +36,7 @@
 use super::pad::{forward_placement, with_placed, Src};
 use super::{fused_c1, fused_wgrad_chunked};
 use super::{winograd, Conv2d, ConvAlgo, Pass};
-use crate::arch::simd::{lanes, simd_dispatch, F32x};
+use crate::arch::simd::{lanes, simd_dispatch, vector_registers, F32x};
 use crate::arch::Isa;
 pub use crate::desc::ConvReluPool;
 use crate::error::Result;
@@ -51,10 +51,7 @@ const WGRAD_GROUP: usize = 2;
 /// Vectors of output channels per block: as many as cover `cout`, up to what the ISA's
 /// registers hold for four pixels (16 accumulators on AVX-512 and NEON, 8 on AVX2).
 fn block_vectors(isa: Isa, cout: usize) -> usize {
-    let max = match isa {
-        Isa::Avx512 | Isa::Neon => 4,
-        _ => 2,
-    };
+    let max = if vector_registers(isa) >= 32 { 4 } else { 2 };
     match cout.div_ceil(lanes(isa)) {
         1 => 1,
         2 => 2,
@@ -187,10 +184,7 @@ fn taps(c: &Conv2d, src: &Src) -> Vec<usize> {
 /// Pooled pixels computed together by the forward tile: two while the accumulators
 /// (`4 * P * NB` vectors) fit the ISA's registers.
 fn fwd_pixels(isa: Isa, nb: usize) -> usize {
-    let regs = match isa {
-        Isa::Avx512 | Isa::Neon => 32,
-        _ => 16,
-    };
+    let regs = vector_registers(isa);
     if 8 * nb + nb + 2 <= regs {
         2
     } else {
@@ -448,7 +442,7 @@ fn wgrad_rows(nb: usize) -> usize {
 /// Whether `isa` runs the chunked backward-filter (`fused_wgrad_chunked.rs`): the ISAs
 /// with 16 vector registers.
 fn wgrad_chunked(isa: Isa) -> bool {
-    !matches!(isa, Isa::Avx512 | Isa::Neon)
+    vector_registers(isa) < 32
 }
 
 /// Vectors of channels per backward-filter block: as the forward pass with 32 registers;

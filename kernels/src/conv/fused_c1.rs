@@ -12,7 +12,7 @@
 
 use super::fused::{pool_store, Geom};
 use super::Conv2d;
-use crate::arch::simd::{lanes, simd_dispatch, F32x};
+use crate::arch::simd::{lanes, simd_dispatch, vector_registers, F32x};
 use crate::arch::Isa;
 
 /// Whether this kernel computes the convolution `c`.
@@ -24,9 +24,10 @@ pub(super) fn applies(c: &Conv2d) -> bool {
 /// of the 9 x NB filter vectors as possible should fit the registers (32 on AVX-512 and
 /// NEON: two vectors; 16 on AVX2: one, which holds the whole filter).
 pub(super) fn block_vectors(isa: Isa, cout: usize) -> usize {
-    match isa {
-        Isa::Avx512 | Isa::Neon if cout > lanes(isa) => 2,
-        _ => 1,
+    if vector_registers(isa) >= 32 && cout > lanes(isa) {
+        2
+    } else {
+        1
     }
 }
 
