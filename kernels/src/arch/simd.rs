@@ -643,8 +643,8 @@ pub(crate) struct CacheLine(#[allow(dead_code)] [u8; 64]);
 ///
 /// Without it a `#[target_feature]` kernel keeps the caller's 16-byte alignment, and
 /// whether its spill slots straddle lines depends on how deep it was called. The
-/// one-channel fused forward ran 3.4x slower inside the seed network than in its layer
-/// bench (the same code; `perf annotate` put 60% of its samples on the reloads of two spill
+/// one-channel fused forward ran 1.4-1.7x slower per image inside the seed network than in
+/// its layer bench (the same code; `perf annotate` put 60% of its samples on the reloads of two spill
 /// slots), and aligning its frame alone took the network's step from 1.15-1.35 to
 /// 0.92-0.97 ms on a Zen 3. The likely mechanism: a store that straddles two lines does not
 /// forward to the load that reads it back, which waits until the store reaches the cache.
