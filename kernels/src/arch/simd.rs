@@ -15,6 +15,8 @@
 pub(crate) trait F32x: Copy {
     /// Floats per vector.
     const LANES: usize;
+    /// Vector registers a kernel can keep live: [`vector_registers`] of this type's ISA.
+    const REGISTERS: usize;
     /// All lanes 0.
     unsafe fn zero() -> Self;
     /// All lanes `v`.
@@ -111,6 +113,7 @@ impl Portable {
 
 impl F32x for Portable {
     const LANES: usize = 8;
+    const REGISTERS: usize = 16;
     #[inline(always)]
     unsafe fn load_index(p: *const u32) -> Self {
         // SAFETY: the caller guarantees 8 indices at p.
@@ -235,6 +238,7 @@ mod x86 {
 
     impl F32x for Avx2 {
         const LANES: usize = 8;
+        const REGISTERS: usize = 16;
         #[inline(always)]
         unsafe fn load_index(p: *const u32) -> Self {
             // Indices below 2^24 are non-negative as i32 and exact as f32.
@@ -373,6 +377,7 @@ mod x86 {
 
     impl F32x for Avx512 {
         const LANES: usize = 16;
+        const REGISTERS: usize = 32;
         #[inline(always)]
         unsafe fn load_index(p: *const u32) -> Self {
             // SAFETY: 16 readable u32 at p (trait contract); AVX-512F enabled by the caller's #[target_feature].
@@ -509,6 +514,7 @@ mod arm {
 
     impl F32x for Neon {
         const LANES: usize = 4;
+        const REGISTERS: usize = 32;
         #[inline(always)]
         unsafe fn load_index(p: *const u32) -> Self {
             // SAFETY: 4 readable u32 at p (trait contract); NEON is always present on AArch64.

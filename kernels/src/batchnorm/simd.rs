@@ -1,5 +1,6 @@
 //! Batch normalization's passes over one block of rows, vectorised along the channels over
-//! [`F32x`].
+//! [`F32x`]. One file of about 440 lines: the sums' passes and the elementwise passes share
+//! the tail loads and the ReLU mask, and the sums' chains below are one design.
 //!
 //! Sums: each channel is summed in f32 over a group of [`GROUP`] consecutive rows, in row
 //! order within each of [`SETS`] interleaved chains (rows `r ≡ i mod SETS` in chain `i`, so
@@ -86,25 +87,51 @@ unsafe fn relu_masked<V: F32x>(at: usize, xv: V, dv: V, s: &[f32], t: &[f32], c:
     }
 }
 
-/// The terms of pass `KIND` for the channels at `at`: `[x - shift, (x - shift)²]`, or
-/// `[dy, dy x̂]` with `x̂ = (x - mean) inv` (`dy` masked by the ReLU for `BACKWARD_RELU`).
-/// `k` is `[mean or shift, inv, s, t]`, each `[c]` where the pass reads it.
+/// The constants pass `KIND` reads for the vector of channels at `at`, as vectors: `[mean
+/// or shift, inv, s, t]` (each `[c]` in `k`); those the pass does not read are zero.
 ///
 /// # Safety
-/// The constants the pass reads have `c` floats.
+/// The constants the pass reads have `c` floats; the ISA of `V` is enabled.
 #[inline(always)]
-unsafe fn terms<V: F32x, const KIND: usize>(at: usize, xv: V, dv: V, k: [&[f32]; 4], c: usize) -> [V; 2] {
-    let [mean, inv, s, t] = k;
-    // SAFETY: the caller's contract.
+unsafe fn term_constants<V: F32x, const KIND: usize>(at: usize, k: [&[f32]; 4], c: usize) -> [V; 4] {
+    let reads = match KIND {
+        MOMENTS => 1,
+        BACKWARD => 2,
+        _ => 4,
+    };
+    // A loop, not `array::from_fn`: a closure would not inherit the caller's target
+    // features, and its intrinsics would become calls.
+    // SAFETY: the caller's contract for the first `reads` constants; registers otherwise.
+    unsafe {
+        let mut kv = [V::zero(); 4];
+        for (v, ki) in kv.iter_mut().zip(k).take(reads) {
+            *v = load_at::<V>(ki.as_ptr(), c, at, 0);
+        }
+        kv
+    }
+}
+
+/// The terms of pass `KIND` for one vector of channels: `[x - shift, (x - shift)²]`, or
+/// `[dy, dy x̂]` with `x̂ = (x - mean) inv` (`dy` masked by the ReLU for `BACKWARD_RELU`);
+/// `kv` from [`term_constants`].
+///
+/// # Safety
+/// The ISA of `V` is enabled.
+#[inline(always)]
+unsafe fn terms<V: F32x, const KIND: usize>(xv: V, dv: V, kv: [V; 4]) -> [V; 2] {
+    let [mean, inv, s, t] = kv;
+    // SAFETY: arithmetic only.
     unsafe {
         match KIND {
             MOMENTS => {
-                let d = xv.sub(load_at::<V>(mean.as_ptr(), c, at, 0));
+                let d = xv.sub(mean);
                 [d, d.mul(d)]
             }
             _ => {
-                let dv = if KIND == BACKWARD_RELU { relu_masked(at, xv, dv, s, t, c) } else { dv };
-                let xh = xv.sub(load_at::<V>(mean.as_ptr(), c, at, 0)).mul(load_at::<V>(inv.as_ptr(), c, at, 0));
+                // `x s + t` as `affine_body` computes it (multiply, then add; no FMA), so
+                // the mask is exactly the forward's `y > 0`.
+                let dv = if KIND == BACKWARD_RELU { xv.mul(s).add(t).select_gt(V::zero(), dv, V::zero()) } else { dv };
+                let xh = xv.sub(mean).mul(inv);
                 [dv, dv.mul(xh)]
             }
         }
@@ -129,48 +156,99 @@ unsafe fn kahan_add<V: F32x>(acc: &mut [V; 2], t: V) {
 
 /// `out[s c + j] += Σ_rows terms[s][j]` over the `[rows, c]` block `x` (and `dy` beside it
 /// for the backward passes): two sums per channel (`out` `[2, c]`).
-/// One vector of channels at a time down the block's rows (the block stays in cache for the
-/// next), so the sums and their compensations live in registers.
+/// A few vectors of channels at a time down the block's rows (the block stays in cache for
+/// the next), so the sums and their compensations live in registers: two where the ISA has
+/// 32 registers, so that two vectors' chains overlap (each Kahan step is four dependent
+/// additions, and two chains alone leave the adder waiting on their latency). Each
+/// channel's sum is the same whichever vectors it is summed beside.
 ///
 /// # Safety
 /// `x` (and `dy`) are whole rows of `c`; the constants the pass reads have `c` floats; the
 /// ISA of `V` is enabled.
 #[inline(always)]
 unsafe fn block_sums<V: F32x, const KIND: usize>(x: &[f32], dy: &[f32], k4: [&[f32]; 4], c: usize, out: &mut [f64]) {
+    let chunks = c.div_ceil(V::LANES);
+    let mut k = 0;
+    // SAFETY: forwarded; every call's vectors are below `chunks`.
+    unsafe {
+        if V::REGISTERS >= 32 {
+            while (k + 2) * V::LANES <= c {
+                column_sums::<V, KIND, 2>(x, dy, k4, c, k, out);
+                k += 2;
+            }
+        }
+        while k < chunks {
+            column_sums::<V, KIND, 1>(x, dy, k4, c, k, out);
+            k += 1;
+        }
+    }
+}
+
+/// [`block_sums`] for the `CV` vectors of channels from vector `k0`: each channel summed
+/// down the rows in chains of interleaved rows, groups and runs as the module describes.
+/// Two vectors are whole ones, loaded without the tail's test: a branch per row and
+/// vector in the loop made LLVM keep the two vectors' chains on the stack.
+///
+/// # Safety
+/// As [`block_sums`]; vectors `k0..k0 + CV` hold channels (the last may be partial when
+/// `CV` is 1; none is when it is 2).
+#[inline(always)]
+unsafe fn column_sums<V: F32x, const KIND: usize, const CV: usize>(
+    x: &[f32],
+    dy: &[f32],
+    k4: [&[f32]; 4],
+    c: usize,
+    k0: usize,
+    out: &mut [f64],
+) {
     let backward = KIND == BACKWARD || KIND == BACKWARD_RELU;
     let rows = x.len() / c;
-    for k in 0..c.div_ceil(V::LANES) {
-        let at = k * V::LANES;
-        let n = (c - at).min(V::LANES);
-        for g in (0..rows).step_by(GROUP) {
-            // Per chain: [sum, compensation] of each of the two terms, and the plain
-            // term's sum over the current run. The chains are indexed by constants only
-            // (the row loop below is unrolled by SETS), so they stay in registers.
+    // SAFETY: registers, then the constants the pass reads, which have `c` floats.
+    let kv = unsafe {
+        let mut kv = [[V::zero(); 4]; CV];
+        for (v, kvv) in kv.iter_mut().enumerate() {
+            *kvv = term_constants::<V, KIND>((k0 + v) * V::LANES, k4, c);
+        }
+        kv
+    };
+    for g in (0..rows).step_by(GROUP) {
+        // Per vector and chain: [sum, compensation] of each of the two terms, and the
+        // plain term's sum over the current run. Indexed by constants only (the loops
+        // below over vectors and chains have constant trip counts), so they stay in
+        // registers.
+        // SAFETY: registers only.
+        let mut acc = unsafe { [[[[V::zero(); 2]; 2]; CV]; SETS] };
+        let end = (g + GROUP).min(rows);
+        // Only the moments' squares (the second term) add up in plain runs. They are all
+        // positive, so a run's roundings are a few ulps of the result; the other terms
+        // (`x - K`, `dy`, `dy x̂`) cancel, and a run's roundings would be ulps of their
+        // magnitudes, many of the result's (the backward's sums wait on memory anyway).
+        let squares_in_runs = KIND == MOMENTS;
+        let run_rows = if squares_in_runs { RUN } else { 1 };
+        for run0 in (g..end).step_by(SETS * run_rows) {
             // SAFETY: registers only.
-            let mut acc = unsafe { [[[V::zero(); 2]; 2]; SETS] };
-            let end = (g + GROUP).min(rows);
-            // Only the moments' squares (the second term) add up in plain runs. They are
-            // all positive, so a run's roundings are a few ulps of the result; the other
-            // terms (`x - K`, `dy`, `dy x̂`) cancel, and a run's roundings would be ulps of
-            // their magnitudes, many of the result's (the backward's sums wait on memory
-            // anyway).
-            let squares_in_runs = KIND == MOMENTS;
-            let run_rows = if squares_in_runs { RUN } else { 1 };
-            for run0 in (g..end).step_by(SETS * run_rows) {
-                // SAFETY: registers only.
-                let mut runs = unsafe { [V::zero(); SETS] };
-                for r0 in (run0..(run0 + SETS * run_rows).min(end)).step_by(SETS) {
-                    for (i, (chain, run)) in acc.iter_mut().zip(runs.iter_mut()).enumerate() {
-                        let r = r0 + i;
-                        if r >= end {
-                            break;
-                        }
+            let mut runs = unsafe { [[V::zero(); CV]; SETS] };
+            for r0 in (run0..(run0 + SETS * run_rows).min(end)).step_by(SETS) {
+                for (i, (chains, vruns)) in acc.iter_mut().zip(runs.iter_mut()).enumerate() {
+                    let r = r0 + i;
+                    if r >= end {
+                        break;
+                    }
+                    for (v, (chain, run)) in chains.iter_mut().zip(vruns.iter_mut()).enumerate() {
                         // SAFETY: row r has c floats in x (and dy for the backward pass);
                         // registers otherwise.
                         unsafe {
-                            let xv = load_at::<V>(x.as_ptr().add(r * c), c, 0, k);
-                            let dv = if backward { load_at::<V>(dy.as_ptr().add(r * c), c, 0, k) } else { xv };
-                            let [t0, t1] = terms::<V, KIND>(at, xv, dv, k4, c);
+                            let (xv, dv) = if CV > 1 {
+                                let at = r * c + (k0 + v) * V::LANES;
+                                (
+                                    V::load(x.as_ptr().add(at)),
+                                    if backward { V::load(dy.as_ptr().add(at)) } else { V::zero() },
+                                )
+                            } else {
+                                let xv = load_at::<V>(x.as_ptr().add(r * c), c, 0, k0 + v);
+                                (xv, if backward { load_at::<V>(dy.as_ptr().add(r * c), c, 0, k0 + v) } else { xv })
+                            };
+                            let [t0, t1] = terms::<V, KIND>(xv, dv, kv[v]);
                             kahan_add(&mut chain[0], t0);
                             if squares_in_runs {
                                 *run = run.add(t1);
@@ -180,14 +258,21 @@ unsafe fn block_sums<V: F32x, const KIND: usize>(x: &[f32], dy: &[f32], k4: [&[f
                         }
                     }
                 }
-                if squares_in_runs {
-                    for (chain, run) in acc.iter_mut().zip(runs) {
+            }
+            if squares_in_runs {
+                for (chains, vruns) in acc.iter_mut().zip(runs.iter()) {
+                    for (chain, &run) in chains.iter_mut().zip(vruns) {
                         // SAFETY: registers only.
                         unsafe { kahan_add(&mut chain[1], run) };
                     }
                 }
             }
-            for chain in &acc {
+        }
+        // Each vector's chains join `out` in chain order.
+        for v in 0..CV {
+            let at = (k0 + v) * V::LANES;
+            let n = (c - at).min(V::LANES);
+            for chain in acc.iter().map(|chains| &chains[v]) {
                 for (s, &[a, e]) in chain.iter().enumerate() {
                     let (mut sb, mut eb) = ([0f32; 16], [0f32; 16]);
                     // SAFETY: the buffers hold LANES <= 16 floats.
