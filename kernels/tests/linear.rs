@@ -78,6 +78,30 @@ fn the_seed_models_head_matches_reference() {
     check(&Linear::new(32, 5408, 10).unwrap(), 5);
 }
 
+/// Rows 4 KiB apart (1024 inputs) take the forward in narrower blocks of outputs than
+/// other strides; each output is still its own sum in the same order, so a 64-output layer
+/// gives every output exactly what a one-output layer on that weight row gives (and the
+/// reference's values within the bound).
+#[test]
+fn the_forward_is_the_same_sums_in_any_block_width() {
+    let (n, i_n, o_n) = (8, 1024, 64);
+    let l = Linear::new(n, i_n, o_n).unwrap();
+    check(&l, 9);
+    let (x, w, b) = (fill(1, n * i_n), fill(2, o_n * i_n), fill(3, o_n));
+    let one = Linear::new(n, i_n, 1).unwrap();
+    for isa in Isa::available() {
+        let ctx = Ctx::for_isa(isa);
+        let mut y = vec![0.0; n * o_n];
+        linear_forward(&ctx, &l, &x, &w, Some(&b), &mut y).unwrap();
+        for j in 0..o_n {
+            let mut yj = vec![0.0; n];
+            linear_forward(&ctx, &one, &x, &w[j * i_n..(j + 1) * i_n], Some(&b[j..j + 1]), &mut yj).unwrap();
+            let col: Vec<f32> = (0..n).map(|s| y[s * o_n + j]).collect();
+            assert!(col == yj, "{isa}: output {j} differs from its one-output layer");
+        }
+    }
+}
+
 #[test]
 fn results_do_not_depend_on_thread_count() {
     let l = Linear::new(13, 3000, 10).unwrap();

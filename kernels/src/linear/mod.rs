@@ -13,41 +13,20 @@
 //! Threads split samples (forward, backward-data) or blocks of inputs (backward-weights);
 //! nothing is summed across threads, so results are bit-identical for any thread count.
 
-use crate::arch::simd::{simd_dispatch, vector_registers, F32x};
+use crate::arch::simd::{simd_dispatch, F32x};
 use crate::arch::Isa;
 pub use crate::desc::Linear;
 use crate::error::Result;
 use crate::Ctx;
+use blocks::{forward_block_width, max_outputs, output_blocks};
 use rayon::prelude::*;
+
+mod blocks;
 
 /// Samples per task of the forward and backward-data passes.
 const SAMPLES_PER_TASK: usize = 4;
 /// Inputs per task of the backward-weights pass.
 const INPUTS_PER_TASK: usize = 1024;
-
-/// Outputs kept in registers (with two samples) by each ISA's tiles.
-fn max_outputs(isa: Isa) -> usize {
-    if vector_registers(isa) >= 32 {
-        12
-    } else {
-        6
-    }
-}
-
-/// The output widths the tiles are instantiated for.
-const WIDTHS: [usize; 8] = [12, 10, 8, 6, 4, 3, 2, 1];
-
-/// Splits `0..outputs` into blocks of the instantiated widths (at most `max`), widest first:
-/// 10 outputs are one block (one pass over the inputs), not 6 + 3 + 1.
-fn output_blocks(outputs: usize, max: usize) -> impl Iterator<Item = (usize, usize)> {
-    let mut j = 0;
-    std::iter::from_fn(move || {
-        let left = outputs - j;
-        let width = WIDTHS.into_iter().find(|&w| w <= max && w <= left)?;
-        j += width;
-        Some((j - width, width))
-    })
-}
 
 /// Forward: `y = x · wᵀ + bias` (`x` `[n, inputs]`, `w` `[outputs, inputs]`, `bias`
 /// `[outputs]`, `y` `[n, outputs]` overwritten).
@@ -64,7 +43,7 @@ pub fn linear_forward(ctx: &Ctx, l: &Linear, x: &[f32], w: &[f32], bias: Option<
     y.par_chunks_mut(SAMPLES_PER_TASK * o_n).zip(x.par_chunks(SAMPLES_PER_TASK * i_n)).for_each(|(yt, xt)| {
         for (ys, xs) in yt.chunks_mut(2 * o_n).zip(xt.chunks(2 * i_n)) {
             let samples = ys.len() / o_n;
-            for (j0, width) in output_blocks(o_n, max_outputs(isa)) {
+            for (j0, width) in output_blocks(o_n, forward_block_width(isa, i_n)) {
                 let mut sums = [[0f32; 12]; 2];
                 // SAFETY: `isa` was checked; xs holds `samples` rows of i_n inputs; rows
                 // j0..j0+width of w exist (output_blocks stays below o_n).
