@@ -159,8 +159,9 @@ unsafe fn kahan_add<V: F32x>(acc: &mut [V; 2], t: V) {
 /// A few vectors of channels at a time down the block's rows (the block stays in cache for
 /// the next), so the sums and their compensations live in registers: two where the ISA has
 /// 32 registers, so that two vectors' chains overlap (each Kahan step is four dependent
-/// additions, and two chains alone leave the adder waiting on their latency). Each
-/// channel's sum is the same whichever vectors it is summed beside.
+/// additions; two chains alone can leave two vector adders waiting on their latency). Zen
+/// 4, with one 512-bit addition per cycle, gained 5-10% (BENCHMARKS.md, session 26).
+/// Each channel's sum is the same whichever vectors it is summed beside.
 ///
 /// # Safety
 /// `x` (and `dy`) are whole rows of `c`; the constants the pass reads have `c` floats; the
