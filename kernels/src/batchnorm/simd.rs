@@ -73,18 +73,16 @@ const BACKWARD: usize = 2;
 const BACKWARD_RELU: usize = 3;
 
 /// `dy` where the forward's `x s + t` was positive, else 0: the gradient a ReLU after the
-/// affine map passed. `x s + t` is computed as [`affine_body`] computes it (multiply, then
-/// add; no FMA), so the mask is exactly the forward's `y > 0`.
+/// affine map passed (`s`, `t`: the map's vectors for these channels). `x s + t` is
+/// computed as [`affine_body`] computes it (multiply, then add; no FMA), so the mask is
+/// exactly the forward's `y > 0`.
 ///
 /// # Safety
-/// `s` and `t` have `c` floats; the ISA of `V` is enabled.
+/// The ISA of `V` is enabled.
 #[inline(always)]
-unsafe fn relu_masked<V: F32x>(at: usize, xv: V, dv: V, s: &[f32], t: &[f32], c: usize) -> V {
-    // SAFETY: the caller's contract.
-    unsafe {
-        let z = xv.mul(load_at::<V>(s.as_ptr(), c, at, 0)).add(load_at::<V>(t.as_ptr(), c, at, 0));
-        z.select_gt(V::zero(), dv, V::zero())
-    }
+unsafe fn relu_masked<V: F32x>(xv: V, dv: V, s: V, t: V) -> V {
+    // SAFETY: arithmetic only.
+    unsafe { xv.mul(s).add(t).select_gt(V::zero(), dv, V::zero()) }
 }
 
 /// The constants pass `KIND` reads for the vector of channels at `at`, as vectors: `[mean
@@ -128,9 +126,7 @@ unsafe fn terms<V: F32x, const KIND: usize>(xv: V, dv: V, kv: [V; 4]) -> [V; 2] 
                 [d, d.mul(d)]
             }
             _ => {
-                // `x s + t` as `affine_body` computes it (multiply, then add; no FMA), so
-                // the mask is exactly the forward's `y > 0`.
-                let dv = if KIND == BACKWARD_RELU { xv.mul(s).add(t).select_gt(V::zero(), dv, V::zero()) } else { dv };
+                let dv = if KIND == BACKWARD_RELU { relu_masked(xv, dv, s, t) } else { dv };
                 let xh = xv.sub(mean).mul(inv);
                 [dv, dv.mul(xh)]
             }
@@ -407,7 +403,7 @@ unsafe fn backward_dx_body<V: F32x, const RELU: bool>(x: &[f32], dy: &[f32], k: 
                 let ld = |p: &[f32]| load_at::<V>(p.as_ptr(), c, 0, j);
                 let xv = load_at::<V>(x.as_ptr().add(r * c), c, 0, j);
                 let dv = load_at::<V>(dy.as_ptr().add(r * c), c, 0, j);
-                let dv = if RELU { relu_masked(j * V::LANES, xv, dv, s, t, c) } else { dv };
+                let dv = if RELU { relu_masked(xv, dv, ld(s), ld(t)) } else { dv };
                 let xh = xv.sub(ld(mean)).mul(ld(inv));
                 let out = ld(g).mul(dv.sub(ld(md)).sub(xh.mul(ld(mdx))));
                 store_at(out, dx.as_mut_ptr().add(r * c), c, 0, j);
