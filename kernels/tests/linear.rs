@@ -102,6 +102,29 @@ fn the_forward_is_the_same_sums_in_any_block_width() {
     }
 }
 
+/// Backward-data takes its samples four, two or one at a time (by the ISA's registers and
+/// what is left of a task): at 1024 inputs (weight rows 4 KiB apart) and 7 samples every
+/// group size runs, and each sample's gradient is bit for bit what a one-sample layer gives
+/// (and the reference's values within the bound).
+#[test]
+fn backward_data_is_the_same_sums_for_any_group_of_samples() {
+    let (n, i_n, o_n) = (7, 1024, 64);
+    let l = Linear::new(n, i_n, o_n).unwrap();
+    check(&l, 19);
+    let (dy, w) = (fill(4, n * o_n), fill(5, o_n * i_n));
+    let one = Linear::new(1, i_n, o_n).unwrap();
+    for isa in Isa::available() {
+        let ctx = Ctx::for_isa(isa);
+        let mut dx = vec![0.0; n * i_n];
+        linear_backward_data(&ctx, &l, &dy, &w, &mut dx).unwrap();
+        for s in 0..n {
+            let mut dxs = vec![0.0; i_n];
+            linear_backward_data(&ctx, &one, &dy[s * o_n..(s + 1) * o_n], &w, &mut dxs).unwrap();
+            assert!(dx[s * i_n..(s + 1) * i_n] == dxs[..], "{isa}: sample {s} differs from its one-sample layer");
+        }
+    }
+}
+
 #[test]
 fn results_do_not_depend_on_thread_count() {
     let l = Linear::new(13, 3000, 10).unwrap();
