@@ -169,7 +169,7 @@ pub fn linear_backward_data(ctx: &Ctx, l: &Linear, dy: &[f32], w: &[f32], dx: &m
 /// vector registers (16 accumulators), else two at a time, and a last one alone. Each
 /// weight row is streamed once per group of samples, so more samples a group means fewer
 /// passes over `w`. At 1024 inputs its rows lie 4 KiB apart and come from L2 (the L1 sets
-/// they map to hold a few of them): two samples a pass ran that layer at 45% of the peak
+/// they map to hold a few of them): two samples a pass ran that layer at 40-45% of the peak
 /// on Zen 4's AVX-512, four at 93%. On AVX2, four samples with two vectors of inputs (the
 /// 16 registers' share) measured no faster than two, so it keeps two. Every `dx[s][i]`
 /// sums over `j` in order in any group: the bits do not depend on the grouping.
