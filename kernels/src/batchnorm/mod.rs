@@ -359,10 +359,18 @@ pub fn batch_norm_backward_dx(
     check("mean of dy x̂ length vs channels", c, mean_dyx.len())?;
     check("input gradient length vs input length", x.len(), dx.len())?;
     let (s, t) = relu.unwrap_or((&[], &[]));
+    // dx = g (dy - md - (x - mean) inv mdx) = g dy + ((x - mean) b + d) with g = γ inv,
+    // b = -g inv mdx and d = -g md: two FMAs per element (the kernel's form), each
+    // constant rounded once from f64.
     let g: Vec<f32> = gamma.iter().zip(inv_std).map(|(g, i)| g * i).collect();
+    let b: Vec<f32> = (0..c)
+        .map(|j| (-f64::from(gamma[j]) * f64::from(inv_std[j]).powi(2) * f64::from(mean_dyx[j])) as f32)
+        .collect();
+    let d: Vec<f32> =
+        (0..c).map(|j| (-f64::from(gamma[j]) * f64::from(inv_std[j]) * f64::from(mean_dy[j])) as f32).collect();
     dx.par_chunks_mut(BLOCK_ROWS * c).zip(x.par_chunks(BLOCK_ROWS * c).zip(dy.par_chunks(BLOCK_ROWS * c))).for_each(
         |(ob, (xb, db))| {
-            let k = [mean, inv_std, &g, mean_dy, mean_dyx, s, t];
+            let k = [mean, &b, &d, &g, s, t];
             // SAFETY: isa was checked; the three are the same whole rows of c, the
             // constants read have c floats.
             unsafe {

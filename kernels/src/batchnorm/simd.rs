@@ -1,5 +1,5 @@
 //! Batch normalization's passes over one block of rows, vectorised along the channels over
-//! [`F32x`]. One file of about 440 lines: the sums' passes and the elementwise passes share
+//! [`F32x`]. One file of about 480 lines: the sums' passes and the elementwise passes share
 //! the tail loads and the ReLU mask, and the sums' chains below are one design.
 //!
 //! Sums: each channel is summed in f32 over a group of [`GROUP`] consecutive rows, in row
@@ -385,28 +385,81 @@ unsafe fn add_term<V: F32x>(t: &super::AddTerm<'_>, row: usize, c: usize, k: usi
     }
 }
 
-/// Per row `dx = g (dy - md - x̂ mdx)` with `x̂ = (x - mean) inv` (`g = γ inv`; all `[c]`
-/// in `k`: `[mean, inv, g, md, mdx, s, t]`); with `RELU`, `dy` only where `x s + t > 0`
-/// (`s`, `t` read only then).
+/// Rows a pass of [`backward_dx_body`] takes before its next window of channels: the
+/// block's `x`, `dy` and `dx` rows (24 KiB at 64 channels) stay in L1 for the next window.
+const DX_ROWS: usize = 32;
+
+/// Per row `dx = g dy + ((x - mean) b + d)`, two FMAs (`k`: `[mean, b, d, g, s, t]`, each
+/// `[c]`; the caller folds the backward's constants into `b` and `d`); with `RELU`, `dy`
+/// only where `x s + t > 0` (`s`, `t` read only then). A window of vectors of channels at a
+/// time down [`DX_ROWS`] rows, so that the window's constants are loaded once, not per row:
+/// per row and vector the pass reads two vectors of data and would read up to six of
+/// constants, and Zen 4 loads one 512-bit vector a cycle.
 ///
 /// # Safety
 /// The ISA of `V` is enabled; `x`, `dy`, `dx` are the same whole rows of `c`; each constant
 /// read has `c` floats.
 #[inline(always)]
-unsafe fn backward_dx_body<V: F32x, const RELU: bool>(x: &[f32], dy: &[f32], k: [&[f32]; 7], c: usize, dx: &mut [f32]) {
+unsafe fn backward_dx_body<V: F32x, const RELU: bool>(x: &[f32], dy: &[f32], k: [&[f32]; 6], c: usize, dx: &mut [f32]) {
     let chunks = c.div_ceil(V::LANES);
-    let [mean, inv, g, md, mdx, s, t] = k;
-    for r in 0..x.len() / c {
-        for j in 0..chunks {
-            // SAFETY: row r has c floats in x, dy and dx; the constants have c.
+    let rows = x.len() / c;
+    for r0 in (0..rows).step_by(DX_ROWS) {
+        let r1 = (r0 + DX_ROWS).min(rows);
+        let mut j = 0;
+        // SAFETY: forwarded; every window's vectors are below `chunks`, and a window of
+        // two is of whole vectors.
+        unsafe {
+            if V::REGISTERS >= 32 {
+                while (j + 2) * V::LANES <= c {
+                    window_dx::<V, RELU, 2>(x, dy, k, c, j, (r0, r1), dx);
+                    j += 2;
+                }
+            }
+            while j < chunks {
+                window_dx::<V, RELU, 1>(x, dy, k, c, j, (r0, r1), dx);
+                j += 1;
+            }
+        }
+    }
+}
+
+/// [`backward_dx_body`] for the `W` vectors of channels from vector `j0` over rows `r0..r1`,
+/// with their constants in registers.
+///
+/// # Safety
+/// As [`backward_dx_body`]; vectors `j0..j0 + W` hold channels (the last may be partial
+/// only when `W` is 1).
+#[inline(always)]
+unsafe fn window_dx<V: F32x, const RELU: bool, const W: usize>(
+    x: &[f32],
+    dy: &[f32],
+    k: [&[f32]; 6],
+    c: usize,
+    j0: usize,
+    (r0, r1): (usize, usize),
+    dx: &mut [f32],
+) {
+    let reads = if RELU { 6 } else { 4 };
+    // A loop, not `array::from_fn`: a closure would not inherit the caller's target
+    // features. SAFETY: the constants read have c floats; registers otherwise.
+    let kv = unsafe {
+        let mut kv = [[V::zero(); 6]; W];
+        for (v, kvv) in kv.iter_mut().enumerate() {
+            for (slot, ki) in kvv.iter_mut().zip(k).take(reads) {
+                *slot = load_at::<V>(ki.as_ptr(), c, 0, j0 + v);
+            }
+        }
+        kv
+    };
+    for r in r0..r1 {
+        for (v, &[mean, b, d, g, s, t]) in kv.iter().enumerate() {
+            // SAFETY: row r has c floats in x, dy and dx.
             unsafe {
-                let ld = |p: &[f32]| load_at::<V>(p.as_ptr(), c, 0, j);
-                let xv = load_at::<V>(x.as_ptr().add(r * c), c, 0, j);
-                let dv = load_at::<V>(dy.as_ptr().add(r * c), c, 0, j);
-                let dv = if RELU { relu_masked(xv, dv, ld(s), ld(t)) } else { dv };
-                let xh = xv.sub(ld(mean)).mul(ld(inv));
-                let out = ld(g).mul(dv.sub(ld(md)).sub(xh.mul(ld(mdx))));
-                store_at(out, dx.as_mut_ptr().add(r * c), c, 0, j);
+                let xv = load_at::<V>(x.as_ptr().add(r * c), c, 0, j0 + v);
+                let dv = load_at::<V>(dy.as_ptr().add(r * c), c, 0, j0 + v);
+                let dv = if RELU { relu_masked(xv, dv, s, t) } else { dv };
+                let out = g.fma(dv, xv.sub(mean).fma(b, d));
+                store_at(out, dx.as_mut_ptr().add(r * c), c, 0, j0 + v);
             }
         }
     }
@@ -432,6 +485,6 @@ simd_dispatch! {
 }
 simd_dispatch! {
     /// [`backward_dx_body`] on `isa`.
-    pub(super) unsafe fn backward_dx<const RELU: bool>(x: &[f32], dy: &[f32], k: [&[f32]; 7], c: usize, dx: &mut [f32])
+    pub(super) unsafe fn backward_dx<const RELU: bool>(x: &[f32], dy: &[f32], k: [&[f32]; 6], c: usize, dx: &mut [f32])
         => backward_dx_body
 }
