@@ -79,12 +79,15 @@ fn the_seed_models_head_matches_reference() {
 }
 
 /// Rows 4 KiB apart (1024 inputs) take the forward in narrower blocks of outputs than
-/// other strides; each output is still its own sum in the same order, so a 64-output layer
-/// gives every output exactly what a one-output layer on that weight row gives (and the
+/// other strides, and tiles of four, two or one samples; each output is still its own sum
+/// in the same order, so a 64-output layer gives every output exactly what a one-output
+/// layer on that weight row gives, and every sample what a one-sample layer gives (and the
 /// reference's values within the bound).
 #[test]
 fn the_forward_is_the_same_sums_in_any_block_width() {
-    let (n, i_n, o_n) = (8, 1024, 64);
+    // 7 samples: a task of four (one tile of four samples on 32-register ISAs, their rows
+    // copied apart at 1024 inputs) and one of three (two, then one).
+    let (n, i_n, o_n) = (7, 1024, 64);
     let l = Linear::new(n, i_n, o_n).unwrap();
     check(&l, 9);
     let (x, w, b) = (fill(1, n * i_n), fill(2, o_n * i_n), fill(3, o_n));
@@ -98,6 +101,12 @@ fn the_forward_is_the_same_sums_in_any_block_width() {
             linear_forward(&ctx, &one, &x, &w[j * i_n..(j + 1) * i_n], Some(&b[j..j + 1]), &mut yj).unwrap();
             let col: Vec<f32> = (0..n).map(|s| y[s * o_n + j]).collect();
             assert!(col == yj, "{isa}: output {j} differs from its one-output layer");
+        }
+        let single = Linear::new(1, i_n, o_n).unwrap();
+        for s in 0..n {
+            let mut ys = vec![0.0; o_n];
+            linear_forward(&ctx, &single, &x[s * i_n..(s + 1) * i_n], &w, Some(&b), &mut ys).unwrap();
+            assert!(ys == y[s * o_n..(s + 1) * o_n], "{isa}: sample {s} differs from its one-sample layer");
         }
     }
 }

@@ -3,11 +3,12 @@
 //! all three training passes. A classifier head (10 outputs over 5408 inputs) is a
 //! poor GEMM — the output width is under one vector, so tiles are mostly padding — but a
 //! good set of dot products and axpys along the long `inputs` axis: every kernel here
-//! vectorises along `inputs` and keeps `J` outputs (and two samples) or four vectors of
+//! vectorises along `inputs` and keeps `J` outputs (and two or four samples) or four vectors of
 //! inputs (and two or four samples) in registers.
 //!
-//! - forward: `y[s][j] = b[j] + Σ_i x[s][i] w[j][i]` (dot products; `J` outputs x 2
-//!   samples of accumulators, lanes summed in a fixed order);
+//! - forward: `y[s][j] = b[j] + Σ_i x[s][i] w[j][i]` (dot products; `J` outputs x 4
+//!   samples of accumulators on 32-register ISAs, x 2 on 16, lanes summed in a fixed
+//!   order; `forward.rs`);
 //! - backward-data: `dx[s][i] = Σ_j dy[s][j] w[j][i]` (axpys of weight rows; four
 //!   samples a pass over `w` on 32-register ISAs, two on 16);
 //! - backward-weights: `dw[j][i] = Σ_s dy[s][j] x[s][i]` (and `db[j] = Σ_s dy[s][j]`).
@@ -16,137 +17,21 @@
 //! nothing is summed across threads, so results are bit-identical for any thread count.
 
 use crate::arch::simd::{simd_dispatch, F32x};
-use crate::arch::Isa;
 pub use crate::desc::Linear;
 use crate::error::Result;
 use crate::Ctx;
-use blocks::{forward_block_width, max_outputs, output_blocks};
+use blocks::{max_outputs, output_blocks};
+pub use forward::linear_forward;
 use rayon::prelude::*;
 
 mod blocks;
+mod forward;
 
-/// Samples per task of the forward and backward-data passes.
-const SAMPLES_PER_TASK: usize = 4;
+/// Samples per task of the forward and backward-data passes (the forward's tile on
+/// 32-register ISAs takes all four).
+pub(super) const SAMPLES_PER_TASK: usize = 4;
 /// Inputs per task of the backward-weights pass.
 const INPUTS_PER_TASK: usize = 1024;
-
-/// Forward: `y = x · wᵀ + bias` (`x` `[n, inputs]`, `w` `[outputs, inputs]`, `bias`
-/// `[outputs]`, `y` `[n, outputs]` overwritten).
-pub fn linear_forward(ctx: &Ctx, l: &Linear, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) -> Result<()> {
-    let isa = ctx.isa.check()?;
-    l.check(x.len(), w.len(), y.len())?;
-    if let Some(b) = bias {
-        l.check_bias("bias length vs outputs", b.len())?;
-    }
-    if l.n == 0 {
-        return Ok(());
-    }
-    let (i_n, o_n) = (l.inputs, l.outputs);
-    y.par_chunks_mut(SAMPLES_PER_TASK * o_n).zip(x.par_chunks(SAMPLES_PER_TASK * i_n)).for_each(|(yt, xt)| {
-        for (ys, xs) in yt.chunks_mut(2 * o_n).zip(xt.chunks(2 * i_n)) {
-            let samples = ys.len() / o_n;
-            for (j0, width) in output_blocks(o_n, forward_block_width(isa, i_n)) {
-                let mut sums = [[0f32; 12]; 2];
-                // SAFETY: `isa` was checked; xs holds `samples` rows of i_n inputs; rows
-                // j0..j0+width of w exist (output_blocks stays below o_n).
-                unsafe { dot_block(isa, xs, &w[j0 * i_n..], i_n, samples, width, &mut sums) };
-                for s in 0..samples {
-                    for j in 0..width {
-                        ys[s * o_n + j0 + j] = sums[s][j] + bias.map_or(0.0, |b| b[j0 + j]);
-                    }
-                }
-            }
-        }
-    });
-    Ok(())
-}
-
-/// `sums[s][j] = Σ_i x[s][i] w[j][i]` for `samples` (1 or 2) rows of `x` and `width` rows of
-/// `w`, dispatched to the instantiated widths.
-///
-/// # Safety
-/// The ISA is available; `x` holds `samples * inputs` floats, `w` `width * inputs`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn dot_block(
-    isa: Isa,
-    x: &[f32],
-    w: &[f32],
-    inputs: usize,
-    samples: usize,
-    width: usize,
-    sums: &mut [[f32; 12]; 2],
-) {
-    assert!(x.len() >= samples * inputs && w.len() >= width * inputs && (1..=2).contains(&samples));
-    // SAFETY: forwarded contract, bounds asserted above.
-    unsafe {
-        match (samples, width) {
-            (2, 12) => dot_tile::<2, 12>(isa, x, w, inputs, sums),
-            (2, 10) => dot_tile::<2, 10>(isa, x, w, inputs, sums),
-            (2, 8) => dot_tile::<2, 8>(isa, x, w, inputs, sums),
-            (2, 6) => dot_tile::<2, 6>(isa, x, w, inputs, sums),
-            (2, 4) => dot_tile::<2, 4>(isa, x, w, inputs, sums),
-            (2, 3) => dot_tile::<2, 3>(isa, x, w, inputs, sums),
-            (2, 2) => dot_tile::<2, 2>(isa, x, w, inputs, sums),
-            (2, _) => dot_tile::<2, 1>(isa, x, w, inputs, sums),
-            (_, 12) => dot_tile::<1, 12>(isa, x, w, inputs, sums),
-            (_, 10) => dot_tile::<1, 10>(isa, x, w, inputs, sums),
-            (_, 8) => dot_tile::<1, 8>(isa, x, w, inputs, sums),
-            (_, 6) => dot_tile::<1, 6>(isa, x, w, inputs, sums),
-            (_, 4) => dot_tile::<1, 4>(isa, x, w, inputs, sums),
-            (_, 3) => dot_tile::<1, 3>(isa, x, w, inputs, sums),
-            (_, 2) => dot_tile::<1, 2>(isa, x, w, inputs, sums),
-            _ => dot_tile::<1, 1>(isa, x, w, inputs, sums),
-        }
-    }
-}
-
-/// `S` samples x `J` outputs of dot products along `inputs`; each accumulator's lanes are
-/// summed in lane order, the tail (under one vector) added last in order.
-///
-/// # Safety
-/// The ISA of `V` is enabled; `x` holds `S * inputs`, `w` `J * inputs` floats.
-#[inline(always)]
-unsafe fn dot_tile_body<V: F32x, const S: usize, const J: usize>(
-    x: &[f32],
-    w: &[f32],
-    inputs: usize,
-    sums: &mut [[f32; 12]; 2],
-) {
-    assert!(x.len() >= S * inputs && w.len() >= J * inputs && S <= 2 && J <= 12);
-    let l = V::LANES;
-    let full = inputs / l * l;
-    // SAFETY: every load is at an index below `full <= inputs` within a row of x or w.
-    unsafe {
-        let mut acc = [[V::zero(); J]; S];
-        let (xp, wp) = (x.as_ptr(), w.as_ptr());
-        for i in (0..full).step_by(l) {
-            let xv: [V; S] = core::array::from_fn(|s| V::load(xp.add(s * inputs + i)));
-            #[allow(clippy::needless_range_loop)] // j indexes w's rows and acc's columns
-            for j in 0..J {
-                let wv = V::load(wp.add(j * inputs + i));
-                for s in 0..S {
-                    acc[s][j] = xv[s].fma(wv, acc[s][j]);
-                }
-            }
-        }
-        let mut lanes = [0f32; 16];
-        for s in 0..S {
-            for j in 0..J {
-                acc[s][j].store(lanes.as_mut_ptr());
-                let mut t = lanes[..l].iter().sum::<f32>();
-                for i in full..inputs {
-                    t += x[s * inputs + i] * w[j * inputs + i];
-                }
-                sums[s][j] = t;
-            }
-        }
-    }
-}
-
-simd_dispatch! {
-    /// [`dot_tile_body`] on `isa`.
-    unsafe fn dot_tile<const S: usize, const J: usize>(x: &[f32], w: &[f32], inputs: usize, sums: &mut [[f32; 12]; 2]) => dot_tile_body
-}
 
 /// Backward-data: `dx = dy · w` (`dy` `[n, outputs]`, `w` `[outputs, inputs]`, `dx`
 /// `[n, inputs]` overwritten).
