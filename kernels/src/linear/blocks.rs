@@ -5,7 +5,8 @@
 use crate::arch::simd::vector_registers;
 use crate::arch::Isa;
 
-/// Outputs kept in registers (with two samples) by each ISA's tiles.
+/// Outputs kept in registers with two samples by each ISA's tiles (the backward-weights tile,
+/// and the forward's where it takes two samples).
 pub(super) fn max_outputs(isa: Isa) -> usize {
     if vector_registers(isa) >= 32 {
         12
