@@ -23,6 +23,7 @@
 //! (two interleaved chains) and then in f64; the blocks' partial sums are added in block
 //! order: results are bit-identical for any thread count. The f64 twins are in `reference::batchnorm`.
 
+mod rows;
 mod simd;
 
 use crate::error::{Error, Result};
@@ -191,9 +192,9 @@ pub fn batch_norm_apply(ctx: &Ctx, x: &[f32], scale: &[f32], shift: &[f32], relu
         // SAFETY: isa was checked; xb and yb are the same whole rows of c.
         unsafe {
             if relu {
-                simd::affine::<true>(isa, xb, scale, shift, c, yb)
+                rows::affine::<true>(isa, xb, scale, shift, c, yb)
             } else {
-                simd::affine::<false>(isa, xb, scale, shift, c, yb)
+                rows::affine::<false>(isa, xb, scale, shift, c, yb)
             }
         }
     });
@@ -236,9 +237,9 @@ pub fn batch_norm_add(ctx: &Ctx, terms: &[AddTerm<'_>], c: usize, relu: bool, y:
         // have c floats (checked); terms is not empty (checked).
         unsafe {
             if relu {
-                simd::add_affine::<true>(isa, terms, b * block, c, yb)
+                rows::add_affine::<true>(isa, terms, b * block, c, yb)
             } else {
-                simd::add_affine::<false>(isa, terms, b * block, c, yb)
+                rows::add_affine::<false>(isa, terms, b * block, c, yb)
             }
         }
     });
@@ -375,9 +376,9 @@ pub fn batch_norm_backward_dx(
             // constants read have c floats.
             unsafe {
                 if relu.is_some() {
-                    simd::backward_dx::<true>(isa, xb, db, k, c, ob)
+                    rows::backward_dx::<true>(isa, xb, db, k, c, ob)
                 } else {
-                    simd::backward_dx::<false>(isa, xb, db, k, c, ob)
+                    rows::backward_dx::<false>(isa, xb, db, k, c, ob)
                 }
             }
         },

@@ -1,6 +1,6 @@
-//! Batch normalization's passes over one block of rows, vectorised along the channels over
-//! [`F32x`]. One file of about 480 lines: the sums' passes and the elementwise passes share
-//! the tail loads and the ReLU mask, and the sums' chains below are one design.
+//! Batch normalization's sums over one block of rows (the moments, the backward's two
+//! sums), vectorised along the channels over [`F32x`], and the tail loads and the ReLU mask
+//! that the elementwise passes (`rows.rs`) share with them.
 //!
 //! Sums: each channel is summed in f32 over a group of [`GROUP`] consecutive rows, in row
 //! order within each of [`SETS`] interleaved chains (rows `r ≡ i mod SETS` in chain `i`, so
@@ -34,7 +34,7 @@ const RUN: usize = 8;
 /// # Safety
 /// `p + w0 + k LANES` has `min(LANES, c - w0 - k LANES)` readable floats.
 #[inline(always)]
-unsafe fn load_at<V: F32x>(p: *const f32, c: usize, w0: usize, k: usize) -> V {
+pub(super) unsafe fn load_at<V: F32x>(p: *const f32, c: usize, w0: usize, k: usize) -> V {
     let at = w0 + k * V::LANES;
     let n = (c - at).min(V::LANES);
     // SAFETY: the caller's contract.
@@ -52,7 +52,7 @@ unsafe fn load_at<V: F32x>(p: *const f32, c: usize, w0: usize, k: usize) -> V {
 /// # Safety
 /// As [`load_at`], writable.
 #[inline(always)]
-unsafe fn store_at<V: F32x>(v: V, p: *mut f32, c: usize, w0: usize, k: usize) {
+pub(super) unsafe fn store_at<V: F32x>(v: V, p: *mut f32, c: usize, w0: usize, k: usize) {
     let at = w0 + k * V::LANES;
     let n = (c - at).min(V::LANES);
     // SAFETY: the caller's contract.
@@ -74,13 +74,13 @@ const BACKWARD_RELU: usize = 3;
 
 /// `dy` where the forward's `x s + t` was positive, else 0: the gradient a ReLU after the
 /// affine map passed (`s`, `t`: the map's vectors for these channels). `x s + t` is
-/// computed as [`affine_body`] computes it (multiply, then add; no FMA), so the mask is
-/// exactly the forward's `y > 0`.
+/// computed as `rows.rs`'s `affine_body` computes it (multiply, then add; no FMA), so the
+/// mask is exactly the forward's `y > 0`.
 ///
 /// # Safety
 /// The ISA of `V` is enabled.
 #[inline(always)]
-unsafe fn relu_masked<V: F32x>(xv: V, dv: V, s: V, t: V) -> V {
+pub(super) unsafe fn relu_masked<V: F32x>(xv: V, dv: V, s: V, t: V) -> V {
     // SAFETY: arithmetic only.
     unsafe { xv.mul(s).add(t).select_gt(V::zero(), dv, V::zero()) }
 }
@@ -320,171 +320,13 @@ unsafe fn backward_sums_body<V: F32x, const RELU: bool>(
     }
 }
 
-/// Per row `y = x a + b` (`a`, `b` `[c]`), then `max(y, 0)` with `RELU`.
-///
-/// # Safety
-/// The ISA of `V` is enabled; `x` and `y` are the same whole rows of `c`; `a`, `b` have `c`.
-#[inline(always)]
-unsafe fn affine_body<V: F32x, const RELU: bool>(x: &[f32], a: &[f32], b: &[f32], c: usize, y: &mut [f32]) {
-    let chunks = c.div_ceil(V::LANES);
-    for r in 0..x.len() / c {
-        for k in 0..chunks {
-            // SAFETY: row r has c floats in x and y; a and b have c.
-            unsafe {
-                let v = load_at::<V>(x.as_ptr().add(r * c), c, 0, k);
-                let out = v.mul(load_at::<V>(a.as_ptr(), c, 0, k)).add(load_at::<V>(b.as_ptr(), c, 0, k));
-                let out = if RELU { out.max(V::zero()) } else { out };
-                store_at(out, y.as_mut_ptr().add(r * c), c, 0, k);
-            }
-        }
-    }
-}
-
-/// Per row `y = Σ_i term_i`, in the order of `terms`, each `x_i a_i + b_i` (multiply, then
-/// add, as [`affine_body`]) where it has an affine map or `x_i` as is; then `max(y, 0)` with
-/// `RELU`. `y` is the block of rows starting at element `at` of the terms' values. The sum's
-/// additions are those of `elementwise::add_forward` over the terms, so the result is exactly
-/// the unfused passes' (normalize, then add).
-///
-/// # Safety
-/// The ISA of `V` is enabled; `y` is whole rows of `c`; every `x_i` has `at + y.len()`
-/// floats; every affine map's two slices have `c` floats; `terms` is not empty.
-#[inline(always)]
-unsafe fn add_affine_body<V: F32x, const RELU: bool>(terms: &[super::AddTerm<'_>], at: usize, c: usize, y: &mut [f32]) {
-    let chunks = c.div_ceil(V::LANES);
-    for r in 0..y.len() / c {
-        for k in 0..chunks {
-            // SAFETY: row r has c floats in y and, from at, in every term's x; the maps have c.
-            unsafe {
-                let mut acc = add_term::<V>(&terms[0], at + r * c, c, k);
-                for t in &terms[1..] {
-                    acc = acc.add(add_term::<V>(t, at + r * c, c, k));
-                }
-                let out = if RELU { acc.max(V::zero()) } else { acc };
-                store_at(out, y.as_mut_ptr().add(r * c), c, 0, k);
-            }
-        }
-    }
-}
-
-/// The `k`-th vector of the row at `row` of one term of [`add_affine_body`]: `x a + b`
-/// (multiply, then add) or `x`. A function, not a closure: a closure would not inherit
-/// the caller's target features, and its intrinsics would become calls.
-///
-/// # Safety
-/// As [`load_at`] for `t.x` at `row` and for the map's slices.
-#[inline(always)]
-unsafe fn add_term<V: F32x>(t: &super::AddTerm<'_>, row: usize, c: usize, k: usize) -> V {
-    // SAFETY: the caller's contract.
-    unsafe {
-        let v = load_at::<V>(t.x.as_ptr().add(row), c, 0, k);
-        match t.affine {
-            Some((a, b)) => v.mul(load_at::<V>(a.as_ptr(), c, 0, k)).add(load_at::<V>(b.as_ptr(), c, 0, k)),
-            None => v,
-        }
-    }
-}
-
-/// Rows a pass of [`backward_dx_body`] takes before its next window of channels: the
-/// block's `x`, `dy` and `dx` rows (24 KiB at 64 channels) stay in L1 for the next window.
-const DX_ROWS: usize = 32;
-
-/// Per row `dx = g dy + ((x - mean) b + d)`, two FMAs (`k`: `[mean, b, d, g, s, t]`, each
-/// `[c]`; the caller folds the backward's constants into `b` and `d`); with `RELU`, `dy`
-/// only where `x s + t > 0` (`s`, `t` read only then). A window of vectors of channels at a
-/// time down [`DX_ROWS`] rows, so that the window's constants are loaded once, not per row:
-/// per row and vector the pass reads two vectors of data and would read up to six of
-/// constants, and Zen 4 loads one 512-bit vector a cycle.
-///
-/// # Safety
-/// The ISA of `V` is enabled; `x`, `dy`, `dx` are the same whole rows of `c`; each constant
-/// read has `c` floats.
-#[inline(always)]
-unsafe fn backward_dx_body<V: F32x, const RELU: bool>(x: &[f32], dy: &[f32], k: [&[f32]; 6], c: usize, dx: &mut [f32]) {
-    let chunks = c.div_ceil(V::LANES);
-    let rows = x.len() / c;
-    for r0 in (0..rows).step_by(DX_ROWS) {
-        let r1 = (r0 + DX_ROWS).min(rows);
-        let mut j = 0;
-        // SAFETY: forwarded; every window's vectors are below `chunks`, and a window of
-        // two is of whole vectors.
-        unsafe {
-            if V::REGISTERS >= 32 {
-                while (j + 2) * V::LANES <= c {
-                    window_dx::<V, RELU, 2>(x, dy, k, c, j, (r0, r1), dx);
-                    j += 2;
-                }
-            }
-            while j < chunks {
-                window_dx::<V, RELU, 1>(x, dy, k, c, j, (r0, r1), dx);
-                j += 1;
-            }
-        }
-    }
-}
-
-/// [`backward_dx_body`] for the `W` vectors of channels from vector `j0` over rows `r0..r1`,
-/// with their constants in registers.
-///
-/// # Safety
-/// As [`backward_dx_body`]; vectors `j0..j0 + W` hold channels (the last may be partial
-/// only when `W` is 1).
-#[inline(always)]
-unsafe fn window_dx<V: F32x, const RELU: bool, const W: usize>(
-    x: &[f32],
-    dy: &[f32],
-    k: [&[f32]; 6],
-    c: usize,
-    j0: usize,
-    (r0, r1): (usize, usize),
-    dx: &mut [f32],
-) {
-    let reads = if RELU { 6 } else { 4 };
-    // A loop, not `array::from_fn`: a closure would not inherit the caller's target
-    // features. SAFETY: the constants read have c floats; registers otherwise.
-    let kv = unsafe {
-        let mut kv = [[V::zero(); 6]; W];
-        for (v, kvv) in kv.iter_mut().enumerate() {
-            for (slot, ki) in kvv.iter_mut().zip(k).take(reads) {
-                *slot = load_at::<V>(ki.as_ptr(), c, 0, j0 + v);
-            }
-        }
-        kv
-    };
-    for r in r0..r1 {
-        for (v, &[mean, b, d, g, s, t]) in kv.iter().enumerate() {
-            // SAFETY: row r has c floats in x, dy and dx.
-            unsafe {
-                let xv = load_at::<V>(x.as_ptr().add(r * c), c, 0, j0 + v);
-                let dv = load_at::<V>(dy.as_ptr().add(r * c), c, 0, j0 + v);
-                let dv = if RELU { relu_masked(xv, dv, s, t) } else { dv };
-                let out = g.fma(dv, xv.sub(mean).fma(b, d));
-                store_at(out, dx.as_mut_ptr().add(r * c), c, 0, j0 + v);
-            }
-        }
-    }
-}
-
 simd_dispatch! {
     /// [`moments_body`] on `isa`.
     pub(super) unsafe fn moments(x: &[f32], shift: &[f32], c: usize, out: &mut [f64]) => moments_body
 }
+
 simd_dispatch! {
     /// [`backward_sums_body`] on `isa`.
     pub(super) unsafe fn backward_sums<const RELU: bool>(x: &[f32], dy: &[f32], k: [&[f32]; 4], c: usize, out: &mut [f64])
         => backward_sums_body
-}
-simd_dispatch! {
-    /// [`affine_body`] on `isa`.
-    pub(super) unsafe fn affine<const RELU: bool>(x: &[f32], a: &[f32], b: &[f32], c: usize, y: &mut [f32]) => affine_body
-}
-simd_dispatch! {
-    /// [`add_affine_body`] on `isa`.
-    pub(super) unsafe fn add_affine<const RELU: bool>(terms: &[super::AddTerm<'_>], at: usize, c: usize, y: &mut [f32])
-        => add_affine_body
-}
-simd_dispatch! {
-    /// [`backward_dx_body`] on `isa`.
-    pub(super) unsafe fn backward_dx<const RELU: bool>(x: &[f32], dy: &[f32], k: [&[f32]; 6], c: usize, dx: &mut [f32])
-        => backward_dx_body
 }
