@@ -3,8 +3,8 @@
 //! all three training passes. A classifier head (10 outputs over 5408 inputs) is a
 //! poor GEMM — the output width is under one vector, so tiles are mostly padding — but a
 //! good set of dot products and axpys along the long `inputs` axis: every kernel here
-//! vectorises along `inputs` and keeps `J` outputs (and two or four samples) or four vectors of
-//! inputs (and two or four samples) in registers.
+//! vectorises along `inputs` and keeps in registers either `J` outputs or four vectors of
+//! inputs, each for two or four samples.
 //!
 //! - forward: `y[s][j] = b[j] + Σ_i x[s][i] w[j][i]` (dot products; `J` outputs x 4
 //!   samples of accumulators on 32-register ISAs, x 2 on 16, lanes summed in a fixed
