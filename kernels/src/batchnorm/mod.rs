@@ -19,7 +19,7 @@
 //! stored and the ReLU's passes over memory (one each way) disappear.
 //!
 //! Every pass is vectorised along the channels (`simd.rs`, every ISA). Sums run over fixed
-//! blocks of rows in parallel: within a block, in compensated f32 over groups of 128 rows
+//! blocks of rows in parallel: within a block, in compensated f32 over groups of 256 rows
 //! (two interleaved chains) and then in f64; the blocks' partial sums are added in block
 //! order: results are bit-identical for any thread count. The f64 twins are in `reference::batchnorm`.
 

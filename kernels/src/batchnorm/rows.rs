@@ -6,7 +6,7 @@
 //! row and vector these passes read one to three vectors of data but up to six of
 //! constants.
 
-use super::simd::{load_at, relu_masked, store_at};
+use super::simd::{for_each_window, load_at, relu_masked, store_at, ChannelWindows};
 use crate::arch::simd::{simd_dispatch, F32x};
 
 /// Rows a pass takes before its next window of channels: the block's rows (`x`, `dy` and
@@ -66,8 +66,8 @@ unsafe fn add_affine_body<V: F32x, const RELU: bool>(terms: &[super::AddTerm<'_>
 
 /// One term over rows `r0..r1` of `y`: `v = x a + b` (multiply, then add) with `AFFINE`,
 /// else `x`; then `y = v` with `FIRST`, else `y = y + v`; then `max(y, 0)` with `RELU`.
-/// `x`'s row `r` starts at element `at + r c`. Windows of vectors of channels as in
-/// [`backward_dx_body`], the map's constants loaded once a window.
+/// `x`'s row `r` starts at element `at + r c`. A window of vectors of channels at a time
+/// ([`for_each_window`]), the map's constants loaded once a window.
 ///
 /// # Safety
 /// The ISA of `V` is enabled; `y` holds rows `r0..r1` of `c` (and, without `FIRST`, they
@@ -80,57 +80,53 @@ unsafe fn term_pass<V: F32x, const FIRST: bool, const AFFINE: bool, const RELU: 
     rows: (usize, usize),
     y: &mut [f32],
 ) {
-    let chunks = c.div_ceil(V::LANES);
-    let mut j = 0;
-    // SAFETY: forwarded; every window's vectors are below `chunks`, and a window of two is
-    // of whole vectors.
-    unsafe {
-        if V::REGISTERS >= 32 {
-            while (j + 2) * V::LANES <= c {
-                window_term::<V, FIRST, AFFINE, RELU, 2>((x, at), (a, b), c, j, rows, y);
-                j += 2;
-            }
-        }
-        while j < chunks {
-            window_term::<V, FIRST, AFFINE, RELU, 1>((x, at), (a, b), c, j, rows, y);
-            j += 1;
-        }
-    }
+    let mut pass = TermPass::<FIRST, AFFINE, RELU> { x, at, a, b, c, rows, y };
+    // SAFETY: forwarded.
+    unsafe { for_each_window::<V>(c, &mut pass) }
 }
 
-/// [`term_pass`] for the `W` vectors of channels from vector `j0`.
-///
-/// # Safety
-/// As [`term_pass`]; vectors `j0..j0 + W` hold channels (the last may be partial only when
-/// `W` is 1).
-#[inline(always)]
-unsafe fn window_term<V: F32x, const FIRST: bool, const AFFINE: bool, const RELU: bool, const W: usize>(
-    (x, at): (&[f32], usize),
-    (a, b): (&[f32], &[f32]),
+/// [`term_pass`]'s operands.
+struct TermPass<'a, const FIRST: bool, const AFFINE: bool, const RELU: bool> {
+    x: &'a [f32],
+    at: usize,
+    a: &'a [f32],
+    b: &'a [f32],
     c: usize,
-    j0: usize,
-    (r0, r1): (usize, usize),
-    y: &mut [f32],
-) {
-    // SAFETY: with AFFINE, a and b have c floats; registers otherwise.
-    let ab = unsafe {
-        let mut ab = [[V::zero(); 2]; W];
-        if AFFINE {
-            for (v, abv) in ab.iter_mut().enumerate() {
-                *abv = [load_at::<V>(a.as_ptr(), c, 0, j0 + v), load_at::<V>(b.as_ptr(), c, 0, j0 + v)];
+    rows: (usize, usize),
+    y: &'a mut [f32],
+}
+
+impl<V: F32x, const FIRST: bool, const AFFINE: bool, const RELU: bool> ChannelWindows<V>
+    for TermPass<'_, FIRST, AFFINE, RELU>
+{
+    /// [`term_pass`] for the `W` vectors of channels from vector `j0`.
+    ///
+    /// # Safety
+    /// As [`term_pass`] and [`ChannelWindows::window`].
+    #[inline(always)]
+    unsafe fn window<const W: usize>(&mut self, j0: usize) {
+        let Self { x, at, a, b, c, rows: (r0, r1), .. } = *self;
+        let y = &mut *self.y;
+        // SAFETY: with AFFINE, a and b have c floats; registers otherwise.
+        let ab = unsafe {
+            let mut ab = [[V::zero(); 2]; W];
+            if AFFINE {
+                for (v, abv) in ab.iter_mut().enumerate() {
+                    *abv = [load_at::<V>(a.as_ptr(), c, 0, j0 + v), load_at::<V>(b.as_ptr(), c, 0, j0 + v)];
+                }
             }
-        }
-        ab
-    };
-    for r in r0..r1 {
-        for (v, &[av, bv]) in ab.iter().enumerate() {
-            // SAFETY: row r has c floats in y and, from at, in x.
-            unsafe {
-                let xv = load_at::<V>(x.as_ptr().add(at + r * c), c, 0, j0 + v);
-                let term = if AFFINE { xv.mul(av).add(bv) } else { xv };
-                let sum = if FIRST { term } else { load_at::<V>(y.as_ptr().add(r * c), c, 0, j0 + v).add(term) };
-                let out = if RELU { sum.max(V::zero()) } else { sum };
-                store_at(out, y.as_mut_ptr().add(r * c), c, 0, j0 + v);
+            ab
+        };
+        for r in r0..r1 {
+            for (v, &[av, bv]) in ab.iter().enumerate() {
+                // SAFETY: row r has c floats in y and, from at, in x.
+                unsafe {
+                    let xv = load_at::<V>(x.as_ptr().add(at + r * c), c, 0, j0 + v);
+                    let term = if AFFINE { xv.mul(av).add(bv) } else { xv };
+                    let sum = if FIRST { term } else { load_at::<V>(y.as_ptr().add(r * c), c, 0, j0 + v).add(term) };
+                    let out = if RELU { sum.max(V::zero()) } else { sum };
+                    store_at(out, y.as_mut_ptr().add(r * c), c, 0, j0 + v);
+                }
             }
         }
     }
@@ -139,74 +135,66 @@ unsafe fn window_term<V: F32x, const FIRST: bool, const AFFINE: bool, const RELU
 /// Per row `dx = g dy + ((x - mean) b + d)`, two FMAs (`k`: `[mean, b, d, g, s, t]`, each
 /// `[c]`; the caller folds the backward's constants into `b` and `d`); with `RELU`, `dy`
 /// only where `x s + t > 0` (`s`, `t` read only then). A window of vectors of channels at a
-/// time down [`WINDOW_ROWS`] rows, so that the window's constants are loaded once, not per row:
-/// per row and vector the pass reads two vectors of data and would read up to six of
-/// constants, and Zen 4 loads one 512-bit vector a cycle.
+/// time ([`for_each_window`]) down [`WINDOW_ROWS`] rows, so that the window's constants are
+/// loaded once, not per row: per row and vector the pass reads two vectors of data and
+/// would read up to six of constants, and Zen 4 loads one 512-bit vector a cycle.
 ///
 /// # Safety
 /// The ISA of `V` is enabled; `x`, `dy`, `dx` are the same whole rows of `c`; each constant
 /// read has `c` floats.
 #[inline(always)]
 unsafe fn backward_dx_body<V: F32x, const RELU: bool>(x: &[f32], dy: &[f32], k: [&[f32]; 6], c: usize, dx: &mut [f32]) {
-    let chunks = c.div_ceil(V::LANES);
     let rows = x.len() / c;
     for r0 in (0..rows).step_by(WINDOW_ROWS) {
         let r1 = (r0 + WINDOW_ROWS).min(rows);
-        let mut j = 0;
-        // SAFETY: forwarded; every window's vectors are below `chunks`, and a window of
-        // two is of whole vectors.
-        unsafe {
-            if V::REGISTERS >= 32 {
-                while (j + 2) * V::LANES <= c {
-                    window_dx::<V, RELU, 2>(x, dy, k, c, j, (r0, r1), dx);
-                    j += 2;
-                }
-            }
-            while j < chunks {
-                window_dx::<V, RELU, 1>(x, dy, k, c, j, (r0, r1), dx);
-                j += 1;
-            }
-        }
+        let mut pass = DxPass::<RELU> { x, dy, k, c, rows: (r0, r1), dx: &mut *dx };
+        // SAFETY: forwarded.
+        unsafe { for_each_window::<V>(c, &mut pass) }
     }
 }
 
-/// [`backward_dx_body`] for the `W` vectors of channels from vector `j0` over rows `r0..r1`,
-/// with their constants in registers.
-///
-/// # Safety
-/// As [`backward_dx_body`]; vectors `j0..j0 + W` hold channels (the last may be partial
-/// only when `W` is 1).
-#[inline(always)]
-unsafe fn window_dx<V: F32x, const RELU: bool, const W: usize>(
-    x: &[f32],
-    dy: &[f32],
-    k: [&[f32]; 6],
+/// [`backward_dx_body`]'s operands over rows `r0..r1`.
+struct DxPass<'a, const RELU: bool> {
+    x: &'a [f32],
+    dy: &'a [f32],
+    k: [&'a [f32]; 6],
     c: usize,
-    j0: usize,
-    (r0, r1): (usize, usize),
-    dx: &mut [f32],
-) {
-    let reads = if RELU { 6 } else { 4 };
-    // A loop, not `array::from_fn`: a closure would not inherit the caller's target
-    // features. SAFETY: the constants read have c floats; registers otherwise.
-    let kv = unsafe {
-        let mut kv = [[V::zero(); 6]; W];
-        for (v, kvv) in kv.iter_mut().enumerate() {
-            for (slot, ki) in kvv.iter_mut().zip(k).take(reads) {
-                *slot = load_at::<V>(ki.as_ptr(), c, 0, j0 + v);
+    rows: (usize, usize),
+    dx: &'a mut [f32],
+}
+
+impl<V: F32x, const RELU: bool> ChannelWindows<V> for DxPass<'_, RELU> {
+    /// [`backward_dx_body`] for the `W` vectors of channels from vector `j0` over the rows,
+    /// with their constants in registers.
+    ///
+    /// # Safety
+    /// As [`backward_dx_body`] and [`ChannelWindows::window`].
+    #[inline(always)]
+    unsafe fn window<const W: usize>(&mut self, j0: usize) {
+        let Self { x, dy, k, c, rows: (r0, r1), .. } = *self;
+        let dx = &mut *self.dx;
+        let reads = if RELU { 6 } else { 4 };
+        // A loop, not `array::from_fn`: a closure would not inherit the caller's target
+        // features. SAFETY: the constants read have c floats; registers otherwise.
+        let kv = unsafe {
+            let mut kv = [[V::zero(); 6]; W];
+            for (v, kvv) in kv.iter_mut().enumerate() {
+                for (slot, ki) in kvv.iter_mut().zip(k).take(reads) {
+                    *slot = load_at::<V>(ki.as_ptr(), c, 0, j0 + v);
+                }
             }
-        }
-        kv
-    };
-    for r in r0..r1 {
-        for (v, &[mean, b, d, g, s, t]) in kv.iter().enumerate() {
-            // SAFETY: row r has c floats in x, dy and dx.
-            unsafe {
-                let xv = load_at::<V>(x.as_ptr().add(r * c), c, 0, j0 + v);
-                let dv = load_at::<V>(dy.as_ptr().add(r * c), c, 0, j0 + v);
-                let dv = if RELU { relu_masked(xv, dv, s, t) } else { dv };
-                let out = g.fma(dv, xv.sub(mean).fma(b, d));
-                store_at(out, dx.as_mut_ptr().add(r * c), c, 0, j0 + v);
+            kv
+        };
+        for r in r0..r1 {
+            for (v, &[mean, b, d, g, s, t]) in kv.iter().enumerate() {
+                // SAFETY: row r has c floats in x, dy and dx.
+                unsafe {
+                    let xv = load_at::<V>(x.as_ptr().add(r * c), c, 0, j0 + v);
+                    let dv = load_at::<V>(dy.as_ptr().add(r * c), c, 0, j0 + v);
+                    let dv = if RELU { relu_masked(xv, dv, s, t) } else { dv };
+                    let out = g.fma(dv, xv.sub(mean).fma(b, d));
+                    store_at(out, dx.as_mut_ptr().add(r * c), c, 0, j0 + v);
+                }
             }
         }
     }

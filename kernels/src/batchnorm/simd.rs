@@ -150,135 +150,154 @@ unsafe fn kahan_add<V: F32x>(acc: &mut [V; 2], t: V) {
     }
 }
 
-/// `out[s c + j] += Σ_rows terms[s][j]` over the `[rows, c]` block `x` (and `dy` beside it
-/// for the backward passes): two sums per channel (`out` `[2, c]`).
-/// A few vectors of channels at a time down the block's rows (the block stays in cache for
-/// the next), so the sums and their compensations live in registers: two where the ISA has
-/// 32 registers, so that two vectors' chains overlap (each Kahan step is four dependent
-/// additions; two chains alone can leave two vector adders waiting on their latency). Zen
-/// 4, with one 512-bit addition per cycle, gained 5-10% (BENCHMARKS.md, session 26).
-/// Each channel's sum is the same whichever vectors it is summed beside.
+/// A pass over a block of rows that goes a window of `W` vectors of channels at a time
+/// (`W` a constant, so that the window's sums or constants stay in registers).
+pub(super) trait ChannelWindows<V: F32x> {
+    /// The pass over the `W` vectors of channels from vector `j0`.
+    ///
+    /// # Safety
+    /// The pass's own contract holds; vectors `j0..j0 + W` hold channels, and the last is
+    /// partial only when `W` is 1.
+    unsafe fn window<const W: usize>(&mut self, j0: usize);
+}
+
+/// Runs `pass` over `c` channels: windows of two whole vectors where the ISA has 32
+/// registers (so that two vectors' dependency chains overlap, and each constant or sum
+/// still has its register), then one vector at a time, the last one partial.
 ///
 /// # Safety
-/// `x` (and `dy`) are whole rows of `c`; the constants the pass reads have `c` floats; the
-/// ISA of `V` is enabled.
+/// `pass`'s contract holds for every vector of `c` channels.
 #[inline(always)]
-unsafe fn block_sums<V: F32x, const KIND: usize>(x: &[f32], dy: &[f32], k4: [&[f32]; 4], c: usize, out: &mut [f64]) {
+pub(super) unsafe fn for_each_window<V: F32x>(c: usize, pass: &mut impl ChannelWindows<V>) {
     let chunks = c.div_ceil(V::LANES);
-    let mut k = 0;
-    // SAFETY: forwarded; every call's vectors are below `chunks`.
+    let mut j = 0;
+    // SAFETY: forwarded; every window's vectors are below `chunks`, and a window of two is
+    // of whole vectors.
     unsafe {
         if V::REGISTERS >= 32 {
-            while (k + 2) * V::LANES <= c {
-                column_sums::<V, KIND, 2>(x, dy, k4, c, k, out);
-                k += 2;
+            while (j + 2) * V::LANES <= c {
+                pass.window::<2>(j);
+                j += 2;
             }
         }
-        while k < chunks {
-            column_sums::<V, KIND, 1>(x, dy, k4, c, k, out);
-            k += 1;
+        while j < chunks {
+            pass.window::<1>(j);
+            j += 1;
         }
     }
 }
 
-/// [`block_sums`] for the `CV` vectors of channels from vector `k0`: each channel summed
-/// down the rows in chains of interleaved rows, groups and runs as the module describes.
-/// Two vectors are whole ones, loaded without the tail's test: a branch per row and
-/// vector in the loop made LLVM keep the two vectors' chains on the stack.
-///
-/// # Safety
-/// As [`block_sums`]; vectors `k0..k0 + CV` hold channels (the last may be partial when
-/// `CV` is 1; none is when it is 2).
-#[inline(always)]
-unsafe fn column_sums<V: F32x, const KIND: usize, const CV: usize>(
-    x: &[f32],
-    dy: &[f32],
-    k4: [&[f32]; 4],
+/// `out[s c + j] += Σ_rows terms[s][j]` over the `[rows, c]` block `x` (and `dy` beside it
+/// for the backward passes): two sums per channel (`out` `[2, c]`). A window of vectors of
+/// channels at a time down the block's rows (the block stays in cache for the next), so
+/// the sums and their compensations live in registers: two vectors where the ISA has 32
+/// registers, so that two vectors' chains overlap (each Kahan step is four dependent
+/// additions; two chains alone can leave two vector adders waiting on their latency). Zen
+/// 4, with one 512-bit addition per cycle, gained 5-10% (BENCHMARKS.md, session 26).
+/// Each channel's sum is the same whichever vectors it is summed beside.
+struct BlockSums<'a, const KIND: usize> {
+    x: &'a [f32],
+    dy: &'a [f32],
+    k4: [&'a [f32]; 4],
     c: usize,
-    k0: usize,
-    out: &mut [f64],
-) {
-    let backward = KIND == BACKWARD || KIND == BACKWARD_RELU;
-    let rows = x.len() / c;
-    // SAFETY: registers, then the constants the pass reads, which have `c` floats.
-    let kv = unsafe {
-        let mut kv = [[V::zero(); 4]; CV];
-        for (v, kvv) in kv.iter_mut().enumerate() {
-            *kvv = term_constants::<V, KIND>((k0 + v) * V::LANES, k4, c);
-        }
-        kv
-    };
-    for g in (0..rows).step_by(GROUP) {
-        // Per vector and chain: [sum, compensation] of each of the two terms, and the
-        // plain term's sum over the current run. Indexed by constants only (the loops
-        // below over vectors and chains have constant trip counts), so they stay in
-        // registers.
-        // SAFETY: registers only.
-        let mut acc = unsafe { [[[[V::zero(); 2]; 2]; CV]; SETS] };
-        let end = (g + GROUP).min(rows);
-        // Only the moments' squares (the second term) add up in plain runs. They are all
-        // positive, so a run's roundings are a few ulps of the result; the other terms
-        // (`x - K`, `dy`, `dy x̂`) cancel, and a run's roundings would be ulps of their
-        // magnitudes, many of the result's (the backward's sums wait on memory anyway).
-        let squares_in_runs = KIND == MOMENTS;
-        let run_rows = if squares_in_runs { RUN } else { 1 };
-        for run0 in (g..end).step_by(SETS * run_rows) {
+    out: &'a mut [f64],
+}
+
+impl<V: F32x, const KIND: usize> ChannelWindows<V> for BlockSums<'_, KIND> {
+    /// The sums of the `W` vectors of channels from vector `j0`: each channel summed down
+    /// the rows in chains of interleaved rows, groups and runs as the module describes.
+    /// Two vectors are whole ones, loaded without the tail's test: a branch per row and
+    /// vector in the loop made LLVM keep the two vectors' chains on the stack.
+    ///
+    /// # Safety
+    /// As [`ChannelWindows::window`]; the ISA of `V` is enabled, `x` (and `dy`) are whole
+    /// rows of `c`, and the constants the pass reads have `c` floats.
+    #[inline(always)]
+    unsafe fn window<const CV: usize>(&mut self, k0: usize) {
+        let (x, dy, k4, c) = (self.x, self.dy, self.k4, self.c);
+        let out = &mut *self.out;
+        let backward = KIND == BACKWARD || KIND == BACKWARD_RELU;
+        let rows = x.len() / c;
+        // SAFETY: registers, then the constants the pass reads, which have `c` floats.
+        let kv = unsafe {
+            let mut kv = [[V::zero(); 4]; CV];
+            for (v, kvv) in kv.iter_mut().enumerate() {
+                *kvv = term_constants::<V, KIND>((k0 + v) * V::LANES, k4, c);
+            }
+            kv
+        };
+        for g in (0..rows).step_by(GROUP) {
+            // Per vector and chain: [sum, compensation] of each of the two terms, and the
+            // plain term's sum over the current run. Indexed by constants only (the loops
+            // below over vectors and chains have constant trip counts), so they stay in
+            // registers.
             // SAFETY: registers only.
-            let mut runs = unsafe { [[V::zero(); CV]; SETS] };
-            for r0 in (run0..(run0 + SETS * run_rows).min(end)).step_by(SETS) {
-                for (i, (chains, vruns)) in acc.iter_mut().zip(runs.iter_mut()).enumerate() {
-                    let r = r0 + i;
-                    if r >= end {
-                        break;
-                    }
-                    for (v, (chain, run)) in chains.iter_mut().zip(vruns.iter_mut()).enumerate() {
-                        // SAFETY: row r has c floats in x (and dy for the backward pass);
-                        // registers otherwise.
-                        unsafe {
-                            let (xv, dv) = if CV > 1 {
-                                let at = r * c + (k0 + v) * V::LANES;
-                                (
-                                    V::load(x.as_ptr().add(at)),
-                                    if backward { V::load(dy.as_ptr().add(at)) } else { V::zero() },
-                                )
-                            } else {
-                                let xv = load_at::<V>(x.as_ptr().add(r * c), c, 0, k0 + v);
-                                (xv, if backward { load_at::<V>(dy.as_ptr().add(r * c), c, 0, k0 + v) } else { xv })
-                            };
-                            let [t0, t1] = terms::<V, KIND>(xv, dv, kv[v]);
-                            kahan_add(&mut chain[0], t0);
-                            if squares_in_runs {
-                                *run = run.add(t1);
-                            } else {
-                                kahan_add(&mut chain[1], t1);
+            let mut acc = unsafe { [[[[V::zero(); 2]; 2]; CV]; SETS] };
+            let end = (g + GROUP).min(rows);
+            // Only the moments' squares (the second term) add up in plain runs. They are all
+            // positive, so a run's roundings are a few ulps of the result; the other terms
+            // (`x - K`, `dy`, `dy x̂`) cancel, and a run's roundings would be ulps of their
+            // magnitudes, many of the result's (the backward's sums wait on memory anyway).
+            let squares_in_runs = KIND == MOMENTS;
+            let run_rows = if squares_in_runs { RUN } else { 1 };
+            for run0 in (g..end).step_by(SETS * run_rows) {
+                // SAFETY: registers only.
+                let mut runs = unsafe { [[V::zero(); CV]; SETS] };
+                for r0 in (run0..(run0 + SETS * run_rows).min(end)).step_by(SETS) {
+                    for (i, (chains, vruns)) in acc.iter_mut().zip(runs.iter_mut()).enumerate() {
+                        let r = r0 + i;
+                        if r >= end {
+                            break;
+                        }
+                        for (v, (chain, run)) in chains.iter_mut().zip(vruns.iter_mut()).enumerate() {
+                            // SAFETY: row r has c floats in x (and dy for the backward pass);
+                            // registers otherwise.
+                            unsafe {
+                                let (xv, dv) = if CV > 1 {
+                                    let at = r * c + (k0 + v) * V::LANES;
+                                    (
+                                        V::load(x.as_ptr().add(at)),
+                                        if backward { V::load(dy.as_ptr().add(at)) } else { V::zero() },
+                                    )
+                                } else {
+                                    let xv = load_at::<V>(x.as_ptr().add(r * c), c, 0, k0 + v);
+                                    (xv, if backward { load_at::<V>(dy.as_ptr().add(r * c), c, 0, k0 + v) } else { xv })
+                                };
+                                let [t0, t1] = terms::<V, KIND>(xv, dv, kv[v]);
+                                kahan_add(&mut chain[0], t0);
+                                if squares_in_runs {
+                                    *run = run.add(t1);
+                                } else {
+                                    kahan_add(&mut chain[1], t1);
+                                }
                             }
                         }
                     }
                 }
-            }
-            if squares_in_runs {
-                for (chains, vruns) in acc.iter_mut().zip(runs.iter()) {
-                    for (chain, &run) in chains.iter_mut().zip(vruns) {
-                        // SAFETY: registers only.
-                        unsafe { kahan_add(&mut chain[1], run) };
+                if squares_in_runs {
+                    for (chains, vruns) in acc.iter_mut().zip(runs.iter()) {
+                        for (chain, &run) in chains.iter_mut().zip(vruns) {
+                            // SAFETY: registers only.
+                            unsafe { kahan_add(&mut chain[1], run) };
+                        }
                     }
                 }
             }
-        }
-        // Each vector's chains join `out` in chain order.
-        for v in 0..CV {
-            let at = (k0 + v) * V::LANES;
-            let n = (c - at).min(V::LANES);
-            for chain in acc.iter().map(|chains| &chains[v]) {
-                for (s, &[a, e]) in chain.iter().enumerate() {
-                    let (mut sb, mut eb) = ([0f32; 16], [0f32; 16]);
-                    // SAFETY: the buffers hold LANES <= 16 floats.
-                    unsafe {
-                        a.store(sb.as_mut_ptr());
-                        e.store(eb.as_mut_ptr());
-                    }
-                    for (j, o) in out[s * c + at..s * c + at + n].iter_mut().enumerate() {
-                        *o += f64::from(sb[j]) - f64::from(eb[j]);
+            // Each vector's chains join `out` in chain order.
+            for v in 0..CV {
+                let at = (k0 + v) * V::LANES;
+                let n = (c - at).min(V::LANES);
+                for chain in acc.iter().map(|chains| &chains[v]) {
+                    for (s, &[a, e]) in chain.iter().enumerate() {
+                        let (mut sb, mut eb) = ([0f32; 16], [0f32; 16]);
+                        // SAFETY: the buffers hold LANES <= 16 floats.
+                        unsafe {
+                            a.store(sb.as_mut_ptr());
+                            e.store(eb.as_mut_ptr());
+                        }
+                        for (j, o) in out[s * c + at..s * c + at + n].iter_mut().enumerate() {
+                            *o += f64::from(sb[j]) - f64::from(eb[j]);
+                        }
                     }
                 }
             }
@@ -294,7 +313,7 @@ unsafe fn column_sums<V: F32x, const KIND: usize, const CV: usize>(
 #[inline(always)]
 unsafe fn moments_body<V: F32x>(x: &[f32], shift: &[f32], c: usize, out: &mut [f64]) {
     // SAFETY: forwarded; shift has c floats.
-    unsafe { block_sums::<V, MOMENTS>(x, x, [shift, &[], &[], &[]], c, out) }
+    unsafe { for_each_window::<V>(c, &mut BlockSums::<MOMENTS> { x, dy: x, k4: [shift, &[], &[], &[]], c, out }) }
 }
 
 /// `out[j] += Σ dy`, `out[c + j] += Σ dy x̂` with `x̂ = (x - mean) inv`; with `RELU`, `dy`
@@ -313,9 +332,9 @@ unsafe fn backward_sums_body<V: F32x, const RELU: bool>(
     // SAFETY: forwarded.
     unsafe {
         if RELU {
-            block_sums::<V, BACKWARD_RELU>(x, dy, k, c, out)
+            for_each_window::<V>(c, &mut BlockSums::<BACKWARD_RELU> { x, dy, k4: k, c, out })
         } else {
-            block_sums::<V, BACKWARD>(x, dy, k, c, out)
+            for_each_window::<V>(c, &mut BlockSums::<BACKWARD> { x, dy, k4: k, c, out })
         }
     }
 }
