@@ -30,10 +30,12 @@ pub(crate) enum Slot {
     /// A pooled gradient unpooled for an algorithm that reads the dense one, or masked by
     /// its ReLU for the bias gradient.
     Unpooled,
+    /// Per-channel constants a pass folds from its arguments (batch norm's input gradient).
+    Constants,
 }
 
 thread_local! {
-    static SLOTS: [Cell<Vec<f32>>; 10] = const { [const { Cell::new(Vec::new()) }; 10] };
+    static SLOTS: [Cell<Vec<f32>>; 11] = const { [const { Cell::new(Vec::new()) }; 11] };
 }
 
 /// Floats of slack so that a 64-byte aligned window of any length fits.

@@ -27,6 +27,7 @@ mod rows;
 mod simd;
 
 use crate::error::{Error, Result};
+use crate::scratch::{with_scratch, Slot};
 use crate::Ctx;
 use rayon::prelude::*;
 
@@ -362,26 +363,31 @@ pub fn batch_norm_backward_dx(
     let (s, t) = relu.unwrap_or((&[], &[]));
     // dx = g (dy - md - (x - mean) inv mdx) = g dy + ((x - mean) b + d) with g = γ inv,
     // b = -g inv mdx and d = -g md: two FMAs per element (the kernel's form), each
-    // constant rounded once from f64.
-    let g: Vec<f32> = gamma.iter().zip(inv_std).map(|(g, i)| g * i).collect();
-    let b: Vec<f32> = (0..c)
-        .map(|j| (-f64::from(gamma[j]) * f64::from(inv_std[j]).powi(2) * f64::from(mean_dyx[j])) as f32)
-        .collect();
-    let d: Vec<f32> =
-        (0..c).map(|j| (-f64::from(gamma[j]) * f64::from(inv_std[j]) * f64::from(mean_dy[j])) as f32).collect();
-    dx.par_chunks_mut(BLOCK_ROWS * c).zip(x.par_chunks(BLOCK_ROWS * c).zip(dy.par_chunks(BLOCK_ROWS * c))).for_each(
-        |(ob, (xb, db))| {
-            let k = [mean, &b, &d, &g, s, t];
-            // SAFETY: isa was checked; the three are the same whole rows of c, the
-            // constants read have c floats.
-            unsafe {
-                if relu.is_some() {
-                    rows::backward_dx::<true>(isa, xb, db, k, c, ob)
-                } else {
-                    rows::backward_dx::<false>(isa, xb, db, k, c, ob)
+    // constant rounded once from f64. In this thread's scratch: the pass runs per part of
+    // a batch, and would otherwise allocate three vectors each time.
+    with_scratch(Slot::Constants, 3 * c, |gbd| {
+        let (g, bd) = gbd.split_at_mut(c);
+        let (b, d) = bd.split_at_mut(c);
+        for j in 0..c {
+            g[j] = gamma[j] * inv_std[j];
+            let (gamma, inv) = (f64::from(gamma[j]), f64::from(inv_std[j]));
+            b[j] = (-gamma * inv.powi(2) * f64::from(mean_dyx[j])) as f32;
+            d[j] = (-gamma * inv * f64::from(mean_dy[j])) as f32;
+        }
+        let k = [mean, &*b, &*d, &*g, s, t];
+        dx.par_chunks_mut(BLOCK_ROWS * c)
+            .zip(x.par_chunks(BLOCK_ROWS * c).zip(dy.par_chunks(BLOCK_ROWS * c)))
+            .for_each(|(ob, (xb, db))| {
+                // SAFETY: isa was checked; the three are the same whole rows of c, the
+                // constants read have c floats.
+                unsafe {
+                    if relu.is_some() {
+                        rows::backward_dx::<true>(isa, xb, db, k, c, ob)
+                    } else {
+                        rows::backward_dx::<false>(isa, xb, db, k, c, ob)
+                    }
                 }
-            }
-        },
-    );
+            });
+    });
     Ok(())
 }
