@@ -70,7 +70,7 @@ fn conv_groups(c: &mut Criterion, suffix: &str, threads: usize) {
                     pool.install(|| match pass {
                         // The forward pass fuses bias + ReLU, as the CNN runs it.
                         "fwd" => b.iter(|| conv2d_forward(&opts, &d, &x, &w, Some(&bias), true, &mut y).unwrap()),
-                        "bwd_data" => b.iter(|| conv2d_backward_data(&opts, &d, &dy, &w, &mut dx).unwrap()),
+                        "bwd_data" => b.iter(|| conv2d_backward_data(&opts, &d, &dy, &w, &mut dx, false).unwrap()),
                         _ => b.iter(|| {
                             conv2d_backward_filter(&opts, &d, &x, &dy, &mut dw, Some(&mut db), false).unwrap()
                         }),

@@ -81,7 +81,9 @@ fn layers(c: &mut Criterion) {
                 g.bench_function(BenchmarkId::new(format!("{pass}/{aname}"), name), |bch| {
                     one.install(|| match kind {
                         Pass::Forward => bch.iter(|| conv2d_forward(&ctx, &d, &x, &w, Some(&b), true, &mut y).unwrap()),
-                        Pass::BackwardData => bch.iter(|| conv2d_backward_data(&ctx, &d, &dy, &w, &mut dx).unwrap()),
+                        Pass::BackwardData => {
+                            bch.iter(|| conv2d_backward_data(&ctx, &d, &dy, &w, &mut dx, false).unwrap())
+                        }
                         Pass::BackwardFilter => bch
                             .iter(|| conv2d_backward_filter(&ctx, &d, &x, &dy, &mut dw, Some(&mut db), false).unwrap()),
                     })
@@ -233,7 +235,7 @@ fn resnet_convs(c: &mut Criterion) {
                                 bch.iter(|| conv2d_forward(&ctx, &d, &x, &w, None, false, &mut y).unwrap())
                             }
                             Pass::BackwardData => {
-                                bch.iter(|| conv2d_backward_data(&ctx, &d, &dy, &w, &mut dx).unwrap())
+                                bch.iter(|| conv2d_backward_data(&ctx, &d, &dy, &w, &mut dx, false).unwrap())
                             }
                             Pass::BackwardFilter => {
                                 bch.iter(|| conv2d_backward_filter(&ctx, &d, &x, &dy, &mut dw, None, false).unwrap())

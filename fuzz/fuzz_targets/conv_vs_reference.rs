@@ -117,7 +117,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
         close(&y, &want, &mag, c.kh() * c.kw() * c.cin(), extra, "forward");
     }
     let mut dx = vec![0.0; x.len()];
-    let r = conv2d_backward_data(&opts, &c, &dy, &w, &mut dx);
+    let r = conv2d_backward_data(&opts, &c, &dy, &w, &mut dx, false);
     if !usable || !algo.supports(&c, Pass::BackwardData) {
         assert!(r.is_err(), "backward-data should be refused");
     } else {

@@ -316,27 +316,34 @@ fn conv_passes_reject_bad_lengths_algorithms_and_isas() {
         case!(
             "bwd-data: gradient length",
             Error::ShapeMismatch { .. },
-            conv2d_backward_data(&opts, &c, &z(y - 1), &z(w), &mut z(x))
+            conv2d_backward_data(&opts, &c, &z(y - 1), &z(w), &mut z(x), false)
         ),
         case!(
             "bwd-data: filter length",
             Error::ShapeMismatch { .. },
-            conv2d_backward_data(&opts, &c, &z(y), &z(w - 1), &mut z(x))
+            conv2d_backward_data(&opts, &c, &z(y), &z(w - 1), &mut z(x), false)
         ),
         case!(
             "bwd-data: dx length",
             Error::ShapeMismatch { .. },
-            conv2d_backward_data(&opts, &c, &z(y), &z(w), &mut z(x + 1))
+            conv2d_backward_data(&opts, &c, &z(y), &z(w), &mut z(x + 1), false)
         ),
         case!(
             "bwd-data: missing ISA",
             Error::IsaUnavailable(_),
-            conv2d_backward_data(&missing, &c, &z(y), &z(w), &mut z(x))
+            conv2d_backward_data(&missing, &c, &z(y), &z(w), &mut z(x), false)
         ),
         case!(
             "bwd-data: Winograd 4x3 with stride 2",
             Error::InvalidArgument(_),
-            conv2d_backward_data(&Ctx::new().with_algo(ConvAlgo::Winograd4x3), &strided, &z(sy), &z(w), &mut z(x))
+            conv2d_backward_data(
+                &Ctx::new().with_algo(ConvAlgo::Winograd4x3),
+                &strided,
+                &z(sy),
+                &z(w),
+                &mut z(x),
+                false
+            )
         ),
         case!(
             "bwd-filter: input length",
@@ -1227,7 +1234,7 @@ fn huge_strides_compute_backward_data() {
         for isa in Isa::available() {
             for algo in [ConvAlgo::Auto, ConvAlgo::Direct, ConvAlgo::Im2col] {
                 let mut dx = vec![f32::NAN; want.len()];
-                conv2d_backward_data(&Ctx { algo, isa }, &c, &dy, &w, &mut dx).unwrap();
+                conv2d_backward_data(&Ctx { algo, isa }, &c, &dy, &w, &mut dx, false).unwrap();
                 for (i, (g, r)) in dx.iter().zip(&want).enumerate() {
                     assert!((g - r).abs() <= 1e-5, "stride {stride:?} {isa:?} {algo:?} [{i}]: {g} vs {r}");
                 }

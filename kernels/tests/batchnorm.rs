@@ -240,7 +240,7 @@ fn a_batch_in_parts() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(ProptestConfig::with_cases(common::cases(24)))]
     #[test]
     fn random_splits_match_the_reference(
         rows in 1usize..1200,

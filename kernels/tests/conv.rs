@@ -102,14 +102,31 @@ fn check_all_passes(c: &Conv2d, seed: u64, relu: bool) {
             }
             if algo.supports(c, Pass::BackwardData) {
                 let mut dx = vec![f32::NAN; x.len()];
-                conv2d_backward_data(&opts, c, &dy, &w, &mut dx).unwrap();
+                conv2d_backward_data(&opts, c, &dy, &w, &mut dx, false).unwrap();
                 let k = extra(algo, c, Pass::BackwardData, isa);
-                assert_close(
-                    &dx,
-                    &dx_ref,
-                    &tol(&dx_mag, c.kh() * c.kw() * c.cout(), k),
-                    &format!("backward-data {what}"),
-                );
+                let bound = tol(&dx_mag, c.kh() * c.kw() * c.cout(), k);
+                assert_close(&dx, &dx_ref, &bound, &format!("backward-data {what}"));
+                // Added to a gradient already there (an input that feeds two layers): within
+                // the same bound of `dx0 + dx_ref`, plus the addition's rounding. Where the
+                // algorithm sums each pixel whole (all but Winograd, whose adjoint adds as
+                // it scatters), the bits are those of a separate `dx0 + dx`. `Measured`
+                // times its candidates on scratch: adding there would show here as twice
+                // the gradient.
+                let dx0 = fill(seed ^ 4, x.len());
+                let mut sum = dx0.clone();
+                conv2d_backward_data(&opts, c, &dy, &w, &mut sum, true).unwrap();
+                let want: Vec<f32> = dx_ref.iter().zip(&dx0).map(|(r, d)| r + d).collect();
+                let bound: Vec<f64> = bound
+                    .iter()
+                    .zip(&dx0)
+                    .zip(&dx_mag)
+                    .map(|((b, d), m)| b + 2.0 * EPS * f64::from(d.abs() + m))
+                    .collect();
+                assert_close(&sum, &want, &bound, &format!("backward-data added {what}"));
+                if winograd_extra(algo.resolve(c, Pass::BackwardData, isa)) == 0 {
+                    let separate: Vec<f32> = dx0.iter().zip(&dx).map(|(d, g)| d + g).collect();
+                    assert!(sum == separate, "backward-data added {what}: not dx0 + dx");
+                }
             }
             if algo.supports(c, Pass::BackwardFilter) {
                 let (mut dw, mut db) = (vec![f32::NAN; w.len()], vec![f32::NAN; c.cout()]);
@@ -165,7 +182,7 @@ proptest! {
                 let mut y = vec![0.0; dy.len()];
                 conv2d_forward(&opts, &c, &x, &w, None, false, &mut y).unwrap();
                 let mut dx = vec![0.0; x.len()];
-                conv2d_backward_data(&opts, &c, &dy, &w, &mut dx).unwrap();
+                conv2d_backward_data(&opts, &c, &dy, &w, &mut dx, false).unwrap();
                 let mut dw = vec![0.0; w.len()];
                 conv2d_backward_filter(&opts, &c, &x, &dy, &mut dw, None, false).unwrap();
                 // After the calls, so that `Measured` resolves to what it measured.
@@ -234,7 +251,7 @@ fn results_are_bit_identical_for_any_thread_count() {
                         let mut y = vec![0.0; dy.len()];
                         conv2d_forward(&opts, &c, &x, &w, Some(&b), true, &mut y).unwrap();
                         let mut dx = vec![0.0; x.len()];
-                        conv2d_backward_data(&opts, &c, &dy, &w, &mut dx).unwrap();
+                        conv2d_backward_data(&opts, &c, &dy, &w, &mut dx, false).unwrap();
                         let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; c.cout()]);
                         if algo.supports(&c, Pass::BackwardFilter) {
                             conv2d_backward_filter(&opts, &c, &x, &dy, &mut dw, Some(&mut db), false).unwrap();
@@ -260,7 +277,7 @@ fn bad_buffers_are_typed_errors() {
     assert!(matches!(conv2d_forward(&o, &c, &x, &w[..71], None, false, &mut y), Err(Error::ShapeMismatch { .. })));
     assert!(matches!(conv2d_forward(&o, &c, &x, &w, Some(&[0.0; 3]), false, &mut y), Err(Error::ShapeMismatch { .. })));
     let mut dx = vec![0.0; 49];
-    assert!(matches!(conv2d_backward_data(&o, &c, &y, &w, &mut dx), Err(Error::ShapeMismatch { .. })));
+    assert!(matches!(conv2d_backward_data(&o, &c, &y, &w, &mut dx, false), Err(Error::ShapeMismatch { .. })));
     let mut dw = vec![0.0; 72];
     let mut db = vec![0.0; 5];
     assert!(matches!(
@@ -279,7 +296,7 @@ fn bad_buffers_are_typed_errors() {
             Err(Error::InvalidArgument(_))
         ));
         let mut dx = vec![0.0; 50];
-        assert!(matches!(conv2d_backward_data(&o, &strided, &ys, &w, &mut dx), Err(Error::InvalidArgument(_))));
+        assert!(matches!(conv2d_backward_data(&o, &strided, &ys, &w, &mut dx, false), Err(Error::InvalidArgument(_))));
     }
     for missing in Isa::ALL.into_iter().filter(|i| !i.is_available()) {
         let o = Ctx { algo: ConvAlgo::Auto, isa: missing };
@@ -296,7 +313,7 @@ fn an_empty_batch_is_fine_for_every_algorithm() {
         for algo in ALGOS.into_iter().filter(|a| a.supports(&c, Pass::Forward)) {
             let opts = Ctx::new().with_algo(algo);
             conv2d_forward(&opts, &c, &[], &vec![0.0; 108], None, true, &mut []).unwrap();
-            conv2d_backward_data(&opts, &c, &[], &vec![0.0; 108], &mut []).unwrap();
+            conv2d_backward_data(&opts, &c, &[], &vec![0.0; 108], &mut [], false).unwrap();
             let mut dw = vec![f32::NAN; 108];
             conv2d_backward_filter(&opts, &c, &[], &[], &mut dw, Some(&mut [f32::NAN; 4]), false).unwrap();
             assert!(dw.iter().all(|&v| v == 0.0), "{algo:?}: dw of an empty batch is 0");

@@ -180,7 +180,7 @@ fn check_pooled_passes(
             assert_close(&dx, &dx_ref, &tol, &format!("pooled backward-data {what}"));
             if covered {
                 let mut plain = vec![f32::NAN; x.len()];
-                conv2d_backward_data(&ctx, c, dconv, w, &mut plain).unwrap();
+                conv2d_backward_data(&ctx, c, dconv, w, &mut plain, false).unwrap();
                 assert!(bits(&dx) == bits(&plain), "pooled backward-data {what}: not the plain pass");
             }
         }

@@ -97,7 +97,7 @@ fn convolution_every_algorithm_and_pass() {
                     conv2d_forward(&opts, &c, &x, &w, Some(&b), true, &mut y).unwrap();
                     close(&y, &y_ref, 1e-4, &format!("forward {what}"));
                     let mut dx = vec![f32::NAN; x.len()];
-                    conv2d_backward_data(&opts, &c, &dy, &w, &mut dx).unwrap();
+                    conv2d_backward_data(&opts, &c, &dy, &w, &mut dx, false).unwrap();
                     close(&dx, &dx_ref, 1e-4, &format!("backward-data {what}"));
                 }
                 if algo.supports(&c, Pass::BackwardFilter) {

@@ -82,7 +82,7 @@ fn main() {
                     }
                     Pass::BackwardData => {
                         let mut dx = vec![0.0; x.len()];
-                        conv2d_backward_data(&opts, &c, &dy, &w, &mut dx).unwrap();
+                        conv2d_backward_data(&opts, &c, &dy, &w, &mut dx, false).unwrap();
                         (dx, &dx_ref, &dx_mag)
                     }
                     Pass::BackwardFilter => {

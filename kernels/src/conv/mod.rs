@@ -228,15 +228,26 @@ impl Gradient<'_> {
     }
 }
 
-/// Backward-data: the gradient `dx` (`[n,h,w,cin]`, overwritten) of the input, from the
-/// output gradient `dy` (`[n,ho,wo,cout]`) and the filter.
-pub fn conv2d_backward_data(ctx: &Ctx, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mut [f32]) -> Result<()> {
+/// Backward-data: the gradient `dx` (`[n,h,w,cin]`) of the input, from the output gradient
+/// `dy` (`[n,ho,wo,cout]`) and the filter; overwritten, or with `accumulate` added to what
+/// `dx` holds (an input that feeds several layers: its gradients sum in place, without a
+/// buffer and a pass of their own). Winograd adds as it scatters its tiles; the other
+/// algorithms compute the gradient whole, then add it.
+pub fn conv2d_backward_data(
+    ctx: &Ctx,
+    c: &Conv2d,
+    dy: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    accumulate: bool,
+) -> Result<()> {
     let isa = ctx.isa.check()?;
     c.check(dx.len(), w.len(), dy.len())?;
-    backward_data_in(ctx, isa, c, Gradient::Dense(dy), w, dx, (c.ho, c.wo))
+    backward_data_in(ctx, isa, c, Gradient::Dense(dy), w, dx, (c.ho, c.wo), accumulate)
 }
 
 /// [`conv2d_backward_data`] after the checks, with `dy` zero outside `extent`.
+#[allow(clippy::too_many_arguments)]
 fn backward_data_in(
     ctx: &Ctx,
     isa: Isa,
@@ -245,15 +256,30 @@ fn backward_data_in(
     w: &[f32],
     dx: &mut [f32],
     extent: Extent,
+    accumulate: bool,
 ) -> Result<()> {
-    let mut run = |algo| match algo {
-        ConvAlgo::Direct => dy.dense(|dy| direct::backward_data(isa, c, dy, w, dx)),
-        ConvAlgo::Winograd2x3 => winograd::backward_data::<2>(isa, c, dy, w, dx, extent),
-        ConvAlgo::Winograd4x3 => winograd::backward_data::<4>(isa, c, dy, w, dx, extent),
-        _ => dy.dense(|dy| im2col::backward_data(isa, c, dy, w, dx)),
+    let run = |algo, dx: &mut [f32], accumulate: bool| match algo {
+        ConvAlgo::Winograd2x3 => winograd::backward_data::<2>(isa, c, dy, w, dx, extent, accumulate),
+        ConvAlgo::Winograd4x3 => winograd::backward_data::<4>(isa, c, dy, w, dx, extent, accumulate),
+        ConvAlgo::Direct if !accumulate => dy.dense(|dy| direct::backward_data(isa, c, dy, w, dx)),
+        _ if !accumulate => dy.dense(|dy| im2col::backward_data(isa, c, dy, w, dx)),
+        // Whole sums: computed apart, then added.
+        _ => with_scratch(Slot::Partial, dx.len(), |part| {
+            dy.dense(|dy| match algo {
+                ConvAlgo::Direct => direct::backward_data(isa, c, dy, w, part),
+                _ => im2col::backward_data(isa, c, dy, w, part),
+            })?;
+            add_assign(isa, dx, part);
+            Ok(())
+        }),
     };
-    let algo = ctx.algo.select(c, Pass::BackwardData, isa, &mut run)?;
-    run(algo)
+    let algo = if accumulate {
+        // A measured choice times each algorithm twice: on scratch, not on the sum in dx.
+        ctx.algo.select(c, Pass::BackwardData, isa, |a| with_scratch(Slot::Partial, dx.len(), |t| run(a, t, false)))?
+    } else {
+        ctx.algo.select(c, Pass::BackwardData, isa, |a| run(a, dx, false))?
+    };
+    run(algo, dx, accumulate)
 }
 
 /// Backward-filter: the filter gradient `dw` (`[kh,kw,cin,cout]`) from the input `x` and

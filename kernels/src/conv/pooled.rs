@@ -48,7 +48,7 @@ pub fn conv2d_backward_data_pooled(
 ) -> Result<()> {
     let isa = ctx.isa.check()?;
     let g = checked(cp, (dx.len(), w.len()), y, dy, argmax)?;
-    backward_data_in(ctx, isa, cp.conv(), g, w, dx, extent(cp))
+    backward_data_in(ctx, isa, cp.conv(), g, w, dx, extent(cp), false)
 }
 
 /// [`super::conv2d_backward_filter`] of `cp`'s convolution from its input `x` and, as in

@@ -49,6 +49,11 @@ pub(crate) trait Op: Send + Sync {
     fn reduction(&self) -> Option<&dyn Reduction> {
         None
     }
+    /// Whether its backward pass adds an input's gradient into a buffer that already holds
+    /// one (see [`LayerTraits::adds_input_gradient`]).
+    fn adds_input_gradient(&self) -> bool {
+        false
+    }
 }
 
 /// A layer on its own.
@@ -66,6 +71,9 @@ impl Op for LayerOp {
     }
     fn update_state(&self, ws: &Workspace, store: &mut ParamStore) -> Result<()> {
         self.0.update_state(ws, store)
+    }
+    fn adds_input_gradient(&self) -> bool {
+        self.0.traits().adds_input_gradient
     }
 }
 

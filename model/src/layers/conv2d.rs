@@ -4,7 +4,7 @@
 
 use super::{
     declare_bias, glorot_uniform, image_shape, padding_of, shape_err, single_input, Activation, Backward, Flops,
-    Forward, Fusion, IntoPadding, Layer,
+    Forward, Fusion, IntoPadding, Layer, LayerTraits,
 };
 use crate::error::{Error, Result};
 use crate::params::{grads_of, Layout, ParamBuilder, ParamId, ParamKind, Weights};
@@ -176,6 +176,10 @@ impl Layer for Conv2D {
     fn params(&self) -> &[ParamId] {
         &self.params
     }
+    fn traits(&self) -> LayerTraits {
+        // `conv2d_backward_data` adds to dx in place (Winograd in its epilogue).
+        LayerTraits { adds_input_gradient: true, ..LayerTraits::default() }
+    }
     fn activation(&self) -> Activation {
         self.act
     }
@@ -204,7 +208,8 @@ impl Layer for Conv2D {
             conv::conv2d_backward_filter(&ctx, &c, b.x[0], b.dy, dk, db, b.accumulate)?;
         }
         if let Some(dx) = b.dx[0].as_deref_mut() {
-            conv::conv2d_backward_data(&ctx, &c, b.dy, b.weights.get(self.kernel_id()), dx)?;
+            let add = b.add_to_dx.first().copied().unwrap_or(false);
+            conv::conv2d_backward_data(&ctx, &c, b.dy, b.weights.get(self.kernel_id()), dx, add)?;
         }
         Ok(())
     }

@@ -306,7 +306,7 @@ impl Layer for SeparableConv2D {
         // The gradient of the depthwise output, then the depthwise passes.
         let dmid = &mut b.ws.inner_grad;
         dmid.resize(mid.len(), 0.0);
-        conv::conv2d_backward_data(&ctx, &p, b.dy, b.weights.get(self.params[1]), dmid)?;
+        conv::conv2d_backward_data(&ctx, &p, b.dy, b.weights.get(self.params[1]), dmid, false)?;
         let dmid = &b.ws.inner_grad;
         if b.weight_grads {
             let (ddw, _) = grads_of(table, b.grads, self.params[0], None);

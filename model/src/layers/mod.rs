@@ -68,6 +68,10 @@ pub struct LayerTraits {
     /// the planner runs it as an op with reduction halves (batch normalization's), its
     /// batch cannot be split into parts.
     pub couples_batch: bool,
+    /// The backward pass adds an input's gradient to what its buffer holds where
+    /// [`Backward::add_to_dx`] asks it to: where a value feeds several layers, its
+    /// gradients then sum in place, without a buffer and a pass for the sum.
+    pub adds_input_gradient: bool,
 }
 
 /// A layer's padding as a model definition writes it: a [`Padding`], or Keras's strings
@@ -178,6 +182,10 @@ pub struct Backward<'a, 'b> {
     pub dy: &'a mut [f32],
     /// Per input, where to write its gradient (overwriting), or `None` when not needed.
     pub dx: &'a mut [Option<&'b mut [f32]>],
+    /// Per input, whether `dx[q]` already holds a gradient (its value feeds several layers)
+    /// that this pass adds its own to instead of overwriting it. Only ever true for a layer
+    /// whose [`LayerTraits::adds_input_gradient`] is set; missing entries are false.
+    pub add_to_dx: &'a [bool],
     /// Samples.
     pub n: usize,
     /// This layer's side data in this shard (as the forward pass left it).

@@ -138,9 +138,11 @@ pub(crate) fn pays(c: &Conv2d, m: usize, (eh, ew): Extent) -> bool {
     eh.div_ceil(m) * ew.div_ceil(m) < c.h.div_ceil(m) * c.w.div_ceil(m)
 }
 
-/// `dx` (`[n, h, w, cin]`, overwritten) of the 3x3 stride-1 convolution `c` from `dy`
-/// (`[n, ho, wo, cout]`, zero outside the top-left `extent` of each image: only that is
-/// tiled) and `w` (HWIO). The caller checked [`super::applies`] and the lengths.
+/// `dx` (`[n, h, w, cin]`, overwritten, or with `accumulate` added to) of the 3x3 stride-1
+/// convolution `c` from `dy` (`[n, ho, wo, cout]`, zero outside the top-left `extent` of
+/// each image: only that is tiled) and `w` (HWIO). The tiles' contributions are added into
+/// `dx` as they are scattered, so accumulating only skips the zeroing. The caller checked
+/// [`super::applies`] and the lengths.
 pub(crate) fn backward_data<const M: usize>(
     isa: Isa,
     c: &Conv2d,
@@ -148,13 +150,16 @@ pub(crate) fn backward_data<const M: usize>(
     w: &[f32],
     dx: &mut [f32],
     (eh, ew): Extent,
+    accumulate: bool,
 ) -> Result<()> {
     let a = M + 2;
     let (cin, cout) = (c.cin, c.cout);
     let (th, tw) = (eh.min(c.ho).div_ceil(M), ew.min(c.wo).div_ceil(M));
     let tile_rows = c.n * th;
     if tile_rows * tw == 0 || dx.is_empty() {
-        dx.fill(0.0);
+        if !accumulate {
+            dx.fill(0.0);
+        }
         return Ok(());
     }
     let (top, left) = (c.pad_top as isize, c.pad_left as isize);
@@ -212,7 +217,9 @@ pub(crate) fn backward_data<const M: usize>(
                     rest = tail;
                 }
                 work.into_par_iter().try_for_each(|(first, count, from, owned, seam, seam_buf)| -> Result<()> {
-                    owned.fill(0.0);
+                    if !accumulate {
+                        owned.fill(0.0);
+                    }
                     seam_buf[..seam.1 * row_len].fill(0.0);
                     let t = count * tw;
                     let gt = Tiles { first: first * tw, count: t, th, tw, h: c.ho, w: c.wo, c: cout, top: 0, left: 0 };

@@ -90,10 +90,11 @@ pub(crate) fn applies(c: &Conv2d) -> bool {
 }
 
 /// Where a forward pass writes: the convolution output `[n, ho, wo, cout]` (after bias and
-/// an optional ReLU), or its ReLU'd 2x2/2 max pooling `[n, hp, wp, cout]` with the argmax of
-/// every pooled value (see [`pooled`]).
+/// an optional ReLU; with `add`, added to what `y` holds instead, with neither), or its
+/// ReLU'd 2x2/2 max pooling `[n, hp, wp, cout]` with the argmax of every pooled value (see
+/// [`pooled`]).
 enum Sink<'a> {
-    Full { y: &'a mut [f32], relu: bool },
+    Full { y: &'a mut [f32], relu: bool, add: bool },
     Pooled { y: &'a mut [f32], argmax: &'a mut [u32], grid: PoolGrid },
 }
 
@@ -129,8 +130,8 @@ fn run_forward<const M: usize>(
     // The rows (full or pooled) of the output that tile row `tr` writes.
     let full_rows = |tr: usize| M.min(g.ho - tr % th * M);
     let mut blocks = Vec::with_capacity(tile_rows.div_ceil(rows_per_block));
-    let (relu, grid, chan) = match sink {
-        Sink::Full { y, relu } => {
+    let (relu, add, grid, chan) = match sink {
+        Sink::Full { y, relu, add } => {
             if y.is_empty() {
                 return Ok(());
             }
@@ -141,7 +142,7 @@ fn run_forward<const M: usize>(
                 blocks.push((first, count, BlockSink::Full(head)));
                 rest = tail;
             }
-            (relu, None, Vec::new())
+            (relu, add, None, Vec::new())
         }
         Sink::Pooled { y, argmax, grid } => {
             if y.is_empty() {
@@ -156,7 +157,7 @@ fn run_forward<const M: usize>(
                 blocks.push((first, count, BlockSink::Pooled(hy, ha)));
                 (rest_y, rest_a) = (ty, ta);
             }
-            (true, Some(grid), (0..cout).map(|c| c as f32).collect())
+            (true, false, Some(grid), (0..cout).map(|c| c as f32).collect())
         }
     };
     assert!(x.len() >= g.n * g.h * g.w * g.cin, "winograd: input shorter than its geometry");
@@ -185,7 +186,7 @@ fn run_forward<const M: usize>(
                     // ho·wo·cout < 2^24 (`ConvReluPool`).
                     unsafe {
                         match (yb, grid.as_ref()) {
-                            (BlockSink::Full(yb), _) => transform::output::<M>(isa, m, &out, bias, relu, yb),
+                            (BlockSink::Full(yb), _) => transform::output::<M>(isa, m, &out, bias, relu, add, yb),
                             (BlockSink::Pooled(yb, ab), Some(grid)) => {
                                 pooled::output_pooled::<M>(isa, m, &out, grid, bias, &chan, (yb, ab))
                             }
@@ -209,7 +210,7 @@ pub(crate) fn forward<const M: usize>(
     relu: bool,
     y: &mut [f32],
 ) -> Result<()> {
-    run_forward::<M>(isa, c, (x, c.pad_top as isize, c.pad_left as isize), w, bias, Sink::Full { y, relu })
+    run_forward::<M>(isa, c, (x, c.pad_top as isize, c.pad_left as isize), w, bias, Sink::Full { y, relu, add: false })
 }
 
 /// `y = maxpool2x2(relu(conv(x, w) + bias))` with the argmax of every pooled output
@@ -234,7 +235,9 @@ pub(crate) fn forward_pooled<const M: usize>(
 /// Backward-data with F(M x M, 3 x 3): the forward of the transposed problem, or the
 /// adjoint of the forward's tiles where that has fewer tiles ([`adjoint`]). `dy` is zero
 /// outside the top-left `extent` (rows, columns) of each image (the adjoint tiles only
-/// that). The caller checked [`applies`].
+/// that). `dx` is overwritten, or with `accumulate` added to: each output pixel's sum plus
+/// what it held, one rounding, as adding a separately computed gradient would give. The
+/// caller checked [`applies`].
 pub(crate) fn backward_data<const M: usize>(
     isa: Isa,
     c: &Conv2d,
@@ -242,15 +245,23 @@ pub(crate) fn backward_data<const M: usize>(
     w: &[f32],
     dx: &mut [f32],
     extent: Extent,
+    accumulate: bool,
 ) -> Result<()> {
     if adjoint::pays(c, M, extent) {
-        return adjoint::backward_data::<M>(isa, c, dy, w, dx, extent);
+        return adjoint::backward_data::<M>(isa, c, dy, w, dx, extent, accumulate);
     }
     let (g, pl) = transposed(c, c.h.div_ceil(M) * M, c.w.div_ceil(M) * M);
     dy.dense(|dy| {
         with_scratch(Slot::Flipped, w.len(), |wf| {
             flip_filter(c, w, wf);
-            run_forward::<M>(isa, &g, (dy, pl.top, pl.left), wf, None, Sink::Full { y: dx, relu: false })
+            run_forward::<M>(
+                isa,
+                &g,
+                (dy, pl.top, pl.left),
+                wf,
+                None,
+                Sink::Full { y: dx, relu: false, add: accumulate },
+            )
         })
     })
 }

@@ -392,7 +392,8 @@ unsafe fn input_tile<V: F32x, const M: usize, const FULL: bool>(
 
 /// The output side of a block: `y` (the output rows from the block's first tile row on,
 /// `[rows, wo, cout]` with `b.h = ho`, `b.w = wo`, `b.c = cout`) gets `relu?(Aᵀ m A + bias)`
-/// for every tile, clipped to `ho x wo`. `m` holds the products tile-major, as the input
+/// for every tile, clipped to `ho x wo`; with `add`, `y + Aᵀ m A` (`bias` empty, `relu`
+/// false: a gradient added to the one `y` holds). `m` holds the products tile-major, as the input
 /// transform writes `v`: `m[(t*α² + i*α + j) * cout + co]`.
 ///
 /// # Safety
@@ -400,9 +401,17 @@ unsafe fn input_tile<V: F32x, const M: usize, const FULL: bool>(
 /// tiles counted from the block's first tile row; `bias` (if not empty) `cout` floats; the
 /// ISA of `V` is enabled.
 #[inline(always)]
-unsafe fn output_body<V: F32x, const M: usize>(m: &[f32], b: &Tiles, bias: &[f32], relu: bool, y: &mut [f32]) {
+unsafe fn output_body<V: F32x, const M: usize>(
+    m: &[f32],
+    b: &Tiles,
+    bias: &[f32],
+    relu: bool,
+    add: bool,
+    y: &mut [f32],
+) {
     let a = M + 2;
     assert!(m.len() >= a * a * b.count * b.c && (bias.is_empty() || bias.len() >= b.c));
+    assert!(!add || (bias.is_empty() && !relu), "an added gradient has no bias and no ReLU");
     let (n0, y00, _) = b.origin(0, M);
     let start = (n0 * b.h + y00) * b.w;
     let l = V::LANES;
@@ -419,12 +428,20 @@ unsafe fn output_body<V: F32x, const M: usize>(m: &[f32], b: &Tiles, bias: &[f32
             let strides = (b.w * b.c, b.c);
             for ch in (0..full).step_by(l) {
                 let bv = if bias.is_empty() { V::zero() } else { V::load(bias.as_ptr().add(ch)) };
-                output_tile::<V, M, true>(tile.add(ch), b.c, (bv, relu), out.add(ch), strides, (rows, width), l);
+                output_tile::<V, M, true>(tile.add(ch), b.c, (bv, relu, add), out.add(ch), strides, (rows, width), l);
             }
             if full < b.c {
                 let nl = b.c - full;
                 let bv = if bias.is_empty() { V::zero() } else { V::load_partial(bias.as_ptr().add(full), nl) };
-                output_tile::<V, M, false>(tile.add(full), b.c, (bv, relu), out.add(full), strides, (rows, width), nl);
+                output_tile::<V, M, false>(
+                    tile.add(full),
+                    b.c,
+                    (bv, relu, add),
+                    out.add(full),
+                    strides,
+                    (rows, width),
+                    nl,
+                );
             }
         }
     }
@@ -432,18 +449,19 @@ unsafe fn output_body<V: F32x, const M: usize>(m: &[f32], b: &Tiles, bias: &[f32
 
 /// `relu?(Aᵀ m A + bias)` for one tile of one vector of channels: product `(i, j)` at
 /// `src + (i·α + j)·sc`, output pixel `(i, j)` stored at `dst + i·rs + j·cs` where `i <
-/// rows` and `j < width`; `FULL`: all `LANES` channels, else the first `n`. Straight-line
-/// code, like [`input_tile`].
+/// rows` and `j < width` (with `add`, added to what the pixel holds); `FULL`: all `LANES`
+/// channels, else the first `n`. Straight-line code, like [`input_tile`].
 ///
 /// # Safety
 /// Every `src + k·sc` (`k < α²`) holds `n` readable floats (`LANES` if `FULL`), every
-/// stored-to `dst + i·rs + j·cs` `n` writable ones; the ISA of `V` is enabled.
+/// stored-to `dst + i·rs + j·cs` `n` writable (and readable) ones; the ISA of `V` is
+/// enabled.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn output_tile<V: F32x, const M: usize, const FULL: bool>(
     src: *const f32,
     sc: usize,
-    (bias, relu): (V, bool),
+    (bias, relu, add): (V, bool, bool),
     dst: *mut f32,
     (rs, cs): (usize, usize),
     (rows, width): (usize, usize),
@@ -463,7 +481,11 @@ unsafe fn output_tile<V: F32x, const M: usize, const FULL: bool>(
                     o = o.max(V::zero());
                 }
                 if i < rows && j < width {
-                    stc::<V, FULL>(o, dst.add(i * rs + j * cs), n);
+                    let p = dst.add(i * rs + j * cs);
+                    // `o + y`: the sum a separate gradient's `y += o` gives (`o` is exactly
+                    // `Aᵀ m A` here: the bias is zero).
+                    let o = if add { o.add(ldc::<V, FULL>(p, n)) } else { o };
+                    stc::<V, FULL>(o, p, n);
                 }
             });
         });
@@ -481,6 +503,6 @@ simd_dispatch! {
 }
 simd_dispatch! {
     /// [`output_body`] on `isa`.
-    pub(crate) unsafe fn output<const M: usize>(m: &[f32], b: &Tiles, bias: &[f32], relu: bool, y: &mut [f32])
+    pub(crate) unsafe fn output<const M: usize>(m: &[f32], b: &Tiles, bias: &[f32], relu: bool, add: bool, y: &mut [f32])
         => output_body
 }

@@ -200,7 +200,8 @@ pub(crate) fn backward(
 /// Op `k`'s backward pass (or `half` of it) over `rows`, after the backward passes of the
 /// ops downstream of it over the same rows; parameter gradients go to `grads` (added with
 /// `accumulate`). An input's gradient is written directly where this is its first
-/// consumer to run backward, else computed apart and added.
+/// consumer to run backward; else the op adds it in place where it can
+/// ([`super::plan::Op::adds_input_gradient`]), or it is computed apart and added.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward_op(
     plan: &Plan,
@@ -232,11 +233,18 @@ pub(crate) fn backward_op(
     // Per input: its gradient buffer taken out to write directly, or the fan buffer.
     let mut direct: Vec<Option<Vec<f32>>> = vec![None; op.inputs.len()];
     let mut fans = std::mem::take(&mut shard.fan);
+    let mut add_to_dx = vec![false; op.inputs.len()];
     for (q, &j) in op.inputs.iter().enumerate() {
+        // An input the op reads twice shares one buffer: the second takes a fan.
+        let taken = op.inputs[..q].iter().zip(&direct).any(|(&i, d)| i == j && d.is_some());
         if wants[q] && !shard.written[written + j] {
             let s = plan.grads.of[j].expect("values that need a gradient have a buffer");
             direct[q] = Some(std::mem::take(&mut shard.grads[s]));
             shard.written[written + j] = true;
+        } else if wants[q] && !taken && op.op.adds_input_gradient() {
+            let s = plan.grads.of[j].expect("values that need a gradient have a buffer");
+            direct[q] = Some(std::mem::take(&mut shard.grads[s]));
+            add_to_dx[q] = true;
         } else if wants[q] {
             fans[q].resize(m * plan.len[j], 0.0);
         }
@@ -258,7 +266,21 @@ pub(crate) fn backward_op(
         let dy = &mut dy[lo * l..(lo + m) * l];
         let weight_grads = plan.weight_grads;
         let ws = &mut ws;
-        let b = Backward { weights, grads, accumulate, weight_grads, x: &xs, y, dy, dx: &mut dx, n: m, ws, mode };
+        let add_to_dx = &add_to_dx[..];
+        let b = Backward {
+            weights,
+            grads,
+            accumulate,
+            weight_grads,
+            x: &xs,
+            y,
+            dy,
+            dx: &mut dx,
+            add_to_dx,
+            n: m,
+            ws,
+            mode,
+        };
         match half {
             Half::Whole => op.op.backward(b),
             Half::Partial(p, shared) => reduction(op).backward_partial(b, shared, p),

@@ -131,6 +131,7 @@ impl BnAddReluOp {
                 y: &[],
                 dy: &mut *d,
                 dx: &mut dx,
+                add_to_dx: &[],
                 n: b.n,
                 ws: &mut inner[k],
                 mode: b.mode,
