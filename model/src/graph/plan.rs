@@ -50,7 +50,7 @@ pub(crate) trait Op: Send + Sync {
         None
     }
     /// Whether its backward pass adds an input's gradient into a buffer that already holds
-    /// one (see [`LayerTraits::adds_input_gradient`]).
+    /// one (see [`crate::layers::LayerTraits::adds_input_gradient`]).
     fn adds_input_gradient(&self) -> bool {
         false
     }
