@@ -258,17 +258,19 @@ fn backward_data_in(
     extent: Extent,
     accumulate: bool,
 ) -> Result<()> {
+    // Direct and im2col write each pixel's sum whole.
+    let whole = |algo, dx: &mut [f32]| {
+        dy.dense(|dy| match algo {
+            ConvAlgo::Direct => direct::backward_data(isa, c, dy, w, dx),
+            _ => im2col::backward_data(isa, c, dy, w, dx),
+        })
+    };
     let run = |algo, dx: &mut [f32], accumulate: bool| match algo {
         ConvAlgo::Winograd2x3 => winograd::backward_data::<2>(isa, c, dy, w, dx, extent, accumulate),
         ConvAlgo::Winograd4x3 => winograd::backward_data::<4>(isa, c, dy, w, dx, extent, accumulate),
-        ConvAlgo::Direct if !accumulate => dy.dense(|dy| direct::backward_data(isa, c, dy, w, dx)),
-        _ if !accumulate => dy.dense(|dy| im2col::backward_data(isa, c, dy, w, dx)),
-        // Whole sums: computed apart, then added.
+        _ if !accumulate => whole(algo, dx),
         _ => with_scratch(Slot::Partial, dx.len(), |part| {
-            dy.dense(|dy| match algo {
-                ConvAlgo::Direct => direct::backward_data(isa, c, dy, w, part),
-                _ => im2col::backward_data(isa, c, dy, w, part),
-            })?;
+            whole(algo, part)?;
             add_assign(isa, dx, part);
             Ok(())
         }),

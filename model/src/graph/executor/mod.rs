@@ -235,16 +235,15 @@ pub(crate) fn backward_op(
     let mut fans = std::mem::take(&mut shard.fan);
     let mut add_to_dx = vec![false; op.inputs.len()];
     for (q, &j) in op.inputs.iter().enumerate() {
+        let holds = shard.written[written + j];
         // An input the op reads twice shares one buffer: the second takes a fan.
         let taken = op.inputs[..q].iter().zip(&direct).any(|(&i, d)| i == j && d.is_some());
-        if wants[q] && !shard.written[written + j] {
+        let adds = holds && !taken && op.op.adds_input_gradient();
+        if wants[q] && (!holds || adds) {
             let s = plan.grads.of[j].expect("values that need a gradient have a buffer");
             direct[q] = Some(std::mem::take(&mut shard.grads[s]));
             shard.written[written + j] = true;
-        } else if wants[q] && !taken && op.op.adds_input_gradient() {
-            let s = plan.grads.of[j].expect("values that need a gradient have a buffer");
-            direct[q] = Some(std::mem::take(&mut shard.grads[s]));
-            add_to_dx[q] = true;
+            add_to_dx[q] = adds;
         } else if wants[q] {
             fans[q].resize(m * plan.len[j], 0.0);
         }
