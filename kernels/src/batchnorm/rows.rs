@@ -13,6 +13,12 @@ use crate::arch::simd::{simd_dispatch, F32x};
 /// `dx`: 24 KiB at 64 channels) stay in L1 for the next window.
 const WINDOW_ROWS: usize = 32;
 
+/// The windows of rows `(r0, r1)` a pass takes in turn: [`WINDOW_ROWS`] at a time, the last
+/// one shorter.
+fn row_windows(rows: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..rows).step_by(WINDOW_ROWS).map(move |r0| (r0, (r0 + WINDOW_ROWS).min(rows)))
+}
+
 /// Per row `y = x a + b` (`a`, `b` `[c]`), then `max(y, 0)` with `RELU`.
 ///
 /// # Safety
@@ -20,10 +26,9 @@ const WINDOW_ROWS: usize = 32;
 #[inline(always)]
 unsafe fn affine_body<V: F32x, const RELU: bool>(x: &[f32], a: &[f32], b: &[f32], c: usize, y: &mut [f32]) {
     let rows = y.len() / c;
-    for r0 in (0..rows).step_by(WINDOW_ROWS) {
-        let r1 = (r0 + WINDOW_ROWS).min(rows);
+    for window in row_windows(rows) {
         // SAFETY: forwarded: x and y hold these rows, a and b have c floats.
-        unsafe { term_pass::<V, true, true, RELU>((x, 0), (a, b), c, (r0, r1), y) };
+        unsafe { term_pass::<V, true, true, RELU>((x, 0), (a, b), c, window, y) };
     }
 }
 
@@ -42,22 +47,21 @@ unsafe fn affine_body<V: F32x, const RELU: bool>(x: &[f32], a: &[f32], b: &[f32]
 unsafe fn add_affine_body<V: F32x, const RELU: bool>(terms: &[super::AddTerm<'_>], at: usize, c: usize, y: &mut [f32]) {
     let rows = y.len() / c;
     let last = terms.len() - 1;
-    for r0 in (0..rows).step_by(WINDOW_ROWS) {
-        let r1 = (r0 + WINDOW_ROWS).min(rows);
+    for window in row_windows(rows) {
         for (i, t) in terms.iter().enumerate() {
             let x = (t.x, at);
             let ab = t.affine.unwrap_or((&[], &[]));
             // SAFETY: forwarded; the map's slices are read only for a term that has one.
             unsafe {
                 match (i == 0, t.affine.is_some(), RELU && i == last) {
-                    (true, true, true) => term_pass::<V, true, true, true>(x, ab, c, (r0, r1), y),
-                    (true, true, false) => term_pass::<V, true, true, false>(x, ab, c, (r0, r1), y),
-                    (true, false, true) => term_pass::<V, true, false, true>(x, ab, c, (r0, r1), y),
-                    (true, false, false) => term_pass::<V, true, false, false>(x, ab, c, (r0, r1), y),
-                    (false, true, true) => term_pass::<V, false, true, true>(x, ab, c, (r0, r1), y),
-                    (false, true, false) => term_pass::<V, false, true, false>(x, ab, c, (r0, r1), y),
-                    (false, false, true) => term_pass::<V, false, false, true>(x, ab, c, (r0, r1), y),
-                    (false, false, false) => term_pass::<V, false, false, false>(x, ab, c, (r0, r1), y),
+                    (true, true, true) => term_pass::<V, true, true, true>(x, ab, c, window, y),
+                    (true, true, false) => term_pass::<V, true, true, false>(x, ab, c, window, y),
+                    (true, false, true) => term_pass::<V, true, false, true>(x, ab, c, window, y),
+                    (true, false, false) => term_pass::<V, true, false, false>(x, ab, c, window, y),
+                    (false, true, true) => term_pass::<V, false, true, true>(x, ab, c, window, y),
+                    (false, true, false) => term_pass::<V, false, true, false>(x, ab, c, window, y),
+                    (false, false, true) => term_pass::<V, false, false, true>(x, ab, c, window, y),
+                    (false, false, false) => term_pass::<V, false, false, false>(x, ab, c, window, y),
                 }
             }
         }
@@ -145,9 +149,8 @@ impl<V: F32x, const FIRST: bool, const AFFINE: bool, const RELU: bool> ChannelWi
 #[inline(always)]
 unsafe fn backward_dx_body<V: F32x, const RELU: bool>(x: &[f32], dy: &[f32], k: [&[f32]; 6], c: usize, dx: &mut [f32]) {
     let rows = x.len() / c;
-    for r0 in (0..rows).step_by(WINDOW_ROWS) {
-        let r1 = (r0 + WINDOW_ROWS).min(rows);
-        let mut pass = DxPass::<RELU> { x, dy, k, c, rows: (r0, r1), dx: &mut *dx };
+    for window in row_windows(rows) {
+        let mut pass = DxPass::<RELU> { x, dy, k, c, rows: window, dx: &mut *dx };
         // SAFETY: forwarded.
         unsafe { for_each_window::<V>(c, &mut pass) }
     }
