@@ -126,8 +126,8 @@ pub fn conv_relu_maxpool_forward(
         algo @ (ConvAlgo::Winograd4x3 | ConvAlgo::Winograd2x3) => algo.check(c, Pass::Forward)?,
         _ => {}
     }
-    // One input channel, 3x3, stride 1: the kernel that broadcasts each input once.
-    let single = fused_c1::applies(c);
+    // One input channel, 3x3, stride 1, 32 registers: the kernel that broadcasts each input once.
+    let single = fused_c1::applies(isa, c);
     let nb = if single { fused_c1::block_vectors(isa, c.cout) } else { block_vectors(isa, c.cout) };
     let coutp = c.cout.next_multiple_of(nb * lanes(isa));
     let k = c.kh * c.kw * c.cin;
