@@ -134,6 +134,9 @@ crate::arch::simd::simd_dispatch! {
 /// the thread count, though these passes' results do not depend on the split anyway).
 const ADD_CHUNK: usize = 16 * 1024;
 
+/// Floats of `y` that [`accumulate_in_order`] keeps in L1 (8 KiB) while it adds every `x`.
+const L1_WINDOW: usize = 2048;
+
 /// `y = x₀ + x₁ + …` elementwise (added in that order), then `max(y, 0)` with `relu`: one
 /// pass over memory, in chunks across the current rayon pool (Keras's `Add`, and `Add`
 /// followed by a ReLU fused).
@@ -180,12 +183,28 @@ fn add_chunk(xs: &[&[f32]], at: usize, relu: bool, y: &mut [f32]) {
 /// (plain additions: the same bits on every ISA and thread count). Gradients of a value
 /// with several consumers are summed with it, in the consumers' fixed order.
 pub fn accumulate(ctx: &crate::Ctx, y: &mut [f32], x: &[f32]) -> Result<()> {
+    accumulate_in_order(ctx, y, &[x])
+}
+
+/// `y += xs[0]; y += xs[1]; ...` elementwise, in that order (the bits of [`accumulate`]
+/// called once per `x`), in one pass over `y`: each chunk of `y` takes every `x` while it
+/// is in L1, instead of `y` going through memory once per `x`. The shards' gradient arenas
+/// are summed so. In chunks across the current rayon pool, vectorised on `ctx`'s ISA;
+/// errors when an `x` is not as long as `y`.
+pub fn accumulate_in_order(ctx: &crate::Ctx, y: &mut [f32], xs: &[&[f32]]) -> Result<()> {
     use rayon::prelude::*;
-    check_same("accumulated length vs accumulator length", y.len(), x.len())?;
+    for x in xs {
+        check_same("accumulated length vs accumulator length", y.len(), x.len())?;
+    }
     let isa = ctx.isa.check()?;
-    y.par_chunks_mut(ADD_CHUNK).zip(x.par_chunks(ADD_CHUNK)).for_each(|(yc, xc)| {
-        // SAFETY: `isa` was checked; the chunks have one length.
-        unsafe { accumulate_chunk(isa, yc, xc) }
+    y.par_chunks_mut(ADD_CHUNK).enumerate().for_each(|(k, yc)| {
+        for (j, yw) in yc.chunks_mut(L1_WINDOW).enumerate() {
+            let at = k * ADD_CHUNK + j * L1_WINDOW;
+            for x in xs {
+                // SAFETY: `isa` was checked; the window of x has the window's length.
+                unsafe { accumulate_chunk(isa, yw, &x[at..at + yw.len()]) }
+            }
+        }
     });
     Ok(())
 }

@@ -15,8 +15,8 @@ use ember_kernels::conv::{
     ConvReluPool, Padding,
 };
 use ember_kernels::elementwise::{
-    accumulate, adam_update, add_forward, bias_add, bias_grad, relu_backward, softmax, softmax_cross_entropy,
-    softmax_cross_entropy_sum, AdamParams,
+    accumulate, accumulate_in_order, adam_update, add_forward, bias_add, bias_grad, relu_backward, softmax,
+    softmax_cross_entropy, softmax_cross_entropy_sum, AdamParams,
 };
 use ember_kernels::gemm::{sgemm, sgemm_epilogue, Epilogue, MatMut, MatRef, PackedB, Rhs};
 use ember_kernels::linear::{linear_backward_data, linear_backward_weights, linear_forward, Linear};
@@ -911,6 +911,16 @@ fn elementwise_rejects_bad_lengths_and_labels() {
             "accumulate: ISA this CPU lacks",
             Error::IsaUnavailable(_),
             accumulate(&Ctx::for_isa(missing_isa()), &mut z(6), &z(6))
+        ),
+        case!(
+            "accumulate_in_order: the second input of another length",
+            Error::ShapeMismatch { .. },
+            accumulate_in_order(&Ctx::new(), &mut z(6), &[&z(6), &z(5)])
+        ),
+        case!(
+            "accumulate_in_order: ISA this CPU lacks",
+            Error::IsaUnavailable(_),
+            accumulate_in_order(&Ctx::for_isa(missing_isa()), &mut z(6), &[&z(6)])
         ),
         case!(
             "add_forward: an input of another length",

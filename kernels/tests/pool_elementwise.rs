@@ -5,8 +5,8 @@ mod common;
 use common::{assert_close, fill, padding, EPS};
 use ember_kernels::conv::Padding;
 use ember_kernels::elementwise::{
-    accumulate, adam_update, add_forward, bias_add, bias_grad, relu_backward, relu_forward, softmax,
-    softmax_cross_entropy, AdamParams,
+    accumulate, accumulate_in_order, adam_update, add_forward, bias_add, bias_grad, relu_backward, relu_forward,
+    softmax, softmax_cross_entropy, AdamParams,
 };
 use ember_kernels::pool::{
     avg_pool_backward, avg_pool_forward, global_avg_pool_forward, max_pool_backward, max_pool_forward, Pool2d,
@@ -221,6 +221,33 @@ fn accumulate_is_the_scalar_sum() {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
                 pool.install(|| accumulate(&Ctx::for_isa(isa), &mut y, &x)).unwrap();
                 assert!(y == want, "{isa}, len {len}, {threads} threads");
+            }
+        }
+    }
+}
+
+/// `y += x₀; y += x₁; ...` in one pass is the scalar sums in that order bit for bit on every
+/// ISA and thread count, for none, one and three `x`, over lengths across the vectors, the
+/// L1 windows and the 16384-float chunks.
+#[test]
+fn accumulate_in_order_is_the_scalar_sums_in_order() {
+    for isa in Isa::available() {
+        for len in [0usize, 1, 17, 2048 + 9, 40_000 + 3] {
+            let y0 = fill(1, len);
+            let xs: Vec<Vec<f32>> = (0..3u64).map(|k| fill(10 + k, len)).collect();
+            for count in [0, 1, 3] {
+                let xs: Vec<&[f32]> = xs[..count].iter().map(|x| &x[..]).collect();
+                let mut want = y0.clone();
+                for x in &xs {
+                    want.iter_mut().zip(*x).for_each(|(a, b)| *a += b);
+                }
+                for threads in [1, 2, 3] {
+                    let mut y = y0.clone();
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                    pool.install(|| accumulate_in_order(&Ctx::for_isa(isa), &mut y, &xs)).unwrap();
+                    let same = y.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{isa}, len {len}, {count} inputs, {threads} threads");
+                }
             }
         }
     }

@@ -221,13 +221,11 @@ pub(crate) fn update_state(plan: &Plan, shard: &Shard, store: &mut crate::params
     Ok(())
 }
 
-/// `g[0] += g[1]; g[0] += g[2]; ...` in that order, elementwise (each sum in chunks across
-/// the pool).
+/// `g[0] += g[1]; g[0] += g[2]; ...` in that order, elementwise (in one pass over `g[0]`, in
+/// chunks across the pool).
 pub(crate) fn sum_in_order(g: &mut [&mut [f32]]) -> Result<()> {
     let Some((first, rest)) = g.split_first_mut() else { return Ok(()) };
-    let ctx = ember_kernels::Ctx::new();
-    for other in rest.iter() {
-        ember_kernels::elementwise::accumulate(&ctx, first, other)?;
-    }
+    let rest: Vec<&[f32]> = rest.iter().map(|x| &**x).collect();
+    ember_kernels::elementwise::accumulate_in_order(&ember_kernels::Ctx::new(), first, &rest)?;
     Ok(())
 }
