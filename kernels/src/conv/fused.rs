@@ -7,8 +7,9 @@
 //!
 //! The forward runs the algorithm the plain forward would ([`ConvAlgo::resolve`] of the
 //! context's choice): Winograd with its pooled output transform (`winograd/pooled.rs`), or
-//! the direct kernel below (for one input channel, 3x3 at stride 1, its variant that loads
-//! the filter once per image and broadcasts each input once, `fused_c1.rs`).
+//! the direct kernel below (for one input channel, 3x3 at stride 1, on ISAs with 32 vector
+//! registers, its variant that loads the filter once per image and broadcasts each input
+//! once, `fused_c1.rs`).
 //!
 //! Forward: for each pooled output pixel, the four convolution outputs under its window are
 //! computed in registers (four pixels x a block of output channels), biased, clamped and

@@ -231,8 +231,8 @@ impl Gradient<'_> {
 /// Backward-data: the gradient `dx` (`[n,h,w,cin]`) of the input, from the output gradient
 /// `dy` (`[n,ho,wo,cout]`) and the filter; overwritten, or with `accumulate` added to what
 /// `dx` holds (an input that feeds several layers: its gradients sum in place, without a
-/// buffer and a pass of their own). Winograd adds as it scatters its tiles; the other
-/// algorithms compute the gradient whole, then add it.
+/// buffer and a pass of their own). Winograd and direct add as they store their tiles;
+/// im2col computes the gradient whole, then adds it.
 pub fn conv2d_backward_data(
     ctx: &Ctx,
     c: &Conv2d,
@@ -258,19 +258,15 @@ fn backward_data_in(
     extent: Extent,
     accumulate: bool,
 ) -> Result<()> {
-    // Direct and im2col write each pixel's sum whole.
-    let whole = |algo, dx: &mut [f32]| {
-        dy.dense(|dy| match algo {
-            ConvAlgo::Direct => direct::backward_data(isa, c, dy, w, dx),
-            _ => im2col::backward_data(isa, c, dy, w, dx),
-        })
-    };
+    // im2col's GEMM writes each pixel's sum whole.
+    let im2col = |dx: &mut [f32]| dy.dense(|dy| im2col::backward_data(isa, c, dy, w, dx));
     let run = |algo, dx: &mut [f32], accumulate: bool| match algo {
         ConvAlgo::Winograd2x3 => winograd::backward_data::<2>(isa, c, dy, w, dx, extent, accumulate),
         ConvAlgo::Winograd4x3 => winograd::backward_data::<4>(isa, c, dy, w, dx, extent, accumulate),
-        _ if !accumulate => whole(algo, dx),
+        ConvAlgo::Direct => dy.dense(|dy| direct::backward_data(isa, c, dy, w, dx, accumulate)),
+        _ if !accumulate => im2col(dx),
         _ => with_scratch(Slot::Partial, dx.len(), |part| {
-            whole(algo, part)?;
+            im2col(part)?;
             add_assign(isa, dx, part);
             Ok(())
         }),

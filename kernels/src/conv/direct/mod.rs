@@ -87,8 +87,10 @@ fn pack_filter(w: &[f32], bias: Option<&[f32]>, k: usize, cout: usize, nr: usize
     }
 }
 
-/// `y = relu?(conv(src, w) + bias)` for geometry `g` on a canvas covering every tap.
-fn run_forward(isa: Isa, g: &Conv2d, src: Src, w: &[f32], bias: Option<&[f32]>, relu: bool, y: &mut [f32]) {
+/// `y = relu?(conv(src, w) + bias)` for geometry `g` on a canvas covering every tap; with
+/// `add`, that is added to what `y` holds.
+#[allow(clippy::too_many_arguments)]
+fn run_forward(isa: Isa, g: &Conv2d, src: Src, w: &[f32], bias: Option<&[f32]>, relu: bool, add: bool, y: &mut [f32]) {
     if y.is_empty() {
         return;
     }
@@ -126,6 +128,7 @@ fn run_forward(isa: Isa, g: &Conv2d, src: Src, w: &[f32], bias: Option<&[f32]>, 
                         n: nr.min(g.cout - p * nr),
                         bias: if bias.is_some() { bp[p * nr..].as_ptr() } else { core::ptr::null() },
                         relu,
+                        add,
                     };
                     // SAFETY: `assert_covers` puts every tap of pixels ox0..ox0+m of this row
                     // inside `src`; the panel holds k*nr floats and the bias panel nr; the m
@@ -254,21 +257,23 @@ pub(crate) fn forward(
     relu: bool,
     y: &mut [f32],
 ) -> Result<()> {
-    with_placed(x, c.input_shape(), forward_placement(c, c.ho, c.wo), |src| run_forward(isa, c, src, w, bias, relu, y));
+    with_placed(x, c.input_shape(), forward_placement(c, c.ho, c.wo), |src| {
+        run_forward(isa, c, src, w, bias, relu, false, y)
+    });
     Ok(())
 }
 
 /// `dx` as the forward convolution of `dy` with the flipped filter (by stride phases when
-/// the stride is above 1).
-pub(crate) fn backward_data(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mut [f32]) -> Result<()> {
+/// the stride is above 1); with `add`, added to what `dx` holds as the tiles store.
+pub(crate) fn backward_data(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mut [f32], add: bool) -> Result<()> {
     if c.sh > 1 || c.sw > 1 {
-        strided::backward_data(isa, c, dy, w, dx);
+        strided::backward_data(isa, c, dy, w, dx, add);
         return Ok(());
     }
     let (g, pl) = transposed(c, c.h, c.w);
     with_scratch(Slot::Flipped, w.len(), |wf| {
         flip_filter(c, w, wf);
-        with_placed(dy, c.output_shape(), pl, |src| run_forward(isa, &g, src, wf, None, false, dx));
+        with_placed(dy, c.output_shape(), pl, |src| run_forward(isa, &g, src, wf, None, false, add, dx));
     });
     Ok(())
 }

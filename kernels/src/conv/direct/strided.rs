@@ -23,8 +23,9 @@ struct Phase {
     at: usize,
 }
 
-/// `dx` from `dy` and `w` for a convolution with stride > 1.
-pub(super) fn backward_data(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+/// `dx` from `dy` and `w` for a convolution with stride > 1; with `add`, added to what `dx`
+/// holds (the tiles add as they store; a phase no tap reaches adds nothing).
+pub(super) fn backward_data(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mut [f32], add: bool) {
     if dx.is_empty() {
         return;
     }
@@ -103,6 +104,9 @@ pub(super) fn backward_data(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mu
                     let count = (c.w - ix0).div_ceil(sw);
                     let ph = &phases[ry * sw + rx];
                     if ph.taps.is_empty() {
+                        if add {
+                            continue;
+                        }
                         for j in 0..count {
                             dxr[(ix0 + j * sw) * c.cin..][..c.cin].fill(0.0);
                         }
@@ -127,12 +131,14 @@ pub(super) fn backward_data(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mu
                                 n: nr.min(c.cin - p * nr),
                                 bias: core::ptr::null(),
                                 relu: false,
+                                add,
                             };
                             // SAFETY: the canvas has rows up to (h-1+pad_top)/sh + py and
                             // columns up to (w-1+pad_left)/sw + px, so every tap of the m
                             // pixels (sy <= py, sx <= px) lies in image n of it; the panel
                             // holds k*nr floats; the m output pixels, sw*cin apart from
-                            // ix0 + j0*sw, are in this row of dx; `isa` was checked.
+                            // ix0 + j0*sw, are in this row of dx (read with add); `isa`
+                            // was checked.
                             unsafe { (fam.fwd[m - 1])(isa, &t) };
                         }
                     }

@@ -31,6 +31,9 @@ pub(crate) struct FwdTile {
     /// `NR` bias floats (zero-padded) or null.
     pub bias: *const f32,
     pub relu: bool,
+    /// Add the tile's values to what the output holds instead of writing them (an input's
+    /// gradient summed in place): one addition per value, as a separate `y += tile` makes.
+    pub add: bool,
 }
 
 /// One filter-gradient tile. Plain data; the caller vouches for the pointers.
@@ -55,7 +58,8 @@ pub(crate) struct WgradTile {
 /// # Safety
 /// Every address [`FwdTile`] describes for `MR` pixels, `ntaps` taps and `cin` channels is
 /// readable; `ntaps * cin * NR` floats at `w`; `n` floats of each of the `MR` output pixels
-/// writable; `NR` floats at `bias` if not null; the ISA of `V` is enabled.
+/// writable (and, with `add`, readable); `NR` floats at `bias` if not null; the ISA of `V`
+/// is enabled.
 #[inline(always)]
 unsafe fn fwd_body<V: F32x, const MR: usize, const NV: usize>(t: &FwdTile) {
     // SAFETY: the function contract.
@@ -98,7 +102,9 @@ unsafe fn fwd_body<V: F32x, const MR: usize, const NV: usize>(t: &FwdTile) {
         if t.n == nr {
             for (p, row) in acc.iter().enumerate() {
                 for (v, r) in row.iter().enumerate() {
-                    epi(*r, bias[v]).store(t.y.add(p * t.yps + v * V::LANES));
+                    let at = t.y.add(p * t.yps + v * V::LANES);
+                    let out = epi(*r, bias[v]);
+                    if t.add { V::load(at).add(out) } else { out }.store(at);
                 }
             }
         } else {
@@ -109,7 +115,12 @@ unsafe fn fwd_body<V: F32x, const MR: usize, const NV: usize>(t: &FwdTile) {
                 }
             }
             for (p, b) in buf.iter().enumerate() {
-                core::ptr::copy_nonoverlapping(b.as_ptr(), t.y.add(p * t.yps), t.n);
+                if t.add {
+                    let y = core::slice::from_raw_parts_mut(t.y.add(p * t.yps), t.n);
+                    y.iter_mut().zip(b).for_each(|(y, b)| *y += b);
+                } else {
+                    core::ptr::copy_nonoverlapping(b.as_ptr(), t.y.add(p * t.yps), t.n);
+                }
             }
         }
     }
