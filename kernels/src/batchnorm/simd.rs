@@ -161,9 +161,12 @@ pub(super) trait ChannelWindows<V: F32x> {
     unsafe fn window<const W: usize>(&mut self, j0: usize);
 }
 
-/// Runs `pass` over `c` channels: windows of two whole vectors where the ISA has 32
-/// registers (so that two vectors' dependency chains overlap, and each constant or sum
-/// still has its register), then one vector at a time, the last one partial.
+/// Runs `pass` over `c` channels: windows of two whole vectors (so that two vectors'
+/// dependency chains overlap), then one vector at a time, the last one partial. Two on
+/// every ISA: on AVX2's 16 registers the sums' window spills a few of its constants, and
+/// still the moments ran in half the time and the backward's sums in two thirds of it
+/// (Zen 3, BENCHMARKS.md session 31): one vector's two Kahan chains left the adders
+/// waiting on their latency.
 ///
 /// # Safety
 /// `pass`'s contract holds for every vector of `c` channels.
@@ -174,11 +177,9 @@ pub(super) unsafe fn for_each_window<V: F32x>(c: usize, pass: &mut impl ChannelW
     // SAFETY: forwarded; every window's vectors are below `chunks`, and a window of two is
     // of whole vectors.
     unsafe {
-        if V::REGISTERS >= 32 {
-            while (j + 2) * V::LANES <= c {
-                pass.window::<2>(j);
-                j += 2;
-            }
+        while (j + 2) * V::LANES <= c {
+            pass.window::<2>(j);
+            j += 2;
         }
         while j < chunks {
             pass.window::<1>(j);
@@ -190,11 +191,11 @@ pub(super) unsafe fn for_each_window<V: F32x>(c: usize, pass: &mut impl ChannelW
 /// `out[s c + j] += Σ_rows terms[s][j]` over the `[rows, c]` block `x` (and `dy` beside it
 /// for the backward passes): two sums per channel (`out` `[2, c]`). A window of vectors of
 /// channels at a time down the block's rows (the block stays in cache for the next), so
-/// the sums and their compensations live in registers: two vectors where the ISA has 32
-/// registers, so that two vectors' chains overlap (each Kahan step is four dependent
-/// additions; two chains alone can leave two vector adders waiting on their latency). Zen
-/// 4, with one 512-bit addition per cycle, gained 5-10% (BENCHMARKS.md, session 26).
-/// Each channel's sum is the same whichever vectors it is summed beside.
+/// the sums and their compensations live in registers (on AVX2, most of them): two
+/// vectors, so that two vectors' chains overlap (each Kahan step is four dependent
+/// additions; two chains alone leave the vector adders waiting on their latency). Zen 4
+/// gained 5-10% (BENCHMARKS.md, session 26), Zen 3's AVX2 up to 2x (session 31). Each
+/// channel's sum is the same whichever vectors it is summed beside.
 struct BlockSums<'a, const KIND: usize> {
     x: &'a [f32],
     dy: &'a [f32],
