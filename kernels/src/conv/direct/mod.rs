@@ -87,10 +87,19 @@ fn pack_filter(w: &[f32], bias: Option<&[f32]>, k: usize, cout: usize, nr: usize
     }
 }
 
+/// What [`run_forward`]'s tiles do with their sums before they store them: add a bias,
+/// clamp at 0, add to what the output holds (the fields of [`FwdTile`] they become).
+#[derive(Clone, Copy, Default)]
+struct Epilogue<'a> {
+    bias: Option<&'a [f32]>,
+    relu: bool,
+    add: bool,
+}
+
 /// `y = relu?(conv(src, w) + bias)` for geometry `g` on a canvas covering every tap; with
-/// `add`, that is added to what `y` holds.
-#[allow(clippy::too_many_arguments)]
-fn run_forward(isa: Isa, g: &Conv2d, src: Src, w: &[f32], bias: Option<&[f32]>, relu: bool, add: bool, y: &mut [f32]) {
+/// `epi.add`, that is added to what `y` holds.
+fn run_forward(isa: Isa, g: &Conv2d, src: Src, w: &[f32], epi: Epilogue<'_>, y: &mut [f32]) {
+    let Epilogue { bias, relu, add } = epi;
     if y.is_empty() {
         return;
     }
@@ -258,7 +267,7 @@ pub(crate) fn forward(
     y: &mut [f32],
 ) -> Result<()> {
     with_placed(x, c.input_shape(), forward_placement(c, c.ho, c.wo), |src| {
-        run_forward(isa, c, src, w, bias, relu, false, y)
+        run_forward(isa, c, src, w, Epilogue { bias, relu, add: false }, y)
     });
     Ok(())
 }
@@ -273,7 +282,9 @@ pub(crate) fn backward_data(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mu
     let (g, pl) = transposed(c, c.h, c.w);
     with_scratch(Slot::Flipped, w.len(), |wf| {
         flip_filter(c, w, wf);
-        with_placed(dy, c.output_shape(), pl, |src| run_forward(isa, &g, src, wf, None, false, add, dx));
+        with_placed(dy, c.output_shape(), pl, |src| {
+            run_forward(isa, &g, src, wf, Epilogue { add, ..Epilogue::default() }, dx)
+        });
     });
     Ok(())
 }
