@@ -121,13 +121,51 @@ pub(crate) fn transposed(c: &Conv2d, rows: usize, cols: usize) -> (Conv2d, Place
 /// The filter of the transposed problem: `w'[ky][kx][co][ci] = w[kh-1-ky][kw-1-kx][ci][co]`,
 /// written into `out` (HWIO of the transposed problem).
 pub(crate) fn flip_filter(c: &Conv2d, w: &[f32], out: &mut [f32]) {
-    let taps = c.kh * c.kw;
-    for t in 0..taps {
-        let src = &w[(taps - 1 - t) * c.cin * c.cout..][..c.cin * c.cout];
-        let dst = &mut out[t * c.cin * c.cout..][..c.cin * c.cout];
-        for ci in 0..c.cin {
-            for co in 0..c.cout {
-                dst[co * c.cin + ci] = src[ci * c.cout + co];
+    let (taps, tap) = (c.kh * c.kw, c.cin * c.cout);
+    for (t, dst) in out[..taps * tap].chunks_exact_mut(tap).enumerate() {
+        transpose(&w[(taps - 1 - t) * tap..][..tap], c.cin, c.cout, dst);
+    }
+}
+
+/// `dst[j][i] = src[i][j]` for `src` `[rows, cols]` and `dst` `[cols, rows]`. In bands of
+/// eight source rows, so that each visit to a destination row writes eight contiguous
+/// values: scattering one value per destination row, as a plain double loop does, took
+/// two to three times as long on 3x3 filters of 32-64 channels (Zen 3).
+pub(crate) fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    const BAND: usize = 8;
+    let whole = rows / BAND * BAND;
+    for (b, band) in src[..whole * cols].chunks_exact(BAND * cols).enumerate() {
+        for (j, d) in dst[..cols * rows].chunks_exact_mut(rows).enumerate() {
+            // Always `Some`: `b * BAND + BAND <= whole <= rows`.
+            if let Some(d) = d[b * BAND..].first_chunk_mut::<BAND>() {
+                for (i, v) in d.iter_mut().enumerate() {
+                    *v = band[i * cols + j];
+                }
+            }
+        }
+    }
+    for i in whole..rows {
+        for (j, &v) in src[i * cols..][..cols].iter().enumerate() {
+            dst[j * rows + i] = v;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn transpose_moves_every_value_once() {
+        // Whole bands, a partial band alone, and both, against the plain double loop.
+        for rows in [1, 3, 8, 13, 16, 64] {
+            for cols in [1, 5, 32, 64] {
+                let src: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+                let mut got = vec![-1.0; rows * cols];
+                super::transpose(&src, rows, cols, &mut got);
+                for i in 0..rows {
+                    for j in 0..cols {
+                        assert_eq!(got[j * rows + i], src[i * cols + j], "{rows}x{cols} at ({i}, {j})");
+                    }
+                }
             }
         }
     }

@@ -26,6 +26,7 @@ use super::wgrad::grad;
 use super::{Conv2d, Extent, Gradient};
 use crate::arch::simd::{simd_dispatch, F32x};
 use crate::arch::Isa;
+use crate::conv::pad::transpose;
 use crate::error::Result;
 use crate::scratch::{with_scratch, Slot};
 use rayon::prelude::*;
@@ -194,11 +195,7 @@ pub(crate) fn backward_data<const M: usize>(
     // [α²][cin] slab per output channel: row co of position pos's [cout, cin] matrix Uᵀ.
     with_scratch(Slot::Flipped, 9 * cin * cout, |wt| {
         for (src, dst) in w.chunks_exact(cin * cout).zip(wt.chunks_exact_mut(cin * cout)) {
-            for (ci, row) in src.chunks_exact(cout).enumerate() {
-                for (co, &v) in row.iter().enumerate() {
-                    dst[co * cin + ci] = v;
-                }
-            }
+            transpose(src, cin, cout, dst);
         }
         let wt: &[f32] = wt;
         with_scratch(Slot::Filter, a * a * cin * cout, |ut| {
