@@ -164,9 +164,9 @@ pub(super) trait ChannelWindows<V: F32x> {
 /// Runs `pass` over `c` channels: windows of two whole vectors (so that two vectors'
 /// dependency chains overlap), then one vector at a time, the last one partial. Two on
 /// every ISA: on AVX2's 16 registers the sums' window spills a few of its constants, and
-/// still the moments ran in half the time and the backward's sums in two thirds of it
-/// (Zen 3, BENCHMARKS.md session 31): one vector's two Kahan chains left the adders
-/// waiting on their latency.
+/// still the moments ran in half the time, and the backward pass at 32 channels in two
+/// thirds of it (Zen 3, BENCHMARKS.md session 31): one vector's two Kahan chains left the
+/// adders waiting on their latency.
 ///
 /// # Safety
 /// `pass`'s contract holds for every vector of `c` channels.

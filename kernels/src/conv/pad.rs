@@ -129,8 +129,10 @@ pub(crate) fn flip_filter(c: &Conv2d, w: &[f32], out: &mut [f32]) {
 
 /// `dst[j][i] = src[i][j]` for `src` `[rows, cols]` and `dst` `[cols, rows]`. In bands of
 /// eight source rows, so that each visit to a destination row writes eight contiguous
-/// values: scattering one value per destination row, as a plain double loop does, took
-/// two to three times as long on 3x3 filters of 32-64 channels (Zen 3).
+/// values. Scattering one value per destination row, as a plain double loop does, took up
+/// to 2.6 times as long on 3x3 filters of 32-64 channels on a busy Zen 3 (about as long on
+/// a quiet one), and half again as much of the cifar network's profile (BENCHMARKS.md,
+/// session 31).
 pub(crate) fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
     const BAND: usize = 8;
     let whole = rows / BAND * BAND;
