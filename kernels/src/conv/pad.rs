@@ -135,6 +135,10 @@ pub(crate) fn flip_filter(c: &Conv2d, w: &[f32], out: &mut [f32]) {
 /// session 31).
 pub(crate) fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
     const BAND: usize = 8;
+    // An empty matrix has nothing to move (and would make the chunk sizes below zero).
+    if rows == 0 || cols == 0 {
+        return;
+    }
     let whole = rows / BAND * BAND;
     for (b, band) in src[..whole * cols].chunks_exact(BAND * cols).enumerate() {
         for (j, d) in dst[..cols * rows].chunks_exact_mut(rows).enumerate() {
@@ -158,8 +162,8 @@ mod tests {
     #[test]
     fn transpose_moves_every_value_once() {
         // Whole bands, a partial band alone, and both, against the plain double loop.
-        for rows in [1, 3, 8, 13, 16, 64] {
-            for cols in [1, 5, 32, 64] {
+        for rows in [0, 1, 3, 8, 13, 16, 64] {
+            for cols in [0, 1, 5, 32, 64] {
                 let src: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
                 let mut got = vec![-1.0; rows * cols];
                 super::transpose(&src, rows, cols, &mut got);
