@@ -108,18 +108,24 @@ unsafe fn fwd_body<V: F32x, const MR: usize, const NV: usize>(t: &FwdTile) {
                 }
             }
         } else {
-            let mut buf = [[0.0f32; 64]; MR];
+            // Left unzeroed: zeroing it took a call to `memset` before the stores below,
+            // across which every accumulator was spilled to the stack, on the full tiles'
+            // path too. Only the `NV` vectors stored per pixel (`nr >= n` floats) are read.
+            let mut buf = core::mem::MaybeUninit::<[[f32; 64]; MR]>::uninit();
+            let buf = buf.as_mut_ptr().cast::<f32>();
             for (p, row) in acc.iter().enumerate() {
                 for (v, r) in row.iter().enumerate() {
-                    epi(*r, bias[v]).store(buf[p].as_mut_ptr().add(v * V::LANES));
+                    epi(*r, bias[v]).store(buf.add(p * 64 + v * V::LANES));
                 }
             }
-            for (p, b) in buf.iter().enumerate() {
+            for p in 0..MR {
+                let (b, y) = (buf.add(p * 64), t.y.add(p * t.yps));
                 if t.add {
-                    let y = core::slice::from_raw_parts_mut(t.y.add(p * t.yps), t.n);
-                    y.iter_mut().zip(b).for_each(|(y, b)| *y += b);
+                    for i in 0..t.n {
+                        *y.add(i) += *b.add(i);
+                    }
                 } else {
-                    core::ptr::copy_nonoverlapping(b.as_ptr(), t.y.add(p * t.yps), t.n);
+                    core::ptr::copy_nonoverlapping(b, y, t.n);
                 }
             }
         }
