@@ -120,11 +120,13 @@ fn run_forward(isa: Isa, g: &Conv2d, src: Src, w: &[f32], epi: Epilogue<'_>, y: 
             let xrow = &src.data[(n * src.h + oy * g.sh) * src.w * g.cin..];
             // All panels of a tile before the next tile (whole output pixels written at once)
             // while the filter fits in L2; else a panel over the whole row (the panel stays
-            // in L1/L2 while the row's input is re-read).
+            // in L1/L2 while the row's input is re-read). Two nested loops: one loop split
+            // by divisions cost a one-channel tile (~100 FMAs) 2-4% more.
             let tiles = g.wo.div_ceil(mt);
-            for i in 0..panels * tiles {
-                let (p, tile) = if filter_fits { (i % panels, i / panels) } else { (i / tiles, i % tiles) };
-                {
+            let (outer, inner) = if filter_fits { (tiles, panels) } else { (panels, tiles) };
+            for a in 0..outer {
+                for b in 0..inner {
+                    let (p, tile) = if filter_fits { (b, a) } else { (a, b) };
                     let ox0 = tile * mt;
                     let m = mt.min(g.wo - ox0);
                     let t = FwdTile {
