@@ -55,6 +55,10 @@ pub(crate) struct WgradTile {
     pub acc: *mut f32,
 }
 
+/// Floats per pixel in the forward tile's buffer for a partial row of output channels: the
+/// widest tile's `NV` vectors (`NV * LANES`, checked at compile time per tile shape).
+const EPILOGUE_ROW: usize = 64;
+
 /// # Safety
 /// Every address [`FwdTile`] describes for `MR` pixels, `ntaps` taps and `cin` channels is
 /// readable; `ntaps * cin * NR` floats at `w`; `n` floats of each of the `MR` output pixels
@@ -111,15 +115,16 @@ unsafe fn fwd_body<V: F32x, const MR: usize, const NV: usize>(t: &FwdTile) {
             // Left unzeroed: zeroing it took a call to `memset` before the stores below,
             // across which every accumulator was spilled to the stack, on the full tiles'
             // path too. Only the `NV` vectors stored per pixel (`nr >= n` floats) are read.
-            let mut buf = core::mem::MaybeUninit::<[[f32; 64]; MR]>::uninit();
+            const { assert!(NV * V::LANES <= EPILOGUE_ROW) };
+            let mut buf = core::mem::MaybeUninit::<[[f32; EPILOGUE_ROW]; MR]>::uninit();
             let buf = buf.as_mut_ptr().cast::<f32>();
             for (p, row) in acc.iter().enumerate() {
                 for (v, r) in row.iter().enumerate() {
-                    epi(*r, bias[v]).store(buf.add(p * 64 + v * V::LANES));
+                    epi(*r, bias[v]).store(buf.add(p * EPILOGUE_ROW + v * V::LANES));
                 }
             }
             for p in 0..MR {
-                let (b, y) = (buf.add(p * 64), t.y.add(p * t.yps));
+                let (b, y) = (buf.add(p * EPILOGUE_ROW), t.y.add(p * t.yps));
                 if t.add {
                     for i in 0..t.n {
                         *y.add(i) += *b.add(i);
