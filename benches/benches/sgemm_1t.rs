@@ -1,10 +1,13 @@
-//! Single-thread sgemm: groups `sgemm_1t` (square) and `sgemm_shapes` (the CNN's skinny
-//! products). Ember runs in a 1-thread rayon pool, matrixmultiply with one thread.
+//! Single-thread sgemm: groups `sgemm_1t` (square), `sgemm_shapes` (the CNN's skinny
+//! products) and `sgemm_positions` (Winograd's per-position products in two layouts).
+//! Ember runs in a 1-thread rayon pool, matrixmultiply with one thread.
 
 mod sgemm_common;
 
-use criterion::{criterion_group, criterion_main, Criterion};
-use ember_benches::{bench_isa, pool, set_matrixmultiply_threads};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use ember_benches::{bench_isa, fill, flops, pool, set_matrixmultiply_threads};
+use ember_kernels::gemm::{sgemm, MatMut, MatRef};
+use ember_kernels::{Ctx, Isa};
 use sgemm_common::{bench_product, square_group};
 
 /// (m, n, k) of the products the reference CNN runs (dense layer and conv lowering).
@@ -21,6 +24,44 @@ fn benches(c: &mut Criterion) {
     g.measurement_time(std::time::Duration::from_secs(2));
     for (m, n, k) in SHAPES {
         bench_product(&mut g, isa, &format!("{m}x{n}x{k}"), (m, n, k), false, &one);
+    }
+    g.finish();
+    positions_group(c, isa, &one);
+}
+
+/// The 36 per-position products of one Winograd F(4x4) block of resnet_block32's forward
+/// (42 tiles x 32 input channels times a 32 x 32 transformed filter, each), with A, B and
+/// C laid out `tile_major` (a tile's 36 positions contiguous, so each product's rows are
+/// `36 * 32` floats apart: the layout the convolution uses) or `position_major` (each
+/// product's matrices contiguous). Same arithmetic; the gap is what the layout costs the
+/// GEMM (BENCHMARKS.md, session 36).
+fn positions_group(c: &mut Criterion, isa: Isa, one: &rayon::ThreadPool) {
+    const POSITIONS: usize = 36;
+    let (t, k, n) = (42, 32, 32);
+    let a = fill(1, POSITIONS * t * k);
+    let b = fill(2, POSITIONS * k * n);
+    let mut out = vec![0.0f32; POSITIONS * t * n];
+    let mut g = c.benchmark_group("sgemm_positions");
+    g.sample_size(20).warm_up_time(std::time::Duration::from_millis(500));
+    g.measurement_time(std::time::Duration::from_secs(2));
+    g.throughput(flops(2 * (POSITIONS * t * k * n) as u64));
+    for layout in ["tile_major", "position_major"] {
+        let position_major = layout == "position_major";
+        // Offset of product p's `height x width` matrix, per p, and its row stride.
+        let step = |height: usize, width: usize| if position_major { height * width } else { width };
+        let rows = |width: usize| if position_major { width } else { POSITIONS * width };
+        g.bench_function(BenchmarkId::new("ember", layout), |bch| {
+            one.install(|| {
+                bch.iter(|| {
+                    for p in 0..POSITIONS {
+                        let av = MatRef::new(&a[p * step(t, k)..], t, k, rows(k), 1).unwrap();
+                        let bv = MatRef::new(&b[p * step(k, n)..], k, n, rows(n), 1).unwrap();
+                        let cv = MatMut::new(&mut out[p * step(t, n)..], t, n, rows(n), 1).unwrap();
+                        sgemm(&Ctx::for_isa(isa), 1.0, av, bv, 0.0, cv).unwrap();
+                    }
+                })
+            })
+        });
     }
     g.finish();
 }
