@@ -1,0 +1,39 @@
+//! The elementwise pieces a CNN needs, on rows of `channels` values (NHWC activations or
+//! `[batch, features]` matrices): bias, ReLU, softmax with cross-entropy, and Adam.
+//! Memory-bound loops written so LLVM vectorises them for any target; every reduction runs
+//! in a fixed order, so results never depend on threads.
+//!
+//! One file per family: `bias` (the bias and its gradient), `sums` (elementwise sums:
+//! Keras's `Add`, gradient accumulation), `relu`, `softmax` (with cross-entropy), `adam`.
+
+use crate::error::{Error, Result};
+
+mod adam;
+mod bias;
+mod relu;
+mod softmax;
+mod sums;
+
+pub use adam::{adam_alpha, adam_update, AdamParams};
+pub use bias::{bias_add, bias_grad};
+pub use relu::{relu_backward, relu_forward};
+pub use softmax::{softmax, softmax_cross_entropy, softmax_cross_entropy_sum};
+pub(crate) use sums::add_assign;
+pub use sums::{accumulate, accumulate_in_order, add_forward};
+
+fn check_rows(what: &'static str, len: usize, channels: usize) -> Result<usize> {
+    if channels == 0 {
+        return Err(Error::InvalidArgument(format!("{what}: channel count must be at least 1")));
+    }
+    if !len.is_multiple_of(channels) {
+        return Err(Error::ShapeMismatch { what, expected: len.div_ceil(channels) * channels, got: len });
+    }
+    Ok(len / channels)
+}
+
+fn check_same(what: &'static str, a: usize, b: usize) -> Result<()> {
+    if a != b {
+        return Err(Error::ShapeMismatch { what, expected: a, got: b });
+    }
+    Ok(())
+}
