@@ -442,6 +442,11 @@ fn fused_conv_pool_rejects_bad_lengths_and_argmax() {
             Error::IsaUnavailable(_),
             conv_relu_maxpool_forward(&Ctx::for_isa(missing), &cp, &z(x), &z(w), None, &mut z(p), &mut vec![0; p])
         ),
+        case!("fwd: Winograd forced on a stride-2 convolution", Error::InvalidArgument(_), {
+            let s2 = ConvReluPool::new(Conv2d::new([1, 9, 9, 2], [3, 3, 2, 4], (2, 2), (1, 1), Padding::Valid)?)?;
+            let forced = Ctx::new().with_algo(ConvAlgo::Winograd4x3);
+            conv_relu_maxpool_forward(&forced, &s2, &z(162), &z(w), None, &mut z(16), &mut [0; 16])
+        }),
         case!(
             "bwd: pooled gradient length",
             Error::ShapeMismatch { .. },
