@@ -174,7 +174,7 @@ fn run_mine(
     }
     let (weights, arena) = store.split_mut();
     let compiled = train.compiled.as_ref().ok_or(Error::NotCompiled)?;
-    let args = super::run_args(compiled, weights, *seed, training, n);
+    let args = super::step::run_args(compiled, weights, *seed, training, n);
     let mut bufs: Vec<&mut [f32]> = match grads {
         true => std::iter::once(arena).chain(shard_grads.iter_mut().map(Arena::as_mut_slice)).take(local).collect(),
         false => Vec::new(),

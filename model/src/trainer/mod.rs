@@ -17,14 +17,9 @@ pub use keras_callbacks::{CsvLogger, EarlyStopping, LearningRateScheduler, Model
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::graph::executor::{self, RunArgs, Shard};
-use crate::layers::Mode;
 use crate::losses::{Counts, Loss, Metric};
 use crate::model::Model;
 use crate::optimizers::Optimizer;
-use crate::params::Arena;
-use crate::params::Weights;
-use crate::rng::mix;
 use std::time::Instant;
 
 /// How to train (Keras's `fit` arguments).
@@ -68,6 +63,16 @@ pub(crate) struct Compiled {
     pub metrics: Vec<Metric>,
     /// The output width (classes, or 1 for binary cross-entropy).
     pub classes: usize,
+}
+
+impl Compiled {
+    /// The `k` of the top-k accuracy metric, if one was given.
+    pub(crate) fn top_k(&self) -> Option<usize> {
+        self.metrics.iter().find_map(|m| match m {
+            Metric::SparseTopKCategoricalAccuracy { k } => Some(*k),
+            Metric::Accuracy => None,
+        })
+    }
 }
 
 /// The model's training state: the compiled configuration, the hook, progress.
@@ -115,10 +120,7 @@ impl Model {
 
     /// The `k` of the top-k accuracy metric given to `compile`, if any.
     pub(crate) fn top_k(&self) -> Option<usize> {
-        self.metrics().iter().find_map(|m| match m {
-            Metric::SparseTopKCategoricalAccuracy { k } => Some(*k),
-            Metric::Accuracy => None,
-        })
+        self.train.compiled.as_ref().and_then(Compiled::top_k)
     }
 
     /// The metrics given to `compile` (accuracy is always computed).
@@ -174,55 +176,6 @@ impl Model {
         let c = self.compiled()?;
         self.check_samples(data)?;
         c.loss.check_targets(data.targets(), c.classes)
-    }
-
-    fn run_args(&self, training: bool, global_batch: usize) -> Result<RunArgs<'_>> {
-        Ok(run_args(self.compiled()?, self.store.weights(), self.seed, training, global_batch))
-    }
-
-    /// Forward and (with `grads`) backward over the loaded batch in its shards, the
-    /// parameter gradients summed into the store's gradient arena.
-    pub(crate) fn run_loaded(&mut self, training: bool, grads: bool) -> Result<(f64, Counts)> {
-        let n = self.batch.targets.len();
-        let Model { plan, infer_plan, store, shards, shard_grads, batch, train, seed, .. } = self;
-        // Evaluation runs the inference plan (batch normalization folded, in parts).
-        let plan = if grads || training { plan } else { infer_plan };
-        let plan = plan.as_ref().ok_or(Error::NotCompiled)?;
-        let s = executor::shard_count(plan, n, store.table().trainable_len());
-        shards.resize_with(shards.len().max(s), Shard::default);
-        while grads && shard_grads.len() + 1 < s {
-            shard_grads.push(Arena::zeros(store.table().trainable_len())?);
-        }
-        let (weights, arena) = store.split_mut();
-        let args = run_args(train.compiled.as_ref().ok_or(Error::NotCompiled)?, weights, *seed, training, n);
-        if !grads {
-            return executor::run_sharded(plan, &args, None, &mut shards[..s], batch);
-        }
-        let mut bufs: Vec<&mut [f32]> =
-            std::iter::once(arena).chain(shard_grads.iter_mut().map(Arena::as_mut_slice)).take(s).collect();
-        executor::run_sharded(plan, &args, Some(&mut bufs), &mut shards[..s], batch)
-    }
-
-    /// Forward and backward over the loaded batch, into the store's gradient arena.
-    pub(crate) fn gradients_of_loaded(&mut self, training: bool) -> Result<(f64, Counts)> {
-        self.run_loaded(training, true)
-    }
-
-    /// State updates (moving statistics), hook, then optimizer: the second half of a
-    /// training step.
-    pub(crate) fn apply_gradients(&mut self) -> Result<()> {
-        let Model { store, train, plan, shards, .. } = self;
-        if let (Some(plan), Some(shard)) = (plan.as_ref(), shards.first()) {
-            executor::update_state(plan, shard, store)?;
-        }
-        let c = train.compiled.as_mut().ok_or(Error::NotCompiled)?;
-        if let Some(hook) = train.hook.as_mut() {
-            let step = c.optimizer.iterations() + 1;
-            let table = store.table().clone();
-            hook.on_gradients(step, store.grads_mut(), &table)?;
-        }
-        let (values, grads) = store.trainable_mut();
-        c.optimizer.apply(values, grads)
     }
 
     /// Trains (Keras's `fit`): `validation` data, or else `opts.validation_split` of `train`,
@@ -393,22 +346,5 @@ impl Model {
             accuracy: counts.accuracy(),
             top_k_accuracy: self.top_k().map(|_| (counts.top_k as f64 / n) as f32),
         })
-    }
-}
-
-/// The arguments of a batch run: the step's seed is a function of the model's seed and the
-/// number of the update the step leads to.
-fn run_args<'a>(c: &Compiled, weights: Weights<'a>, seed: u64, training: bool, global_batch: usize) -> RunArgs<'a> {
-    let step = c.optimizer.iterations() + 1;
-    RunArgs {
-        weights,
-        mode: Mode { training, seed: mix(seed, step), ..Mode::default() },
-        loss: c.loss,
-        classes: c.classes,
-        global_batch,
-        top_k: c.metrics.iter().find_map(|m| match m {
-            Metric::SparseTopKCategoricalAccuracy { k } => Some(*k),
-            Metric::Accuracy => None,
-        }),
     }
 }

@@ -1,9 +1,17 @@
-//! One batch at a time: `train_on_batch`, `loss_and_gradients`, and the shard API for
-//! running parts of a batch concurrently (`compute_gradients`).
+//! One batch at a time: `train_on_batch`, `loss_and_gradients`, the shard API for running
+//! parts of a batch concurrently (`compute_gradients`), and the two halves of a training
+//! step that `fit` and the data-parallel fit share: the loaded batch's forward and backward
+//! over its shards ([`Model::run_loaded`]), then state updates, the gradient hook and the
+//! optimizer ([`Model::apply_gradients`]).
 
+use super::Compiled;
 use crate::error::{Error, Result};
-use crate::graph::executor::{self, Shard};
+use crate::graph::executor::{self, RunArgs, Shard};
+use crate::layers::Mode;
+use crate::losses::Counts;
 use crate::model::Model;
+use crate::params::{Arena, Weights};
+use crate::rng::mix;
 use crate::targets::Targets;
 use crate::trainer::Evaluation;
 
@@ -93,5 +101,74 @@ impl Model {
         let (loss, counts) = self.gradients_of_loaded(true)?;
         self.apply_gradients()?;
         Ok(((loss / n as f64) as f32, counts))
+    }
+
+    fn run_args(&self, training: bool, global_batch: usize) -> Result<RunArgs<'_>> {
+        Ok(run_args(self.compiled()?, self.store.weights(), self.seed, training, global_batch))
+    }
+
+    /// Forward and (with `grads`) backward over the loaded batch in its shards, the
+    /// parameter gradients summed into the store's gradient arena.
+    pub(crate) fn run_loaded(&mut self, training: bool, grads: bool) -> Result<(f64, Counts)> {
+        let n = self.batch.targets.len();
+        let Model { plan, infer_plan, store, shards, shard_grads, batch, train, seed, .. } = self;
+        // Evaluation runs the inference plan (batch normalization folded, in parts).
+        let plan = if grads || training { plan } else { infer_plan };
+        let plan = plan.as_ref().ok_or(Error::NotCompiled)?;
+        let s = executor::shard_count(plan, n, store.table().trainable_len());
+        shards.resize_with(shards.len().max(s), Shard::default);
+        while grads && shard_grads.len() + 1 < s {
+            shard_grads.push(Arena::zeros(store.table().trainable_len())?);
+        }
+        let (weights, arena) = store.split_mut();
+        let args = run_args(train.compiled.as_ref().ok_or(Error::NotCompiled)?, weights, *seed, training, n);
+        if !grads {
+            return executor::run_sharded(plan, &args, None, &mut shards[..s], batch);
+        }
+        let mut bufs: Vec<&mut [f32]> =
+            std::iter::once(arena).chain(shard_grads.iter_mut().map(Arena::as_mut_slice)).take(s).collect();
+        executor::run_sharded(plan, &args, Some(&mut bufs), &mut shards[..s], batch)
+    }
+
+    /// Forward and backward over the loaded batch, into the store's gradient arena.
+    pub(crate) fn gradients_of_loaded(&mut self, training: bool) -> Result<(f64, Counts)> {
+        self.run_loaded(training, true)
+    }
+
+    /// State updates (moving statistics), hook, then optimizer: the second half of a
+    /// training step.
+    pub(crate) fn apply_gradients(&mut self) -> Result<()> {
+        let Model { store, train, plan, shards, .. } = self;
+        if let (Some(plan), Some(shard)) = (plan.as_ref(), shards.first()) {
+            executor::update_state(plan, shard, store)?;
+        }
+        let c = train.compiled.as_mut().ok_or(Error::NotCompiled)?;
+        if let Some(hook) = train.hook.as_mut() {
+            let step = c.optimizer.iterations() + 1;
+            let table = store.table().clone();
+            hook.on_gradients(step, store.grads_mut(), &table)?;
+        }
+        let (values, grads) = store.trainable_mut();
+        c.optimizer.apply(values, grads)
+    }
+}
+
+/// The arguments of a batch run: the step's seed is a function of the model's seed and the
+/// number of the update the step leads to.
+pub(super) fn run_args<'a>(
+    c: &Compiled,
+    weights: Weights<'a>,
+    seed: u64,
+    training: bool,
+    global_batch: usize,
+) -> RunArgs<'a> {
+    let step = c.optimizer.iterations() + 1;
+    RunArgs {
+        weights,
+        mode: Mode { training, seed: mix(seed, step), ..Mode::default() },
+        loss: c.loss,
+        classes: c.classes,
+        global_batch,
+        top_k: c.top_k(),
     }
 }
