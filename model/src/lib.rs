@@ -13,16 +13,17 @@
 //!
 //! | owner | files | what it owns |
 //! |---|---|---|
-//! | parameters | `params.rs` | [`ParamStore`]: every named tensor (trainable or state), flat 64-byte-aligned value and gradient arenas, Keras names and layouts |
+//! | parameters | `params/*.rs` | [`ParamStore`]: every named tensor (trainable or state), flat 64-byte-aligned value and gradient arenas, Keras names and layouts |
 //! | layers | `layers/*.rs` (one per layer) | the [`layers::Layer`] contract: built once, immutable, `forward` / `backward` with the mode and a workspace handed in |
 //! | graph and executor | `graph/mod.rs`, `graph/plan.rs`, `graph/fusion/*.rs` (one per rule), `graph/reduction.rs`, `graph/executor/*.rs` | nodes of (layer, inputs); fusion rules; ops that reduce over the batch in halves; buffers planned by liveness; shards run by the executor (`coupled.rs`: batches joined by batch reductions) |
 //! | trainer | `trainer/*.rs` | compile, fit, evaluate, callbacks, checkpoints, the [`GradientHook`] between backward and the optimizer step |
 //!
-//! Around them: `model.rs` ([`Model`]: a graph, its store, its plan, its threads; predict,
-//! weights files), `sequential.rs` (the chaining builder), `summary.rs`, `optimizers/`
-//! (update the store's trainable arena), `losses.rs`, `metrics.rs`, `targets.rs`
-//! ([`Targets`]: labels or dense rows), `export.rs` ([`Model::fold_batch_norm`]), `io.rs` (records of named tensors,
-//! atomic writes; knows no model), `data.rs`, `threads.rs` (pools shared by models),
+//! Around them: `model/` ([`Model`]: a graph, its store, its plan, its threads; predict;
+//! `saving.rs`: weights files and checkpoints), `sequential.rs` (the chaining builder),
+//! `summary.rs`, `optimizers/` (update the store's trainable arena), `losses.rs`,
+//! `metrics.rs`, `targets.rs` ([`Targets`]: labels or dense rows), `export.rs`
+//! ([`Model::fold_batch_norm`]), `io.rs` (records of named tensors, atomic writes; knows no
+//! model), `data.rs`, `threads.rs` (pools shared by models),
 //! `rng.rs`, `tensor.rs`, `error.rs`; `explain/` (attributions: saliency, SmoothGrad, Integrated
 //! Gradients, Grad-CAM, occlusion; on plans of their own that differentiate a class score
 //! with respect to the input or an inner layer); `distributed/` (the ranks of a
