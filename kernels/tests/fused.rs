@@ -2,7 +2,7 @@
 //! the naive convolution and pooling, on every available ISA and forward algorithm (direct,
 //! and Winograd's pooled output transform where it applies, with the convolution tests'
 //! Winograd allowance); results independent of the thread count; out-of-range argmaxes
-//! ignored (bad lengths and shapes are rows of `bad_input.rs`).
+//! ignored (bad lengths and shapes are rows of `bad_input/fused.rs`).
 //!
 //! Tolerances: a pooled output is the maximum of four convolution outputs (max and ReLU
 //! are 1-Lipschitz), so it is within the convolution's `(L + 2)·ε·Σ|terms|` bound of the
@@ -355,7 +355,7 @@ fn results_do_not_depend_on_thread_count() {
 
 /// Argmax values outside the convolution output are never used to index: they contribute
 /// nothing, in the kernels and in the reference alike. (Bad lengths and shapes are rows of
-/// `bad_input.rs`.)
+/// `bad_input/fused.rs`.)
 #[test]
 fn out_of_range_argmax_contributes_nothing() {
     let c = Conv2d::simple([2, 6, 6, 2], [3, 3, 2, 4], Padding::Valid).unwrap();
