@@ -2,13 +2,15 @@
 """The benchmark suite's networks in TensorFlow/Keras, for side-by-side runs with Ember.
 
     python3 -m venv .venv && .venv/bin/pip install tensorflow-cpu
-    .venv/bin/python scripts/keras_seed.py [--model seed|convnet] [--threads N] [--epochs 10]
+    .venv/bin/python scripts/keras_seed.py [--model seed|convnet|resnet] [--threads N] [--epochs 10]
+        [--train-limit N]
     .venv/bin/python scripts/keras_seed.py --model seed|convnet|cifar --threads N --bench 50 [--json F]
 
 Training mode (the default) trains on the vendored MNIST files as the mnist example does
 (`seed`: Keras's reference program, batch 32; `convnet`: keras.io's "Simple MNIST convnet",
 batch 128, validation split 0.1; `resnet`: its residual network, batch 64, validation split
-0.1) and prints seconds per epoch (and the median of epochs 2..),
+0.1; `--train-limit N`: the first N training images, as the example's flag) and prints
+seconds per epoch (and the median of epochs 2..),
 test loss and accuracy, and the peak RSS.
 
 Bench mode (`--bench STEPS`) times training steps of the network on synthetic data of its
@@ -140,6 +142,8 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--train-limit", type=int, default=None,
+                    help="train on the first N training images only (the example's --train-limit)")
     ap.add_argument("--bench", type=int, default=0, help="time this many steps on synthetic data")
     ap.add_argument("--json", default=None)
     ap.add_argument("--label-smoothing", type=float, default=None,
@@ -165,6 +169,8 @@ def main():
     y_train = read_idx(find(a.data_dir, "train-labels-idx1-ubyte"))
     x_test = read_idx(find(a.data_dir, "t10k-images-idx3-ubyte")).reshape(-1, 28, 28, 1) / 255.0
     y_test = read_idx(find(a.data_dir, "t10k-labels-idx1-ubyte"))
+    if a.train_limit:
+        x_train, y_train = x_train[: a.train_limit], y_train[: a.train_limit]
 
     split = 0.1 if a.model in ("convnet", "resnet") else 0.0
     steps = a.epochs * -(-int(len(x_train) * (1 - split)) // a.batch_size)

@@ -23,7 +23,8 @@ pub(crate) struct MicroKernel {
 /// Cache blocking for one kernel (BLIS's KC/MC/NC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Blocking {
-    /// Depth of a packed block: `KC * NR` floats of B stay in L1 across the `MR` strips.
+    /// Depth of a packed block: each call runs `KC` deep over a `KC x NR` micro-panel of B,
+    /// the same panel for every `MR` strip of the block.
     pub kc: usize,
     /// Rows of packed A per block (multiple of MR): `MC * KC` floats stay in L2.
     pub mc: usize,
@@ -113,8 +114,16 @@ pub(crate) fn prefers_nopack(m: usize, n: usize, k: usize) -> bool {
     n <= 32 || k <= 16 || m <= 16
 }
 
-/// Blocking for a kernel: KC so that a B micro-panel plus an A micro-panel sit in a 48 KiB L1,
-/// MC so that the packed A block takes about half of a 1 MiB L2, NC for a shared L3.
+/// Blocking for a kernel: KC = 512, MC so that the packed A block takes about half of a
+/// 1 MiB L2, NC for a shared L3.
+///
+/// BLIS sizes KC so that the micro-panel reused across strips stays in L1. At KC = 512 the B
+/// micro-panel is `KC * NR * 4` bytes: 32 KiB for AVX2's 16 columns (all of a Zen 3's L1)
+/// and 64 KiB for AVX-512's 32 (more than a 48 KiB L1), so it streams from L2 beside the A
+/// strip. That costs AVX2 nothing measurable: on a Zen 3, KC = 256 and 384 were no faster
+/// than 512 at n = 512-2048 (BENCHMARKS.md, session 38). KC = 256 for AVX-512 did not
+/// measure apart from 512 on a noisy Intel host (session 20), and a static model of the
+/// 14x32 loop puts it at its FMA bound (session 38): where that class's 80% goes is open.
 pub(crate) fn blocking_for(kern: &MicroKernel) -> Blocking {
     let kc = 512;
     let mc = (128 * 1024 / kc / kern.mr).max(1) * kern.mr;

@@ -99,7 +99,10 @@ struct Args {
     /// or with `--load` (or a finished `--resume`) without it.
     #[arg(long)]
     explain: bool,
-    /// Train on the first N training images only (0: all).
+    /// Train on the first N training images only (0: all). With --model resnet, a few
+    /// hundred steps leave batch normalization's moving statistics behind the batch
+    /// statistics: validation and test accuracy can stay near chance while the training
+    /// accuracy climbs, as in Keras.
     #[arg(long, default_value_t = 0)]
     train_limit: usize,
     /// Skip the pictures.
