@@ -223,6 +223,28 @@ fn cnn_shapes_match_reference() {
     }
 }
 
+/// Few output channels (the direct forward's dot-product kernel, `cout <= 4` with at least
+/// one vector of input channels) and, through the transposed problem, backward-data into
+/// one to four input channels: whole and partial vectors of channels, rows of 1-7 pixels
+/// (the kernel steps four at a time), stride, dilation and padding.
+#[test]
+fn narrow_outputs_match_reference() {
+    for (shape, k, cin, cout, stride, dilation, pad) in [
+        ([2, 9, 7, 1], 3, 1, 32, 1, 1, Padding::Valid),
+        ([1, 8, 8, 3], 3, 3, 20, 1, 1, Padding::Same),
+        ([1, 6, 5, 2], 3, 2, 17, 1, 2, Padding::Same),
+        ([2, 5, 9, 4], 5, 4, 40, 1, 1, Padding::Same),
+        ([1, 7, 7, 32], 3, 32, 1, 1, 1, Padding::Valid),
+        ([2, 9, 6, 20], 3, 20, 3, 2, 1, Padding::Same),
+        ([1, 6, 11, 33], 1, 33, 4, 1, 1, Padding::Valid),
+        ([1, 10, 10, 16], 3, 16, 2, 1, 2, Padding::Same),
+    ] {
+        let c = Conv2d::new(shape, [k, k, cin, cout], (stride, stride), (dilation, dilation), pad).unwrap();
+        check_all_passes(&c, 7, false);
+        check_all_passes(&c, 8, true);
+    }
+}
+
 /// Every pass (bias and bias gradient included) gives the same bits on 1, 2 and 3 threads,
 /// on every ISA, for a stride-1 and a strided convolution.
 #[test]

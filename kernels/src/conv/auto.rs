@@ -19,10 +19,16 @@
 //! - Direct wins the other forward and backward-data passes (1x1, stride 2, one input
 //!   channel) and the other backward-filter passes (the 1x1 ones by 0-28% over the plain
 //!   GEMM).
-//! - im2col wins backward-data with fewer than 8 input channels (direct vectorises over
-//!   them).
+//! - Backward-data into one to four input channels with at least a vector of output
+//!   channels runs direct, on its dot-product kernel for few outputs (`direct::narrow`):
+//!   the seed's first layer 3.4x faster than before it and 2.8x im2col, cifar's (three
+//!   input channels) 1.4x im2col, on a Zen 3 (BENCHMARKS.md, session 38).
+//! - im2col wins the other backward-data passes with fewer than 8 input channels (direct's
+//!   general tiles vectorise over them).
 
+use super::direct::NARROW_MAX_COUT;
 use super::{Conv2d, ConvAlgo, Pass};
+use crate::arch::simd::lanes;
 use crate::arch::Isa;
 
 /// Channel count from which Winograd's transforms pay for themselves.
@@ -33,7 +39,7 @@ const WINOGRAD_MIN_TILES: usize = 64;
 
 /// The algorithm `Auto` runs (the rules above, measured with AVX-512; spot checks with AVX2
 /// agree; not yet measured on NEON hardware).
-pub(crate) fn choose(c: &Conv2d, pass: Pass, _isa: Isa) -> ConvAlgo {
+pub(crate) fn choose(c: &Conv2d, pass: Pass, isa: Isa) -> ConvAlgo {
     let winograd =
         ConvAlgo::Winograd4x3.supports(c, pass) && c.cin >= WINOGRAD_MIN_CHANNELS && c.cout >= WINOGRAD_MIN_CHANNELS;
     // The output of the pass: forward writes ho x wo, backward-data h x w.
@@ -44,6 +50,8 @@ pub(crate) fn choose(c: &Conv2d, pass: Pass, _isa: Isa) -> ConvAlgo {
         _ if winograd && tiles(4) >= WINOGRAD_MIN_TILES => ConvAlgo::Winograd4x3,
         _ if winograd && tiles(2) >= WINOGRAD_MIN_TILES => ConvAlgo::Winograd2x3,
         Pass::Forward => ConvAlgo::Direct,
+        // The transposed problem's output channels are c.cin, its input channels c.cout.
+        Pass::BackwardData if c.cin <= NARROW_MAX_COUT && c.cout >= lanes(isa) => ConvAlgo::Direct,
         Pass::BackwardData if c.cin < WINOGRAD_MIN_CHANNELS => ConvAlgo::Im2col,
         Pass::BackwardData => ConvAlgo::Direct,
         Pass::BackwardFilter => ConvAlgo::Direct,

@@ -1,6 +1,7 @@
 //! Direct convolution: no lowered matrix, register tiles read the (padded) NHWC input where
 //! it lies. Forward tiles are `MR` output pixels of a row by `NR` output channels (vectors
-//! along `cout`, contiguous in HWIO); backward-data is the forward kernel on the transposed
+//! along `cout`, contiguous in HWIO), or for one to four output channels dot products along
+//! `cin` ([`narrow`]); backward-data is the forward kernel on the transposed
 //! problem ([`super::pad::transposed`]), split into stride phases when the stride is above 1
 //! ([`strided`]); backward-filter tiles are `MR` (tap, input channel)
 //! rows of `dw` by `NR` output channels, accumulated over every output pixel.
@@ -8,6 +9,7 @@
 //! Threads split output rows (forward) or `dw` tiles (backward-filter); a tile's arithmetic
 //! never depends on the split, so results are bit-identical for any thread count.
 
+mod narrow;
 mod strided;
 mod ukr;
 
@@ -19,6 +21,8 @@ use crate::error::Result;
 use crate::scratch::{with_scratch, Slot};
 use rayon::prelude::*;
 use ukr::{FwdTile, Tiles, WgradTile};
+
+pub(super) use narrow::NARROW_MAX_COUT;
 
 /// Bytes that a backward-filter block of output pixels reads over and over: the block's
 /// output gradient in one panel, and the input lines under one tap (a third of a 32 KiB L1:
@@ -40,6 +44,9 @@ fn family(isa: Isa, cout: usize) -> &'static Tiles {
 /// The name of the direct algorithm's forward tile kernel for `c` on `isa` (for reports),
 /// e.g. `f32-dconv-14x32-avx512`.
 pub fn kernel_name(isa: Isa, c: &Conv2d) -> &'static str {
+    if narrow::applies(isa, c) {
+        return narrow::name(isa);
+    }
     family(isa, c.cout).name
 }
 
@@ -101,6 +108,9 @@ struct Epilogue<'a> {
 /// `y = relu?(conv(src, w) + bias)` for geometry `g` on a canvas covering every tap; with
 /// `epi.add`, that is added to what `y` holds.
 fn run_forward(isa: Isa, g: &Conv2d, src: Src, w: &[f32], epi: Epilogue<'_>, y: &mut [f32]) {
+    if narrow::applies(isa, g) {
+        return narrow::forward(isa, g, src, w, epi, y);
+    }
     let Epilogue { bias, relu, add } = epi;
     if y.is_empty() {
         return;
