@@ -11,8 +11,8 @@
 //! at 9% of the peak (the seed's first layer; BENCHMARKS.md, session 38).
 //!
 //! `f32-dconv-narrow-4xC`: every output channel of four consecutive output pixels of one
-//! row at a time (two with three or four channels), eight accumulators (independent FMA
-//! chains) in all: each input vector loaded once for every channel, each filter vector
+//! row at a time (two with three or four channels), six to eight accumulators (independent
+//! FMA chains) in all: each input vector loaded once for every channel, each filter vector
 //! once for every pixel. A pixel's sum is its accumulators added, then their lanes in lane
 //! order, after the last tap.
 
@@ -72,7 +72,8 @@ unsafe fn lane_sum<V: F32x>(acc: V) -> f32 {
 
 /// All `C` output channels of `P` consecutive output pixels from `p0`: `S` accumulators
 /// per (channel, pixel) over every tap and vector of input channels, vector `v` into
-/// accumulator `v % S` (the last vector partial when `cin` is not a whole number of them).
+/// accumulator `v % S` and a leftover whole vector and the partial one (when `cin` is not a
+/// whole number of vectors) into the first.
 /// Every index into the accumulators is a constant of an unrolled loop, so they stay in
 /// registers.
 ///
@@ -170,8 +171,8 @@ unsafe fn row_of<V: F32x, const C: usize, const P: usize, const S: usize>(r: &Ro
     }
 }
 
-/// One output row, every channel: eight accumulators (independent FMA chains) per step
-/// whatever the channel count, fewer pixels per step as channels grow.
+/// One output row, every channel: six to eight accumulators (independent FMA chains) per
+/// step whatever the channel count, fewer pixels per step as channels grow.
 ///
 /// # Safety
 /// Every tap of the row's `g.wo` pixels lies in the input behind `x` (`assert_covers`); `w`
