@@ -225,8 +225,8 @@ fn cnn_shapes_match_reference() {
 
 /// Few output channels (the direct forward's dot-product kernel, `cout <= 4` with at least
 /// one vector of input channels) and, through the transposed problem, backward-data into
-/// one to four input channels: whole and partial vectors of channels, rows of 1-7 pixels
-/// (the kernel steps four at a time), stride, dilation and padding.
+/// one to four input channels: whole and partial vectors of channels, rows that end in 0-3
+/// leftover pixels (the kernel steps two or four at a time), stride, dilation and padding.
 #[test]
 fn narrow_outputs_match_reference() {
     for (shape, k, cin, cout, stride, dilation, pad) in [
@@ -238,6 +238,8 @@ fn narrow_outputs_match_reference() {
         ([2, 9, 6, 20], 3, 20, 3, 2, 1, Padding::Same),
         ([1, 6, 11, 33], 1, 33, 4, 1, 1, Padding::Valid),
         ([1, 10, 10, 16], 3, 16, 2, 1, 2, Padding::Same),
+        // Strided backward-data into few channels keeps its own path.
+        ([1, 9, 9, 3], 3, 3, 16, 2, 1, Padding::Same),
     ] {
         let c = Conv2d::new(shape, [k, k, cin, cout], (stride, stride), (dilation, dilation), pad).unwrap();
         check_all_passes(&c, 7, false);

@@ -19,16 +19,15 @@
 //! - Direct wins the other forward and backward-data passes (1x1, stride 2, one input
 //!   channel) and the other backward-filter passes (the 1x1 ones by 0-28% over the plain
 //!   GEMM).
-//! - Backward-data into one to four input channels with at least a vector of output
-//!   channels runs direct, on its dot-product kernel for few outputs (`direct::narrow`):
+//! - Stride-1 backward-data into one to four input channels with at least a vector of
+//!   output channels runs direct, on its dot-product kernel for few outputs (`direct::narrow`):
 //!   the seed's first layer 3.4x faster than before it and 2.8x im2col, cifar's (three
 //!   input channels) 1.4x im2col, on a Zen 3 (BENCHMARKS.md, session 38).
 //! - im2col wins the other backward-data passes with fewer than 8 input channels (direct's
 //!   general tiles vectorise over them).
 
-use super::direct::NARROW_MAX_COUT;
+use super::direct::narrow_backward_data;
 use super::{Conv2d, ConvAlgo, Pass};
-use crate::arch::simd::lanes;
 use crate::arch::Isa;
 
 /// Channel count from which Winograd's transforms pay for themselves.
@@ -50,8 +49,7 @@ pub(crate) fn choose(c: &Conv2d, pass: Pass, isa: Isa) -> ConvAlgo {
         _ if winograd && tiles(4) >= WINOGRAD_MIN_TILES => ConvAlgo::Winograd4x3,
         _ if winograd && tiles(2) >= WINOGRAD_MIN_TILES => ConvAlgo::Winograd2x3,
         Pass::Forward => ConvAlgo::Direct,
-        // The transposed problem's output channels are c.cin, its input channels c.cout.
-        Pass::BackwardData if c.cin <= NARROW_MAX_COUT && c.cout >= lanes(isa) => ConvAlgo::Direct,
+        Pass::BackwardData if narrow_backward_data(isa, c) => ConvAlgo::Direct,
         Pass::BackwardData if c.cin < WINOGRAD_MIN_CHANNELS => ConvAlgo::Im2col,
         Pass::BackwardData => ConvAlgo::Direct,
         Pass::BackwardFilter => ConvAlgo::Direct,

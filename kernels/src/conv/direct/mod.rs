@@ -22,8 +22,6 @@ use crate::scratch::{with_scratch, Slot};
 use rayon::prelude::*;
 use ukr::{FwdTile, Tiles, WgradTile};
 
-pub(super) use narrow::NARROW_MAX_COUT;
-
 /// Bytes that a backward-filter block of output pixels reads over and over: the block's
 /// output gradient in one panel, and the input lines under one tap (a third of a 32 KiB L1:
 /// resnet_down's backward-filter took 0.75 ms at 12 KiB, 0.77 at 16, 0.80 at 24, 0.90 at 32).
@@ -48,6 +46,13 @@ pub fn kernel_name(isa: Isa, c: &Conv2d) -> &'static str {
         return narrow::name(isa);
     }
     family(isa, c.cout).name
+}
+
+/// Whether backward-data of `c` on `isa` runs the dot-product kernel for few outputs
+/// ([`narrow`]): stride 1 (strided passes take their own path), into at most
+/// [`narrow::NARROW_MAX_COUT`] input channels, from at least a vector of output channels.
+pub(super) fn narrow_backward_data(isa: Isa, c: &Conv2d) -> bool {
+    c.sh == 1 && c.sw == 1 && narrow::applies(isa, &transposed(c, c.h, c.w).0)
 }
 
 /// Height of balanced tiles covering `len` with tiles of at most `max`.

@@ -25,7 +25,7 @@ use crate::scratch::{with_scratch, Slot};
 use rayon::prelude::*;
 
 /// Output channels up to which [`forward`] runs instead of the general tiles.
-pub(crate) const NARROW_MAX_COUT: usize = 4;
+pub(super) const NARROW_MAX_COUT: usize = 4;
 
 /// Whether [`forward`] computes `g` on `isa`: few output channels and at least one whole
 /// vector of input channels (with fewer, the general tiles lose less).
