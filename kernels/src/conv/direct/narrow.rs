@@ -16,7 +16,7 @@
 //! once for every pixel. A pixel's sum is its accumulators added, then their lanes in lane
 //! order, after the last tap.
 
-use super::super::pad::Src;
+use super::super::pad::{transpose, Src};
 use super::super::Conv2d;
 use super::{assert_covers, tap_offsets, Epilogue};
 use crate::arch::simd::{lanes, simd_dispatch, F32x};
@@ -208,11 +208,7 @@ pub(super) fn forward(isa: Isa, g: &Conv2d, src: Src, w: &[f32], epi: Epilogue<'
     let k = taps.len() * g.cin;
     with_scratch(Slot::PackB, g.cout * k, |wt| {
         // HWIO `[tap * cin + ci][co]` to `[co][tap * cin + ci]`.
-        for (co, dst) in wt.chunks_exact_mut(k).enumerate() {
-            for (i, d) in dst.iter_mut().enumerate() {
-                *d = w[i * g.cout + co];
-            }
-        }
+        transpose(&w[..k * g.cout], k, g.cout, wt);
         let wt = &*wt;
         y.par_chunks_mut(g.wo * g.cout).enumerate().for_each(|(row_index, yr)| {
             let (n, oy) = (row_index / g.ho, row_index % g.ho);
