@@ -112,10 +112,10 @@ struct Epilogue<'a> {
 
 /// `y = relu?(conv(src, w) + bias)` for geometry `g` on a canvas covering every tap; with
 /// `epi.add`, that is added to what `y` holds.
+/// (Geometries that [`narrow::applies`] to go to [`narrow::forward`] instead, which reads
+/// its source in place.)
 fn run_forward(isa: Isa, g: &Conv2d, src: Src, w: &[f32], epi: Epilogue<'_>, y: &mut [f32]) {
-    if narrow::applies(isa, g) {
-        return narrow::forward(isa, g, src, w, epi, y);
-    }
+    debug_assert!(!narrow::applies(isa, g), "narrow geometries read their source in place");
     let Epilogue { bias, relu, add } = epi;
     if y.is_empty() {
         return;
@@ -298,9 +298,13 @@ pub(crate) fn forward(
     relu: bool,
     y: &mut [f32],
 ) -> Result<()> {
-    with_placed(x, c.input_shape(), forward_placement(c, c.ho, c.wo), |src| {
-        run_forward(isa, c, src, w, Epilogue { bias, relu, add: false }, y)
-    });
+    let (pl, epi) = (forward_placement(c, c.ho, c.wo), Epilogue { bias, relu, add: false });
+    if narrow::applies(isa, c) {
+        let [_, h, w_, cin] = c.input_shape();
+        narrow::forward(isa, c, Src { data: x, h, w: w_, c: cin }, pl, w, epi, y);
+        return Ok(());
+    }
+    with_placed(x, c.input_shape(), pl, |src| run_forward(isa, c, src, w, epi, y));
     Ok(())
 }
 
@@ -312,11 +316,15 @@ pub(crate) fn backward_data(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mu
         return Ok(());
     }
     let (g, pl) = transposed(c, c.h, c.w);
+    let epi = Epilogue { add, ..Epilogue::default() };
     with_scratch(Slot::Flipped, w.len(), |wf| {
         flip_filter(c, w, wf);
-        with_placed(dy, c.output_shape(), pl, |src| {
-            run_forward(isa, &g, src, wf, Epilogue { add, ..Epilogue::default() }, dx)
-        });
+        if narrow::applies(isa, &g) {
+            let [_, h, w_, cout] = c.output_shape();
+            narrow::forward(isa, &g, Src { data: dy, h, w: w_, c: cout }, pl, wf, epi, dx);
+        } else {
+            with_placed(dy, c.output_shape(), pl, |src| run_forward(isa, &g, src, wf, epi, dx));
+        }
     });
     Ok(())
 }
