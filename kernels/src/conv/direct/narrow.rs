@@ -19,8 +19,10 @@
 //! The source is read where it lies, not from a zero-padded copy: a row uses only the tap
 //! rows inside the source, and the pixels whose taps reach into the left or right padding
 //! (outside `Row::interior`) run one at a time over the tap columns inside. The padded
-//! copy was 17% of the seed's transposed first layer (memmove, under `perf`), and the sums
-//! are the same without it: a zero product adds +0 to a sum that starts at +0.
+//! copy was 17% of the seed's transposed first layer (memmove, under `perf`). Skipping a
+//! tap in the padding changes no sum (its zero product would add +0 to a sum that starts
+//! at +0); the edge pixels' sums use more accumulators than the interior's, so their last
+//! bits can differ from the copy's version (still the same for any thread count).
 
 use super::super::pad::{transpose, Placement, Src};
 use super::super::Conv2d;
