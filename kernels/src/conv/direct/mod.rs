@@ -67,12 +67,15 @@ fn tap_offsets(g: &Conv2d, src: &Src) -> Vec<usize> {
 }
 
 /// Panics (an internal bug, never bad user input) unless every tap of every output pixel
-/// of `g` lies inside `src`: the kernels below rely on it.
-fn assert_covers(g: &Conv2d, src: &Src) {
+/// of `g` lies inside a canvas of `hp x wp` pixels and `src` holds `g.n` images of `g.cin`
+/// channels: the kernels below rely on it. For the tiles the canvas is `src` itself
+/// (`src.h x src.w`); for [`narrow`], which reads its source in place, it is the zero-padded
+/// canvas that the source stands for.
+fn assert_covers(g: &Conv2d, src: &Src, (hp, wp): (usize, usize)) {
     assert!(
         src.c == g.cin
-            && (g.ho - 1) * g.sh + (g.kh - 1) * g.dh < src.h
-            && (g.wo - 1) * g.sw + (g.kw - 1) * g.dw < src.w
+            && (g.ho - 1) * g.sh + (g.kh - 1) * g.dh < hp
+            && (g.wo - 1) * g.sw + (g.kw - 1) * g.dw < wp
             && src.data.len() >= g.n * src.h * src.w * g.cin,
         "direct convolution: canvas does not cover the taps"
     );
@@ -120,7 +123,7 @@ fn run_forward(isa: Isa, g: &Conv2d, src: Src, w: &[f32], epi: Epilogue<'_>, y: 
     if y.is_empty() {
         return;
     }
-    assert_covers(g, &src);
+    assert_covers(g, &src, (src.h, src.w));
     let fam = family(isa, g.cout);
     let nr = fam.nv * lanes(isa);
     let (k, panels) = (g.kh * g.kw * g.cin, g.cout.div_ceil(nr));
@@ -191,7 +194,7 @@ fn run_wgrad(isa: Isa, g: &Conv2d, src: Src, dy: &[f32], dw: &mut [f32]) {
         dw.fill(0.0);
         return;
     }
-    assert_covers(g, &src);
+    assert_covers(g, &src, (src.h, src.w));
     let mr = balanced(k, fam.max_mr);
     let row_tiles = k.div_ceil(mr);
     // Row r = (tap, ci) of dw reads its input at tap offset + ci; padded so every tile has mr.

@@ -26,7 +26,7 @@
 
 use super::super::pad::{transpose, Placement, Src};
 use super::super::Conv2d;
-use super::Epilogue;
+use super::{assert_covers, Epilogue};
 use crate::arch::simd::{lanes, simd_dispatch, F32x};
 use crate::arch::Isa;
 use crate::scratch::{with_scratch, Slot};
@@ -275,13 +275,7 @@ pub(super) fn forward(isa: Isa, g: &Conv2d, x: Src, pl: Placement, w: &[f32], ep
     if y.is_empty() {
         return;
     }
-    assert!(
-        x.c == g.cin
-            && (g.ho - 1) * g.sh + (g.kh - 1) * g.dh < pl.hp
-            && (g.wo - 1) * g.sw + (g.kw - 1) * g.dw < pl.wp
-            && x.data.len() >= g.n * x.h * x.w * g.cin,
-        "direct convolution: canvas does not cover the taps"
-    );
+    assert_covers(g, &x, (pl.hp, pl.wp));
     let k = g.kh * g.kw * g.cin;
     let (iw, cin) = (x.w as isize, g.cin as isize);
     let taps: Vec<Tap> = (0..g.kh)
