@@ -143,7 +143,6 @@ unsafe fn pixels<V: F32x, const C: usize, const P: usize, const S: usize>(
     unsafe {
         let mut acc = [[[V::zero(); S]; P]; C];
         // One step: vector `v` of tap `t` into accumulator `s` (partial with `n < LANES`).
-        // One step: vector `v` of tap `t` into accumulator `s` (partial with `n < LANES`).
         let step = |acc: &mut [[[V; S]; P]; C], xt: *const f32, wt: *const f32, v: usize, s: usize, n: usize| {
             let load = |p: *const f32| if n == V::LANES { V::load(p) } else { V::load_partial(p, n) };
             let mut x = [V::zero(); P];
