@@ -74,6 +74,23 @@ pub(crate) trait F32x: Copy {
         unsafe { self.pick4(idx) }
     }
 
+    /// The sums of the lanes of `a`, `b`, `c` and `d`, in that order (dot products finished
+    /// four at a time). The order of the additions is fixed per ISA: a tree of shuffled
+    /// adds where the ISA has one (AVX2, NEON), lane order by default (the portable type,
+    /// and AVX-512, whose version has not run on a machine of its own yet).
+    #[inline(always)]
+    unsafe fn sum4(a: Self, b: Self, c: Self, d: Self) -> [f32; 4] {
+        let mut sums = [0.0f32; 4];
+        let mut buf = [0.0f32; 16];
+        // (Plain loops: a closure would be compiled without the caller's target features.)
+        for (s, v) in sums.iter_mut().zip([a, b, c, d]) {
+            // SAFETY: buf holds LANES <= 16 floats; the caller enabled the ISA.
+            unsafe { v.store(buf.as_mut_ptr()) };
+            *s = buf[..Self::LANES].iter().sum();
+        }
+        sums
+    }
+
     /// Loads `n <= LANES` floats, the other lanes 0.
     #[inline(always)]
     unsafe fn load_partial(p: *const f32, n: usize) -> Self {
@@ -289,6 +306,22 @@ mod x86 {
         unsafe fn pick4_prepared(self, idx: Self) -> Self {
             // SAFETY: registers only; AVX2+FMA enabled by the caller's #[target_feature].
             unsafe { Avx2(_mm256_permutevar_ps(self.0, _mm256_castps_si256(idx.0))) }
+        }
+        #[inline(always)]
+        unsafe fn sum4(a: Self, b: Self, c: Self, d: Self) -> [f32; 4] {
+            // Two rounds of pairwise adds within each 128-bit half leave each vector's
+            // half-sums side by side; the halves are then added. Five shuffles and adds
+            // for four sums, against a store and seven scalar adds for each.
+            // SAFETY: registers and a local array only; AVX2+FMA enabled by the caller's #[target_feature].
+            unsafe {
+                let ab = _mm256_hadd_ps(a.0, b.0); // a01 a23 b01 b23 | a45 a67 b45 b67
+                let cd = _mm256_hadd_ps(c.0, d.0);
+                let abcd = _mm256_hadd_ps(ab, cd); // a0-3 b0-3 c0-3 d0-3 | a4-7 b4-7 c4-7 d4-7
+                let s = _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps::<1>(abcd));
+                let mut sums = [0.0f32; 4];
+                _mm_storeu_ps(sums.as_mut_ptr(), s);
+                sums
+            }
         }
         #[inline(always)]
         unsafe fn zero() -> Self {
@@ -546,6 +579,17 @@ mod arm {
                 let lane = vcvtq_u32_f32(q.0);
                 let bytes = vmlaq_u32(vdupq_n_u32(0x0302_0100), lane, vdupq_n_u32(0x0404_0404));
                 Neon(vreinterpretq_f32_u8(vqtbl1q_u8(vreinterpretq_u8_f32(self.0), vreinterpretq_u8_u32(bytes))))
+            }
+        }
+        #[inline(always)]
+        unsafe fn sum4(a: Self, b: Self, c: Self, d: Self) -> [f32; 4] {
+            // Pairwise adds: a01 a23 b01 b23, c01 c23 d01 d23, then a b c d.
+            // SAFETY: registers and a local array only; NEON is always present on AArch64.
+            unsafe {
+                let s = vpaddq_f32(vpaddq_f32(a.0, b.0), vpaddq_f32(c.0, d.0));
+                let mut sums = [0.0f32; 4];
+                vst1q_f32(sums.as_mut_ptr(), s);
+                sums
             }
         }
         #[inline(always)]

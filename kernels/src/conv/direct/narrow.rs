@@ -13,8 +13,8 @@
 //! `f32-dconv-narrow-4xC`: every output channel of four consecutive output pixels of one
 //! row at a time (two with three or four channels), six to eight accumulators (independent
 //! FMA chains) in all: each input vector loaded once for every channel, each filter vector
-//! once for every pixel. A pixel's sum is its accumulators added, then their lanes in lane
-//! order, after the last tap.
+//! once for every pixel. A pixel's sum is its accumulators added, then their lanes (four
+//! pixels' or channels' at a time, [`F32x::sum4`]), after the last tap.
 //!
 //! The source is read where it lies, not from a zero-padded copy: a row uses only the tap
 //! rows inside the source, and the pixels whose taps reach into the left or right padding
@@ -106,18 +106,6 @@ fn inside(pos: isize, step: usize, count: usize, len: usize) -> Range<usize> {
     lo..hi.max(lo)
 }
 
-/// The sum of `acc`'s lanes, in lane order.
-///
-/// # Safety
-/// The ISA of `V` is enabled.
-#[inline(always)]
-unsafe fn lane_sum<V: F32x>(acc: V) -> f32 {
-    let mut buf = [0.0f32; 16];
-    // SAFETY: `buf` holds 16 >= LANES floats; the caller enabled the ISA.
-    unsafe { acc.store(buf.as_mut_ptr()) };
-    buf[..V::LANES].iter().sum()
-}
-
 /// All `C` output channels of `P` consecutive output pixels from `p0`: `S` accumulators
 /// per (channel, pixel) over every tap and vector of input channels, vector `v` into
 /// accumulator `v % S` and a leftover whole vector and the partial one (when `cin` is not a
@@ -174,14 +162,26 @@ unsafe fn pixels<V: F32x, const C: usize, const P: usize, const S: usize>(
                 step(&mut acc, xt, wt, whole, 0, tail);
             }
         }
-        let mut out = [[0.0f32; P]; C];
-        for (o, ac) in out.iter_mut().zip(acc) {
-            for (op, a) in o.iter_mut().zip(ac) {
-                let mut sum = a[0];
+        // Each (channel, pixel)'s accumulators added, then their lanes, four sums at a time
+        // (zero vectors fill out a last group of fewer). Constant indices once unrolled.
+        let mut sums = [[V::zero(); P]; C];
+        for (sc, ac) in sums.iter_mut().zip(acc) {
+            for (sp, a) in sc.iter_mut().zip(ac) {
+                *sp = a[0];
                 for v in &a[1..] {
-                    sum = sum.add(*v);
+                    *sp = sp.add(*v);
                 }
-                *op = lane_sum(sum);
+            }
+        }
+        let mut out = [[0.0f32; P]; C];
+        for i in (0..C * P).step_by(4) {
+            let mut q = [V::zero(); 4];
+            for (j, qj) in q.iter_mut().enumerate().take(C * P - i) {
+                *qj = sums[(i + j) / P][(i + j) % P];
+            }
+            let s = V::sum4(q[0], q[1], q[2], q[3]);
+            for (j, sj) in s.into_iter().enumerate().take(C * P - i) {
+                out[(i + j) / P][(i + j) % P] = sj;
             }
         }
         out
