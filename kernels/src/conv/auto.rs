@@ -9,8 +9,13 @@
 //!   backward-data; resnet14_64 9.5 vs 13.0 and 9.3 vs 12.9; mnist_conv2 backward-data, 15x15
 //!   as 16x16, 1.58 vs 1.58).
 //! - Winograd also needs enough tiles per call to amortise its filter transform (done on every
-//!   call): a pass with fewer than 64 output tiles in all runs direct (cifar_conv3, 8 images
-//!   of 6x6x64 -> 4x4x64: F(4x4) 47% of the one-thread peak, direct 94%).
+//!   call): F(4x4) runs from 64 output tiles, F(2x2) from 32, and a pass with fewer runs
+//!   direct. (The first rule, from 64 tiles for both, dated from when cifar_conv3's forward,
+//!   8 images of 6x6x64 -> 4x4x64, ran F(4x4) at 47% of a Zen 4's peak against direct's
+//!   94%. Winograd's per-call costs have shrunk since: on an Intel Xeon in session 41, one
+//!   thread, that forward took 45 us in F(2x2) or F(4x4) against direct's 72-76 us with
+//!   AVX-512, and 65 / 55 against 106 with AVX2; its 32 F(2x2) tiles now pass. Its
+//!   backward-data, 32 F(4x4) tiles, keeps F(2x2): 61 against 60-64 us with AVX-512.)
 //! - Backward-filter: Winograd F(4x4) wherever Winograd applies with at least 8 channels
 //!   each way, whatever the overhang or tile count (its per-call transform is of the
 //!   gradient, `α² x cin x cout` once, not of every tile): 1.3-1.9x direct on every such
@@ -36,6 +41,10 @@ const WINOGRAD_MIN_CHANNELS: usize = 8;
 /// Output tiles (over the whole batch) from which Winograd's per-call filter transform pays.
 const WINOGRAD_MIN_TILES: usize = 64;
 
+/// The same for F(2x2): a filter transform of 16 positions instead of 36 and, per tile, a
+/// quarter of F(4x4)'s outputs.
+const WINOGRAD2X3_MIN_TILES: usize = 32;
+
 /// The algorithm `Auto` runs (the rules above, measured with AVX-512; spot checks with AVX2
 /// agree; not yet measured on NEON hardware).
 pub(crate) fn choose(c: &Conv2d, pass: Pass, isa: Isa) -> ConvAlgo {
@@ -47,11 +56,32 @@ pub(crate) fn choose(c: &Conv2d, pass: Pass, isa: Isa) -> ConvAlgo {
     match pass {
         Pass::BackwardFilter if winograd => ConvAlgo::Winograd4x3,
         _ if winograd && tiles(4) >= WINOGRAD_MIN_TILES => ConvAlgo::Winograd4x3,
-        _ if winograd && tiles(2) >= WINOGRAD_MIN_TILES => ConvAlgo::Winograd2x3,
+        _ if winograd && tiles(2) >= WINOGRAD2X3_MIN_TILES => ConvAlgo::Winograd2x3,
         Pass::Forward => ConvAlgo::Direct,
         Pass::BackwardData if narrow_backward_data(isa, c) => ConvAlgo::Direct,
         Pass::BackwardData if c.cin < WINOGRAD_MIN_CHANNELS => ConvAlgo::Im2col,
         Pass::BackwardData => ConvAlgo::Direct,
         Pass::BackwardFilter => ConvAlgo::Direct,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conv::Padding;
+
+    /// The suite's 64-channel 6x6 layer, one part of 8 images: its forward has 8 F(4x4)
+    /// tiles and 32 F(2x2) tiles, its backward-data 32 and 72.
+    #[test]
+    fn few_tiles_pick_the_smaller_winograd_or_direct() {
+        let conv = |n| Conv2d::simple([n, 6, 6, 64], [3, 3, 64, 64], Padding::Valid).unwrap();
+        let part = conv(8);
+        assert_eq!(choose(&part, Pass::Forward, Isa::Scalar), ConvAlgo::Winograd2x3);
+        assert_eq!(choose(&part, Pass::BackwardData, Isa::Scalar), ConvAlgo::Winograd2x3);
+        assert_eq!(choose(&part, Pass::BackwardFilter, Isa::Scalar), ConvAlgo::Winograd4x3);
+        // Two images: 8 F(2x2) tiles forward, too few for either.
+        assert_eq!(choose(&conv(2), Pass::Forward, Isa::Scalar), ConvAlgo::Direct);
+        // Sixty-four images: 64 F(4x4) tiles.
+        assert_eq!(choose(&conv(64), Pass::Forward, Isa::Scalar), ConvAlgo::Winograd4x3);
     }
 }
