@@ -38,8 +38,8 @@ use crate::arch::Isa;
 /// Channel count from which Winograd's transforms pay for themselves.
 const WINOGRAD_MIN_CHANNELS: usize = 8;
 
-/// Output tiles (over the whole batch) from which Winograd's per-call filter transform pays.
-const WINOGRAD_MIN_TILES: usize = 64;
+/// Output tiles (over the whole batch) from which F(4x4)'s per-call filter transform pays.
+const WINOGRAD4X3_MIN_TILES: usize = 64;
 
 /// The same for F(2x2): a filter transform of 16 positions instead of 36 and, per tile, a
 /// quarter of F(4x4)'s outputs.
@@ -55,7 +55,7 @@ pub(crate) fn choose(c: &Conv2d, pass: Pass, isa: Isa) -> ConvAlgo {
     let tiles = |t: usize| c.n * oh.div_ceil(t) * ow.div_ceil(t);
     match pass {
         Pass::BackwardFilter if winograd => ConvAlgo::Winograd4x3,
-        _ if winograd && tiles(4) >= WINOGRAD_MIN_TILES => ConvAlgo::Winograd4x3,
+        _ if winograd && tiles(4) >= WINOGRAD4X3_MIN_TILES => ConvAlgo::Winograd4x3,
         _ if winograd && tiles(2) >= WINOGRAD2X3_MIN_TILES => ConvAlgo::Winograd2x3,
         Pass::Forward => ConvAlgo::Direct,
         Pass::BackwardData if narrow_backward_data(isa, c) => ConvAlgo::Direct,
