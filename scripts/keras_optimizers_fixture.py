@@ -2,8 +2,11 @@
 """Fixture for Ember's optimizers against Keras's: three `apply_gradients` steps of each
 optimizer on one float32 variable with fixed gradients, written to
 model/tests/fixtures/keras_optimizers.safetensors (`w0`, `g1`..`g3`, and per optimizer
-`<name>/w1`..`<name>/w3`), and the learning-rate schedules at fixed steps (`steps`,
-`schedule/<name>`).
+`<name>/w1`..`<name>/w3`), the learning-rate schedules at fixed steps (`steps`,
+`schedule/<name>`), and Adam on values where TensorFlow flushes subnormals to zero
+(`tiny/w0`, `tiny/m0`, `tiny/v0`, `tiny/g1`..`tiny/g3`, and after each step `tiny/w<k>`,
+`tiny/m<k>`, `tiny/v<k>`: 64 values with gradients from 1e-45 to 1e-15 and moments and
+weights about the smallest normal, so that operands and results are subnormal).
 
     .venv/bin/python scripts/keras_optimizers_fixture.py
 """
@@ -47,6 +50,25 @@ def main():
             opt.apply_gradients([(tf.constant(g), v)])
             tensors[f"{name}/w{k + 1}"] = v.numpy().astype("float32")
     tensors["steps"] = steps
+    n = 64
+    mag = lambda lo, hi: (10.0 ** rng.uniform(lo, hi, n)) * rng.choice([-1.0, 1.0], n)
+    tiny = {
+        "w0": np.where(rng.uniform(0, 1, n) < 0.5, mag(-39, -36), rng.uniform(-1, 1, n)).astype("float32"),
+        "m0": mag(-45, -36).astype("float32"),
+        "v0": np.abs(mag(-45, -36)).astype("float32"),
+    }
+    tiny.update({f"g{k}": mag(-45, -15).astype("float32") for k in (1, 2, 3)})
+    v = tf.Variable(tiny["w0"])
+    opt = keras.optimizers.Adam(learning_rate=1e-3)
+    opt.build([v])
+    opt._momentums[0].assign(tiny["m0"])
+    opt._velocities[0].assign(tiny["v0"])
+    for k in (1, 2, 3):
+        opt.apply_gradients([(tf.constant(tiny[f"g{k}"]), v)])
+        tiny[f"w{k}"] = v.numpy().astype("float32")
+        tiny[f"m{k}"] = opt._momentums[0].numpy().astype("float32")
+        tiny[f"v{k}"] = opt._velocities[0].numpy().astype("float32")
+    tensors.update({f"tiny/{k}": t for k, t in tiny.items()})
     for name, sch in schedules.items():
         tensors[f"schedule/{name}"] = np.array([float(sch(int(t))) for t in steps], dtype="float32")
     out = os.path.join(os.path.dirname(__file__), "..", "model", "tests", "fixtures", "keras_optimizers.safetensors")

@@ -65,3 +65,28 @@ fn schedules_match_keras() {
         }
     }
 }
+
+/// Adam where TensorFlow flushes subnormals to zero: Keras's weights and both moments after
+/// each of three steps, bit for bit, from moments and weights about the smallest normal and
+/// gradients from 1e-45 to 1e-15 (IEEE arithmetic would keep subnormal moments and differ).
+#[test]
+fn adam_flushes_subnormals_as_keras_does() {
+    use ember_model::optimizers::OptimizerState;
+    let r = Record::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keras_optimizers.safetensors")).unwrap();
+    let get = |n: &str| r.get(&format!("tiny/{n}"), &[64]).unwrap().to_vec();
+    let mut opt = Adam::new();
+    opt.check().unwrap();
+    opt.load_state(OptimizerState { iterations: 0, slots: vec![get("m0"), get("v0")] }).unwrap();
+    let mut w = get("w0");
+    assert!(get("m0").iter().chain(&get("g1")).any(|x| x.is_subnormal()), "the inputs reach subnormals");
+    for k in 1..=3 {
+        opt.apply(&mut w, &get(&format!("g{k}"))).unwrap();
+        let state = opt.state();
+        for (name, got) in [("w", &w), ("m", &state.slots[0]), ("v", &state.slots[1])] {
+            let want = get(&format!("{name}{k}"));
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(a.to_bits(), b.to_bits(), "{name} after step {k} [{i}]: {a:e} vs Keras {b:e}");
+            }
+        }
+    }
+}

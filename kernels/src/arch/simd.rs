@@ -45,6 +45,20 @@ pub(crate) trait F32x: Copy {
     unsafe fn select_gt(self, other: Self, b: Self, a: Self) -> Self;
     /// Per lane: `b` where `self == other`, else `a`.
     unsafe fn select_eq(self, other: Self, b: Self, a: Self) -> Self;
+    /// Lanes whose magnitude's bits are below `t` (at most `0x7fff_ffff`) as zero of their
+    /// sign, the others as they are. Integer operations on the bits, so that no subnormal reaches the floating-point
+    /// units.
+    unsafe fn flush_below(self, t: u32) -> Self;
+    /// Subnormal lanes as zero of their sign, the others as they are: TensorFlow's
+    /// flush-to-zero ([`crate::elementwise::flush_subnormal`] per lane).
+    #[inline(always)]
+    unsafe fn flush(self) -> Self {
+        // SAFETY: forwarded.
+        unsafe { self.flush_below(MIN_NORMAL_BITS) }
+    }
+    /// Whether some lane's magnitude is neither zero nor in `[lo, hi]` (as bits, `lo > 0`;
+    /// NaN lies above every `hi` below it).
+    unsafe fn any_outside(self, lo: u32, hi: u32) -> bool;
 
     /// Loads `LANES` indices (`u32`, below 2^24) as exact floats.
     unsafe fn load_index(p: *const u32) -> Self;
@@ -112,6 +126,11 @@ pub(crate) trait F32x: Copy {
         }
     }
 }
+
+/// The bits of an f32 but its sign.
+const ABS_BITS: u32 = 0x7fff_ffff;
+/// The bits of the smallest normal f32: magnitudes below it are zero or subnormal.
+const MIN_NORMAL_BITS: u32 = 0x0080_0000;
 
 /// The portable fallback: 8 lanes of plain Rust, which LLVM vectorises for the baseline target.
 #[derive(Clone, Copy)]
@@ -237,6 +256,17 @@ impl F32x for Portable {
             }
         }
         Portable(r)
+    }
+    #[inline(always)]
+    unsafe fn flush_below(self, t: u32) -> Self {
+        Portable(self.0.map(|x| if x.to_bits() & ABS_BITS < t { f32::from_bits(x.to_bits() & !ABS_BITS) } else { x }))
+    }
+    #[inline(always)]
+    unsafe fn any_outside(self, lo: u32, hi: u32) -> bool {
+        self.0.iter().any(|x| {
+            let a = x.to_bits() & ABS_BITS;
+            a != 0 && (a < lo || a > hi)
+        })
     }
 }
 
@@ -406,6 +436,31 @@ mod x86 {
             // SAFETY: registers only; AVX2+FMA enabled by the caller's #[target_feature].
             unsafe { Avx2(_mm256_blendv_ps(a.0, b.0, _mm256_cmp_ps::<_CMP_EQ_OQ>(self.0, other.0))) }
         }
+        #[inline(always)]
+        unsafe fn flush_below(self, t: u32) -> Self {
+            // SAFETY: registers only; AVX2+FMA enabled by the caller's #[target_feature].
+            unsafe {
+                let (bits, abs) = (_mm256_castps_si256(self.0), _mm256_set1_epi32(super::ABS_BITS as i32));
+                // Magnitudes and the thresholds are below 2^31, so the signed compare is the
+                // unsigned one.
+                let tiny = _mm256_cmpgt_epi32(_mm256_set1_epi32(t as i32), _mm256_and_si256(bits, abs));
+                Avx2(_mm256_castsi256_ps(_mm256_andnot_si256(_mm256_and_si256(tiny, abs), bits)))
+            }
+        }
+        #[inline(always)]
+        unsafe fn any_outside(self, lo: u32, hi: u32) -> bool {
+            // SAFETY: registers only; AVX2+FMA enabled by the caller's #[target_feature].
+            unsafe {
+                let mag = _mm256_and_si256(_mm256_castps_si256(self.0), _mm256_set1_epi32(super::ABS_BITS as i32));
+                // Signed compares of values below 2^31, as in `flush_below`.
+                let small = _mm256_andnot_si256(
+                    _mm256_cmpeq_epi32(mag, _mm256_setzero_si256()),
+                    _mm256_cmpgt_epi32(_mm256_set1_epi32(lo as i32), mag),
+                );
+                let big = _mm256_cmpgt_epi32(mag, _mm256_set1_epi32(hi as i32));
+                _mm256_testz_si256(_mm256_or_si256(small, big), _mm256_set1_epi32(-1)) == 0
+            }
+        }
     }
 
     impl F32x for Avx512 {
@@ -529,6 +584,29 @@ mod x86 {
             unsafe {
                 let m = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(self.0, other.0);
                 Avx512(_mm512_mask_blend_ps(m, a.0, b.0))
+            }
+        }
+        #[inline(always)]
+        unsafe fn any_outside(self, lo: u32, hi: u32) -> bool {
+            // SAFETY: registers only; AVX-512F enabled by the caller's #[target_feature].
+            unsafe {
+                let mag = _mm512_and_si512(_mm512_castps_si512(self.0), _mm512_set1_epi32(super::ABS_BITS as i32));
+                // `mag - 1` wraps zero to the top, so one unsigned compare finds (0, lo).
+                let one = _mm512_set1_epi32(1);
+                let small = _mm512_cmplt_epu32_mask(_mm512_sub_epi32(mag, one), _mm512_set1_epi32((lo - 1) as i32));
+                let big = _mm512_cmpgt_epu32_mask(mag, _mm512_set1_epi32(hi as i32));
+                (small | big) != 0
+            }
+        }
+        #[inline(always)]
+        unsafe fn flush_below(self, t: u32) -> Self {
+            // SAFETY: registers only; AVX-512F enabled by the caller's #[target_feature].
+            unsafe {
+                let bits = _mm512_castps_si512(self.0);
+                let mag = _mm512_and_si512(bits, _mm512_set1_epi32(super::ABS_BITS as i32));
+                let tiny = _mm512_cmplt_epu32_mask(mag, _mm512_set1_epi32(t as i32));
+                let sign = _mm512_set1_epi32(!super::ABS_BITS as i32);
+                Avx512(_mm512_castsi512_ps(_mm512_mask_and_epi32(bits, tiny, bits, sign)))
             }
         }
     }
@@ -676,6 +754,26 @@ mod arm {
         unsafe fn select_eq(self, other: Self, b: Self, a: Self) -> Self {
             // SAFETY: registers only; NEON is always present on AArch64.
             unsafe { Neon(vbslq_f32(vceqq_f32(self.0, other.0), b.0, a.0)) }
+        }
+        #[inline(always)]
+        unsafe fn flush_below(self, t: u32) -> Self {
+            // SAFETY: registers only; NEON is always present on AArch64.
+            unsafe {
+                let (bits, abs) = (vreinterpretq_u32_f32(self.0), vdupq_n_u32(super::ABS_BITS));
+                let tiny = vcltq_u32(vandq_u32(bits, abs), vdupq_n_u32(t));
+                Neon(vreinterpretq_f32_u32(vbicq_u32(bits, vandq_u32(tiny, abs))))
+            }
+        }
+        #[inline(always)]
+        unsafe fn any_outside(self, lo: u32, hi: u32) -> bool {
+            // SAFETY: registers only; NEON is always present on AArch64.
+            unsafe {
+                let mag = vandq_u32(vreinterpretq_u32_f32(self.0), vdupq_n_u32(super::ABS_BITS));
+                // `mag - 1` wraps zero to the top, so one unsigned compare finds (0, lo).
+                let small = vcltq_u32(vsubq_u32(mag, vdupq_n_u32(1)), vdupq_n_u32(lo - 1));
+                let big = vcgtq_u32(mag, vdupq_n_u32(hi));
+                vmaxvq_u32(vorrq_u32(small, big)) != 0
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Adam's update, in Keras's exact form.
 
-use super::check_same;
+use super::{check_same, flush_subnormal};
+use crate::arch::simd::F32x;
 use crate::error::{Error, Result};
 
 /// Adam's hyper-parameters (Keras defaults). The betas are double precision, as Keras
@@ -36,7 +37,9 @@ impl AdamParams {
 /// writes it: `m += (g - m)(1 - β1)`, `v += (g² - v)(1 - β2)` (the constants of
 /// [`AdamParams::one_minus_betas`]), `α = lr·√(1 - β2ᵗ)/(1 - β1ᵗ)` (powers of the β's
 /// rounded to f32, in f32),
-/// `param -= α·m/(√v + ε)`. Vectorised on `ctx`'s ISA (a square root and a division
+/// `param -= α·m/(√v + ε)`, and in TensorFlow's arithmetic: every operand and every result
+/// that would be subnormal is zero of its sign ([`flush_subnormal`],
+/// whose module says why). Vectorised on `ctx`'s ISA (a square root and a division
 /// per element: 16 lanes where AVX-512 is, not the baseline's 4), with separate multiplies
 /// and adds and correctly rounded square roots and divisions, so every ISA and the scalar
 /// tail give the same bits; large tensors are split across threads (elementwise, so the
@@ -79,51 +82,174 @@ pub fn adam_alpha(p: &AdamParams, t: u32) -> f32 {
 
 fn adam_chunk(isa: crate::Isa, p: &AdamParams, alpha: f32, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
     let (c1, c2) = p.one_minus_betas();
+    let k = StepConstants::new([c1, c2, alpha, p.eps]);
     // SAFETY: `isa` was checked by `adam_update`; the four slices have one length (checked
     // there, chunked alike).
-    unsafe { adam_vectors(isa, [c1, c2, alpha, p.eps], w, g, m, v) };
+    unsafe { adam_vectors(isa, &k, w, g, m, v) };
 }
 
-/// [`adam_update`]'s step on `w` and its moments, `k` = `[1 - β1, 1 - β2, α, ε]`: whole
-/// vectors of `V`, then the tail in scalars with the same operations in the same order.
+/// The bits of `2^e` (`-126 <= e <= 127`).
+const fn pow2_bits(e: i32) -> u32 {
+    ((e + 127) as u32) << 23
+}
+
+/// The bounds of the plain path ([`StepConstants::plain`]): per vector, every gradient,
+/// moment and weight is zero or has a magnitude in these ranges (bits, inclusive). Within
+/// them no operation of the step meets or makes a subnormal, so IEEE arithmetic is
+/// TensorFlow's: with `1 - β1`, `1 - β2` ≥ 2^-20, α ≥ 2^-40 and 2^-60 ≤ ε ≤ 2^10, a
+/// non-zero `g - m` is a multiple of 2^-63 (the spacing of floats ≥ 2^-40), `(g - m)(1 - β1)`
+/// at least 2^-83 and the new `m` at least 2^-64 (it is `m` plus a term under half of `m`,
+/// or two terms ≥ 2^-41, or the term alone where `m` is 0, ≥ 2^-60); `g²` and `v` lie in
+/// [2^-80, 2^38], so a non-zero `g² - v` is at least 2^-103, the term `(g² - v)(1 - β2)` at
+/// least 2^-123 and the new `v` at least that and at most about 2^38; so `√v + ε` is at most
+/// 2^20, `α m` at least 2^-104 and the quotient at least 2^-124; and the new weight is `w`
+/// less a term under half of `w`, or two terms ≥ 2^-41, or the term alone.
+const PLAIN_G: (u32, u32) = (pow2_bits(-40), pow2_bits(19));
+const PLAIN_M: (u32, u32) = (pow2_bits(-40), f32::MAX.to_bits());
+const PLAIN_V: (u32, u32) = (pow2_bits(-80), pow2_bits(38));
+const PLAIN_W: (u32, u32) = (pow2_bits(-40), f32::MAX.to_bits());
+
+/// Whether x86's flush-to-zero zeroes the product `x·c`: its exact value (in f64: 24-bit
+/// factors) rounded to 24 bits with an unbounded exponent is below the smallest normal.
+/// x86 detects a tiny result after that rounding, so a product that IEEE arithmetic rounds
+/// up to the smallest normal from just below it is still zero under flush-to-zero
+/// (TensorFlow agrees: checked in session 42).
+fn product_is_tiny(x: f32, c: f32) -> bool {
+    // 2^100 moves the product into f32's normal range, where the cast rounds to 24 bits.
+    let scaled = (f64::from(x) * f64::from(c)).abs() * 2f64.powi(100);
+    (scaled as f32) < f32::MIN_POSITIVE * 2f32.powi(100)
+}
+
+/// The smallest magnitude (as bits) whose product with `c` (with itself for `c` = `None`)
+/// is not tiny; at least the smallest normal's, since the operand is flushed too.
+fn product_threshold(c: Option<f32>) -> u32 {
+    let tiny = |b: u32| {
+        let x = f32::from_bits(b);
+        product_is_tiny(x, c.unwrap_or(x))
+    };
+    // The predicate is monotone in the magnitude: bisect the finite values.
+    let (mut lo, mut hi) = (0u32, f32::INFINITY.to_bits());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if tiny(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo.max(f32::MIN_POSITIVE.to_bits())
+}
+
+/// An Adam step's constants, flushed as TensorFlow reads them, with the thresholds below
+/// which the careful path zeroes an operand before a multiplication so that the product is
+/// never subnormal (the zero of the right sign, as flush-to-zero gives).
+struct StepConstants {
+    /// `[1 - β1, 1 - β2, α, ε]`.
+    k: [f32; 4],
+    /// Operand thresholds (bits) for `(g - m)(1 - β1)`, `g·g`, `(g² - v)(1 - β2)`, `α m`.
+    below: [u32; 4],
+    /// Whether the plain path may run at all (the constants are within its bounds).
+    plain: bool,
+}
+
+impl StepConstants {
+    fn new(k: [f32; 4]) -> Self {
+        let k = k.map(flush_subnormal);
+        let [c1, c2, alpha, eps] = k;
+        let below = [
+            product_threshold(Some(c1)),
+            product_threshold(None),
+            product_threshold(Some(c2)),
+            product_threshold(Some(alpha)),
+        ];
+        let at_least = |x: f32, e: i32| x.to_bits() >= pow2_bits(e) && x.is_finite();
+        let plain = at_least(c1, -20)
+            && at_least(c2, -20)
+            && c1 <= 1.0
+            && c2 <= 1.0
+            && at_least(alpha, -40)
+            && at_least(eps, -60)
+            && eps <= 1024.0;
+        StepConstants { k, below, plain }
+    }
+}
+
+/// [`adam_update`]'s step on `w` and its moments, a vector of `V` at a time (the last one
+/// partial). A vector whose values lie within [`PLAIN_G`] and its siblings runs in plain
+/// IEEE arithmetic, which is TensorFlow's there; any other runs the careful path, which
+/// flushes every operand and result as TensorFlow does and never lets a subnormal reach
+/// the floating-point units: operands of a multiplication below its threshold are zeroed
+/// before it, and the quotient's tininess is decided on a scaled copy.
 ///
 /// # Safety
 /// The ISA of `V` is enabled; `g`, `m`, `v` are as long as `w`.
 #[inline(always)]
-unsafe fn adam_vectors_body<V: crate::arch::simd::F32x>(
-    k: [f32; 4],
-    w: &mut [f32],
-    g: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-) {
-    let full = w.len() / V::LANES * V::LANES;
-    // SAFETY: every index is below `full <= len` of each slice; registers otherwise.
-    unsafe {
-        let [c1, c2, a, e] = k.map(|x| V::splat(x));
-        for i in (0..full).step_by(V::LANES) {
-            let gv = V::load(g.as_ptr().add(i));
-            let mv = V::load(m.as_ptr().add(i));
-            let vv = V::load(v.as_ptr().add(i));
-            let wv = V::load(w.as_ptr().add(i));
-            // Separate multiply and add (no FMA contraction), as the scalar tail.
-            let mv = mv.add(gv.sub(mv).mul(c1));
-            let vv = vv.add(gv.mul(gv).sub(vv).mul(c2));
-            let wn = wv.sub(a.mul(mv).div(vv.sqrt().add(e)));
-            mv.store(m.as_mut_ptr().add(i));
-            vv.store(v.as_mut_ptr().add(i));
-            wn.store(w.as_mut_ptr().add(i));
+unsafe fn adam_vectors_body<V: F32x>(k: &StepConstants, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    let [c1, c2, a, e] = k.k;
+    let [t1, tsq, t2, ta] = k.below;
+    let mut i = 0;
+    while i < w.len() {
+        let n = V::LANES.min(w.len() - i);
+        // SAFETY: n floats from i in each slice; registers otherwise.
+        unsafe {
+            let ld = |p: *const f32| if n == V::LANES { V::load(p.add(i)) } else { V::load_partial(p.add(i), n) };
+            let (gv, mv, vv, wv) = (ld(g.as_ptr()), ld(m.as_ptr()), ld(v.as_ptr()), ld(w.as_ptr()));
+            let [c1, c2, a, e] = [c1, c2, a, e].map(|x| V::splat(x));
+            let plain = k.plain
+                && !(gv.any_outside(PLAIN_G.0, PLAIN_G.1)
+                    | mv.any_outside(PLAIN_M.0, PLAIN_M.1)
+                    | vv.any_outside(PLAIN_V.0, PLAIN_V.1)
+                    | wv.any_outside(PLAIN_W.0, PLAIN_W.1));
+            let (mn, vn, wn) = if plain {
+                // Separate multiply and add (no FMA contraction): Keras's operations.
+                let mn = mv.add(gv.sub(mv).mul(c1));
+                let vn = vv.add(gv.mul(gv).sub(vv).mul(c2));
+                (mn, vn, wv.sub(a.mul(mn).div(vn.sqrt().add(e))))
+            } else {
+                let (gv, mv, vv, wv) = (gv.flush(), mv.flush(), vv.flush(), wv.flush());
+                // A difference is exact when tiny; flushing it below the product's
+                // threshold flushes it and keeps the product normal or zero.
+                let mn = mv.add(gv.sub(mv).flush_below(t1).mul(c1)).flush();
+                let gs = gv.flush_below(tsq);
+                let vn = vv.add(gs.mul(gs).sub(vv).flush_below(t2).mul(c2)).flush();
+                // √v and √v + ε are zero or normal: the root of a normal is normal, and a
+                // sum of non-negative values is zero or at least the larger.
+                let den = vn.sqrt().add(e);
+                let q = quotient_flushed(mn.flush_below(ta).mul(a), den);
+                (mn, vn, wv.sub(q).flush())
+            };
+            let st = |x: V, p: *mut f32| if n == V::LANES { x.store(p.add(i)) } else { x.store_partial(p.add(i), n) };
+            st(mn, m.as_mut_ptr());
+            st(vn, v.as_mut_ptr());
+            st(wn, w.as_mut_ptr());
         }
+        i += n;
     }
-    let [c1, c2, alpha, eps] = k;
-    for i in full..w.len() {
-        m[i] += (g[i] - m[i]) * c1;
-        v[i] += (g[i] * g[i] - v[i]) * c2;
-        w[i] -= alpha * m[i] / (v[i].sqrt() + eps);
+}
+
+/// `num / den` under flush-to-zero, for `num` zero or normal and `den` positive (or NaN):
+/// the quotient is tiny exactly when that of `num` clamped to ±2^-20 and scaled by 2^100 is
+/// below 2^-26 (the clamp cannot hide a tiny quotient: `den` is at most about 2^64 + ε, so
+/// a numerator beyond 2^-20 gives one far above the smallest normal), computed in the
+/// normal range where IEEE rounding is x86's unbounded one. Tiny quotients' numerators are
+/// zeroed (keeping their sign) before the real division, so it never makes a subnormal.
+///
+/// # Safety
+/// The ISA of `V` is enabled.
+#[inline(always)]
+unsafe fn quotient_flushed<V: F32x>(num: V, den: V) -> V {
+    // SAFETY: arithmetic only.
+    unsafe {
+        let clamp = V::splat(2f32.powi(-20));
+        let scaled = num.min(clamp).max(V::zero().sub(clamp)).mul(V::splat(2f32.powi(100))).div(den);
+        let magnitude = scaled.max(V::zero().sub(scaled));
+        // Every finite lane lies below this threshold.
+        let signed_zero = num.flush_below(0x7fff_ffff);
+        V::splat(2f32.powi(-26)).select_gt(magnitude, signed_zero, num).div(den)
     }
 }
 
 crate::arch::simd::simd_dispatch! {
     /// [`adam_vectors_body`] on `isa`.
-    unsafe fn adam_vectors(k: [f32; 4], w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) => adam_vectors_body
+    unsafe fn adam_vectors(k: &StepConstants, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) => adam_vectors_body
 }

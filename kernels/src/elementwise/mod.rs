@@ -4,18 +4,21 @@
 //! in a fixed order, so results never depend on threads.
 //!
 //! One file per family: `bias` (the bias and its gradient), `sums` (elementwise sums:
-//! Keras's `Add`, gradient accumulation), `relu`, `softmax` (with cross-entropy), `adam`.
+//! Keras's `Add`, gradient accumulation), `relu`, `softmax` (with cross-entropy), `adam`, and
+//! `flush` (TensorFlow's flush-to-zero, which the optimizers follow).
 
 use crate::error::{Error, Result};
 
 mod adam;
 mod bias;
+mod flush;
 mod relu;
 mod softmax;
 mod sums;
 
 pub use adam::{adam_alpha, adam_update, AdamParams};
 pub use bias::{bias_add, bias_grad};
+pub use flush::flush_subnormal;
 pub use relu::{relu_backward, relu_forward};
 pub use softmax::{softmax, softmax_cross_entropy, softmax_cross_entropy_sum};
 pub(crate) use sums::add_assign;

@@ -1,0 +1,49 @@
+//! Adam's step (`ember_kernels::elementwise::adam_update`) on one thread over the CIFAR
+//! network's 122,570 weights: group `adam_1t`, functions by the values it meets.
+//! - `normal`: gradients in [-1, 1), moments from the earlier iterations.
+//! - `tiny`: gradients of about 1e-20, whose squares are subnormal (1e-40).
+//! - `dead`: zero gradients and moments a few ulps above zero, where IEEE arithmetic
+//!   leaves the first moment of a unit that stopped receiving gradient.
+//!
+//! Throughput in weights. On x86 a multiply, divide or square root that reads or makes a
+//! subnormal takes a microcode assist; TensorFlow flushes them to zero, and so does Ember's
+//! Adam (`elementwise::flush_subnormal`), so the three should cost about the same.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ember_benches::{bench_isa, fill, pool};
+use ember_kernels::elementwise::{adam_update, AdamParams};
+use ember_kernels::Ctx;
+use std::time::Duration;
+
+/// The weights of the suite's CIFAR network.
+const LEN: usize = 122_570;
+
+fn adam(c: &mut Criterion) {
+    let ctx = Ctx::for_isa(bench_isa());
+    let one = pool(1);
+    let mut g = c.benchmark_group("adam_1t");
+    g.sample_size(20).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
+    g.throughput(Throughput::Elements(LEN as u64));
+    let p = AdamParams::default();
+    let normal = fill(2, LEN);
+    let cases: [(&str, Vec<f32>, f32, f32); 3] = [
+        ("normal", normal.clone(), 0.0, 0.0),
+        ("tiny", normal.iter().map(|x| x * 1e-20).collect(), 0.0, 0.0),
+        ("dead", vec![0.0; LEN], 3e-45, 1e-44),
+    ];
+    for (name, grad, m0, v0) in cases {
+        let mut w = fill(1, LEN);
+        let (mut m, mut v) = (vec![m0; LEN], vec![v0; LEN]);
+        g.bench_function(BenchmarkId::new("step", name), |b| {
+            one.install(|| b.iter(|| adam_update(&ctx, &p, 1, &mut w, &grad, &mut m, &mut v).unwrap()))
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = ember_benches::criterion();
+    targets = adam
+}
+criterion_main!(benches);
