@@ -6,8 +6,10 @@
 //!   leaves the first moment of a unit that stopped receiving gradient.
 //!
 //! Throughput in weights. On x86 a multiply, divide or square root that reads or makes a
-//! subnormal takes a microcode assist; TensorFlow flushes them to zero, and so does Ember's
-//! Adam (`elementwise::flush_subnormal`), so the three should cost about the same.
+//! subnormal takes a microcode assist; TensorFlow flushes subnormals to zero, and so does
+//! Ember's Adam (`elementwise::flush_subnormal`): `normal` runs its plain path, `tiny` and
+//! `dead` its careful one, which zeroes operands before the operations instead of letting
+//! them make subnormals.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ember_benches::{bench_isa, fill, pool};

@@ -452,11 +452,10 @@ mod x86 {
             // SAFETY: registers only; AVX2+FMA enabled by the caller's #[target_feature].
             unsafe {
                 let mag = _mm256_and_si256(_mm256_castps_si256(self.0), _mm256_set1_epi32(super::ABS_BITS as i32));
-                // Signed compares of values below 2^31, as in `flush_below`.
-                let small = _mm256_andnot_si256(
-                    _mm256_cmpeq_epi32(mag, _mm256_setzero_si256()),
-                    _mm256_cmpgt_epi32(_mm256_set1_epi32(lo as i32), mag),
-                );
+                // `mag - 1` as unsigned, biased by 2^31 for the signed compare: `mag + 2^31 -
+                // 1` wraps zero to the top, so one compare finds (0, lo).
+                let biased = _mm256_add_epi32(mag, _mm256_set1_epi32(i32::MAX));
+                let small = _mm256_cmpgt_epi32(_mm256_set1_epi32(((lo - 1) ^ 0x8000_0000) as i32), biased);
                 let big = _mm256_cmpgt_epi32(mag, _mm256_set1_epi32(hi as i32));
                 _mm256_testz_si256(_mm256_or_si256(small, big), _mm256_set1_epi32(-1)) == 0
             }

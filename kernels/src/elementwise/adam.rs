@@ -43,7 +43,7 @@ impl AdamParams {
 /// per element: 16 lanes where AVX-512 is, not the baseline's 4), with separate multiplies
 /// and adds and correctly rounded square roots and divisions, so every ISA and the scalar
 /// tail give the same bits; large tensors are split across threads (elementwise, so the
-/// result never depends on them).
+/// result never depends on them). An error for ε above 2^100.
 pub fn adam_update(
     ctx: &crate::Ctx,
     p: &AdamParams,
@@ -59,8 +59,12 @@ pub fn adam_update(
     if t == 0 {
         return Err(Error::InvalidArgument("Adam step t is 1-based; got 0".into()));
     }
+    if p.eps > MAX_EPSILON {
+        return Err(Error::InvalidArgument(format!("Adam epsilon {:e} is above 2^100", p.eps)));
+    }
     let isa = ctx.isa.check()?;
-    let alpha = adam_alpha(p, t);
+    let (c1, c2) = p.one_minus_betas();
+    let k = StepConstants::new([c1, c2, adam_alpha(p, t), p.eps]);
     const CHUNK: usize = 8 * 1024;
     use rayon::prelude::*;
     param
@@ -68,7 +72,11 @@ pub fn adam_update(
         .zip(grad.par_chunks(CHUNK))
         .zip(m.par_chunks_mut(CHUNK))
         .zip(v.par_chunks_mut(CHUNK))
-        .for_each(|(((w, g), m), v)| adam_chunk(isa, p, alpha, w, g, m, v));
+        .for_each(|(((w, g), m), v)| {
+            // SAFETY: `isa` was checked above; the four chunks have one length (the slices'
+            // lengths are checked above, and they are chunked alike).
+            unsafe { adam_vectors(isa, &k, w, g, m, v) }
+        });
     Ok(())
 }
 
@@ -80,13 +88,9 @@ pub fn adam_alpha(p: &AdamParams, t: u32) -> f32 {
     p.lr * (1.0 - b2.powf(tf)).sqrt() / (1.0 - b1.powf(tf))
 }
 
-fn adam_chunk(isa: crate::Isa, p: &AdamParams, alpha: f32, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
-    let (c1, c2) = p.one_minus_betas();
-    let k = StepConstants::new([c1, c2, alpha, p.eps]);
-    // SAFETY: `isa` was checked by `adam_update`; the four slices have one length (checked
-    // there, chunked alike).
-    unsafe { adam_vectors(isa, &k, w, g, m, v) };
-}
+/// The largest ε [`adam_update`] takes: [`quotient_flushed`] decides tininess exactly for
+/// denominators `√v + ε` up to about 2^105, and √v is at most 2^64.
+const MAX_EPSILON: f32 = f32::from_bits(pow2_bits(100));
 
 /// The bits of `2^e` (`-126 <= e <= 127`).
 const fn pow2_bits(e: i32) -> u32 {

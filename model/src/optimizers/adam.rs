@@ -5,7 +5,9 @@ use crate::error::{Error, Result};
 use ember_kernels::elementwise::{adam_update, AdamParams};
 
 /// Adam with Keras's update (`ember_kernels::elementwise::adam_update`): defaults lr 1e-3,
-/// β1 0.9, β2 0.999, ε 1e-7.
+/// β1 0.9, β2 0.999, ε 1e-7 (at most 2^100). In TensorFlow's arithmetic, which flushes
+/// subnormal operands and results to zero: the same bits as Keras's where gradients or
+/// moments are tiny, e.g. in layers whose units have died.
 #[derive(Debug, Clone)]
 pub struct Adam {
     /// β1, β2, ε (the rate in it is set from `lr` at each step).
@@ -66,8 +68,9 @@ impl Optimizer for Adam {
                 return Err(Error::Config(format!("Adam {name} {b} is not in [0, 1)")));
             }
         }
-        if !(self.hp.eps.is_finite() && self.hp.eps > 0.0) {
-            return Err(Error::Config(format!("Adam epsilon {} must be finite and positive", self.hp.eps)));
+        // The kernel follows TensorFlow's flush-to-zero exactly up to 2^100.
+        if !(self.hp.eps > 0.0 && self.hp.eps <= 2f32.powi(100)) {
+            return Err(Error::Config(format!("Adam epsilon {} must be positive and at most 2^100", self.hp.eps)));
         }
         Ok(())
     }

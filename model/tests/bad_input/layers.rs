@@ -137,6 +137,7 @@ fn layers_and_compile_reject_bad_configurations() {
         case!("Adam beta_1 = 1", Error::Config(_), compile_with(Adam::new().betas(1.0, 0.999))),
         case!("Adam beta_2 < 0", Error::Config(_), compile_with(Adam::new().betas(0.9, -0.1))),
         case!("Adam epsilon 0", Error::Config(_), compile_with(Adam::new().epsilon(0.0))),
+        case!("Adam epsilon 1e31", Error::Config(_), compile_with(Adam::new().epsilon(1e31))),
         case!("binary cross-entropy on three outputs with integer labels", Error::Data(_), {
             let mut m = seed_model(12, 4, 3, 1);
             m.compile(Adam::new(), Loss::BINARY_CROSSENTROPY, &[]).unwrap();
