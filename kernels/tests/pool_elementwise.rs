@@ -350,6 +350,9 @@ fn adam_matches_tensorflow_at_the_edges_of_its_paths() {
             [around(min * den / alpha, n), around(min * den / alpha, n), vec![4.0; n], vec![0.0; n]],
             // w - q about it.
             [vec![1.0; n], vec![1.0; n], vec![1.0; n], around(min, n)],
+            // m about it where g = 0, so that m decays through it (only m is out of the
+            // plain path's bounds).
+            [vec![0.0; n], around(min, n), vec![1.0; n], vec![1.0; n]],
             // The plain path's bounds, from within.
             [
                 around(pow2(-40) * 1.001, n),

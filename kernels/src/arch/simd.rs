@@ -56,9 +56,11 @@ pub(crate) trait F32x: Copy {
         // SAFETY: forwarded.
         unsafe { self.flush_below(MIN_NORMAL_BITS) }
     }
-    /// Whether some lane's magnitude is neither zero nor in `[lo, hi]` (as bits, `lo > 0`;
-    /// NaN lies above every `hi` below it).
+    /// Whether some lane's magnitude is neither zero nor in `[lo, hi]` (as bits, `lo > 0`,
+    /// `hi < 2^31`; NaN lies above every `hi` below it).
     unsafe fn any_outside(self, lo: u32, hi: u32) -> bool;
+    /// Whether some lane's magnitude is neither zero nor at least `lo` (as bits, `lo > 0`).
+    unsafe fn any_below(self, lo: u32) -> bool;
 
     /// Loads `LANES` indices (`u32`, below 2^24) as exact floats.
     unsafe fn load_index(p: *const u32) -> Self;
@@ -268,6 +270,13 @@ impl F32x for Portable {
             a != 0 && (a < lo || a > hi)
         })
     }
+    #[inline(always)]
+    unsafe fn any_below(self, lo: u32) -> bool {
+        self.0.iter().any(|x| {
+            let a = x.to_bits() & ABS_BITS;
+            a != 0 && a < lo
+        })
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -460,6 +469,17 @@ mod x86 {
                 _mm256_testz_si256(_mm256_or_si256(small, big), _mm256_set1_epi32(-1)) == 0
             }
         }
+        #[inline(always)]
+        unsafe fn any_below(self, lo: u32) -> bool {
+            // SAFETY: registers only; AVX2+FMA enabled by the caller's #[target_feature].
+            unsafe {
+                let mag = _mm256_and_si256(_mm256_castps_si256(self.0), _mm256_set1_epi32(super::ABS_BITS as i32));
+                // As in `any_outside`.
+                let biased = _mm256_add_epi32(mag, _mm256_set1_epi32(i32::MAX));
+                let small = _mm256_cmpgt_epi32(_mm256_set1_epi32(((lo - 1) ^ 0x8000_0000) as i32), biased);
+                _mm256_testz_si256(small, small) == 0
+            }
+        }
     }
 
     impl F32x for Avx512 {
@@ -595,6 +615,16 @@ mod x86 {
                 let small = _mm512_cmplt_epu32_mask(_mm512_sub_epi32(mag, one), _mm512_set1_epi32((lo - 1) as i32));
                 let big = _mm512_cmpgt_epu32_mask(mag, _mm512_set1_epi32(hi as i32));
                 (small | big) != 0
+            }
+        }
+        #[inline(always)]
+        unsafe fn any_below(self, lo: u32) -> bool {
+            // SAFETY: registers only; AVX-512F enabled by the caller's #[target_feature].
+            unsafe {
+                let mag = _mm512_and_si512(_mm512_castps_si512(self.0), _mm512_set1_epi32(super::ABS_BITS as i32));
+                // As in `any_outside`.
+                let one = _mm512_set1_epi32(1);
+                _mm512_cmplt_epu32_mask(_mm512_sub_epi32(mag, one), _mm512_set1_epi32((lo - 1) as i32)) != 0
             }
         }
         #[inline(always)]
@@ -772,6 +802,15 @@ mod arm {
                 let small = vcltq_u32(vsubq_u32(mag, vdupq_n_u32(1)), vdupq_n_u32(lo - 1));
                 let big = vcgtq_u32(mag, vdupq_n_u32(hi));
                 vmaxvq_u32(vorrq_u32(small, big)) != 0
+            }
+        }
+        #[inline(always)]
+        unsafe fn any_below(self, lo: u32) -> bool {
+            // SAFETY: registers only; NEON is always present on AArch64.
+            unsafe {
+                let mag = vandq_u32(vreinterpretq_u32_f32(self.0), vdupq_n_u32(super::ABS_BITS));
+                // As in `any_outside`.
+                vmaxvq_u32(vcltq_u32(vsubq_u32(mag, vdupq_n_u32(1)), vdupq_n_u32(lo - 1))) != 0
             }
         }
     }

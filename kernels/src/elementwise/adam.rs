@@ -98,7 +98,9 @@ const fn pow2_bits(e: i32) -> u32 {
 }
 
 /// The bounds of the plain path ([`StepConstants::plain`]): per vector, every gradient,
-/// moment and weight is zero or has a magnitude in these ranges (bits, inclusive). Within
+/// moment and weight is zero or has a magnitude in these ranges (bits, inclusive; the
+/// moment's and the weight's have no upper bound: infinities and NaN give the same in both
+/// paths). Within
 /// them no operation of the step meets or makes a subnormal, so IEEE arithmetic is
 /// TensorFlow's: with `1 - β1`, `1 - β2` ≥ 2^-20, α ≥ 2^-40 and 2^-60 ≤ ε ≤ 2^10, a
 /// non-zero `g - m` is a multiple of 2^-63 (the spacing of floats ≥ 2^-40), `(g - m)(1 - β1)`
@@ -109,9 +111,9 @@ const fn pow2_bits(e: i32) -> u32 {
 /// 2^20, `α m` at least 2^-104 and the quotient at least 2^-124; and the new weight is `w`
 /// less a term under half of `w`, or two terms ≥ 2^-41, or the term alone.
 const PLAIN_G: (u32, u32) = (pow2_bits(-40), pow2_bits(19));
-const PLAIN_M: (u32, u32) = (pow2_bits(-40), f32::MAX.to_bits());
+const PLAIN_M: u32 = pow2_bits(-40);
 const PLAIN_V: (u32, u32) = (pow2_bits(-80), pow2_bits(38));
-const PLAIN_W: (u32, u32) = (pow2_bits(-40), f32::MAX.to_bits());
+const PLAIN_W: u32 = pow2_bits(-40);
 
 /// Whether x86's flush-to-zero zeroes the product `x·c`: its exact value (in f64: 24-bit
 /// factors) rounded to 24 bits with an unbounded exponent is below the smallest normal.
@@ -201,9 +203,9 @@ unsafe fn adam_vectors_body<V: F32x>(k: &StepConstants, w: &mut [f32], g: &[f32]
             let [c1, c2, a, e] = [c1, c2, a, e].map(|x| V::splat(x));
             let plain = k.plain
                 && !(gv.any_outside(PLAIN_G.0, PLAIN_G.1)
-                    | mv.any_outside(PLAIN_M.0, PLAIN_M.1)
+                    | mv.any_below(PLAIN_M)
                     | vv.any_outside(PLAIN_V.0, PLAIN_V.1)
-                    | wv.any_outside(PLAIN_W.0, PLAIN_W.1));
+                    | wv.any_below(PLAIN_W));
             let (mn, vn, wn) = if plain {
                 // Separate multiply and add (no FMA contraction): Keras's operations.
                 let mn = mv.add(gv.sub(mv).mul(c1));
