@@ -15,6 +15,27 @@ import os
 import numpy as np
 
 
+def check_tininess_after_rounding(tf, rng):
+    """Ember's Adam assumes x86's rule under flush-to-zero: a product is zero when its exact
+    value rounded to 24 bits with an unbounded exponent is below the smallest normal, even
+    where IEEE rounding takes it up to the smallest normal. Checks that TensorFlow does so."""
+    tiny = float(np.finfo("float32").tiny)
+    xs, cs = [], []
+    for c in rng.uniform(0.001, 0.9, 2000).astype("float32"):
+        base = int(np.float32(tiny / float(c)).view(np.uint32))
+        for d in range(-3, 4):
+            x = np.array([base + d], dtype=np.uint32).view(np.float32)[0]
+            if tiny - 2.0**-150 <= float(x) * float(c) < tiny - 2.0**-151:
+                xs.append(x)
+                cs.append(c)
+    xs, cs = np.array(xs, dtype="float32"), np.array(cs, dtype="float32")
+    with np.errstate(all="ignore"):
+        assert np.all(xs * cs == np.float32(tiny)), "IEEE rounds these up to the smallest normal"
+    flushed = (tf.constant(xs) * tf.constant(cs)).numpy()
+    assert len(xs) > 100 and np.all(flushed == 0), "TensorFlow kept a product in the window"
+    print(f"tininess after rounding: {len(xs)} products in the window, all zero in TensorFlow")
+
+
 def main():
     import tensorflow as tf
     from tensorflow import keras
@@ -69,6 +90,7 @@ def main():
         tiny[f"m{k}"] = opt._momentums[0].numpy().astype("float32")
         tiny[f"v{k}"] = opt._velocities[0].numpy().astype("float32")
     tensors.update({f"tiny/{k}": t for k, t in tiny.items()})
+    check_tininess_after_rounding(tf, rng)
     for name, sch in schedules.items():
         tensors[f"schedule/{name}"] = np.array([float(sch(int(t))) for t in steps], dtype="float32")
     out = os.path.join(os.path.dirname(__file__), "..", "model", "tests", "fixtures", "keras_optimizers.safetensors")
