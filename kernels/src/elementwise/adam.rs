@@ -43,7 +43,7 @@ impl AdamParams {
 /// per element: 16 lanes where AVX-512 is, not the baseline's 4), with separate multiplies
 /// and adds and correctly rounded square roots and divisions, so every ISA and the scalar
 /// tail give the same bits; large tensors are split across threads (elementwise, so the
-/// result never depends on them). An error for ε above 2^100.
+/// result never depends on them). An error for ε outside (0, 2^100].
 pub fn adam_update(
     ctx: &crate::Ctx,
     p: &AdamParams,
@@ -59,8 +59,8 @@ pub fn adam_update(
     if t == 0 {
         return Err(Error::InvalidArgument("Adam step t is 1-based; got 0".into()));
     }
-    if p.eps > MAX_EPSILON {
-        return Err(Error::InvalidArgument(format!("Adam epsilon {:e} is above 2^100", p.eps)));
+    if !(p.eps > 0.0 && p.eps <= MAX_EPSILON) {
+        return Err(Error::InvalidArgument(format!("Adam epsilon {:e} is not in (0, 2^100]", p.eps)));
     }
     let isa = ctx.isa.check()?;
     let (c1, c2) = p.one_minus_betas();
@@ -100,9 +100,9 @@ const fn pow2_bits(e: i32) -> u32 {
 /// The bounds of the plain path ([`StepConstants::plain`]): per vector, every gradient,
 /// moment and weight is zero or has a magnitude in these ranges (bits, inclusive; the
 /// moment's and the weight's have no upper bound: infinities and NaN give the same in both
-/// paths). Within
-/// them no operation of the step meets or makes a subnormal, so IEEE arithmetic is
-/// TensorFlow's: with `1 - β1`, `1 - β2` ≥ 2^-20, α ≥ 2^-40 and 2^-60 ≤ ε ≤ 2^10, a
+/// paths). Within them no operation of the step meets or makes a subnormal, so IEEE
+/// arithmetic is TensorFlow's: with `1 - β1`, `1 - β2` in [2^-20, 1], |α| ≥ 2^-40 and
+/// 2^-60 ≤ ε ≤ 2^10, a
 /// non-zero `g - m` is a multiple of 2^-63 (the spacing of floats ≥ 2^-40), `(g - m)(1 - β1)`
 /// at least 2^-83 and the new `m` at least 2^-64 (it is `m` plus a term under half of `m`,
 /// or two terms ≥ 2^-41, or the term alone where `m` is 0, ≥ 2^-60); `g²` and `v` lie in
@@ -168,14 +168,9 @@ impl StepConstants {
             product_threshold(Some(c2)),
             product_threshold(Some(alpha)),
         ];
-        let at_least = |x: f32, e: i32| x.to_bits() >= pow2_bits(e) && x.is_finite();
-        let plain = at_least(c1, -20)
-            && at_least(c2, -20)
-            && c1 <= 1.0
-            && c2 <= 1.0
-            && at_least(alpha, -40)
-            && at_least(eps, -60)
-            && eps <= 1024.0;
+        // Comparisons that NaN fails.
+        let within = |x: f32, lo: i32, hi: i32| x >= 2f32.powi(lo) && x <= 2f32.powi(hi);
+        let plain = within(c1, -20, 0) && within(c2, -20, 0) && within(alpha.abs(), -40, 127) && within(eps, -60, 10);
         StepConstants { k, below, plain }
     }
 }

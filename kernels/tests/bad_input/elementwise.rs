@@ -83,6 +83,11 @@ fn elementwise_rejects_bad_lengths_and_labels() {
             adam_update(&Ctx::new(), &p, 0, &mut z(4), &z(4), &mut z(4), &mut z(4))
         ),
         case!(
+            "adam: epsilon 0",
+            Error::InvalidArgument(_),
+            adam_update(&Ctx::new(), &AdamParams { eps: 0.0, ..p }, 1, &mut z(4), &z(4), &mut z(4), &mut z(4))
+        ),
+        case!(
             "adam: epsilon beyond 2^100",
             Error::InvalidArgument(_),
             adam_update(&Ctx::new(), &AdamParams { eps: 1e31, ..p }, 1, &mut z(4), &z(4), &mut z(4), &mut z(4))
