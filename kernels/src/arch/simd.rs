@@ -132,7 +132,18 @@ pub(crate) trait F32x: Copy {
 /// The bits of an f32 but its sign.
 const ABS_BITS: u32 = 0x7fff_ffff;
 /// The bits of the smallest normal f32: magnitudes below it are zero or subnormal.
-const MIN_NORMAL_BITS: u32 = 0x0080_0000;
+pub(crate) const MIN_NORMAL_BITS: u32 = 0x0080_0000;
+
+/// One lane of [`F32x::flush_below`]: `x` as zero of its sign if its magnitude's bits are
+/// below `t`, else as it is.
+#[inline(always)]
+pub(crate) fn flush_lane_below(x: f32, t: u32) -> f32 {
+    if x.to_bits() & ABS_BITS < t {
+        f32::from_bits(x.to_bits() & !ABS_BITS)
+    } else {
+        x
+    }
+}
 
 /// The portable fallback: 8 lanes of plain Rust, which LLVM vectorises for the baseline target.
 #[derive(Clone, Copy)]
@@ -261,7 +272,7 @@ impl F32x for Portable {
     }
     #[inline(always)]
     unsafe fn flush_below(self, t: u32) -> Self {
-        Portable(self.0.map(|x| if x.to_bits() & ABS_BITS < t { f32::from_bits(x.to_bits() & !ABS_BITS) } else { x }))
+        Portable(self.0.map(|x| flush_lane_below(x, t)))
     }
     #[inline(always)]
     unsafe fn any_outside(self, lo: u32, hi: u32) -> bool {

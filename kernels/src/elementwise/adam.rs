@@ -186,7 +186,8 @@ impl StepConstants {
 /// The ISA of `V` is enabled; `g`, `m`, `v` are as long as `w`.
 #[inline(always)]
 unsafe fn adam_vectors_body<V: F32x>(k: &StepConstants, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
-    let [c1, c2, a, e] = k.k;
+    // SAFETY: registers only; the ISA of V is enabled (the contract).
+    let [c1, c2, a, e] = k.k.map(|x| unsafe { V::splat(x) });
     let [t1, tsq, t2, ta] = k.below;
     let mut i = 0;
     while i < w.len() {
@@ -195,7 +196,6 @@ unsafe fn adam_vectors_body<V: F32x>(k: &StepConstants, w: &mut [f32], g: &[f32]
         unsafe {
             let ld = |p: *const f32| if n == V::LANES { V::load(p.add(i)) } else { V::load_partial(p.add(i), n) };
             let (gv, mv, vv, wv) = (ld(g.as_ptr()), ld(m.as_ptr()), ld(v.as_ptr()), ld(w.as_ptr()));
-            let [c1, c2, a, e] = [c1, c2, a, e].map(|x| V::splat(x));
             let plain = k.plain
                 && !(gv.any_outside(PLAIN_G.0, PLAIN_G.1)
                     | mv.any_below(PLAIN_M)

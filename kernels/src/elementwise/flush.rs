@@ -21,10 +21,5 @@
 /// `x` if it is zero, normal, infinite or NaN; zero of its sign if it is subnormal.
 #[inline]
 pub fn flush_subnormal(x: f32) -> f32 {
-    let bits = x.to_bits();
-    if bits & 0x7fff_ffff < f32::MIN_POSITIVE.to_bits() {
-        f32::from_bits(bits & 0x8000_0000)
-    } else {
-        x
-    }
+    crate::arch::simd::flush_lane_below(x, crate::arch::simd::MIN_NORMAL_BITS)
 }
