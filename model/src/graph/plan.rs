@@ -113,6 +113,17 @@ pub(crate) struct Slots {
     pub len: Vec<usize>,
 }
 
+impl Slots {
+    /// Where in slot `s` the `m` samples from sample `lo` of a value of `len` per sample
+    /// lie: from sample `lo` of the slot's own length, so that the parts of values of
+    /// different lengths that share the slot never overlap (the parts of a coupled plan's
+    /// batch stay in their slots together).
+    pub fn range(&self, s: usize, lo: usize, m: usize, len: usize) -> std::ops::Range<usize> {
+        let start = lo * self.len[s];
+        start..start + m * len
+    }
+}
+
 /// The ops of a graph and their buffers.
 pub(crate) struct Plan {
     pub ops: Vec<PlanOp>,

@@ -102,12 +102,11 @@ pub(super) fn part_loss(
     targets: Targets<'_>,
 ) -> Result<(f64, Counts)> {
     let scale = 1.0 / a.global_batch as f32;
-    let rows = lo * a.classes..(lo + m) * a.classes;
     let out_slot = plan.acts.of[plan.output].expect("the output has a buffer");
-    let out = &shard.acts[out_slot][rows.clone()];
+    let out = &shard.acts[out_slot][plan.acts.range(out_slot, lo, m, a.classes)];
     let mut scratch = Vec::new();
     let dout = match plan.grads.of[plan.output] {
-        Some(s) => &mut shard.grads[s][rows],
+        Some(s) => &mut shard.grads[s][plan.grads.range(s, lo, m, a.classes)],
         None => {
             scratch.resize(m * a.classes, 0.0);
             &mut scratch[..]

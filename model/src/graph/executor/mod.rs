@@ -89,7 +89,7 @@ impl Shard {
     fn act_rows<'s>(&'s self, plan: &Plan, node: usize, rows: Rows<'s>) -> &'s [f32] {
         let l = plan.len[node];
         match plan.acts.of[node] {
-            Some(s) => &self.acts[s][rows.lo * l..(rows.lo + rows.m) * l],
+            Some(s) => &self.acts[s][plan.acts.range(s, rows.lo, rows.m, l)],
             None => rows.x,
         }
     }
@@ -165,7 +165,7 @@ pub(crate) fn forward_op(
     let r = {
         let xs: Vec<&[f32]> = op.inputs.iter().map(|&j| shard.act_rows(plan, j, rows)).collect();
         let mode = Mode { logits: op.logits, ..mode };
-        let y = &mut out[rows.lo * l..(rows.lo + rows.m) * l];
+        let y = &mut out[plan.acts.range(slot, rows.lo, rows.m, l)];
         let f = Forward { weights, x: &xs, y, n: rows.m, ws: &mut ws, mode };
         match half {
             Half::Whole => op.op.forward(f),
@@ -214,7 +214,9 @@ pub(crate) fn backward_op(
     half: Half<'_>,
 ) -> Result<()> {
     let op = &plan.ops[k];
-    let (lo, m) = (rows.lo, rows.m);
+    let m = rows.m;
+    // Where the part's gradient of node `j` lies in its slot.
+    let at = |j: usize| plan.grads.range(plan.grads.of[j].expect("gradients have slots"), rows.lo, m, plan.len[j]);
     let written = rows.part * plan.len.len();
     // The inputs whose gradients this call writes.
     let wants: Vec<bool> = (0..op.inputs.len())
@@ -251,9 +253,10 @@ pub(crate) fn backward_op(
     let r = {
         let mut dx: Vec<Option<&mut [f32]>> = Vec::with_capacity(op.inputs.len());
         for (q, (d, fan)) in direct.iter_mut().zip(fans.iter_mut()).enumerate() {
-            let l = plan.len[op.inputs[q]];
+            let j = op.inputs[q];
+            let l = plan.len[j];
             dx.push(match d {
-                Some(v) => Some(&mut v[lo * l..(lo + m) * l]),
+                Some(v) => Some(&mut v[at(j)]),
                 None if wants[q] => Some(&mut fan[..m * l]),
                 None => None,
             });
@@ -261,8 +264,7 @@ pub(crate) fn backward_op(
         let xs: Vec<&[f32]> = op.inputs.iter().map(|&j| shard.act_rows(plan, j, rows)).collect();
         let y = shard.act_rows(plan, op.output, rows);
         let mode = Mode { logits: op.logits, ..mode };
-        let l = plan.len[op.output];
-        let dy = &mut dy[lo * l..(lo + m) * l];
+        let dy = &mut dy[at(op.output)];
         let weight_grads = plan.weight_grads;
         let ws = &mut ws;
         let add_to_dx = &add_to_dx[..];
@@ -297,7 +299,7 @@ pub(crate) fn backward_op(
                 let ctx = ember_kernels::Ctx::new();
                 summed = summed.and(ember_kernels::elementwise::accumulate(
                     &ctx,
-                    &mut shard.grads[s][lo * l..(lo + m) * l],
+                    &mut shard.grads[s][at(j)],
                     &fans[q][..m * l],
                 ));
             }
