@@ -10,8 +10,10 @@
 
 pub(crate) mod executor;
 pub(crate) mod fusion;
+pub(crate) mod liveness;
 pub(crate) mod plan;
 pub(crate) mod reduction;
+pub(crate) mod segments;
 
 use crate::error::{Error, Result};
 use crate::layers::Layer;

@@ -9,7 +9,9 @@
 //!   gradient only where one does.
 //! - Buffers are planned by liveness: an activation lives from the op that writes it to the
 //!   last pass that reads it, a value's gradient from the first backward op that writes it
-//!   to its producer's backward op; values whose lives do not overlap share a buffer.
+//!   to its producer's backward op; values whose lives do not overlap share a buffer. In
+//!   plans that run in segments between reductions, values and gradients that live within
+//!   one part's run through one segment get a buffer of one part ([`super::segments`]).
 //! - A batch runs in parts of [`PART`] samples (forward, loss, backward each), parameter
 //!   gradients accumulated over the parts. Where ops reduce over the batch (batch
 //!   normalization in training), the parts run op by op between the reductions
@@ -17,7 +19,9 @@
 //!   parts off.
 
 use super::fusion;
+use super::liveness::liveness;
 use super::reduction::Reduction;
+use super::segments::{part_local, PartLocal};
 use super::Graph;
 use crate::error::Result;
 use crate::layers::{Activation, Backward, Forward, Layer, Workspace};
@@ -111,15 +115,18 @@ pub(crate) struct Slots {
     pub of: Vec<Option<usize>>,
     /// Per slot: elements per sample.
     pub len: Vec<usize>,
+    /// Per slot: it holds one part's samples, which every part writes from its first row
+    /// ([`super::segments`]), instead of the whole run's.
+    pub part: Vec<bool>,
 }
 
 impl Slots {
     /// Where in slot `s` the `m` samples from sample `lo` of a value of `len` per sample
-    /// lie: from sample `lo` of the slot's own length, so that the parts of values of
-    /// different lengths that share the slot never overlap (the parts of a coupled plan's
-    /// batch stay in their slots together).
+    /// lie: from sample `lo` of the slot's own length (from 0 in a one-part slot), so that
+    /// the parts of values of different lengths that share the slot never overlap (the
+    /// parts of a coupled plan's batch stay in their slots together).
     pub fn range(&self, s: usize, lo: usize, m: usize, len: usize) -> std::ops::Range<usize> {
-        let start = lo * self.len[s];
+        let start = if self.part[s] { 0 } else { lo * self.len[s] };
         start..start + m * len
     }
 }
@@ -143,6 +150,9 @@ pub(crate) struct Plan {
     /// [`Op::reduction`] in a training plan): then every part's forward runs before the
     /// backward passes, op by op between the reductions ([`super::executor::coupled`]).
     pub coupled: bool,
+    /// Per op: a reduction whose output each part's backward pass through the segment
+    /// after it recomputes first ([`super::segments`]).
+    pub recompute: Vec<bool>,
     /// Per node (root): whether its value needs a gradient in training.
     pub needs_grad: Vec<bool>,
     /// Whether backward passes compute parameter gradients (not for input attributions).
@@ -172,6 +182,9 @@ pub(crate) struct PlanOptions {
     pub batch_stats: bool,
     /// Fold batch normalization into the convolution before it (inference-only plans).
     pub fold_bn: bool,
+    /// Give the values that live within one part's run through one segment buffers of one
+    /// part (plans that reduce over the batch; [`super::segments`]).
+    pub part_buffers: bool,
 }
 
 impl PlanOptions {
@@ -186,6 +199,7 @@ impl PlanOptions {
             weight_grads: true,
             batch_stats: true,
             fold_bn: false,
+            part_buffers: true,
         }
     }
 
@@ -284,95 +298,24 @@ impl Plan {
             needs_grad[op.output] |= op.backward;
         }
         let len: Vec<usize> = (0..n).map(|i| g.len_of(i)).collect();
-        let (acts, grads) = liveness(&ops, n, &len, output, (o.keep.map(|k| root[k]), &wrt), o.train);
         let couples = g.nodes.iter().filter_map(|nd| nd.layer.as_ref()).any(|l| l.traits().couples_batch);
         let coupled = couples && o.batch_stats && !whole;
         let parts = !(couples && o.batch_stats) || coupled;
+        let keep = o.keep.map(|k| root[k]);
+        let local = if coupled && o.train && o.part_buffers {
+            let asked: Vec<usize> = wrt.iter().copied().chain(keep).collect();
+            part_local(&ops, n, output, &asked)
+        } else {
+            PartLocal { acts: vec![None; n], grads: vec![None; n], recompute: vec![false; ops.len()] }
+        };
+        let (acts, grads) = liveness(&ops, n, &len, output, (keep, &wrt), o.train, &local);
         let weight_grads = o.weight_grads;
-        Ok(Plan { ops, root, acts, grads, len, output, absorbed, parts, coupled, needs_grad, weight_grads })
+        let recompute = local.recompute;
+        Ok(Plan { ops, root, acts, grads, len, output, absorbed, parts, coupled, recompute, needs_grad, weight_grads })
     }
 
     /// One line per op.
     pub fn describe(&self) -> String {
         self.ops.iter().map(|o| o.op.describe()).collect::<Vec<_>>().join("\n")
     }
-}
-
-/// Assigns activation and gradient buffers by liveness. Times: forward of op `k` at `2k`,
-/// the loss at `2K`, backward of op `k` at `4K - 2k` (after the loss, in reverse).
-fn liveness(
-    ops: &[PlanOp],
-    n: usize,
-    len: &[usize],
-    output: usize,
-    (keep, wrt): (Option<usize>, &[usize]),
-    train: bool,
-) -> (Slots, Slots) {
-    let k_end = 2 * ops.len();
-    let bw = |k: usize| 4 * ops.len() - 2 * k;
-    // [first, last] use of each node's activation and gradient.
-    let mut act: Vec<Option<(usize, usize)>> = vec![None; n];
-    let mut grad: Vec<Option<(usize, usize)>> = vec![None; n];
-    let touch = |v: &mut Option<(usize, usize)>, t: usize| {
-        *v = Some(v.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
-    };
-    for (k, op) in ops.iter().enumerate() {
-        touch(&mut act[op.output], 2 * k);
-        for &j in &op.inputs {
-            touch(&mut act[j], 2 * k);
-        }
-        if train && op.backward {
-            touch(&mut act[op.output], bw(k));
-            touch(&mut grad[op.output], bw(k));
-            for (&j, &d) in op.inputs.iter().zip(&op.needs_dx) {
-                touch(&mut act[j], bw(k));
-                if d {
-                    touch(&mut grad[j], bw(k));
-                }
-            }
-        }
-    }
-    touch(&mut act[output], k_end);
-    if train {
-        touch(&mut grad[output], k_end);
-    }
-    let end = 4 * ops.len() + 1;
-    if let Some(keep) = keep {
-        touch(&mut act[keep], end);
-    }
-    for &j in wrt {
-        touch(&mut act[j], end);
-        touch(&mut grad[j], end);
-    }
-    // The input (node 0) has a buffer of its own (the whole batch), never a slot; its
-    // gradient has one only when asked for.
-    act[0] = None;
-    if !wrt.contains(&0) {
-        grad[0] = None;
-    }
-    (assign(&act, len), assign(&grad, len))
-}
-
-/// First-fit interval assignment: a slot is reused by a value whose life starts after the
-/// slot's last value's ends.
-fn assign(lives: &[Option<(usize, usize)>], len: &[usize]) -> Slots {
-    let mut order: Vec<usize> = (0..lives.len()).filter(|&i| lives[i].is_some()).collect();
-    order.sort_by_key(|&i| lives[i].map(|(a, _)| a));
-    let mut slots = Slots { of: vec![None; lives.len()], len: Vec::new() };
-    let mut free_at: Vec<usize> = Vec::new();
-    for i in order {
-        let (start, end) = lives[i].expect("filtered");
-        let s = match free_at.iter().position(|&f| f < start) {
-            Some(s) => s,
-            None => {
-                free_at.push(0);
-                slots.len.push(0);
-                free_at.len() - 1
-            }
-        };
-        free_at[s] = end;
-        slots.len[s] = slots.len[s].max(len[i]);
-        slots.of[i] = Some(s);
-    }
-    slots
 }

@@ -101,4 +101,11 @@ pub(crate) trait Reduction: Send + Sync {
     /// Whether input `q`'s gradient is written by the second half of the backward pass
     /// (else by the first).
     fn dx_in_finish(&self, q: usize) -> bool;
+    /// Whether the executor may run [`Reduction::forward_finish`] on a part again to
+    /// rewrite the op's output (it computes from the op's inputs and `shared` alone), and
+    /// [`Reduction::backward_finish`] never reads the output: then the output can live in
+    /// one part's buffer ([`super::segments`]).
+    fn recomputable(&self) -> bool {
+        false
+    }
 }

@@ -10,7 +10,10 @@
 //! reduction, part by part, while the part is in cache. The backward pass then runs the
 //! same way in reverse (each reduction's first half: the part's sums; joined; its second
 //! half: the part's input gradient). Every part's activations, gradients and workspaces
-//! live from its forward to its backward: a shard holds buffers for all of its parts.
+//! live from its forward to its backward: a shard holds buffers for all of its parts,
+//! except for the values that live within one part's run through one segment, which share
+//! one part's buffer ([`crate::graph::segments`]; a backward segment first recomputes the
+//! reduction output among them that it reads).
 //!
 //! What is reduced, and how, depends only on the batch's parts (fixed by the batch size),
 //! never on which thread ran which shard: the results are the same for any thread count.
@@ -192,6 +195,11 @@ impl Run<'_, '_> {
                     let g = g.expect("a training run has arenas");
                     let half = Half::Finish(&shared[r]);
                     backward_op(plan, w, g, shard, r, rows, (rows.part > 0, mode), half)?;
+                    // The segment's ops read the output of the reduction below them, which
+                    // other parts have overwritten where it has one part's buffer.
+                    if let Some(q) = next.filter(|&q| plan.recompute[q]) {
+                        forward_op(plan, w, shard, q, rows, mode, Half::Finish(&shared[q]))?;
+                    }
                     self.backward_segment(shard, g, rows, mode, shared, (r, next))?;
                     Ok(Default::default())
                 })
@@ -300,18 +308,20 @@ impl Run<'_, '_> {
             .zip(arenas.par_iter_mut())
             .zip(self.spans.par_iter())
             .map(|((shard, g), span)| {
-                let (mut loss, mut counts) = (0f64, Counts::default());
-                for p in 0..span.parts() {
-                    let lo = p * PART;
-                    let m = PART.min(span.n - lo);
-                    let at = span.lo + lo;
-                    let rows = Rows { x: &self.x[at * in_len..(at + m) * in_len], lo, m, part: p };
-                    let mode = Mode { first_sample: self.first_sample + at, ..self.a.mode };
-                    let (l, c) = f(shard, g.as_deref_mut(), rows, mode)?;
-                    loss += l;
-                    counts = counts + c;
-                }
-                Ok((loss, counts))
+                shard.with_thread_buffers(self.plan, |shard| {
+                    let (mut loss, mut counts) = (0f64, Counts::default());
+                    for p in 0..span.parts() {
+                        let lo = p * PART;
+                        let m = PART.min(span.n - lo);
+                        let at = span.lo + lo;
+                        let rows = Rows { x: &self.x[at * in_len..(at + m) * in_len], lo, m, part: p };
+                        let mode = Mode { first_sample: self.first_sample + at, ..self.a.mode };
+                        let (l, c) = f(shard, g.as_deref_mut(), rows, mode)?;
+                        loss += l;
+                        counts = counts + c;
+                    }
+                    Ok((loss, counts))
+                })
             })
             .collect();
         results.into_iter().collect()

@@ -11,7 +11,7 @@ pub(crate) use batch::{
     fold_in_order, run_range, run_sharded, run_shards, shard_count, sum_in_order, update_state, Batch, RunArgs,
 };
 
-use super::plan::{Plan, PlanOp, PART};
+use super::plan::{Plan, PlanOp, Slots, PART};
 use super::reduction::{Partial, Reduction};
 use crate::error::Result;
 use crate::layers::{Backward, Forward, Mode, Workspace};
@@ -41,6 +41,17 @@ pub struct Shard {
     shared: Vec<Workspace>,
 }
 
+/// One-part buffers: activations, gradients.
+type PartBuffers = (Vec<Vec<f32>>, Vec<Vec<f32>>);
+
+thread_local! {
+    /// The one-part activation and gradient buffers this thread lends to the shards it runs
+    /// ([`Shard::with_thread_buffers`]).
+    static THREAD_BUFFERS: std::cell::RefCell<PartBuffers> = const {
+        std::cell::RefCell::new((Vec::new(), Vec::new()))
+    };
+}
+
 /// Which half of a reduction op's pass a call runs (see [`super::reduction`]): `Whole` for
 /// every other op, and for a reduction op over the whole batch at once.
 /// Both halves read the op's workspace for the whole batch (the reduced statistics).
@@ -67,17 +78,50 @@ impl Shard {
         // Buffers for one part, or for all of them where the plan reduces over the batch.
         let rows = if plan.parts && !plan.coupled { n.min(PART) } else { n };
         let parts = if plan.coupled { n.div_ceil(PART).max(1) } else { 1 };
-        let size = |bufs: &mut Vec<Vec<f32>>, lens: &[usize]| {
-            bufs.resize_with(lens.len(), Vec::new);
-            bufs.iter_mut().zip(lens).for_each(|(b, &l)| b.resize(rows * l, 0.0));
+        let size = |bufs: &mut Vec<Vec<f32>>, slots: &Slots| {
+            bufs.resize_with(slots.len.len(), Vec::new);
+            for ((b, &l), &part) in bufs.iter_mut().zip(&slots.len).zip(&slots.part) {
+                b.resize(if part { rows.min(PART) } else { rows } * l, 0.0);
+            }
         };
-        size(&mut self.acts, &plan.acts.len);
-        size(&mut self.grads, &plan.grads.len);
+        size(&mut self.acts, &plan.acts);
+        size(&mut self.grads, &plan.grads);
         self.ws.resize_with(parts * plan.ops.len(), Workspace::default);
         self.written.resize(parts * plan.len.len(), false);
         self.partials.resize_with(parts, Partial::default);
         let widest = plan.ops.iter().map(|o| o.inputs.len()).max().unwrap_or(0);
         self.fan.resize_with(widest, Vec::new);
+    }
+
+    /// Runs `f` on the shard with this thread's one-part buffers in its one-part slots
+    /// ([`crate::graph::segments`]): parts of every shard a thread runs then reuse one set
+    /// of buffers, which stays in cache. The shard's own are lent to the thread meanwhile
+    /// (a shard that another shard's run nests in, where the thread steals work while it
+    /// waits, gets those: the swaps nest, and no two shards ever share a buffer).
+    pub(crate) fn with_thread_buffers<R>(&mut self, plan: &Plan, f: impl FnOnce(&mut Shard) -> R) -> R {
+        if !plan.acts.part.iter().chain(&plan.grads.part).any(|&p| p) {
+            return f(self);
+        }
+        self.swap_thread_buffers(plan);
+        let r = f(self);
+        self.swap_thread_buffers(plan);
+        r
+    }
+
+    /// Swaps the shard's one-part buffers with this thread's, sized as the shard's were.
+    fn swap_thread_buffers(&mut self, plan: &Plan) {
+        THREAD_BUFFERS.with_borrow_mut(|(acts, grads)| {
+            for (bufs, slots, pool) in [(&mut self.acts, &plan.acts, acts), (&mut self.grads, &plan.grads, grads)] {
+                for (i, (b, _)) in bufs.iter_mut().zip(&slots.part).filter(|(_, &p)| p).enumerate() {
+                    if pool.len() == i {
+                        pool.push(Vec::new());
+                    }
+                    let len = b.len();
+                    std::mem::swap(b, &mut pool[i]);
+                    b.resize(len, 0.0);
+                }
+            }
+        });
     }
 
     /// The value of `node` for the `m` samples of the last forward pass; `x` is their input.

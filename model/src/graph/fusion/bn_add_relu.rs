@@ -252,4 +252,9 @@ impl Reduction for BnAddReluOp {
     fn dx_in_finish(&self, q: usize) -> bool {
         self.norms[q].is_some()
     }
+    /// The second forward half applies the kept statistics to the inputs; the second
+    /// backward half reads the inputs and the gradients.
+    fn recomputable(&self) -> bool {
+        true
+    }
 }

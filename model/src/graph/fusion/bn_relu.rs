@@ -99,4 +99,9 @@ impl Reduction for BatchNormOp {
     fn dx_in_finish(&self, _q: usize) -> bool {
         true
     }
+    /// The second forward half applies the kept statistics to the inputs; the second
+    /// backward half reads the inputs and the gradients.
+    fn recomputable(&self) -> bool {
+        true
+    }
 }
