@@ -275,6 +275,29 @@ fn a_residual_network_over_a_batch_in_parts() {
     check_samples(Box::new(m), [6, 6, 1], 3, (true, false), "residual network in parts", 67);
 }
 
+/// Joins whose plain input's gradient another consumer writes first (a convolution after
+/// the join reads it too: the join adds its share in place) or that take one value twice
+/// (its buffer cannot also carry the join's gradient between the backward's halves), over
+/// 67 samples in parts.
+#[test]
+fn joins_that_share_their_plain_input() {
+    use ember_model::layers::{BatchNormalization, GlobalAveragePooling2D};
+    let conv = |f: usize| Conv2D::new(f, (3, 3)).padding("same").use_bias(false);
+    let bn = |x: &ember_model::Node| BatchNormalization::new().apply(x);
+    let relu = |x: &ember_model::Node| ActivationLayer::new(Activation::Relu).apply(x);
+    let x = Input::new(&[5, 5, 1]);
+    let h = relu(&bn(&conv(3).apply(&x)));
+    let j = relu(&Add::new().apply_to(&[&bn(&conv(3).apply(&h)), &h]));
+    let z = conv(3).apply(&h);
+    let k = relu(&Add::new().apply_to(&[&j, &bn(&conv(3).apply(&j)), &j]));
+    let y = Dense::new(3).apply(&GlobalAveragePooling2D::new().apply(&Add::new().apply_to(&[&k, &z])));
+    let mut m = Model::new(&x, &y).unwrap();
+    m.seed(23);
+    m.compile(Sgd::new(), Loss::SparseCategoricalCrossentropy { from_logits: true }, &[]).unwrap();
+    assert!(m.plan().matches("fused batch norm+add+relu").count() == 2, "{}", m.plan());
+    check_samples(Box::new(m), [5, 5, 1], 3, (true, false), "joins sharing their plain input", 67);
+}
+
 #[test]
 fn global_pooling_layers() {
     use ember_model::layers::{GlobalAveragePooling2D, GlobalMaxPooling2D};

@@ -101,6 +101,12 @@ pub(crate) trait Reduction: Send + Sync {
     /// Whether input `q`'s gradient is written by the second half of the backward pass
     /// (else by the first).
     fn dx_in_finish(&self, q: usize) -> bool;
+    /// Whether the second half of the backward pass is handed input `q`'s gradient to read
+    /// (as the first half left it: nothing writes it in between), where the first half
+    /// kept something there.
+    fn finish_reads_dx(&self, _q: usize) -> bool {
+        false
+    }
     /// Whether the executor may run [`Reduction::forward_finish`] on a part again to
     /// rewrite the op's output (it computes from the op's inputs and `shared` alone), and
     /// [`Reduction::backward_finish`] never reads the output: then the output can live in

@@ -281,6 +281,16 @@ pub(crate) fn backward_op(
     let mut fans = std::mem::take(&mut shard.fan);
     let mut add_to_dx = vec![false; op.inputs.len()];
     for (q, &j) in op.inputs.iter().enumerate() {
+        // A gradient the second half reads back (once, where the op reads the value once).
+        let reads = matches!(half, Half::Finish(_))
+            && op.needs_dx[q]
+            && reduction(op).finish_reads_dx(q)
+            && !op.inputs[..q].contains(&j);
+        if reads {
+            let s = plan.grads.of[j].expect("values that need a gradient have a buffer");
+            direct[q] = Some(std::mem::take(&mut shard.grads[s]));
+            continue;
+        }
         let holds = shard.written[written + j];
         // An input the op reads twice shares one buffer: the second takes a fan.
         let taken = op.inputs[..q].iter().zip(&direct).any(|(&i, d)| i == j && d.is_some());

@@ -5,7 +5,9 @@
 //! writes `max(Σ (x s + t or x), 0)` in one pass (`ember_kernels::batchnorm::batch_norm_add`):
 //! the normalized values are never written or read back. The backward writes the join's
 //! gradient once, straight into a plain input's gradient where there is one, and runs each
-//! normalization's backward pass on it: the copy for the other input disappears.
+//! normalization's backward pass on it: the copy for the other input disappears. In a batch
+//! run in parts, that gradient also carries the join's gradient from the backward pass's
+//! first half to its second ([`Reduction::finish_reads_dx`]), instead of a copy of its own.
 //!
 //! Per identity block of the residual network that is four passes over the activation of
 //! the twenty-odd that the block's forward and backward make. The arithmetic is the unfused
@@ -16,7 +18,7 @@
 //! inputs exist. Not in plans that fold batch normalization into convolutions (inference),
 //! where the fold does better.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::graph::plan::{Op, Planned};
 use crate::graph::reduction::{Partial, Reduction};
 use crate::graph::Graph;
@@ -24,6 +26,7 @@ use crate::layers::{copy, Add, Backward, BatchNormalization, Forward, Layer, Wor
 use crate::params::{ParamStore, Weights};
 use ember_kernels::activation::{act_backward_to, Act};
 use ember_kernels::batchnorm::{batch_norm_add, AddTerm};
+use ember_kernels::elementwise::accumulate;
 use ember_kernels::Ctx;
 use std::sync::Arc;
 
@@ -95,13 +98,36 @@ impl BnAddReluOp {
         Ok(())
     }
 
+    /// The plain input whose gradient holds the join's gradient itself: the first one asked
+    /// for that no other consumer has written (`b.add_to_dx` false) and that is no other
+    /// input too (its buffer would take that input's share as well).
+    fn home(&self, b: &Backward<'_, '_>) -> Option<usize> {
+        let adds = |q: usize| b.add_to_dx.get(q).copied().unwrap_or(false);
+        let same = |q: usize, r: usize| std::ptr::eq(b.x[q], b.x[r]);
+        (0..b.dx.len()).find(|&q| {
+            self.norms[q].is_none() && b.dx[q].is_some() && !adds(q) && !(0..b.x.len()).any(|r| r != q && same(q, r))
+        })
+    }
+
     /// The join's gradient `d = dy · [y > 0]` (exactly where the sum was positive) into
-    /// `d`, copied into every plain input's gradient in `outs` that is asked for.
-    fn join_gradient(&self, y: &[f32], dy: &[f32], d: &mut [f32], outs: &mut [Option<&mut [f32]>]) -> Result<()> {
-        act_backward_to(&Ctx::new(), Act::Relu, y, y, dy, d)?;
+    /// `d`, copied into every other plain input's gradient in `outs` that is asked for, or
+    /// added where it holds another consumer's (`adds`).
+    fn join_gradient(
+        &self,
+        (y, dy): (&[f32], &[f32]),
+        d: &mut [f32],
+        outs: &mut [Option<&mut [f32]>],
+        adds: &[bool],
+    ) -> Result<()> {
+        let ctx = Ctx::new();
+        act_backward_to(&ctx, Act::Relu, y, y, dy, d)?;
         for (q, out) in outs.iter_mut().enumerate() {
             if let (None, Some(out)) = (&self.norms[q], out) {
-                copy(d, out);
+                if adds.get(q).copied().unwrap_or(false) {
+                    accumulate(&ctx, out, d)?;
+                } else {
+                    copy(d, out);
+                }
             }
         }
         Ok(())
@@ -158,11 +184,11 @@ impl Op for BnAddReluOp {
     }
 
     fn backward(&self, mut b: Backward<'_, '_>) -> Result<()> {
-        // The join's gradient in the first plain input's gradient when one is wanted (no
-        // copy for it), else in scratch.
-        let plain = (0..b.dx.len()).find(|&q| self.norms[q].is_none() && b.dx[q].is_some());
+        // The join's gradient in a plain input's gradient when one can hold it (no copy for
+        // it), else in scratch.
+        let home = self.home(&b);
         let (mut own, mut inner) = (std::mem::take(&mut b.ws.scratch), std::mem::take(&mut b.ws.inner));
-        let d: &mut [f32] = match plain.and_then(|q| b.dx[q].take()) {
+        let d: &mut [f32] = match home.and_then(|q| b.dx[q].take()) {
             Some(d) => d,
             None => {
                 own.resize(b.dy.len(), 0.0);
@@ -170,7 +196,7 @@ impl Op for BnAddReluOp {
             }
         };
         let r = self
-            .join_gradient(b.y, b.dy, d, b.dx)
+            .join_gradient((b.y, b.dy), d, b.dx, b.add_to_dx)
             .and_then(|()| self.each_norm(&mut b, d, &mut inner, true, |_, bn, nb| bn.backward_then(nb, false)));
         (b.ws.scratch, b.ws.inner) = (own, inner);
         r
@@ -188,11 +214,18 @@ impl Op for BnAddReluOp {
     fn reduction(&self) -> Option<&dyn Reduction> {
         Some(self)
     }
+
+    /// A plain input's gradient that another consumer wrote first takes the join's share
+    /// added in place (no separate buffer to add afterwards).
+    fn adds_input_gradient(&self) -> bool {
+        true
+    }
 }
 
 /// `shared.inner[k]`: normalization `k`'s statistics (`kept`) and backward means
-/// (`scratch`); a part's `ws.scratch` holds its join gradient from the backward's first
-/// half to its second, and its `ws.inner[k]` normalization `k`'s scratch.
+/// (`scratch`). A part's join gradient waits from the backward's first half to its second
+/// in the gradient of plain input `q` where `ws.indices` is `[q]` ([`BnAddReluOp::home`]),
+/// else in its `ws.scratch`; its `ws.inner[k]` is normalization `k`'s scratch.
 impl Reduction for BnAddReluOp {
     fn forward_partial(&self, f: Forward<'_>, partial: &mut Partial) -> Result<()> {
         let count = self.norms.iter().flatten().count();
@@ -218,17 +251,26 @@ impl Reduction for BnAddReluOp {
     }
 
     fn backward_partial(&self, mut b: Backward<'_, '_>, shared: &Workspace, partial: &mut Partial) -> Result<()> {
-        let (mut d, mut inner) = (std::mem::take(&mut b.ws.scratch), std::mem::take(&mut b.ws.inner));
-        d.resize(b.dy.len(), 0.0);
+        let home = self.home(&b);
+        let (mut own, mut inner) = (std::mem::take(&mut b.ws.scratch), std::mem::take(&mut b.ws.inner));
+        b.ws.indices.clear();
+        b.ws.indices.extend(home.map(|q| q as u32));
+        let d: &mut [f32] = match home.and_then(|q| b.dx[q].take()) {
+            Some(d) => d,
+            None => {
+                own.resize(b.dy.len(), 0.0);
+                &mut own[..b.dy.len()]
+            }
+        };
         inner.resize_with(self.norms.iter().flatten().count(), Workspace::default);
         partial.sums.resize_with(inner.len(), Vec::new);
-        let r = self.join_gradient(b.y, b.dy, &mut d, b.dx).and_then(|()| {
-            self.each_norm(&mut b, &mut d, &mut inner, false, |k, bn, mut nb| {
+        let r = self.join_gradient((b.y, b.dy), d, b.dx, b.add_to_dx).and_then(|()| {
+            self.each_norm(&mut b, d, &mut inner, false, |k, bn, mut nb| {
                 partial.rows = nb.x[0].len() / bn.channels().max(1);
                 bn.backward_sums(&mut nb, &shared.inner[k].kept, false, &mut partial.sums[k])
             })
         });
-        (b.ws.scratch, b.ws.inner) = (d, inner);
+        (b.ws.scratch, b.ws.inner) = (own, inner);
         r
     }
 
@@ -241,16 +283,32 @@ impl Reduction for BnAddReluOp {
     }
 
     fn backward_finish(&self, mut b: Backward<'_, '_>, shared: &Workspace) -> Result<()> {
-        let (mut d, mut inner) = (std::mem::take(&mut b.ws.scratch), std::mem::take(&mut b.ws.inner));
-        let r = self.each_norm(&mut b, &mut d, &mut inner, true, |k, bn, mut nb| {
-            bn.backward_dx(&mut nb, &shared.inner[k].kept, &shared.inner[k].scratch, false)
-        });
-        (b.ws.scratch, b.ws.inner) = (d, inner);
+        let (mut own, mut inner) = (std::mem::take(&mut b.ws.scratch), std::mem::take(&mut b.ws.inner));
+        let home = b.ws.indices.first().map(|&q| q as usize);
+        let d: Option<&mut [f32]> = match home {
+            Some(q) => b.dx.get_mut(q).and_then(Option::take),
+            None => own.get_mut(..b.dy.len()),
+        };
+        let r = match d {
+            Some(d) => self.each_norm(&mut b, d, &mut inner, true, |k, bn, mut nb| {
+                bn.backward_dx(&mut nb, &shared.inner[k].kept, &shared.inner[k].scratch, false)
+            }),
+            None => Err(Error::Config(format!(
+                "{}: the join's gradient is missing in the backward's second half",
+                self.add.name()
+            ))),
+        };
+        (b.ws.scratch, b.ws.inner) = (own, inner);
         r
     }
 
     fn dx_in_finish(&self, q: usize) -> bool {
         self.norms[q].is_some()
+    }
+
+    /// A plain input's gradient may hold the join's gradient from the first half.
+    fn finish_reads_dx(&self, q: usize) -> bool {
+        self.norms[q].is_none()
     }
     /// The second forward half applies the kept statistics to the inputs; the second
     /// backward half reads the inputs and the gradients.
