@@ -15,7 +15,7 @@
 //! |---|---|---|
 //! | parameters | `params/*.rs` | [`ParamStore`]: every named tensor (trainable or state), flat 64-byte-aligned value and gradient arenas, Keras names and layouts |
 //! | layers | `layers/*.rs` (one per layer) | the [`layers::Layer`] contract: built once, immutable, `forward` / `backward` with the mode and a workspace handed in |
-//! | graph and executor | `graph/mod.rs`, `graph/plan.rs`, `graph/fusion/*.rs` (one per rule), `graph/reduction.rs`, `graph/executor/*.rs` | nodes of (layer, inputs); fusion rules; ops that reduce over the batch in halves; buffers planned by liveness; shards run by the executor (`coupled.rs`: batches joined by batch reductions) |
+//! | graph and executor | `graph/mod.rs`, `graph/plan.rs`, `graph/fusion/*.rs` (one per rule), `graph/reduction.rs`, `graph/liveness.rs`, `graph/segments.rs`, `graph/executor/*.rs` | nodes of (layer, inputs); fusion rules; ops that reduce over the batch in halves; buffers planned by liveness (one part's buffer for values that live within one part's run between reductions); shards run by the executor (`coupled.rs`: batches joined by batch reductions) |
 //! | trainer | `trainer/*.rs` | compile, fit, evaluate, callbacks, checkpoints, the [`GradientHook`] between backward and the optimizer step |
 //!
 //! Around them: `model/` ([`Model`]: a graph, its store, its plan, its threads; predict;
