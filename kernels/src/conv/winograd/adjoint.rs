@@ -172,7 +172,7 @@ pub(crate) fn backward_data<const M: usize>(
         let from = (M * r) as isize + if r > 0 { 2 } else { 0 } - top;
         n * c.h + from.clamp(0, c.h as isize) as usize
     };
-    let rows_per_block = super::rows_per_block(tile_rows, tw, a * a * (cin + cout) * 4);
+    let rows_per_block = super::rows_per_block(tile_rows, tw, a * a * (cin + cout) * 4, a * a * cin * cout * 4);
     // Per block: its tile rows, its owned rows (global) and its seam (first row, rows).
     let layout: Vec<_> = (0..tile_rows)
         .step_by(rows_per_block)
