@@ -53,22 +53,29 @@ pub(crate) fn with_placed<R>(x: &[f32], [n, h, w, c]: [usize; 4], pl: Placement,
 }
 
 fn place_image(x: &[f32], [h, w, c]: [usize; 3], pl: Placement, dst: &mut [f32]) {
-    // Source columns x0.. land at canvas columns d0..: one contiguous run per row.
-    let x0 = (-pl.left).max(0) as usize;
-    let d0 = pl.left.max(0) as usize;
-    let run = w.saturating_sub(x0).min(pl.wp.saturating_sub(d0));
     for (r, row) in dst.chunks_exact_mut(pl.wp * c).enumerate() {
         let sy = r as isize - pl.top;
-        if sy < 0 || sy as usize >= h || run == 0 {
+        if sy < 0 || sy as usize >= h {
             row.fill(0.0);
             continue;
         }
-        let src_row = &x[sy as usize * w * c..][..w * c];
-        let len = row.len();
-        row[..(d0 * c).min(len)].fill(0.0);
-        row[d0 * c..(d0 + run) * c].copy_from_slice(&src_row[x0 * c..(x0 + run) * c]);
-        row[((d0 + run) * c).min(len)..].fill(0.0);
+        place_row(&x[sy as usize * w * c..][..w * c], c, pl.left, row);
     }
+}
+
+/// `dst` (canvas columns `0..`, `c` channels each) from the image row `src`, whose column
+/// `x` sits at canvas column `left + x`; canvas columns off the image are zero.
+pub(crate) fn place_row(src: &[f32], c: usize, left: isize, dst: &mut [f32]) {
+    let (w, wp) = ((src.len() / c) as isize, (dst.len() / c) as isize);
+    // Canvas columns [d0, d1) come from image columns [d0 - left, d1 - left).
+    let (d0, d1) = (left.clamp(0, wp), (left + w).clamp(0, wp));
+    let (d0, d1) = (d0 as usize, d1.max(d0) as usize);
+    dst[..d0 * c].fill(0.0);
+    if d1 > d0 {
+        let x0 = (d0 as isize - left) as usize;
+        dst[d0 * c..d1 * c].copy_from_slice(&src[x0 * c..(x0 + d1 - d0) * c]);
+    }
+    dst[d1 * c..].fill(0.0);
 }
 
 /// The canvas a forward convolution reads: padding on top/left, and enough rows/columns on

@@ -16,7 +16,7 @@ mod narrow;
 mod strided;
 mod ukr;
 
-use super::pad::{flip_filter, forward_placement, transposed, with_placed, Placement, Src};
+use super::pad::{flip_filter, forward_placement, place_row, transposed, with_placed, Placement, Src};
 use super::Conv2d;
 use crate::arch::{simd::lanes, Isa};
 use crate::elementwise::add_assign;
@@ -250,21 +250,6 @@ fn run_forward(isa: Isa, g: &Conv2d, src: Src, pl: Placement, w: &[f32], epi: Ep
             });
         });
     });
-}
-
-/// `dst` (canvas columns `0..`, `c` channels each) from the image row `src`, whose column
-/// `x` sits at canvas column `left + x`; canvas columns off the image are zero.
-fn place_row(src: &[f32], c: usize, left: isize, dst: &mut [f32]) {
-    let (w, wp) = ((src.len() / c) as isize, (dst.len() / c) as isize);
-    // Canvas columns [d0, d1) come from image columns [d0 - left, d1 - left).
-    let (d0, d1) = (left.clamp(0, wp), (left + w).clamp(0, wp));
-    let (d0, d1) = (d0 as usize, d1.max(d0) as usize);
-    dst[..d0 * c].fill(0.0);
-    if d1 > d0 {
-        let x0 = (d0 as isize - left) as usize;
-        dst[d0 * c..d1 * c].copy_from_slice(&src[x0 * c..(x0 + d1 - d0) * c]);
-    }
-    dst[d1 * c..].fill(0.0);
 }
 
 /// `dy` (`[n, ho, wo, cout]`) in panels of `nr` channels, `[panel][image][pixel][nr]`,
