@@ -43,8 +43,15 @@ pub(crate) fn fold(
 ) {
     let cout = s.len();
     out_kernel.clear();
-    // Row by row of `cout` (no index division per weight: this runs at every call).
-    out_kernel.extend(kernel.chunks_exact(cout).flat_map(|row| row.iter().zip(s).map(|(v, s)| v * s)));
+    out_kernel.resize(kernel.len(), 0.0);
+    // Row by row of `cout` into a buffer of its final length: plain loops the compiler
+    // vectorises (this runs at every call; an `extend` over a `flat_map` pushed one weight
+    // at a time and took ~5% of the residual network's inference).
+    for (out, row) in out_kernel.chunks_exact_mut(cout.max(1)).zip(kernel.chunks_exact(cout.max(1))) {
+        for ((o, &v), &s) in out.iter_mut().zip(row).zip(s) {
+            *o = v * s;
+        }
+    }
     out_bias.clear();
     out_bias.extend((0..cout).map(|j| bias.map_or(0.0, |b| b[j]) * s[j] + t[j]));
 }
