@@ -21,7 +21,7 @@
 // The 2-D transforms index their tile arrays by row and column counters on purpose.
 #![allow(clippy::needless_range_loop)]
 
-use super::transform::{self, channel_vectors, columns, ld, st, upto6, Tiles};
+use super::transform::{self, channel_vectors, columns, ld, st, upto6, Packing, Tiles};
 use super::wgrad::grad;
 use super::{Conv2d, Extent, Gradient};
 use crate::arch::simd::{simd_dispatch, F32x};
@@ -233,7 +233,7 @@ pub(crate) fn backward_data<const M: usize>(
                         with_scratch(Slot::Lowered, a * a * t * cin, |v| {
                             // SAFETY: dy is the whole output gradient (checked by the public
                             // entry point); m holds α²·t·cout floats.
-                            unsafe { grad::<M>(isa, dy, &gt, m) };
+                            unsafe { grad::<M>(isa, dy, &gt, Packing::tile_major(a, cout), m) };
                             super::position_products(isa, a * a, t, (m, cout), ut, (v, cin))?;
                             // SAFETY: v holds α²·t·cin floats; every in-range window row of
                             // the block's tiles is an owned row (from its first covering

@@ -29,7 +29,7 @@ use crate::gemm::{sgemm_strided_batch, MatRef};
 use crate::scratch::{with_scratch, Slot};
 use pooled::PoolGrid;
 use rayon::prelude::*;
-use transform::Tiles;
+use transform::{Packing, Tiles};
 
 /// Tiles per block at most (rounded down to whole tile rows): enough rows for the
 /// per-position GEMMs to run near peak, few enough that a block's transformed input and
@@ -179,7 +179,7 @@ fn run_forward<const M: usize>(
                 with_scratch(Slot::Product, a * a * t * cout, |m| {
                     // SAFETY: x holds the whole batch (asserted above); v holds α²·t·cin
                     // floats.
-                    unsafe { transform::input::<M>(isa, x, &tiles, v) };
+                    unsafe { transform::input::<M>(isa, x, &tiles, Packing::tile_major(a, cin), v) };
                     position_products(isa, a * a, t, (v, cin), u, (m, cout))?;
                     let out = Tiles { h: g.ho, w: g.wo, c: cout, top: 0, left: 0, ..tiles };
                     let bias = bias.unwrap_or(&[]);

@@ -16,7 +16,7 @@
 // The 2-D transforms index their tile arrays by row and column counters on purpose.
 #![allow(clippy::needless_range_loop)]
 
-use super::transform::{self, channel_vectors, columns, ld, st, upto6, Tiles};
+use super::transform::{self, channel_vectors, columns, ld, st, upto6, Packing, Tiles};
 use super::{Conv2d, Extent, Gradient};
 use crate::arch::simd::{simd_dispatch, F32x};
 use crate::arch::Isa;
@@ -77,17 +77,17 @@ unsafe fn gt_t<V: F32x, const M: usize>(u: [V; 6]) -> [V; 3] {
     }
 }
 
-/// Output-gradient transform of a block: `m[(t*α² + i*α + j) * c + ch] = (A dY Aᵀ)[i][j]`
-/// for each tile `t` of the block (tile-major, as [`transform`]'s input transform), `dY` its
-/// `M x M` window of the gradient (`[n, ho, wo, c]` with `b.h = ho`, `b.w = wo`; dense, or
-/// built from the pooled tensors), zero past the edges.
+/// Output-gradient transform of a block: value `(t, i*α + j, ch)` placed by `pack` (see
+/// [`Packing`]) is `(A dY Aᵀ)[i][j]` for each tile `t` of the block, `dY` its `M x M`
+/// window of the gradient (`[n, ho, wo, c]` with `b.h = ho`, `b.w = wo`; dense, or built
+/// from the pooled tensors), zero past the edges.
 ///
 /// # Safety
 /// `dy` is the whole `n x ho x wo x c` gradient the block's tiles lie in (dense: that many
 /// floats; pooled: `[n, ho / 2, wo / 2, c]` each, `c` the convolution's `cout`); `m` holds
-/// `α² * count * c` floats; the ISA of `V` is enabled.
+/// `pack.len(α, count, c)` floats; the ISA of `V` is enabled.
 #[inline(always)]
-unsafe fn grad_body<V: F32x, const M: usize>(dy: Gradient<'_>, b: &Tiles, m: &mut [f32]) {
+unsafe fn grad_body<V: F32x, const M: usize>(dy: Gradient<'_>, b: &Tiles, pack: Packing, m: &mut [f32]) {
     // SAFETY: (both loads) rows and columns are clipped to the extent passed with them, so
     // every offset is of a pixel of an image of the block, inside the gradient by the
     // contract; nl channels from ch are < c.
@@ -97,7 +97,7 @@ unsafe fn grad_body<V: F32x, const M: usize>(dy: Gradient<'_>, b: &Tiles, m: &mu
                 let load = |n: usize, oy: usize, ox: usize, ch: usize, nl: usize| {
                     ld(dy.as_ptr().add(((n * b.h + oy) * b.w + ox) * b.c + ch), nl)
                 };
-                grad_tiles::<V, M>(b, (b.h, b.w), load, m)
+                grad_tiles::<V, M>(b, (b.h, b.w), pack, load, m)
             }
             Gradient::Pooled(p) => {
                 let (hp, wp) = (p.cp.pool.ho, p.cp.pool.wo);
@@ -118,7 +118,7 @@ unsafe fn grad_body<V: F32x, const M: usize>(dy: Gradient<'_>, b: &Tiles, m: &mu
                     let cell = V::splat(((oy * b.w + ox) * b.c + ch) as f32).add(lane);
                     av.select_eq(cell, yv.select_gt(zero, gv, zero), zero).add(zero)
                 };
-                grad_tiles::<V, M>(b, (2 * hp, 2 * wp), load, m)
+                grad_tiles::<V, M>(b, (2 * hp, 2 * wp), pack, load, m)
             }
         }
     }
@@ -131,18 +131,20 @@ const LANE: [f32; 16] = [0., 1., 2., 3., 4., 5., 6., 7., 8., 9., 10., 11., 12., 
 /// output pixel `(oy, ox)` of image `n`, for pixels inside `(eh, ew)` only (0 outside).
 ///
 /// # Safety
-/// `m` holds `α² * count * c` floats; `load` is safe to call for those pixels; the ISA of
-/// `V` is enabled.
+/// `m` holds `p.len(α, count, c)` floats; `load` is safe to call for those pixels; the ISA
+/// of `V` is enabled.
 #[inline(always)]
 unsafe fn grad_tiles<V: F32x, const M: usize>(
     b: &Tiles,
     (eh, ew): Extent,
+    p: Packing,
     load: impl Fn(usize, usize, usize, usize, usize) -> V,
     m: &mut [f32],
 ) {
     let a = M + 2;
-    assert!(m.len() >= a * a * b.count * b.c);
-    // SAFETY: m offsets are < a * a * count * c; loads as the contract allows.
+    assert!(m.len() >= p.len(a, b.count, b.c) && p.tile >= b.c && p.pos >= b.c);
+    // SAFETY: m offsets are < p.len(a, count, c) (the largest, of the last tile's last
+    // position's last channel, is that minus one); loads as the contract allows.
     unsafe {
         for t in 0..b.count {
             let (n, y0, x0) = b.origin(t, M);
@@ -159,10 +161,10 @@ unsafe fn grad_tiles<V: F32x, const M: usize>(
                     }
                 }
                 let tm = columns!(M, V::zero(), |i, j| win[i][j], |col| a_col::<V, M>(col));
-                let out = m.as_mut_ptr().add(t * a * a * b.c + ch);
+                let out = m.as_mut_ptr().add(t * p.tile + ch);
                 upto6!(a, |i| {
                     let r = a_col::<V, M>(tm[i]);
-                    upto6!(a, |j| st(r[j], out.add((i * a + j) * b.c), nl));
+                    upto6!(a, |j| st(r[j], out.add((i * a + j) * p.pos), nl));
                 });
             });
         }
@@ -205,7 +207,7 @@ unsafe fn filter_grad_body<V: F32x, const M: usize>(du: &[f32], out: &mut [f32],
 
 simd_dispatch! {
     /// [`grad_body`] on `isa`.
-    pub(super) unsafe fn grad<const M: usize>(dy: Gradient<'_>, b: &Tiles, m: &mut [f32]) => grad_body
+    pub(super) unsafe fn grad<const M: usize>(dy: Gradient<'_>, b: &Tiles, pack: Packing, m: &mut [f32]) => grad_body
 }
 simd_dispatch! {
     /// [`filter_grad_body`] on `isa`.
@@ -249,22 +251,23 @@ pub(crate) fn backward_filter<const M: usize>(
                 let t = rows_per_block.min(tile_rows - first) * tw;
                 let xt = Tiles { first: first * tw, count: t, th, tw, h: c.h, w: c.w, c: cin, top, left };
                 let gt = Tiles { h: c.ho, w: c.wo, c: cout, top: 0, left: 0, ..xt };
-                with_scratch(Slot::Lowered, a * a * t * cin, |v| {
-                    with_scratch(Slot::Product, a * a * t * cout, |m| {
+                // Position-major: each position's GEMM reads its operands' rows in order.
+                let (pv, pm) = (Packing::position_major(t, cin), Packing::position_major(t, cout));
+                with_scratch(Slot::Lowered, pv.len(a, t, cin), |v| {
+                    with_scratch(Slot::Product, pm.len(a, t, cout), |m| {
                         // SAFETY: x holds the whole batch (asserted above); dy is the whole
                         // output gradient (checked by the public entry point); v and m
-                        // hold α²·t·cin and α²·t·cout floats; `isa` was checked by the
-                        // public entry point.
+                        // hold what pv and pm place; `isa` was checked by the public entry
+                        // point.
                         unsafe {
-                            transform::input::<M>(isa, x, &xt, v);
-                            grad::<M>(isa, dy, &gt, m);
+                            transform::input::<M>(isa, x, &xt, pv, v);
+                            grad::<M>(isa, dy, &gt, pm, m);
                         }
                         // Unpacked kernels (the batch's): each product is small (the tiles
-                        // are its depth) and A and B are strided views that packing would
-                        // copy in short runs. Vᵀ: position pos of the block's tiles, [t, cin]
-                        // read as [cin, t] (tiles α²·cin apart).
-                        let vt = MatRef::new(v, cin, t, 1, a * a * cin)?;
-                        let mp = MatRef::new(m, t, cout, a * a * cout, 1)?;
+                        // are its depth), and its operands are read in place. Vᵀ: position
+                        // pos of the block's tiles, [t, cin] read as [cin, t].
+                        let vt = MatRef::new(v, cin, t, 1, pv.tile)?;
+                        let mp = MatRef::new(m, t, cout, pm.tile, 1)?;
                         let beta = if k == 0 { 0.0 } else { 1.0 };
                         let du = &mut du[..a * a * cin * cout];
                         sgemm_strided_batch(
@@ -274,7 +277,7 @@ pub(crate) fn backward_filter<const M: usize>(
                             (vt, mp),
                             beta,
                             (cin, cout, cout, du),
-                            [cin, cout, cin * cout],
+                            [pv.pos, pm.pos, cin * cout],
                         )?;
                         Ok(())
                     })
