@@ -82,19 +82,18 @@ impl Dst {
     }
 }
 
-/// Adds `B dV Bᵀ` of every tile of the block (`dv` tile-major as the input transform
-/// writes: `dv[(t*α² + i*α + j) * c + ch]`) into the tile's window of the input gradient, at
-/// `(top, left)` of the canvas (`b.h x b.w` pixels, `b.c` channels), clipped to the input.
+/// Adds `B dV Bᵀ` of every tile of the block (`dv` placed by `pack`, see [`Packing`])
+/// into the tile's window of the input gradient, at `(top, left)` of the canvas (`b.h x b.w` pixels, `b.c` channels), clipped to the input.
 ///
 /// # Safety
-/// `dv` holds `α² * count * c` floats; every in-range window row of the block's tiles is a
+/// `dv` holds `pack.len(α, count, c)` floats; every in-range window row of the block's tiles is a
 /// row of `dst`, whose rows hold `b.w * b.c` writable floats; the ISA of `V` is enabled.
 #[inline(always)]
-unsafe fn scatter_body<V: F32x, const M: usize>(dv: &[f32], b: &Tiles, dst: &Dst) {
+unsafe fn scatter_body<V: F32x, const M: usize>(dv: &[f32], b: &Tiles, pack: Packing, dst: &Dst) {
     let a = M + 2;
-    assert!(dv.len() >= a * a * b.count * b.c);
+    assert!(dv.len() >= pack.len(a, b.count, b.c) && pack.tile >= b.c && pack.pos >= b.c);
     let (h, w, row_len) = (b.h as isize, b.w as isize, b.w * b.c);
-    // SAFETY: dv offsets are < a * a * count * c; stores go to rows of dst (null rows and
+    // SAFETY: dv offsets are < pack.len(a, count, c); stores go to rows of dst (null rows and
     // columns outside [0, w) are skipped), inside it by the contract.
     unsafe {
         for t in 0..b.count {
@@ -111,8 +110,9 @@ unsafe fn scatter_body<V: F32x, const M: usize>(dv: &[f32], b: &Tiles, dst: &Dst
             });
             let ix0 = x0 as isize - b.left;
             channel_vectors!(b.c, V::LANES, |ch, nl| {
-                let tile = dv.as_ptr().add(t * a * a * b.c + ch);
-                let tm = columns!(a, V::zero(), |i, j| ld(tile.add((i * a + j) * b.c), nl), |col| b_col::<V, M>(col));
+                let tile = dv.as_ptr().add(t * pack.tile + ch);
+                let tm =
+                    columns!(a, V::zero(), |i, j| ld(tile.add((i * a + j) * pack.pos), nl), |col| b_col::<V, M>(col));
                 upto6!(a, |i| if !rows[i].is_null() {
                     let r = b_col::<V, M>(tm[i]);
                     upto6!(a, |j| {
@@ -130,7 +130,7 @@ unsafe fn scatter_body<V: F32x, const M: usize>(dv: &[f32], b: &Tiles, dst: &Dst
 
 simd_dispatch! {
     /// [`scatter_body`] on `isa`.
-    unsafe fn scatter<const M: usize>(dv: &[f32], b: &Tiles, dst: &Dst) => scatter_body
+    unsafe fn scatter<const M: usize>(dv: &[f32], b: &Tiles, pack: Packing, dst: &Dst) => scatter_body
 }
 
 /// Whether the adjoint over `extent` has fewer tiles than the transposed problem for `c`
@@ -229,17 +229,18 @@ pub(crate) fn backward_data<const M: usize>(
                         seam_first: seam.0,
                         seam_rows: seam.1,
                     };
-                    with_scratch(Slot::Product, a * a * t * cout, |m| {
-                        with_scratch(Slot::Lowered, a * a * t * cin, |v| {
+                    let (pm, pv) = (Packing::tile_major(a, cout), Packing::tile_major(a, cin));
+                    with_scratch(Slot::Product, pm.len(a, t, cout), |m| {
+                        with_scratch(Slot::Lowered, pv.len(a, t, cin), |v| {
                             // SAFETY: dy is the whole output gradient (checked by the public
-                            // entry point); m holds α²·t·cout floats.
-                            unsafe { grad::<M>(isa, dy, &gt, Packing::tile_major(a, cout), m) };
-                            super::position_products(isa, a * a, t, (m, cout), ut, (v, cin))?;
-                            // SAFETY: v holds α²·t·cin floats; every in-range window row of
+                            // entry point); m holds what pm places.
+                            unsafe { grad::<M>(isa, dy, &gt, pm, m) };
+                            super::position_products(isa, a * a, t, (m, cout, pm), ut, (v, cin, pv))?;
+                            // SAFETY: v holds what pv places; every in-range window row of
                             // the block's tiles is an owned row (from its first covering
                             // tile row on) or a seam row (rows the tile row above shares),
                             // each `row_len` floats of `owned` or `seam_buf`.
-                            unsafe { scatter::<M>(isa, v, &xt, &dst) };
+                            unsafe { scatter::<M>(isa, v, &xt, pv, &dst) };
                             Ok(())
                         })
                     })

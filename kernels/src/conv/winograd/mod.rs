@@ -64,26 +64,26 @@ fn rows_per_block(tile_rows: usize, tw: usize, per_tile: usize, filter: usize) -
 }
 
 /// The `positions` per-position products of a block of `t` tiles: `out[pos] = lhs[pos] ·
-/// filter[pos]`, where `lhs` holds `[t, k]` per position and `out` `[t, n]`, both
-/// tile-major (a tile's positions contiguous: rows `positions·k` and `positions·n` apart),
-/// and `filter` is a transformed filter `[k][positions][n]` (rows `positions·n` apart).
-/// Forward: `k = cin`, `n = cout`; the adjoint backward-data: `k = cout`, `n = cin`.
+/// filter[pos]`, where `lhs` holds `[t, k]` per position and `out` `[t, n]`, placed by
+/// their [`Packing`]s, and `filter` is a transformed filter `[k][positions][n]` (rows
+/// `positions·n` apart). Forward: `k = cin`, `n = cout`; the adjoint backward-data: `k =
+/// cout`, `n = cin`.
 fn position_products(
     isa: Isa,
     positions: usize,
     t: usize,
-    (lhs, k): (&[f32], usize),
+    (lhs, k, pl): (&[f32], usize, Packing),
     filter: &[f32],
-    (out, n): (&mut [f32], usize),
+    (out, n, po): (&mut [f32], usize, Packing),
 ) -> Result<()> {
     sgemm_strided_batch(
         isa,
         positions,
         1.0,
-        (MatRef::new(lhs, t, k, positions * k, 1)?, MatRef::new(filter, k, n, positions * n, 1)?),
+        (MatRef::new(lhs, t, k, pl.tile, 1)?, MatRef::new(filter, k, n, positions * n, 1)?),
         0.0,
-        (t, n, positions * n, out),
-        [k, n, n],
+        (t, n, po.tile, out),
+        [pl.pos, n, po.pos],
     )
 }
 
@@ -175,23 +175,24 @@ fn run_forward<const M: usize>(
         blocks.into_par_iter().try_for_each(|(first, count, yb)| {
             let t = count * tw;
             let tiles = Tiles { first: first * tw, count: t, th, tw, h: g.h, w: g.w, c: cin, top, left };
-            with_scratch(Slot::Lowered, a * a * t * cin, |v| {
-                with_scratch(Slot::Product, a * a * t * cout, |m| {
-                    // SAFETY: x holds the whole batch (asserted above); v holds α²·t·cin
-                    // floats.
-                    unsafe { transform::input::<M>(isa, x, &tiles, Packing::tile_major(a, cin), v) };
-                    position_products(isa, a * a, t, (v, cin), u, (m, cout))?;
+            let (pv, pm) = (Packing::tile_major(a, cin), Packing::tile_major(a, cout));
+            with_scratch(Slot::Lowered, pv.len(a, t, cin), |v| {
+                with_scratch(Slot::Product, pm.len(a, t, cout), |m| {
+                    // SAFETY: x holds the whole batch (asserted above); v holds what pv
+                    // places.
+                    unsafe { transform::input::<M>(isa, x, &tiles, pv, v) };
+                    position_products(isa, a * a, t, (v, cin, pv), u, (m, cout, pm))?;
                     let out = Tiles { h: g.ho, w: g.wo, c: cout, top: 0, left: 0, ..tiles };
                     let bias = bias.unwrap_or(&[]);
-                    // SAFETY: m holds α²·t·cout floats; the block's sink is exactly the
+                    // SAFETY: m holds what pm places; the block's sink is exactly the
                     // (full or pooled) output rows of its tile rows; bias and chan have
                     // cout floats (checked by the caller); M is even for a pooled sink and
                     // ho·wo·cout < 2^24 (`ConvReluPool`).
                     unsafe {
                         match (yb, grid.as_ref()) {
-                            (BlockSink::Full(yb), _) => transform::output::<M>(isa, m, &out, bias, relu, add, yb),
+                            (BlockSink::Full(yb), _) => transform::output::<M>(isa, (m, pm), &out, bias, relu, add, yb),
                             (BlockSink::Pooled(yb, ab), Some(grid)) => {
-                                pooled::output_pooled::<M>(isa, m, &out, grid, bias, &chan, (yb, ab))
+                                pooled::output_pooled::<M>(isa, (m, pm), &out, grid, bias, &chan, (yb, ab))
                             }
                             (BlockSink::Pooled(..), None) => unreachable!("a pooled block has its grid"),
                         }

@@ -9,7 +9,7 @@
 // The 2-D transforms index their tile arrays by row and column counters on purpose.
 #![allow(clippy::needless_range_loop)]
 
-use super::transform::{at, channel_vectors, columns, ld, st, upto6, Tiles};
+use super::transform::{at, channel_vectors, columns, ld, st, upto6, Packing, Tiles};
 use crate::arch::simd::{simd_dispatch, F32x};
 
 /// Pooled rows `[hp, wp]` of the convolution output `[ho, wo]` (`b.h = ho`, `b.w = wo`,
@@ -27,12 +27,12 @@ pub(crate) struct PoolGrid {
 /// plain output transform reads them. `chan` holds the channel numbers `0..cout` as floats.
 ///
 /// # Safety
-/// `M` is even; `m` holds `α² * count * cout` floats; `y` and `argmax` hold every pooled
+/// `M` is even; `m` holds `p.len(α, count, cout)` floats; `y` and `argmax` hold every pooled
 /// pixel of the block's tiles counted from the block's first tile row; `bias` (if not
 /// empty) and `chan` `cout` floats; `ho * wo * cout < 2^24`; the ISA of `V` is enabled.
 #[inline(always)]
 unsafe fn output_pooled_body<V: F32x, const M: usize>(
-    m: &[f32],
+    (m, p): (&[f32], Packing),
     b: &Tiles,
     grid: &PoolGrid,
     bias: &[f32],
@@ -41,13 +41,14 @@ unsafe fn output_pooled_body<V: F32x, const M: usize>(
 ) {
     let a = M + 2;
     let h = M / 2;
-    assert!(M.is_multiple_of(2) && m.len() >= a * a * b.count * b.c && chan.len() >= b.c);
+    assert!(M.is_multiple_of(2) && m.len() >= p.len(a, b.count, b.c) && p.tile >= b.c && p.pos >= b.c);
+    assert!(chan.len() >= b.c);
     assert!(bias.is_empty() || bias.len() >= b.c);
     let (n0, y00, _) = b.origin(0, M);
     let start = (n0 * grid.hp + y00 / 2) * grid.wp;
     // Offsets of a window's four cells from its top-left one, in argmax units.
     let cell = [0, b.c, b.w * b.c, (b.w + 1) * b.c];
-    // SAFETY: m offsets are < a * a * count * c; every stored pooled pixel (py < hp, px <
+    // SAFETY: m offsets are < p.len(a, count, c); every stored pooled pixel (py < hp, px <
     // wp) is a pooled pixel of the block, which the contract puts inside y and argmax.
     unsafe {
         let cvec = cell.map(|c| V::splat(c as f32));
@@ -61,8 +62,8 @@ unsafe fn output_pooled_body<V: F32x, const M: usize>(
             }
             let out = ((n * grid.hp + py0) * grid.wp + px0 - start) * b.c;
             channel_vectors!(b.c, V::LANES, |ch, nl| {
-                let tile = m.as_ptr().add(t * a * a * b.c + ch);
-                let tm = columns!(a, V::zero(), |i, j| ld(tile.add((i * a + j) * b.c), nl), |col| at::<V, M>(col));
+                let tile = m.as_ptr().add(t * p.tile + ch);
+                let tm = columns!(a, V::zero(), |i, j| ld(tile.add((i * a + j) * p.pos), nl), |col| at::<V, M>(col));
                 let bv = if bias.is_empty() { V::zero() } else { ld(bias.as_ptr().add(ch), nl) };
                 let mut o = [[V::zero(); 6]; 6];
                 upto6!(M, |i| {
@@ -107,7 +108,7 @@ unsafe fn output_pooled_body<V: F32x, const M: usize>(
 simd_dispatch! {
     /// [`output_pooled_body`] on `isa`.
     pub(crate) unsafe fn output_pooled<const M: usize>(
-        m: &[f32],
+        m: (&[f32], Packing),
         b: &Tiles,
         grid: &PoolGrid,
         bias: &[f32],
