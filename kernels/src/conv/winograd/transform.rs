@@ -291,7 +291,10 @@ impl Packing {
     /// reading one row of each operand per step: tile-major, every step reads lines
     /// `α² c` floats apart (4.6 KiB at 32 channels, all in 8 of L1's 64 sets), and those
     /// GEMMs ran at ~55% of the peak. The 16 extra floats (one cache line) keep the `α²`
-    /// positions' rows, which the transforms store to side by side, off the same sets.
+    /// positions' rows, which the transforms store to side by side, off the same sets:
+    /// without them the resnet's 3x3 backward-filter ran 12% slower on the Intel class
+    /// (session 46), and session 36 found position-major slower than tile-major on a Zen 3
+    /// for that reason (its transforms' stores), a variant not measured on Zen since.
     pub(crate) fn position_major(count: usize, c: usize) -> Packing {
         Packing { tile: c, pos: count * c + 16 }
     }
