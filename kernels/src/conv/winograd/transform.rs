@@ -324,7 +324,7 @@ unsafe fn input_body<V: F32x, const M: usize>(x: &[f32], b: &Tiles, p: Packing, 
     let (h, w) = (b.h as isize, b.w as isize);
     let full = b.c / l * l;
     // SAFETY: loads are of batch pixels (rows in [0, h), columns in [0, w)) of an image of
-    // the block, inside x by the contract, or of `ZEROS`; v offsets are < a * a * count * c.
+    // the block, inside x by the contract, or of `ZEROS`; v offsets are < p.len(a, count, c).
     unsafe {
         for t in 0..b.count {
             let (n, y0, x0) = b.origin(t, M);
