@@ -83,11 +83,13 @@ impl Dst {
 }
 
 /// Adds `B dV Bᵀ` of every tile of the block (`dv` placed by `pack`, see [`Packing`])
-/// into the tile's window of the input gradient, at `(top, left)` of the canvas (`b.h x b.w` pixels, `b.c` channels), clipped to the input.
+/// into the tile's window of the input gradient, at `(top, left)` of the canvas (`b.h x
+/// b.w` pixels, `b.c` channels), clipped to the input.
 ///
 /// # Safety
-/// `dv` holds `pack.len(α, count, c)` floats; every in-range window row of the block's tiles is a
-/// row of `dst`, whose rows hold `b.w * b.c` writable floats; the ISA of `V` is enabled.
+/// `dv` holds `pack.len(α, count, c)` floats; every in-range window row of the block's
+/// tiles is a row of `dst`, whose rows hold `b.w * b.c` writable floats; the ISA of `V` is
+/// enabled.
 #[inline(always)]
 unsafe fn scatter_body<V: F32x, const M: usize>(dv: &[f32], b: &Tiles, pack: Packing, dst: &Dst) {
     let a = M + 2;
