@@ -293,8 +293,9 @@ impl Packing {
     /// GEMMs ran at ~55% of the peak. The 16 extra floats (one cache line) keep the `α²`
     /// positions' rows, which the transforms store to side by side, off the same sets:
     /// without them the resnet's 3x3 backward-filter ran 12% slower on the Intel class
-    /// (session 46), and session 36 found position-major slower than tile-major on a Zen 3
-    /// for that reason (its transforms' stores), a variant not measured on Zen since.
+    /// (session 46). Session 36 found the unpadded layout slower than tile-major on a Zen
+    /// 3, where its transforms lost more than its GEMMs gained; this one is not measured
+    /// on a Zen.
     pub(crate) fn position_major(count: usize, c: usize) -> Packing {
         Packing { tile: c, pos: count * c + 16 }
     }
