@@ -20,6 +20,8 @@ use std::sync::Arc;
 /// A model: layers in a graph, their tensors in a [`ParamStore`], the plan that runs them.
 pub struct Model {
     pub(crate) name: String,
+    /// Made by [`Model::new`] (Keras's functional `Model`), not by [`crate::Sequential`].
+    pub(crate) functional: bool,
     pub(crate) graph: Graph,
     pub(crate) store: ParamStore,
     pub(crate) plan: Option<Plan>,
@@ -46,12 +48,14 @@ impl Model {
     pub fn new(input: &Node, output: &Node) -> Result<Model> {
         let mut m = Model::from_graph(graph::from_nodes(input, output)?);
         m.name = "functional".into();
+        m.functional = true;
         Ok(m)
     }
 
     pub(crate) fn from_graph(graph: Graph) -> Model {
         Model {
             name: "sequential".into(),
+            functional: false,
             graph,
             store: ParamStore::default(),
             plan: None,
@@ -321,9 +325,20 @@ impl Model {
         Tensor::new(self.graph.shape(node).to_vec(), shard.value(&plan, node, 1).to_vec())
     }
 
-    /// A Keras-style table of layers, output shapes and parameter counts.
+    /// Keras's `model.summary()`: the layers (a functional model's input too), their output
+    /// shapes and parameter counts (and, for a functional model with branches, the layers
+    /// each reads), then the totals, trainable and non-trainable. The text Keras prints at
+    /// its default line length (88 characters, or 108 with "Connected to"), as in a
+    /// terminal at least that wide.
     pub fn summary(&self) -> String {
-        crate::summary::table(self)
+        crate::summary::table(self, None).expect("the default line length fits every column")
+    }
+
+    /// [`Model::summary`] at `line_length` characters (Keras's `summary(line_length=...)`;
+    /// Keras prints at 76 into a pipe or an 80-column terminal). Errors if a column would
+    /// be narrower than 4 characters.
+    pub fn summary_with_line_length(&self, line_length: usize) -> Result<String> {
+        crate::summary::table(self, Some(line_length))
     }
 
     /// The floating-point operations of one training step over `batch` samples, per layer

@@ -35,6 +35,7 @@ fn the_engine_rejects_bad_graphs_shards_and_hooks() {
             let y = Dense::new(2).apply(&x);
             Model::new(&x, &y).and_then(|_| Model::new(&x, &y))
         }),
+        case!("summary: a line too narrow for its columns", Error::Config(_), model().summary_with_line_length(15)),
         case!("a model that computes nothing", Error::Config(_), {
             let mut m = Sequential::new();
             m.input(&[3]).add(Flatten::new());

@@ -1,0 +1,88 @@
+//! `Model::summary` against the text Keras prints for the same models
+//! (`fixtures/keras_summary.txt`, from `scripts/keras_summary_fixture.py`): a Sequential at
+//! Keras's default line length and at 76, the example's residual network (branches: the
+//! "Connected to" column, Keras's row order, wrapped and cut cells) and a functional chain.
+
+mod common;
+
+use common::seed_model;
+use ember_model::layers::{
+    Activation, ActivationLayer, Add, BatchNormalization, Conv2D, Dense, Flatten, GlobalAveragePooling2D, MaxPooling2D,
+};
+use ember_model::losses::Loss;
+use ember_model::optimizers::Adam;
+use ember_model::{Apply, Error, Input, Model, Node};
+
+/// Keras's text for `case`.
+fn keras(case: &str) -> String {
+    let all = include_str!("fixtures/keras_summary.txt");
+    let start = all.find(&format!("=== {case}\n")).expect("case in the fixture") + case.len() + 5;
+    let len = all[start..].find("=== ").unwrap_or(all.len() - start);
+    all[start..start + len].to_string()
+}
+
+fn built(mut m: Model) -> Model {
+    m.compile(Adam::new(), Loss::SPARSE_CATEGORICAL_CROSSENTROPY, &[]).unwrap();
+    m
+}
+
+/// `scripts/keras_seed.py`'s `resnet`, which is the mnist example's `--model resnet`.
+fn resnet() -> Model {
+    let conv = |f: usize, s: usize, k: usize| Conv2D::new(f, (k, k)).strides((s, s)).padding("same").use_bias(false);
+    let bn = |x: &Node| BatchNormalization::new().apply(x);
+    let relu = |x: &Node| ActivationLayer::new(Activation::Relu).apply(x);
+    let x = Input::new(&[28, 28, 1]);
+    let mut h = relu(&bn(&conv(32, 1, 3).apply(&x)));
+    for _ in 0..2 {
+        let r = relu(&bn(&conv(32, 1, 3).apply(&h)));
+        let r = bn(&conv(32, 1, 3).apply(&r));
+        h = relu(&Add::new().apply_to(&[&h, &r]));
+    }
+    let r = relu(&bn(&conv(64, 2, 3).apply(&h)));
+    let r = bn(&conv(64, 1, 3).apply(&r));
+    let shortcut = bn(&conv(64, 2, 1).apply(&h));
+    h = relu(&Add::new().apply_to(&[&r, &shortcut]));
+    let y = Dense::new(10).apply(&GlobalAveragePooling2D::new().apply(&h));
+    built(Model::new(&x, &y).unwrap())
+}
+
+fn diff(ours: &str, theirs: &str) -> String {
+    let first = ours.lines().zip(theirs.lines()).position(|(a, b)| a != b);
+    format!("first differing line {first:?}\n--- ember\n{ours}--- keras\n{theirs}")
+}
+
+#[test]
+fn a_sequential_as_keras_prints_it() {
+    let m = built(seed_model(28, 32, 10, 0).into_model());
+    assert!(m.summary() == keras("seed"), "{}", diff(&m.summary(), &keras("seed")));
+    let narrow = m.summary_with_line_length(76).unwrap();
+    assert!(narrow == keras("seed_76"), "{}", diff(&narrow, &keras("seed_76")));
+}
+
+#[test]
+fn a_residual_network_as_keras_prints_it() {
+    let m = resnet();
+    assert!(m.summary() == keras("resnet"), "{}", diff(&m.summary(), &keras("resnet")));
+}
+
+#[test]
+fn a_functional_chain_as_keras_prints_it() {
+    let x = Input::new(&[12, 12, 1]);
+    let h = MaxPooling2D::new((2, 2)).apply(&Conv2D::new(8, (3, 3)).activation(Activation::Relu).apply(&x));
+    let y = Dense::new(10).activation(Activation::Softmax).apply(&Flatten::new().apply(&h));
+    let m = built(Model::new(&x, &y).unwrap());
+    assert!(m.summary() == keras("chain"), "{}", diff(&m.summary(), &keras("chain")));
+}
+
+#[test]
+fn a_line_too_narrow_for_a_column_is_an_error() {
+    let m = built(seed_model(28, 32, 10, 0).into_model());
+    // Keras: "Insufficient console width to print summary." below 4 characters a column.
+    // At 15 the last column gets 15 - int(0.8 * 15) = 3; at 16 every column has 4 or more.
+    for narrow in [0, 8, 15] {
+        assert!(matches!(m.summary_with_line_length(narrow), Err(Error::Config(_))), "{narrow}");
+    }
+    let s = m.summary_with_line_length(16).unwrap();
+    let table = s.lines().filter(|l| !l.starts_with(['M', ' ']));
+    assert!(table.clone().count() > 10 && table.clone().all(|l| l.chars().count() == 16), "{s}");
+}
