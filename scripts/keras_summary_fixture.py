@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Fixture for Ember's `Model::summary` against Keras's `model.summary()`: the text Keras
 prints (no colours) for the reference CNN (a Sequential) at its default line length and
-at 76 (what Keras prints into a pipe or an 80-column terminal), the example's residual
-network (a functional model with branches: four columns, "Connected to") and a functional
-chain (three columns, with the input layer's row), written to
+at 76 (what Keras prints into a pipe or an 80-column terminal), a residual block with
+two branches of unequal length (a functional model with branches: four columns,
+"Connected to", Keras's row order, wrapped and cut cells) and a functional chain (three
+columns, with the input layer's row), written to
 model/tests/fixtures/keras_summary.txt, one `=== <case>` line before each.
 
 Keras clips its default line length (88 for sequential-like models, 108 otherwise) to the
@@ -30,10 +31,20 @@ def main():
         y = keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(h))
         return keras.Model(x, y)
 
+    def branches():
+        L = keras.layers
+        conv = lambda k: L.Conv2D(4, (k, k), padding="same", use_bias=False)
+        x = keras.Input(shape=(8, 8, 1))
+        h = L.Activation("relu")(L.BatchNormalization()(conv(3)(x)))
+        h = L.BatchNormalization()(conv(3)(h))
+        s = L.BatchNormalization()(conv(1)(x))
+        y = L.Dense(10)(L.GlobalAveragePooling2D()(L.Add()([h, s])))
+        return keras.Model(x, y)
+
     cases = [
         ("seed", lambda: keras_seed.build(keras, "seed"), None),
         ("seed_76", lambda: keras_seed.build(keras, "seed"), 76),
-        ("resnet", lambda: keras_seed.build(keras, "resnet"), None),
+        ("branches", branches, None),
         ("chain", chain, None),
     ]
     out = []
