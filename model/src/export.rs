@@ -58,7 +58,7 @@ impl Model {
             map[i] = out.push(copy, g.nodes[i].inputs.iter().map(|&j| map[j]).collect());
         }
         let mut m = Model::from_graph(out);
-        m.name.clone_from(&self.name);
+        m.functional = self.functional;
         m.seed(self.seed);
         m.pool.clone_from(&self.pool);
         m.fuse = self.fuse;

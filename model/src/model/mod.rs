@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 /// A model: layers in a graph, their tensors in a [`ParamStore`], the plan that runs them.
 pub struct Model {
-    pub(crate) name: String,
-    /// Made by [`Model::new`] (Keras's functional `Model`), not by [`crate::Sequential`].
+    /// Made by [`Model::new`] (Keras's functional `Model`), not by [`crate::Sequential`]:
+    /// its name and the layout of its summary.
     pub(crate) functional: bool,
     pub(crate) graph: Graph,
     pub(crate) store: ParamStore,
@@ -47,14 +47,12 @@ impl Model {
     /// names them, in topological order.
     pub fn new(input: &Node, output: &Node) -> Result<Model> {
         let mut m = Model::from_graph(graph::from_nodes(input, output)?);
-        m.name = "functional".into();
         m.functional = true;
         Ok(m)
     }
 
     pub(crate) fn from_graph(graph: Graph) -> Model {
         Model {
-            name: "sequential".into(),
             functional: false,
             graph,
             store: ParamStore::default(),
@@ -73,7 +71,11 @@ impl Model {
 
     /// The model's name (`sequential`, `functional`).
     pub fn name(&self) -> &str {
-        &self.name
+        if self.functional {
+            "functional"
+        } else {
+            "sequential"
+        }
     }
 
     /// Seeds the generator behind weight initialisation and shuffling, and dropout's masks
