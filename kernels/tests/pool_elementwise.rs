@@ -206,6 +206,42 @@ fn accumulate_in_order_is_the_scalar_sums_in_order() {
     }
 }
 
+/// The bias gradient's sums in their documented order, bit for bit: blocks of 65,536 floats
+/// of whole rows (`bias.rs`'s `BIAS_GRAD_BLOCK_FLOATS`), in a block row `r` on add chain
+/// `r % 4`, the chains as `(c0 + c1) + (c2 + c3)`, the blocks' sums added in order. Widths
+/// with full vectors, partial ones and both, rows not a multiple of 4, several blocks.
+#[test]
+fn bias_gradient_sums_rows_in_four_chains() {
+    let model = |dy: &[f32], channels: usize| {
+        let block_rows = (65_536 / channels).max(1);
+        let mut db = vec![0.0f32; channels];
+        for block in dy.chunks(block_rows * channels) {
+            for (c, d) in db.iter_mut().enumerate() {
+                let mut chain = [0.0f32; 4];
+                for (r, row) in block.chunks_exact(channels).enumerate() {
+                    chain[r % 4] += row[c];
+                }
+                *d += (chain[0] + chain[1]) + (chain[2] + chain[3]);
+            }
+        }
+        db
+    };
+    for (channels, rows) in [(1, 7), (3, 5), (10, 6_601), (16, 4), (17, 9), (32, 2_051), (40, 3), (64, 1_030), (70, 11)]
+    {
+        // Magnitudes over six decades, so a different order of the additions changes bits.
+        let dy: Vec<f32> = fill(channels as u64, channels * rows)
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v * 10f32.powi((i % 7) as i32 - 3))
+            .collect();
+        let mut db = vec![f32::NAN; channels];
+        bias_grad(&dy, channels, &mut db).unwrap();
+        let want = model(&dy, channels);
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+        assert_eq!(bits(&db), bits(&want), "{channels} channels, {rows} rows");
+    }
+}
+
 /// Pooling (every ISA the max kernels have) and the bias gradient give the same bits on 1, 2
 /// and 3 threads: windows that overlap (stride < window) and padding included, and a bias
 /// gradient over many blocks of rows.
