@@ -16,13 +16,10 @@
 //!
 //! All with Adam and sparse categorical cross-entropy, on synthetic data.
 
-use ember_model::layers::{
-    Activation, ActivationLayer, Add, BatchNormalization, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling2D,
-    MaxPooling2D,
-};
+use ember_model::layers::{Activation, Conv2D, Dense, Dropout, Flatten, MaxPooling2D};
 use ember_model::losses::{Loss, Metric};
 use ember_model::optimizers::Adam;
-use ember_model::{Apply, Input, Model, Node, Sequential};
+use ember_model::{Model, Sequential};
 
 /// A network of the suite with its batch size and per-sample input shape.
 pub struct Network {
@@ -87,24 +84,16 @@ pub fn network(name: &str, threads: usize) -> Option<Network> {
     Some(Network { name: NAMES.into_iter().find(|n| *n == name)?, model: m.into_model(), batch, input })
 }
 
-/// The mnist example's residual network (`model/examples/mnist/networks.rs`).
+/// The mnist example's networks, compiled from the example's own source so that its
+/// residual network is written once (the suite uses only that builder; the example's
+/// training settings go unused here).
+#[allow(dead_code)]
+#[path = "../../model/examples/mnist/networks.rs"]
+mod example;
+
+/// The mnist example's residual network, with the default convolution algorithm.
 fn resnet() -> Model {
-    let conv = |f: usize, s: usize, k: usize| Conv2D::new(f, (k, k)).strides((s, s)).padding("same").use_bias(false);
-    let bn = |x: &Node| BatchNormalization::new().apply(x);
-    let relu = |x: &Node| ActivationLayer::new(Activation::Relu).apply(x);
-    let x = Input::new(&[28, 28, 1]);
-    let mut h = relu(&bn(&conv(32, 1, 3).apply(&x)));
-    for _ in 0..2 {
-        let r = relu(&bn(&conv(32, 1, 3).apply(&h)));
-        let r = bn(&conv(32, 1, 3).apply(&r));
-        h = relu(&Add::new().apply_to(&[&h, &r]));
-    }
-    let r = relu(&bn(&conv(64, 2, 3).apply(&h)));
-    let r = bn(&conv(64, 1, 3).apply(&r));
-    let shortcut = bn(&conv(64, 2, 1).apply(&h));
-    h = relu(&Add::new().apply_to(&[&r, &shortcut]));
-    let y = Dense::new(10).apply(&GlobalAveragePooling2D::new().apply(&h));
-    Model::new(&x, &y).expect("the residual network")
+    example::resnet(ember_kernels::conv::ConvAlgo::Auto).expect("the residual network")
 }
 
 /// A synthetic batch for `net`: inputs like scaled image bytes (about 60% zeros for MNIST

@@ -69,8 +69,9 @@ pub fn build(name: &str, algo: ConvAlgo) -> Result<Network, String> {
 
 /// A small residual network: Conv2D(32, 3x3, same)-BN-ReLU, two residual blocks
 /// (conv-BN-ReLU-conv-BN plus the identity, then ReLU), a strided block to 64 channels with
-/// a 1x1 projection shortcut, global average pooling, Dense(10) logits.
-fn resnet(algo: ConvAlgo) -> ember_model::Result<Model> {
+/// a 1x1 projection shortcut, global average pooling, Dense(10) logits. (The `networks`
+/// benchmark suite compiles this file for it.)
+pub fn resnet(algo: ConvAlgo) -> ember_model::Result<Model> {
     let conv = |f: usize, s: usize, k: usize| {
         Conv2D::new(f, (k, k)).strides((s, s)).padding("same").use_bias(false).algorithm(algo)
     };
