@@ -6,7 +6,7 @@
 mod common;
 
 use common::fill;
-use ember_kernels::elementwise::{adam_update, flush_subnormal, AdamParams};
+use ember_kernels::elementwise::{adam_update, adam_update_summed, flush_subnormal, AdamParams};
 use ember_kernels::{Ctx, Error, Isa};
 #[test]
 fn adam_matches_the_keras_formula() {
@@ -250,4 +250,40 @@ fn flush_subnormal_zeroes_exactly_the_subnormals_keeping_their_sign() {
         assert_eq!(flush_subnormal(x).to_bits(), want.to_bits(), "{x:e}");
     }
     assert!(flush_subnormal(f32::NAN).is_nan());
+}
+
+/// The step on a gradient given in parts is the parts summed in order
+/// (`accumulate_in_order`) and then the step, bit for bit, on every ISA: the sum left in
+/// the first part, lengths over several of the step's chunks with a partial last vector,
+/// and parts with subnormal and tiny values (the careful path) as well as normal ones.
+#[test]
+fn adam_on_a_gradient_in_parts_is_the_sum_then_the_step() {
+    let p = AdamParams::default();
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+    for isa in Isa::available() {
+        let ctx = Ctx::for_isa(isa);
+        for (len, parts) in [(1, 2), (17, 1), (40, 4), (20_003, 3), (8_192 * 2 + 5, 2)] {
+            let mut start = [fill(1, len), fill(2, len), fill(3, len).iter().map(|x| x.abs()).collect()];
+            // Every fifth weight tiny, so some vectors take the careful path.
+            start[0].iter_mut().step_by(5).for_each(|w| *w *= 1e-39);
+            let grads: Vec<Vec<f32>> = (0..=parts as u64)
+                .map(|k| if k == 2 { tiny(k, len, (-45.0, -36.0)) } else { fill(10 + k, len) })
+                .collect();
+            let (more, first) = (grads[1..].iter().map(|g| &g[..]).collect::<Vec<_>>(), &grads[0]);
+            let [mut w1, mut m1, mut v1] = start.clone();
+            let mut sum = first.clone();
+            ember_kernels::elementwise::accumulate_in_order(&ctx, &mut sum, &more).unwrap();
+            adam_update(&ctx, &p, 3, &mut w1, &sum, &mut m1, &mut v1).unwrap();
+            let [mut w2, mut m2, mut v2] = start;
+            let mut g2 = first.clone();
+            adam_update_summed(&ctx, &p, 3, &mut w2, &mut g2, &more, &mut m2, &mut v2).unwrap();
+            for (name, a, b) in [("weights", &w1, &w2), ("m", &m1, &m2), ("v", &v1, &v2), ("gradient", &sum, &g2)] {
+                assert_eq!(bits(a), bits(b), "{isa}: {name}, length {len}, {parts} more parts");
+            }
+        }
+        let (mut w, mut g, mut m, mut v) = (vec![0.0; 4], vec![0.0; 4], vec![0.0; 4], vec![0.0; 4]);
+        let short = [0.0f32; 3];
+        let r = adam_update_summed(&ctx, &p, 1, &mut w, &mut g, &[&short], &mut m, &mut v);
+        assert!(matches!(r, Err(Error::ShapeMismatch { .. })), "{isa}: a short part: {r:?}");
+    }
 }

@@ -54,6 +54,67 @@ pub fn adam_update(
     v: &mut [f32],
 ) -> Result<()> {
     check_same("gradient length vs parameter length", param.len(), grad.len())?;
+    // The gradient is only read: `SUMMED` false never writes through the pointer.
+    step(ctx, p, t, (param, m, v), Gradient::<false> { g: grad.as_ptr().cast_mut(), more: &[] })
+}
+
+/// [`adam_update`] on the gradient `grad + more[0] + more[1] + …`, summed elementwise in
+/// that order (the bits of [`super::accumulate_in_order`] followed by [`adam_update`]),
+/// which is left in `grad`. For gradients that arrive in parts (the shards of a batch):
+/// the sum's loads and adds run in the step's loop, beside its square roots and divisions,
+/// instead of in a pass of their own over every part.
+#[allow(clippy::too_many_arguments)]
+pub fn adam_update_summed(
+    ctx: &crate::Ctx,
+    p: &AdamParams,
+    t: u32,
+    param: &mut [f32],
+    grad: &mut [f32],
+    more: &[&[f32]],
+    m: &mut [f32],
+    v: &mut [f32],
+) -> Result<()> {
+    check_same("gradient length vs parameter length", param.len(), grad.len())?;
+    for x in more {
+        check_same("summed gradient length vs parameter length", param.len(), x.len())?;
+    }
+    step(ctx, p, t, (param, m, v), Gradient::<true> { g: grad.as_mut_ptr(), more })
+}
+
+/// Where a step reads its gradient: `param.len()` floats at `g` plus, elementwise in order,
+/// those of `more` (each as long); with `SUMMED`, the sum is written back at `g`.
+struct Gradient<'a, const SUMMED: bool> {
+    g: *mut f32,
+    more: &'a [&'a [f32]],
+}
+
+/// The gradient's address, shared by the step's parallel tasks.
+#[derive(Clone, Copy)]
+struct SharedGradient(*mut f32);
+
+// SAFETY: the tasks of `step` read (and with `SUMMED` write) disjoint chunks of the
+// gradient, each its own, and the caller holds the gradient exclusively (or, without
+// `SUMMED`, shared and unwritten) for the whole step.
+unsafe impl Send for SharedGradient {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for SharedGradient {}
+
+impl SharedGradient {
+    /// The address of float `i` (a method, so that a closure captures the whole wrapper).
+    fn at(self, i: usize) -> *mut f32 {
+        self.0.wrapping_add(i)
+    }
+}
+
+/// The checks and the chunked, parallel step of [`adam_update`] and [`adam_update_summed`]
+/// (the gradient's length already checked against `param`'s).
+fn step<const SUMMED: bool>(
+    ctx: &crate::Ctx,
+    p: &AdamParams,
+    t: u32,
+    (param, m, v): (&mut [f32], &mut [f32], &mut [f32]),
+    grad: Gradient<'_, SUMMED>,
+) -> Result<()> {
     check_same("first moment length vs parameter length", param.len(), m.len())?;
     check_same("second moment length vs parameter length", param.len(), v.len())?;
     if t == 0 {
@@ -66,17 +127,19 @@ pub fn adam_update(
     let (c1, c2) = p.one_minus_betas();
     let k = StepConstants::new([c1, c2, adam_alpha(p, t), p.eps]);
     const CHUNK: usize = 8 * 1024;
+    let g = SharedGradient(grad.g);
     use rayon::prelude::*;
-    param
-        .par_chunks_mut(CHUNK)
-        .zip(grad.par_chunks(CHUNK))
-        .zip(m.par_chunks_mut(CHUNK))
-        .zip(v.par_chunks_mut(CHUNK))
-        .for_each(|(((w, g), m), v)| {
-            // SAFETY: `isa` was checked above; the four chunks have one length (the slices'
-            // lengths are checked above, and they are chunked alike).
-            unsafe { adam_vectors(isa, &k, w, g, m, v) }
-        });
+    param.par_chunks_mut(CHUNK).zip(m.par_chunks_mut(CHUNK)).zip(v.par_chunks_mut(CHUNK)).enumerate().for_each(
+        |(c, ((w, m), v))| {
+            let at = c * CHUNK;
+            let more: Vec<&[f32]> = grad.more.iter().map(|x| &x[at..at + w.len()]).collect();
+            // SAFETY: `isa` was checked above; the chunks of w, m, v and every `more` slice
+            // have one length, and the gradient holds `param.len()` floats at `g`
+            // (checked by the callers), of which this chunk's are read (and with SUMMED
+            // written) by this task only.
+            unsafe { adam_vectors::<SUMMED>(isa, &k, w, g.at(at), &more, m, v) }
+        },
+    );
     Ok(())
 }
 
@@ -182,10 +245,22 @@ impl StepConstants {
 /// the floating-point units: operands of a multiplication below its threshold are zeroed
 /// before it, and the quotient's tininess is decided on a scaled copy.
 ///
+/// The gradient is `g` plus the slices of `more` in order; with `SUMMED` the sum is stored
+/// back at `g`.
+///
 /// # Safety
-/// The ISA of `V` is enabled; `g`, `m`, `v` are as long as `w`.
+/// The ISA of `V` is enabled; `w.len()` floats at `g` are readable (and, with `SUMMED`,
+/// writable, and no other reference reaches them); `m`, `v` and every `more` slice are as
+/// long as `w`.
 #[inline(always)]
-unsafe fn adam_vectors_body<V: F32x>(k: &StepConstants, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+unsafe fn adam_vectors_body<V: F32x, const SUMMED: bool>(
+    k: &StepConstants,
+    w: &mut [f32],
+    g: *mut f32,
+    more: &[&[f32]],
+    m: &mut [f32],
+    v: &mut [f32],
+) {
     // SAFETY: registers only; the ISA of V is enabled (the contract).
     let [c1, c2, a, e] = k.k.map(|x| unsafe { V::splat(x) });
     let [t1, tsq, t2, ta] = k.below;
@@ -195,7 +270,18 @@ unsafe fn adam_vectors_body<V: F32x>(k: &StepConstants, w: &mut [f32], g: &[f32]
         // SAFETY: n floats from i in each slice; registers otherwise.
         unsafe {
             let ld = |p: *const f32| if n == V::LANES { V::load(p.add(i)) } else { V::load_partial(p.add(i), n) };
-            let (gv, mv, vv, wv) = (ld(g.as_ptr()), ld(m.as_ptr()), ld(v.as_ptr()), ld(w.as_ptr()));
+            let mut gv = ld(g);
+            if SUMMED {
+                for x in more {
+                    gv = gv.add(ld(x.as_ptr()));
+                }
+                if n == V::LANES {
+                    gv.store(g.add(i));
+                } else {
+                    gv.store_partial(g.add(i), n);
+                }
+            }
+            let (mv, vv, wv) = (ld(m.as_ptr()), ld(v.as_ptr()), ld(w.as_ptr()));
             let plain = k.plain
                 && !(gv.any_outside(PLAIN_G.0, PLAIN_G.1)
                     | mv.any_below(PLAIN_M)
@@ -252,5 +338,5 @@ unsafe fn quotient_flushed<V: F32x>(num: V, den: V) -> V {
 
 crate::arch::simd::simd_dispatch! {
     /// [`adam_vectors_body`] on `isa`.
-    unsafe fn adam_vectors(k: &StepConstants, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) => adam_vectors_body
+    unsafe fn adam_vectors<const SUMMED: bool>(k: &StepConstants, w: &mut [f32], g: *mut f32, more: &[&[f32]], m: &mut [f32], v: &mut [f32]) => adam_vectors_body
 }

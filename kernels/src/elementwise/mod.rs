@@ -16,7 +16,7 @@ mod relu;
 mod softmax;
 mod sums;
 
-pub use adam::{adam_alpha, adam_update, AdamParams};
+pub use adam::{adam_alpha, adam_update, adam_update_summed, AdamParams};
 pub use bias::{bias_add, bias_grad};
 pub use flush::flush_subnormal;
 pub use relu::{relu_backward, relu_forward};

@@ -98,6 +98,31 @@ fn elementwise_rejects_bad_lengths_and_labels() {
             adam_update(&Ctx::for_isa(missing_isa()), &p, 1, &mut z(4), &z(4), &mut z(4), &mut z(4))
         ),
         case!(
+            "adam summed: gradient length",
+            Error::ShapeMismatch { .. },
+            adam_update_summed(&Ctx::new(), &p, 1, &mut z(4), &mut z(3), &[], &mut z(4), &mut z(4))
+        ),
+        case!(
+            "adam summed: a part's length",
+            Error::ShapeMismatch { .. },
+            adam_update_summed(&Ctx::new(), &p, 1, &mut z(4), &mut z(4), &[&z(4), &z(5)], &mut z(4), &mut z(4))
+        ),
+        case!(
+            "adam summed: second moment length",
+            Error::ShapeMismatch { .. },
+            adam_update_summed(&Ctx::new(), &p, 1, &mut z(4), &mut z(4), &[&z(4)], &mut z(4), &mut z(3))
+        ),
+        case!(
+            "adam summed: step 0",
+            Error::InvalidArgument(_),
+            adam_update_summed(&Ctx::new(), &p, 0, &mut z(4), &mut z(4), &[&z(4)], &mut z(4), &mut z(4))
+        ),
+        case!(
+            "adam summed: ISA this CPU lacks",
+            Error::IsaUnavailable(_),
+            adam_update_summed(&Ctx::for_isa(missing_isa()), &p, 1, &mut z(4), &mut z(4), &[], &mut z(4), &mut z(4))
+        ),
+        case!(
             "activation: output length",
             Error::ShapeMismatch { .. },
             act_forward(&Ctx::new(), Act::Gelu, &z(4), &mut z(3))

@@ -19,8 +19,8 @@ use ember_kernels::conv::{
     ConvReluPool, Padding,
 };
 use ember_kernels::elementwise::{
-    accumulate, accumulate_in_order, adam_update, add_forward, bias_add, bias_grad, relu_backward, softmax,
-    softmax_cross_entropy, softmax_cross_entropy_sum, AdamParams,
+    accumulate, accumulate_in_order, adam_update, adam_update_summed, add_forward, bias_add, bias_grad, relu_backward,
+    softmax, softmax_cross_entropy, softmax_cross_entropy_sum, AdamParams,
 };
 use ember_kernels::gemm::{sgemm, sgemm_epilogue, Epilogue, MatMut, MatRef, PackedB, Rhs};
 use ember_kernels::linear::{linear_backward_data, linear_backward_weights, linear_forward, Linear};

@@ -2,7 +2,7 @@
 
 use super::{slots_for, LearningRate, Optimizer};
 use crate::error::{Error, Result};
-use ember_kernels::elementwise::{adam_update, AdamParams};
+use ember_kernels::elementwise::{adam_update, adam_update_summed, AdamParams};
 
 /// Adam with Keras's update (`ember_kernels::elementwise::adam_update`): defaults lr 1e-3,
 /// β1 0.9, β2 0.999, ε 1e-7 (at most 2^100). In TensorFlow's arithmetic, which flushes
@@ -54,6 +54,18 @@ impl Adam {
 
 const NAMES: [&str; 2] = ["m", "v"];
 
+impl Adam {
+    /// The hyper-parameters (this step's learning rate) and number of the next update
+    /// (counted), and the moments of `len` parameters.
+    fn next_step(&mut self, len: usize) -> Result<(AdamParams, u32, &mut [f32], &mut [f32])> {
+        self.hp.lr = self.lr.at(self.iterations);
+        self.iterations += 1;
+        let t = u32::try_from(self.iterations).map_err(|_| Error::Config("Adam step count overflows u32".into()))?;
+        let (m, v) = slots_for(&mut self.slots, 2, len, 0.0)?.split_at_mut(1);
+        Ok((self.hp, t, &mut m[0], &mut v[0]))
+    }
+}
+
 impl Optimizer for Adam {
     fn name(&self) -> &'static str {
         "adam"
@@ -78,11 +90,13 @@ impl Optimizer for Adam {
         &NAMES
     }
     fn apply(&mut self, values: &mut [f32], grads: &[f32]) -> Result<()> {
-        self.hp.lr = self.lr.at(self.iterations);
-        self.iterations += 1;
-        let t = u32::try_from(self.iterations).map_err(|_| Error::Config("Adam step count overflows u32".into()))?;
-        let (m, v) = slots_for(&mut self.slots, 2, values.len(), 0.0)?.split_at_mut(1);
-        adam_update(&ember_kernels::Ctx::new(), &self.hp, t, values, grads, &mut m[0], &mut v[0])?;
+        let (hp, t, m, v) = self.next_step(values.len())?;
+        adam_update(&ember_kernels::Ctx::new(), &hp, t, values, grads, m, v)?;
+        Ok(())
+    }
+    fn apply_summed(&mut self, values: &mut [f32], grads: &mut [f32], more: &[&[f32]]) -> Result<()> {
+        let (hp, t, m, v) = self.next_step(values.len())?;
+        adam_update_summed(&ember_kernels::Ctx::new(), &hp, t, values, grads, more, m, v)?;
         Ok(())
     }
     super::optimizer_state!();

@@ -44,6 +44,14 @@ pub trait Optimizer: Send + Sync {
     /// One update: `values` and `grads` are the store's trainable arenas (one length; the
     /// same layout on every call).
     fn apply(&mut self, values: &mut [f32], grads: &[f32]) -> Result<()>;
+    /// [`Optimizer::apply`] on the gradient `grads + more[0] + more[1] + …`, summed
+    /// elementwise in that order and left in `grads` (the gradients of a batch's shards).
+    /// By default the sum is made first ([`ember_kernels::elementwise::accumulate_in_order`]);
+    /// an optimizer may make it inside its step, with the same bits.
+    fn apply_summed(&mut self, values: &mut [f32], grads: &mut [f32], more: &[&[f32]]) -> Result<()> {
+        ember_kernels::elementwise::accumulate_in_order(&ember_kernels::Ctx::new(), grads, more)?;
+        self.apply(values, grads)
+    }
     /// Updates applied so far.
     fn iterations(&self) -> u64;
     /// Replaces the learning rate (a callback's change; the state is kept).
@@ -70,6 +78,9 @@ impl<O: Optimizer + ?Sized> Optimizer for Box<O> {
     }
     fn apply(&mut self, values: &mut [f32], grads: &[f32]) -> Result<()> {
         (**self).apply(values, grads)
+    }
+    fn apply_summed(&mut self, values: &mut [f32], grads: &mut [f32], more: &[&[f32]]) -> Result<()> {
+        (**self).apply_summed(values, grads, more)
     }
     fn iterations(&self) -> u64 {
         (**self).iterations()

@@ -270,6 +270,12 @@ impl ParamStore {
         let n = self.table.trainable_len;
         (&mut self.values.as_mut_slice()[..n], self.grads.as_slice())
     }
+    /// [`ParamStore::trainable_mut`] with the gradients writable too: for an optimizer that
+    /// sums a batch's shards into the gradient arena as it steps.
+    pub(crate) fn trainable_and_grads_mut(&mut self) -> (&mut [f32], &mut [f32]) {
+        let n = self.table.trainable_len;
+        (&mut self.values.as_mut_slice()[..n], self.grads.as_mut_slice())
+    }
     /// Read-only values and the writable gradient arena, for a backward pass.
     pub(crate) fn split_mut(&mut self) -> (Weights<'_>, &mut [f32]) {
         (Weights { table: &self.table, values: self.values.as_slice() }, self.grads.as_mut_slice())

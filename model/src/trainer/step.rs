@@ -96,10 +96,21 @@ impl Model {
         })
     }
 
-    /// The step on the loaded batch; inside the pool.
+    /// The step on the loaded batch; inside the pool. Without a gradient hook the shards'
+    /// gradients are summed inside the optimizer's step ([`Optimizer::apply_summed`]: the
+    /// same sum, in the same order, as the hook's path makes before the step).
+    ///
+    /// [`Optimizer::apply_summed`]: crate::optimizers::Optimizer::apply_summed
     pub(crate) fn train_step(&mut self, n: usize) -> Result<(f32, crate::losses::Counts)> {
-        let (loss, counts) = self.gradients_of_loaded(true)?;
-        self.apply_gradients()?;
+        let (loss, counts) = if self.train.hook.is_some() {
+            let r = self.gradients_of_loaded(true)?;
+            self.apply_gradients()?;
+            r
+        } else {
+            let r = self.run_loaded_summing(true, true, false)?;
+            self.apply_shard_gradients()?;
+            r
+        };
         Ok(((loss / n as f64) as f32, counts))
     }
 
@@ -110,6 +121,12 @@ impl Model {
     /// Forward and (with `grads`) backward over the loaded batch in its shards, the
     /// parameter gradients summed into the store's gradient arena.
     pub(crate) fn run_loaded(&mut self, training: bool, grads: bool) -> Result<(f64, Counts)> {
+        self.run_loaded_summing(training, grads, true)
+    }
+
+    /// [`Model::run_loaded`], the shards' gradients left in their arenas without `sum`
+    /// (for [`Model::apply_shard_gradients`]).
+    fn run_loaded_summing(&mut self, training: bool, grads: bool, sum: bool) -> Result<(f64, Counts)> {
         let n = self.batch.targets.len();
         let Model { plan, infer_plan, store, shards, shard_grads, batch, train, seed, .. } = self;
         // Evaluation runs the inference plan (batch normalization folded, in parts).
@@ -123,11 +140,11 @@ impl Model {
         let (weights, arena) = store.split_mut();
         let args = run_args(train.compiled.as_ref().ok_or(Error::NotCompiled)?, weights, *seed, training, n);
         if !grads {
-            return executor::run_sharded(plan, &args, None, &mut shards[..s], batch);
+            return executor::run_sharded(plan, &args, None, &mut shards[..s], batch, sum);
         }
         let mut bufs: Vec<&mut [f32]> =
             std::iter::once(arena).chain(shard_grads.iter_mut().map(Arena::as_mut_slice)).take(s).collect();
-        executor::run_sharded(plan, &args, Some(&mut bufs), &mut shards[..s], batch)
+        executor::run_sharded(plan, &args, Some(&mut bufs), &mut shards[..s], batch, sum)
     }
 
     /// Forward and backward over the loaded batch, into the store's gradient arena.
@@ -150,6 +167,24 @@ impl Model {
         }
         let (values, grads) = store.trainable_mut();
         c.optimizer.apply(values, grads)
+    }
+}
+
+impl Model {
+    /// [`Model::apply_gradients`] without a hook, after a run that left each shard's
+    /// gradients in its own arena: the optimizer sums them (the store's arena first, then
+    /// the shards' in order) as it steps, leaving the sum in the store's arena.
+    fn apply_shard_gradients(&mut self) -> Result<()> {
+        let Model { store, train, plan, shards, shard_grads, batch, .. } = self;
+        let plan = plan.as_ref().ok_or(Error::NotCompiled)?;
+        if let Some(shard) = shards.first() {
+            executor::update_state(plan, shard, store)?;
+        }
+        let s = executor::shard_count(plan, batch.targets.len(), store.table().trainable_len());
+        let more: Vec<&[f32]> = shard_grads.iter().take(s.saturating_sub(1)).map(Arena::as_slice).collect();
+        let c = train.compiled.as_mut().ok_or(Error::NotCompiled)?;
+        let (values, grads) = store.trainable_and_grads_mut();
+        c.optimizer.apply_summed(values, grads, &more)
     }
 }
 

@@ -123,18 +123,19 @@ pub(super) fn part_loss(
 
 /// [`run_range`] over a whole batch split into `shards.len()` shards of whole parts, run
 /// in parallel in the current rayon pool: shard `k` writes its parameter gradients into
-/// `grads[k]` (overwriting), and the shards' gradients are then summed into `grads[0]` in
-/// shard order, as are the losses and counts. Nothing depends on which thread ran which
-/// shard.
+/// `grads[k]` (overwriting), and with `sum` the shards' gradients are then summed into
+/// `grads[0]` in shard order (without, the caller sums them, in that order); the losses
+/// and counts are summed in shard order. Nothing depends on which thread ran which shard.
 pub(crate) fn run_sharded(
     plan: &Plan,
     a: &RunArgs<'_>,
     grads: Option<&mut [&mut [f32]]>,
     shards: &mut [Shard],
     batch: &Batch,
+    sum: bool,
 ) -> Result<(f64, Counts)> {
     let s = shards.len().max(1);
-    let per_shard = run_shards(plan, a, grads, shards, batch, (0, s, true))?;
+    let per_shard = run_shards(plan, a, grads, shards, batch, (0, s, sum))?;
     Ok(fold_in_order((0.0, Counts::default()), &per_shard))
 }
 
