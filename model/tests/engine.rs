@@ -1,12 +1,13 @@
 //! The engine's seams: a functional model with a residual branch trains; shards of a batch
 //! run concurrently give exactly the gradients of running them one after the other; the
-//! gradient hook sees (and may change) the whole gradient arena before the optimizer step.
+//! gradient hook sees (and may change) the whole gradient arena before the optimizer step;
+//! Adam summing the shards in its step (no hook) gives the bits of the sum made first.
 
 mod common;
 
 use common::{compile_adam, quadrant_task, seed_model};
 use ember_kernels::conv::Padding;
-use ember_model::layers::{Activation, Add, Conv2D, Dense, Flatten, MaxPooling2D};
+use ember_model::layers::{Activation, ActivationLayer, Add, BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D};
 use ember_model::losses::{Loss, Metric};
 use ember_model::optimizers::Sgd;
 use ember_model::params::ParamTable;
@@ -350,5 +351,53 @@ fn batch_norm_add_relu_fusion_matches_the_separate_layers() {
     m.train_on_batch(&x, &labels).unwrap();
     for (n, b) in names.iter().zip(&before) {
         assert!(mean(&m, n) != *b, "{n}: moving mean unchanged by a fused step");
+    }
+}
+
+/// Does nothing; with it set, a step sums the shards' gradients before the hook and the
+/// optimizer, where without a hook Adam sums them inside its step.
+struct Noop;
+
+impl GradientHook for Noop {
+    fn on_gradients(&mut self, _: u64, _: &mut [f32], _: &ParamTable) -> ember_model::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn adam_summing_the_shards_in_its_step_changes_no_bit() {
+    // 40 samples: five shards of a part each; a network of parts and one with batch
+    // normalization (whose shards run coupled); one and two threads.
+    let data = quadrant_task(40, 12, 5);
+    let x: Vec<f32> = (0..40).flat_map(|i| data.sample(i).unwrap()).collect();
+    let labels = data.labels().unwrap();
+    let normalized = || {
+        let x = Input::new(&[12, 12, 1]);
+        let h = BatchNormalization::new().apply(&Conv2D::new(4, (3, 3)).apply(&x));
+        let h = ActivationLayer::new(Activation::Relu).apply(&h);
+        let y = Dense::new(4).activation(Activation::Softmax).apply(&Flatten::new().apply(&h));
+        Model::new(&x, &y).unwrap()
+    };
+    for (name, build) in
+        [("seed", &(|| seed_model(12, 4, 4, 2).into_model()) as &dyn Fn() -> Model), ("bn", &normalized)]
+    {
+        for threads in [1, 2] {
+            let train = |hook: bool| {
+                let mut m = build();
+                m.seed(9).set_threads(threads).unwrap();
+                compile_adam(&mut m);
+                if hook {
+                    m.set_gradient_hook(Noop);
+                }
+                for _ in 0..3 {
+                    m.train_on_batch(&x, labels).unwrap();
+                }
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+                (bits(m.params().values()), bits(m.params().grads()))
+            };
+            let (summed_first, summed_in_step) = (train(true), train(false));
+            assert!(summed_first.0 == summed_in_step.0, "{name}, {threads} threads: weights differ");
+            assert!(summed_first.1 == summed_in_step.1, "{name}, {threads} threads: the gradient arena differs");
+        }
     }
 }
