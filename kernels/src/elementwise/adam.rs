@@ -55,7 +55,7 @@ pub fn adam_update(
 ) -> Result<()> {
     check_same("gradient length vs parameter length", param.len(), grad.len())?;
     // The gradient is only read: `SUMMED` false never writes through the pointer.
-    step(ctx, p, t, (param, m, v), Gradient::<false> { g: grad.as_ptr().cast_mut(), more: &[] })
+    step::<false>(ctx, p, t, (param, m, v), (SharedGradient(grad.as_ptr().cast_mut()), &[]))
 }
 
 /// [`adam_update`] on the gradient `grad + more[0] + more[1] + …`, summed elementwise in
@@ -78,14 +78,7 @@ pub fn adam_update_summed(
     for x in more {
         check_same("summed gradient length vs parameter length", param.len(), x.len())?;
     }
-    step(ctx, p, t, (param, m, v), Gradient::<true> { g: grad.as_mut_ptr(), more })
-}
-
-/// Where a step reads its gradient: `param.len()` floats at `g` plus, elementwise in order,
-/// those of `more` (each as long); with `SUMMED`, the sum is written back at `g`.
-struct Gradient<'a, const SUMMED: bool> {
-    g: *mut f32,
-    more: &'a [&'a [f32]],
+    step::<true>(ctx, p, t, (param, m, v), (SharedGradient(grad.as_mut_ptr()), more))
 }
 
 /// The gradient's address, shared by the step's parallel tasks.
@@ -106,14 +99,16 @@ impl SharedGradient {
     }
 }
 
-/// The checks and the chunked, parallel step of [`adam_update`] and [`adam_update_summed`]
-/// (the gradient's length already checked against `param`'s).
+/// The checks and the chunked, parallel step of [`adam_update`] and [`adam_update_summed`]:
+/// the gradient is `param.len()` floats at `g` (its length checked by the callers) plus,
+/// elementwise in order, those of `more` (each as long); with `SUMMED` the sum is written
+/// back at `g`.
 fn step<const SUMMED: bool>(
     ctx: &crate::Ctx,
     p: &AdamParams,
     t: u32,
     (param, m, v): (&mut [f32], &mut [f32], &mut [f32]),
-    grad: Gradient<'_, SUMMED>,
+    (g, more): (SharedGradient, &[&[f32]]),
 ) -> Result<()> {
     check_same("first moment length vs parameter length", param.len(), m.len())?;
     check_same("second moment length vs parameter length", param.len(), v.len())?;
@@ -127,17 +122,15 @@ fn step<const SUMMED: bool>(
     let (c1, c2) = p.one_minus_betas();
     let k = StepConstants::new([c1, c2, adam_alpha(p, t), p.eps]);
     const CHUNK: usize = 8 * 1024;
-    let g = SharedGradient(grad.g);
     use rayon::prelude::*;
     param.par_chunks_mut(CHUNK).zip(m.par_chunks_mut(CHUNK)).zip(v.par_chunks_mut(CHUNK)).enumerate().for_each(
         |(c, ((w, m), v))| {
             let at = c * CHUNK;
-            let more: Vec<&[f32]> = grad.more.iter().map(|x| &x[at..at + w.len()]).collect();
-            // SAFETY: `isa` was checked above; the chunks of w, m, v and every `more` slice
-            // have one length, and the gradient holds `param.len()` floats at `g`
-            // (checked by the callers), of which this chunk's are read (and with SUMMED
-            // written) by this task only.
-            unsafe { adam_vectors::<SUMMED>(isa, &k, w, g.at(at), &more, m, v) }
+            // SAFETY: `isa` was checked above; the chunks of w, m, v have one length, and
+            // the gradient and every `more` slice hold `param.len()` floats (checked by the
+            // callers), of which the chunk's from `at` are read (and with SUMMED written)
+            // by this task only.
+            unsafe { adam_vectors::<SUMMED>(isa, &k, w, g.at(at), (more, at), m, v) }
         },
     );
     Ok(())
@@ -245,19 +238,19 @@ impl StepConstants {
 /// the floating-point units: operands of a multiplication below its threshold are zeroed
 /// before it, and the quotient's tininess is decided on a scaled copy.
 ///
-/// The gradient is `g` plus the slices of `more` in order; with `SUMMED` the sum is stored
-/// back at `g`.
+/// The gradient is `g` plus, in order, the floats from `at` of every slice of `more`; with
+/// `SUMMED` the sum is stored back at `g`.
 ///
 /// # Safety
 /// The ISA of `V` is enabled; `w.len()` floats at `g` are readable (and, with `SUMMED`,
-/// writable, and no other reference reaches them); `m`, `v` and every `more` slice are as
-/// long as `w`.
+/// writable, and no other reference reaches them); `m` and `v` are as long as `w`, and
+/// every `more` slice holds `at + w.len()` floats.
 #[inline(always)]
 unsafe fn adam_vectors_body<V: F32x, const SUMMED: bool>(
     k: &StepConstants,
     w: &mut [f32],
     g: *mut f32,
-    more: &[&[f32]],
+    (more, at): (&[&[f32]], usize),
     m: &mut [f32],
     v: &mut [f32],
 ) {
@@ -273,7 +266,7 @@ unsafe fn adam_vectors_body<V: F32x, const SUMMED: bool>(
             let mut gv = ld(g);
             if SUMMED {
                 for x in more {
-                    gv = gv.add(ld(x.as_ptr()));
+                    gv = gv.add(ld(x.as_ptr().add(at)));
                 }
                 if n == V::LANES {
                     gv.store(g.add(i));
@@ -338,5 +331,5 @@ unsafe fn quotient_flushed<V: F32x>(num: V, den: V) -> V {
 
 crate::arch::simd::simd_dispatch! {
     /// [`adam_vectors_body`] on `isa`.
-    unsafe fn adam_vectors<const SUMMED: bool>(k: &StepConstants, w: &mut [f32], g: *mut f32, more: &[&[f32]], m: &mut [f32], v: &mut [f32]) => adam_vectors_body
+    unsafe fn adam_vectors<const SUMMED: bool>(k: &StepConstants, w: &mut [f32], g: *mut f32, more: (&[&[f32]], usize), m: &mut [f32], v: &mut [f32]) => adam_vectors_body
 }

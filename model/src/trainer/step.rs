@@ -108,7 +108,7 @@ impl Model {
             r
         } else {
             let r = self.run_loaded_summing(true, true, false)?;
-            self.apply_shard_gradients()?;
+            self.apply_update(false)?;
             r
         };
         Ok(((loss / n as f64) as f32, counts))
@@ -125,7 +125,7 @@ impl Model {
     }
 
     /// [`Model::run_loaded`], the shards' gradients left in their arenas without `sum`
-    /// (for [`Model::apply_shard_gradients`]).
+    /// (for [`Model::apply_update`]).
     fn run_loaded_summing(&mut self, training: bool, grads: bool, sum: bool) -> Result<(f64, Counts)> {
         let n = self.batch.targets.len();
         let Model { plan, infer_plan, store, shards, shard_grads, batch, train, seed, .. } = self;
@@ -153,36 +153,33 @@ impl Model {
     }
 
     /// State updates (moving statistics), hook, then optimizer: the second half of a
-    /// training step.
+    /// training step, after a run that summed the shards' gradients into the store's arena.
     pub(crate) fn apply_gradients(&mut self) -> Result<()> {
-        let Model { store, train, plan, shards, .. } = self;
-        if let (Some(plan), Some(shard)) = (plan.as_ref(), shards.first()) {
-            executor::update_state(plan, shard, store)?;
-        }
-        let c = train.compiled.as_mut().ok_or(Error::NotCompiled)?;
-        if let Some(hook) = train.hook.as_mut() {
-            let step = c.optimizer.iterations() + 1;
-            let table = store.table().clone();
-            hook.on_gradients(step, store.grads_mut(), &table)?;
-        }
-        let (values, grads) = store.trainable_mut();
-        c.optimizer.apply(values, grads)
+        self.apply_update(true)
     }
-}
 
-impl Model {
-    /// [`Model::apply_gradients`] without a hook, after a run that left each shard's
-    /// gradients in its own arena: the optimizer sums them (the store's arena first, then
-    /// the shards' in order) as it steps, leaving the sum in the store's arena.
-    fn apply_shard_gradients(&mut self) -> Result<()> {
+    /// [`Model::apply_gradients`]; without `summed`, after a run that left each shard's
+    /// gradients in its own arena (only without a hook, which sees the summed arena): the
+    /// optimizer sums them, the store's arena first and then the shards' in order, as it
+    /// steps, and leaves the sum in the store's arena.
+    fn apply_update(&mut self, summed: bool) -> Result<()> {
         let Model { store, train, plan, shards, shard_grads, batch, .. } = self;
         let plan = plan.as_ref().ok_or(Error::NotCompiled)?;
         if let Some(shard) = shards.first() {
             executor::update_state(plan, shard, store)?;
         }
+        let c = train.compiled.as_mut().ok_or(Error::NotCompiled)?;
+        if summed {
+            if let Some(hook) = train.hook.as_mut() {
+                let step = c.optimizer.iterations() + 1;
+                let table = store.table().clone();
+                hook.on_gradients(step, store.grads_mut(), &table)?;
+            }
+            let (values, grads) = store.trainable_mut();
+            return c.optimizer.apply(values, grads);
+        }
         let s = executor::shard_count(plan, batch.targets.len(), store.table().trainable_len());
         let more: Vec<&[f32]> = shard_grads.iter().take(s.saturating_sub(1)).map(Arena::as_slice).collect();
-        let c = train.compiled.as_mut().ok_or(Error::NotCompiled)?;
         let (values, grads) = store.trainable_and_grads_mut();
         c.optimizer.apply_summed(values, grads, &more)
     }
