@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::fill;
+use common::{daz, fill, ftz_window, tiny};
 use ember_kernels::elementwise::{adam_update, adam_update_summed, flush_subnormal, AdamParams};
 use ember_kernels::{Ctx, Error, Isa};
 #[test]
@@ -29,15 +29,6 @@ fn adam_matches_the_keras_formula() {
     assert!(matches!(adam_update(&Ctx::new(), &p, 0, &mut w, &g, &mut m, &mut v), Err(Error::InvalidArgument(_))));
 }
 
-/// TensorFlow's view of an operand: a subnormal is zero of its sign (denormals-are-zero).
-fn daz(x: f32) -> f32 {
-    if x.is_subnormal() {
-        0.0f32.copysign(x)
-    } else {
-        x
-    }
-}
-
 thread_local! {
     /// Per operation of [`keras_adam_scalar`] (`(g - m)(1 - β1)`, `(g² - v)(1 - β2)`, `α m`,
     /// the quotient, the others), how many results [`ftz`] flushed on this thread that IEEE
@@ -45,30 +36,18 @@ thread_local! {
     static WINDOW: std::cell::RefCell<[usize; 5]> = const { std::cell::RefCell::new([0; 5]) };
 }
 
-/// An operation's result under x86's flush-to-zero, from its value in f64 (exact for
-/// products of two f32, and rounding through f64 first is innocuous for one f32 operation):
-/// zero of its sign when the value rounded to 24 bits with an unbounded exponent is below
-/// the smallest normal (found in the normal range, 2^100 up), else the value rounded to f32.
+/// An operation's result under x86's flush-to-zero ([`ftz_window`]).
 fn ftz(r: f64) -> f32 {
     ftz_op(r, 4)
 }
 
 /// [`ftz`] of operation `op` (counted in [`WINDOW`]).
 fn ftz_op(r: f64, op: usize) -> f32 {
-    let scaled = (r * 2f64.powi(100)) as f32;
-    if scaled.abs() < f32::MIN_POSITIVE * 2f32.powi(100) {
-        if (r as f32).abs() == f32::MIN_POSITIVE {
-            // IEEE rounds this one up to the smallest normal; x86 flushes it.
-            WINDOW.with(|w| w.borrow_mut()[op] += 1);
-        }
-        if r.is_sign_negative() {
-            -0.0
-        } else {
-            0.0
-        }
-    } else {
-        r as f32
+    let (x, window) = ftz_window(r);
+    if window {
+        WINDOW.with(|w| w.borrow_mut()[op] += 1);
     }
+    x
 }
 
 /// Keras's Adam step with TensorFlow's flushing, one value at a time in f64 then rounded as
@@ -120,16 +99,6 @@ fn adam_over_several_steps_is_the_scalar_keras_update_bit_for_bit() {
         let grads: Vec<_> = (1..=4u64).map(|t| fill(10 + t, len)).collect();
         check_adam_steps(&p, [&w, &zeros, &zeros], &grads, "normal values");
     }
-}
-
-/// Values of magnitude `10^e` for `e` uniform in `[lo, hi]`, signs alternating with the
-/// draws: tiny ones square to subnormals or are subnormal themselves.
-fn tiny(seed: u64, len: usize, (lo, hi): (f32, f32)) -> Vec<f32> {
-    fill(seed, len)
-        .iter()
-        .zip(fill(seed + 1000, len))
-        .map(|(&u, s)| 10f32.powf(lo + (u + 1.0) / 2.0 * (hi - lo)).copysign(s))
-        .collect()
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Adam's update, in Keras's exact form.
 
-use super::{check_same, flush_subnormal};
+use super::flush::{pow2_bits, product_threshold, quotient_flushed};
+use super::{check_same, flush_subnormal, SharedGradient};
 use crate::arch::simd::F32x;
 use crate::error::{Error, Result};
 
@@ -81,24 +82,6 @@ pub fn adam_update_summed(
     step::<true>(ctx, p, t, (param, m, v), (SharedGradient(grad.as_mut_ptr()), more))
 }
 
-/// The gradient's address, shared by the step's parallel tasks.
-#[derive(Clone, Copy)]
-struct SharedGradient(*mut f32);
-
-// SAFETY: the tasks of `step` read (and with `SUMMED` write) disjoint chunks of the
-// gradient, each its own, and the caller holds the gradient exclusively (or, without
-// `SUMMED`, shared and unwritten) for the whole step.
-unsafe impl Send for SharedGradient {}
-// SAFETY: as for `Send`.
-unsafe impl Sync for SharedGradient {}
-
-impl SharedGradient {
-    /// The address of float `i` (a method, so that a closure captures the whole wrapper).
-    fn at(self, i: usize) -> *mut f32 {
-        self.0.wrapping_add(i)
-    }
-}
-
 /// The checks and the chunked, parallel step of [`adam_update`] and [`adam_update_summed`]:
 /// the gradient is `param.len()` floats at `g` (its length checked by the callers) plus,
 /// elementwise in order, those of `more` (each as long); with `SUMMED` the sum is written
@@ -148,11 +131,6 @@ pub fn adam_alpha(p: &AdamParams, t: u32) -> f32 {
 /// denominators `√v + ε` up to about 2^105, and √v is at most 2^64.
 const MAX_EPSILON: f32 = f32::from_bits(pow2_bits(100));
 
-/// The bits of `2^e` (`-126 <= e <= 127`).
-const fn pow2_bits(e: i32) -> u32 {
-    ((e + 127) as u32) << 23
-}
-
 /// The bounds of the plain path ([`StepConstants::plain`]): per vector, every gradient,
 /// moment and weight is zero or has a magnitude in these ranges (bits, inclusive; the
 /// moment's and the weight's have no upper bound: infinities and NaN give the same in both
@@ -170,37 +148,6 @@ const PLAIN_G: (u32, u32) = (pow2_bits(-40), pow2_bits(19));
 const PLAIN_M: u32 = pow2_bits(-40);
 const PLAIN_V: (u32, u32) = (pow2_bits(-80), pow2_bits(38));
 const PLAIN_W: u32 = pow2_bits(-40);
-
-/// Whether x86's flush-to-zero zeroes the product `x·c`: its exact value (in f64: 24-bit
-/// factors) rounded to 24 bits with an unbounded exponent is below the smallest normal.
-/// x86 detects a tiny result after that rounding, so a product that IEEE arithmetic rounds
-/// up to the smallest normal from just below it is still zero under flush-to-zero
-/// (TensorFlow agrees: checked in session 42).
-fn product_is_tiny(x: f32, c: f32) -> bool {
-    // 2^100 moves the product into f32's normal range, where the cast rounds to 24 bits.
-    let scaled = (f64::from(x) * f64::from(c)).abs() * 2f64.powi(100);
-    (scaled as f32) < f32::MIN_POSITIVE * 2f32.powi(100)
-}
-
-/// The smallest magnitude (as bits) whose product with `c` (with itself for `c` = `None`)
-/// is not tiny; at least the smallest normal's, since the operand is flushed too.
-fn product_threshold(c: Option<f32>) -> u32 {
-    let tiny = |b: u32| {
-        let x = f32::from_bits(b);
-        product_is_tiny(x, c.unwrap_or(x))
-    };
-    // The predicate is monotone in the magnitude: bisect the finite values.
-    let (mut lo, mut hi) = (0u32, f32::INFINITY.to_bits());
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if tiny(mid) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    lo.max(f32::MIN_POSITIVE.to_bits())
-}
 
 /// An Adam step's constants, flushed as TensorFlow reads them, with the thresholds below
 /// which the careful path zeroes an operand before a multiplication so that the product is
@@ -304,28 +251,6 @@ unsafe fn adam_vectors_body<V: F32x, const SUMMED: bool>(
             st(wn, w.as_mut_ptr());
         }
         i += n;
-    }
-}
-
-/// `num / den` under flush-to-zero, for `num` zero or normal and `den` positive (or NaN):
-/// the quotient is tiny exactly when that of `num` clamped to ±2^-20 and scaled by 2^100 is
-/// below 2^-26 (the clamp cannot hide a tiny quotient: `den` is at most about 2^64 + ε, so
-/// a numerator beyond 2^-20 gives one far above the smallest normal), computed in the
-/// normal range where IEEE rounding is x86's unbounded one. Tiny quotients' numerators are
-/// zeroed (keeping their sign) before the real division, so it never makes a subnormal.
-///
-/// # Safety
-/// The ISA of `V` is enabled.
-#[inline(always)]
-unsafe fn quotient_flushed<V: F32x>(num: V, den: V) -> V {
-    // SAFETY: arithmetic only.
-    unsafe {
-        let clamp = V::splat(2f32.powi(-20));
-        let scaled = num.min(clamp).max(V::zero().sub(clamp)).mul(V::splat(2f32.powi(100))).div(den);
-        let magnitude = scaled.max(V::zero().sub(scaled));
-        // Every finite lane lies below this threshold.
-        let signed_zero = num.flush_below(0x7fff_ffff);
-        V::splat(2f32.powi(-26)).select_gt(magnitude, signed_zero, num).div(den)
     }
 }
 

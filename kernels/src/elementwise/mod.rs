@@ -1,11 +1,12 @@
 //! The elementwise pieces a CNN needs, on rows of `channels` values (NHWC activations or
-//! `[batch, features]` matrices): bias, ReLU, softmax with cross-entropy, and Adam.
+//! `[batch, features]` matrices): bias, ReLU, softmax with cross-entropy, and the optimizers' updates.
 //! Memory-bound loops written so LLVM vectorises them for any target; every reduction runs
 //! in a fixed order, so results never depend on threads.
 //!
 //! One file per family: `bias` (the bias and its gradient), `sums` (elementwise sums:
-//! Keras's `Add`, gradient accumulation), `relu`, `softmax` (with cross-entropy), `adam`, and
-//! `flush` (TensorFlow's flush-to-zero, which the optimizers follow).
+//! Keras's `Add`, gradient accumulation), `relu`, `softmax` (with cross-entropy), `adam`, `rms`
+//! (RMSprop's and Adagrad's update), and `flush` (TensorFlow's flush-to-zero, which the
+//! optimizers follow).
 
 use crate::error::{Error, Result};
 
@@ -13,6 +14,7 @@ mod adam;
 mod bias;
 mod flush;
 mod relu;
+mod rms;
 mod softmax;
 mod sums;
 
@@ -20,6 +22,7 @@ pub use adam::{adam_alpha, adam_update, adam_update_summed, AdamParams};
 pub use bias::{bias_add, bias_grad};
 pub use flush::flush_subnormal;
 pub use relu::{relu_backward, relu_forward};
+pub use rms::{rms_update, rms_update_summed, RmsParams};
 pub use softmax::{softmax, softmax_cross_entropy, softmax_cross_entropy_sum};
 pub(crate) use sums::add_assign;
 pub use sums::{accumulate, accumulate_in_order, add_forward};
@@ -39,4 +42,22 @@ fn check_same(what: &'static str, a: usize, b: usize) -> Result<()> {
         return Err(Error::ShapeMismatch { what, expected: a, got: b });
     }
     Ok(())
+}
+
+/// A gradient's address, shared by the parallel tasks of an optimizer's step.
+#[derive(Clone, Copy)]
+pub(super) struct SharedGradient(pub(super) *mut f32);
+
+// SAFETY: the tasks of an optimizer's step read (and with `SUMMED` write) disjoint chunks of the
+// gradient, each its own, and the caller holds the gradient exclusively (or, without
+// `SUMMED`, shared and unwritten) for the whole step.
+unsafe impl Send for SharedGradient {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for SharedGradient {}
+
+impl SharedGradient {
+    /// The address of float `i` (a method, so that a closure captures the whole wrapper).
+    pub(super) fn at(self, i: usize) -> *mut f32 {
+        self.0.wrapping_add(i)
+    }
 }

@@ -6,6 +6,7 @@ use super::*;
 #[test]
 fn elementwise_rejects_bad_lengths_and_labels() {
     let p = AdamParams::default();
+    let r = RmsParams::rmsprop(1e-3, 0.9, 1e-7);
     run(vec![
         case!("bias_add: not whole rows", Error::ShapeMismatch { .. }, bias_add(&mut z(7), &z(3))),
         case!("bias_add: empty bias", Error::InvalidArgument(_), bias_add(&mut z(6), &[])),
@@ -121,6 +122,61 @@ fn elementwise_rejects_bad_lengths_and_labels() {
             "adam summed: ISA this CPU lacks",
             Error::IsaUnavailable(_),
             adam_update_summed(&Ctx::for_isa(missing_isa()), &p, 1, &mut z(4), &mut z(4), &[], &mut z(4), &mut z(4))
+        ),
+        case!(
+            "rms: gradient length",
+            Error::ShapeMismatch { .. },
+            rms_update(&Ctx::new(), &r, &mut z(4), &z(3), &mut z(4))
+        ),
+        case!(
+            "rms: running sum length",
+            Error::ShapeMismatch { .. },
+            rms_update(&Ctx::new(), &r, &mut z(4), &z(4), &mut z(5))
+        ),
+        case!(
+            "rms: epsilon 0",
+            Error::InvalidArgument(_),
+            rms_update(&Ctx::new(), &RmsParams { eps: 0.0, ..r }, &mut z(4), &z(4), &mut z(4))
+        ),
+        case!(
+            "rms: epsilon beyond 2^100",
+            Error::InvalidArgument(_),
+            rms_update(&Ctx::new(), &RmsParams { eps: 1e31, ..r }, &mut z(4), &z(4), &mut z(4))
+        ),
+        case!(
+            "rms: negative decay",
+            Error::InvalidArgument(_),
+            rms_update(&Ctx::new(), &RmsParams { decay: -1.0, ..r }, &mut z(4), &z(4), &mut z(4))
+        ),
+        case!(
+            "rms: NaN gain",
+            Error::InvalidArgument(_),
+            rms_update(&Ctx::new(), &RmsParams { gain: f32::NAN, ..r }, &mut z(4), &z(4), &mut z(4))
+        ),
+        case!(
+            "rms: ISA this CPU lacks",
+            Error::IsaUnavailable(_),
+            rms_update(&Ctx::for_isa(missing_isa()), &r, &mut z(4), &z(4), &mut z(4))
+        ),
+        case!(
+            "rms summed: gradient length",
+            Error::ShapeMismatch { .. },
+            rms_update_summed(&Ctx::new(), &r, &mut z(4), &mut z(3), &[], &mut z(4))
+        ),
+        case!(
+            "rms summed: a part's length",
+            Error::ShapeMismatch { .. },
+            rms_update_summed(&Ctx::new(), &r, &mut z(4), &mut z(4), &[&z(4), &z(5)], &mut z(4))
+        ),
+        case!(
+            "rms summed: running sum length",
+            Error::ShapeMismatch { .. },
+            rms_update_summed(&Ctx::new(), &r, &mut z(4), &mut z(4), &[&z(4)], &mut z(3))
+        ),
+        case!(
+            "rms summed: ISA this CPU lacks",
+            Error::IsaUnavailable(_),
+            rms_update_summed(&Ctx::for_isa(missing_isa()), &r, &mut z(4), &mut z(4), &[], &mut z(4))
         ),
         case!(
             "activation: output length",

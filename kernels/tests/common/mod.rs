@@ -74,3 +74,38 @@ pub fn tol(mag: &[f32], terms: usize, extra: usize) -> Vec<f64> {
     let floor = extra as f64 * EPS * mag.iter().fold(0f64, |m, &v| m.max(f64::from(v)));
     mag.iter().map(|&m| (terms as f64 + 2.0) * EPS * f64::from(m) + floor + 1e-30).collect()
 }
+
+/// TensorFlow's view of an operand: a subnormal is zero of its sign (denormals-are-zero).
+pub fn daz(x: f32) -> f32 {
+    if x.is_subnormal() {
+        0.0f32.copysign(x)
+    } else {
+        x
+    }
+}
+
+/// An operation's result under x86's flush-to-zero, from its value in f64 (exact for
+/// products of two f32, and rounding through f64 first is innocuous for one f32 operation):
+/// zero of its sign when the value rounded to 24 bits with an unbounded exponent is below
+/// the smallest normal (found in the normal range, 2^100 up), else the value rounded to f32;
+/// and whether it is one that IEEE arithmetic rounds up to the smallest normal and x86
+/// flushes.
+pub fn ftz_window(r: f64) -> (f32, bool) {
+    let scaled = (r * 2f64.powi(100)) as f32;
+    if scaled.abs() < f32::MIN_POSITIVE * 2f32.powi(100) {
+        let window = (r as f32).abs() == f32::MIN_POSITIVE;
+        (if r.is_sign_negative() { -0.0 } else { 0.0 }, window)
+    } else {
+        (r as f32, false)
+    }
+}
+
+/// Values of magnitude `10^e` for `e` uniform in `[lo, hi]`, signs alternating with the
+/// draws: tiny ones square to subnormals or are subnormal themselves.
+pub fn tiny(seed: u64, len: usize, (lo, hi): (f32, f32)) -> Vec<f32> {
+    fill(seed, len)
+        .iter()
+        .zip(fill(seed + 1000, len))
+        .map(|(&u, s)| 10f32.powf(lo + (u + 1.0) / 2.0 * (hi - lo)).copysign(s))
+        .collect()
+}
