@@ -5,6 +5,11 @@
 //! - `dead`: zero gradients and moments a few ulps above zero, where IEEE arithmetic
 //!   leaves the first moment of a unit that stopped receiving gradient.
 //!
+//!
+//! Group `optimizers_1t`: each of the model's adaptive optimizers (Adam, RMSprop, Adagrad)
+//! through `Optimizer::apply` over the same weights, on `normal` and `tiny` gradients (the
+//! latter square to subnormals).
+//!
 //! Throughput in weights. On x86 a multiply, divide or square root that reads or makes a
 //! subnormal takes a microcode assist; TensorFlow flushes subnormals to zero, and so does
 //! Ember's Adam (`elementwise::flush_subnormal`): `normal` runs its plain path, `tiny` and
@@ -15,6 +20,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use ember_benches::{bench_isa, fill, pool};
 use ember_kernels::elementwise::{adam_update, AdamParams};
 use ember_kernels::Ctx;
+use ember_model::optimizers::{Adagrad, Adam, Optimizer, RmsProp};
 use std::time::Duration;
 
 /// The weights of the suite's CIFAR network.
@@ -43,9 +49,34 @@ fn adam(c: &mut Criterion) {
     g.finish();
 }
 
+fn optimizers(c: &mut Criterion) {
+    let one = pool(1);
+    let mut g = c.benchmark_group("optimizers_1t");
+    g.sample_size(20).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
+    g.throughput(Throughput::Elements(LEN as u64));
+    let normal = fill(2, LEN);
+    let tiny: Vec<f32> = normal.iter().map(|x| x * 1e-20).collect();
+    for name in ["adam", "rmsprop", "adagrad"] {
+        for (case, grad) in [("normal", &normal), ("tiny", &tiny)] {
+            let mut o: Box<dyn Optimizer> = match name {
+                "adam" => Box::new(Adam::new()),
+                "rmsprop" => Box::new(RmsProp::new()),
+                _ => Box::new(Adagrad::new()),
+            };
+            let mut w = fill(1, LEN);
+            // The state exists after a first step.
+            o.apply(&mut w, grad).unwrap();
+            g.bench_function(BenchmarkId::new(name, case), |b| {
+                one.install(|| b.iter(|| o.apply(&mut w, grad).unwrap()))
+            });
+        }
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = ember_benches::criterion();
-    targets = adam
+    targets = adam, optimizers
 }
 criterion_main!(benches);

@@ -9,7 +9,7 @@ use common::{compile_adam, quadrant_task, seed_model};
 use ember_kernels::conv::Padding;
 use ember_model::layers::{Activation, ActivationLayer, Add, BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D};
 use ember_model::losses::{Loss, Metric};
-use ember_model::optimizers::Sgd;
+use ember_model::optimizers::{Adagrad, Adam, Optimizer, RmsProp, Sgd};
 use ember_model::params::ParamTable;
 use ember_model::{Apply, FitOptions, GradientHook, Input, Model};
 use std::sync::{Arc, Mutex};
@@ -365,9 +365,11 @@ impl GradientHook for Noop {
 }
 
 #[test]
-fn adam_summing_the_shards_in_its_step_changes_no_bit() {
+fn optimizers_summing_the_shards_in_their_step_change_no_bit() {
     // 40 samples: five shards of a part each; a network of parts and one with batch
-    // normalization (whose shards run coupled); one and two threads.
+    // normalization (whose shards run coupled); one and two threads; each optimizer that
+    // sums the shards' gradients in its own step (Adam, RMSprop, Adagrad) against the sum
+    // made first, which a gradient hook asks for.
     let data = quadrant_task(40, 12, 5);
     let x: Vec<f32> = (0..40).flat_map(|i| data.sample(i).unwrap()).collect();
     let labels = data.labels().unwrap();
@@ -381,11 +383,16 @@ fn adam_summing_the_shards_in_its_step_changes_no_bit() {
     for (name, build) in
         [("seed", &(|| seed_model(12, 4, 4, 2).into_model()) as &dyn Fn() -> Model), ("bn", &normalized)]
     {
-        for threads in [1, 2] {
+        for (threads, optimizer) in [(1, "adam"), (2, "adam"), (1, "rmsprop"), (2, "rmsprop"), (2, "adagrad")] {
             let train = |hook: bool| {
                 let mut m = build();
                 m.seed(9).set_threads(threads).unwrap();
-                compile_adam(&mut m);
+                let o: Box<dyn Optimizer> = match optimizer {
+                    "adam" => Box::new(Adam::new()),
+                    "rmsprop" => Box::new(RmsProp::new()),
+                    _ => Box::new(Adagrad::new().learning_rate(0.05)),
+                };
+                m.compile(o, Loss::SPARSE_CATEGORICAL_CROSSENTROPY, &[Metric::Accuracy]).unwrap();
                 if hook {
                     m.set_gradient_hook(Noop);
                 }
@@ -396,8 +403,9 @@ fn adam_summing_the_shards_in_its_step_changes_no_bit() {
                 (bits(m.params().values()), bits(m.params().grads()))
             };
             let (summed_first, summed_in_step) = (train(true), train(false));
-            assert!(summed_first.0 == summed_in_step.0, "{name}, {threads} threads: weights differ");
-            assert!(summed_first.1 == summed_in_step.1, "{name}, {threads} threads: the gradient arena differs");
+            let what = format!("{name}, {optimizer}, {threads} threads");
+            assert!(summed_first.0 == summed_in_step.0, "{what}: weights differ");
+            assert!(summed_first.1 == summed_in_step.1, "{what}: the gradient arena differs");
         }
     }
 }

@@ -1,9 +1,12 @@
 //! Adagrad, Keras's form (`keras.optimizers.Adagrad`): the accumulator starts at
 //! `initial_accumulator_value` (0.1), `a += g²`, `w -= lr g / √(a + ε)`; defaults lr 1e-3,
-//! ε 1e-7.
+//! ε 1e-7. The step is `ember_kernels::elementwise::rms_update` (decay and gain 1), in
+//! TensorFlow's arithmetic (subnormal operands and results flushed to zero): Keras's bits
+//! where gradients are tiny.
 
 use super::{slots_for, LearningRate, Optimizer};
 use crate::error::{Error, Result};
+use ember_kernels::elementwise::{rms_update, rms_update_summed, RmsParams};
 
 /// Keras's `Adagrad(learning_rate, initial_accumulator_value, epsilon)`.
 #[derive(Debug, Clone)]
@@ -45,6 +48,16 @@ impl Adagrad {
 
 const NAMES: [&str; 1] = ["accumulator"];
 
+impl Adagrad {
+    /// This step's constants (its learning rate; the step counted) and the running sums of
+    /// `len` parameters.
+    fn next_step(&mut self, len: usize) -> Result<(RmsParams, &mut [f32])> {
+        let p = RmsParams::adagrad(self.lr.at(self.iterations), self.eps);
+        self.iterations += 1;
+        Ok((p, &mut slots_for(&mut self.slots, 1, len, self.initial)?[0]))
+    }
+}
+
 impl Optimizer for Adagrad {
     fn name(&self) -> &'static str {
         "adagrad"
@@ -60,8 +73,9 @@ impl Optimizer for Adagrad {
                 self.initial
             )));
         }
-        if !(self.eps.is_finite() && self.eps > 0.0) {
-            return Err(Error::Config(format!("Adagrad epsilon {} must be finite and positive", self.eps)));
+        // The kernel follows TensorFlow's flush-to-zero exactly up to 2^100.
+        if !(self.eps > 0.0 && self.eps <= 2f32.powi(100)) {
+            return Err(Error::Config(format!("Adagrad epsilon {} must be positive and at most 2^100", self.eps)));
         }
         Ok(())
     }
@@ -69,13 +83,13 @@ impl Optimizer for Adagrad {
         &NAMES
     }
     fn apply(&mut self, values: &mut [f32], grads: &[f32]) -> Result<()> {
-        let (lr, eps) = (self.lr.at(self.iterations), self.eps);
-        self.iterations += 1;
-        let acc = &mut slots_for(&mut self.slots, 1, values.len(), self.initial)?[0];
-        for ((w, &g), a) in values.iter_mut().zip(grads).zip(acc.iter_mut()) {
-            *a += g * g;
-            *w -= lr * g / (*a + eps).sqrt();
-        }
+        let (p, acc) = self.next_step(values.len())?;
+        rms_update(&ember_kernels::Ctx::new(), &p, values, grads, acc)?;
+        Ok(())
+    }
+    fn apply_summed(&mut self, values: &mut [f32], grads: &mut [f32], more: &[&[f32]]) -> Result<()> {
+        let (p, acc) = self.next_step(values.len())?;
+        rms_update_summed(&ember_kernels::Ctx::new(), &p, values, grads, more, acc)?;
         Ok(())
     }
     super::optimizer_state!();

@@ -1,9 +1,13 @@
 //! RMSprop, Keras's form (`keras.optimizers.RMSprop`, no momentum, not centered):
 //! `v = ρ v + (1 - ρ) g²`, `w -= lr g / √(v + ε)`; defaults lr 1e-3, ρ 0.9, ε 1e-7. As in
-//! Keras, `1 - ρ` is computed in double precision from ρ and rounded to f32 once.
+//! Keras, `1 - ρ` is computed in double precision from ρ and rounded to f32 once. The step is
+//! `ember_kernels::elementwise::rms_update`, in TensorFlow's arithmetic (subnormal operands
+//! and results flushed to zero): Keras's bits where gradients are tiny or the velocity of a
+//! unit that stopped receiving gradient has decayed into the subnormal range.
 
 use super::{slots_for, LearningRate, Optimizer};
 use crate::error::{Error, Result};
+use ember_kernels::elementwise::{rms_update, rms_update_summed, RmsParams};
 
 /// Keras's `RMSprop(learning_rate, rho, epsilon)`.
 #[derive(Debug, Clone)]
@@ -45,6 +49,16 @@ impl RmsProp {
 
 const NAMES: [&str; 1] = ["velocity"];
 
+impl RmsProp {
+    /// This step's constants (its learning rate; the step counted) and the running sums of
+    /// `len` parameters.
+    fn next_step(&mut self, len: usize) -> Result<(RmsParams, &mut [f32])> {
+        let p = RmsParams::rmsprop(self.lr.at(self.iterations), self.rho, self.eps);
+        self.iterations += 1;
+        Ok((p, &mut slots_for(&mut self.slots, 1, len, 0.0)?[0]))
+    }
+}
+
 impl Optimizer for RmsProp {
     fn name(&self) -> &'static str {
         "rmsprop"
@@ -57,8 +71,9 @@ impl Optimizer for RmsProp {
         if !(0.0..1.0).contains(&self.rho) {
             return Err(Error::Config(format!("RMSprop rho {} is not in [0, 1)", self.rho)));
         }
-        if !(self.eps.is_finite() && self.eps > 0.0) {
-            return Err(Error::Config(format!("RMSprop epsilon {} must be finite and positive", self.eps)));
+        // The kernel follows TensorFlow's flush-to-zero exactly up to 2^100.
+        if !(self.eps > 0.0 && self.eps <= 2f32.powi(100)) {
+            return Err(Error::Config(format!("RMSprop epsilon {} must be positive and at most 2^100", self.eps)));
         }
         Ok(())
     }
@@ -66,14 +81,13 @@ impl Optimizer for RmsProp {
         &NAMES
     }
     fn apply(&mut self, values: &mut [f32], grads: &[f32]) -> Result<()> {
-        let (lr, eps, rho, one_minus) =
-            (self.lr.at(self.iterations), self.eps, self.rho as f32, (1.0 - self.rho) as f32);
-        self.iterations += 1;
-        let v = &mut slots_for(&mut self.slots, 1, values.len(), 0.0)?[0];
-        for ((w, &g), v) in values.iter_mut().zip(grads).zip(v.iter_mut()) {
-            *v = rho * *v + one_minus * (g * g);
-            *w -= lr * g / (*v + eps).sqrt();
-        }
+        let (p, v) = self.next_step(values.len())?;
+        rms_update(&ember_kernels::Ctx::new(), &p, values, grads, v)?;
+        Ok(())
+    }
+    fn apply_summed(&mut self, values: &mut [f32], grads: &mut [f32], more: &[&[f32]]) -> Result<()> {
+        let (p, v) = self.next_step(values.len())?;
+        rms_update_summed(&ember_kernels::Ctx::new(), &p, values, grads, more, v)?;
         Ok(())
     }
     super::optimizer_state!();
