@@ -6,7 +6,9 @@ model/tests/fixtures/keras_optimizers.safetensors (`w0`, `g1`..`g3`, and per opt
 `schedule/<name>`), and Adam on values where TensorFlow flushes subnormals to zero
 (`tiny/w0`, `tiny/m0`, `tiny/v0`, `tiny/g1`..`tiny/g3`, and after each step `tiny/w<k>`,
 `tiny/m<k>`, `tiny/v<k>`: 64 values with gradients from 1e-45 to 1e-15 and moments and
-weights about the smallest normal, so that operands and results are subnormal).
+weights about the smallest normal, so that operands and results are subnormal), and RMSprop
+and Adagrad from the same values, their running sums starting at `tiny/v0`
+(`tiny_rmsprop/w<k>`, `tiny_rmsprop/s<k>`, likewise `tiny_adagrad/`).
 
     .venv/bin/python scripts/keras_optimizers_fixture.py
 """
@@ -91,6 +93,18 @@ def main():
         tiny[f"v{k}"] = opt._velocities[0].numpy().astype("float32")
     tensors.update({f"tiny/{k}": t for k, t in tiny.items()})
     check_tininess_after_rounding(tf, rng)
+    # RMSprop and Adagrad on the same tiny values: their running sums start at `tiny/v0`.
+    for name, opt, slots in [
+        ("rmsprop", keras.optimizers.RMSprop(learning_rate=1e-3), "_velocities"),
+        ("adagrad", keras.optimizers.Adagrad(learning_rate=1e-3), "_accumulators"),
+    ]:
+        v = tf.Variable(tiny["w0"])
+        opt.build([v])
+        getattr(opt, slots)[0].assign(tiny["v0"])
+        for k in (1, 2, 3):
+            opt.apply_gradients([(tf.constant(tiny[f"g{k}"]), v)])
+            tensors[f"tiny_{name}/w{k}"] = v.numpy().astype("float32")
+            tensors[f"tiny_{name}/s{k}"] = getattr(opt, slots)[0].numpy().astype("float32")
     for name, sch in schedules.items():
         tensors[f"schedule/{name}"] = np.array([float(sch(int(t))) for t in steps], dtype="float32")
     out = os.path.join(os.path.dirname(__file__), "..", "model", "tests", "fixtures", "keras_optimizers.safetensors")

@@ -90,3 +90,30 @@ fn adam_flushes_subnormals_as_keras_does() {
         }
     }
 }
+
+/// RMSprop and Adagrad on the same tiny values as [`adam_flushes_subnormals_as_keras_does`],
+/// their running sums starting at the fixture's `tiny/v0`: Keras's weights and running sums
+/// after each of three steps, bit for bit.
+#[test]
+fn rmsprop_and_adagrad_flush_subnormals_as_keras_does() {
+    use ember_model::optimizers::OptimizerState;
+    let r = Record::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keras_optimizers.safetensors")).unwrap();
+    let get = |n: &str| r.get(n, &[64]).unwrap().to_vec();
+    let cases: [(&str, Box<dyn Optimizer>); 2] =
+        [("rmsprop", Box::new(RmsProp::new())), ("adagrad", Box::new(Adagrad::new()))];
+    for (name, mut opt) in cases {
+        opt.check().unwrap();
+        opt.load_state(OptimizerState { iterations: 0, slots: vec![get("tiny/v0")] }).unwrap();
+        let mut w = get("tiny/w0");
+        for k in 1..=3 {
+            opt.apply(&mut w, &get(&format!("tiny/g{k}"))).unwrap();
+            let state = opt.state();
+            for (what, got) in [("w", &w), ("s", &state.slots[0])] {
+                let want = get(&format!("tiny_{name}/{what}{k}"));
+                for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(a.to_bits(), b.to_bits(), "{name}: {what} after step {k} [{i}]: {a:e} vs Keras {b:e}");
+                }
+            }
+        }
+    }
+}
