@@ -8,7 +8,8 @@ model/tests/fixtures/keras_optimizers.safetensors (`w0`, `g1`..`g3`, and per opt
 `tiny/m<k>`, `tiny/v<k>`: 64 values with gradients from 1e-45 to 1e-15 and moments and
 weights about the smallest normal, so that operands and results are subnormal), and RMSprop
 and Adagrad from the same values, their running sums starting at `tiny/v0`
-(`tiny_rmsprop/w<k>`, `tiny_rmsprop/s<k>`, likewise `tiny_adagrad/`).
+(`tiny_rmsprop/w<k>`, `tiny_rmsprop/s<k>`, likewise `tiny_adagrad/`), AdamW from them
+(`tiny_adamw/w<k>`) and AdamW's decay alone on `tiny/w0` (`tiny_adamw_decay/w<k>`).
 
     .venv/bin/python scripts/keras_optimizers_fixture.py
 """
@@ -105,6 +106,21 @@ def main():
             opt.apply_gradients([(tf.constant(tiny[f"g{k}"]), v)])
             tensors[f"tiny_{name}/w{k}"] = v.numpy().astype("float32")
             tensors[f"tiny_{name}/s{k}"] = getattr(opt, slots)[0].numpy().astype("float32")
+    # AdamW on the same tiny values (moments from `tiny/m0`, `tiny/v0`), and its decay alone
+    # (zero gradients and moments) where `w·wd·lr` and `w - w·wd·lr` reach subnormals.
+    for name, opt, (m0, v0), grads in [
+        ("adamw", keras.optimizers.AdamW(learning_rate=1e-3), (tiny["m0"], tiny["v0"]), None),
+        ("adamw_decay", keras.optimizers.AdamW(learning_rate=0.9, weight_decay=0.7), (None, None), np.zeros(n, "float32")),
+    ]:
+        v = tf.Variable(tiny["w0"])
+        opt.build([v])
+        if m0 is not None:
+            opt._momentums[0].assign(m0)
+            opt._velocities[0].assign(v0)
+        for k in (1, 2, 3):
+            g = tiny[f"g{k}"] if grads is None else grads
+            opt.apply_gradients([(tf.constant(g), v)])
+            tensors[f"tiny_{name}/w{k}"] = v.numpy().astype("float32")
     for name, sch in schedules.items():
         tensors[f"schedule/{name}"] = np.array([float(sch(int(t))) for t in steps], dtype="float32")
     out = os.path.join(os.path.dirname(__file__), "..", "model", "tests", "fixtures", "keras_optimizers.safetensors")

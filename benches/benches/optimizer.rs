@@ -6,7 +6,7 @@
 //!   leaves the first moment of a unit that stopped receiving gradient.
 //!
 //!
-//! Group `optimizers_1t`: each of the model's adaptive optimizers (Adam, RMSprop, Adagrad)
+//! Group `optimizers_1t`: each of the model's adaptive optimizers (Adam, AdamW, RMSprop, Adagrad)
 //! through `Optimizer::apply` over the same weights, on `normal` and `tiny` gradients (the
 //! latter square to subnormals).
 //!
@@ -20,7 +20,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use ember_benches::{bench_isa, fill, pool};
 use ember_kernels::elementwise::{adam_update, AdamParams};
 use ember_kernels::Ctx;
-use ember_model::optimizers::{Adagrad, Adam, Optimizer, RmsProp};
+use ember_model::optimizers::{Adagrad, Adam, AdamW, Optimizer, RmsProp};
 use std::time::Duration;
 
 /// The weights of the suite's CIFAR network.
@@ -56,10 +56,11 @@ fn optimizers(c: &mut Criterion) {
     g.throughput(Throughput::Elements(LEN as u64));
     let normal = fill(2, LEN);
     let tiny: Vec<f32> = normal.iter().map(|x| x * 1e-20).collect();
-    for name in ["adam", "rmsprop", "adagrad"] {
+    for name in ["adam", "adamw", "rmsprop", "adagrad"] {
         for (case, grad) in [("normal", &normal), ("tiny", &tiny)] {
             let mut o: Box<dyn Optimizer> = match name {
                 "adam" => Box::new(Adam::new()),
+                "adamw" => Box::new(AdamW::new()),
                 "rmsprop" => Box::new(RmsProp::new()),
                 _ => Box::new(Adagrad::new()),
             };

@@ -60,7 +60,11 @@ fn keras_adam_scalar(p: &AdamParams, t: u32, w: &mut [f32], g: &[f32], m: &mut [
     let (c1, c2, eps) = (daz((1.0 - p.beta1) as f32), daz((1.0 - p.beta2) as f32), daz(p.eps));
     let d = f64::from;
     for i in 0..w.len() {
-        let (gi, mi, vi, wi) = (daz(g[i]), daz(m[i]), daz(v[i]), daz(w[i]));
+        let (gi, mi, vi, mut wi) = (daz(g[i]), daz(m[i]), daz(v[i]), daz(w[i]));
+        // AdamW's decay first: `w - (w·wd)·lr`.
+        if let Some(wd) = p.weight_decay {
+            wi = ftz(d(wi) - d(ftz(d(ftz(d(wi) * d(daz(wd)))) * d(daz(p.lr)))));
+        }
         m[i] = ftz(d(mi) + d(ftz_op(d(ftz(d(gi) - d(mi))) * d(c1), 0)));
         v[i] = ftz(d(vi) + d(ftz_op(d(ftz(d(ftz(d(gi) * d(gi))) - d(vi))) * d(c2), 1)));
         let den = ftz(d(ftz(d(v[i]).sqrt())) + d(eps));
@@ -120,6 +124,46 @@ fn adam_flushes_subnormals_as_tensorflow_does_on_every_isa() {
         assert!(grads[0].iter().filter(|g| (*g * *g).is_subnormal()).count() >= len / 20);
         check_adam_steps(&p, [&w, &m, &v], &grads, "tiny values");
     }
+}
+
+#[test]
+fn adamw_decays_then_steps_as_keras_on_every_isa() {
+    // AdamW's decay before each step: normal values over several steps, tiny ones (the
+    // decay's products subnormal), weights whose decayed value falls below the plain
+    // path's bound (wd·lr near 1), and constants outside the plain path (a tiny decay, a
+    // learning rate of zero).
+    let len = 8192 + 37;
+    let w = fill(1, len);
+    let (m, v) = (fill(2, len), fill(3, len).iter().map(|x| x.abs()).collect::<Vec<_>>());
+    let grads: Vec<_> = (0..3u64).map(|t| fill(10 + t, len)).collect();
+    let tiny_w: Vec<f32> =
+        tiny(4, len, (-39.0, -30.0)).iter().zip(&w).map(|(&a, &b)| if b > 0.3 { b } else { a }).collect();
+    let tiny_g: Vec<_> = (0..3u64).map(|t| tiny(20 + t, len, (-45.0, -15.0))).collect();
+    let base = AdamParams { lr: 3e-3, weight_decay: Some(0.004), ..AdamParams::default() };
+    for p in [
+        base,
+        AdamParams { weight_decay: Some(0.0), ..base },
+        AdamParams { weight_decay: Some(1e-30), ..base },
+        AdamParams { lr: 0.0, ..base },
+        AdamParams { lr: 0.9, weight_decay: Some(0.7), ..base },
+    ] {
+        check_adam_steps(&p, [&w, &m, &v], &grads, &format!("normal values, {p:?}"));
+        check_adam_steps(&p, [&tiny_w, &m, &v], &tiny_g, &format!("tiny values, {p:?}"));
+        // Zero gradients and moments: the step adds nothing, so the weights are the decay's
+        // alone, bit for bit.
+        let zeros = vec![0.0f32; len];
+        check_adam_steps(&p, [&w, &zeros, &zeros], std::slice::from_ref(&zeros), &format!("the decay alone, {p:?}"));
+        check_adam_steps(
+            &p,
+            [&tiny_w, &zeros, &zeros],
+            std::slice::from_ref(&zeros),
+            &format!("the decay alone, tiny, {p:?}"),
+        );
+    }
+    // wd·lr near 1: weights from 1e-12 to 1e-8 (within the plain path's bound) decay below it.
+    let p = AdamParams { lr: 0.9999, weight_decay: Some(1.0), ..base };
+    let small: Vec<f32> = tiny(6, len, (-12.0, -8.0));
+    check_adam_steps(&p, [&small, &m, &v], &grads, "weights that decay below the plain bound");
 }
 
 /// `n` values whose bits run from `center`'s less `n / 2`, signs alternating.

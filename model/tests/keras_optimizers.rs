@@ -117,3 +117,31 @@ fn rmsprop_and_adagrad_flush_subnormals_as_keras_does() {
         }
     }
 }
+
+/// AdamW on the tiny values (moments from the fixture's `tiny/m0`, `tiny/v0`), and its decay
+/// alone (zero gradients, lr 0.9, weight decay 0.7) where `w·wd·lr` and the decayed weight
+/// reach subnormals: Keras's weights after each of three steps, bit for bit.
+#[test]
+fn adamw_flushes_subnormals_as_keras_does() {
+    use ember_model::optimizers::OptimizerState;
+    let r = Record::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keras_optimizers.safetensors")).unwrap();
+    let get = |n: &str| r.get(n, &[64]).unwrap().to_vec();
+    for (name, mut opt, zero_grads) in [
+        ("adamw", AdamW::new().learning_rate(1e-3), false),
+        ("adamw_decay", AdamW::new().learning_rate(0.9).weight_decay(0.7), true),
+    ] {
+        opt.check().unwrap();
+        if !zero_grads {
+            opt.load_state(OptimizerState { iterations: 0, slots: vec![get("tiny/m0"), get("tiny/v0")] }).unwrap();
+        }
+        let mut w = get("tiny/w0");
+        for k in 1..=3 {
+            let g = if zero_grads { vec![0.0; 64] } else { get(&format!("tiny/g{k}")) };
+            opt.apply(&mut w, &g).unwrap();
+            let want = get(&format!("tiny_{name}/w{k}"));
+            for (i, (a, b)) in w.iter().zip(&want).enumerate() {
+                assert_eq!(a.to_bits(), b.to_bits(), "{name}: w after step {k} [{i}]: {a:e} vs Keras {b:e}");
+            }
+        }
+    }
+}

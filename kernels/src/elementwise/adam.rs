@@ -19,11 +19,15 @@ pub struct AdamParams {
     pub beta2: f64,
     /// Denominator fuzz.
     pub eps: f32,
+    /// AdamW's decoupled weight decay `wd`: before the step, `param -= (param·wd)·lr`
+    /// (Keras's `AdamW._apply_weight_decay`, in the same arithmetic as the step). `None`:
+    /// Adam.
+    pub weight_decay: Option<f32>,
 }
 
 impl Default for AdamParams {
     fn default() -> Self {
-        AdamParams { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-7 }
+        AdamParams { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-7, weight_decay: None }
     }
 }
 
@@ -44,7 +48,8 @@ impl AdamParams {
 /// per element: 16 lanes where AVX-512 is, not the baseline's 4), with separate multiplies
 /// and adds and correctly rounded square roots and divisions, so every ISA and the scalar
 /// tail give the same bits; large tensors are split across threads (elementwise, so the
-/// result never depends on them). An error for ε outside (0, 2^100].
+/// result never depends on them). With [`AdamParams::weight_decay`], AdamW's decay first.
+/// An error for ε outside (0, 2^100] or a negative or non-finite weight decay.
 pub fn adam_update(
     ctx: &crate::Ctx,
     p: &AdamParams,
@@ -101,9 +106,15 @@ fn step<const SUMMED: bool>(
     if !(p.eps > 0.0 && p.eps <= MAX_EPSILON) {
         return Err(Error::InvalidArgument(format!("Adam epsilon {:e} is not in (0, 2^100]", p.eps)));
     }
+    if let Some(wd) = p.weight_decay.filter(|wd| !(wd.is_finite() && *wd >= 0.0)) {
+        return Err(Error::InvalidArgument(format!("AdamW weight decay {wd} must be finite, >= 0")));
+    }
     let isa = ctx.isa.check()?;
     let (c1, c2) = p.one_minus_betas();
-    let k = StepConstants::new([c1, c2, adam_alpha(p, t), p.eps]);
+    let mut k = StepConstants::new([c1, c2, adam_alpha(p, t), p.eps]);
+    if let Some(wd) = p.weight_decay {
+        k.add_decay(wd, p.lr);
+    }
     const CHUNK: usize = 8 * 1024;
     use rayon::prelude::*;
     param.par_chunks_mut(CHUNK).zip(m.par_chunks_mut(CHUNK)).zip(v.par_chunks_mut(CHUNK)).enumerate().for_each(
@@ -159,6 +170,14 @@ struct StepConstants {
     below: [u32; 4],
     /// Whether the plain path may run at all (the constants are within its bounds).
     plain: bool,
+    /// AdamW's decay: `[wd, lr]` (flushed) and the operand thresholds of `w·wd` and
+    /// `(w·wd)·lr`.
+    decay: Option<([f32; 2], [u32; 2])>,
+}
+
+/// Comparisons that NaN fails: `x` in `[2^lo, 2^hi]`.
+fn within(x: f32, lo: i32, hi: i32) -> bool {
+    x >= 2f32.powi(lo) && x <= 2f32.powi(hi)
 }
 
 impl StepConstants {
@@ -171,10 +190,20 @@ impl StepConstants {
             product_threshold(Some(c2)),
             product_threshold(Some(alpha)),
         ];
-        // Comparisons that NaN fails.
-        let within = |x: f32, lo: i32, hi: i32| x >= 2f32.powi(lo) && x <= 2f32.powi(hi);
         let plain = within(c1, -20, 0) && within(c2, -20, 0) && within(alpha.abs(), -40, 127) && within(eps, -60, 10);
-        StepConstants { k, below, plain }
+        StepConstants { k, below, plain, decay: None }
+    }
+
+    /// Adds AdamW's decay by `wd` at learning rate `lr`. Its plain form needs `wd` in
+    /// [2^-20, 1] and |lr| in [2^-40, 2^127]: then for a weight zero or of magnitude at
+    /// least 2^-40 (the step's own bound) `w·wd` is at least 2^-60 and `(w·wd)·lr` at least
+    /// 2^-100 (or infinite), and `w` less it is `w` less a term under half of `w`, or two
+    /// terms ≥ 2^-41 (a multiple of 2^-64), or zero: never subnormal. The decayed weight
+    /// must then lie within the step's bound too, which the kernel checks per vector.
+    fn add_decay(&mut self, wd: f32, lr: f32) {
+        let [wd, lr] = [wd, lr].map(flush_subnormal);
+        self.plain &= within(wd, -20, 0) && within(lr.abs(), -40, 127);
+        self.decay = Some(([wd, lr], [product_threshold(Some(wd)), product_threshold(Some(lr))]));
     }
 }
 
@@ -221,19 +250,30 @@ unsafe fn adam_vectors_body<V: F32x, const SUMMED: bool>(
                     gv.store_partial(g.add(i), n);
                 }
             }
-            let (mv, vv, wv) = (ld(m.as_ptr()), ld(v.as_ptr()), ld(w.as_ptr()));
-            let plain = k.plain
+            let (mv, vv, w0) = (ld(m.as_ptr()), ld(v.as_ptr()), ld(w.as_ptr()));
+            let mut plain = k.plain
                 && !(gv.any_outside(PLAIN_G.0, PLAIN_G.1)
                     | mv.any_below(PLAIN_M)
                     | vv.any_outside(PLAIN_V.0, PLAIN_V.1)
-                    | wv.any_below(PLAIN_W));
+                    | w0.any_below(PLAIN_W));
+            // The weight the step starts from: AdamW's decayed one (Keras's operations).
+            let mut wv = w0;
+            if let (true, Some(([wd, lr], _))) = (plain, k.decay) {
+                wv = w0.sub(w0.mul(V::splat(wd)).mul(V::splat(lr)));
+                plain = !wv.any_below(PLAIN_W);
+            }
             let (mn, vn, wn) = if plain {
                 // Separate multiply and add (no FMA contraction): Keras's operations.
                 let mn = mv.add(gv.sub(mv).mul(c1));
                 let vn = vv.add(gv.mul(gv).sub(vv).mul(c2));
                 (mn, vn, wv.sub(a.mul(mn).div(vn.sqrt().add(e))))
             } else {
-                let (gv, mv, vv, wv) = (gv.flush(), mv.flush(), vv.flush(), wv.flush());
+                let (gv, mv, vv) = (gv.flush(), mv.flush(), vv.flush());
+                let mut wv = w0.flush();
+                if let Some(([wd, lr], [twd, tlr])) = k.decay {
+                    let term = wv.flush_below(twd).mul(V::splat(wd)).flush_below(tlr).mul(V::splat(lr));
+                    wv = wv.sub(term).flush();
+                }
                 // A difference is exact when tiny; flushing it below the product's
                 // threshold flushes it and keeps the product normal or zero.
                 let mn = mv.add(gv.sub(mv).flush_below(t1).mul(c1)).flush();

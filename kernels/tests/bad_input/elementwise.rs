@@ -94,6 +94,33 @@ fn elementwise_rejects_bad_lengths_and_labels() {
             adam_update(&Ctx::new(), &AdamParams { eps: 1e31, ..p }, 1, &mut z(4), &z(4), &mut z(4), &mut z(4))
         ),
         case!(
+            "adamw: negative weight decay",
+            Error::InvalidArgument(_),
+            adam_update(
+                &Ctx::new(),
+                &AdamParams { weight_decay: Some(-0.1), ..p },
+                1,
+                &mut z(4),
+                &z(4),
+                &mut z(4),
+                &mut z(4)
+            )
+        ),
+        case!(
+            "adamw summed: NaN weight decay",
+            Error::InvalidArgument(_),
+            adam_update_summed(
+                &Ctx::new(),
+                &AdamParams { weight_decay: Some(f32::NAN), ..p },
+                1,
+                &mut z(4),
+                &mut z(4),
+                &[],
+                &mut z(4),
+                &mut z(4)
+            )
+        ),
+        case!(
             "adam: ISA this CPU lacks",
             Error::IsaUnavailable(_),
             adam_update(&Ctx::for_isa(missing_isa()), &p, 1, &mut z(4), &z(4), &mut z(4), &mut z(4))

@@ -57,7 +57,7 @@ const NAMES: [&str; 2] = ["m", "v"];
 impl Adam {
     /// The hyper-parameters (this step's learning rate) and number of the next update
     /// (counted), and the moments of `len` parameters.
-    fn next_step(&mut self, len: usize) -> Result<(AdamParams, u32, &mut [f32], &mut [f32])> {
+    pub(super) fn next_step(&mut self, len: usize) -> Result<(AdamParams, u32, &mut [f32], &mut [f32])> {
         self.hp.lr = self.lr.at(self.iterations);
         self.iterations += 1;
         let t = u32::try_from(self.iterations).map_err(|_| Error::Config("Adam step count overflows u32".into()))?;

@@ -1,9 +1,12 @@
 //! AdamW, Keras's form (`keras.optimizers.AdamW`): before each Adam step every weight
 //! decays, `w -= w · wd · lr` (Keras's `_apply_weight_decay`, in f32), then Adam's update;
-//! defaults as Adam's, weight decay 0.004.
+//! defaults as Adam's, weight decay 0.004. Both in Adam's kernel
+//! (`ember_kernels::elementwise::adam_update` with `weight_decay`), in TensorFlow's
+//! arithmetic (subnormal operands and results flushed to zero).
 
 use super::{Adam, Optimizer, OptimizerState};
 use crate::error::{Error, Result};
+use ember_kernels::elementwise::{adam_update, adam_update_summed, AdamParams};
 
 /// Keras's `AdamW(learning_rate, weight_decay, beta_1, beta_2, epsilon)`.
 #[derive(Debug, Clone)]
@@ -63,9 +66,16 @@ impl Optimizer for AdamW {
         self.adam.slot_names()
     }
     fn apply(&mut self, values: &mut [f32], grads: &[f32]) -> Result<()> {
-        let (wd, lr) = (self.weight_decay, Optimizer::learning_rate(&self.adam));
-        values.iter_mut().for_each(|w| *w -= *w * wd * lr);
-        self.adam.apply(values, grads)
+        let (hp, t, m, v) = self.adam.next_step(values.len())?;
+        let hp = AdamParams { weight_decay: Some(self.weight_decay), ..hp };
+        adam_update(&ember_kernels::Ctx::new(), &hp, t, values, grads, m, v)?;
+        Ok(())
+    }
+    fn apply_summed(&mut self, values: &mut [f32], grads: &mut [f32], more: &[&[f32]]) -> Result<()> {
+        let (hp, t, m, v) = self.adam.next_step(values.len())?;
+        let hp = AdamParams { weight_decay: Some(self.weight_decay), ..hp };
+        adam_update_summed(&ember_kernels::Ctx::new(), &hp, t, values, grads, more, m, v)?;
+        Ok(())
     }
     fn iterations(&self) -> u64 {
         self.adam.iterations()
