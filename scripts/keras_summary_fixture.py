@@ -3,8 +3,9 @@
 prints (no colours) for the reference CNN (a Sequential) at its default line length and
 at 76 (what Keras prints into a pipe or an 80-column terminal), a residual block with
 two branches of unequal length (a functional model with branches: four columns,
-"Connected to", Keras's row order, wrapped and cut cells) and a functional chain (three
-columns, with the input layer's row), written to
+"Connected to", Keras's row order, wrapped and cut cells), a functional chain (three
+columns, with the input layer's row), and the chain after a training step with Adam, SGD
+and RMSprop on a schedule (the optimizer's variables counted), written to
 model/tests/fixtures/keras_summary.txt, one `=== <case>` line before each.
 
 Keras clips its default line length (88 for sequential-like models, 108 otherwise) to the
@@ -41,11 +42,28 @@ def main():
         y = L.Dense(10)(L.GlobalAveragePooling2D()(L.Add()([h, s])))
         return keras.Model(x, y)
 
+    def trained(optimizer):
+        # The chain after one training step: Keras builds the optimizer then, and the
+        # summary counts its variables ("Optimizer params").
+        def make():
+            import numpy as np
+
+            model = chain()
+            model.compile(optimizer=optimizer(), loss="sparse_categorical_crossentropy")
+            model.fit(np.zeros((2, 12, 12, 1), "float32"), np.array([0, 1]), batch_size=2, verbose=0)
+            return model
+
+        return make
+
+    O = keras.optimizers
     cases = [
         ("seed", lambda: keras_seed.build(keras, "seed"), None),
         ("seed_76", lambda: keras_seed.build(keras, "seed"), 76),
         ("branches", branches, None),
         ("chain", chain, None),
+        ("chain_adam", trained(O.Adam), None),
+        ("chain_sgd", trained(O.SGD), None),
+        ("chain_rmsprop_cosine", trained(lambda: O.RMSprop(O.schedules.CosineDecay(0.01, 100))), None),
     ]
     out = []
     for name, make, line_length in cases:

@@ -123,11 +123,30 @@ pub(crate) fn table(m: &Model, line_length: Option<usize>) -> Result<String> {
     }
     let table = m.params().table();
     let (trainable, state) = (table.count(ParamKind::Trainable), table.count(ParamKind::NonTrainable));
-    let total = trainable + state;
-    s += &format!(" Total params: {} ({})\n", thousands(total), bytes(total * 4));
+    let optimizer = optimizer_variables(m, trainable);
+    let (count, size) = optimizer.unwrap_or((0, 0));
+    let total = trainable + state + count;
+    s += &format!(" Total params: {} ({})\n", thousands(total), bytes((trainable + state) * 4 + size));
     s += &format!(" Trainable params: {} ({})\n", thousands(trainable), bytes(trainable * 4));
     s += &format!(" Non-trainable params: {} ({})\n", thousands(state), bytes(state * 4));
+    if optimizer.is_some() {
+        s += &format!(" Optimizer params: {} ({})\n", thousands(count), bytes(size));
+    }
     Ok(s)
+}
+
+/// Keras's count and size in bytes of a built optimizer's variables, which `summary` adds
+/// to the totals once the optimizer has run a step (Keras builds it then): a slot of
+/// `trainable` floats per name, the step counter (an int64) and, for a constant learning
+/// rate, the rate (an f32). `None` before the first step or without `compile`.
+fn optimizer_variables(m: &Model, trainable: usize) -> Option<(usize, usize)> {
+    let o = &m.train.compiled.as_ref()?.optimizer;
+    if o.iterations() == 0 {
+        return None;
+    }
+    let slots = o.slot_names().len() * trainable;
+    let rate = usize::from(o.constant_learning_rate());
+    Some((slots + 1 + rate, slots * 4 + 8 + rate * 4))
 }
 
 /// A functional graph's nodes in the order of Keras's `model._operations` (by depth from

@@ -1,7 +1,8 @@
 //! `Model::summary` against the text Keras prints for the same models
 //! (`fixtures/keras_summary.txt`, from `scripts/keras_summary_fixture.py`): a Sequential at
 //! Keras's default line length and at 76, a residual block (branches: the "Connected to"
-//! column, Keras's row order, wrapped and cut cells) and a functional chain.
+//! column, Keras's row order, wrapped and cut cells) and a functional chain, before and
+//! after a training step (the optimizer's variables counted once it has run).
 
 mod common;
 
@@ -10,7 +11,7 @@ use ember_model::layers::{
     Activation, ActivationLayer, Add, BatchNormalization, Conv2D, Dense, Flatten, GlobalAveragePooling2D, MaxPooling2D,
 };
 use ember_model::losses::Loss;
-use ember_model::optimizers::Adam;
+use ember_model::optimizers::{Adam, CosineDecay, Optimizer, RmsProp, Sgd};
 use ember_model::{Apply, Error, Input, Model, Node};
 
 /// Keras's text for `case`.
@@ -59,13 +60,37 @@ fn a_network_with_branches_as_keras_prints_it() {
     assert!(m.summary() == keras("branches"), "{}", diff(&m.summary(), &keras("branches")));
 }
 
-#[test]
-fn a_functional_chain_as_keras_prints_it() {
+/// The fixture's `chain`: conv, pooling, dense.
+fn chain() -> Model {
     let x = Input::new(&[12, 12, 1]);
     let h = MaxPooling2D::new((2, 2)).apply(&Conv2D::new(8, (3, 3)).activation(Activation::Relu).apply(&x));
     let y = Dense::new(10).activation(Activation::Softmax).apply(&Flatten::new().apply(&h));
-    let m = built(Model::new(&x, &y).unwrap());
+    Model::new(&x, &y).unwrap()
+}
+
+#[test]
+fn a_functional_chain_as_keras_prints_it() {
+    let m = built(chain());
     assert!(m.summary() == keras("chain"), "{}", diff(&m.summary(), &keras("chain")));
+}
+
+#[test]
+fn a_trained_model_counts_its_optimizer_as_keras_does() {
+    // Keras builds the optimizer at the first step and then counts its variables: the
+    // slots, the step counter (8 bytes) and a constant learning rate (none for a schedule).
+    let cosine = CosineDecay { initial_learning_rate: 0.01, decay_steps: 100, alpha: 0.0 };
+    let cases: [(&str, Box<dyn Optimizer>); 3] = [
+        ("chain_adam", Box::new(Adam::new())),
+        ("chain_sgd", Box::new(Sgd::new())),
+        ("chain_rmsprop_cosine", Box::new(RmsProp::new().learning_rate(cosine))),
+    ];
+    for (case, optimizer) in cases {
+        let mut m = chain();
+        m.compile(optimizer, Loss::SPARSE_CATEGORICAL_CROSSENTROPY, &[]).unwrap();
+        assert!(m.summary() == keras("chain"), "{case}, before a step: {}", diff(&m.summary(), &keras("chain")));
+        m.train_on_batch(&[0.0; 2 * 144], &[0, 1]).unwrap();
+        assert!(m.summary() == keras(case), "{case}: {}", diff(&m.summary(), &keras(case)));
+    }
 }
 
 #[test]

@@ -329,7 +329,8 @@ impl Model {
 
     /// Keras's `model.summary()`: the layers (a functional model's input too), their output
     /// shapes and parameter counts (and, for a functional model with branches, the layers
-    /// each reads), then the totals, trainable and non-trainable. The text Keras prints at
+    /// each reads), then the totals, trainable and non-trainable, and, once the compiled
+    /// optimizer has run a step, its variables ("Optimizer params"). The text Keras prints at
     /// its default line length (88 characters, or 108 with "Connected to"), as in a
     /// terminal at least that wide.
     pub fn summary(&self) -> String {

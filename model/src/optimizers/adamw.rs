@@ -80,6 +80,9 @@ impl Optimizer for AdamW {
     fn iterations(&self) -> u64 {
         self.adam.iterations()
     }
+    fn constant_learning_rate(&self) -> bool {
+        self.adam.constant_learning_rate()
+    }
     fn set_learning_rate(&mut self, lr: super::LearningRate) {
         self.adam.set_learning_rate(lr);
     }

@@ -54,6 +54,11 @@ pub trait Optimizer: Send + Sync {
     }
     /// Updates applied so far.
     fn iterations(&self) -> u64;
+    /// Whether the learning rate is a constant (which Keras holds in a variable of the
+    /// optimizer, counted by `summary` among its "Optimizer params"), not a schedule.
+    fn constant_learning_rate(&self) -> bool {
+        true
+    }
     /// Replaces the learning rate (a callback's change; the state is kept).
     fn set_learning_rate(&mut self, lr: LearningRate);
     /// The full state, for checkpoints.
@@ -85,6 +90,9 @@ impl<O: Optimizer + ?Sized> Optimizer for Box<O> {
     fn iterations(&self) -> u64 {
         (**self).iterations()
     }
+    fn constant_learning_rate(&self) -> bool {
+        (**self).constant_learning_rate()
+    }
     fn set_learning_rate(&mut self, lr: LearningRate) {
         (**self).set_learning_rate(lr)
     }
@@ -102,6 +110,9 @@ macro_rules! optimizer_state {
     () => {
         fn iterations(&self) -> u64 {
             self.iterations
+        }
+        fn constant_learning_rate(&self) -> bool {
+            matches!(self.lr, super::LearningRate::Constant(_))
         }
         fn set_learning_rate(&mut self, lr: super::LearningRate) {
             self.lr = lr;
