@@ -1,6 +1,6 @@
 //! Adam's update, in Keras's exact form.
 
-use super::flush::{pow2_bits, product_threshold, quotient_flushed};
+use super::flush::{pow2_bits, product_threshold, quotient_flushed, within, MAX_EPSILON};
 use super::{check_same, flush_subnormal, SharedGradient};
 use crate::arch::simd::F32x;
 use crate::error::{Error, Result};
@@ -138,10 +138,6 @@ pub fn adam_alpha(p: &AdamParams, t: u32) -> f32 {
     p.lr * (1.0 - b2.powf(tf)).sqrt() / (1.0 - b1.powf(tf))
 }
 
-/// The largest ε [`adam_update`] takes: [`quotient_flushed`] decides tininess exactly for
-/// denominators `√v + ε` up to about 2^105, and √v is at most 2^64.
-const MAX_EPSILON: f32 = f32::from_bits(pow2_bits(100));
-
 /// The bounds of the plain path ([`StepConstants::plain`]): per vector, every gradient,
 /// moment and weight is zero or has a magnitude in these ranges (bits, inclusive; the
 /// moment's and the weight's have no upper bound: infinities and NaN give the same in both
@@ -173,11 +169,6 @@ struct StepConstants {
     /// AdamW's decay: `[wd, lr]` (flushed) and the operand thresholds of `w·wd` and
     /// `(w·wd)·lr`.
     decay: Option<([f32; 2], [u32; 2])>,
-}
-
-/// Comparisons that NaN fails: `x` in `[2^lo, 2^hi]`.
-fn within(x: f32, lo: i32, hi: i32) -> bool {
-    x >= 2f32.powi(lo) && x <= 2f32.powi(hi)
 }
 
 impl StepConstants {

@@ -33,6 +33,17 @@ pub(super) const fn pow2_bits(e: i32) -> u32 {
     ((e + 127) as u32) << 23
 }
 
+/// The largest ε the optimizers' steps take: [`quotient_flushed`] decides tininess exactly
+/// for denominators up to about 2^105, and their square roots (`√v`, `√(s + ε)`) are at most
+/// 2^64.
+pub(super) const MAX_EPSILON: f32 = f32::from_bits(pow2_bits(100));
+
+/// Whether `x` lies in `[2^lo, 2^hi]` (false for NaN): the optimizers' tests of their
+/// constants against a plain path's bounds.
+pub(super) fn within(x: f32, lo: i32, hi: i32) -> bool {
+    x >= 2f32.powi(lo) && x <= 2f32.powi(hi)
+}
+
 /// Whether x86's flush-to-zero zeroes the product `x·c`: its exact value (in f64: 24-bit
 /// factors) rounded to 24 bits with an unbounded exponent is below the smallest normal.
 /// x86 detects a tiny result after that rounding, so a product that IEEE arithmetic rounds

@@ -7,7 +7,7 @@
 //! `Adagrad` is `decay = gain = 1` (its `accumulator + g²`: a product by one is exact, with
 //! or without flushing, so the one formula gives Adagrad's bits).
 
-use super::flush::{pow2_bits, product_threshold, quotient_flushed};
+use super::flush::{pow2_bits, product_threshold, quotient_flushed, within, MAX_EPSILON};
 use super::{check_same, flush_subnormal, SharedGradient};
 use crate::arch::simd::F32x;
 use crate::error::{Error, Result};
@@ -70,10 +70,6 @@ pub fn rms_update_summed(
     }
     step::<true>(ctx, p, (param, s), (SharedGradient(grad.as_mut_ptr()), more))
 }
-
-/// The largest ε the step takes (as [`super::adam_update`]'s: [`quotient_flushed`] decides
-/// tininess exactly for denominators up to about 2^105, and `√(s + ε)` is at most 2^64).
-const MAX_EPSILON: f32 = f32::from_bits(pow2_bits(100));
 
 /// The checks and the chunked, parallel step: the gradient is `param.len()` floats at `g`
 /// plus, elementwise in order, those of `more`; with `SUMMED` the sum is written back.
@@ -143,8 +139,6 @@ impl RmsConstants {
             product_threshold(Some(gain)),
             product_threshold(Some(lr)),
         ];
-        // Comparisons that NaN fails.
-        let within = |x: f32, lo: i32, hi: i32| x >= 2f32.powi(lo) && x <= 2f32.powi(hi);
         let plain = within(decay, -20, 0) && within(gain, -20, 0) && within(lr.abs(), -40, 127) && within(eps, -60, 10);
         RmsConstants { k, below, plain }
     }
