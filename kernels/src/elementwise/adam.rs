@@ -230,16 +230,13 @@ unsafe fn adam_vectors_body<V: F32x, const SUMMED: bool>(
         // SAFETY: n floats from i in each slice; registers otherwise.
         unsafe {
             let ld = |p: *const f32| if n == V::LANES { V::load(p.add(i)) } else { V::load_partial(p.add(i), n) };
+            let st = |x: V, p: *mut f32| if n == V::LANES { x.store(p.add(i)) } else { x.store_partial(p.add(i), n) };
             let mut gv = ld(g);
             if SUMMED {
                 for x in more {
                     gv = gv.add(ld(x.as_ptr().add(at)));
                 }
-                if n == V::LANES {
-                    gv.store(g.add(i));
-                } else {
-                    gv.store_partial(g.add(i), n);
-                }
+                st(gv, g);
             }
             let (mv, vv, w0) = (ld(m.as_ptr()), ld(v.as_ptr()), ld(w.as_ptr()));
             let mut plain = k.plain
@@ -276,7 +273,6 @@ unsafe fn adam_vectors_body<V: F32x, const SUMMED: bool>(
                 let q = quotient_flushed(mn.flush_below(ta).mul(a), den);
                 (mn, vn, wv.sub(q).flush())
             };
-            let st = |x: V, p: *mut f32| if n == V::LANES { x.store(p.add(i)) } else { x.store_partial(p.add(i), n) };
             st(mn, m.as_mut_ptr());
             st(vn, v.as_mut_ptr());
             st(wn, w.as_mut_ptr());
