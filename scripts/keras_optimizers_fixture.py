@@ -9,7 +9,8 @@ model/tests/fixtures/keras_optimizers.safetensors (`w0`, `g1`..`g3`, and per opt
 weights about the smallest normal, so that operands and results are subnormal), and RMSprop
 and Adagrad from the same values, their running sums starting at `tiny/v0`
 (`tiny_rmsprop/w<k>`, `tiny_rmsprop/s<k>`, likewise `tiny_adagrad/`), AdamW from them
-(`tiny_adamw/w<k>`) and AdamW's decay alone on `tiny/w0` (`tiny_adamw_decay/w<k>`).
+(`tiny_adamw/w<k>`), AdamW's decay alone on `tiny/w0` (`tiny_adamw_decay/w<k>`), and SGD
+without and with (Nesterov) momentum from them (`tiny_sgd*/w<k>`, `tiny_sgd*/m<k>`).
 
     .venv/bin/python scripts/keras_optimizers_fixture.py
 """
@@ -121,6 +122,25 @@ def main():
             g = tiny[f"g{k}"] if grads is None else grads
             opt.apply_gradients([(tf.constant(g), v)])
             tensors[f"tiny_{name}/w{k}"] = v.numpy().astype("float32")
+    # SGD on the same tiny values: without momentum, with it and Nesterov's (velocities from
+    # `tiny/m0`), and with momentum on zero gradients, where the velocities decay further
+    # into the subnormal range (`tiny_<name>/w<k>`, and `tiny_<name>/m<k>` with momentum).
+    for name, opt, grads in [
+        ("sgd", keras.optimizers.SGD(learning_rate=1e-3), None),
+        ("sgd_momentum", keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9), None),
+        ("sgd_nesterov", keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9, nesterov=True), None),
+        ("sgd_momentum_dead", keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9), np.zeros(n, "float32")),
+    ]:
+        v = tf.Variable(tiny["w0"])
+        opt.build([v])
+        if opt.momentum:
+            opt.momentums[0].assign(tiny["m0"])
+        for k in (1, 2, 3):
+            g = tiny[f"g{k}"] if grads is None else grads
+            opt.apply_gradients([(tf.constant(g), v)])
+            tensors[f"tiny_{name}/w{k}"] = v.numpy().astype("float32")
+            if opt.momentum:
+                tensors[f"tiny_{name}/m{k}"] = opt.momentums[0].numpy().astype("float32")
     for name, sch in schedules.items():
         tensors[f"schedule/{name}"] = np.array([float(sch(int(t))) for t in steps], dtype="float32")
     out = os.path.join(os.path.dirname(__file__), "..", "model", "tests", "fixtures", "keras_optimizers.safetensors")

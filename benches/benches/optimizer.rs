@@ -6,9 +6,10 @@
 //!   leaves the first moment of a unit that stopped receiving gradient.
 //!
 //!
-//! Group `optimizers_1t`: each of the model's adaptive optimizers (Adam, AdamW, RMSprop, Adagrad)
-//! through `Optimizer::apply` over the same weights, on `normal` and `tiny` gradients (the
-//! latter square to subnormals).
+//! Group `optimizers_1t`: each of the model's optimizers (Adam, AdamW, RMSprop, Adagrad; SGD
+//! plain, with momentum 0.9 and Nesterov's) through `Optimizer::apply` over the same weights,
+//! on `normal` and `tiny` gradients (the adaptive ones' square to subnormals; SGD's, 1e-36
+//! of the normal ones, make subnormal products with its learning rate 0.01).
 //!
 //! Throughput in weights. On x86 a multiply, divide or square root that reads or makes a
 //! subnormal takes a microcode assist; TensorFlow flushes subnormals to zero, and so does
@@ -20,7 +21,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use ember_benches::{bench_isa, fill, pool};
 use ember_kernels::elementwise::{adam_update, AdamParams};
 use ember_kernels::Ctx;
-use ember_model::optimizers::{Adagrad, Adam, AdamW, Optimizer, RmsProp};
+use ember_model::optimizers::{Adagrad, Adam, AdamW, Optimizer, RmsProp, Sgd};
 use std::time::Duration;
 
 /// The weights of the suite's CIFAR network.
@@ -56,13 +57,18 @@ fn optimizers(c: &mut Criterion) {
     g.throughput(Throughput::Elements(LEN as u64));
     let normal = fill(2, LEN);
     let tiny: Vec<f32> = normal.iter().map(|x| x * 1e-20).collect();
-    for name in ["adam", "adamw", "rmsprop", "adagrad"] {
-        for (case, grad) in [("normal", &normal), ("tiny", &tiny)] {
+    let sgd_tiny: Vec<f32> = normal.iter().map(|x| x * 1e-36).collect();
+    for name in ["adam", "adamw", "rmsprop", "adagrad", "sgd", "sgd_momentum", "sgd_nesterov"] {
+        let tiny = if name.starts_with("sgd") { &sgd_tiny } else { &tiny };
+        for (case, grad) in [("normal", &normal), ("tiny", tiny)] {
             let mut o: Box<dyn Optimizer> = match name {
                 "adam" => Box::new(Adam::new()),
                 "adamw" => Box::new(AdamW::new()),
                 "rmsprop" => Box::new(RmsProp::new()),
-                _ => Box::new(Adagrad::new()),
+                "adagrad" => Box::new(Adagrad::new()),
+                "sgd" => Box::new(Sgd::new()),
+                "sgd_momentum" => Box::new(Sgd::new().momentum(0.9)),
+                _ => Box::new(Sgd::new().momentum(0.9).nesterov(true)),
             };
             let mut w = fill(1, LEN);
             // The state exists after a first step.

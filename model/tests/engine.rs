@@ -368,7 +368,8 @@ impl GradientHook for Noop {
 fn optimizers_summing_the_shards_in_their_step_change_no_bit() {
     // 40 samples: five shards of a part each; a network of parts and one with batch
     // normalization (whose shards run coupled); one and two threads; each optimizer that
-    // sums the shards' gradients in its own step (Adam, AdamW, RMSprop, Adagrad) against the sum
+    // sums the shards' gradients in its own step (Adam, AdamW, RMSprop, Adagrad, SGD with and
+    // without momentum) against the sum
     // made first, which a gradient hook asks for.
     let data = quadrant_task(40, 12, 5);
     let x: Vec<f32> = (0..40).flat_map(|i| data.sample(i).unwrap()).collect();
@@ -383,9 +384,17 @@ fn optimizers_summing_the_shards_in_their_step_change_no_bit() {
     for (name, build) in
         [("seed", &(|| seed_model(12, 4, 4, 2).into_model()) as &dyn Fn() -> Model), ("bn", &normalized)]
     {
-        for (threads, optimizer) in
-            [(1, "adam"), (2, "adam"), (1, "rmsprop"), (2, "rmsprop"), (2, "adagrad"), (2, "adamw")]
-        {
+        for (threads, optimizer) in [
+            (1, "adam"),
+            (2, "adam"),
+            (1, "rmsprop"),
+            (2, "rmsprop"),
+            (2, "adagrad"),
+            (2, "adamw"),
+            (2, "sgd"),
+            (1, "momentum"),
+            (2, "nesterov"),
+        ] {
             let train = |hook: bool| {
                 let mut m = build();
                 m.seed(9).set_threads(threads).unwrap();
@@ -393,6 +402,9 @@ fn optimizers_summing_the_shards_in_their_step_change_no_bit() {
                     "adam" => Box::new(Adam::new()),
                     "rmsprop" => Box::new(RmsProp::new()),
                     "adamw" => Box::new(AdamW::new().weight_decay(0.05)),
+                    "sgd" => Box::new(Sgd::new()),
+                    "momentum" => Box::new(Sgd::new().momentum(0.9)),
+                    "nesterov" => Box::new(Sgd::new().momentum(0.9).nesterov(true)),
                     _ => Box::new(Adagrad::new().learning_rate(0.05)),
                 };
                 m.compile(o, Loss::SPARSE_CATEGORICAL_CROSSENTROPY, &[Metric::Accuracy]).unwrap();

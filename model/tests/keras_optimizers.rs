@@ -145,3 +145,43 @@ fn adamw_flushes_subnormals_as_keras_does() {
         }
     }
 }
+
+/// SGD on the tiny values: without momentum, with it and Nesterov's (velocities from the
+/// fixture's `tiny/m0`), and with momentum on zero gradients, where the velocities decay
+/// further into the subnormal range: Keras's weights and velocities after each of three
+/// steps, bit for bit.
+#[test]
+fn sgd_flushes_subnormals_as_keras_does() {
+    use ember_model::optimizers::OptimizerState;
+    let r = Record::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keras_optimizers.safetensors")).unwrap();
+    let get = |n: &str| r.get(n, &[64]).unwrap().to_vec();
+    let sgd = || Sgd::new().learning_rate(1e-3);
+    for (name, mut opt, zero_grads) in [
+        ("sgd", sgd(), false),
+        ("sgd_momentum", sgd().momentum(0.9), false),
+        ("sgd_nesterov", sgd().momentum(0.9).nesterov(true), false),
+        ("sgd_momentum_dead", sgd().momentum(0.9), true),
+    ] {
+        opt.check().unwrap();
+        let momentum = name != "sgd";
+        if momentum {
+            opt.load_state(OptimizerState { iterations: 0, slots: vec![get("tiny/m0")] }).unwrap();
+        }
+        let mut w = get("tiny/w0");
+        for k in 1..=3 {
+            let g = if zero_grads { vec![0.0; 64] } else { get(&format!("tiny/g{k}")) };
+            opt.apply(&mut w, &g).unwrap();
+            let state = opt.state();
+            let mut pairs = vec![("w", &w)];
+            if momentum {
+                pairs.push(("m", &state.slots[0]));
+            }
+            for (what, got) in pairs {
+                let want = get(&format!("tiny_{name}/{what}{k}"));
+                for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(a.to_bits(), b.to_bits(), "{name}: {what} after step {k} [{i}]: {a:e} vs Keras {b:e}");
+                }
+            }
+        }
+    }
+}

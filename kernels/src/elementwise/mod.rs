@@ -5,7 +5,7 @@
 //!
 //! One file per family: `bias` (the bias and its gradient), `sums` (elementwise sums:
 //! Keras's `Add`, gradient accumulation), `relu`, `softmax` (with cross-entropy), `adam`, `rms`
-//! (RMSprop's and Adagrad's update), and `flush` (TensorFlow's flush-to-zero, which the
+//! (RMSprop's and Adagrad's update), `sgd`, and `flush` (TensorFlow's flush-to-zero, which the
 //! optimizers follow).
 
 use crate::error::{Error, Result};
@@ -15,6 +15,7 @@ mod bias;
 mod flush;
 mod relu;
 mod rms;
+mod sgd;
 mod softmax;
 mod sums;
 
@@ -23,6 +24,7 @@ pub use bias::{bias_add, bias_grad};
 pub use flush::flush_subnormal;
 pub use relu::{relu_backward, relu_forward};
 pub use rms::{rms_update, rms_update_summed, RmsParams};
+pub use sgd::{sgd_update, sgd_update_summed, SgdParams};
 pub use softmax::{softmax, softmax_cross_entropy, softmax_cross_entropy_sum};
 pub(crate) use sums::add_assign;
 pub use sums::{accumulate, accumulate_in_order, add_forward};

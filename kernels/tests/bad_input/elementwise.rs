@@ -7,6 +7,7 @@ use super::*;
 fn elementwise_rejects_bad_lengths_and_labels() {
     let p = AdamParams::default();
     let r = RmsParams::rmsprop(1e-3, 0.9, 1e-7);
+    let sg = SgdParams { lr: 1e-2, momentum: 0.9, nesterov: true };
     run(vec![
         case!("bias_add: not whole rows", Error::ShapeMismatch { .. }, bias_add(&mut z(7), &z(3))),
         case!("bias_add: empty bias", Error::InvalidArgument(_), bias_add(&mut z(6), &[])),
@@ -204,6 +205,56 @@ fn elementwise_rejects_bad_lengths_and_labels() {
             "rms summed: ISA this CPU lacks",
             Error::IsaUnavailable(_),
             rms_update_summed(&Ctx::for_isa(missing_isa()), &r, &mut z(4), &mut z(4), &[], &mut z(4))
+        ),
+        case!(
+            "sgd: gradient length",
+            Error::ShapeMismatch { .. },
+            sgd_update(&Ctx::new(), &sg, &mut z(4), &z(3), Some(&mut z(4)))
+        ),
+        case!(
+            "sgd: velocity length",
+            Error::ShapeMismatch { .. },
+            sgd_update(&Ctx::new(), &sg, &mut z(4), &z(4), Some(&mut z(5)))
+        ),
+        case!(
+            "sgd: momentum without a velocity",
+            Error::InvalidArgument(_),
+            sgd_update(&Ctx::new(), &sg, &mut z(4), &z(4), None)
+        ),
+        case!(
+            "sgd: momentum over 1",
+            Error::InvalidArgument(_),
+            sgd_update(&Ctx::new(), &SgdParams { momentum: 1.5, ..sg }, &mut z(4), &z(4), Some(&mut z(4)))
+        ),
+        case!(
+            "sgd: NaN momentum",
+            Error::InvalidArgument(_),
+            sgd_update(&Ctx::new(), &SgdParams { momentum: f32::NAN, ..sg }, &mut z(4), &z(4), Some(&mut z(4)))
+        ),
+        case!(
+            "sgd: ISA this CPU lacks",
+            Error::IsaUnavailable(_),
+            sgd_update(&Ctx::for_isa(missing_isa()), &sg, &mut z(4), &z(4), Some(&mut z(4)))
+        ),
+        case!(
+            "sgd summed: gradient length",
+            Error::ShapeMismatch { .. },
+            sgd_update_summed(&Ctx::new(), &sg, &mut z(4), &mut z(3), &[], Some(&mut z(4)))
+        ),
+        case!(
+            "sgd summed: a part's length",
+            Error::ShapeMismatch { .. },
+            sgd_update_summed(&Ctx::new(), &sg, &mut z(4), &mut z(4), &[&z(4), &z(5)], None)
+        ),
+        case!(
+            "sgd summed: velocity length",
+            Error::ShapeMismatch { .. },
+            sgd_update_summed(&Ctx::new(), &sg, &mut z(4), &mut z(4), &[&z(4)], Some(&mut z(3)))
+        ),
+        case!(
+            "sgd summed: ISA this CPU lacks",
+            Error::IsaUnavailable(_),
+            sgd_update_summed(&Ctx::for_isa(missing_isa()), &sg, &mut z(4), &mut z(4), &[], Some(&mut z(4)))
         ),
         case!(
             "activation: output length",

@@ -20,7 +20,8 @@ use ember_kernels::conv::{
 };
 use ember_kernels::elementwise::{
     accumulate, accumulate_in_order, adam_update, adam_update_summed, add_forward, bias_add, bias_grad, relu_backward,
-    rms_update, rms_update_summed, softmax, softmax_cross_entropy, softmax_cross_entropy_sum, AdamParams, RmsParams,
+    rms_update, rms_update_summed, sgd_update, sgd_update_summed, softmax, softmax_cross_entropy,
+    softmax_cross_entropy_sum, AdamParams, RmsParams, SgdParams,
 };
 use ember_kernels::gemm::{sgemm, sgemm_epilogue, Epilogue, MatMut, MatRef, PackedB, Rhs};
 use ember_kernels::linear::{linear_backward_data, linear_backward_weights, linear_forward, Linear};

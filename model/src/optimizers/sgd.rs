@@ -1,9 +1,13 @@
 //! Stochastic gradient descent with optional momentum and Nesterov momentum, as Keras:
 //! `velocity = momentum·velocity - lr·g`; `w += velocity` (or, Nesterov,
-//! `w += momentum·velocity - lr·g`); plain `w -= lr·g` without momentum.
+//! `w += momentum·velocity - lr·g`); plain `w -= lr·g` without momentum. The step is
+//! `ember_kernels::elementwise::sgd_update`, in TensorFlow's arithmetic (subnormal operands
+//! and results flushed to zero): Keras's bits where gradients are tiny or the velocity of a
+//! unit that stopped receiving gradient has decayed into the subnormal range.
 
 use super::{slots_for, LearningRate, Optimizer};
 use crate::error::{Error, Result};
+use ember_kernels::elementwise::{sgd_update, sgd_update_summed, SgdParams};
 
 /// Keras's `SGD(learning_rate, momentum, nesterov)`; defaults lr 0.01, no momentum.
 #[derive(Debug, Clone)]
@@ -45,6 +49,20 @@ impl Sgd {
 
 const NAMES: [&str; 1] = ["velocity"];
 
+impl Sgd {
+    /// This step's constants (its learning rate; the step counted) and, with momentum, the
+    /// velocities of `len` parameters (Keras keeps none without).
+    fn next_step(&mut self, len: usize) -> Result<(SgdParams, Option<&mut [f32]>)> {
+        self.check()?;
+        let p = SgdParams { lr: self.lr.at(self.iterations), momentum: self.momentum, nesterov: self.nesterov };
+        self.iterations += 1;
+        if self.momentum == 0.0 {
+            return Ok((p, None));
+        }
+        Ok((p, Some(&mut slots_for(&mut self.slots, 1, len, 0.0)?[0][..])))
+    }
+}
+
 impl Optimizer for Sgd {
     fn name(&self) -> &'static str {
         "sgd"
@@ -67,18 +85,13 @@ impl Optimizer for Sgd {
         }
     }
     fn apply(&mut self, values: &mut [f32], grads: &[f32]) -> Result<()> {
-        self.check()?;
-        let (lr, mu, nesterov) = (self.lr.at(self.iterations), self.momentum, self.nesterov);
-        self.iterations += 1;
-        if mu == 0.0 {
-            values.iter_mut().zip(grads).for_each(|(w, g)| *w -= lr * g);
-            return Ok(());
-        }
-        let vel = &mut slots_for(&mut self.slots, 1, values.len(), 0.0)?[0];
-        for ((w, &g), v) in values.iter_mut().zip(grads).zip(vel.iter_mut()) {
-            *v = mu * *v - lr * g;
-            *w += if nesterov { mu * *v - lr * g } else { *v };
-        }
+        let (p, v) = self.next_step(values.len())?;
+        sgd_update(&ember_kernels::Ctx::new(), &p, values, grads, v)?;
+        Ok(())
+    }
+    fn apply_summed(&mut self, values: &mut [f32], grads: &mut [f32], more: &[&[f32]]) -> Result<()> {
+        let (p, v) = self.next_step(values.len())?;
+        sgd_update_summed(&ember_kernels::Ctx::new(), &p, values, grads, more, v)?;
         Ok(())
     }
     super::optimizer_state!();
