@@ -197,6 +197,11 @@ unsafe fn sgd_vectors_body<V: F32x, const SUMMED: bool, const MOMENTUM: bool, co
             let inputs_plain =
                 plain_k && !(gv.any_below(PLAIN_G) | wv.any_below(PLAIN_W) | (MOMENTUM && mv.any_below(PLAIN_M)));
             // Keras's operations, in its order; no FMA contraction. `None`: the careful path.
+            // Nothing stops LLVM from computing this arithmetic before the check (it has no
+            // side effects in LLVM's model), and on tiny values that costs a microcode assist
+            // per operation: the `optimizer` bench's `tiny` cases show it. (Session 51: with
+            // the gradient's loads in a helper shared with Adam's loop, LLVM did, and tiny
+            // gradients ran 10-15x slower.)
             let mut plain = None;
             if inputs_plain {
                 let step = gv.mul(lr);
