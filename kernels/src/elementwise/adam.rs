@@ -1,7 +1,7 @@
 //! Adam's update, in Keras's exact form.
 
 use super::flush::{pow2_bits, product_threshold, quotient_flushed, within, MAX_EPSILON};
-use super::{check_same, flush_subnormal, SharedGradient};
+use super::{check_gradients, check_same, flush_subnormal, SharedGradient};
 use crate::arch::simd::F32x;
 use crate::error::{Error, Result};
 
@@ -59,7 +59,7 @@ pub fn adam_update(
     m: &mut [f32],
     v: &mut [f32],
 ) -> Result<()> {
-    check_same("gradient length vs parameter length", param.len(), grad.len())?;
+    check_gradients(param.len(), grad.len(), &[])?;
     // The gradient is only read: `SUMMED` false never writes through the pointer.
     step::<false>(ctx, p, t, (param, m, v), (SharedGradient(grad.as_ptr().cast_mut()), &[]))
 }
@@ -80,10 +80,7 @@ pub fn adam_update_summed(
     m: &mut [f32],
     v: &mut [f32],
 ) -> Result<()> {
-    check_same("gradient length vs parameter length", param.len(), grad.len())?;
-    for x in more {
-        check_same("summed gradient length vs parameter length", param.len(), x.len())?;
-    }
+    check_gradients(param.len(), grad.len(), more)?;
     step::<true>(ctx, p, t, (param, m, v), (SharedGradient(grad.as_mut_ptr()), more))
 }
 

@@ -46,6 +46,16 @@ fn check_same(what: &'static str, a: usize, b: usize) -> Result<()> {
     Ok(())
 }
 
+/// The optimizers' length checks: a gradient of `grad` floats and each of the shards'
+/// gradients `more` summed into it, against `len` parameters.
+fn check_gradients(len: usize, grad: usize, more: &[&[f32]]) -> Result<()> {
+    check_same("gradient length vs parameter length", len, grad)?;
+    for x in more {
+        check_same("summed gradient length vs parameter length", len, x.len())?;
+    }
+    Ok(())
+}
+
 /// A gradient's address, shared by the parallel tasks of an optimizer's step.
 #[derive(Clone, Copy)]
 pub(super) struct SharedGradient(pub(super) *mut f32);

@@ -8,7 +8,7 @@
 //! or without flushing, so the one formula gives Adagrad's bits).
 
 use super::flush::{pow2_bits, product_threshold, quotient_flushed, within, MAX_EPSILON};
-use super::{check_same, flush_subnormal, SharedGradient};
+use super::{check_gradients, check_same, flush_subnormal, SharedGradient};
 use crate::arch::simd::F32x;
 use crate::error::{Error, Result};
 
@@ -48,7 +48,7 @@ impl RmsParams {
 /// Vectorised on `ctx`'s ISA and split across threads for large tensors. An error for
 /// lengths that differ, or ε outside (0, 2^100] or a negative or non-finite decay or gain.
 pub fn rms_update(ctx: &crate::Ctx, p: &RmsParams, param: &mut [f32], grad: &[f32], s: &mut [f32]) -> Result<()> {
-    check_same("gradient length vs parameter length", param.len(), grad.len())?;
+    check_gradients(param.len(), grad.len(), &[])?;
     // The gradient is only read: `SUMMED` false never writes through the pointer.
     step::<false>(ctx, p, (param, s), (SharedGradient(grad.as_ptr().cast_mut()), &[]))
 }
@@ -64,10 +64,7 @@ pub fn rms_update_summed(
     more: &[&[f32]],
     s: &mut [f32],
 ) -> Result<()> {
-    check_same("gradient length vs parameter length", param.len(), grad.len())?;
-    for x in more {
-        check_same("summed gradient length vs parameter length", param.len(), x.len())?;
-    }
+    check_gradients(param.len(), grad.len(), more)?;
     step::<true>(ctx, p, (param, s), (SharedGradient(grad.as_mut_ptr()), more))
 }
 

@@ -10,11 +10,10 @@
 //! enters the subnormal range: IEEE arithmetic keeps it there at a few ulps, each of its
 //! products a microcode assist on x86, where TensorFlow holds zero.
 
-use super::{check_same, flush_subnormal, SharedGradient};
+use super::flush::{pow2_bits, product_threshold, within};
+use super::{check_gradients, check_same, flush_subnormal, SharedGradient};
 use crate::arch::simd::F32x;
 use crate::error::{Error, Result};
-
-use super::flush::{pow2_bits, product_threshold, within};
 
 /// The constants of one step of [`sgd_update`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,7 +42,7 @@ pub fn sgd_update(
     grad: &[f32],
     velocity: Option<&mut [f32]>,
 ) -> Result<()> {
-    check_same("gradient length vs parameter length", param.len(), grad.len())?;
+    check_gradients(param.len(), grad.len(), &[])?;
     // The gradient is only read: `SUMMED` false never writes through the pointer.
     step::<false>(ctx, p, (param, velocity), (SharedGradient(grad.as_ptr().cast_mut()), &[]))
 }
@@ -59,10 +58,7 @@ pub fn sgd_update_summed(
     more: &[&[f32]],
     velocity: Option<&mut [f32]>,
 ) -> Result<()> {
-    check_same("gradient length vs parameter length", param.len(), grad.len())?;
-    for x in more {
-        check_same("summed gradient length vs parameter length", param.len(), x.len())?;
-    }
+    check_gradients(param.len(), grad.len(), more)?;
     step::<true>(ctx, p, (param, velocity), (SharedGradient(grad.as_mut_ptr()), more))
 }
 
