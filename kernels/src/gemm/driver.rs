@@ -250,6 +250,62 @@ pub(crate) fn gemm_nopack(
     }
 }
 
+/// The strided batch of [`super::sgemm_strided_batch`] on one unpacked kernel that reads A
+/// in place: product `i` reads `a` and `b` moved `steps[0]` and `steps[1]` elements on per
+/// product and writes `c` moved `steps[2]`, tile by tile on the calling thread (the same
+/// tiles, in the same order, as [`gemm_nopack`] per product). The caller checked that
+/// every product's views lie in their buffers (`c`'s buffer holds all of them), that
+/// `k > 0`, `alpha != 0`, and that the kernel needs no packed A (`n <= NR`, or it has no
+/// packed-A twin).
+pub(crate) fn gemm_nopack_batch(
+    kern: &MicroKernel,
+    alpha: f32,
+    (a, b): (&MatRef, &MatRef),
+    beta: f32,
+    c: &mut MatMut,
+    steps: [usize; 3],
+    count: usize,
+) {
+    let (m, n, k) = (c.rows(), c.cols(), a.cols());
+    let (mr, nr) = (kern.mr, kern.nr);
+    let (ptr, rsc, csc) = c.raw_parts();
+    let mut args = UkrArgs {
+        kc: k,
+        a: a.data().as_ptr(),
+        b: b.data().as_ptr(),
+        c: ptr,
+        rsc,
+        csc,
+        m: 0,
+        n: 0,
+        alpha,
+        beta,
+        bias: core::ptr::null(),
+        relu: false,
+        rsa: a.row_stride(),
+        csa: a.col_stride(),
+        rsb: b.row_stride(),
+    };
+    for i in 0..count {
+        let (a0, b0, c0) = (i * steps[0], i * steps[1], i * steps[2]);
+        for j0 in (0..n).step_by(nr) {
+            args.n = nr.min(n - j0);
+            args.b = b.data().as_ptr().wrapping_add(b0 + j0 * b.col_stride());
+            for ib in (0..m).step_by(mr) {
+                args.m = mr.min(m - ib);
+                args.a = a.data().as_ptr().wrapping_add(a0 + ib * a.row_stride());
+                args.c = ptr.wrapping_add(c0 + ib * rsc + j0 * csc);
+                // SAFETY: product i's views of A, B and C lie in their buffers (checked by
+                // the caller), so rows ib..ib+args.m of A, columns j0..j0+args.n of B at
+                // every depth p < k, and the C tile at (ib, j0) are elements of them; C is
+                // mutably borrowed for the whole call and written by this thread alone; no
+                // bias; the kernel's ISA was checked by the caller.
+                unsafe { (kern.func)(&args) };
+            }
+        }
+    }
+}
+
 /// Runs `func` over every `MR x NR` tile of C; `a_of(ib)` gives the A pointer and strides
 /// for the strip starting at row `ib`.
 #[allow(clippy::too_many_arguments)]

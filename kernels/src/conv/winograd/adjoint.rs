@@ -21,7 +21,7 @@
 // The 2-D transforms index their tile arrays by row and column counters on purpose.
 #![allow(clippy::needless_range_loop)]
 
-use super::transform::{self, channel_vectors, columns, ld, st, upto6, Packing, Tiles};
+use super::transform::{channel_vectors, columns, ld, st, upto6, Packing, Tiles};
 use super::wgrad::grad;
 use super::{Conv2d, Extent, Gradient};
 use crate::arch::simd::{simd_dispatch, F32x};
@@ -201,11 +201,8 @@ pub(crate) fn backward_data<const M: usize>(
         }
         let wt: &[f32] = wt;
         with_scratch(Slot::Filter, a * a * cin * cout, |ut| {
-            ut.par_chunks_mut(a * a * cin).enumerate().for_each(|(co, slab)| {
-                // SAFETY: wt is the 3x3 HWIO filter of cout inputs and cin outputs, co <
-                // cout, the slab holds α²·cin; `isa` was checked by the public entry point.
-                unsafe { transform::filter::<M>(isa, wt, slab, co, cout, cin) };
-            });
+            // wt is the 3x3 HWIO filter of cout inputs and cin outputs.
+            super::transform_filter::<M>(isa, wt, ut, cout, cin);
             let ut: &[f32] = ut;
             with_scratch(Slot::GroupSums, layout.len() * seam_len, |seams| {
                 let mut work = Vec::with_capacity(layout.len());

@@ -87,6 +87,26 @@ fn position_products(
     )
 }
 
+/// Output floats per task of a filter transform at least: a 32 -> 32 filter's (36,864 for
+/// F(4x4)) is one task. Split a slab per input channel, it forked 32 tasks per call, and
+/// the calls run per part of a batch inside threads that each run a shard: the forks cost
+/// more than the transform.
+const FILTER_TASK: usize = 1 << 16;
+
+/// The transformed filter `u` (`[cin][α²][cout]`, one slab per input channel) of the 3x3
+/// HWIO filter `w` (`[3, 3, cin, cout]`), in tasks of whole slabs.
+fn transform_filter<const M: usize>(isa: Isa, w: &[f32], u: &mut [f32], cin: usize, cout: usize) {
+    let slab = (M + 2) * (M + 2) * cout;
+    assert!(w.len() >= 9 * cin * cout && u.len() == cin * slab, "winograd: filter shapes");
+    let per_task = FILTER_TASK.div_ceil(slab.max(1)).max(1);
+    u.par_chunks_mut(per_task * slab.max(1)).enumerate().for_each(|(task, us)| {
+        // SAFETY: w holds the 3x3 HWIO filter (asserted), the chunk is whole slabs of input
+        // channels from task·per_task on, below cin; `isa` was checked by the public entry
+        // point.
+        unsafe { transform::filter::<M>(isa, w, us, task * per_task, cin, cout) };
+    });
+}
+
 /// Whether Winograd F(M x M, 3 x 3) computes `c`: 3x3 filter, stride 1, dilation 1.
 pub(crate) fn applies(c: &Conv2d) -> bool {
     (c.kh, c.kw, c.sh, c.sw, c.dh, c.dw) == (3, 3, 1, 1, 1, 1)
@@ -165,12 +185,7 @@ fn run_forward<const M: usize>(
     };
     assert!(x.len() >= g.n * g.h * g.w * g.cin, "winograd: input shorter than its geometry");
     with_scratch(Slot::Filter, a * a * cin * cout, |u| {
-        // The transformed filter is [cin][α²][cout], one slab per input channel (in parallel).
-        u.par_chunks_mut(a * a * cout).enumerate().for_each(|(ci, slab)| {
-            // SAFETY: w is the 3x3 HWIO filter (checked by the caller), ci < cin, the slab
-            // holds α²·cout; `isa` was checked by the public entry point.
-            unsafe { transform::filter::<M>(isa, w, slab, ci, cin, cout) };
-        });
+        transform_filter::<M>(isa, w, u, cin, cout);
         let u: &[f32] = u;
         blocks.into_par_iter().try_for_each(|(first, count, yb)| {
             let t = count * tw;
