@@ -31,7 +31,7 @@ use crate::error::Result;
 use crate::scratch::{with_scratch, Slot};
 use rayon::prelude::*;
 
-/// `B v` for one column: the adjoint of [`transform`]'s `Bᵀ d`, `α` window values from `α`
+/// `B v` for one column: the adjoint of [`super::transform`]'s `Bᵀ d`, `α` window values from `α`
 /// transformed ones.
 #[inline(always)]
 unsafe fn b_col<V: F32x, const M: usize>(v: [V; 6]) -> [V; 6] {
