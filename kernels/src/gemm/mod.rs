@@ -162,7 +162,9 @@ pub(crate) fn sgemm_threads(
 /// and B in place where the ISA has them ([`sgemm_threads`] with `unpacked`); shapes, the
 /// ISA and the kernel are checked and chosen once for the batch, not per product: for
 /// callers that run many small products of one shape, where the per-call work of
-/// [`sgemm_threads`] is a visible share of the arithmetic.
+/// [`sgemm_threads`] is a visible share of the arithmetic. Where the kernel reads A in
+/// place, every product's tiles run in one loop ([`driver::gemm_nopack_batch`]). A batch
+/// with any product's view past its buffer is refused before anything is written.
 pub(crate) fn sgemm_strided_batch(
     isa: Isa,
     count: usize,
@@ -326,8 +328,7 @@ mod strided_batch_tests {
     /// Each product of the batch is the per-product path's (`sgemm_threads`, unpacked, one
     /// thread: the kernels and tiles the batch used before it ran them in one loop), bit for
     /// bit, on every ISA here, with operands interleaved as Winograd's are (product `i`'s
-    /// rows `count` products apart) and with the products' outputs between C's rows left
-    /// alone.
+    /// rows `count` products apart).
     #[test]
     fn batch_is_the_per_product_path() {
         // (m, n, k): Winograd's shapes (one panel, a packed-A twin with two panels), edges.
