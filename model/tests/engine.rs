@@ -225,10 +225,6 @@ fn folded_batch_norm_predicts_as_the_layers_do() {
     }
 }
 
-/// A batch-normalized residual network trains in parts and shards (batches of 44: six
-/// shards, parts of 8 and one of 4) joined by the normalizations' reductions: the weights
-/// and moving statistics after two epochs are the same bits on 1, 2 and 3 threads, with and
-/// without fusion, and the moving statistics have moved.
 /// Batch normalization followed by a ReLU runs as one op in training (the `bn_relu` rule):
 /// the loss, every gradient, and every weight and moving statistic after two Adam steps are
 /// the separate layers' exactly. A normalization whose value is also read elsewhere (here
