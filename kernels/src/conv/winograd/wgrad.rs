@@ -93,32 +93,18 @@ unsafe fn grad_body<V: F32x, const M: usize>(dy: Gradient<'_>, b: &Tiles, pack: 
     // contract; nl channels from ch are < c.
     unsafe {
         match dy {
-            Gradient::Dense(dy) => {
-                let load = |n: usize, oy: usize, ox: usize, ch: usize, nl: usize| {
-                    ld(dy.as_ptr().add(((n * b.h + oy) * b.w + ox) * b.c + ch), nl)
-                };
-                grad_tiles::<V, M>(b, (b.h, b.w), pack, load, m)
-            }
+            Gradient::Dense(dy) => grad_tiles::<V, M>(b, (b.h, b.w), pack, &DenseLoad { dy: dy.as_ptr(), b }, m),
             Gradient::Pooled(p) => {
                 let (hp, wp) = (p.cp.pool.ho, p.cp.pool.wo);
-                let (y, g, a) = (p.y.as_ptr(), p.dy.as_ptr(), p.argmax.as_ptr());
-                let (zero, lane) = (V::zero(), V::load(LANE.as_ptr()));
-                // dy at the argmax where the pooled value is positive: each lane's value if
-                // its argmax names this pixel (exact as floats below 2^24), else 0; `+ 0`
-                // as the dense gradient's `0 + dy`.
-                let load = |n: usize, oy: usize, ox: usize, ch: usize, nl: usize| {
-                    let q = ((n * hp + oy / 2) * wp + ox / 2) * b.c + ch;
-                    let (yv, gv, av) = if nl == V::LANES {
-                        (V::load(y.add(q)), V::load(g.add(q)), V::load_index(a.add(q)))
-                    } else {
-                        let mut idx = [0u32; 16];
-                        idx[..nl].copy_from_slice(core::slice::from_raw_parts(a.add(q), nl));
-                        (V::load_partial(y.add(q), nl), V::load_partial(g.add(q), nl), V::load_index(idx.as_ptr()))
-                    };
-                    let cell = V::splat(((oy * b.w + ox) * b.c + ch) as f32).add(lane);
-                    av.select_eq(cell, yv.select_gt(zero, gv, zero), zero).add(zero)
+                let load = PooledLoad {
+                    y: p.y.as_ptr(),
+                    g: p.dy.as_ptr(),
+                    argmax: p.argmax.as_ptr(),
+                    grid: (hp, wp),
+                    b,
+                    lane: V::load(LANE.as_ptr()),
                 };
-                grad_tiles::<V, M>(b, (2 * hp, 2 * wp), pack, load, m)
+                grad_tiles::<V, M>(b, (2 * hp, 2 * wp), pack, &load, m)
             }
         }
     }
@@ -127,40 +113,101 @@ unsafe fn grad_body<V: F32x, const M: usize>(dy: Gradient<'_>, b: &Tiles, pack: 
 /// Lane offsets `0, 1, ..`: the channels of a vector.
 const LANE: [f32; 16] = [0., 1., 2., 3., 4., 5., 6., 7., 8., 9., 10., 11., 12., 13., 14., 15.];
 
-/// [`grad_body`]'s tiles, `load(n, oy, ox, ch, nl)` reading `nl` channels from `ch` of
-/// output pixel `(oy, ox)` of image `n`, for pixels inside `(eh, ew)` only (0 outside).
+/// How [`grad_tiles`] reads the output gradient: `nl` channels from `ch` of output pixel
+/// `(oy, ox)` of image `n`. A trait with an always-inlined method rather than a closure:
+/// the tile reads its 16 cells from written-out code, and a closure called from 16 sites
+/// was not inlined (the pooled passes ran at half speed), while one call site in a loop
+/// over the window kept the window in memory, zeroed by a `memset` per tile and vector
+/// (3% of the convnet's step).
+trait GradLoad<V: F32x> {
+    /// # Safety
+    /// `(n, oy, ox)` is a pixel of the gradient the load was made for, inside its extent;
+    /// `ch + nl` is at most its channels, `nl <= LANES`; the ISA of `V` is enabled.
+    unsafe fn at(&self, n: usize, oy: usize, ox: usize, ch: usize, nl: usize) -> V;
+}
+
+/// The dense gradient `[n, b.h, b.w, b.c]` at `dy`.
+struct DenseLoad<'a> {
+    dy: *const f32,
+    b: &'a Tiles,
+}
+
+impl<V: F32x> GradLoad<V> for DenseLoad<'_> {
+    #[inline(always)]
+    unsafe fn at(&self, n: usize, oy: usize, ox: usize, ch: usize, nl: usize) -> V {
+        let b = self.b;
+        // SAFETY: per the trait's contract the pixel and channels are inside the gradient.
+        unsafe { ld(self.dy.add(((n * b.h + oy) * b.w + ox) * b.c + ch), nl) }
+    }
+}
+
+/// The gradient of a convolution feeding a ReLU and a 2x2/2 max pooling, from the pooled
+/// output `y`, its gradient `g` and `argmax` (`[n, hp, wp, b.c]` each, `grid = (hp, wp)`):
+/// `g` at the argmax where the pooled value is positive, 0 elsewhere.
+struct PooledLoad<'a, V> {
+    y: *const f32,
+    g: *const f32,
+    argmax: *const u32,
+    grid: (usize, usize),
+    b: &'a Tiles,
+    lane: V,
+}
+
+impl<V: F32x> GradLoad<V> for PooledLoad<'_, V> {
+    #[inline(always)]
+    unsafe fn at(&self, n: usize, oy: usize, ox: usize, ch: usize, nl: usize) -> V {
+        let ((hp, wp), b) = (self.grid, self.b);
+        // SAFETY: per the trait's contract the pooled pixel `(oy / 2, ox / 2)` and the
+        // channels are inside the pooled tensors.
+        unsafe {
+            let zero = V::zero();
+            let q = ((n * hp + oy / 2) * wp + ox / 2) * b.c + ch;
+            let (yv, gv, av) = if nl == V::LANES {
+                (V::load(self.y.add(q)), V::load(self.g.add(q)), V::load_index(self.argmax.add(q)))
+            } else {
+                let mut idx = [0u32; 16];
+                idx[..nl].copy_from_slice(core::slice::from_raw_parts(self.argmax.add(q), nl));
+                (V::load_partial(self.y.add(q), nl), V::load_partial(self.g.add(q), nl), V::load_index(idx.as_ptr()))
+            };
+            // Each lane's value if its argmax names this pixel (exact as floats below
+            // 2^24), else 0; `+ 0` as the dense gradient's `0 + dy`.
+            let cell = V::splat(((oy * b.w + ox) * b.c + ch) as f32).add(self.lane);
+            av.select_eq(cell, yv.select_gt(zero, gv, zero), zero).add(zero)
+        }
+    }
+}
+
+/// [`grad_body`]'s tiles, reading the gradient through `load` for pixels inside `(eh, ew)`
+/// only (0 outside).
 ///
 /// # Safety
-/// `m` holds `p.len(α, count, c)` floats; `load` is safe to call for those pixels; the ISA
+/// `m` holds `p.len(α, count, c)` floats; `load` may be called for those pixels; the ISA
 /// of `V` is enabled.
 #[inline(always)]
 unsafe fn grad_tiles<V: F32x, const M: usize>(
     b: &Tiles,
     (eh, ew): Extent,
     p: Packing,
-    load: impl Fn(usize, usize, usize, usize, usize) -> V,
+    load: &impl GradLoad<V>,
     m: &mut [f32],
 ) {
     let a = M + 2;
     assert!(m.len() >= p.len(a, b.count, b.c) && p.tile >= b.c && p.pos >= b.c);
     // SAFETY: m offsets are < p.len(a, count, c) (the largest, of the last tile's last
-    // position's last channel, is that minus one); loads as the contract allows.
+    // position's last channel, is that minus one); loads only of cells inside the extent.
     unsafe {
         for t in 0..b.count {
             let (n, y0, x0) = b.origin(t, M);
             let (rows, width) = (M.min(eh.saturating_sub(y0)), M.min(ew.saturating_sub(x0)));
             channel_vectors!(b.c, V::LANES, |ch, nl| {
-                // The window first, in plain loops (one call site of `load`, which stays
-                // inlined: called from the 16 written-out cells, the pooled gradient's
-                // load was not, and the pooled passes ran at half speed), zero past the
-                // extent; then the transform from it in registers.
-                let mut win = [[V::zero(); 6]; 6];
-                for (i, row) in win.iter_mut().enumerate().take(rows) {
-                    for (j, cell) in row.iter_mut().enumerate().take(width) {
-                        *cell = load(n, y0 + i, x0 + j, ch, nl);
-                    }
-                }
-                let tm = columns!(M, V::zero(), |i, j| win[i][j], |col| a_col::<V, M>(col));
+                // The window's cells written out (constant indices: it stays in registers),
+                // each a load inside the extent and zero past it.
+                let tm = columns!(
+                    M,
+                    V::zero(),
+                    |i, j| if i < rows && j < width { load.at(n, y0 + i, x0 + j, ch, nl) } else { V::zero() },
+                    |col| a_col::<V, M>(col)
+                );
                 let out = m.as_mut_ptr().add(t * p.tile + ch);
                 upto6!(a, |i| {
                     let r = a_col::<V, M>(tm[i]);
