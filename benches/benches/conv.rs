@@ -65,7 +65,7 @@ fn conv_groups(c: &mut Criterion, suffix: &str, threads: usize) {
                 _ => Pass::BackwardFilter,
             };
             for (aname, algo) in ALGOS.into_iter().filter(|(_, a)| a.supports(&d, pass_kind)) {
-                let opts = Ctx { algo, isa };
+                let opts = Ctx { algo, isa, weights_version: None };
                 g.bench_function(BenchmarkId::new(aname, name), |b| {
                     pool.install(|| match pass {
                         // The forward pass fuses bias + ReLU, as the CNN runs it.

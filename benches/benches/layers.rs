@@ -77,7 +77,7 @@ fn layers(c: &mut Criterion) {
             [("fwd", Pass::Forward), ("bwd_data", Pass::BackwardData), ("bwd_filter", Pass::BackwardFilter)]
         {
             for (aname, algo) in ALGOS.into_iter().filter(|(_, a)| a.supports(&d, kind)) {
-                let ctx = Ctx { algo, isa };
+                let ctx = Ctx { algo, isa, weights_version: None };
                 g.bench_function(BenchmarkId::new(format!("{pass}/{aname}"), name), |bch| {
                     one.install(|| match kind {
                         Pass::Forward => bch.iter(|| conv2d_forward(&ctx, &d, &x, &w, Some(&b), true, &mut y).unwrap()),
@@ -228,7 +228,7 @@ fn resnet_convs(c: &mut Criterion) {
                     continue; // the model needs no gradient of its input
                 }
                 for (aname, algo) in ALGOS.into_iter().filter(|(_, a)| a.supports(&d, kind)) {
-                    let ctx = Ctx { algo, isa };
+                    let ctx = Ctx { algo, isa, weights_version: None };
                     g.bench_function(BenchmarkId::new(format!("{pass}/{aname}"), name), |bch| {
                         pool.install(|| match kind {
                             Pass::Forward => {

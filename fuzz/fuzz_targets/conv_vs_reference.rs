@@ -101,7 +101,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
     let len = |s: [usize; 4]| s.iter().product::<usize>();
     let (x, w, b) = (vals(u, len(c.input_shape()))?, vals(u, len(c.filter_shape()))?, vals(u, c.cout())?);
     let dy = vals(u, len(c.output_shape()))?;
-    let opts = Ctx { algo, isa };
+    let opts = Ctx { algo, isa, weights_version: None };
     let extra = (winograd_extra(algo, &c, Pass::Forward, isa), winograd_tile(&c, Pass::Forward, &x, &w, &b, &dy));
     let usable = isa.is_available();
 

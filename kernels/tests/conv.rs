@@ -92,7 +92,7 @@ fn check_all_passes(c: &Conv2d, seed: u64, relu: bool) {
 
     for isa in Isa::available() {
         for algo in ALGOS {
-            let opts = Ctx { algo, isa };
+            let opts = Ctx { algo, isa, weights_version: None };
             let what = format!("{isa} {algo:?} {c:?}");
             if algo.supports(c, Pass::Forward) {
                 let mut y = vec![f32::NAN; dy.len()];
@@ -175,7 +175,7 @@ proptest! {
         let wino_dw = EPS * max(&mag_dw) * sum(&w);
         for isa in Isa::available() {
             for algo in ALGOS {
-                let opts = Ctx { algo, isa };
+                let opts = Ctx { algo, isa, weights_version: None };
                 if !algo.supports(&c, Pass::Forward) {
                     continue;
                 }
@@ -271,7 +271,7 @@ fn results_are_bit_identical_for_any_thread_count() {
                     // per thread count), so only the fixed choices are compared.
                     for algo in ALGOS.into_iter().filter(|&a| a != ConvAlgo::Measured && a.supports(&c, Pass::Forward))
                     {
-                        let opts = Ctx { algo, isa };
+                        let opts = Ctx { algo, isa, weights_version: None };
                         let mut y = vec![0.0; dy.len()];
                         conv2d_forward(&opts, &c, &x, &w, Some(&b), true, &mut y).unwrap();
                         let mut dx = vec![0.0; x.len()];
@@ -323,7 +323,7 @@ fn bad_buffers_are_typed_errors() {
         assert!(matches!(conv2d_backward_data(&o, &strided, &ys, &w, &mut dx, false), Err(Error::InvalidArgument(_))));
     }
     for missing in Isa::ALL.into_iter().filter(|i| !i.is_available()) {
-        let o = Ctx { algo: ConvAlgo::Auto, isa: missing };
+        let o = Ctx { algo: ConvAlgo::Auto, isa: missing, weights_version: None };
         assert_eq!(conv2d_forward(&o, &c, &x, &w, None, false, &mut y), Err(Error::IsaUnavailable(missing)));
     }
 }
@@ -376,6 +376,58 @@ fn accumulates(c: &Conv2d) {
             let sum = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| p + q).collect::<Vec<f32>>();
             assert_eq!(dw, sum(&w1, &w2), "{isa:?} {algo:?}: filter gradient");
             assert_eq!(db, sum(&b1, &b2), "{isa:?} {algo:?}: bias gradient");
+        }
+    }
+}
+
+/// A filter passed with a version ([`Ctx::weights_version`]) gives, on every ISA and both
+/// Winograd tile sizes, the bits the same call gives without one: on the first call (the
+/// transform made and kept), on the second (the kept one reused) and after the filter's
+/// values change in place under a new version (made again, not the stale one). Forward,
+/// backward-data in both forms (the transposed problem for "same", the adjoint for
+/// "valid"), and the pooled forward and backward-data.
+#[test]
+fn a_versioned_filter_gives_the_unversioned_bits_and_follows_new_versions() {
+    use ember_kernels::conv::{conv2d_backward_data_pooled, conv_relu_maxpool_forward, ConvReluPool};
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+    // Versions this test alone uses (the cache is per thread and keyed by the filter's
+    // address too, so other tests' filters cannot match them).
+    let mut next_version = 0x5eed_0000_0000u64;
+    for c in [
+        Conv2d::simple([3, 12, 12, 8], [3, 3, 8, 16], Padding::Same).unwrap(),
+        Conv2d::simple([3, 13, 13, 8], [3, 3, 8, 16], Padding::Valid).unwrap(),
+    ] {
+        let cp = ConvReluPool::new(c).unwrap();
+        let x = fill(21, len(c.input_shape()));
+        let dy = fill(22, len(c.output_shape()));
+        let pooled_dy = fill(23, len(cp.output_shape()));
+        for isa in Isa::available() {
+            for algo in [ConvAlgo::Winograd2x3, ConvAlgo::Winograd4x3] {
+                let plain = Ctx { algo, isa, weights_version: None };
+                // Every pass's outputs for filter `w` under `ctx`.
+                let passes = |ctx: &Ctx, w: &[f32]| {
+                    let mut y = vec![0.0; dy.len()];
+                    conv2d_forward(ctx, &c, &x, w, None, false, &mut y).unwrap();
+                    let mut dx = vec![0.0; x.len()];
+                    conv2d_backward_data(ctx, &c, &dy, w, &mut dx, false).unwrap();
+                    let out = len(cp.output_shape());
+                    let (mut py, mut pa) = (vec![0.0; out], vec![0u32; out]);
+                    conv_relu_maxpool_forward(ctx, &cp, &x, w, None, &mut py, &mut pa).unwrap();
+                    let mut pdx = vec![0.0; x.len()];
+                    conv2d_backward_data_pooled(ctx, &cp, &py, &pooled_dy, &pa, w, &mut pdx).unwrap();
+                    [bits(&y), bits(&dx), bits(&py), bits(&pdx)]
+                };
+                let mut w = fill(24, len(c.filter_shape()));
+                for round in 0..2 {
+                    let expected = passes(&plain, &w);
+                    next_version += 1;
+                    let versioned = plain.with_weights_version(next_version);
+                    assert!(passes(&versioned, &w) == expected, "{isa} {algo:?} {c:?}: round {round}, first call");
+                    assert!(passes(&versioned, &w) == expected, "{isa} {algo:?} {c:?}: round {round}, kept transform");
+                    // New values at the same address (an optimizer's step).
+                    w.iter_mut().for_each(|v| *v = 0.5 - *v);
+                }
+            }
         }
     }
 }

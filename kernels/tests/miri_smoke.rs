@@ -90,7 +90,7 @@ fn convolution_every_algorithm_and_pass() {
         reference::conv2d_backward_filter(&c, &x, &dy, &mut dw_ref, Some(&mut db_ref)).unwrap();
         for isa in Isa::available() {
             for algo in [ConvAlgo::Direct, ConvAlgo::Im2col, ConvAlgo::Winograd2x3, ConvAlgo::Winograd4x3] {
-                let opts = Ctx { algo, isa };
+                let opts = Ctx { algo, isa, weights_version: None };
                 let what = format!("{isa} {algo:?} {c:?}");
                 if algo.supports(&c, Pass::Forward) {
                     let mut y = vec![f32::NAN; dy.len()];

@@ -119,10 +119,10 @@ pub fn conv_relu_maxpool_forward(
     // windows); it runs where the plain forward would run it.
     match ctx.algo.resolve(c, Pass::Forward, isa) {
         ConvAlgo::Winograd4x3 if winograd::applies(c) => {
-            return winograd::forward_pooled::<4>(isa, c, x, w, bias, y, argmax);
+            return winograd::forward_pooled::<4>(isa, c, x, (w, ctx.weights_version), bias, y, argmax);
         }
         ConvAlgo::Winograd2x3 if winograd::applies(c) => {
-            return winograd::forward_pooled::<2>(isa, c, x, w, bias, y, argmax);
+            return winograd::forward_pooled::<2>(isa, c, x, (w, ctx.weights_version), bias, y, argmax);
         }
         algo @ (ConvAlgo::Winograd4x3 | ConvAlgo::Winograd2x3) => algo.check(c, Pass::Forward)?,
         _ => {}

@@ -177,8 +177,8 @@ pub fn conv2d_forward(
     }
     let mut run = |algo| match algo {
         ConvAlgo::Direct => direct::forward(isa, c, x, w, bias, relu, y),
-        ConvAlgo::Winograd2x3 => winograd::forward::<2>(isa, c, x, w, bias, relu, y),
-        ConvAlgo::Winograd4x3 => winograd::forward::<4>(isa, c, x, w, bias, relu, y),
+        ConvAlgo::Winograd2x3 => winograd::forward::<2>(isa, c, x, (w, ctx.weights_version), bias, relu, y),
+        ConvAlgo::Winograd4x3 => winograd::forward::<4>(isa, c, x, (w, ctx.weights_version), bias, relu, y),
         _ => im2col::forward(isa, c, x, w, bias, relu, y),
     };
     let algo = ctx.algo.select(c, Pass::Forward, isa, &mut run)?;
@@ -261,8 +261,12 @@ fn backward_data_in(
     // im2col's GEMM writes each pixel's sum whole.
     let im2col = |dx: &mut [f32]| dy.dense(|dy| im2col::backward_data(isa, c, dy, w, dx));
     let run = |algo, dx: &mut [f32], accumulate: bool| match algo {
-        ConvAlgo::Winograd2x3 => winograd::backward_data::<2>(isa, c, dy, w, dx, extent, accumulate),
-        ConvAlgo::Winograd4x3 => winograd::backward_data::<4>(isa, c, dy, w, dx, extent, accumulate),
+        ConvAlgo::Winograd2x3 => {
+            winograd::backward_data::<2>(isa, c, dy, (w, ctx.weights_version), dx, extent, accumulate)
+        }
+        ConvAlgo::Winograd4x3 => {
+            winograd::backward_data::<4>(isa, c, dy, (w, ctx.weights_version), dx, extent, accumulate)
+        }
         ConvAlgo::Direct => dy.dense(|dy| direct::backward_data(isa, c, dy, w, dx, accumulate)),
         _ if !accumulate => im2col(dx),
         _ => with_scratch(Slot::Partial, dx.len(), |part| {

@@ -114,6 +114,12 @@ impl Conv2D {
     pub(crate) fn ctx(&self) -> Ctx {
         Ctx::new().with_algo(self.algo)
     }
+    /// [`Conv2D::ctx`] for passes that read this layer's kernel from `w`: with the values'
+    /// version, so that a Winograd pass transforms the kernel once per thread and step
+    /// instead of once per part.
+    pub(crate) fn ctx_reading(&self, w: &Weights<'_>) -> Ctx {
+        self.ctx().with_weights_version(w.version())
+    }
     /// The kernel's id.
     pub(crate) fn kernel_id(&self) -> ParamId {
         self.params[0]
@@ -193,7 +199,7 @@ impl Layer for Conv2D {
         let c = self.desc(f.n)?;
         let relu = self.act == Activation::Relu;
         let w = f.weights.get(self.kernel_id());
-        conv::conv2d_forward(&self.ctx(), &c, f.x[0], w, self.bias(&f.weights), relu, f.y)?;
+        conv::conv2d_forward(&self.ctx_reading(&f.weights), &c, f.x[0], w, self.bias(&f.weights), relu, f.y)?;
         if self.act.needs_input() {
             self.act.apply(f.y, self.filters, &mut f.ws.kept)?;
         }
@@ -209,6 +215,7 @@ impl Layer for Conv2D {
         }
         if let Some(dx) = b.dx[0].as_deref_mut() {
             let add = b.add_to_dx.first().copied().unwrap_or(false);
+            let ctx = self.ctx_reading(&b.weights);
             conv::conv2d_backward_data(&ctx, &c, b.dy, b.weights.get(self.kernel_id()), dx, add)?;
         }
         Ok(())

@@ -202,7 +202,7 @@ impl ParamBuilder {
             let id = ParamId(table.infos.len() - 1);
             values.as_mut_slice()[table.value_range(id)].copy_from_slice(&v);
         }
-        Ok(ParamStore { table, values, grads })
+        Ok(ParamStore { table, values, grads, version: new_version() })
     }
 }
 
@@ -213,6 +213,17 @@ pub struct ParamStore {
     table: ParamTable,
     values: Arena,
     grads: Arena,
+    /// The values' version: a number no other values in this process had, new whenever
+    /// they may change (every `&mut` access to them). The convolutions pass it with their
+    /// filters, so a Winograd pass reuses the filter transform an earlier part of the same
+    /// step made (`ember_kernels::Ctx::weights_version`). A clone keeps it: the same values.
+    version: u64,
+}
+
+/// A version no values had before ([`ParamStore`]'s `version`).
+fn new_version() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl ParamStore {
@@ -242,6 +253,7 @@ impl ParamStore {
     }
     /// The values of `id`, mutable.
     pub fn value_mut(&mut self, id: ParamId) -> &mut [f32] {
+        self.version = new_version();
         let r = self.table.value_range(id);
         &mut self.values.as_mut_slice()[r]
     }
@@ -267,22 +279,27 @@ impl ParamStore {
     /// The trainable values and their gradients, as two arenas of one length: what an
     /// optimizer updates.
     pub fn trainable_mut(&mut self) -> (&mut [f32], &[f32]) {
+        self.version = new_version();
         let n = self.table.trainable_len;
         (&mut self.values.as_mut_slice()[..n], self.grads.as_slice())
     }
     /// [`ParamStore::trainable_mut`] with the gradients writable too: for an optimizer that
     /// sums a batch's shards into the gradient arena as it steps.
     pub(crate) fn trainable_and_grads_mut(&mut self) -> (&mut [f32], &mut [f32]) {
+        self.version = new_version();
         let n = self.table.trainable_len;
         (&mut self.values.as_mut_slice()[..n], self.grads.as_mut_slice())
     }
     /// Read-only values and the writable gradient arena, for a backward pass.
     pub(crate) fn split_mut(&mut self) -> (Weights<'_>, &mut [f32]) {
-        (Weights { table: &self.table, values: self.values.as_slice() }, self.grads.as_mut_slice())
+        (
+            Weights { table: &self.table, values: self.values.as_slice(), version: self.version },
+            self.grads.as_mut_slice(),
+        )
     }
     /// Read-only values.
     pub(crate) fn weights(&self) -> Weights<'_> {
-        Weights { table: &self.table, values: self.values.as_slice() }
+        Weights { table: &self.table, values: self.values.as_slice(), version: self.version }
     }
     /// Copies every value (trainable and state) from `other`, a store of the same tensors
     /// (a snapshot taken with `clone`, as Keras's `get_weights` / `set_weights`).
@@ -291,6 +308,7 @@ impl ParamStore {
             return Err(Error::Config("the stores hold different tensors".into()));
         }
         self.values.as_mut_slice().copy_from_slice(other.values.as_slice());
+        self.version = new_version();
         Ok(())
     }
     /// The values of `id` in Keras's layout.
@@ -328,6 +346,7 @@ impl ParamStore {
             info.from_keras(v, &mut staged.as_mut_slice()[self.table.value_range(id)])?;
         }
         self.values = staged;
+        self.version = new_version();
         Ok(())
     }
 }
@@ -337,9 +356,14 @@ impl ParamStore {
 pub struct Weights<'a> {
     table: &'a ParamTable,
     values: &'a [f32],
+    version: u64,
 }
 
 impl<'a> Weights<'a> {
+    /// The values' version: no other values in this process had it (see [`ParamStore`]).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
     /// The values of `id`.
     pub fn get(&self, id: ParamId) -> &'a [f32] {
         &self.values[self.table.value_range(id)]

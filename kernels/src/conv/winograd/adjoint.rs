@@ -26,7 +26,6 @@ use super::wgrad::grad;
 use super::{Conv2d, Extent, Gradient};
 use crate::arch::simd::{simd_dispatch, F32x};
 use crate::arch::Isa;
-use crate::conv::pad::transpose;
 use crate::error::Result;
 use crate::scratch::{with_scratch, Slot};
 use rayon::prelude::*;
@@ -143,14 +142,17 @@ pub(crate) fn pays(c: &Conv2d, m: usize, (eh, ew): Extent) -> bool {
 
 /// `dx` (`[n, h, w, cin]`, overwritten, or with `accumulate` added to) of the 3x3 stride-1
 /// convolution `c` from `dy` (`[n, ho, wo, cout]`, zero outside the top-left `extent` of
-/// each image: only that is tiled) and `w` (HWIO). The tiles' contributions are added into
-/// `dx` as they are scattered, so accumulating only skips the zeroing. The caller checked
-/// [`super::applies`] and the lengths.
+/// each image: only that is tiled) and `ut`, the transform of the filter transposed per tap
+/// (`[3, 3, cout, cin]`, no rotation): one `[α²][cin]` slab per output channel, row `co` of
+/// position `pos`'s `[cout, cin]` matrix `Uᵀ` ([`super::with_filter`]'s `Transposed`
+/// form). The tiles' contributions are added into `dx` as they are scattered, so
+/// accumulating only skips the zeroing. The caller checked [`super::applies`] and the
+/// lengths.
 pub(crate) fn backward_data<const M: usize>(
     isa: Isa,
     c: &Conv2d,
     dy: Gradient,
-    w: &[f32],
+    ut: &[f32],
     dx: &mut [f32],
     (eh, ew): Extent,
     accumulate: bool,
@@ -193,17 +195,8 @@ pub(crate) fn backward_data<const M: usize>(
         })
         .collect();
     let seam_len = 2 * row_len;
-    // The transposed filter [3, 3, cout, cin] (no rotation), and its transform, one
-    // [α²][cin] slab per output channel: row co of position pos's [cout, cin] matrix Uᵀ.
-    with_scratch(Slot::Flipped, 9 * cin * cout, |wt| {
-        for (src, dst) in w.chunks_exact(cin * cout).zip(wt.chunks_exact_mut(cin * cout)) {
-            transpose(src, cin, cout, dst);
-        }
-        let wt: &[f32] = wt;
-        with_scratch(Slot::Filter, a * a * cin * cout, |ut| {
-            // wt is the 3x3 HWIO filter of cout inputs and cin outputs.
-            super::transform_filter::<M>(isa, wt, ut, cout, cin);
-            let ut: &[f32] = ut;
+    {
+        {
             with_scratch(Slot::GroupSums, layout.len() * seam_len, |seams| {
                 let mut work = Vec::with_capacity(layout.len());
                 let mut rest = &mut dx[..c.n * c.h * row_len];
@@ -250,6 +243,6 @@ pub(crate) fn backward_data<const M: usize>(
                 }
                 Ok(())
             })
-        })
-    })
+        }
+    }
 }

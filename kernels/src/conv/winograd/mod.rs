@@ -15,18 +15,20 @@
 //! for any thread count).
 
 mod adjoint;
+mod filter_cache;
 mod pooled;
 mod transform;
 mod wgrad;
 
 pub(crate) use wgrad::backward_filter;
 
-use super::pad::{flip_filter, transposed};
+use super::pad::{flip_filter, transpose, transposed};
 use super::{Conv2d, Extent, Gradient};
 use crate::arch::Isa;
 use crate::error::Result;
 use crate::gemm::{sgemm_strided_batch, MatRef};
 use crate::scratch::{with_scratch, Slot};
+use filter_cache::{Form, Key};
 use pooled::PoolGrid;
 use rayon::prelude::*;
 use transform::{Packing, Tiles};
@@ -93,6 +95,46 @@ fn position_products(
 /// more than the transform.
 const FILTER_TASK: usize = 1 << 16;
 
+/// Runs `f` on the transformed filter (`[cin'][α²][cout']`, see [`transform_filter`]) of
+/// `c`'s filter `w` in the form `form` reads it (`(cin', cout')` = `(cin, cout)` for the
+/// forward, `(cout, cin)` for the two backward-data forms): this thread's kept transform
+/// when `version` names `w`'s values and one was made for them, else made here (and kept
+/// when `version` is given).
+fn with_filter<const M: usize, R>(
+    isa: Isa,
+    c: &Conv2d,
+    (w, version): (&[f32], Option<u64>),
+    form: Form,
+    f: impl FnOnce(&[f32]) -> R,
+) -> R {
+    let a = M + 2;
+    let (cin, cout) = if form == Form::Forward { (c.cin, c.cout) } else { (c.cout, c.cin) };
+    let len = a * a * cin * cout;
+    let make = |u: &mut [f32]| match form {
+        Form::Forward => transform_filter::<M>(isa, w, u, cin, cout),
+        Form::Flipped => with_scratch(Slot::Flipped, w.len(), |wf| {
+            flip_filter(c, w, wf);
+            transform_filter::<M>(isa, wf, u, cin, cout)
+        }),
+        Form::Transposed => with_scratch(Slot::Flipped, 9 * cin * cout, |wt| {
+            for (src, dst) in w.chunks_exact(cin * cout).zip(wt.chunks_exact_mut(cin * cout)) {
+                transpose(src, cout, cin, dst);
+            }
+            transform_filter::<M>(isa, wt, u, cin, cout)
+        }),
+    };
+    match version {
+        Some(version) => {
+            let key = Key { place: (w.as_ptr() as usize, w.len()), version, form, shape: (M, cin, cout) };
+            filter_cache::with_transformed(key, len, make, f)
+        }
+        None => with_scratch(Slot::Filter, len, |u| {
+            make(u);
+            f(u)
+        }),
+    }
+}
+
 /// The transformed filter `u` (`[cin][α²][cout]`, one slab per input channel) of the 3x3
 /// HWIO filter `w` (`[3, 3, cin, cout]`), in tasks of whole slabs.
 fn transform_filter<const M: usize>(isa: Isa, w: &[f32], u: &mut [f32], cin: usize, cout: usize) {
@@ -128,12 +170,13 @@ enum BlockSink<'a> {
 }
 
 /// The forward of geometry `g` (3x3, stride 1) into `sink`, with `x` (`[n, g.h, g.w,
-/// g.cin]`) at `(top, left)` of the zero canvas (its padding; read in place).
+/// g.cin]`) at `(top, left)` of the zero canvas (its padding; read in place) and `u` the
+/// transformed filter (`[g.cin][α²][g.cout]`, [`with_filter`]).
 fn run_forward<const M: usize>(
     isa: Isa,
     g: &Conv2d,
     (x, top, left): (&[f32], isize, isize),
-    w: &[f32],
+    u: &[f32],
     bias: Option<&[f32]>,
     sink: Sink<'_>,
 ) -> Result<()> {
@@ -184,9 +227,8 @@ fn run_forward<const M: usize>(
         }
     };
     assert!(x.len() >= g.n * g.h * g.w * g.cin, "winograd: input shorter than its geometry");
-    with_scratch(Slot::Filter, a * a * cin * cout, |u| {
-        transform_filter::<M>(isa, w, u, cin, cout);
-        let u: &[f32] = u;
+    assert!(u.len() == a * a * cin * cout, "winograd: transformed filter of another shape");
+    {
         blocks.into_par_iter().try_for_each(|(first, count, yb)| {
             let t = count * tw;
             let tiles = Tiles { first: first * tw, count: t, th, tw, h: g.h, w: g.w, c: cin, top, left };
@@ -216,7 +258,7 @@ fn run_forward<const M: usize>(
                 })
             })
         })
-    })
+    }
 }
 
 /// Forward with F(M x M, 3 x 3). The caller checked [`applies`].
@@ -224,12 +266,15 @@ pub(crate) fn forward<const M: usize>(
     isa: Isa,
     c: &Conv2d,
     x: &[f32],
-    w: &[f32],
+    w: (&[f32], Option<u64>),
     bias: Option<&[f32]>,
     relu: bool,
     y: &mut [f32],
 ) -> Result<()> {
-    run_forward::<M>(isa, c, (x, c.pad_top as isize, c.pad_left as isize), w, bias, Sink::Full { y, relu, add: false })
+    let x = (x, c.pad_top as isize, c.pad_left as isize);
+    with_filter::<M, _>(isa, c, w, Form::Forward, |u| {
+        run_forward::<M>(isa, c, x, u, bias, Sink::Full { y, relu, add: false })
+    })
 }
 
 /// `y = maxpool2x2(relu(conv(x, w) + bias))` with the argmax of every pooled output
@@ -240,7 +285,7 @@ pub(crate) fn forward_pooled<const M: usize>(
     isa: Isa,
     c: &Conv2d,
     x: &[f32],
-    w: &[f32],
+    w: (&[f32], Option<u64>),
     bias: Option<&[f32]>,
     y: &mut [f32],
     argmax: &mut [u32],
@@ -248,7 +293,8 @@ pub(crate) fn forward_pooled<const M: usize>(
     const { assert!(M.is_multiple_of(2), "pooling windows tile only even tiles") };
     let grid = PoolGrid { hp: c.ho / 2, wp: c.wo / 2 };
     let sink = Sink::Pooled { y, argmax, grid };
-    run_forward::<M>(isa, c, (x, c.pad_top as isize, c.pad_left as isize), w, bias, sink)
+    let x = (x, c.pad_top as isize, c.pad_left as isize);
+    with_filter::<M, _>(isa, c, w, Form::Forward, |u| run_forward::<M>(isa, c, x, u, bias, sink))
 }
 
 /// Backward-data with F(M x M, 3 x 3): the forward of the transposed problem, or the
@@ -261,26 +307,21 @@ pub(crate) fn backward_data<const M: usize>(
     isa: Isa,
     c: &Conv2d,
     dy: Gradient,
-    w: &[f32],
+    w: (&[f32], Option<u64>),
     dx: &mut [f32],
     extent: Extent,
     accumulate: bool,
 ) -> Result<()> {
     if adjoint::pays(c, M, extent) {
-        return adjoint::backward_data::<M>(isa, c, dy, w, dx, extent, accumulate);
+        return with_filter::<M, _>(isa, c, w, Form::Transposed, |ut| {
+            adjoint::backward_data::<M>(isa, c, dy, ut, dx, extent, accumulate)
+        });
     }
     let (g, pl) = transposed(c, c.h.div_ceil(M) * M, c.w.div_ceil(M) * M);
     dy.dense(|dy| {
-        with_scratch(Slot::Flipped, w.len(), |wf| {
-            flip_filter(c, w, wf);
-            run_forward::<M>(
-                isa,
-                &g,
-                (dy, pl.top, pl.left),
-                wf,
-                None,
-                Sink::Full { y: dx, relu: false, add: accumulate },
-            )
+        with_filter::<M, _>(isa, c, w, Form::Flipped, |u| {
+            let sink = Sink::Full { y: dx, relu: false, add: accumulate };
+            run_forward::<M>(isa, &g, (dy, pl.top, pl.left), u, None, sink)
         })
     })
 }

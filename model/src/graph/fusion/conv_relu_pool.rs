@@ -59,7 +59,7 @@ impl Op for ConvReluPoolOp {
         f.ws.indices.resize(f.y.len(), 0);
         let w = f.weights.get(self.conv.kernel_id());
         conv::conv_relu_maxpool_forward(
-            &self.conv.ctx(),
+            &self.conv.ctx_reading(&f.weights),
             &cp,
             f.x[0],
             w,
@@ -90,7 +90,7 @@ impl Op for ConvReluPoolOp {
         }
         if let Some(dx) = b.dx[0].as_deref_mut() {
             let w = b.weights.get(c.kernel_id());
-            conv::conv2d_backward_data_pooled(&c.ctx(), &cp, b.y, b.dy, argmax, w, dx)?;
+            conv::conv2d_backward_data_pooled(&c.ctx_reading(&b.weights), &cp, b.y, b.dy, argmax, w, dx)?;
         }
         Ok(())
     }
