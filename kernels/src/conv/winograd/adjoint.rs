@@ -195,54 +195,50 @@ pub(crate) fn backward_data<const M: usize>(
         })
         .collect();
     let seam_len = 2 * row_len;
-    {
-        {
-            with_scratch(Slot::GroupSums, layout.len() * seam_len, |seams| {
-                let mut work = Vec::with_capacity(layout.len());
-                let mut rest = &mut dx[..c.n * c.h * row_len];
-                for (&(first, count, from, to, seam), seam_buf) in layout.iter().zip(seams.chunks_exact_mut(seam_len)) {
-                    let (owned, tail) = rest.split_at_mut((to - from) * row_len);
-                    work.push((first, count, from, owned, seam, seam_buf));
-                    rest = tail;
-                }
-                work.into_par_iter().try_for_each(|(first, count, from, owned, seam, seam_buf)| -> Result<()> {
-                    if !accumulate {
-                        owned.fill(0.0);
-                    }
-                    seam_buf[..seam.1 * row_len].fill(0.0);
-                    let t = count * tw;
-                    let gt = Tiles { first: first * tw, count: t, th, tw, h: c.ho, w: c.wo, c: cout, top: 0, left: 0 };
-                    let xt = Tiles { h: c.h, w: c.w, c: cin, top, left, ..gt };
-                    let dst = Dst {
-                        owned: owned.as_mut_ptr(),
-                        owned_first: from,
-                        owned_rows: owned.len() / row_len,
-                        seam: seam_buf.as_mut_ptr(),
-                        seam_first: seam.0,
-                        seam_rows: seam.1,
-                    };
-                    let (pm, pv) = (Packing::tile_major(a, cout), Packing::tile_major(a, cin));
-                    with_scratch(Slot::Product, pm.len(a, t, cout), |m| {
-                        with_scratch(Slot::Lowered, pv.len(a, t, cin), |v| {
-                            // SAFETY: dy is the whole output gradient (checked by the public
-                            // entry point); m holds what pm places.
-                            unsafe { grad::<M>(isa, dy, &gt, pm, m) };
-                            super::position_products(isa, a * a, t, (m, cout, pm), ut, (v, cin, pv))?;
-                            // SAFETY: v holds what pv places; every in-range window row of
-                            // the block's tiles is an owned row (from its first covering
-                            // tile row on) or a seam row (rows the tile row above shares),
-                            // each `row_len` floats of `owned` or `seam_buf`.
-                            unsafe { scatter::<M>(isa, v, &xt, pv, &dst) };
-                            Ok(())
-                        })
-                    })
-                })?;
-                for (&(.., (first_row, rows)), seam_buf) in layout.iter().zip(seams.chunks_exact(seam_len)) {
-                    let at = &mut dx[first_row * row_len..][..rows * row_len];
-                    at.iter_mut().zip(seam_buf).for_each(|(d, s)| *d += s);
-                }
-                Ok(())
-            })
+    with_scratch(Slot::GroupSums, layout.len() * seam_len, |seams| {
+        let mut work = Vec::with_capacity(layout.len());
+        let mut rest = &mut dx[..c.n * c.h * row_len];
+        for (&(first, count, from, to, seam), seam_buf) in layout.iter().zip(seams.chunks_exact_mut(seam_len)) {
+            let (owned, tail) = rest.split_at_mut((to - from) * row_len);
+            work.push((first, count, from, owned, seam, seam_buf));
+            rest = tail;
         }
-    }
+        work.into_par_iter().try_for_each(|(first, count, from, owned, seam, seam_buf)| -> Result<()> {
+            if !accumulate {
+                owned.fill(0.0);
+            }
+            seam_buf[..seam.1 * row_len].fill(0.0);
+            let t = count * tw;
+            let gt = Tiles { first: first * tw, count: t, th, tw, h: c.ho, w: c.wo, c: cout, top: 0, left: 0 };
+            let xt = Tiles { h: c.h, w: c.w, c: cin, top, left, ..gt };
+            let dst = Dst {
+                owned: owned.as_mut_ptr(),
+                owned_first: from,
+                owned_rows: owned.len() / row_len,
+                seam: seam_buf.as_mut_ptr(),
+                seam_first: seam.0,
+                seam_rows: seam.1,
+            };
+            let (pm, pv) = (Packing::tile_major(a, cout), Packing::tile_major(a, cin));
+            with_scratch(Slot::Product, pm.len(a, t, cout), |m| {
+                with_scratch(Slot::Lowered, pv.len(a, t, cin), |v| {
+                    // SAFETY: dy is the whole output gradient (checked by the public
+                    // entry point); m holds what pm places.
+                    unsafe { grad::<M>(isa, dy, &gt, pm, m) };
+                    super::position_products(isa, a * a, t, (m, cout, pm), ut, (v, cin, pv))?;
+                    // SAFETY: v holds what pv places; every in-range window row of
+                    // the block's tiles is an owned row (from its first covering
+                    // tile row on) or a seam row (rows the tile row above shares),
+                    // each `row_len` floats of `owned` or `seam_buf`.
+                    unsafe { scatter::<M>(isa, v, &xt, pv, &dst) };
+                    Ok(())
+                })
+            })
+        })?;
+        for (&(.., (first_row, rows)), seam_buf) in layout.iter().zip(seams.chunks_exact(seam_len)) {
+            let at = &mut dx[first_row * row_len..][..rows * row_len];
+            at.iter_mut().zip(seam_buf).for_each(|(d, s)| *d += s);
+        }
+        Ok(())
+    })
 }

@@ -13,6 +13,10 @@
 //! Blocks are whole rows of tiles, so each owns a contiguous run of output rows; threads
 //! split blocks and a block's arithmetic never depends on the split (bit-identical results
 //! for any thread count).
+//!
+//! The filter's transform is made per call, or taken from the thread's cache of them
+//! ([`filter_cache`]) when the caller names its weights' version (`Ctx::weights_version`):
+//! the same bits either way.
 
 mod adjoint;
 mod filter_cache;
@@ -228,37 +232,35 @@ fn run_forward<const M: usize>(
     };
     assert!(x.len() >= g.n * g.h * g.w * g.cin, "winograd: input shorter than its geometry");
     assert!(u.len() == a * a * cin * cout, "winograd: transformed filter of another shape");
-    {
-        blocks.into_par_iter().try_for_each(|(first, count, yb)| {
-            let t = count * tw;
-            let tiles = Tiles { first: first * tw, count: t, th, tw, h: g.h, w: g.w, c: cin, top, left };
-            let (pv, pm) = (Packing::tile_major(a, cin), Packing::tile_major(a, cout));
-            with_scratch(Slot::Lowered, pv.len(a, t, cin), |v| {
-                with_scratch(Slot::Product, pm.len(a, t, cout), |m| {
-                    // SAFETY: x holds the whole batch (asserted above); v holds what pv
-                    // places.
-                    unsafe { transform::input::<M>(isa, x, &tiles, pv, v) };
-                    position_products(isa, a * a, t, (v, cin, pv), u, (m, cout, pm))?;
-                    let out = Tiles { h: g.ho, w: g.wo, c: cout, top: 0, left: 0, ..tiles };
-                    let bias = bias.unwrap_or(&[]);
-                    // SAFETY: m holds what pm places; the block's sink is exactly the
-                    // (full or pooled) output rows of its tile rows; bias and chan have
-                    // cout floats (checked by the caller); M is even for a pooled sink and
-                    // ho·wo·cout < 2^24 (`ConvReluPool`).
-                    unsafe {
-                        match (yb, grid.as_ref()) {
-                            (BlockSink::Full(yb), _) => transform::output::<M>(isa, (m, pm), &out, bias, relu, add, yb),
-                            (BlockSink::Pooled(yb, ab), Some(grid)) => {
-                                pooled::output_pooled::<M>(isa, (m, pm), &out, grid, bias, &chan, (yb, ab))
-                            }
-                            (BlockSink::Pooled(..), None) => unreachable!("a pooled block has its grid"),
+    blocks.into_par_iter().try_for_each(|(first, count, yb)| {
+        let t = count * tw;
+        let tiles = Tiles { first: first * tw, count: t, th, tw, h: g.h, w: g.w, c: cin, top, left };
+        let (pv, pm) = (Packing::tile_major(a, cin), Packing::tile_major(a, cout));
+        with_scratch(Slot::Lowered, pv.len(a, t, cin), |v| {
+            with_scratch(Slot::Product, pm.len(a, t, cout), |m| {
+                // SAFETY: x holds the whole batch (asserted above); v holds what pv
+                // places.
+                unsafe { transform::input::<M>(isa, x, &tiles, pv, v) };
+                position_products(isa, a * a, t, (v, cin, pv), u, (m, cout, pm))?;
+                let out = Tiles { h: g.ho, w: g.wo, c: cout, top: 0, left: 0, ..tiles };
+                let bias = bias.unwrap_or(&[]);
+                // SAFETY: m holds what pm places; the block's sink is exactly the
+                // (full or pooled) output rows of its tile rows; bias and chan have
+                // cout floats (checked by the caller); M is even for a pooled sink and
+                // ho·wo·cout < 2^24 (`ConvReluPool`).
+                unsafe {
+                    match (yb, grid.as_ref()) {
+                        (BlockSink::Full(yb), _) => transform::output::<M>(isa, (m, pm), &out, bias, relu, add, yb),
+                        (BlockSink::Pooled(yb, ab), Some(grid)) => {
+                            pooled::output_pooled::<M>(isa, (m, pm), &out, grid, bias, &chan, (yb, ab))
                         }
+                        (BlockSink::Pooled(..), None) => unreachable!("a pooled block has its grid"),
                     }
-                    Ok(())
-                })
+                }
+                Ok(())
             })
         })
-    }
+    })
 }
 
 /// Forward with F(M x M, 3 x 3). The caller checked [`applies`].
