@@ -8,6 +8,7 @@
 //! the first call of a step on this thread, found by the weights' address, the version, the
 //! form the pass reads and the shape.
 
+use crate::scratch::{aligned_window, with_scratch, Slot};
 use std::cell::RefCell;
 use std::sync::Arc;
 
@@ -52,7 +53,7 @@ struct Entry {
 /// Transforms a thread keeps at most (the residual network has 10: five 3x3 convolutions,
 /// forward and backward-data), and floats in all (32 MiB: a 256 -> 256 F(4x4) transform is
 /// 9.4 MB; the residual network's ten are 2.4 MB); the least recently used go first, and a
-/// transform over the whole budget is used once and not kept.
+/// transform over the whole budget is made in the thread's scratch, as without a version.
 const ENTRIES: usize = 16;
 const FLOATS: usize = 8 << 20;
 
@@ -72,6 +73,12 @@ pub(super) fn with_transformed<R>(
     make: impl FnOnce(&mut [f32]),
     f: impl FnOnce(&[f32]) -> R,
 ) -> R {
+    if len > FLOATS {
+        return with_scratch(Slot::Filter, len, |u| {
+            make(u);
+            f(u)
+        });
+    }
     let hit = CACHE.with(|c| {
         let (entries, clock) = &mut *c.borrow_mut();
         *clock += 1;
@@ -84,16 +91,13 @@ pub(super) fn with_transformed<R>(
         return f(&v[*off..*off + len]);
     }
     let mut v = Vec::new();
-    let window = crate::scratch::aligned_window(&mut v, len);
+    let window = aligned_window(&mut v, len);
     make(window);
     let off = window.as_ptr() as usize - v.as_ptr() as usize;
     let data = Arc::new((v, off / std::mem::size_of::<f32>()));
     CACHE.with(|c| {
         let (entries, clock) = &mut *c.borrow_mut();
         entries.retain(|e| !e.key.same_filter(&key));
-        if len > FLOATS {
-            return;
-        }
         let held = |entries: &[Entry]| entries.iter().map(|e| e.data.0.len()).sum::<usize>();
         while !entries.is_empty() && (entries.len() >= ENTRIES || held(entries) + len > FLOATS) {
             if let Some(oldest) = entries.iter().enumerate().min_by_key(|(_, e)| e.last_use).map(|(i, _)| i) {
@@ -134,7 +138,7 @@ mod tests {
         assert_eq!((older, made.get()), (4.0, 3));
         let other_form = Key { form: Form::Flipped, ..key(7) };
         assert_eq!(with_transformed(other_form, 36, make(5.0), |u| u[0]), 5.0);
-        // Over the budget: made each time, never kept.
+        // Over the budget: made each time (in scratch), never kept.
         let big = Key { place: (0x2000, 9), ..key(9) };
         let made_before = made.get();
         with_transformed(big, FLOATS + 1, make(6.0), |_| ());
