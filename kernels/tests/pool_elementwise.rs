@@ -10,7 +10,8 @@ use ember_kernels::elementwise::{
     softmax_cross_entropy,
 };
 use ember_kernels::pool::{
-    avg_pool_backward, avg_pool_forward, global_avg_pool_forward, max_pool_backward, max_pool_forward, Pool2d,
+    avg_pool_backward, avg_pool_forward, global_avg_pool_backward, global_avg_pool_forward, max_pool_backward,
+    max_pool_forward, Pool2d,
 };
 use ember_kernels::Ctx;
 use ember_kernels::{reference, Error, Isa};
@@ -75,6 +76,30 @@ fn global_avg_pool_is_the_channel_mean() {
     let mut y = vec![0.0; 4];
     global_avg_pool_forward([2, 3, 2, 2], &x, &mut y).unwrap();
     assert_eq!(y, [5.0, 6.0, 17.0, 18.0]);
+}
+
+/// The global pooling's backward spreads each image's gradient over its pixels in one pass:
+/// the bits of the general average pooling's (a zeroed sum plus `g / count`, so a `-0.0`
+/// gradient gives `+0.0`, and NaN passes through), whatever the output held before.
+#[test]
+fn global_avg_pool_backward_is_the_whole_window_average_pool_backward() {
+    for (shape, dy) in [
+        ([2, 3, 2, 2], vec![1.5, -0.0, f32::NAN, 3.0e-39]),
+        ([3, 5, 7, 3], (0..9).map(|i| (i as f32 - 4.0) / 3.0).collect()),
+        ([1, 1, 1, 1], vec![-2.0]),
+        ([0, 4, 4, 2], vec![]),
+    ] {
+        let [n, h, w, c] = shape;
+        let p = Pool2d::new(shape, (h, w), (1, 1), Padding::Valid).unwrap();
+        let mut general = vec![0.0; n * h * w * c];
+        avg_pool_backward(&p, &dy, &mut general).unwrap();
+        let mut global = vec![f32::NAN; general.len()];
+        global_avg_pool_backward(shape, &dy, &mut global).unwrap();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&global), bits(&general), "{shape:?}");
+    }
+    let mut dx = vec![0.0; 16];
+    assert!(matches!(global_avg_pool_backward([1, 4, 4, 1], &[1.0, 2.0], &mut dx), Err(Error::ShapeMismatch { .. })));
 }
 
 #[test]
