@@ -184,7 +184,8 @@ fn run_mine(
     // ranks add each of theirs to the running sum they receive, so they keep them apart.
     if !plan.coupled || size == 1 {
         let split = (mine.start, total, rank == 0);
-        return pool.install(|| executor::run_shards(plan, &args, bufs, &mut shards[..count], batch, split));
+        let x = (&batch.input[..], batch.targets.as_targets());
+        return pool.install(|| executor::run_shards(plan, &args, bufs, &mut shards[..count], x, split));
     }
     let mut exchange = |parts: Option<&[&Partial]>| gather_partials(comm, parts);
     let ranked = Ranked { first: mine.start, total, pool, exchange: &mut exchange };

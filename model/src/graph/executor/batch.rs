@@ -121,7 +121,7 @@ pub(super) fn part_loss(
     Ok((loss, counts))
 }
 
-/// [`run_range`] over a whole batch split into `shards.len()` shards of whole parts, run
+/// [`run_range`] over a whole batch (`n` samples' input and targets) split into `shards.len()` shards of whole parts, run
 /// in parallel in the current rayon pool: shard `k` writes its parameter gradients into
 /// `grads[k]` (overwriting), and with `sum` the shards' gradients are then summed into
 /// `grads[0]` in shard order (without, the caller sums them, in that order); the losses
@@ -131,7 +131,7 @@ pub(crate) fn run_sharded(
     a: &RunArgs<'_>,
     grads: Option<&mut [&mut [f32]]>,
     shards: &mut [Shard],
-    batch: &Batch,
+    batch: (&[f32], Targets<'_>),
     sum: bool,
 ) -> Result<(f64, Counts)> {
     let s = shards.len().max(1);
@@ -154,11 +154,11 @@ pub(crate) fn run_shards(
     a: &RunArgs<'_>,
     grads: Option<&mut [&mut [f32]]>,
     shards: &mut [Shard],
-    batch: &Batch,
+    (input, targets): (&[f32], Targets<'_>),
     (first, total, sum): (usize, usize, bool),
 ) -> Result<Vec<(f64, Counts)>> {
     use rayon::prelude::*;
-    let n = batch.targets.len();
+    let n = targets.len();
     let s = shards.len();
     if plan.coupled {
         // The reductions join every part of the batch: its shards run in this process.
@@ -169,8 +169,7 @@ pub(crate) fn run_shards(
             ));
         }
         let mut grads = grads;
-        let x = (&batch.input[..], batch.targets.as_targets());
-        let r = super::coupled::run(plan, a, grads.as_deref_mut(), shards, x, 0, None)?;
+        let r = super::coupled::run(plan, a, grads.as_deref_mut(), shards, (input, targets), 0, None)?;
         if let (Some(g), true) = (grads, sum) {
             sum_in_order(&mut g[..s])?;
         }
@@ -188,7 +187,7 @@ pub(crate) fn run_shards(
             }
             return Ok((0.0, Counts::default()));
         }
-        let range = (&batch.input[lo * in_len..hi * in_len], batch.targets.as_targets().slice(lo..hi));
+        let range = (&input[lo * in_len..hi * in_len], targets.slice(lo..hi));
         run_range(plan, a, g, shard, range, lo)
     };
     let results: Vec<Result<(f64, Counts)>> = match grads {
