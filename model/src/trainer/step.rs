@@ -17,10 +17,10 @@ use crate::trainer::Evaluation;
 
 impl Model {
     /// Checks a batch of `x` (the samples' input) and `targets` against the model and
-    /// loads the targets; returns the sample count. The input is not copied: the run that
-    /// follows takes `x` itself (`Some(x)` below), where [`Model::fit`] gathers its batches
-    /// into the model's own buffer (`None`). (The copy was 1.7% of the seed network's
-    /// step.)
+    /// loads the targets; returns the sample count. The input is not copied (the copy was
+    /// 1.7% of the seed network's step): the run that follows reads `x` where it lies
+    /// (`input: Some(x)`), while [`Model::fit`] gathers its batches into the model's own
+    /// buffer and runs on that (`None`).
     pub(crate) fn load_targets(&mut self, x: &[f32], targets: Targets<'_>) -> Result<usize> {
         let c = self.compiled()?;
         let n = targets.len();

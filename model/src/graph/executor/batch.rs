@@ -121,11 +121,12 @@ pub(super) fn part_loss(
     Ok((loss, counts))
 }
 
-/// [`run_range`] over a whole batch (`n` samples' input and targets) split into `shards.len()` shards of whole parts, run
-/// in parallel in the current rayon pool: shard `k` writes its parameter gradients into
-/// `grads[k]` (overwriting), and with `sum` the shards' gradients are then summed into
-/// `grads[0]` in shard order (without, the caller sums them, in that order); the losses
-/// and counts are summed in shard order. Nothing depends on which thread ran which shard.
+/// [`run_range`] over a whole batch (its samples' input and their targets) split into
+/// `shards.len()` shards of whole parts, run in parallel in the current rayon pool: shard
+/// `k` writes its parameter gradients into `grads[k]` (overwriting), and with `sum` the
+/// shards' gradients are then summed into `grads[0]` in shard order (without, the caller
+/// sums them, in that order); the losses and counts are summed in shard order. Nothing
+/// depends on which thread ran which shard.
 pub(crate) fn run_sharded(
     plan: &Plan,
     a: &RunArgs<'_>,
