@@ -297,7 +297,7 @@ fn check_add(rows: usize, c: usize, normalized: &[bool], relu: bool, seed: u64) 
             .collect();
         let refs: Vec<&[f32]> = applied.iter().map(|v| &v[..]).collect();
         let mut unfused = vec![0.0; rows * c];
-        ember_kernels::elementwise::add_forward(&refs, relu, &mut unfused).unwrap();
+        ember_kernels::elementwise::add_forward(&ctx, &refs, relu, &mut unfused).unwrap();
         assert!(y == unfused, "{isa:?}: fused sum vs normalize-then-add");
     }
 }

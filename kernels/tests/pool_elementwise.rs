@@ -136,22 +136,31 @@ fn elementwise_kernels_follow_their_definitions() {
 
 proptest! {
     /// `add_forward` is the sum in input order, element by element (bit for bit: the same
-    /// f32 additions), and with `relu` its positive part; lengths across the 8-lane blocks,
-    /// their tails and the 16K-float chunks the threads split.
+    /// f32 additions, on every ISA), and with `relu` its positive part (0 for a NaN or -0
+    /// sum, as the SIMD max); lengths across the vectors, their tails and the 16K-float
+    /// chunks the threads split, with a NaN and a -0 sum among the elements.
     #[test]
     fn add_is_the_ordered_sum_and_its_relu(len in 0usize..40_000, inputs in 1usize..4, seed in any::<u64>()) {
-        let xs: Vec<Vec<f32>> = (0..inputs as u64).map(|k| fill(seed ^ k, len)).collect();
+        let mut xs: Vec<Vec<f32>> = (0..inputs as u64).map(|k| fill(seed ^ k, len)).collect();
+        if len > 2 {
+            xs[0][len / 2] = f32::NAN;
+            for x in xs.iter_mut() {
+                x[len - 1] = -0.0;
+            }
+        }
         let refs: Vec<&[f32]> = xs.iter().map(|x| &x[..]).collect();
-        for relu in [false, true] {
-            let mut y = vec![f32::NAN; len];
-            add_forward(&refs, relu, &mut y).unwrap();
-            for (i, &v) in y.iter().enumerate() {
-                let mut want = xs[0][i];
-                for x in &xs[1..] {
-                    want += x[i];
+        for isa in Isa::available() {
+            for relu in [false, true] {
+                let mut y = vec![f32::NAN; len];
+                add_forward(&Ctx::for_isa(isa), &refs, relu, &mut y).unwrap();
+                for (i, &v) in y.iter().enumerate() {
+                    let mut want = xs[0][i];
+                    for x in &xs[1..] {
+                        want += x[i];
+                    }
+                    let want = if !relu || want > 0.0 { want } else { 0.0 };
+                    prop_assert_eq!(v.to_bits(), want.to_bits(), "{:?}: element {} of {}", isa, i, len);
                 }
-                let want = if relu { want.max(0.0) } else { want };
-                prop_assert_eq!(v.to_bits(), want.to_bits(), "element {} of {}", i, len);
             }
         }
     }

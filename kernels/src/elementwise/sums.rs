@@ -11,10 +11,12 @@ const ADD_CHUNK: usize = 16 * 1024;
 /// Floats of `y` that [`accumulate_in_order`] keeps in L1 (8 KiB) while it adds every `x`.
 const L1_WINDOW: usize = 2048;
 
-/// `y = x₀ + x₁ + …` elementwise (added in that order), then `max(y, 0)` with `relu`: one
-/// pass over memory, in chunks across the current rayon pool (Keras's `Add`, and `Add`
-/// followed by a ReLU fused).
-pub fn add_forward(xs: &[&[f32]], relu: bool, y: &mut [f32]) -> Result<()> {
+/// `y = x₀ + x₁ + …` elementwise (added in that order), then `max(y, 0)` with `relu` (0
+/// where the sum is NaN or -0, as the SIMD max and every fused ReLU here): one pass over
+/// memory, in chunks across the current rayon pool, vectorised on `ctx`'s ISA (plain
+/// additions: the same bits on every ISA and thread count). Keras's `Add`, and `Add`
+/// followed by a ReLU fused.
+pub fn add_forward(ctx: &crate::Ctx, xs: &[&[f32]], relu: bool, y: &mut [f32]) -> Result<()> {
     use rayon::prelude::*;
     if xs.is_empty() {
         return Err(Error::InvalidArgument("add_forward needs at least one input".into()));
@@ -22,35 +24,83 @@ pub fn add_forward(xs: &[&[f32]], relu: bool, y: &mut [f32]) -> Result<()> {
     for x in xs {
         check_same("add input length vs output length", y.len(), x.len())?;
     }
+    let isa = ctx.isa.check()?;
     y.par_chunks_mut(ADD_CHUNK).enumerate().for_each(|(k, yc)| {
         let at = k * ADD_CHUNK;
-        add_chunk(xs, at, relu, yc);
+        // SAFETY: `isa` was checked; every x is as long as y (checked), so it holds the
+        // chunk's elements from `at`; `xs` is not empty (checked).
+        unsafe {
+            if relu {
+                add_chunk::<true>(isa, xs, at, yc)
+            } else {
+                add_chunk::<false>(isa, xs, at, yc)
+            }
+        }
     });
     Ok(())
 }
 
-/// [`add_forward`] on `y`, the elements of the inputs from `at` on.
-fn add_chunk(xs: &[&[f32]], at: usize, relu: bool, y: &mut [f32]) {
-    use wide::f32x8;
-    let lane = |x: &[f32], i: usize| f32x8::from(<[f32; 8]>::try_from(&x[at + i..at + i + 8]).expect("8 lanes"));
-    let full = y.len() / 8 * 8;
-    for i in (0..full).step_by(8) {
-        let mut acc = lane(xs[0], i);
+/// The inputs' `lanes` elements from `i` (whole vector or the tail), added in input order;
+/// then `max(·, 0)` with `RELU`.
+///
+/// # Safety
+/// The ISA of `V` is enabled; `lanes <= V::LANES` and every input holds `i + lanes` floats.
+#[inline(always)]
+unsafe fn sum_at<V: crate::arch::simd::F32x, const RELU: bool>(xs: &[&[f32]], i: usize, lanes: usize) -> V {
+    // SAFETY: the contract: every input holds `i + lanes` floats.
+    unsafe {
+        let mut acc = load_lanes::<V>(xs[0], i, lanes);
         for x in &xs[1..] {
-            acc += lane(x, i);
+            acc = acc.add(load_lanes::<V>(x, i, lanes));
         }
-        if relu {
-            acc = acc.max(f32x8::ZERO);
+        if RELU {
+            acc.max(V::zero())
+        } else {
+            acc
         }
-        y[i..i + 8].copy_from_slice(&acc.to_array());
     }
-    for i in full..y.len() {
-        let mut acc = xs[0][at + i];
-        for x in &xs[1..] {
-            acc += x[at + i];
+}
+
+/// `lanes` floats of `x` from `i`: a whole vector or a partial one.
+///
+/// # Safety
+/// The ISA of `V` is enabled; `lanes <= V::LANES` and `x` holds `i + lanes` floats.
+#[inline(always)]
+unsafe fn load_lanes<V: crate::arch::simd::F32x>(x: &[f32], i: usize, lanes: usize) -> V {
+    // SAFETY: the contract.
+    unsafe {
+        if lanes == V::LANES {
+            V::load(x.as_ptr().add(i))
+        } else {
+            V::load_partial(x.as_ptr().add(i), lanes)
         }
-        y[i] = if relu { acc.max(0.0) } else { acc };
     }
+}
+
+/// [`add_forward`] on the chunk `y`: the inputs' elements from `at` on, on vectors of `V`
+/// (the tail in a partial one).
+///
+/// # Safety
+/// The ISA of `V` is enabled; `xs` is not empty and every input holds `at + y.len()` floats.
+#[inline(always)]
+unsafe fn add_body<V: crate::arch::simd::F32x, const RELU: bool>(xs: &[&[f32]], at: usize, y: &mut [f32]) {
+    let full = y.len() / V::LANES * V::LANES;
+    // SAFETY: every vector read is below `at + y.len()` in every input (the contract), and
+    // every one stored below `y.len()`.
+    unsafe {
+        for i in (0..full).step_by(V::LANES) {
+            sum_at::<V, RELU>(xs, at + i, V::LANES).store(y.as_mut_ptr().add(i));
+        }
+        if full < y.len() {
+            let tail = y.len() - full;
+            sum_at::<V, RELU>(xs, at + full, tail).store_partial(y.as_mut_ptr().add(full), tail);
+        }
+    }
+}
+
+crate::arch::simd::simd_dispatch! {
+    /// [`add_body`] on `isa`.
+    unsafe fn add_chunk<const RELU: bool>(xs: &[&[f32]], at: usize, y: &mut [f32]) => add_body
 }
 
 /// `y += x` elementwise, in chunks across the current rayon pool, vectorised on `ctx`'s ISA

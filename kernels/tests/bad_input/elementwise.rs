@@ -15,12 +15,17 @@ fn elementwise_rejects_bad_lengths_and_labels() {
         case!("bias_grad: zero channels", Error::InvalidArgument(_), bias_grad(&z(6), 0, &mut z(0))),
         case!("bias_grad: db length", Error::ShapeMismatch { .. }, bias_grad(&z(6), 3, &mut z(2))),
         case!("relu_backward: lengths differ", Error::ShapeMismatch { .. }, relu_backward(&z(5), &mut z(6))),
-        case!("add_forward: no inputs", Error::InvalidArgument(_), add_forward(&[], false, &mut z(6))),
+        case!("add_forward: no inputs", Error::InvalidArgument(_), add_forward(&Ctx::new(), &[], false, &mut z(6))),
         case!("accumulate: lengths differ", Error::ShapeMismatch { .. }, accumulate(&Ctx::new(), &mut z(6), &z(5))),
         case!(
             "dropout mask: ISA this CPU lacks",
             Error::IsaUnavailable(_),
             ember_kernels::dropout::dropout_mask(&Ctx::for_isa(missing_isa()), 1, 2, 2.0, &mut z(6))
+        ),
+        case!(
+            "add_forward: ISA this CPU lacks",
+            Error::IsaUnavailable(_),
+            add_forward(&Ctx::for_isa(missing_isa()), &[&z(6)], false, &mut z(6))
         ),
         case!(
             "accumulate: ISA this CPU lacks",
@@ -40,7 +45,7 @@ fn elementwise_rejects_bad_lengths_and_labels() {
         case!(
             "add_forward: an input of another length",
             Error::ShapeMismatch { .. },
-            add_forward(&[&z(6), &z(5)], true, &mut z(6))
+            add_forward(&Ctx::new(), &[&z(6), &z(5)], true, &mut z(6))
         ),
         case!("softmax: not whole rows", Error::ShapeMismatch { .. }, softmax(&mut z(7), 3)),
         case!("softmax: zero classes", Error::InvalidArgument(_), softmax(&mut z(6), 0)),

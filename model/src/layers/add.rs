@@ -52,7 +52,7 @@ impl Add {
     /// The forward pass, followed by a ReLU with `relu` (`y = max(Σ x, 0)` in the same pass
     /// over memory; the `add_relu` fusion rule).
     pub(crate) fn forward_then(&self, f: Forward<'_>, relu: bool) -> Result<()> {
-        ember_kernels::elementwise::add_forward(f.x, relu, f.y)?;
+        ember_kernels::elementwise::add_forward(&ember_kernels::Ctx::new(), f.x, relu, f.y)?;
         Ok(())
     }
 
