@@ -218,6 +218,10 @@ fn cnn_shapes_match_reference() {
         .unwrap(),
         // Backward-filter accumulates over more than one block of output rows.
         Conv2d::simple([1, 40, 40, 4], [3, 3, 4, 64], Padding::Same).unwrap(),
+        // Winograd's backward-filter sums its tiles in several groups (F(4x4): three,
+        // F(2x2): four) and adds the groups' sums in group order (no other shape here has
+        // more than two: dropping the third group passed every kernel test before this one).
+        Conv2d::simple([5, 28, 28, 32], [3, 3, 32, 32], Padding::Same).unwrap(),
     ] {
         check_all_passes(&c, 42, true);
     }
