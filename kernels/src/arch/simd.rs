@@ -129,6 +129,39 @@ pub(crate) trait F32x: Copy {
     }
 }
 
+/// `n <= LANES` floats at `p` as a vector: a whole one when `n == LANES` (one plain load),
+/// else the first `n` lanes and the others 0 (the tail of a run of channels).
+///
+/// # Safety
+/// `n` floats are readable at `p`; the ISA of `V` is enabled.
+#[inline(always)]
+pub(crate) unsafe fn ld<V: F32x>(p: *const f32, n: usize) -> V {
+    // SAFETY: forwarded.
+    unsafe {
+        if n == V::LANES {
+            V::load(p)
+        } else {
+            V::load_partial(p, n)
+        }
+    }
+}
+
+/// Stores the first `n <= LANES` lanes of `v` at `p` (the whole vector when `n == LANES`).
+///
+/// # Safety
+/// `n` floats are writable at `p`; the ISA of `V` is enabled.
+#[inline(always)]
+pub(crate) unsafe fn st<V: F32x>(v: V, p: *mut f32, n: usize) {
+    // SAFETY: forwarded.
+    unsafe {
+        if n == V::LANES {
+            v.store(p)
+        } else {
+            v.store_partial(p, n)
+        }
+    }
+}
+
 /// The bits of an f32 but its sign.
 const ABS_BITS: u32 = 0x7fff_ffff;
 /// The bits of the smallest normal f32: magnitudes below it are zero or subnormal.

@@ -14,7 +14,7 @@
 //! and nothing depends on the thread count: blocks are fixed by row index and added in
 //! block order by the caller.
 
-use crate::arch::simd::{simd_dispatch, F32x};
+use crate::arch::simd::{ld, simd_dispatch, st, F32x};
 
 /// Rows summed in f32 before a group's sums join the f64 total. Kahan's error bound does
 /// not grow with the count, and each group ends in scalar f64 additions (per lane, sum and
@@ -36,15 +36,8 @@ const RUN: usize = 8;
 #[inline(always)]
 pub(super) unsafe fn load_at<V: F32x>(p: *const f32, c: usize, w0: usize, k: usize) -> V {
     let at = w0 + k * V::LANES;
-    let n = (c - at).min(V::LANES);
     // SAFETY: the caller's contract.
-    unsafe {
-        if n == V::LANES {
-            V::load(p.add(at))
-        } else {
-            V::load_partial(p.add(at), n)
-        }
-    }
+    unsafe { ld(p.add(at), (c - at).min(V::LANES)) }
 }
 
 /// Stores the `k`-th vector of the window, whole or the tail.
@@ -54,15 +47,8 @@ pub(super) unsafe fn load_at<V: F32x>(p: *const f32, c: usize, w0: usize, k: usi
 #[inline(always)]
 pub(super) unsafe fn store_at<V: F32x>(v: V, p: *mut f32, c: usize, w0: usize, k: usize) {
     let at = w0 + k * V::LANES;
-    let n = (c - at).min(V::LANES);
     // SAFETY: the caller's contract.
-    unsafe {
-        if n == V::LANES {
-            v.store(p.add(at))
-        } else {
-            v.store_partial(p.add(at), n)
-        }
-    }
+    unsafe { st(v, p.add(at), (c - at).min(V::LANES)) }
 }
 
 /// What a sum pass adds up per element: the moments' shifted sums.

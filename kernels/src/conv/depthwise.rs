@@ -8,7 +8,7 @@
 //! channels into fixed blocks of [`FILTER_BLOCK`], each summing over the whole batch in
 //! order, so every result is the same on any number of threads.
 
-use crate::arch::simd::{simd_dispatch, F32x};
+use crate::arch::simd::{ld, simd_dispatch, st, F32x};
 pub use crate::desc::Depthwise2d;
 use crate::error::Result;
 use crate::Ctx;
@@ -121,38 +121,6 @@ pub fn depthwise_backward_filter(
         }
     }
     Ok(())
-}
-
-/// `nl <= LANES` floats at `p` (a full vector when `nl == LANES`), the other lanes 0.
-///
-/// # Safety
-/// `nl` floats are readable at `p`; the ISA of `V` is enabled.
-#[inline(always)]
-unsafe fn ld<V: F32x>(p: *const f32, nl: usize) -> V {
-    // SAFETY: forwarded.
-    unsafe {
-        if nl == V::LANES {
-            V::load(p)
-        } else {
-            V::load_partial(p, nl)
-        }
-    }
-}
-
-/// Stores the first `nl <= LANES` lanes of `v` at `p`.
-///
-/// # Safety
-/// `nl` floats are writable at `p`; the ISA of `V` is enabled.
-#[inline(always)]
-unsafe fn st<V: F32x>(v: V, p: *mut f32, nl: usize) {
-    // SAFETY: forwarded.
-    unsafe {
-        if nl == V::LANES {
-            v.store(p)
-        } else {
-            v.store_partial(p, nl)
-        }
-    }
 }
 
 /// Forward of one image, multiplier 1.

@@ -1,6 +1,7 @@
 //! The bias: added to every row, and its gradient summed over the rows in a fixed order.
 
 use super::{check_rows, check_same};
+use crate::arch::simd::ld;
 use crate::error::Result;
 
 /// `x[r][c] += bias[c]` for every row `r` (channels = `bias.len()`).
@@ -71,13 +72,13 @@ unsafe fn column_block<V: crate::arch::simd::F32x, const NV: usize, const PARTIA
             for (k, chain) in acc.iter_mut().enumerate() {
                 let row = quad.as_ptr().add(k * channels + c0);
                 for (v, a) in chain.iter_mut().enumerate() {
-                    *a = a.add(load_cols::<V>(row.add(v * V::LANES), cols::<V, PARTIAL>(w, v)));
+                    *a = a.add(ld::<V>(row.add(v * V::LANES), cols::<V, PARTIAL>(w, v)));
                 }
             }
         }
         for (row, chain) in rest.chunks_exact(channels).zip(acc.iter_mut()) {
             for (v, a) in chain.iter_mut().enumerate() {
-                *a = a.add(load_cols::<V>(row.as_ptr().add(c0 + v * V::LANES), cols::<V, PARTIAL>(w, v)));
+                *a = a.add(ld::<V>(row.as_ptr().add(c0 + v * V::LANES), cols::<V, PARTIAL>(w, v)));
             }
         }
         let [c0s, c1s, c2s, c3s] = acc;
@@ -101,22 +102,6 @@ fn cols<V: crate::arch::simd::F32x, const PARTIAL: bool>(w: usize, v: usize) -> 
         w.saturating_sub(v * V::LANES).min(V::LANES)
     } else {
         V::LANES
-    }
-}
-
-/// Loads `n <= LANES` floats at `p`, the other lanes 0.
-///
-/// # Safety
-/// `n` floats at `p` are readable; the ISA of `V` is enabled.
-#[inline(always)]
-unsafe fn load_cols<V: crate::arch::simd::F32x>(p: *const f32, n: usize) -> V {
-    // SAFETY: the function contract.
-    unsafe {
-        if n == V::LANES {
-            V::load(p)
-        } else {
-            V::load_partial(p, n)
-        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! each in a fixed order.
 
 use super::check_same;
+use crate::arch::simd::{ld, st};
 use crate::error::{Error, Result};
 
 /// Floats per task of the parallel elementwise passes (fixed: the split never depends on
@@ -49,30 +50,14 @@ pub fn add_forward(ctx: &crate::Ctx, xs: &[&[f32]], relu: bool, y: &mut [f32]) -
 unsafe fn sum_at<V: crate::arch::simd::F32x, const RELU: bool>(xs: &[&[f32]], i: usize, lanes: usize) -> V {
     // SAFETY: the contract: every input holds `i + lanes` floats.
     unsafe {
-        let mut acc = load_lanes::<V>(xs[0], i, lanes);
+        let mut acc: V = ld(xs[0].as_ptr().add(i), lanes);
         for x in &xs[1..] {
-            acc = acc.add(load_lanes::<V>(x, i, lanes));
+            acc = acc.add(ld(x.as_ptr().add(i), lanes));
         }
         if RELU {
             acc.max(V::zero())
         } else {
             acc
-        }
-    }
-}
-
-/// `lanes` floats of `x` from `i`: a whole vector or a partial one.
-///
-/// # Safety
-/// The ISA of `V` is enabled; `lanes <= V::LANES` and `x` holds `i + lanes` floats.
-#[inline(always)]
-unsafe fn load_lanes<V: crate::arch::simd::F32x>(x: &[f32], i: usize, lanes: usize) -> V {
-    // SAFETY: the contract.
-    unsafe {
-        if lanes == V::LANES {
-            V::load(x.as_ptr().add(i))
-        } else {
-            V::load_partial(x.as_ptr().add(i), lanes)
         }
     }
 }
@@ -93,7 +78,7 @@ unsafe fn add_body<V: crate::arch::simd::F32x, const RELU: bool>(xs: &[&[f32]], 
         }
         if full < y.len() {
             let tail = y.len() - full;
-            sum_at::<V, RELU>(xs, at + full, tail).store_partial(y.as_mut_ptr().add(full), tail);
+            st(sum_at::<V, RELU>(xs, at + full, tail), y.as_mut_ptr().add(full), tail);
         }
     }
 }

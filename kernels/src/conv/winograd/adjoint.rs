@@ -21,9 +21,10 @@
 // The 2-D transforms index their tile arrays by row and column counters on purpose.
 #![allow(clippy::needless_range_loop)]
 
-use super::transform::{channel_vectors, columns, ld, st, upto6, Packing, Tiles};
+use super::transform::{channel_vectors, columns, upto6, Packing, Tiles};
 use super::wgrad::grad;
 use super::{Conv2d, Extent, Gradient};
+use crate::arch::simd::{ld, st};
 use crate::arch::simd::{simd_dispatch, F32x};
 use crate::arch::Isa;
 use crate::error::Result;

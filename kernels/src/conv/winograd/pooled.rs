@@ -9,7 +9,8 @@
 // The 2-D transforms index their tile arrays by row and column counters on purpose.
 #![allow(clippy::needless_range_loop)]
 
-use super::transform::{at, channel_vectors, columns, ld, st, upto6, Packing, Tiles};
+use super::transform::{at, channel_vectors, columns, upto6, Packing, Tiles};
+use crate::arch::simd::{ld, st};
 use crate::arch::simd::{simd_dispatch, F32x};
 
 /// Pooled rows `[hp, wp]` of the convolution output `[ho, wo]` (`b.h = ho`, `b.w = wo`,

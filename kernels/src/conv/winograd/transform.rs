@@ -12,7 +12,7 @@
 // The 2-D transforms index their tile arrays by row and column counters on purpose.
 #![allow(clippy::needless_range_loop)]
 
-use crate::arch::simd::{simd_dispatch, F32x};
+use crate::arch::simd::{ld, simd_dispatch, st, F32x};
 
 /// `Bᵀ d` for one column of `α` vectors.
 #[inline(always)]
@@ -149,32 +149,6 @@ macro_rules! columns {
     }};
 }
 pub(super) use columns;
-
-/// Loads `n` channels (a full vector when `n == LANES`).
-#[inline(always)]
-pub(super) unsafe fn ld<V: F32x>(p: *const f32, n: usize) -> V {
-    // SAFETY: the caller guarantees n floats at p.
-    unsafe {
-        if n == V::LANES {
-            V::load(p)
-        } else {
-            V::load_partial(p, n)
-        }
-    }
-}
-
-/// Stores `n` channels.
-#[inline(always)]
-pub(super) unsafe fn st<V: F32x>(v: V, p: *mut f32, n: usize) {
-    // SAFETY: the caller guarantees n writable floats at p.
-    unsafe {
-        if n == V::LANES {
-            v.store(p)
-        } else {
-            v.store_partial(p, n)
-        }
-    }
-}
 
 /// A full vector if `FULL` (a constant), else `n` channels.
 #[inline(always)]

@@ -16,8 +16,9 @@
 // The 2-D transforms index their tile arrays by row and column counters on purpose.
 #![allow(clippy::needless_range_loop)]
 
-use super::transform::{self, channel_vectors, columns, ld, st, upto6, Packing, Tiles};
+use super::transform::{self, channel_vectors, columns, upto6, Packing, Tiles};
 use super::{Conv2d, Extent, Gradient};
+use crate::arch::simd::{ld, st};
 use crate::arch::simd::{simd_dispatch, F32x};
 use crate::arch::Isa;
 use crate::elementwise::add_assign;
