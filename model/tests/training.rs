@@ -153,6 +153,7 @@ fn a_small_cnn_learns_a_synthetic_task() {
     let e = m.evaluate(&test, 64).unwrap();
     assert!(e.accuracy >= 0.95, "test accuracy {}", e.accuracy);
     assert_eq!(h.epochs[2].val_accuracy, Some(e.accuracy));
+    assert!(h.epochs.iter().all(|e| e.val_seconds.is_some_and(|s| s > 0.0) && e.seconds > 0.0), "{h:?}");
     let p = m.predict(&test, 50).unwrap();
     assert_eq!(p.shape(), &[400, 4]);
     for row in p.data().chunks(4) {
@@ -161,6 +162,8 @@ fn a_small_cnn_learns_a_synthetic_task() {
     let acc =
         p.argmax_rows().iter().zip(test.labels().unwrap()).filter(|(a, &b)| **a == b as usize).count() as f32 / 400.0;
     assert_eq!(acc, e.accuracy);
+    let h = m.fit(&train, None, &opts(1, 32), &mut ()).unwrap();
+    assert_eq!(h.epochs[0].val_seconds, None);
 }
 
 #[test]

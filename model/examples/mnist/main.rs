@@ -271,13 +271,15 @@ fn run(args: Args, ranks: Option<&dyn Collective>) -> Result<(), Box<dyn std::er
         None => model.evaluate(&test, 256)?,
     };
     say!("Test: accuracy: {:.4} - loss: {:.4} ({:.2}s)", eval.accuracy, eval.loss, t1.elapsed().as_secs_f64());
-    let mut secs: Vec<f64> = history.epochs.iter().map(|e| e.seconds).collect();
-    if !secs.is_empty() {
-        let train_total: f64 = secs.iter().sum();
-        let tail = if secs.len() > 1 { &mut secs[1..] } else { &mut secs[..] };
-        tail.sort_by(f64::total_cmp);
-        let median = tail[tail.len() / 2];
-        say!("Training: {train_total:.2}s in all, median {median:.3}s per epoch (epochs 2..)");
+    if !history.epochs.is_empty() {
+        let train: Vec<f64> = history.epochs.iter().map(|e| e.seconds).collect();
+        let train_total: f64 = train.iter().sum();
+        say!("Training: {train_total:.2}s in all, median {:.3}s per epoch (epochs 2..)", median_after_first(&train));
+        if history.epochs.iter().any(|e| e.val_seconds.is_some()) {
+            // What Keras's progress line counts as an epoch.
+            let with_val: Vec<f64> = history.epochs.iter().map(|e| e.seconds + e.val_seconds.unwrap_or(0.0)).collect();
+            say!("With validation: median {:.3}s per epoch (epochs 2..)", median_after_first(&with_val));
+        }
     }
 
     if !chief {
@@ -309,4 +311,11 @@ fn run(args: Args, ranks: Option<&dyn Collective>) -> Result<(), Box<dyn std::er
     }
     println!("Total: {:.2}s", total.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The median of `secs` after the first (the only one when there is one).
+fn median_after_first(secs: &[f64]) -> f64 {
+    let mut tail = if secs.len() > 1 { secs[1..].to_vec() } else { secs.to_vec() };
+    tail.sort_by(f64::total_cmp);
+    tail[tail.len() / 2]
 }

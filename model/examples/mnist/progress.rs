@@ -57,9 +57,10 @@ impl Callback for Progress {
             return Ok(());
         }
         let steps = l.samples.div_ceil(self.batch_size);
+        // As Keras's line: the epoch's time with its validation, the step's without.
         let mut line = format!(
             "{steps}/{steps} - {:.2}s - {:.0}us/step - accuracy: {:.4} - loss: {:.4}",
-            l.seconds,
+            l.seconds + l.val_seconds.unwrap_or(0.0),
             l.seconds * 1e6 / steps as f64,
             l.accuracy,
             l.loss

@@ -38,6 +38,9 @@ pub struct EpochLogs {
     pub val_top_k_accuracy: Option<f32>,
     /// Wall-clock seconds of the training part of the epoch.
     pub seconds: f64,
+    /// Wall-clock seconds of the epoch's validation, when there is validation data. Keras's
+    /// progress line counts an epoch as `seconds` plus this.
+    pub val_seconds: Option<f64>,
     /// Training samples.
     pub samples: usize,
 }

@@ -280,7 +280,9 @@ impl Model {
             }
             self.train.order = order;
             let seconds = start.elapsed().as_secs_f64();
+            let val_start = Instant::now();
             let v = val.map(|v| self.evaluate_inner(v, bs, ex)).transpose()?;
+            let val_seconds = v.map(|_| val_start.elapsed().as_secs_f64());
             self.train.epochs_done = epoch;
             let logs = EpochLogs {
                 epoch,
@@ -291,6 +293,7 @@ impl Model {
                 val_accuracy: v.map(|e| e.accuracy),
                 val_top_k_accuracy: v.and_then(|e| e.top_k_accuracy),
                 seconds,
+                val_seconds,
                 samples: seen,
             };
             let saved = match opts.checkpoint.as_ref().filter(|_| ex.chief()) {
