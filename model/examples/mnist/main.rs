@@ -313,9 +313,16 @@ fn run(args: Args, ranks: Option<&dyn Collective>) -> Result<(), Box<dyn std::er
     Ok(())
 }
 
-/// The median of `secs` after the first (the only one when there is one).
+/// The median of `secs` after the first (the only one when there is one), the middle two's
+/// mean for an even count: Python's `statistics.median`, as `scripts/keras_seed.py` reports
+/// Keras's.
 fn median_after_first(secs: &[f64]) -> f64 {
     let mut tail = if secs.len() > 1 { secs[1..].to_vec() } else { secs.to_vec() };
     tail.sort_by(f64::total_cmp);
-    tail[tail.len() / 2]
+    let mid = tail.len() / 2;
+    if tail.len().is_multiple_of(2) {
+        (tail[mid - 1] + tail[mid]) / 2.0
+    } else {
+        tail[mid]
+    }
 }
