@@ -11,13 +11,16 @@ Training mode (the default) trains on the vendored MNIST files as the mnist exam
 batch 128, validation split 0.1; `resnet`: its residual network, batch 64, validation split
 0.1; `--train-limit N`: the first N training images, as the example's flag) and prints
 seconds per epoch (validation included, as Keras's progress line counts it; and the median of
-epochs 2..), the validation's share of each epoch,
-test loss and accuracy, and the peak RSS.
+epochs 2..), the validation's share of each epoch, the idle wait before each epoch's first
+batch (tf.data's previous iterator being torn down: tens of seconds in some epochs with
+TensorFlow 2.21; see `Timer`) and the median epoch without it, test loss and accuracy, and
+the peak RSS.
 
 Bench mode (`--bench STEPS`) times training steps of the network on synthetic data of its
 shape, as `cargo bench -p ember-benches --bench networks` does (`seed`, `convnet`, `cifar`:
 TensorFlow's CIFAR-10 tutorial CNN on 32x32x3, logits): `fit` over STEPS batches, three
-epochs, the median epoch of the last two divided by STEPS, at the suite's batch (resnet: 128)
+epochs, the median epoch of the last two (from its first batch: without the idle wait before
+it, which `waits_s` lists) divided by STEPS, at the suite's batch (resnet: 128)
 unless `--batch-size` says; `--json F` appends the result as
 one JSON line. --threads N sets TensorFlow's intra- and inter-op thread counts (0: its
 default).
@@ -119,18 +122,28 @@ def bench(keras, a):
     x = rng.random((n,) + INPUT[a.model], dtype=np.float32)
     x[x < 0.6] = 0.0
     y = (np.arange(n) % 10).astype("int64")
-    times = []
+    times, waits = [], []
 
     class Timer(keras.callbacks.Callback):
+        """Each epoch's time from its first batch (after the idle wait for the previous
+        epoch's tf.data iterator: see `main`'s `Timer`), and the wait."""
+
         def on_epoch_begin(self, epoch, logs=None):
             self.t = time.perf_counter()
+            self.first = None
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.first is None:
+                self.first = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.t)
+            times.append(time.perf_counter() - self.first)
+            waits.append(self.first - self.t)
 
     model.fit(x, y, epochs=3, batch_size=batch, shuffle=False, callbacks=[Timer()], verbose=0)
     ms = statistics.median(times[1:]) / a.bench * 1e3
-    out = {"model": a.model, "threads": a.threads, "batch": batch, "ms_per_step": ms, "epochs_s": times}
+    out = {"model": a.model, "threads": a.threads, "batch": batch, "ms_per_step": ms, "epochs_s": times,
+           "waits_s": waits}
     print(json.dumps(out))
     if a.json:
         with open(a.json, "a") as f:
@@ -182,11 +195,20 @@ def main():
 
     class Timer(keras.callbacks.Callback):
         """Each epoch's wall time as Keras's progress line counts it (its validation
-        included), and the validation's own share of it."""
+        included), the validation's own share of it, and the time from the epoch's start to
+        its first batch: there `fit` drops the previous epoch's tf.data iterator, whose
+        destructor waits for tf.data's autotuning thread to wake from its timed sleep (up to
+        a minute, idle; seen with TensorFlow 2.21 in `gdb`: `~LogicalThreadWrapper` waiting
+        on `Model::OptimizeLoop`)."""
 
         def on_epoch_begin(self, epoch, logs=None):
             self.t = time.perf_counter()
             self.v = 0.0
+            self.first = None
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.first is None:
+                self.first = time.perf_counter()
 
         def on_test_begin(self, logs=None):
             self.v0 = time.perf_counter()
@@ -197,16 +219,21 @@ def main():
         def on_epoch_end(self, epoch, logs=None):
             times.append(time.perf_counter() - self.t)
             val_times.append(self.v)
+            waits.append(self.first - self.t)
 
-    times, val_times = [], []
+    times, val_times, waits = [], [], []
     model.fit(x_train, y_train, epochs=a.epochs, batch_size=a.batch_size, validation_split=split,
               callbacks=[Timer()], verbose=2)
     loss, acc = model.evaluate(x_test, y_test, verbose=0)
     med = statistics.median(times[1:]) if len(times) > 1 else times[0]
+    busy = [t - w for t, w in zip(times, waits)]
+    med_busy = statistics.median(busy[1:]) if len(busy) > 1 else busy[0]
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("seconds per epoch: " + " ".join(f"{t:.2f}" for t in times))
     print("of which validation: " + " ".join(f"{t:.2f}" for t in val_times))
+    print("of which waiting before the first batch: " + " ".join(f"{t:.2f}" for t in waits))
     print(f"median s/epoch (epochs 2..): {med:.3f}")
+    print(f"median s/epoch without that wait (epochs 2..): {med_busy:.3f}")
     print(f"test loss {loss:.4f} accuracy {acc:.4f}")
     print(f"peak RSS {rss:.0f} MiB")
 

@@ -7,11 +7,12 @@ side-by-side tables).
 
 For each round, network and thread count (1, 2): one criterion run of Ember's step
 (`networks/NET/Tt`, the `networks` bench binary, 4 s of measurement, 8 for the resnet), then
-Keras's (`scripts/keras_seed.py --model NET --threads T --bench 40`, its median step), so a
-slow spell of the host hits both sides alike. Prints every pair as it comes, the FMA peak of
-the bench's ISA (the median of the probes each bench run makes before it measures), then one
-Markdown row per network and thread count: the medians over the rounds, the ratio of the medians with each round's own ratio, the GFLOP/s
-of the step's direct-count FLOPs (as the bench reports them) and their share of the peak.
+Keras's (`scripts/keras_seed.py --model NET --threads T --bench 40`, its median step, timed
+from each epoch's first batch), so a slow spell of the host hits both sides alike. Prints every
+pair as it comes, the FMA peak of the bench's ISA (the median of the probes each bench run
+makes before it measures), then one Markdown row per network and thread count: the medians over
+the rounds, the ratio of the medians with each round's own ratio, the GFLOP/s of the step's
+direct-count FLOPs (as the bench reports them) and their share of the peak.
 """
 import argparse
 import json
