@@ -13,7 +13,7 @@ batch 128, validation split 0.1; `resnet`: its residual network, batch 64, valid
 seconds per epoch (validation included, as Keras's progress line counts it; and the median of
 epochs 2..), the validation's share of each epoch, the idle wait before each epoch's first
 batch (tf.data's previous iterator being torn down: tens of seconds in some epochs with
-TensorFlow 2.21; see `Timer`) and the median epoch without it, test loss and accuracy, and
+TensorFlow 2.21; see `epoch_timer`) and the median epoch without it, test loss and accuracy, and
 the peak RSS.
 
 Bench mode (`--bench STEPS`) times training steps of the network on synthetic data of its
@@ -111,6 +111,42 @@ def build(keras, name, decay_steps=1000, label_smoothing=0.0):
     return model
 
 
+def epoch_timer(keras):
+    """A callback that records each epoch's wall time as Keras's progress line counts it (its
+    validation included; `times`), the validation's own share of it (`val_times`), and the
+    time from the epoch's start to its first batch (`waits`): there `fit` drops the previous
+    epoch's tf.data iterator, whose destructor waits for tf.data's autotuning thread to wake
+    from its timed sleep (up to a minute, idle; seen with TensorFlow 2.21 in `gdb`:
+    `~LogicalThreadWrapper` waiting on `Model::OptimizeLoop`)."""
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.times, self.val_times, self.waits = [], [], []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t = time.perf_counter()
+            self.v = 0.0
+            self.first = None
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.first is None:
+                self.first = time.perf_counter()
+
+        def on_test_begin(self, logs=None):
+            self.v0 = time.perf_counter()
+
+        def on_test_end(self, logs=None):
+            self.v += time.perf_counter() - self.v0
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.times.append(time.perf_counter() - self.t)
+            self.val_times.append(self.v)
+            self.waits.append(self.first - self.t)
+
+    return EpochTimer()
+
+
 def bench(keras, a):
     import json
     import numpy as np
@@ -122,28 +158,12 @@ def bench(keras, a):
     x = rng.random((n,) + INPUT[a.model], dtype=np.float32)
     x[x < 0.6] = 0.0
     y = (np.arange(n) % 10).astype("int64")
-    times, waits = [], []
-
-    class Timer(keras.callbacks.Callback):
-        """Each epoch's time from its first batch (after the idle wait for the previous
-        epoch's tf.data iterator: see `main`'s `Timer`), and the wait."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t = time.perf_counter()
-            self.first = None
-
-        def on_train_batch_begin(self, batch, logs=None):
-            if self.first is None:
-                self.first = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.first)
-            waits.append(self.first - self.t)
-
-    model.fit(x, y, epochs=3, batch_size=batch, shuffle=False, callbacks=[Timer()], verbose=0)
+    timer = epoch_timer(keras)
+    model.fit(x, y, epochs=3, batch_size=batch, shuffle=False, callbacks=[timer], verbose=0)
+    times = [t - w for t, w in zip(timer.times, timer.waits)]
     ms = statistics.median(times[1:]) / a.bench * 1e3
     out = {"model": a.model, "threads": a.threads, "batch": batch, "ms_per_step": ms, "epochs_s": times,
-           "waits_s": waits}
+           "waits_s": timer.waits}
     print(json.dumps(out))
     if a.json:
         with open(a.json, "a") as f:
@@ -193,37 +213,10 @@ def main():
     if ls:
         y_train, y_test = keras.utils.to_categorical(y_train, 10), keras.utils.to_categorical(y_test, 10)
 
-    class Timer(keras.callbacks.Callback):
-        """Each epoch's wall time as Keras's progress line counts it (its validation
-        included), the validation's own share of it, and the time from the epoch's start to
-        its first batch: there `fit` drops the previous epoch's tf.data iterator, whose
-        destructor waits for tf.data's autotuning thread to wake from its timed sleep (up to
-        a minute, idle; seen with TensorFlow 2.21 in `gdb`: `~LogicalThreadWrapper` waiting
-        on `Model::OptimizeLoop`)."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t = time.perf_counter()
-            self.v = 0.0
-            self.first = None
-
-        def on_train_batch_begin(self, batch, logs=None):
-            if self.first is None:
-                self.first = time.perf_counter()
-
-        def on_test_begin(self, logs=None):
-            self.v0 = time.perf_counter()
-
-        def on_test_end(self, logs=None):
-            self.v += time.perf_counter() - self.v0
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.t)
-            val_times.append(self.v)
-            waits.append(self.first - self.t)
-
-    times, val_times, waits = [], [], []
+    timer = epoch_timer(keras)
     model.fit(x_train, y_train, epochs=a.epochs, batch_size=a.batch_size, validation_split=split,
-              callbacks=[Timer()], verbose=2)
+              callbacks=[timer], verbose=2)
+    times, val_times, waits = timer.times, timer.val_times, timer.waits
     loss, acc = model.evaluate(x_test, y_test, verbose=0)
     med = statistics.median(times[1:]) if len(times) > 1 else times[0]
     busy = [t - w for t, w in zip(times, waits)]
