@@ -27,9 +27,14 @@ use rayon::prelude::*;
 mod blocks;
 mod forward;
 
-/// Samples per task of the forward and backward-data passes (the forward's tile on
-/// 32-register ISAs takes all four).
+/// Samples per task of the forward pass (its tile on 32-register ISAs takes all four).
 pub(super) const SAMPLES_PER_TASK: usize = 4;
+/// Samples per task of the backward-data pass: its groups of four run one after another
+/// over each chunk of inputs, so the chunk's weights come from L1 for all but the first.
+const BACKWARD_DATA_SAMPLES_PER_TASK: usize = 16;
+/// Inputs per chunk of a backward-data task: the chunk's weights (`outputs` rows of 1 KiB
+/// each; 10 KiB for a classifier head) stay in L1 while every group of samples reads them.
+const BACKWARD_DATA_INPUT_CHUNK: usize = 256;
 /// Inputs per task of the backward-weights pass.
 const INPUTS_PER_TASK: usize = 1024;
 
@@ -42,22 +47,25 @@ pub fn linear_backward_data(ctx: &Ctx, l: &Linear, dy: &[f32], w: &[f32], dx: &m
         return Ok(());
     }
     let (i_n, o_n) = (l.inputs, l.outputs);
-    dx.par_chunks_mut(SAMPLES_PER_TASK * i_n).zip(dy.par_chunks(SAMPLES_PER_TASK * o_n)).for_each(|(dxt, dyt)| {
-        // SAFETY: `isa` was checked; dxt and dyt hold the same samples (at most
-        // SAMPLES_PER_TASK); w holds o_n rows of i_n.
+    let per_task = BACKWARD_DATA_SAMPLES_PER_TASK;
+    dx.par_chunks_mut(per_task * i_n).zip(dy.par_chunks(per_task * o_n)).for_each(|(dxt, dyt)| {
+        // SAFETY: `isa` was checked; dxt and dyt hold the same samples; w holds o_n rows of
+        // i_n.
         unsafe { axpy_task(isa, dyt, w, i_n, o_n, dxt) }
     });
     Ok(())
 }
 
-/// One task of [`linear_backward_data`]: its samples four at a time where the ISA has 32
-/// vector registers (16 accumulators), else two at a time, and a last one alone. Each
-/// weight row is streamed once per group of samples, so more samples a group means fewer
-/// passes over `w`. At 1024 inputs its rows lie 4 KiB apart and come from L2 (the L1 sets
-/// they map to hold a few of them): two samples a pass ran that layer at 40-45% of the peak
-/// on Zen 4's AVX-512, four at 93%. On AVX2, four samples with two vectors of inputs (the
-/// 16 registers' share) measured no faster than two, so it keeps two. Every `dx[s][i]`
-/// sums over `j` in order in any group: the bits do not depend on the grouping.
+/// One task of [`linear_backward_data`]: chunk by chunk of the inputs
+/// ([`BACKWARD_DATA_INPUT_CHUNK`]), its samples four at a time where the ISA has 32 vector
+/// registers (16 accumulators), else two at a time, and a last one alone. Each group of
+/// samples streams the chunk's weight rows once, so more samples a group means fewer passes
+/// over them, and the groups after the first find them in L1. At 1024 inputs the rows lie
+/// 4 KiB apart and come from L2 (the L1 sets they map to hold a few of them): two samples a
+/// pass ran that layer at 40-45% of the peak on Zen 4's AVX-512, four at 93%. On AVX2, four
+/// samples with two vectors of inputs (the 16 registers' share) measured no faster than
+/// two, so it keeps two. Every `dx[s][i]` sums over `j` in order in any group and chunk:
+/// the bits do not depend on either.
 ///
 /// # Safety
 /// The ISA of `V` is enabled; `dy` holds `samples * outputs` floats, `dx` `samples *
@@ -66,24 +74,27 @@ pub fn linear_backward_data(ctx: &Ctx, l: &Linear, dy: &[f32], w: &[f32], dx: &m
 unsafe fn axpy_task_body<V: F32x>(dy: &[f32], w: &[f32], inputs: usize, outputs: usize, dx: &mut [f32]) {
     assert!(inputs > 0 && dy.len() / outputs.max(1) >= dx.len() / inputs);
     let wide = if V::REGISTERS >= 32 { 4 } else { 2 };
-    let (mut dx, mut dy) = (dx, dy);
-    while !dx.is_empty() {
-        let k = match (dx.len() / inputs).min(wide) {
-            4 => 4,
-            2 | 3 => 2,
-            _ => 1,
-        };
-        let (hx, tx) = dx.split_at_mut(k * inputs);
-        let (hy, ty) = dy.split_at(k * outputs);
-        // SAFETY: hx and hy are the same k samples of dx and dy; w is whole.
-        unsafe {
-            match k {
-                4 => axpy_rows_body::<V, 4>(hy, w, inputs, outputs, hx),
-                2 => axpy_rows_body::<V, 2>(hy, w, inputs, outputs, hx),
-                _ => axpy_rows_body::<V, 1>(hy, w, inputs, outputs, hx),
+    for start in (0..inputs).step_by(BACKWARD_DATA_INPUT_CHUNK) {
+        let cols = start..(start + BACKWARD_DATA_INPUT_CHUNK).min(inputs);
+        let (mut dx, mut dy) = (&mut *dx, dy);
+        while !dx.is_empty() {
+            let k = match (dx.len() / inputs).min(wide) {
+                4 => 4,
+                2 | 3 => 2,
+                _ => 1,
+            };
+            let (hx, tx) = dx.split_at_mut(k * inputs);
+            let (hy, ty) = dy.split_at(k * outputs);
+            // SAFETY: hx and hy are the same k samples of dx and dy; w is whole.
+            unsafe {
+                match k {
+                    4 => axpy_rows_body::<V, 4>(hy, w, inputs, outputs, hx, cols.clone()),
+                    2 => axpy_rows_body::<V, 2>(hy, w, inputs, outputs, hx, cols.clone()),
+                    _ => axpy_rows_body::<V, 1>(hy, w, inputs, outputs, hx, cols.clone()),
+                }
             }
+            (dx, dy) = (tx, ty);
         }
-        (dx, dy) = (tx, ty);
     }
 }
 
@@ -92,13 +103,15 @@ simd_dispatch! {
     unsafe fn axpy_task(dy: &[f32], w: &[f32], inputs: usize, outputs: usize, dx: &mut [f32]) => axpy_task_body
 }
 
-/// `dx[s][i] = Σ_j dy[s][j] w[j][i]` for `S` samples: blocks of four vectors of `i`, each
-/// summing over `j` in order into `4 x S` independent accumulators (one chain per vector
-/// would wait on the FMA latency at every `j`), stored once.
+/// `dx[s][i] = Σ_j dy[s][j] w[j][i]` for `S` samples and the inputs `cols`: blocks of
+/// four vectors of `i`, each summing over `j` in order into `4 x S` independent
+/// accumulators (one chain per vector would wait on the FMA latency at every `j`), stored
+/// once.
 ///
 /// # Safety
 /// The ISA of `V` is enabled; `dy` holds `S * outputs`, `w` `outputs * inputs`, `dx`
-/// `S * inputs` floats.
+/// `S * inputs` floats. `cols` ends at `inputs` or at a multiple of four vectors, and
+/// starts at a multiple of four vectors.
 #[inline(always)]
 unsafe fn axpy_rows_body<V: F32x, const S: usize>(
     dy: &[f32],
@@ -106,16 +119,20 @@ unsafe fn axpy_rows_body<V: F32x, const S: usize>(
     inputs: usize,
     outputs: usize,
     dx: &mut [f32],
+    cols: std::ops::Range<usize>,
 ) {
     assert!(dy.len() >= S * outputs && w.len() >= outputs * inputs && dx.len() >= S * inputs);
     let l = V::LANES;
-    let full = inputs / l * l;
-    let quad = inputs / (4 * l) * (4 * l);
+    assert!(cols.start.is_multiple_of(4 * l) && cols.end <= inputs);
+    let last = cols.end == inputs;
+    let full = if last { inputs / l * l } else { cols.end };
+    let quad = if last { inputs / (4 * l) * (4 * l) } else { cols.end };
+    assert!(quad.is_multiple_of(4 * l) && cols.start <= quad);
     // SAFETY: loads and stores at indices below `full <= inputs` within rows; dy reads
     // below S * outputs.
     unsafe {
         let (wp, dxp, dyp) = (w.as_ptr(), dx.as_mut_ptr(), dy.as_ptr());
-        for i in (0..quad).step_by(4 * l) {
+        for i in (cols.start..quad).step_by(4 * l) {
             let mut acc = [[V::zero(); 4]; S];
             for j in 0..outputs {
                 let wr = wp.add(j * inputs + i);
@@ -147,7 +164,7 @@ unsafe fn axpy_rows_body<V: F32x, const S: usize>(
         }
     }
     for s in 0..S {
-        for i in full..inputs {
+        for i in full..cols.end {
             dx[s * inputs + i] = (0..outputs).fold(0.0, |t, j| dy[s * outputs + j].mul_add(w[j * inputs + i], t));
         }
     }
