@@ -218,9 +218,9 @@ def main():
               callbacks=[timer], verbose=2)
     times, val_times, waits = timer.times, timer.val_times, timer.waits
     loss, acc = model.evaluate(x_test, y_test, verbose=0)
-    med = statistics.median(times[1:]) if len(times) > 1 else times[0]
-    busy = [t - w for t, w in zip(times, waits)]
-    med_busy = statistics.median(busy[1:]) if len(busy) > 1 else busy[0]
+    after_first = lambda xs: statistics.median(xs[1:]) if len(xs) > 1 else xs[0]
+    med = after_first(times)
+    med_busy = after_first([t - w for t, w in zip(times, waits)])
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("seconds per epoch: " + " ".join(f"{t:.2f}" for t in times))
     print("of which validation: " + " ".join(f"{t:.2f}" for t in val_times))

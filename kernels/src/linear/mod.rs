@@ -110,8 +110,7 @@ simd_dispatch! {
 ///
 /// # Safety
 /// The ISA of `V` is enabled; `dy` holds `S * outputs`, `w` `outputs * inputs`, `dx`
-/// `S * inputs` floats. `cols` ends at `inputs` or at a multiple of four vectors, and
-/// starts at a multiple of four vectors.
+/// `S * inputs` floats; `cols` ends at or below `inputs`.
 #[inline(always)]
 unsafe fn axpy_rows_body<V: F32x, const S: usize>(
     dy: &[f32],
@@ -123,13 +122,12 @@ unsafe fn axpy_rows_body<V: F32x, const S: usize>(
 ) {
     assert!(dy.len() >= S * outputs && w.len() >= outputs * inputs && dx.len() >= S * inputs);
     let l = V::LANES;
-    assert!(cols.start.is_multiple_of(4 * l) && cols.end <= inputs);
-    let last = cols.end == inputs;
-    let full = if last { inputs / l * l } else { cols.end };
-    let quad = if last { inputs / (4 * l) * (4 * l) } else { cols.end };
-    assert!(quad.is_multiple_of(4 * l) && cols.start <= quad);
-    // SAFETY: loads and stores at indices below `full <= inputs` within rows; dy reads
-    // below S * outputs.
+    assert!(cols.start <= cols.end && cols.end <= inputs);
+    // Blocks of four vectors from `cols.start`, then single vectors, then single floats.
+    let quad = cols.start + (cols.end - cols.start) / (4 * l) * (4 * l);
+    let full = quad + (cols.end - quad) / l * l;
+    // SAFETY: loads and stores at indices below `full <= cols.end <= inputs` within rows;
+    // dy reads below S * outputs.
     unsafe {
         let (wp, dxp, dyp) = (w.as_ptr(), dx.as_mut_ptr(), dy.as_ptr());
         for i in (cols.start..quad).step_by(4 * l) {
