@@ -189,7 +189,7 @@ pub(crate) fn run_shards(
             return Ok((0.0, Counts::default()));
         }
         let range = (&input[lo * in_len..hi * in_len], targets.slice(lo..hi));
-        run_range(plan, a, g, shard, range, lo)
+        shard.with_thread_buffers(plan, |shard| run_range(plan, a, g, shard, range, lo))
     };
     let results: Vec<Result<(f64, Counts)>> = match grads {
         Some(g) => {
