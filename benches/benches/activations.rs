@@ -1,5 +1,5 @@
 //! The elementwise activations on one thread, 2^20 floats (a conv layer's output for a
-//! part of 8 samples is 0.1-0.2M; a whole batch of 128, 1-3M): group `activations_1t`,
+//! part of 16 samples is 0.1-0.5M; a whole batch of 128, 1-3M): group `activations_1t`,
 //! functions `fwd/<act>` and `bwd/<act>` run the vectorised slice kernels on the bench ISA,
 //! `fwd_scalar/<act>` and `bwd_scalar/<act>` the per-element formulas (`Act::apply`,
 //! `Act::derivative` on the platform's `expf`/`tanhf`/`log1pf` and `libm`'s `erff`), which

@@ -1,11 +1,11 @@
 //! Every layer of the suite's networks (`ember_benches::networks`) at the size the sharded
-//! executor runs it: one part of 8 samples, one thread. Group `layers_1t`, function
-//! `<pass>/<algorithm>`, parameter the layer: the convolutions in each pass and algorithm
-//! (`auto` is what the model runs), the fused conv+ReLU+2x2-pool step where the network
-//! has one (forward, the fused backward-filter, and the pooled passes from the pooled
-//! gradient that wider layers run), and the dense layers. Throughput is the direct-count
-//! FLOPs (read "Gelem/s" as GFLOP/s); the FMA peak at one thread is printed first, measured
-//! in the same process.
+//! executor runs it: one part (16 samples; the residual network's, 8), one thread. Group
+//! `layers_1t`, function `<pass>/<algorithm>`, parameter the layer: the convolutions in
+//! each pass and algorithm (`auto` is what the model runs), the fused conv+ReLU+2x2-pool
+//! step where the network has one (forward, the fused backward-filter, and the pooled
+//! passes from the pooled gradient that wider layers run), and the dense layers. Throughput
+//! is the direct-count FLOPs (read "Gelem/s" as GFLOP/s); the FMA peak at one thread is
+//! printed first, measured in the same process.
 //!
 //! Groups `batchnorm_1t` and `batchnorm_2t`: the residual network's batch normalizations
 //! over one part (the executor runs a batch's statistics part by part and joins them),
@@ -32,8 +32,13 @@ use ember_kernels::linear::{linear_backward_data, linear_backward_weights, linea
 use ember_kernels::Ctx;
 use std::time::Duration;
 
-/// Samples per call: one part (`ember_model::PART`).
+/// Samples per call of the seed, convnet and CIFAR networks' layers: one part
+/// (`ember_model::PART`).
 const N: usize = ember_model::PART;
+
+/// Samples per call of the residual network's layers: one part of a plan that reduces over
+/// the batch (`ember_model::COUPLED_PART`).
+const N_COUPLED: usize = ember_model::COUPLED_PART;
 
 /// (layer, H = W, Cin, Cout, followed by a fusable 2x2 pool)
 const CONVS: [(&str, usize, usize, usize, bool); 5] = [
@@ -151,7 +156,7 @@ fn layers(c: &mut Criterion) {
 
 /// (layer, rows of one part, channels)
 const BATCH_NORMS: [(&str, usize, usize); 2] =
-    [("resnet_28x28x32", N * 28 * 28, 32), ("resnet_14x14x64", N * 14 * 14, 64)];
+    [("resnet_28x28x32", N_COUPLED * 28 * 28, 32), ("resnet_14x14x64", N_COUPLED * 14 * 14, 64)];
 
 fn batch_norms(c: &mut Criterion) {
     let ctx = Ctx::for_isa(bench_isa());
@@ -215,7 +220,7 @@ fn resnet_convs(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("resnet_convs_{threads}t"));
         g.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
         for (name, hw, cin, cout, k, s) in RESNET_CONVS {
-            let d = Conv2d::new([N, hw, hw, cin], [k, k, cin, cout], (s, s), (1, 1), Padding::Same).unwrap();
+            let d = Conv2d::new([N_COUPLED, hw, hw, cin], [k, k, cin, cout], (s, s), (1, 1), Padding::Same).unwrap();
             let x = fill(1, d.input_shape().iter().product());
             let w = fill(2, d.filter_shape().iter().product());
             let dy = fill(4, d.output_shape().iter().product());

@@ -288,7 +288,7 @@ fn seed_model_layer_matches_reference() {
 
 #[test]
 fn convnet_layer_matches_reference() {
-    // keras.io's convnet's second layer at one part of 8 samples: 13x13x32, 3x3x32x64,
+    // keras.io's convnet's second layer at 8 samples: 13x13x32, 3x3x32x64,
     // valid (11x11 output, pooled to 5x5: an odd last row and column dropped), which Auto
     // runs with Winograd F(4x4).
     let c = Conv2d::simple([8, 13, 13, 32], [3, 3, 32, 64], Padding::Valid).unwrap();
@@ -299,7 +299,7 @@ fn convnet_layer_matches_reference() {
 
 #[test]
 fn cifar_layer_matches_reference() {
-    // TensorFlow's CIFAR-10 CNN's second layer at one part of 8 samples: 15x15x32,
+    // TensorFlow's CIFAR-10 CNN's second layer at 8 samples: 15x15x32,
     // 3x3x32x64, valid (13x13 output, pooled to 6x6): the pooled passes tile 12x12 of it.
     let c = Conv2d::simple([8, 15, 15, 32], [3, 3, 32, 64], Padding::Valid).unwrap();
     let cp = ConvReluPool::new(c).unwrap();

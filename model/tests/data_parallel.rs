@@ -53,7 +53,8 @@ fn model_of(with: Layers, seed: u64) -> Model {
 }
 
 fn data() -> Dataset {
-    // 203 samples in batches of 40: five parts (five shards) per batch, a last batch of 3.
+    // 203 samples in batches of 40: three parts of up to 16 samples (five of 8 with batch
+    // normalization), a shard each, per batch; a last batch of 3.
     common::quadrant_task(203, 12, 5)
 }
 

@@ -362,8 +362,8 @@ impl GradientHook for Noop {
 
 #[test]
 fn optimizers_summing_the_shards_in_their_step_change_no_bit() {
-    // 40 samples: five shards of a part each; a network of parts and one with batch
-    // normalization (whose shards run coupled); one and two threads; each optimizer that
+    // 40 samples: three shards of a part each (five with batch normalization, whose
+    // shards run coupled in parts of 8); one and two threads; each optimizer that
     // sums the shards' gradients in its own step (Adam, AdamW, RMSprop, Adagrad, SGD with and
     // without momentum) against the sum
     // made first, which a gradient hook asks for.

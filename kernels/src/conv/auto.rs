@@ -70,7 +70,7 @@ mod tests {
     use super::*;
     use crate::conv::Padding;
 
-    /// The suite's 64-channel 6x6 layer, one part of 8 images: its forward has 8 F(4x4)
+    /// The suite's 64-channel 6x6 layer at 8 images: its forward has 8 F(4x4)
     /// tiles and 32 F(2x2) tiles, its backward-data 32 and 72.
     #[test]
     fn few_tiles_pick_the_smaller_winograd_or_direct() {

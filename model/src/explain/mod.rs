@@ -33,7 +33,7 @@ pub use saliency::{input_gradients, saliency, smooth_grad, Saliency, SmoothGrad}
 
 use crate::error::{Error, Result};
 use crate::graph::executor::{self, Shard};
-use crate::graph::plan::{Plan, PlanOptions, PART};
+use crate::graph::plan::{Plan, PlanOptions};
 use crate::layers::{Activation, Mode};
 use crate::model::Model;
 use crate::tensor::Tensor;
@@ -146,7 +146,7 @@ impl<'m> Runner<'m> {
                 return Err(Error::Data(format!("target class {bad} outside the model's {classes_out} outputs")));
             }
         }
-        let part = if plan.parts { PART } else { n };
+        let part = if plan.parts { plan.part } else { n };
         let chunks = n.div_ceil(part);
         let pool = self.model.pool()?;
         let tasks = pool.current_num_threads().clamp(1, chunks);

@@ -1,7 +1,7 @@
 //! Ops whose passes reduce over the whole batch: batch normalization in training (the
 //! batch's moments forward, the two sums of its backward pass). Such an op splits each pass
 //! in two halves around its reduction, so that a batch still runs in parts of
-//! [`super::plan::PART`] samples, each part's activations in cache between ops: the first
+//! [`super::plan::COUPLED_PART`] samples, each part's activations in cache between ops: the first
 //! half runs on every part (each writing its own [`Partial`]), the reduction once over all
 //! the parts' partials in part order, then the second half on every part
 //! ([`super::executor::coupled`] runs them). The parts are fixed by the batch size, and so is the

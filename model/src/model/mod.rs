@@ -7,7 +7,7 @@ mod saving;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::graph::executor::{self, Batch, Shard};
-use crate::graph::plan::{Plan, PlanOptions, PART};
+use crate::graph::plan::{Plan, PlanOptions};
 use crate::graph::{self, Graph, Node};
 use crate::layers::{Activation, Flops, Layer, Mode};
 use crate::params::{Arena, ParamKind, ParamStore};
@@ -265,7 +265,7 @@ impl Model {
                 data.gather(&idx, &mut batch.input);
                 // The batch's parts, spread over the threads in contiguous runs, each in a
                 // shard of its own; every part computes the same whatever thread runs it.
-                let part = if plan.parts { PART } else { n };
+                let part = if plan.parts { plan.part } else { n };
                 let parts = n.div_ceil(part);
                 let tasks = threads.min(parts);
                 let per = parts.div_ceil(tasks);

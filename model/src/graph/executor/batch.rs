@@ -4,7 +4,7 @@
 
 use super::{backward, forward, Shard};
 use crate::error::{Error, Result};
-use crate::graph::plan::{Plan, PART};
+use crate::graph::plan::Plan;
 use crate::layers::Mode;
 use crate::losses::{Counts, Loss};
 use crate::params::Weights;
@@ -24,7 +24,7 @@ pub const MAX_SHARDS: usize = 8;
 /// many floats (16M: 64 MiB), so a big model splits a batch into fewer shards.
 const SHARD_GRAD_BUDGET: usize = 16 << 20;
 
-/// How many shards a batch of `n` runs in: one per part of [`PART`] samples, at most
+/// How many shards a batch of `n` runs in: one per part ([`Plan::part`] samples), at most
 /// [`MAX_SHARDS`] and within the gradient budget for `params` trainable floats; one when the
 /// plan cannot split a batch. A function of the batch and the model only, never of the
 /// thread count, so the gradients' sum (in shard order) is the same on any number of threads.
@@ -33,7 +33,7 @@ pub(crate) fn shard_count(plan: &Plan, n: usize, params: usize) -> usize {
         return 1;
     }
     let by_budget = 1 + SHARD_GRAD_BUDGET / params.max(1);
-    n.div_ceil(PART).clamp(1, MAX_SHARDS.min(by_budget))
+    n.div_ceil(plan.part).clamp(1, MAX_SHARDS.min(by_budget))
 }
 
 /// What a batch run needs besides the plan and the shard.
@@ -73,7 +73,7 @@ pub(crate) fn run_range(
         return Ok(r[0]);
     }
     shard.size(plan, n);
-    let part = if plan.parts { PART } else { n.max(1) };
+    let part = if plan.parts { plan.part } else { n.max(1) };
     let (mut loss, mut counts) = (0f64, Counts::default());
     for (k, lo) in (0..n).step_by(part).enumerate() {
         let m = part.min(n - lo);
@@ -176,8 +176,8 @@ pub(crate) fn run_shards(
         }
         return Ok(r);
     }
-    let parts = n.div_ceil(PART).max(1);
-    let per = parts.div_ceil(total.max(1)) * PART;
+    let parts = n.div_ceil(plan.part).max(1);
+    let per = parts.div_ceil(total.max(1)) * plan.part;
     let in_len = plan.len[0];
     let run = |k: usize, shard: &mut Shard, g: Option<&mut [f32]>| {
         let lo = ((first + k) * per).min(n);

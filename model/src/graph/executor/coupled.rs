@@ -1,5 +1,5 @@
 //! The run of a plan whose ops reduce over the batch (batch normalization in training):
-//! the batch still runs in parts of [`PART`] samples, in shards of whole parts that threads
+//! the batch still runs in parts of [`COUPLED_PART`] samples, in shards of whole parts that threads
 //! run in parallel, but op by op between the reductions instead of all ops per part.
 //!
 //! Forward, segment by segment: a segment runs, for every part, the second half of the
@@ -25,7 +25,9 @@
 use super::batch::part_loss;
 use super::{backward_op, forward_op, Half, Rows, RunArgs, Shard};
 use crate::error::{Error, Result};
-use crate::graph::plan::{Plan, PART};
+use crate::graph::plan::Plan;
+#[cfg(doc)]
+use crate::graph::plan::COUPLED_PART;
 use crate::graph::reduction::Partial;
 use crate::layers::{Mode, Workspace};
 use crate::losses::Counts;
@@ -37,11 +39,13 @@ use rayon::prelude::*;
 struct Span {
     lo: usize,
     n: usize,
+    /// Samples per part ([`Plan::part`]).
+    part: usize,
 }
 
 impl Span {
     fn parts(self) -> usize {
-        self.n.div_ceil(PART)
+        self.n.div_ceil(self.part)
     }
 }
 
@@ -83,9 +87,10 @@ pub(crate) fn run(
     let s = shards.len();
     let (first, total) = ranked.as_ref().map_or((0, s), |r| (r.first, r.total));
     // The split every process makes of the batch: whole parts, `per` samples a shard.
-    let per = n.div_ceil(PART).div_ceil(total.max(1)) * PART;
+    let part = plan.part;
+    let per = n.div_ceil(part).div_ceil(total.max(1)) * part;
     let spans: Vec<Span> =
-        (first..first + s).map(|k| (k * per).min(n)).map(|lo| Span { lo, n: per.min(n - lo) }).collect();
+        (first..first + s).map(|k| (k * per).min(n)).map(|lo| Span { lo, n: per.min(n - lo), part }).collect();
     for (shard, span) in shards.iter_mut().zip(&spans) {
         shard.size(plan, span.n);
     }
@@ -311,8 +316,8 @@ impl Run<'_, '_> {
                 shard.with_thread_buffers(self.plan, |shard| {
                     let (mut loss, mut counts) = (0f64, Counts::default());
                     for p in 0..span.parts() {
-                        let lo = p * PART;
-                        let m = PART.min(span.n - lo);
+                        let lo = p * span.part;
+                        let m = span.part.min(span.n - lo);
                         let at = span.lo + lo;
                         let rows = Rows { x: &self.x[at * in_len..(at + m) * in_len], lo, m, part: p };
                         let mode = Mode { first_sample: self.first_sample + at, ..self.a.mode };

@@ -32,7 +32,7 @@ pub(crate) fn rule(g: &Graph, consumers: &[Vec<usize>], i: usize, auto: bool) ->
 /// Input channels up to which the fused backward-filter kernel (per pooled pixel, row and
 /// channel one FMA with the argmax cell's input) beats the convolution's own backward-filter
 /// from the pooled gradient (`conv2d_backward_filter_pooled`: Winograd reads the pooled
-/// gradient, direct unpools it first). Measured at one part of 8 samples, one thread
+/// gradient, direct unpools it first). Measured at 8 samples (then one part), one thread
 /// (`layers` bench, `bwd_filter/{fused_pool,pooled}`, AVX-512, Zen 4): 1 channel
 /// (seed_conv1) 20-23 vs 87 µs; 3 channels (cifar_conv1) 86-90 vs 188 µs; 32 channels
 /// (convnet_conv2, cifar_conv2, Winograd) 468 vs 171 µs and 611 vs 173 µs. On AVX2 (Zen 3,
