@@ -45,8 +45,8 @@ pub struct Shard {
 type PartBuffers = (Vec<Vec<f32>>, Vec<Vec<f32>>, Vec<Workspace>);
 
 thread_local! {
-    /// The one-part activation and gradient buffers this thread lends to the shards it runs
-    /// ([`Shard::with_thread_buffers`]).
+    /// The one-part activation and gradient buffers (and, to plans without reductions, the
+    /// ops' workspaces) this thread lends to the shards it runs ([`Shard::with_thread_buffers`]).
     static THREAD_BUFFERS: std::cell::RefCell<PartBuffers> = const {
         std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new()))
     };
