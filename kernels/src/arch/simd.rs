@@ -944,8 +944,9 @@ pub(crate) fn lanes(isa: crate::arch::Isa) -> usize {
 }
 
 /// Vector registers the kernels [`simd_dispatch`] picks for `isa` can keep live: 32 on
-/// AVX-512 (zmm0-31) and NEON (v0-31), 16 on AVX2 and the portable path (ymm0-15, or
-/// x86-64's xmm0-15 under which `wide` compiles). Tiles size their register blocks from it.
+/// AVX-512 (zmm0-31) and NEON (v0-31), 16 on AVX2 and the portable path (ymm0-15, or the
+/// baseline x86-64's xmm0-15 its plain arrays compile to). Tiles size their register
+/// blocks from it.
 pub(crate) fn vector_registers(isa: crate::arch::Isa) -> usize {
     match isa {
         crate::arch::Isa::Avx512 | crate::arch::Isa::Neon => 32,
