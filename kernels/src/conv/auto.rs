@@ -1,13 +1,13 @@
 //! The deterministic choice behind [`ConvAlgo::Auto`]: rules on the shape, drawn from the
-//! one-thread measurements in BENCHMARKS.md (AVX-512 on a Zen 4 core):
+//! one-thread measurements in BENCHMARKS.md (AVX-512 on a Zen 4 core unless said):
 //!
 //! - Winograd wins forward and backward-data wherever it applies and both channel counts
 //!   are at least 8 (1.2-2.3x direct on the 3x3 benchmark shapes); with fewer channels its
-//!   transforms cost more than the products they save (seed_conv1: 8x slower). F(4x4) wins
-//!   or ties F(2x2) on every shape measured, even where its 4x4 tiles overhang the output
+//!   transforms cost more than the products they save (seed_conv1: 8x slower). On the
+//!   larger shapes F(4x4) wins or ties F(2x2), even where its 4x4 tiles overhang the output
 //!   by 30% (14x14 computed as 16x16: res14_256 8.6 vs 9.2 ms forward, 9.8 vs 10.3
 //!   backward-data; resnet14_64 9.5 vs 13.0 and 9.3 vs 12.9; mnist_conv2 backward-data, 15x15
-//!   as 16x16, 1.58 vs 1.58).
+//!   as 16x16, 1.58 vs 1.58); on small outputs it can lose (the next rule).
 //! - Between F(4x4) and F(2x2), and whether Winograd runs at all, by a cost in
 //!   transformed positions: `α² x (tiles + 12)` for `α = m + 2`, the tiles those of the
 //!   output the pass tiles (backward-data tiles `dy` or `dx`, whichever has fewer, as
