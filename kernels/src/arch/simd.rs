@@ -127,6 +127,24 @@ pub(crate) trait F32x: Copy {
             core::ptr::copy_nonoverlapping(buf.as_ptr(), p, n);
         }
     }
+
+    /// Transposes the `LANES x LANES` block at `src` (rows `ss` floats apart) into `dst`
+    /// (rows `ds` floats apart): `dst[j·ds + i] = src[i·ss + j]`. A value at a time by
+    /// default; in registers (`LANES` loads, `LANES` stores and shuffles) where the ISA has
+    /// its own.
+    ///
+    /// # Safety
+    /// `LANES` floats at each `src + i·ss` are readable and at each `dst + j·ds` writable
+    /// (`i, j < LANES`), the two blocks disjoint; the ISA of `Self` is enabled.
+    #[inline(always)]
+    unsafe fn transpose_square(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+        for i in 0..Self::LANES {
+            for j in 0..Self::LANES {
+                // SAFETY: i, j < LANES (the contract).
+                unsafe { *dst.add(j * ds + i) = *src.add(i * ss + j) };
+            }
+        }
+    }
 }
 
 /// `n <= LANES` floats at `p` as a vector: a whole one when `n == LANES` (one plain load),
@@ -391,6 +409,41 @@ mod x86 {
             unsafe { Avx2(_mm256_permutevar_ps(self.0, _mm256_castps_si256(idx.0))) }
         }
         #[inline(always)]
+        unsafe fn transpose_square(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+            // SAFETY: 8 readable floats at each src + i·ss and 8 writable at each dst + j·ds
+            // (trait contract); AVX2+FMA enabled by the caller's #[target_feature].
+            unsafe {
+                let mut r = [_mm256_setzero_ps(); 8];
+                for (i, r) in r.iter_mut().enumerate() {
+                    *r = _mm256_loadu_ps(src.add(i * ss));
+                }
+                let [r0, r1, r2, r3, r4, r5, r6, r7] = r;
+                // Pairs of rows interleaved, then pairs of pairs: each 128-bit half of `sK`
+                // holds column K (low half) or K + 4 (high half) of four rows.
+                let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
+                let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
+                let (t4, t5) = (_mm256_unpacklo_ps(r4, r5), _mm256_unpackhi_ps(r4, r5));
+                let (t6, t7) = (_mm256_unpacklo_ps(r6, r7), _mm256_unpackhi_ps(r6, r7));
+                let (s0, s1) = (_mm256_shuffle_ps::<0x44>(t0, t2), _mm256_shuffle_ps::<0xEE>(t0, t2));
+                let (s2, s3) = (_mm256_shuffle_ps::<0x44>(t1, t3), _mm256_shuffle_ps::<0xEE>(t1, t3));
+                let (s4, s5) = (_mm256_shuffle_ps::<0x44>(t4, t6), _mm256_shuffle_ps::<0xEE>(t4, t6));
+                let (s6, s7) = (_mm256_shuffle_ps::<0x44>(t5, t7), _mm256_shuffle_ps::<0xEE>(t5, t7));
+                let columns = [
+                    _mm256_permute2f128_ps::<0x20>(s0, s4),
+                    _mm256_permute2f128_ps::<0x20>(s1, s5),
+                    _mm256_permute2f128_ps::<0x20>(s2, s6),
+                    _mm256_permute2f128_ps::<0x20>(s3, s7),
+                    _mm256_permute2f128_ps::<0x31>(s0, s4),
+                    _mm256_permute2f128_ps::<0x31>(s1, s5),
+                    _mm256_permute2f128_ps::<0x31>(s2, s6),
+                    _mm256_permute2f128_ps::<0x31>(s3, s7),
+                ];
+                for (j, c) in columns.iter().enumerate() {
+                    _mm256_storeu_ps(dst.add(j * ds), *c);
+                }
+            }
+        }
+        #[inline(always)]
         unsafe fn sum4(a: Self, b: Self, c: Self, d: Self) -> [f32; 4] {
             // Two rounds of pairwise adds within each 128-bit half leave each vector's
             // half-sums side by side; the halves are then added. Five shuffles and adds
@@ -634,6 +687,44 @@ mod x86 {
             }
         }
         #[inline(always)]
+        unsafe fn transpose_square(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+            // SAFETY: 16 readable floats at each src + i·ss and 16 writable at each dst +
+            // j·ds (trait contract); AVX-512F enabled by the caller's #[target_feature].
+            unsafe {
+                let mut r = [_mm512_setzero_ps(); 16];
+                for (i, r) in r.iter_mut().enumerate() {
+                    *r = _mm512_loadu_ps(src.add(i * ss));
+                }
+                // Within each 128-bit lane, as AVX2's 8x8: after the two steps, lane L of
+                // s[4g + m] holds column 4L + m of rows 4g..4g + 4.
+                let mut t = [_mm512_setzero_ps(); 16];
+                for p in 0..8 {
+                    t[2 * p] = _mm512_unpacklo_ps(r[2 * p], r[2 * p + 1]);
+                    t[2 * p + 1] = _mm512_unpackhi_ps(r[2 * p], r[2 * p + 1]);
+                }
+                let mut s = [_mm512_setzero_ps(); 16];
+                for g in 0..4 {
+                    let (a, b, c, d) = (t[4 * g], t[4 * g + 1], t[4 * g + 2], t[4 * g + 3]);
+                    s[4 * g] = _mm512_shuffle_ps::<0x44>(a, c);
+                    s[4 * g + 1] = _mm512_shuffle_ps::<0xEE>(a, c);
+                    s[4 * g + 2] = _mm512_shuffle_ps::<0x44>(b, d);
+                    s[4 * g + 3] = _mm512_shuffle_ps::<0xEE>(b, d);
+                }
+                // Output row 4L + m is lane L of s[m], s[4 + m], s[8 + m], s[12 + m]: a 4x4
+                // transpose of 128-bit lanes, in two steps of whole-lane shuffles.
+                for m in 0..4 {
+                    let u0 = _mm512_shuffle_f32x4::<0x44>(s[m], s[4 + m]);
+                    let u1 = _mm512_shuffle_f32x4::<0xEE>(s[m], s[4 + m]);
+                    let u2 = _mm512_shuffle_f32x4::<0x44>(s[8 + m], s[12 + m]);
+                    let u3 = _mm512_shuffle_f32x4::<0xEE>(s[8 + m], s[12 + m]);
+                    _mm512_storeu_ps(dst.add(m * ds), _mm512_shuffle_f32x4::<0x88>(u0, u2));
+                    _mm512_storeu_ps(dst.add((4 + m) * ds), _mm512_shuffle_f32x4::<0xDD>(u0, u2));
+                    _mm512_storeu_ps(dst.add((8 + m) * ds), _mm512_shuffle_f32x4::<0x88>(u1, u3));
+                    _mm512_storeu_ps(dst.add((12 + m) * ds), _mm512_shuffle_f32x4::<0xDD>(u1, u3));
+                }
+            }
+        }
+        #[inline(always)]
         unsafe fn select_gt(self, other: Self, b: Self, a: Self) -> Self {
             // SAFETY: registers only; AVX-512F enabled by the caller's #[target_feature].
             unsafe {
@@ -730,6 +821,22 @@ mod arm {
                 let lane = vcvtq_u32_f32(q.0);
                 let bytes = vmlaq_u32(vdupq_n_u32(0x0302_0100), lane, vdupq_n_u32(0x0404_0404));
                 Neon(vreinterpretq_f32_u8(vqtbl1q_u8(vreinterpretq_u8_f32(self.0), vreinterpretq_u8_u32(bytes))))
+            }
+        }
+        #[inline(always)]
+        unsafe fn transpose_square(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+            // SAFETY: 4 readable floats at each src + i·ss and 4 writable at each dst + j·ds
+            // (trait contract); NEON is always present on AArch64.
+            unsafe {
+                let (r0, r1) = (vld1q_f32(src), vld1q_f32(src.add(ss)));
+                let (r2, r3) = (vld1q_f32(src.add(2 * ss)), vld1q_f32(src.add(3 * ss)));
+                // Pairs of rows interleaved (columns 0 and 2, 1 and 3), then 64-bit halves.
+                let (t0, t1) = (vreinterpretq_f64_f32(vtrn1q_f32(r0, r1)), vreinterpretq_f64_f32(vtrn2q_f32(r0, r1)));
+                let (t2, t3) = (vreinterpretq_f64_f32(vtrn1q_f32(r2, r3)), vreinterpretq_f64_f32(vtrn2q_f32(r2, r3)));
+                vst1q_f32(dst, vreinterpretq_f32_f64(vtrn1q_f64(t0, t2)));
+                vst1q_f32(dst.add(ds), vreinterpretq_f32_f64(vtrn1q_f64(t1, t3)));
+                vst1q_f32(dst.add(2 * ds), vreinterpretq_f32_f64(vtrn2q_f64(t0, t2)));
+                vst1q_f32(dst.add(3 * ds), vreinterpretq_f32_f64(vtrn2q_f64(t1, t3)));
             }
         }
         #[inline(always)]

@@ -4,6 +4,8 @@
 //! forward convolution.
 
 use super::Conv2d;
+use crate::arch::simd::{simd_dispatch, F32x};
+use crate::arch::Isa;
 use crate::scratch::{with_scratch, Slot};
 use rayon::prelude::*;
 
@@ -127,56 +129,81 @@ pub(crate) fn transposed(c: &Conv2d, rows: usize, cols: usize) -> (Conv2d, Place
 
 /// The filter of the transposed problem: `w'[ky][kx][co][ci] = w[kh-1-ky][kw-1-kx][ci][co]`,
 /// written into `out` (HWIO of the transposed problem).
-pub(crate) fn flip_filter(c: &Conv2d, w: &[f32], out: &mut [f32]) {
+pub(crate) fn flip_filter(isa: Isa, c: &Conv2d, w: &[f32], out: &mut [f32]) {
     let (taps, tap) = (c.kh * c.kw, c.cin * c.cout);
     for (t, dst) in out[..taps * tap].chunks_exact_mut(tap).enumerate() {
-        transpose(&w[(taps - 1 - t) * tap..][..tap], c.cin, c.cout, dst);
+        transpose(isa, &w[(taps - 1 - t) * tap..][..tap], c.cin, c.cout, dst);
     }
 }
 
-/// `dst[j][i] = src[i][j]` for `src` `[rows, cols]` and `dst` `[cols, rows]`. In bands of
-/// eight source rows, so that each visit to a destination row writes eight contiguous
-/// values. Scattering one value per destination row, as a plain double loop does, took up
-/// to 2.6 times as long on 3x3 filters of 32-64 channels on a busy Zen 3 (about as long on
-/// a quiet one), and half again as much of the cifar network's profile (BENCHMARKS.md,
-/// session 31).
-pub(crate) fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    const BAND: usize = 8;
-    // An empty matrix has nothing to move (and would make the chunk sizes below zero).
-    if rows == 0 || cols == 0 {
-        return;
-    }
-    let whole = rows / BAND * BAND;
-    for (b, band) in src[..whole * cols].chunks_exact(BAND * cols).enumerate() {
-        for (j, d) in dst[..cols * rows].chunks_exact_mut(rows).enumerate() {
-            // Always `Some`: `b * BAND + BAND <= whole <= rows`.
-            if let Some(d) = d[b * BAND..].first_chunk_mut::<BAND>() {
-                for (i, v) in d.iter_mut().enumerate() {
-                    *v = band[i * cols + j];
-                }
-            }
+/// `dst[j][i] = src[i][j]` for `src` `[rows, cols]` and `dst` `[cols, rows]`, in
+/// `LANES x LANES` blocks transposed in registers ([`F32x::transpose_square`]), the rows and
+/// columns past the last whole block a value at a time. The loop a value at a time over
+/// bands of eight rows that this replaced ran at ~1.2 cycles a float and took 2% of the
+/// CIFAR network's step at two threads (BENCHMARKS.md, session 61), where each thread
+/// transposes every filter its backward-data reads.
+///
+/// # Panics
+/// If `src` or `dst` holds fewer than `rows * cols` floats (a caller's bug: every caller
+/// sizes both from the same shape).
+pub(crate) fn transpose(isa: Isa, src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    assert!(src.len() >= rows * cols && dst.len() >= rows * cols, "transpose: {rows}x{cols} past a buffer");
+    // SAFETY: both buffers hold rows x cols floats (asserted); `isa` was checked by the
+    // public entry that reached here.
+    unsafe { transpose_isa(isa, src, rows, cols, dst) }
+}
+
+/// [`transpose`] with the vectors of `V`.
+///
+/// # Safety
+/// `src` and `dst` hold `rows * cols` floats; the ISA of `V` is enabled.
+#[inline(always)]
+unsafe fn transpose_body<V: F32x>(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    let l = V::LANES;
+    let (whole_rows, whole_cols) = (rows / l * l, cols / l * l);
+    for i in (0..whole_rows).step_by(l) {
+        for j in (0..whole_cols).step_by(l) {
+            // SAFETY: rows i..i + l of src at columns j..j + l, and rows j..j + l of dst at
+            // columns i..i + l, lie inside the rows x cols buffers (the contract).
+            unsafe {
+                V::transpose_square(src.as_ptr().add(i * cols + j), cols, dst.as_mut_ptr().add(j * rows + i), rows)
+            };
         }
     }
-    for i in whole..rows {
+    for i in 0..whole_rows {
+        for j in whole_cols..cols {
+            dst[j * rows + i] = src[i * cols + j];
+        }
+    }
+    for i in whole_rows..rows {
         for (j, &v) in src[i * cols..][..cols].iter().enumerate() {
             dst[j * rows + i] = v;
         }
     }
 }
 
+simd_dispatch! {
+    /// [`transpose_body`] on `isa`.
+    unsafe fn transpose_isa(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) => transpose_body
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn transpose_moves_every_value_once() {
-        // Whole bands, a partial band alone, and both, against the plain double loop.
-        for rows in [0, 1, 3, 8, 13, 16, 64] {
-            for cols in [0, 1, 5, 32, 64] {
-                let src: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
-                let mut got = vec![-1.0; rows * cols];
-                super::transpose(&src, rows, cols, &mut got);
-                for i in 0..rows {
-                    for j in 0..cols {
-                        assert_eq!(got[j * rows + i], src[i * cols + j], "{rows}x{cols} at ({i}, {j})");
+        // Whole blocks of every ISA's width (4, 8, 16), partial ones alone and beside whole
+        // ones, non-square shapes, against the plain double loop; the destination prefilled
+        // with NaN so that a value never written shows.
+        for isa in crate::arch::Isa::available() {
+            for rows in [0, 1, 3, 4, 8, 13, 16, 17, 27, 64] {
+                for cols in [0, 1, 5, 8, 16, 19, 32, 64] {
+                    let src: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+                    let mut got = vec![f32::NAN; rows * cols];
+                    super::transpose(isa, &src, rows, cols, &mut got);
+                    for i in 0..rows {
+                        for j in 0..cols {
+                            assert_eq!(got[j * rows + i], src[i * cols + j], "{isa:?} {rows}x{cols} at ({i}, {j})");
+                        }
                     }
                 }
             }

@@ -402,7 +402,7 @@ pub(crate) fn backward_data(isa: Isa, c: &Conv2d, dy: &[f32], w: &[f32], dx: &mu
     let (g, pl) = transposed(c, c.h, c.w);
     let epi = Epilogue { add, ..Epilogue::default() };
     with_scratch(Slot::Flipped, w.len(), |wf| {
-        flip_filter(c, w, wf);
+        flip_filter(isa, c, w, wf);
         if narrow::applies(isa, &g) {
             let [_, h, w_, cout] = c.output_shape();
             narrow::forward(isa, &g, Src { data: dy, h, w: w_, c: cout }, pl, wf, epi, dx);

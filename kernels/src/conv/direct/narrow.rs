@@ -294,7 +294,7 @@ pub(super) fn forward(isa: Isa, g: &Conv2d, x: Src, pl: Placement, w: &[f32], ep
     let interior = first..end.max(first);
     with_scratch(Slot::PackB, g.cout * k, |wt| {
         // HWIO `[tap * cin + ci][co]` to `[co][tap * cin + ci]`.
-        transpose(&w[..k * g.cout], k, g.cout, wt);
+        transpose(isa, &w[..k * g.cout], k, g.cout, wt);
         let wt = &*wt;
         y.par_chunks_mut(g.wo * g.cout).enumerate().for_each(|(row_index, yr)| {
             let (n, oy) = (row_index / g.ho, row_index % g.ho);

@@ -117,12 +117,12 @@ fn with_filter<const M: usize, R>(
     let make = |u: &mut [f32]| match form {
         Form::Forward => transform_filter::<M>(isa, w, u, cin, cout),
         Form::Flipped => with_scratch(Slot::Flipped, w.len(), |wf| {
-            flip_filter(c, w, wf);
+            flip_filter(isa, c, w, wf);
             transform_filter::<M>(isa, wf, u, cin, cout)
         }),
         Form::Transposed => with_scratch(Slot::Flipped, 9 * cin * cout, |wt| {
             for (src, dst) in w.chunks_exact(cin * cout).zip(wt.chunks_exact_mut(cin * cout)) {
-                transpose(src, cout, cin, dst);
+                transpose(isa, src, cout, cin, dst);
             }
             transform_filter::<M>(isa, wt, u, cin, cout)
         }),
