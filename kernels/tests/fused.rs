@@ -1,14 +1,14 @@
 //! The fused convolution + bias + ReLU + 2x2 max pooling against the reference composed of
 //! the naive convolution and pooling, on every available ISA and forward algorithm (direct,
 //! and Winograd's pooled output transform where it applies, with the convolution tests'
-//! Winograd allowance); results independent of the thread count; out-of-range argmaxes
-//! ignored (bad lengths and shapes are rows of `bad_input/fused.rs`).
+//! Winograd allowance); results independent of the thread count; argmaxes past the window
+//! cells ignored (bad lengths and shapes are rows of `bad_input/fused.rs`).
 //!
 //! Tolerances: a pooled output is the maximum of four convolution outputs (max and ReLU
 //! are 1-Lipschitz), so it is within the convolution's `(L + 2)·ε·Σ|terms|` bound of the
-//! window's largest Σ|terms| (L = kh·kw·cin). The argmax must lie in its window and point
-//! at a convolution value within twice that bound of the maximum (near-ties may resolve
-//! either way after rounding). The filter gradient is compared with the reference fed the
+//! window's largest Σ|terms| (L = kh·kw·cin). The argmax must be a cell of its window
+//! (0..=3) whose convolution value is within twice that bound of the maximum (near-ties may
+//! resolve either way after rounding). The filter gradient is compared with the reference fed the
 //! kernel's own pooled output and argmax; each entry sums up to 4·n·(ho/2)·(wo/2) products.
 
 mod common;
@@ -82,13 +82,9 @@ fn check(cp: &ConvReluPool, seed: u64) {
             assert_close(&y, &y_ref, &tol, &format!("fused forward {isa} {algo:?} {c:?}"));
             for (o, &ai) in a.iter().enumerate() {
                 let (n, ch, pix) = (o / (hp * wp * c.cout()), o % c.cout(), (o / c.cout()) % (hp * wp));
-                let (oy, ox, ach) =
-                    (ai as usize / c.cout() / c.wo(), ai as usize / c.cout() % c.wo(), ai as usize % c.cout());
-                assert!(
-                    ach == ch && oy / 2 == pix / wp && ox / 2 == pix % wp,
-                    "{isa} {algo:?}: argmax {ai} of output {o} is outside its window"
-                );
-                let v = f64::from(conv_ref[n * img_conv + ai as usize]);
+                assert!(ai <= 3, "{isa} {algo:?}: argmax {ai} of output {o} is not a window cell");
+                let at = cell_pixel(c, (pix / wp, pix % wp), ai, ch);
+                let v = f64::from(conv_ref[n * img_conv + at]);
                 assert!(
                     v >= f64::from(y_ref[o]) - 2.0 * tol[o],
                     "{isa} {algo:?}: argmax {ai} of output {o} is not a maximum"
@@ -132,7 +128,9 @@ fn check(cp: &ConvReluPool, seed: u64) {
         let mut scattered = vec![0.0f32; dconv.len()];
         for (o, ((&yv, &g), &ai)) in y.iter().zip(&dy).zip(&a).enumerate() {
             if yv > 0.0 {
-                scattered[o / (hp * wp * c.cout()) * img_conv + ai as usize] += g;
+                let pix = (o / c.cout()) % (hp * wp);
+                let at = cell_pixel(c, (pix / wp, pix % wp), ai, o % c.cout());
+                scattered[o / (hp * wp * c.cout()) * img_conv + at] += g;
             }
         }
         let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
@@ -231,18 +229,24 @@ proptest! {
             conv2d_forward(&ctx, &c, &x, &wt, Some(&b), true, &mut conv).unwrap();
             let (mut yp, mut ap) = (vec![f32::NAN; out], vec![u32::MAX; out]);
             max_pool_forward(&ctx, cp.pool(), &conv, &mut yp, &mut ap).unwrap();
+            let [_, hp, wp, co] = cp.output_shape();
             for o in 0..out {
                 prop_assert!(y[o].to_bits() == yp[o].to_bits(), "{isa} {c:?}: output {o}: {} vs {}", y[o], yp[o]);
-                prop_assert!(y[o] <= 0.0 || a[o] == ap[o], "{isa} {c:?}: argmax {o}: {} vs {}", a[o], ap[o]);
+                // The pooling's argmax is an index in the image; the fused one, its cell.
+                let pix = (o / co) % (hp * wp);
+                let cell = (a[o] <= 3).then(|| cell_pixel(&c, (pix / wp, pix % wp), a[o], o % co));
+                prop_assert!(
+                    y[o] <= 0.0 || cell == Some(ap[o] as usize),
+                    "{isa} {c:?}: argmax {o}: cell {} vs index {}", a[o], ap[o]
+                );
             }
         }
     }
 
-    /// `unpool_relu_grad` is the scatter bit for bit for any argmax: in its window (the
-    /// forward's), in another window (two pooled outputs adding into one cell), or outside
-    /// the image; gradients of both signed zeros.
+    /// `unpool_relu_grad` is the scatter bit for bit for any cells (not only a forward's
+    /// maxima), with gradients of both signed zeros.
     #[test]
-    fn unpool_is_the_scatter_for_any_argmax(cp in fused(), seed in any::<u64>(), moved in 0usize..4) {
+    fn unpool_is_the_scatter_for_any_cells(cp in fused(), seed in any::<u64>()) {
         let c = cp.conv();
         let [n, hp, wp, co] = cp.output_shape();
         let img = c.output_shape()[1..].iter().product::<usize>();
@@ -251,29 +255,18 @@ proptest! {
         let mut dy = fill(seed ^ 1, n * p);
         dy.iter_mut().step_by(5).for_each(|g| *g = -0.0);
         dy.iter_mut().skip(2).step_by(7).for_each(|g| *g = 0.0);
-        // The forward's convention: each pooled output's argmax in its own window.
-        let mut a: Vec<u32> = (0..n * p)
-            .map(|o| {
-                let (py, px, k) = (o % p / (wp * co), o % (wp * co) / co, o % co);
-                let (dy, dx) = ((o / 3) % 2, (o / 5) % 2);
-                (((2 * py + dy) * c.output_shape()[2] + 2 * px + dx) * co + k) as u32
-            })
-            .collect();
-        // Then `moved` of them (in the last image) pointed elsewhere.
-        for m in 0..moved.min(p) {
-            let o = (n - 1) * p + (seed as usize + 7 * m) % p;
-            a[o] = if m == 3 { u32::MAX } else { ((seed as usize >> 8) + 13 * m) as u32 % img as u32 };
-        }
+        let a: Vec<u32> = (0..n * p).map(|o| ((seed as usize >> 3) + o / 3 + o / 5) as u32 % 4).collect();
         let mut dconv = vec![f32::NAN; n * img];
         unpool_relu_grad(&cp, &y, &dy, &a, &mut dconv).unwrap();
         let mut scattered = vec![0.0f32; dconv.len()];
         for (o, ((&yv, &g), &ai)) in y.iter().zip(&dy).zip(&a).enumerate() {
-            if yv > 0.0 && (ai as usize) < img {
-                scattered[o / p * img + ai as usize] += g;
+            if yv > 0.0 {
+                let pix = o % p / co;
+                scattered[o / p * img + cell_pixel(c, (pix / wp, pix % wp), ai, o % co)] += g;
             }
         }
         let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-        prop_assert!(bits(&dconv) == bits(&scattered), "{:?} moved {}", c, moved);
+        prop_assert!(bits(&dconv) == bits(&scattered), "{:?}", c);
     }
 }
 
@@ -353,29 +346,71 @@ fn results_do_not_depend_on_thread_count() {
     }
 }
 
-/// Argmax values outside the convolution output are never used to index: they contribute
-/// nothing, in the kernels and in the reference alike. (Bad lengths and shapes are rows of
+/// An argmax past the window cells (above 3, up to `u32::MAX`) names no pixel: its pooled
+/// output passes no gradient, to `dw`, `db` or `dx`, in the kernels and the reference alike:
+/// the same bits as the pooled output at 0. (Bad lengths and shapes are rows of
 /// `bad_input/fused.rs`.)
 #[test]
-fn out_of_range_argmax_contributes_nothing() {
+fn argmax_past_the_window_cells_contributes_nothing() {
     let c = Conv2d::simple([2, 6, 6, 2], [3, 3, 2, 4], Padding::Valid).unwrap();
     let cp = ConvReluPool::new(c).unwrap();
-    // A nonzero input, so that a gradient wrongly let through shows in dw.
+    // A nonzero input and filter, so that a gradient wrongly let through shows.
     let x = (0..2 * 36 * 2).map(|i| 1.0 + i as f32).collect::<Vec<f32>>();
+    let w = (0..72).map(|i| 0.5 + i as f32).collect::<Vec<f32>>();
     let pooled = 2 * 2 * 2 * 4;
-    let a_bad = vec![u32::MAX - 1; pooled];
-    let (y_pos, dy1) = (vec![1.0; pooled], vec![1.0; pooled]);
-    let (mut dw_ref, mut db_ref) = (vec![f32::NAN; 72], vec![f32::NAN; 4]);
-    reference::conv_relu_maxpool_backward_filter(&cp, &x, &y_pos, &dy1, &a_bad, &mut dw_ref, Some(&mut db_ref))
-        .unwrap();
-    assert!(dw_ref.iter().all(|&v| v == 0.0));
-    for isa in Isa::available() {
-        let (mut dw, mut db) = (vec![f32::NAN; 72], vec![f32::NAN; 4]);
-        let ctx = Ctx::for_isa(isa);
-        conv_relu_maxpool_backward_filter(&ctx, &cp, &x, &y_pos, &dy1, &a_bad, &mut dw, Some(&mut db), false).unwrap();
-        assert!(dw.iter().all(|&v| v == 0.0), "{isa:?}: an out-of-range argmax contributed to dw");
+    let dy = (0..pooled).map(|i| 1.0 + i as f32).collect::<Vec<f32>>();
+    let y_pos = vec![1.0; pooled];
+    let a_ok = (0..pooled).map(|o| (o % 4) as u32).collect::<Vec<u32>>();
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    for bad in [4, 7, u32::MAX] {
+        // Outputs 5 and 30 name no cell: as if their pooled values were 0.
+        let (mut a, mut y_off) = (a_ok.clone(), y_pos.clone());
+        for o in [5, 30] {
+            a[o] = bad;
+            y_off[o] = 0.0;
+        }
+        let run_ref = |y: &[f32], a: &[u32]| {
+            let (mut dw, mut db) = (vec![f32::NAN; 72], vec![f32::NAN; 4]);
+            reference::conv_relu_maxpool_backward_filter(&cp, &x, y, &dy, a, &mut dw, Some(&mut db)).unwrap();
+            (dw, db)
+        };
+        assert!(run_ref(&y_pos, &a) == run_ref(&y_off, &a_ok), "reference: argmax {bad} contributed");
+        for isa in Isa::available() {
+            let ctx = Ctx::for_isa(isa);
+            let fused = |y: &[f32], a: &[u32]| {
+                let (mut dw, mut db) = (vec![f32::NAN; 72], vec![f32::NAN; 4]);
+                conv_relu_maxpool_backward_filter(&ctx, &cp, &x, y, &dy, a, &mut dw, Some(&mut db), false).unwrap();
+                (bits(&dw), bits(&db))
+            };
+            assert!(fused(&y_pos, &a) == fused(&y_off, &a_ok), "{isa:?}: fused backward-filter, argmax {bad}");
+            let pooled_wgrad = |y: &[f32], a: &[u32]| {
+                let (mut dw, mut db) = (vec![f32::NAN; 72], vec![f32::NAN; 4]);
+                conv2d_backward_filter_pooled(&ctx, &cp, &x, y, &dy, a, &mut dw, Some(&mut db), false).unwrap();
+                (bits(&dw), bits(&db))
+            };
+            assert!(
+                pooled_wgrad(&y_pos, &a) == pooled_wgrad(&y_off, &a_ok),
+                "{isa:?}: pooled backward-filter, argmax {bad}"
+            );
+            let pooled_dx = |y: &[f32], a: &[u32]| {
+                let mut dx = vec![f32::NAN; x.len()];
+                conv2d_backward_data_pooled(&ctx, &cp, y, &dy, a, &w, &mut dx).unwrap();
+                bits(&dx)
+            };
+            assert!(pooled_dx(&y_pos, &a) == pooled_dx(&y_off, &a_ok), "{isa:?}: pooled backward-data, argmax {bad}");
+        }
+        let unpool = |y: &[f32], a: &[u32]| {
+            let mut dconv = vec![f32::NAN; 2 * 16 * 4];
+            unpool_relu_grad(&cp, y, &dy, a, &mut dconv).unwrap();
+            bits(&dconv)
+        };
+        assert!(unpool(&y_pos, &a) == unpool(&y_off, &a_ok), "unpool, argmax {bad}");
     }
-    let mut dconv = vec![f32::NAN; 2 * 16 * 4];
-    unpool_relu_grad(&cp, &y_pos, &dy1, &a_bad, &mut dconv).unwrap();
-    assert!(dconv.iter().all(|&v| v == 0.0));
+}
+
+/// The index in its image's convolution output (`[ho, wo, cout]`) of cell `cell` (0..=3,
+/// row-major) of pooled pixel `(py, px)`'s window, channel `ch`.
+fn cell_pixel(c: &Conv2d, (py, px): (usize, usize), cell: u32, ch: usize) -> usize {
+    let (oy, ox) = (2 * py + cell as usize / 2, 2 * px + cell as usize % 2);
+    (oy * c.wo() + ox) * c.cout() + ch
 }

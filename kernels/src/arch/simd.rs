@@ -64,6 +64,9 @@ pub(crate) trait F32x: Copy {
 
     /// Loads `LANES` indices (`u32`, below 2^24) as exact floats.
     unsafe fn load_index(p: *const u32) -> Self;
+    /// Loads `LANES` window cells (`u32`; 0..=3 name a cell) as exact floats, any value
+    /// above 3 as 4.0 (an unsigned minimum before the conversion).
+    unsafe fn load_cells(p: *const u32) -> Self;
     /// Stores lanes holding exact integers in `[0, 2^24)` as `u32` indices.
     unsafe fn store_index(self, p: *mut u32);
 
@@ -220,6 +223,11 @@ impl F32x for Portable {
         Portable(unsafe { p.cast::<[u32; 8]>().read_unaligned() }.map(|i| i as f32))
     }
     #[inline(always)]
+    unsafe fn load_cells(p: *const u32) -> Self {
+        // SAFETY: the caller guarantees 8 cells at p.
+        Portable(unsafe { p.cast::<[u32; 8]>().read_unaligned() }.map(|i| i.min(4) as f32))
+    }
+    #[inline(always)]
     unsafe fn store_index(self, p: *mut u32) {
         // SAFETY: the caller guarantees 8 writable indices at p.
         unsafe { p.cast::<[u32; 8]>().write_unaligned(self.0.map(|f| f as i32 as u32)) }
@@ -362,6 +370,11 @@ mod x86 {
             // Indices below 2^24 are non-negative as i32 and exact as f32.
             // SAFETY: 8 readable u32 at p (trait contract); AVX2+FMA enabled by the caller's #[target_feature].
             unsafe { Avx2(_mm256_cvtepi32_ps(_mm256_loadu_si256(p.cast()))) }
+        }
+        #[inline(always)]
+        unsafe fn load_cells(p: *const u32) -> Self {
+            // SAFETY: 8 readable u32 at p (trait contract); AVX2+FMA enabled by the caller's #[target_feature].
+            unsafe { Avx2(_mm256_cvtepi32_ps(_mm256_min_epu32(_mm256_loadu_si256(p.cast()), _mm256_set1_epi32(4)))) }
         }
         #[inline(always)]
         unsafe fn store_index(self, p: *mut u32) {
@@ -588,6 +601,11 @@ mod x86 {
             unsafe { Avx512(_mm512_cvtepi32_ps(_mm512_loadu_si512(p.cast()))) }
         }
         #[inline(always)]
+        unsafe fn load_cells(p: *const u32) -> Self {
+            // SAFETY: 16 readable u32 at p (trait contract); AVX-512F enabled by the caller's #[target_feature].
+            unsafe { Avx512(_mm512_cvtepi32_ps(_mm512_min_epu32(_mm512_loadu_si512(p.cast()), _mm512_set1_epi32(4)))) }
+        }
+        #[inline(always)]
         unsafe fn store_index(self, p: *mut u32) {
             // SAFETY: 16 writable u32 at p (trait contract); AVX-512F enabled by the caller's #[target_feature].
             unsafe { _mm512_storeu_si512(p.cast(), _mm512_cvttps_epi32(self.0)) }
@@ -794,6 +812,11 @@ mod arm {
         unsafe fn load_index(p: *const u32) -> Self {
             // SAFETY: 4 readable u32 at p (trait contract); NEON is always present on AArch64.
             unsafe { Neon(vcvtq_f32_u32(vld1q_u32(p))) }
+        }
+        #[inline(always)]
+        unsafe fn load_cells(p: *const u32) -> Self {
+            // SAFETY: 4 readable u32 at p (trait contract); NEON is always present on AArch64.
+            unsafe { Neon(vcvtq_f32_u32(vminq_u32(vld1q_u32(p), vdupq_n_u32(4)))) }
         }
         #[inline(always)]
         unsafe fn store_index(self, p: *mut u32) {

@@ -2,7 +2,7 @@
 //! and backward-filter.
 //!
 //! (Over 400 lines: the forward and the backward-filter share the packed filter, the tap
-//! offsets and the argmax conventions below; split apart, each would restate them. The
+//! offsets and the argmax convention below; split apart, each would restate them. The
 //! unpooling, which needs only the argmax convention, is `unpool.rs`.)
 //!
 //! The forward runs the algorithm the plain forward would ([`ConvAlgo::resolve`] of the
@@ -29,10 +29,14 @@
 //!
 //! Layouts: `x` NHWC `[n, h, w, cin]`, filter HWIO `[kh, kw, cin, cout]`, pooled output and
 //! argmax `[n, ho / 2, wo / 2, cout]` (an odd last convolution row or column is dropped, as
-//! Keras's VALID pooling does). The argmax follows [`crate::pool::max_pool_forward`]: the
-//! index `(oy * wo + ox) * cout + co` of the winning pixel within its image's convolution
-//! output. Ties among positive outputs go to the first in row-major window order; where
-//! all four are clamped to 0 (no gradient flows) it names the largest pre-activation.
+//! Keras's VALID pooling does). The argmax is the winning pixel's cell in its own 2x2
+//! window, row-major: 0 for `(2py, 2px)`, 1 for `(2py, 2px + 1)`, 2 for `(2py + 1, 2px)`,
+//! 3 for `(2py + 1, 2px + 1)`; a value above 3 names no pixel, and its output passes no
+//! gradient. (Until session 61 it was the pixel's index in the image's convolution output,
+//! as [`crate::pool::max_pool_forward`]'s: turning that into a cell cost the backward-filter
+//! a subtraction and three compares per vector, about 30% of the one-channel layer's time.)
+//! Ties among positive outputs go to the first in row-major window order; where all four
+//! are clamped to 0 (no gradient flows) it names the largest pre-activation.
 
 use super::pad::{forward_placement, with_placed, Src};
 use super::{fused_c1, fused_wgrad_chunked};
@@ -74,24 +78,21 @@ pub(super) struct Geom {
     /// Pooled rows and columns.
     pub hp: usize,
     pub wp: usize,
-    /// Convolution output width (for argmax indices).
-    pub wo: usize,
 }
 
 /// The packed filter `[kh*kw*cin][coutp]` (zero-padded channels), followed by the bias
-/// `[coutp]` and the channel numbers `0..coutp` as floats (argmax lanes).
+/// `[coutp]`.
 fn pack(w: &[f32], bias: Option<&[f32]>, k: usize, cout: usize, coutp: usize, out: &mut [f32]) {
     let (wp, rest) = out.split_at_mut(k * coutp);
     for (dst, src) in wp.chunks_exact_mut(coutp).zip(w.chunks_exact(cout)) {
         dst[..cout].copy_from_slice(src);
         dst[cout..].fill(0.0);
     }
-    let (bp, iota) = rest.split_at_mut(coutp);
+    let bp = &mut rest[..coutp];
     bp.fill(0.0);
     if let Some(b) = bias {
         bp[..cout].copy_from_slice(b);
     }
-    iota.iter_mut().enumerate().for_each(|(i, v)| *v = i as f32);
 }
 
 /// Forward: `y = maxpool2x2(relu(conv(x, w) + bias))` with the argmax of every pooled
@@ -134,7 +135,7 @@ pub fn conv_relu_maxpool_forward(
     let k = c.kh * c.kw * c.cin;
     // Only the convolution rows and columns the pooling reads.
     let pl = forward_placement(c, cp.pool.ho * 2, cp.pool.wo * 2);
-    with_scratch(Slot::Filter, (k + 2) * coutp, |packed| {
+    with_scratch(Slot::Filter, (k + 1) * coutp, |packed| {
         pack(w, bias, k, c.cout, coutp, packed);
         with_placed(x, c.input_shape(), pl, |src: Src| {
             let g = geom(c, &cp.pool, &src, coutp);
@@ -144,7 +145,7 @@ pub fn conv_relu_maxpool_forward(
                 let xi = &src.data[n * img_in..][..img_in];
                 // SAFETY: `isa` was checked; `with_placed` made a canvas on which every tap of
                 // every convolution pixel under a pooling window lies inside `xi` (g and taps
-                // are derived from it); `packed` holds (k + 2) * coutp floats, coutp a multiple
+                // are derived from it); `packed` holds (k + 1) * coutp floats, coutp a multiple
                 // of nb vectors; yi and ai are one image's pooled output. The one-channel
                 // kernel's canvas has one channel at stride 1 (xps == 1, by `applies`).
                 unsafe {
@@ -174,7 +175,7 @@ fn geom(c: &Conv2d, pool: &Pool2d, src: &Src, coutp: usize) -> Geom {
         "fused conv+pool: canvas does not cover the taps"
     );
     let row = src.w * c.cin;
-    Geom { xps: c.sw * c.cin, yps: c.sh * row, cin: c.cin, cout: c.cout, coutp, hp: pool.ho, wp: pool.wo, wo: c.wo }
+    Geom { xps: c.sw * c.cin, yps: c.sh * row, cin: c.cin, cout: c.cout, coutp, hp: pool.ho, wp: pool.wo }
 }
 
 /// Offset of each tap `(ky, kx)` from an output pixel's top-left input, in floats.
@@ -209,7 +210,7 @@ unsafe fn fwd_image_body<V: F32x, const NB: usize, const P: usize>(
     a: &mut [u32],
 ) {
     let k = taps.len() * g.cin;
-    assert!(packed.len() >= (k + 2) * g.coutp && y.len() >= g.hp * g.wp * g.cout && a.len() >= y.len());
+    assert!(packed.len() >= (k + 1) * g.coutp && y.len() >= g.hp * g.wp * g.cout && a.len() >= y.len());
     for c0 in (0..g.coutp).step_by(NB * V::LANES) {
         for py in 0..g.hp {
             let mut px = 0;
@@ -278,9 +279,9 @@ unsafe fn fwd_tile<V: F32x, const NB: usize, const P: usize>(
                 row += 1;
             }
         }
-        let (bias, chan) = (wp.add(k * g.coutp), wp.add((k + 1) * g.coutp));
+        let bias = wp.add(k * g.coutp);
         for (p, accp) in acc.iter().enumerate() {
-            pool_store(g, accp, (bias, chan), y, a, c0, (py, px + p));
+            pool_store(g, accp, bias, y, a, c0, (py, px + p));
         }
     }
 }
@@ -291,14 +292,13 @@ unsafe fn fwd_tile<V: F32x, const NB: usize, const P: usize>(
 /// (max commutes with both, both monotonic); stores the pooled value and the argmax.
 ///
 /// # Safety
-/// The ISA of `V` is enabled; `bias` and `chan` point at channel `c0` of the packed bias and
-/// channel numbers ([`pack`]); `(py, px)` is a pooled pixel of `g` and `c0 < coutp`; `y` and
-/// `a` hold `hp * wp * cout`.
+/// The ISA of `V` is enabled; `bias` points at channel `c0` of the packed bias ([`pack`]);
+/// `(py, px)` is a pooled pixel of `g` and `c0 < coutp`; `y` and `a` hold `hp * wp * cout`.
 #[inline(always)]
 pub(super) unsafe fn pool_store<V: F32x, const NB: usize>(
     g: &Geom,
     acc: &[[V; NB]; 4],
-    (bias, chan): (*const f32, *const f32),
+    bias: *const f32,
     y: &mut [f32],
     a: &mut [u32],
     c0: usize,
@@ -306,24 +306,21 @@ pub(super) unsafe fn pool_store<V: F32x, const NB: usize>(
 ) {
     let l = V::LANES;
     let width = g.cout.saturating_sub(c0).min(NB * l);
-    let cell_idx = [0, g.cout, g.wo * g.cout, (g.wo + 1) * g.cout];
-    // SAFETY: bias and channel numbers are read below coutp; stores cover channels below
-    // cout of pooled pixel (py, px).
+    // SAFETY: the bias is read below coutp; stores cover channels below cout of pooled pixel
+    // (py, px).
     unsafe {
         let zero = V::zero();
-        let cvec = cell_idx.map(|c| V::splat(c as f32));
+        let cells = [zero, V::splat(1.0), V::splat(2.0), V::splat(3.0)];
         let o = (py * g.wp + px) * g.cout + c0;
-        let first = V::splat(((2 * py * g.wo + 2 * px) * g.cout) as f32);
         #[allow(clippy::needless_range_loop)] // v indexes three arrays
         for v in 0..NB {
             let lane0 = v * l;
             if lane0 >= width {
                 break;
             }
-            let idx0 = V::load(chan.add(lane0)).add(first);
-            let (mut best, mut idx) = (acc[0][v], idx0);
+            let (mut best, mut idx) = (acc[0][v], zero);
             for q in 1..4 {
-                idx = acc[q][v].select_gt(best, idx0.add(cvec[q]), idx);
+                idx = acc[q][v].select_gt(best, cells[q], idx);
                 best = acc[q][v].select_gt(best, acc[q][v], best);
             }
             let out = best.add(V::load(bias.add(lane0))).max(zero);
@@ -350,7 +347,7 @@ simd_dispatch! {
 /// `db` (`[cout]`, overwritten) if given, where the convolution output's gradient is `dy` at
 /// each pooled output's argmax pixel if the pooled value `y` is positive, and 0 elsewhere.
 /// `y`, `dy` and `argmax` are `[n, ho / 2, wo / 2, cout]`, as the forward pass wrote them
-/// (an argmax that names no pixel of the convolution output contributes nothing).
+/// (an argmax above 3 names no cell and contributes nothing).
 /// With `accumulate`, the gradients are added to `dw` and `db` instead (for batches
 /// processed in parts).
 #[allow(clippy::too_many_arguments)]
@@ -368,10 +365,9 @@ pub fn conv_relu_maxpool_backward_filter(
     let isa = ctx.isa.check()?;
     cp.check(x.len(), dw.len(), y.len(), argmax.len())?;
     Conv2d::check_len("pooled gradient length vs n*(ho/2)*(wo/2)*cout", dy.len(), cp.output_shape())?;
-    // No argmax range check: the kernel compares argmax with pixel numbers and never indexes
-    // with it, so a value outside the convolution output matches no pixel (contributes
-    // nothing), as in the reference. (A check costs a serial pass over argmax per call,
-    // measurable in the training step.)
+    // No argmax check: a value above 3 names no cell and contributes nothing (as in the
+    // reference), at two operations a vector in the kernel; a pass over argmax costs 13% of
+    // the one-channel layer's time (session 61).
     let c = &cp.conv;
     if let Some(b) = &db {
         Conv2d::check_len("bias gradient length vs cout", b.len(), [c.cout, 1, 1, 1])?;
@@ -383,10 +379,7 @@ pub fn conv_relu_maxpool_backward_filter(
     let part = (k + 1) * coutp;
     let groups = c.n.div_ceil(WGRAD_GROUP);
     let pl = forward_placement(c, cp.pool.ho * 2, cp.pool.wo * 2);
-    with_scratch(Slot::Product, groups * part + coutp, |buf| {
-        let (partials, iota) = buf.split_at_mut(groups * part);
-        iota.iter_mut().enumerate().for_each(|(i, v)| *v = i as f32);
-        let iota = &*iota;
+    with_scratch(Slot::Product, groups * part, |partials| {
         if img_out > 0 {
             with_placed(x, c.input_shape(), pl, |src: Src| {
                 let g = geom(c, &cp.pool, &src, coutp);
@@ -400,8 +393,8 @@ pub fn conv_relu_maxpool_backward_filter(
                         let (yi, dyi, ai) = (&y[o.clone()], &dy[o.clone()], &argmax[o]);
                         // SAFETY: `isa` was checked; the canvas covers every tap of the
                         // pooled pixels (as in the forward pass); acc holds (k + 1) * coutp
-                        // floats and iota coutp; yi, dyi, ai are one image's pooled tensors.
-                        let img = WgradImage { g: &g, roff: &roff, x: xi, y: yi, dy: dyi, a: ai, iota };
+                        // floats; yi, dyi, ai are one image's pooled tensors.
+                        let img = WgradImage { g: &g, roff: &roff, x: xi, y: yi, dy: dyi, a: ai };
                         unsafe { wgrad_image_all(isa, nb, &img, acc) }
                     }
                 });
@@ -457,8 +450,7 @@ fn wgrad_block_vectors(isa: Isa, cout: usize) -> usize {
 }
 
 /// What the backward-filter tile reads for one image: the geometry, the input offset of
-/// every `dw` row, the image's input, pooled output, pooled gradient and argmax, and the
-/// channel numbers as floats.
+/// every `dw` row, the image's input, pooled output, pooled gradient and argmax.
 pub(super) struct WgradImage<'a> {
     pub g: &'a Geom,
     pub roff: &'a [usize],
@@ -466,49 +458,32 @@ pub(super) struct WgradImage<'a> {
     pub y: &'a [f32],
     pub dy: &'a [f32],
     pub a: &'a [u32],
-    pub iota: &'a [f32],
 }
 
-/// The pooled gradient of `n <= LANES` channels routed to their window cells: for the
-/// lanes at pooled-tensor index `o` (channel `chan` first, window's first pixel numbered
-/// `first` in argmax form, `cvec` the cells' offsets from it), returns the cell each lane's
-/// argmax names (0..4, as floats), the gradient where the pooled output is positive and the
-/// argmax names a cell of this window (0 elsewhere), and the gradient where positive (the
-/// bias's share). Only that cell's input meets the gradient: one FMA per row of `dw`.
+/// The pooled gradient of `n <= LANES` channels at pooled-tensor index `o` routed to the
+/// window cell each lane's argmax names: returns the cells (0..=3 as floats, 4 for an
+/// argmax that names none) and the gradient where the pooled output is positive and the
+/// argmax names a cell, 0 elsewhere (also the bias's share: as in the reference, a gradient
+/// that reaches no pixel reaches no sum). Only that cell's input meets the gradient: one
+/// FMA per row of `dw`.
 ///
 /// # Safety
-/// `n` floats (indices) of `img.y`, `img.dy`, `img.a` at `o` and `LANES` of `img.iota` at
-/// `chan` are readable; the ISA of `V` is enabled.
+/// `n` floats of `img.y`, `img.dy` and `n` values of `img.a` at `o` are readable; the ISA
+/// of `V` is enabled.
 #[inline(always)]
-pub(super) unsafe fn routed_gradient<V: F32x>(
-    img: &WgradImage,
-    o: usize,
-    chan: usize,
-    n: usize,
-    first: V,
-    cvec: &[V; 4],
-) -> (V, V, V) {
-    let WgradImage { y, dy, a, iota, .. } = *img;
+pub(super) unsafe fn routed_gradient<V: F32x>(img: &WgradImage, o: usize, n: usize) -> (V, V) {
+    let WgradImage { y, dy, a, .. } = *img;
     // SAFETY: the function contract.
     unsafe {
         let zero = V::zero();
-        let (yv, dyv, av) = if n == V::LANES {
-            (V::load(y.as_ptr().add(o)), V::load(dy.as_ptr().add(o)), V::load_index(a.as_ptr().add(o)))
+        let (yv, dyv, cell) = if n == V::LANES {
+            (V::load(y.as_ptr().add(o)), V::load(dy.as_ptr().add(o)), V::load_cells(a.as_ptr().add(o)))
         } else {
             let mut tmp = [0u32; 16];
             tmp[..n].copy_from_slice(&a[o..o + n]);
-            (V::load_partial(y.as_ptr().add(o), n), V::load_partial(dy.as_ptr().add(o), n), V::load_index(tmp.as_ptr()))
+            (V::load_partial(y.as_ptr().add(o), n), V::load_partial(dy.as_ptr().add(o), n), V::load_cells(tmp.as_ptr()))
         };
-        let gv = yv.select_gt(zero, dyv, zero);
-        // The argmax's offset from the window's first pixel (exact: both are integers below
-        // 2^24).
-        let d = av.sub(V::load(iota.as_ptr().add(chan)).add(first));
-        let (mut q, mut gc) = (zero, d.select_eq(zero, gv, zero));
-        for (c, offset) in cvec.iter().enumerate().skip(1) {
-            q = d.select_eq(*offset, V::splat(c as f32), q);
-            gc = d.select_eq(*offset, gv, gc);
-        }
-        (q, gc, gv)
+        (cell, cell.select_gt(V::splat(3.0), zero, yv.select_gt(zero, dyv, zero)))
     }
 }
 
@@ -518,7 +493,7 @@ pub(super) unsafe fn routed_gradient<V: F32x>(
 ///
 /// # Safety
 /// As [`fwd_image_body`] (with `roff[r]` the input offset of filter row `r`, below `k`);
-/// `acc` holds `(k + 1) * coutp` floats, `iota` `coutp`; `y`, `dy`, `a` hold
+/// `acc` holds `(k + 1) * coutp` floats; `y`, `dy`, `a` hold
 /// `hp * wp * cout`; `rows.end <= roff.len()`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -528,20 +503,18 @@ unsafe fn wgrad_image_body<V: F32x, const NB: usize, const R: usize>(
     bias: bool,
     acc: &mut [f32],
 ) {
-    let WgradImage { g, roff, x, y, dy, a, iota } = *img;
+    let WgradImage { g, roff, x, y, dy, a } = *img;
     let l = V::LANES;
     let k = roff.len();
     let len = g.hp * g.wp * g.cout;
-    assert!(acc.len() >= (k + 1) * g.coutp && iota.len() >= g.coutp && rows.end <= k);
+    assert!(acc.len() >= (k + 1) * g.coutp && rows.end <= k);
     assert!(y.len() >= len && dy.len() >= len && a.len() >= len && rows.len().is_multiple_of(R));
     let cell_in = [0, g.xps, g.yps, g.yps + g.xps];
-    let cell_idx = [0, g.cout, g.wo * g.cout, (g.wo + 1) * g.cout];
     // SAFETY: as in the forward tile: input reads at a window base + cell + roff[r] stay
     // inside x by the contract; y, dy and a are read at channels below cout of pooled pixel
     // (py, px); acc rows below k + 1 at lanes below coutp.
     unsafe {
         let zero = V::zero();
-        let cvec = cell_idx.map(|c| V::splat(c as f32));
         let pairs = g.xps == 1;
         for c0 in (0..g.coutp).step_by(NB * l) {
             let width = g.cout.saturating_sub(c0).min(NB * l);
@@ -552,7 +525,6 @@ unsafe fn wgrad_image_body<V: F32x, const NB: usize, const R: usize>(
                     for px in 0..g.wp {
                         let base = x.as_ptr().add(2 * py * g.yps + 2 * px * g.xps);
                         let o = (py * g.wp + px) * g.cout + c0;
-                        let first = V::splat(((2 * py * g.wo + 2 * px) * g.cout) as f32);
                         // Per lane: the argmax's cell and the gradient routed to it.
                         let mut cell = [zero; NB];
                         let mut grad = [zero; NB];
@@ -562,8 +534,8 @@ unsafe fn wgrad_image_body<V: F32x, const NB: usize, const R: usize>(
                                 break;
                             }
                             let n = (width - lane0).min(l);
-                            let (q, gc, gv) = routed_gradient(img, o + lane0, c0 + lane0, n, first, &cvec);
-                            db[v] = db[v].add(gv);
+                            let (q, gc) = routed_gradient(img, o + lane0, n);
+                            db[v] = db[v].add(gc);
                             cell[v] = q;
                             grad[v] = gc;
                         }

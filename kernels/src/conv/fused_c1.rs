@@ -78,16 +78,16 @@ unsafe fn window_sums<V: F32x, const NB: usize>(base: *const f32, yps: usize, f:
 /// # Safety
 /// The ISA of `V` is enabled; `g` describes a canvas `x` of one input channel (`xps == 1`,
 /// `yps` its row length) that covers every tap of convolution pixels `(0..2*hp, 0..2*wp)`;
-/// `packed` is the packed filter, bias and channel numbers for `g.coutp` (a multiple of
+/// `packed` is the packed filter and bias for `g.coutp` (a multiple of
 /// `NB * LANES`); `y` and `a` hold `hp * wp * cout`.
 #[inline(always)]
 unsafe fn image_body<V: F32x, const NB: usize>(g: &Geom, x: &[f32], packed: &[f32], y: &mut [f32], a: &mut [u32]) {
     let l = V::LANES;
-    assert!(g.cin == 1 && g.xps == 1 && g.coutp.is_multiple_of(NB * l) && packed.len() >= 11 * g.coutp);
+    assert!(g.cin == 1 && g.xps == 1 && g.coutp.is_multiple_of(NB * l) && packed.len() >= 10 * g.coutp);
     assert!(y.len() >= g.hp * g.wp * g.cout && a.len() >= y.len());
     // The last input read is row 2 hp + 1, column 2 wp + 1.
     assert!(g.hp > 0 && g.wp > 0 && x.len() > (2 * g.hp + 1) * g.yps + 2 * g.wp + 1);
-    // SAFETY: filter rows, bias and channel numbers are read below 11 * coutp; the window
+    // SAFETY: filter rows and the bias are read below 10 * coutp; the window
     // at pooled pixel (py, px) reads inputs at rows 2 py + (iy < 4) and columns 2 px +
     // (ix < 4), inside x by the assertion above; pool_store's contract holds for every
     // pooled pixel and block.
@@ -97,11 +97,11 @@ unsafe fn image_body<V: F32x, const NB: usize>(g: &Geom, x: &[f32], packed: &[f3
             let f: [[[V; NB]; 3]; 3] = core::array::from_fn(|ky| {
                 core::array::from_fn(|kx| core::array::from_fn(|v| V::load(wp.add((ky * 3 + kx) * g.coutp + v * l))))
             });
-            let (bias, chan) = (wp.add(9 * g.coutp), wp.add(10 * g.coutp));
+            let bias = wp.add(9 * g.coutp);
             for py in 0..g.hp {
                 for px in 0..g.wp {
                     let acc = window_sums::<V, NB>(x.as_ptr().add(2 * py * g.yps + 2 * px), g.yps, &f);
-                    pool_store(g, &acc, (bias, chan), y, a, c0, (py, px));
+                    pool_store(g, &acc, bias, y, a, c0, (py, px));
                 }
             }
         }

@@ -62,20 +62,18 @@ simd_dispatch! {
 /// As [`image`]; the ISA of `V` is enabled.
 #[inline(always)]
 unsafe fn image_body<V: F32x, const NB: usize, const R: usize>(img: &WgradImage, acc: &mut [f32]) {
-    let WgradImage { g, roff, x, y, dy, a, iota } = *img;
+    let WgradImage { g, roff, x, y, dy, a } = *img;
     let l = V::LANES;
     let k = roff.len();
     let pixels = g.hp * g.wp;
-    assert!(acc.len() >= (k + 1) * g.coutp && iota.len() >= g.coutp && g.coutp.is_multiple_of(NB * l));
+    assert!(acc.len() >= (k + 1) * g.coutp && g.coutp.is_multiple_of(NB * l));
     assert!(y.len() >= pixels * g.cout && dy.len() >= pixels * g.cout && a.len() >= pixels * g.cout);
-    let cell_idx = [0, g.cout, g.wo * g.cout, (g.wo + 1) * g.cout];
     // SAFETY: y, dy and a are read at channels below cout of pooled pixels below hp * wp;
-    // iota below coutp; acc rows below k + 1 at lanes below coutp (asserted above); input
+    // acc rows below k + 1 at lanes below coutp (asserted above); input
     // reads (in `rows_over_chunk`) at a window base + cell + roff[r], inside x by the
     // contract.
     unsafe {
         let zero = V::zero();
-        let cvec = cell_idx.map(|c| V::splat(c as f32));
         // Filled once per image: zeroing them per chunk showed as a memset in the profile.
         let mut base = [x.as_ptr(); CHUNK];
         let mut cell = [[zero; NB]; CHUNK];
@@ -93,7 +91,6 @@ unsafe fn image_body<V: F32x, const NB: usize, const R: usize>(img: &WgradImage,
                     }
                     base[i] = x.as_ptr().add(2 * py * g.yps + 2 * px * g.xps);
                     let o = (p0 + i) * g.cout + c0;
-                    let first = V::splat(((2 * py * g.wo + 2 * px) * g.cout) as f32);
                     for v in 0..NB {
                         let lane0 = v * l;
                         if lane0 >= width {
@@ -102,8 +99,8 @@ unsafe fn image_body<V: F32x, const NB: usize, const R: usize>(img: &WgradImage,
                             continue;
                         }
                         let n = (width - lane0).min(l);
-                        let (q, gc, gv) = routed_gradient(img, o + lane0, c0 + lane0, n, first, &cvec);
-                        db[v] = db[v].add(gv);
+                        let (q, gc) = routed_gradient(img, o + lane0, n);
+                        db[v] = db[v].add(gc);
                         cell[i][v] = V::pick4_index(q);
                         grad[i][v] = gc;
                     }

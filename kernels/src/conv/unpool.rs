@@ -3,12 +3,10 @@
 //! run on when a layer needs its input gradient.
 //!
 //! Each pooled output sends its gradient to its argmax pixel, where the pooled value is
-//! positive. Written as that scatter (zero the image, then add), the adds follow the argmax
-//! through memory, one element at a time; but the fused forward's argmax always lies in the
-//! output's own 2x2 window, so each image is written in one pass instead, every cell once, in
-//! memory order: its value is its window's gradient if the window's argmax names it, else 0.
-//! An image whose argmax leaves its windows (a caller's own argmax) falls back to the
-//! scatter, so the result is the scatter's for any input.
+//! positive. The argmax is a cell of the output's own 2x2 window (`fused.rs`'s convention),
+//! so each image is written in one pass, every cell once, in memory order: its value is its
+//! window's gradient if the window's argmax names it, else 0 (as `0 + dy`: the sum of the
+//! scatter it stands for, zeros plus the gradient). An argmax above 3 names no cell.
 
 use super::{Conv2d, ConvReluPool};
 use crate::error::Result;
@@ -30,8 +28,8 @@ pub fn unpool_relu_grad(cp: &ConvReluPool, y: &[f32], dy: &[f32], argmax: &[u32]
 }
 
 /// A fused conv+ReLU+pool's pooled output `y`, gradient `dy` and `argmax` (each
-/// `[n, hp, wp, cout]`, lengths checked against `cp`): the dense gradient of its convolution
-/// output in a compact form.
+/// `[n, hp, wp, cout]`, lengths checked against `cp`; an argmax above 3 names no cell): the
+/// dense gradient of its convolution output in a compact form.
 #[derive(Clone, Copy)]
 pub(crate) struct PooledGrad<'a> {
     pub cp: &'a ConvReluPool,
@@ -57,18 +55,18 @@ impl PooledGrad<'_> {
         dconv.par_chunks_mut(img_in).enumerate().for_each(|(n, d)| {
             let o = n * img_out..(n + 1) * img_out;
             let pooled = Pooled { y: &self.y[o.clone()], dy: &self.dy[o.clone()], argmax: &self.argmax[o] };
-            if !windows(self.cp, &pooled, d) {
-                scatter(&pooled, d);
-            }
+            windows(self.cp, &pooled, d);
         });
     }
 
-    /// `dy` where `y > 0`, else 0, into `g` (as long as `dy`): the gradients that reach the
-    /// convolution output (as `0 + dy`, the dense gradient's values).
+    /// `dy` where `y > 0` and the argmax names a cell, else 0, into `g` (as long as `dy`):
+    /// the gradients that reach the convolution output (as `0 + dy`, the dense gradient's
+    /// values).
     pub fn masked(&self, g: &mut [f32]) {
         // Branch-free (as `windows`), so that it vectorises.
-        for ((g, &yv), &d) in g.iter_mut().zip(self.y).zip(self.dy) {
-            *g = f32::from_bits((0.0 + d).to_bits() & 0u32.wrapping_sub(u32::from(yv > 0.0)));
+        for (((g, &yv), &d), &a) in g.iter_mut().zip(self.y).zip(self.dy).zip(self.argmax) {
+            let keep = 0u32.wrapping_sub(u32::from(yv > 0.0) & u32::from(a <= 3));
+            *g = f32::from_bits((0.0 + d).to_bits() & keep);
         }
     }
 }
@@ -80,14 +78,10 @@ struct Pooled<'a> {
     argmax: &'a [u32],
 }
 
-/// Writes every cell of one image's `d` (`[ho, wo, cout]`) from its own window; false when
-/// some argmax lies outside its window (then `d` is not the scatter's).
-fn windows(cp: &ConvReluPool, p: &Pooled, d: &mut [f32]) -> bool {
+/// Writes every cell of one image's `d` (`[ho, wo, cout]`) from its own window.
+fn windows(cp: &ConvReluPool, p: &Pooled, d: &mut [f32]) {
     let (wo, cout) = (cp.conv.wo, cp.conv.cout);
     let (hp, wp) = (cp.pool.ho, cp.pool.wo);
-    // Each pooled output's argmax equals at most one of its window's four cells: every
-    // argmax is in its window exactly when the matches number the pooled outputs.
-    let mut hits = 0u32;
     for (r, row) in d.chunks_exact_mut(wo * cout).enumerate() {
         if r >= 2 * hp {
             row.fill(0.0);
@@ -97,31 +91,15 @@ fn windows(cp: &ConvReluPool, p: &Pooled, d: &mut [f32]) -> bool {
         past.fill(0.0);
         for (x, cell) in cells.chunks_exact_mut(cout).enumerate() {
             let at = (r / 2 * wp + x / 2) * cout..(r / 2 * wp + x / 2 + 1) * cout;
-            // Fits: ConvReluPool bounds an image's output below 2^24 elements.
-            let first = ((r * wo + x) * cout) as u32;
+            // This pixel's cell in its window.
+            let k = (r % 2 * 2 + x % 2) as u32;
             let (a, yv, g) = (&p.argmax[at.clone()], &p.y[at.clone()], &p.dy[at]);
             // Branch-free, so that it vectorises: where a window's argmax falls among its
             // cells is data, and a branch on it mispredicts a quarter of the time.
-            for (k, (((out, &a), &yv), &g)) in cell.iter_mut().zip(a).zip(yv).zip(g).enumerate() {
-                let hit = u32::from(a == first + k as u32);
-                hits += hit;
-                let keep = 0u32.wrapping_sub(hit & u32::from(yv > 0.0));
+            for (((out, &a), &yv), &g) in cell.iter_mut().zip(a).zip(yv).zip(g) {
+                let keep = 0u32.wrapping_sub(u32::from(a == k) & u32::from(yv > 0.0));
                 // `0.0 + g`: the scatter's sum, which turns a -0.0 gradient into +0.0.
                 *out = f32::from_bits((0.0 + g).to_bits() & keep);
-            }
-        }
-    }
-    hits as usize == hp * wp * cout
-}
-
-/// The definition: zero `d`, then add each positive pooled output's gradient at its argmax
-/// (one outside the image contributes nothing, as in the fused backward).
-fn scatter(p: &Pooled, d: &mut [f32]) {
-    d.fill(0.0);
-    for ((&yv, &g), &a) in p.y.iter().zip(p.dy).zip(p.argmax) {
-        if yv > 0.0 {
-            if let Some(cell) = d.get_mut(a as usize) {
-                *cell += g;
             }
         }
     }

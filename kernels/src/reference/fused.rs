@@ -4,7 +4,9 @@
 use crate::desc::ConvReluPool;
 use crate::error::Result;
 
-/// Forward: the reference convolution with bias and ReLU, then the reference max pooling.
+/// Forward: the reference convolution with bias and ReLU, then the reference max pooling,
+/// its argmax (an index in the image's convolution output) given as the winner's cell in
+/// its 2x2 window (0..=3, row-major: the fused kernels' convention).
 pub fn conv_relu_maxpool_forward(
     cp: &ConvReluPool,
     x: &[f32],
@@ -16,7 +18,17 @@ pub fn conv_relu_maxpool_forward(
     let c = cp.conv();
     let mut conv = vec![0.0; c.output_shape().iter().product()];
     super::conv2d_forward(c, x, w, bias, true, &mut conv)?;
-    super::max_pool_forward(cp.pool(), &conv, y, argmax)
+    super::max_pool_forward(cp.pool(), &conv, y, argmax)?;
+    let (cout, wo, wp) = (c.cout, c.wo, cp.pool().wo);
+    for (o, a) in argmax.iter_mut().enumerate() {
+        // Pooled pixel (py, px) of its image, and the argmax's pixel (oy, ox).
+        let p = o / cout;
+        let (py, px) = (p / wp % cp.pool().ho, p % wp);
+        let q = *a as usize / cout;
+        let (oy, ox) = (q / wo, q % wo);
+        *a = if *a == crate::desc::NO_ARGMAX { u32::MAX } else { ((oy - 2 * py) * 2 + (ox - 2 * px)) as u32 };
+    }
+    Ok(())
 }
 
 /// Backward-filter: the pooled gradient routed to each argmax where the pooled value is
@@ -34,13 +46,15 @@ pub fn conv_relu_maxpool_backward_filter(
     let c = cp.conv();
     cp.check(x.len(), dw.len(), y.len(), argmax.len())?;
     cp.pool().check(c.output_shape().iter().product(), dy.len())?;
-    let img_in = c.ho * c.wo * c.cout;
-    let img_out: usize = cp.output_shape()[1..].iter().product();
+    let (cout, wo, [_, hp, wp, _]) = (c.cout, c.wo, cp.output_shape());
     let mut dconv = vec![0.0; c.output_shape().iter().product()];
     for (o, ((&yv, &g), &a)) in y.iter().zip(dy).zip(argmax).enumerate() {
-        // An argmax outside the convolution output (NO_ARGMAX included) contributes nothing.
-        if yv > 0.0 && (a as usize) < img_in {
-            dconv[(o / img_out) * img_in + a as usize] += g;
+        // Image n, pooled pixel (py, px), channel co; a cell above 3 names no pixel.
+        let (co, p) = (o % cout, o / cout);
+        let (n, py, px) = (p / (hp * wp), p / wp % hp, p % wp);
+        if yv > 0.0 && a <= 3 {
+            let (oy, ox) = (2 * py + a as usize / 2, 2 * px + a as usize % 2);
+            dconv[((n * c.ho + oy) * wo + ox) * cout + co] += g;
         }
     }
     super::conv2d_backward_filter(c, x, &dconv, dw, db)

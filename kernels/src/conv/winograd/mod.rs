@@ -200,7 +200,7 @@ fn run_forward<const M: usize>(
     // The rows (full or pooled) of the output that tile row `tr` writes.
     let full_rows = |tr: usize| M.min(g.ho - tr % th * M);
     let mut blocks = Vec::with_capacity(tile_rows.div_ceil(rows_per_block));
-    let (relu, add, grid, chan) = match sink {
+    let (relu, add, grid) = match sink {
         Sink::Full { y, relu, add } => {
             if y.is_empty() {
                 return Ok(());
@@ -212,7 +212,7 @@ fn run_forward<const M: usize>(
                 blocks.push((first, count, BlockSink::Full(head)));
                 rest = tail;
             }
-            (relu, add, None, Vec::new())
+            (relu, add, None)
         }
         Sink::Pooled { y, argmax, grid } => {
             if y.is_empty() {
@@ -227,7 +227,7 @@ fn run_forward<const M: usize>(
                 blocks.push((first, count, BlockSink::Pooled(hy, ha)));
                 (rest_y, rest_a) = (ty, ta);
             }
-            (true, false, Some(grid), (0..cout).map(|c| c as f32).collect())
+            (true, false, Some(grid))
         }
     };
     assert!(x.len() >= g.n * g.h * g.w * g.cin, "winograd: input shorter than its geometry");
@@ -245,14 +245,13 @@ fn run_forward<const M: usize>(
                 let out = Tiles { h: g.ho, w: g.wo, c: cout, top: 0, left: 0, ..tiles };
                 let bias = bias.unwrap_or(&[]);
                 // SAFETY: m holds what pm places; the block's sink is exactly the
-                // (full or pooled) output rows of its tile rows; bias and chan have
-                // cout floats (checked by the caller); M is even for a pooled sink and
-                // ho·wo·cout < 2^24 (`ConvReluPool`).
+                // (full or pooled) output rows of its tile rows; bias has cout floats
+                // (checked by the caller); M is even for a pooled sink.
                 unsafe {
                     match (yb, grid.as_ref()) {
                         (BlockSink::Full(yb), _) => transform::output::<M>(isa, (m, pm), &out, bias, relu, add, yb),
                         (BlockSink::Pooled(yb, ab), Some(grid)) => {
-                            pooled::output_pooled::<M>(isa, (m, pm), &out, grid, bias, &chan, (yb, ab))
+                            pooled::output_pooled::<M>(isa, (m, pm), &out, grid, bias, (yb, ab))
                         }
                         (BlockSink::Pooled(..), None) => unreachable!("a pooled block has its grid"),
                     }
@@ -280,8 +279,9 @@ pub(crate) fn forward<const M: usize>(
 }
 
 /// `y = maxpool2x2(relu(conv(x, w) + bias))` with the argmax of every pooled output
-/// (`y`, `argmax`: `[n, ho / 2, wo / 2, cout]`), with F(M x M, 3 x 3), `M` even. The caller
-/// checked [`applies`] and the lengths, and that `ho * wo * cout < 2^24`.
+/// (`y`, `argmax`: `[n, ho / 2, wo / 2, cout]`; the argmax as window cells, see
+/// `conv::fused`), with F(M x M, 3 x 3), `M` even. The caller checked [`applies`] and the
+/// lengths.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward_pooled<const M: usize>(
     isa: Isa,

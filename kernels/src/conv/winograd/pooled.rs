@@ -2,9 +2,9 @@
 //! `M x M` output tile (`M` even, tiles starting at multiples of `M`) holds whole pooling
 //! windows, so the tile is pooled in registers and only the pooled values and their argmax
 //! reach memory, as in the direct fused kernel ([`crate::conv::fused`], whose conventions
-//! this follows: the argmax is the index `(oy * wo + ox) * cout + co` of the winning pixel
-//! within its image's convolution output, ties go to the first in row-major window order,
-//! and where all four are clamped to 0 it names the largest pre-activation).
+//! this follows: the argmax is the winning pixel's cell in its window, 0..=3 row-major,
+//! ties go to the first in row-major window order, and where all four are clamped to 0 it
+//! names the largest pre-activation).
 
 // The 2-D transforms index their tile arrays by row and column counters on purpose.
 #![allow(clippy::needless_range_loop)]
@@ -25,34 +25,31 @@ pub(crate) struct PoolGrid {
 /// row on, `[rows, wp, cout]`) get `max(relu(Aᵀ m A + bias))` over each 2x2 window of every
 /// tile and the window's argmax; windows past `hp x wp` (an odd last convolution row or
 /// column, or the tiles' overhang) are skipped. `m` holds the products tile-major, as the
-/// plain output transform reads them. `chan` holds the channel numbers `0..cout` as floats.
+/// plain output transform reads them. The argmax is the winning cell of the window
+/// (0..=3, row-major; `conv::fused`'s convention).
 ///
 /// # Safety
 /// `M` is even; `m` holds `p.len(α, count, cout)` floats; `y` and `argmax` hold every pooled
 /// pixel of the block's tiles counted from the block's first tile row; `bias` (if not
-/// empty) and `chan` `cout` floats; `ho * wo * cout < 2^24`; the ISA of `V` is enabled.
+/// empty) `cout` floats; the ISA of `V` is enabled.
 #[inline(always)]
 unsafe fn output_pooled_body<V: F32x, const M: usize>(
     (m, p): (&[f32], Packing),
     b: &Tiles,
     grid: &PoolGrid,
     bias: &[f32],
-    chan: &[f32],
     (y, argmax): (&mut [f32], &mut [u32]),
 ) {
     let a = M + 2;
     let h = M / 2;
     assert!(M.is_multiple_of(2) && m.len() >= p.len(a, b.count, b.c) && p.tile >= b.c && p.pos >= b.c);
-    assert!(chan.len() >= b.c);
     assert!(bias.is_empty() || bias.len() >= b.c);
     let (n0, y00, _) = b.origin(0, M);
     let start = (n0 * grid.hp + y00 / 2) * grid.wp;
-    // Offsets of a window's four cells from its top-left one, in argmax units.
-    let cell = [0, b.c, b.w * b.c, (b.w + 1) * b.c];
     // SAFETY: m offsets are < p.len(a, count, c); every stored pooled pixel (py < hp, px <
     // wp) is a pooled pixel of the block, which the contract puts inside y and argmax.
     unsafe {
-        let cvec = cell.map(|c| V::splat(c as f32));
+        let cells = [V::zero(), V::splat(1.0), V::splat(2.0), V::splat(3.0)];
         for t in 0..b.count {
             let (n, y0, x0) = b.origin(t, M);
             let (py0, px0) = (y0 / 2, x0 / 2);
@@ -71,23 +68,20 @@ unsafe fn output_pooled_body<V: F32x, const M: usize>(
                     let r = at::<V, M>(tm[i]);
                     upto6!(M, |j| o[i][j] = r[j].add(bv));
                 });
-                let lanes = ld::<V>(chan.as_ptr().add(ch), nl);
                 for pi in 0..h {
                     for pj in 0..h {
                         if pi >= rows || pj >= cols {
                             continue;
                         }
-                        let (oy, ox) = (y0 + 2 * pi, x0 + 2 * pj);
-                        let idx0 = lanes.add(V::splat(((oy * b.w + ox) * b.c) as f32));
                         let win = [
                             o[2 * pi][2 * pj],
                             o[2 * pi][2 * pj + 1],
                             o[2 * pi + 1][2 * pj],
                             o[2 * pi + 1][2 * pj + 1],
                         ];
-                        let (mut best, mut idx) = (win[0], idx0);
+                        let (mut best, mut idx) = (win[0], cells[0]);
                         for q in 1..4 {
-                            idx = win[q].select_gt(best, idx0.add(cvec[q]), idx);
+                            idx = win[q].select_gt(best, cells[q], idx);
                             best = win[q].select_gt(best, win[q], best);
                         }
                         let at_out = out + (pi * grid.wp + pj) * b.c + ch;
@@ -113,7 +107,6 @@ simd_dispatch! {
         b: &Tiles,
         grid: &PoolGrid,
         bias: &[f32],
-        chan: &[f32],
         out: (&mut [f32], &mut [u32]),
     ) => output_pooled_body
 }

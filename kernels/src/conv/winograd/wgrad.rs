@@ -97,22 +97,13 @@ unsafe fn grad_body<V: F32x, const M: usize>(dy: Gradient<'_>, b: &Tiles, pack: 
             Gradient::Dense(dy) => grad_tiles::<V, M>(b, (b.h, b.w), pack, &DenseLoad { dy: dy.as_ptr(), b }, m),
             Gradient::Pooled(p) => {
                 let (hp, wp) = (p.cp.pool.ho, p.cp.pool.wo);
-                let load = PooledLoad {
-                    y: p.y.as_ptr(),
-                    g: p.dy.as_ptr(),
-                    argmax: p.argmax.as_ptr(),
-                    grid: (hp, wp),
-                    b,
-                    lane: V::load(LANE.as_ptr()),
-                };
+                let load =
+                    PooledLoad { y: p.y.as_ptr(), g: p.dy.as_ptr(), argmax: p.argmax.as_ptr(), grid: (hp, wp), c: b.c };
                 grad_tiles::<V, M>(b, (2 * hp, 2 * wp), pack, &load, m)
             }
         }
     }
 }
-
-/// Lane offsets `0, 1, ..`: the channels of a vector.
-const LANE: [f32; 16] = [0., 1., 2., 3., 4., 5., 6., 7., 8., 9., 10., 11., 12., 13., 14., 15.];
 
 /// How [`grad_tiles`] reads the output gradient: `nl` channels from `ch` of output pixel
 /// `(oy, ox)` of image `n`. A trait with an always-inlined method rather than a closure:
@@ -143,26 +134,28 @@ impl<V: F32x> GradLoad<V> for DenseLoad<'_> {
 }
 
 /// The gradient of a convolution feeding a ReLU and a 2x2/2 max pooling, from the pooled
-/// output `y`, its gradient `g` and `argmax` (`[n, hp, wp, b.c]` each, `grid = (hp, wp)`):
-/// `g` at the argmax where the pooled value is positive, 0 elsewhere.
-struct PooledLoad<'a, V> {
+/// output `y`, its gradient `g` and `argmax` (`[n, hp, wp, c]` each, `grid = (hp, wp)`; the
+/// argmax as window cells, `conv::fused`'s convention): `g` at the argmax where the pooled
+/// value is positive, 0 elsewhere.
+struct PooledLoad {
     y: *const f32,
     g: *const f32,
     argmax: *const u32,
     grid: (usize, usize),
-    b: &'a Tiles,
-    lane: V,
+    /// Channels per pixel.
+    c: usize,
 }
 
-impl<V: F32x> GradLoad<V> for PooledLoad<'_, V> {
+impl<V: F32x> GradLoad<V> for PooledLoad {
     #[inline(always)]
     unsafe fn at(&self, n: usize, oy: usize, ox: usize, ch: usize, nl: usize) -> V {
-        let ((hp, wp), b) = (self.grid, self.b);
+        let (hp, wp) = self.grid;
         // SAFETY: per the trait's contract the pooled pixel `(oy / 2, ox / 2)` and the
         // channels are inside the pooled tensors.
         unsafe {
             let zero = V::zero();
-            let q = ((n * hp + oy / 2) * wp + ox / 2) * b.c + ch;
+            let c = self.c;
+            let q = ((n * hp + oy / 2) * wp + ox / 2) * c + ch;
             let (yv, gv, av) = if nl == V::LANES {
                 (V::load(self.y.add(q)), V::load(self.g.add(q)), V::load_index(self.argmax.add(q)))
             } else {
@@ -170,9 +163,9 @@ impl<V: F32x> GradLoad<V> for PooledLoad<'_, V> {
                 idx[..nl].copy_from_slice(core::slice::from_raw_parts(self.argmax.add(q), nl));
                 (V::load_partial(self.y.add(q), nl), V::load_partial(self.g.add(q), nl), V::load_index(idx.as_ptr()))
             };
-            // Each lane's value if its argmax names this pixel (exact as floats below
-            // 2^24), else 0; `+ 0` as the dense gradient's `0 + dy`.
-            let cell = V::splat(((oy * b.w + ox) * b.c + ch) as f32).add(self.lane);
+            // Each lane's value if its argmax names this pixel's cell, else 0; `+ 0` as the
+            // dense gradient's `0 + dy`.
+            let cell = V::splat((oy % 2 * 2 + ox % 2) as f32);
             av.select_eq(cell, yv.select_gt(zero, gv, zero), zero).add(zero)
         }
     }
