@@ -34,7 +34,8 @@
 //! 3 for `(2py + 1, 2px + 1)`; a value above 3 names no pixel, and its output passes no
 //! gradient. (Until session 61 it was the pixel's index in the image's convolution output,
 //! as [`crate::pool::max_pool_forward`]'s: turning that into a cell cost the backward-filter
-//! a subtraction and three compares per vector, about 30% of the one-channel layer's time.)
+//! a subtraction and three compares per vector, about a fifth of its time on the suite's
+//! layers; BENCHMARKS.md, session 61.)
 //! Ties among positive outputs go to the first in row-major window order; where all four
 //! are clamped to 0 (no gradient flows) it names the largest pre-activation.
 
@@ -366,8 +367,8 @@ pub fn conv_relu_maxpool_backward_filter(
     cp.check(x.len(), dw.len(), y.len(), argmax.len())?;
     Conv2d::check_len("pooled gradient length vs n*(ho/2)*(wo/2)*cout", dy.len(), cp.output_shape())?;
     // No argmax check: a value above 3 names no cell and contributes nothing (as in the
-    // reference), at two operations a vector in the kernel; a pass over argmax costs 13% of
-    // the one-channel layer's time (session 61).
+    // reference), at three operations a vector in the kernel (`routed_gradient`); a pass
+    // over argmax cost 13% of the one-channel layer's time (session 61).
     let c = &cp.conv;
     if let Some(b) = &db {
         Conv2d::check_len("bias gradient length vs cout", b.len(), [c.cout, 1, 1, 1])?;
