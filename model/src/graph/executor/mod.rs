@@ -15,21 +15,21 @@ use super::plan::{Plan, PlanOp, Slots};
 use super::reduction::{Partial, Reduction};
 use crate::error::Result;
 use crate::layers::{Backward, Forward, Mode, Workspace};
-use crate::params::Weights;
+use crate::params::{Arena, Weights};
 
 /// One shard's buffers: what a forward and backward pass over (part of) a batch writes.
 /// Create one per concurrent run with [`crate::Model::new_shard`].
 #[derive(Debug, Clone, Default)]
 pub struct Shard {
-    acts: Vec<Vec<f32>>,
-    grads: Vec<Vec<f32>>,
+    acts: Vec<Arena>,
+    grads: Vec<Arena>,
     /// Per (part, op), `part · ops + op`: each op's side data for a part (one part, reused,
     /// unless the plan reduces over the batch and every part's forward precedes its
     /// backward).
     ws: Vec<Workspace>,
     /// Per input of the op being run backward: a gradient to add into a value that already
     /// holds another consumer's.
-    fan: Vec<Vec<f32>>,
+    fan: Vec<Arena>,
     /// Per (part, node), as `ws`: whether the node's gradient has been written in the
     /// current backward pass.
     written: Vec<bool>,
@@ -42,7 +42,7 @@ pub struct Shard {
 }
 
 /// One-part buffers: activations, gradients, and the ops' workspaces.
-type PartBuffers = (Vec<Vec<f32>>, Vec<Vec<f32>>, Vec<Workspace>);
+type PartBuffers = (Vec<Arena>, Vec<Arena>, Vec<Workspace>);
 
 thread_local! {
     /// The one-part activation and gradient buffers (and, to plans without reductions, the
@@ -78,10 +78,10 @@ impl Shard {
         // Buffers for one part, or for all of them where the plan reduces over the batch.
         let rows = if plan.parts && !plan.coupled { n.min(plan.part) } else { n };
         let parts = if plan.coupled { n.div_ceil(plan.part).max(1) } else { 1 };
-        let size = |bufs: &mut Vec<Vec<f32>>, slots: &Slots| {
-            bufs.resize_with(slots.len.len(), Vec::new);
+        let size = |bufs: &mut Vec<Arena>, slots: &Slots| {
+            bufs.resize_with(slots.len.len(), Arena::default);
             for ((b, &l), &part) in bufs.iter_mut().zip(&slots.len).zip(&slots.part) {
-                b.resize(if part { rows.min(plan.part) } else { rows } * l, 0.0);
+                b.resize(if part { rows.min(plan.part) } else { rows } * l);
             }
         };
         size(&mut self.acts, &plan.acts);
@@ -90,7 +90,7 @@ impl Shard {
         self.written.resize(parts * plan.len.len(), false);
         self.partials.resize_with(parts, Partial::default);
         let widest = plan.ops.iter().map(|o| o.inputs.len()).max().unwrap_or(0);
-        self.fan.resize_with(widest, Vec::new);
+        self.fan.resize_with(widest, Arena::default);
     }
 
     /// Runs `f` on the shard with this thread's one-part buffers in its one-part slots
@@ -130,11 +130,11 @@ impl Shard {
             for (bufs, slots, pool) in [(&mut self.acts, &plan.acts, acts), (&mut self.grads, &plan.grads, grads)] {
                 for (i, (b, _)) in bufs.iter_mut().zip(&slots.part).filter(|(_, &p)| p || all).enumerate() {
                     if pool.len() == i {
-                        pool.push(Vec::new());
+                        pool.push(Arena::default());
                     }
                     let len = b.len();
                     std::mem::swap(b, &mut pool[i]);
-                    b.resize(len, 0.0);
+                    b.resize(len);
                 }
             }
         });
@@ -293,7 +293,7 @@ pub(crate) fn backward_op(
     let mut dy = std::mem::take(&mut shard.grads[gslot]);
     let mut ws = std::mem::take(&mut shard.ws[rows.part * plan.ops.len() + k]);
     // Per input: its gradient buffer taken out to write directly, or the fan buffer.
-    let mut direct: Vec<Option<Vec<f32>>> = vec![None; op.inputs.len()];
+    let mut direct: Vec<Option<Arena>> = vec![None; op.inputs.len()];
     let mut fans = std::mem::take(&mut shard.fan);
     let mut add_to_dx = vec![false; op.inputs.len()];
     for (q, &j) in op.inputs.iter().enumerate() {
@@ -317,7 +317,7 @@ pub(crate) fn backward_op(
             shard.written[written + j] = true;
             add_to_dx[q] = adds;
         } else if wants[q] {
-            fans[q].resize(m * plan.len[j], 0.0);
+            fans[q].resize(m * plan.len[j]);
         }
     }
     let r = {
