@@ -19,7 +19,7 @@
 
 use criterion::Throughput;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use ember_benches::{bench_isa, fill, flops, pool};
+use ember_benches::{bench_isa, flops, pool};
 use ember_kernels::batchnorm::{
     batch_norm_add, batch_norm_apply, batch_norm_backward, batch_norm_moments, AddTerm, BatchNormSaved,
 };
@@ -30,6 +30,7 @@ use ember_kernels::conv::{
 };
 use ember_kernels::linear::{linear_backward_data, linear_backward_weights, linear_forward, Linear};
 use ember_kernels::Ctx;
+use ember_model::params::Arena;
 use std::time::Duration;
 
 /// Samples per call of the seed, convnet and CIFAR networks' layers: one part
@@ -75,8 +76,7 @@ fn layers(c: &mut Criterion) {
         let w = fill(2, d.filter_shape().iter().product());
         let b = fill(3, cout);
         let dy = fill(4, d.output_shape().iter().product());
-        let (mut y, mut dx, mut dw, mut db) =
-            (vec![0.0; dy.len()], vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; cout]);
+        let (mut y, mut dx, mut dw, mut db) = (zeros(dy.len()), zeros(x.len()), zeros(w.len()), zeros(cout));
         g.throughput(flops(d.flops()));
         for (pass, kind) in
             [("fwd", Pass::Forward), ("bwd_data", Pass::BackwardData), ("bwd_filter", Pass::BackwardFilter)]
@@ -98,7 +98,7 @@ fn layers(c: &mut Criterion) {
         if fusable {
             let cp = ConvReluPool::new(d).unwrap();
             let pooled: usize = cp.output_shape().iter().product();
-            let (mut yp, mut arg) = (vec![0.0; pooled], vec![0u32; pooled]);
+            let (mut yp, mut arg) = (zeros(pooled), vec![0u32; pooled]);
             let dyp = fill(5, pooled);
             let ctx = Ctx::for_isa(isa);
             g.bench_function(BenchmarkId::new("fwd/fused_pool", name), |bch| {
@@ -135,8 +135,7 @@ fn layers(c: &mut Criterion) {
     for (name, inputs, outputs) in DENSE {
         let l = Linear::new(N, inputs, outputs).unwrap();
         let (x, w, b, dy) = (fill(1, N * inputs), fill(2, inputs * outputs), fill(3, outputs), fill(4, N * outputs));
-        let (mut y, mut dx, mut dw, mut db) =
-            (vec![0.0; dy.len()], vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; outputs]);
+        let (mut y, mut dx, mut dw, mut db) = (zeros(dy.len()), zeros(x.len()), zeros(w.len()), zeros(outputs));
         let ctx = Ctx::for_isa(isa);
         g.throughput(flops(2 * (N * inputs * outputs) as u64));
         g.bench_function(BenchmarkId::new("fwd/dense", name), |bch| {
@@ -167,9 +166,8 @@ fn batch_norms(c: &mut Criterion) {
         for (name, rows, ch) in BATCH_NORMS {
             let (x, dy) = (fill(1, rows * ch), fill(2, rows * ch));
             let (scale, shift, gamma) = (fill(3, ch), fill(4, ch), vec![1.0f32; ch]);
-            let (mut mean, mut var, mut inv) = (vec![0.0; ch], vec![0.0; ch], vec![1.0; ch]);
-            let (mut y, mut dx, mut dg, mut db) =
-                (vec![0.0; x.len()], vec![0.0; x.len()], vec![0.0; ch], vec![0.0; ch]);
+            let (mut mean, mut var, mut inv) = (zeros(ch), zeros(ch), vec![1.0; ch]);
+            let (mut y, mut dx, mut dg, mut db) = (zeros(x.len()), zeros(x.len()), zeros(ch), zeros(ch));
             let bytes = |tensors: u64| Throughput::Bytes(tensors * 4 * x.len() as u64);
             g.throughput(bytes(1));
             g.bench_function(BenchmarkId::new("moments", name), |bch| {
@@ -186,7 +184,7 @@ fn batch_norms(c: &mut Criterion) {
             g.bench_function(BenchmarkId::new("add_relu", name), |bch| {
                 pool.install(|| bch.iter(|| batch_norm_add(&ctx, &terms, ch, true, &mut y).unwrap()))
             });
-            inv.iter_mut().zip(&var).for_each(|(i, v)| *i = 1.0 / (v + 1e-3).sqrt());
+            inv.iter_mut().zip(var.iter()).for_each(|(i, v)| *i = 1.0 / (v + 1e-3).sqrt());
             let saved =
                 BatchNormSaved { x: &x, mean: &mean, inv_std: &inv, gamma: &gamma, relu: Some((&scale, &shift)) };
             g.throughput(bytes(3));
@@ -224,7 +222,7 @@ fn resnet_convs(c: &mut Criterion) {
             let x = fill(1, d.input_shape().iter().product());
             let w = fill(2, d.filter_shape().iter().product());
             let dy = fill(4, d.output_shape().iter().product());
-            let (mut y, mut dx, mut dw) = (vec![0.0; dy.len()], vec![0.0; x.len()], vec![0.0; w.len()]);
+            let (mut y, mut dx, mut dw) = (zeros(dy.len()), zeros(x.len()), zeros(w.len()));
             g.throughput(flops(d.flops()));
             for (pass, kind) in
                 [("fwd", Pass::Forward), ("bwd_data", Pass::BackwardData), ("bwd_filter", Pass::BackwardFilter)]
@@ -260,3 +258,18 @@ criterion_group! {
     targets = layers, batch_norms, resnet_convs
 }
 criterion_main!(benches);
+
+/// `len` values of `ember_benches::fill(seed, len)` in a buffer that starts on a 64-byte
+/// line, as the model's activation, gradient and parameter buffers do (a `Vec` of a few
+/// hundred KiB starts 16 bytes past one, and AVX-512 accesses that straddle two lines would
+/// time something the model never runs).
+fn fill(seed: u64, len: usize) -> Arena {
+    let mut a = zeros(len);
+    a.copy_from_slice(&ember_benches::fill(seed, len));
+    a
+}
+
+/// `len` zeros on a 64-byte line (see [`fill`]).
+fn zeros(len: usize) -> Arena {
+    Arena::zeros(len).expect("a bench buffer")
+}
