@@ -15,7 +15,7 @@ pub struct Adagrad {
     initial: f32,
     eps: f32,
     iterations: u64,
-    slots: Vec<Vec<f32>>,
+    slots: Vec<crate::params::Arena>,
 }
 
 impl Default for Adagrad {

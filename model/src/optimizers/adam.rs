@@ -15,7 +15,7 @@ pub struct Adam {
     lr: LearningRate,
     iterations: u64,
     /// `m` and `v` over the trainable arena.
-    slots: Vec<Vec<f32>>,
+    slots: Vec<crate::params::Arena>,
 }
 
 impl Default for Adam {

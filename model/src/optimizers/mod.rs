@@ -20,6 +20,7 @@ pub use schedules::{CosineDecay, ExponentialDecay, LearningRate, PiecewiseConsta
 pub use sgd::Sgd;
 
 use crate::error::{Error, Result};
+use crate::params::Arena;
 
 /// An optimizer's full state: the step count and one arena per slot name (each the length
 /// of the trainable arena; none before the first step).
@@ -118,11 +119,18 @@ macro_rules! optimizer_state {
             self.lr = lr;
         }
         fn state(&self) -> super::OptimizerState {
-            super::OptimizerState { iterations: self.iterations, slots: self.slots.clone() }
+            super::OptimizerState {
+                iterations: self.iterations,
+                slots: self.slots.iter().map(|a| a.to_vec()).collect(),
+            }
         }
         fn load_state(&mut self, state: super::OptimizerState) -> crate::error::Result<()> {
             super::check_state(&state, self.slot_names())?;
-            self.slots = state.slots;
+            self.slots = state
+                .slots
+                .iter()
+                .map(|s| crate::params::Arena::from_values(s))
+                .collect::<crate::error::Result<_>>()?;
             self.iterations = state.iterations;
             Ok(())
         }
@@ -131,10 +139,15 @@ macro_rules! optimizer_state {
 use optimizer_state;
 
 /// The optimizer's slot arenas for `len` trainable floats: created (filled with `init`) on
-/// first use; an error if they exist with another length.
-fn slots_for(slots: &mut Vec<Vec<f32>>, count: usize, len: usize, init: f32) -> Result<&mut [Vec<f32>]> {
+/// first use, each on a 64-byte line as the store's arenas are (the update's vectors would
+/// otherwise straddle two lines each); an error if they exist with another length.
+fn slots_for(slots: &mut Vec<Arena>, count: usize, len: usize, init: f32) -> Result<&mut [Arena]> {
     if slots.is_empty() {
-        slots.extend((0..count).map(|_| vec![init; len]));
+        for _ in 0..count {
+            let mut a = Arena::zeros(len)?;
+            a.fill(init);
+            slots.push(a);
+        }
     }
     if slots.len() != count || slots.iter().any(|s| s.len() != len) {
         return Err(Error::Config("optimizer state does not match the model's parameters".into()));

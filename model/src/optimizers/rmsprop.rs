@@ -16,7 +16,7 @@ pub struct RmsProp {
     rho: f64,
     eps: f32,
     iterations: u64,
-    slots: Vec<Vec<f32>>,
+    slots: Vec<crate::params::Arena>,
 }
 
 impl Default for RmsProp {

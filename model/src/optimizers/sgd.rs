@@ -16,7 +16,7 @@ pub struct Sgd {
     momentum: f32,
     nesterov: bool,
     iterations: u64,
-    slots: Vec<Vec<f32>>,
+    slots: Vec<crate::params::Arena>,
 }
 
 impl Default for Sgd {

@@ -36,6 +36,12 @@ impl Arena {
         let off = buf.as_ptr().align_offset(64).min(ALIGN);
         Ok(Arena { buf, off, len })
     }
+    /// A copy of `values`; an error (not an abort) when they cannot be allocated.
+    pub fn from_values(values: &[f32]) -> Result<Self> {
+        let mut a = Arena::zeros(values.len())?;
+        a.as_mut_slice().copy_from_slice(values);
+        Ok(a)
+    }
     /// The elements.
     pub fn as_slice(&self) -> &[f32] {
         &self.buf[self.off..self.off + self.len]
