@@ -362,8 +362,8 @@ impl GradientHook for Noop {
 
 #[test]
 fn optimizers_summing_the_shards_in_their_step_change_no_bit() {
-    // 40 samples: three shards of a part each (five with batch normalization, whose
-    // shards run coupled in parts of 8); one and two threads; each optimizer that
+    // 40 samples: three shards of a part each (more with batch normalization, whose
+    // shards run coupled in parts of `COUPLED_PART`); one and two threads; each optimizer that
     // sums the shards' gradients in its own step (Adam, AdamW, RMSprop, Adagrad, SGD with and
     // without momentum) against the sum
     // made first, which a gradient hook asks for.

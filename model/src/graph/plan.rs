@@ -45,9 +45,12 @@ pub const PART: usize = 16;
 /// Samples per part of a plan that reduces over the batch in training (batch
 /// normalization, whose parts run op by op between the reductions). Every part's
 /// activations of such a plan stay in memory until its backward pass, and a part is the
-/// unit of the reductions' partial sums: parts of 16 made the residual network's step
-/// 1.02x at one thread (0.99x at two), so it keeps eight.
-pub const COUPLED_PART: usize = 8;
+/// unit of the reductions' partial sums. The smaller the part, the more of a segment's
+/// one-part values stay in L2 (a 28x28x32 value is 392 KiB a part of four): against parts
+/// of eight, four made the residual network's step 0.964x at one thread and 0.989x at
+/// two (session 62; two, against four, 0.999x and 0.979x, within the noise), where parts
+/// of 16 had made it 1.02x and 0.99x.
+pub const COUPLED_PART: usize = 4;
 
 /// One unit of execution: a layer, or a fused group of them.
 pub(crate) trait Op: Send + Sync {
