@@ -264,9 +264,7 @@ criterion_main!(benches);
 /// hundred KiB starts 16 bytes past one, and AVX-512 accesses that straddle two lines would
 /// time something the model never runs).
 fn fill(seed: u64, len: usize) -> Arena {
-    let mut a = zeros(len);
-    a.copy_from_slice(&ember_benches::fill(seed, len));
-    a
+    Arena::from_values(&ember_benches::fill(seed, len)).expect("a bench buffer")
 }
 
 /// `len` zeros on a 64-byte line (see [`fill`]).

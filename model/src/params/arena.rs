@@ -92,9 +92,7 @@ impl DerefMut for Arena {
 
 impl Clone for Arena {
     fn clone(&self) -> Self {
-        let mut a = Arena::zeros(self.len).expect("an arena of a size that exists once can be allocated again");
-        a.as_mut_slice().copy_from_slice(self.as_slice());
-        a
+        Arena::from_values(self.as_slice()).expect("an arena of a size that exists once can be allocated again")
     }
 }
 
