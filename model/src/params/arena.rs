@@ -27,11 +27,12 @@ pub struct Arena {
 }
 
 impl Arena {
-    /// `len` zeros; an error (not an abort) when they cannot be allocated.
+    /// `len` zeros; an error (not an abort) when they cannot be allocated (the message
+    /// counts floats: an arena holds parameters, optimizer slots or activations).
     pub fn zeros(len: usize) -> Result<Self> {
-        let total = len.checked_add(ALIGN).ok_or_else(|| Error::Config(format!("{len} parameters overflow")))?;
+        let total = len.checked_add(ALIGN).ok_or_else(|| Error::Config(format!("{len} floats overflow a buffer")))?;
         let mut buf = Vec::new();
-        buf.try_reserve_exact(total).map_err(|e| Error::Config(format!("cannot allocate {len} parameters: {e}")))?;
+        buf.try_reserve_exact(total).map_err(|e| Error::Config(format!("cannot allocate {len} floats: {e}")))?;
         buf.resize(total, 0.0);
         let off = buf.as_ptr().align_offset(64).min(ALIGN);
         Ok(Arena { buf, off, len })
