@@ -313,6 +313,27 @@ pub(super) unsafe fn pool_store<V: F32x, const NB: usize>(
         let zero = V::zero();
         let cells = [zero, V::splat(1.0), V::splat(2.0), V::splat(3.0)];
         let o = (py * g.wp + px) * g.cout + c0;
+        if width == NB * l {
+            // A whole block (its NB * LANES channels all below cout): cell by cell across its
+            // vectors, then unconditional stores. LLVM then schedules the one-channel
+            // kernel's window input by input, all eight chains of FMAs interleaved and the
+            // filter in registers; from the vector-by-vector form below it ran the first
+            // vector's four chains one after another, the filter spilled to the stack, and
+            // that forward took 1.18x as long (BENCHMARKS.md, session 63). The same
+            // operations on every lane, so the same values.
+            let (mut best, mut idx) = (acc[0], [zero; NB]);
+            for q in 1..4 {
+                for v in 0..NB {
+                    idx[v] = acc[q][v].select_gt(best[v], cells[q], idx[v]);
+                    best[v] = acc[q][v].select_gt(best[v], acc[q][v], best[v]);
+                }
+            }
+            for v in 0..NB {
+                best[v].add(V::load(bias.add(v * l))).max(zero).store(y.as_mut_ptr().add(o + v * l));
+                idx[v].store_index(a.as_mut_ptr().add(o + v * l));
+            }
+            return;
+        }
         #[allow(clippy::needless_range_loop)] // v indexes three arrays
         for v in 0..NB {
             let lane0 = v * l;
