@@ -140,12 +140,12 @@ pub fn conv_relu_maxpool_forward(
         pack(w, bias, k, c.cout, coutp, packed);
         with_placed(x, c.input_shape(), pl, |src: Src| {
             let g = geom(c, &cp.pool, &src, coutp);
-            let taps = taps(c, &src);
+            let rows = filter_row_offsets(c, &src);
             let img_in = src.h * src.w * c.cin;
             y.par_chunks_mut(img_out).zip(argmax.par_chunks_mut(img_out)).enumerate().for_each(|(n, (yi, ai))| {
                 let xi = &src.data[n * img_in..][..img_in];
                 // SAFETY: `isa` was checked; `with_placed` made a canvas on which every tap of
-                // every convolution pixel under a pooling window lies inside `xi` (g and taps
+                // every convolution pixel under a pooling window lies inside `xi` (g and rows
                 // are derived from it); `packed` holds (k + 1) * coutp floats, coutp a multiple
                 // of nb vectors; yi and ai are one image's pooled output. The one-channel
                 // kernel's canvas has one channel at stride 1 (xps == 1, by `applies`).
@@ -154,11 +154,11 @@ pub fn conv_relu_maxpool_forward(
                         return fused_c1::image(isa, nb, &g, xi, packed, yi, ai);
                     }
                     match (nb, fwd_pixels(isa, nb)) {
-                        (1, 2) => fwd_image::<1, 2>(isa, &g, &taps, xi, packed, yi, ai),
-                        (1, _) => fwd_image::<1, 1>(isa, &g, &taps, xi, packed, yi, ai),
-                        (2, 2) => fwd_image::<2, 2>(isa, &g, &taps, xi, packed, yi, ai),
-                        (2, _) => fwd_image::<2, 1>(isa, &g, &taps, xi, packed, yi, ai),
-                        _ => fwd_image::<4, 1>(isa, &g, &taps, xi, packed, yi, ai),
+                        (1, 2) => fwd_image::<1, 2>(isa, &g, &rows, xi, packed, yi, ai),
+                        (1, _) => fwd_image::<1, 1>(isa, &g, &rows, xi, packed, yi, ai),
+                        (2, 2) => fwd_image::<2, 2>(isa, &g, &rows, xi, packed, yi, ai),
+                        (2, _) => fwd_image::<2, 1>(isa, &g, &rows, xi, packed, yi, ai),
+                        _ => fwd_image::<4, 1>(isa, &g, &rows, xi, packed, yi, ai),
                     }
                 }
             });
@@ -179,9 +179,11 @@ fn geom(c: &Conv2d, pool: &Pool2d, src: &Src, coutp: usize) -> Geom {
     Geom { xps: c.sw * c.cin, yps: c.sh * row, cin: c.cin, cout: c.cout, coutp, hp: pool.ho, wp: pool.wo }
 }
 
-/// Offset of each tap `(ky, kx)` from an output pixel's top-left input, in floats.
-fn taps(c: &Conv2d, src: &Src) -> Vec<usize> {
-    (0..c.kh).flat_map(|ky| (0..c.kw).map(move |kx| (ky * c.dh * src.w + kx * c.dw) * c.cin)).collect()
+/// Offset from an output pixel's top-left input, in floats, of each row of the packed
+/// filter: tap `(ky, kx)` row-major, then input channel `ci`.
+fn filter_row_offsets(c: &Conv2d, src: &Src) -> Vec<usize> {
+    let tap = |ky: usize, kx: usize| (ky * c.dh * src.w + kx * c.dw) * c.cin;
+    (0..c.kh).flat_map(|ky| (0..c.kw).flat_map(move |kx| (0..c.cin).map(move |ci| tap(ky, kx) + ci))).collect()
 }
 
 /// Pooled pixels computed together by the forward tile: two while the accumulators
@@ -199,18 +201,20 @@ fn fwd_pixels(isa: Isa, nb: usize) -> usize {
 /// a row per tile (a row's odd last pixel by a one-pixel tile).
 ///
 /// # Safety
-/// The ISA of `V` is enabled; every tap of convolution pixels `(0..2*hp, 0..2*wp)` lies in
-/// `x`; `packed` is as [`pack`] writes it for `g.coutp`; `y`, `a` hold `hp * wp * cout`.
+/// The ISA of `V` is enabled; `rows` holds the input offset of each packed filter row
+/// ([`filter_row_offsets`]), and every such input of convolution pixels `(0..2*hp, 0..2*wp)`
+/// lies in `x`; `packed` is as [`pack`] writes it for `g.coutp`; `y`, `a` hold
+/// `hp * wp * cout`.
 #[inline(always)]
 unsafe fn fwd_image_body<V: F32x, const NB: usize, const P: usize>(
     g: &Geom,
-    taps: &[usize],
+    rows: &[usize],
     x: &[f32],
     packed: &[f32],
     y: &mut [f32],
     a: &mut [u32],
 ) {
-    let k = taps.len() * g.cin;
+    let k = rows.len();
     assert!(packed.len() >= (k + 1) * g.coutp && y.len() >= g.hp * g.wp * g.cout && a.len() >= y.len());
     for c0 in (0..g.coutp).step_by(NB * V::LANES) {
         for py in 0..g.hp {
@@ -219,10 +223,10 @@ unsafe fn fwd_image_body<V: F32x, const NB: usize, const P: usize>(
                 // SAFETY: forwarded contract; the tile covers pooled pixels px..px+P < wp.
                 unsafe {
                     if px + P <= g.wp {
-                        fwd_tile::<V, NB, P>(g, taps, x, packed, y, a, c0, py, px);
+                        fwd_tile::<V, NB, P>(g, rows, x, packed, y, a, c0, py, px);
                         px += P;
                     } else {
-                        fwd_tile::<V, NB, 1>(g, taps, x, packed, y, a, c0, py, px);
+                        fwd_tile::<V, NB, 1>(g, rows, x, packed, y, a, c0, py, px);
                         px += 1;
                     }
                 }
@@ -240,7 +244,7 @@ unsafe fn fwd_image_body<V: F32x, const NB: usize, const P: usize>(
 #[inline(always)]
 unsafe fn fwd_tile<V: F32x, const NB: usize, const P: usize>(
     g: &Geom,
-    taps: &[usize],
+    rows: &[usize],
     x: &[f32],
     packed: &[f32],
     y: &mut [f32],
@@ -250,37 +254,34 @@ unsafe fn fwd_tile<V: F32x, const NB: usize, const P: usize>(
     px: usize,
 ) {
     let l = V::LANES;
-    let k = taps.len() * g.cin;
     // Offsets of the four pixels of a window from its top-left one.
     let cell_in = [0, g.xps, g.yps, g.yps + g.xps];
-    // SAFETY: the contract bounds every access: input reads at a window base + cell + tap +
-    // ci lie in x; filter rows below k, bias and channel numbers below coutp; stores cover
+    // SAFETY: the contract bounds every access: input reads at a window base + cell + row
+    // offset lie in x; filter rows below rows.len(), the bias below coutp; stores cover
     // channels below cout of pooled pixels (py, px..px+P).
     unsafe {
         let zero = V::zero();
         let wp = packed.as_ptr().add(c0);
         let mut acc = [[[zero; NB]; 4]; P];
-        let mut row = 0;
-        for &t in taps {
-            for ci in 0..g.cin {
-                let wr = wp.add(row * g.coutp);
-                let mut wv = [zero; NB];
-                for (v, w) in wv.iter_mut().enumerate() {
-                    *w = V::load(wr.add(v * l));
-                }
-                for (p, accp) in acc.iter_mut().enumerate() {
-                    let base = x.as_ptr().add(2 * py * g.yps + 2 * (px + p) * g.xps + t + ci);
-                    for (q, accq) in accp.iter_mut().enumerate() {
-                        let xb = V::splat(*base.add(cell_in[q]));
-                        for v in 0..NB {
-                            accq[v] = xb.fma(wv[v], accq[v]);
-                        }
+        // One loop over the filter's rows (taps by input channels), not taps then
+        // channels: with few input channels the inner loop was too short to carry its setup.
+        for (row, &off) in rows.iter().enumerate() {
+            let wr = wp.add(row * g.coutp);
+            let mut wv = [zero; NB];
+            for (v, w) in wv.iter_mut().enumerate() {
+                *w = V::load(wr.add(v * l));
+            }
+            for (p, accp) in acc.iter_mut().enumerate() {
+                let base = x.as_ptr().add(2 * py * g.yps + 2 * (px + p) * g.xps + off);
+                for (q, accq) in accp.iter_mut().enumerate() {
+                    let xb = V::splat(*base.add(cell_in[q]));
+                    for v in 0..NB {
+                        accq[v] = xb.fma(wv[v], accq[v]);
                     }
                 }
-                row += 1;
             }
         }
-        let bias = wp.add(k * g.coutp);
+        let bias = wp.add(rows.len() * g.coutp);
         for (p, accp) in acc.iter().enumerate() {
             pool_store(g, accp, bias, y, a, c0, (py, px + p));
         }
@@ -362,7 +363,7 @@ pub(super) unsafe fn pool_store<V: F32x, const NB: usize>(
 
 simd_dispatch! {
     /// [`fwd_image_body`] on `isa`.
-    unsafe fn fwd_image<const NB: usize, const P: usize>(g: &Geom, taps: &[usize], x: &[f32], packed: &[f32], y: &mut [f32], a: &mut [u32]) => fwd_image_body
+    unsafe fn fwd_image<const NB: usize, const P: usize>(g: &Geom, rows: &[usize], x: &[f32], packed: &[f32], y: &mut [f32], a: &mut [u32]) => fwd_image_body
 }
 
 /// Backward-filter from the pooled gradient: `dw` (`[kh, kw, cin, cout]`, overwritten) and
@@ -405,7 +406,7 @@ pub fn conv_relu_maxpool_backward_filter(
         if img_out > 0 {
             with_placed(x, c.input_shape(), pl, |src: Src| {
                 let g = geom(c, &cp.pool, &src, coutp);
-                let roff: Vec<usize> = taps(c, &src).iter().flat_map(|&t| (0..c.cin).map(move |ci| t + ci)).collect();
+                let roff = filter_row_offsets(c, &src);
                 let img_in = src.h * src.w * c.cin;
                 partials.par_chunks_mut(part).enumerate().for_each(|(gi, acc)| {
                     acc.fill(0.0);
