@@ -72,6 +72,7 @@ pub mod trainer;
 pub use error::{Error, Result};
 pub use graph::executor::Shard;
 pub use graph::plan::{COUPLED_PART, PART};
+pub use graph::profile::{OpPass, OpProfile, OpTime};
 pub use graph::{Apply, Input, Node};
 pub use model::Model;
 pub use params::{ParamId, ParamKind, ParamStore};

@@ -111,6 +111,11 @@ struct Args {
     /// No progress bars (one line per epoch).
     #[arg(long)]
     quiet: bool,
+    /// Time every layer's forward and backward calls and print where training and
+    /// inference (validation and the test pass) spent their time, op by op of the plans
+    /// (`Model::set_op_profiling`)
+    #[arg(long)]
+    profile: bool,
 }
 
 fn parse_algo(s: &str) -> Result<ConvAlgo, String> {
@@ -213,6 +218,7 @@ fn run(args: Args, ranks: Option<&dyn Collective>) -> Result<(), Box<dyn std::er
         (loss, _) => loss,
     };
     model.compile(adam, loss, &[Metric::Accuracy])?;
+    model.set_op_profiling(args.profile);
     if chief {
         print!("{}", model.summary());
     }
@@ -280,6 +286,9 @@ fn run(args: Args, ranks: Option<&dyn Collective>) -> Result<(), Box<dyn std::er
             let with_val: Vec<f64> = history.epochs.iter().map(|e| e.seconds + e.val_seconds.unwrap_or(0.0)).collect();
             say!("With validation: median {:.3}s per epoch (epochs 2..)", median_after_first(&with_val));
         }
+    }
+    if args.profile {
+        say!("{}", model.op_profile());
     }
 
     if !chief {

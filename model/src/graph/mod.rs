@@ -12,6 +12,7 @@ pub(crate) mod executor;
 pub(crate) mod fusion;
 pub(crate) mod liveness;
 pub(crate) mod plan;
+pub(crate) mod profile;
 pub(crate) mod reduction;
 pub(crate) mod segments;
 

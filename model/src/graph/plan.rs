@@ -151,6 +151,8 @@ impl Slots {
 /// The ops of a graph and their buffers.
 pub(crate) struct Plan {
     pub ops: Vec<PlanOp>,
+    /// The ops' times, where the model profiles them ([`super::profile`]).
+    pub clock: Option<super::profile::OpClock>,
     /// Per node: the node whose buffer holds its value (itself, or a view's source).
     pub root: Vec<usize>,
     pub acts: Slots,
@@ -333,6 +335,7 @@ impl Plan {
         let part = if coupled { COUPLED_PART } else { PART };
         Ok(Plan {
             ops,
+            clock: None,
             root,
             acts,
             grads,

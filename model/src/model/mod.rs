@@ -8,6 +8,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::graph::executor::{self, Batch, Shard};
 use crate::graph::plan::{Plan, PlanOptions};
+use crate::graph::profile::{OpClock, OpProfile};
 use crate::graph::{self, Graph, Node};
 use crate::layers::{Activation, Flops, Layer, Mode};
 use crate::params::{Arena, ParamKind, ParamStore};
@@ -39,6 +40,8 @@ pub struct Model {
     pub(crate) shards: Vec<Shard>,
     pub(crate) shard_grads: Vec<Arena>,
     pub(crate) train: TrainState,
+    /// Whether the plans time their ops ([`Model::set_op_profiling`]).
+    pub(crate) op_profiling: bool,
 }
 
 impl Model {
@@ -66,6 +69,7 @@ impl Model {
             shards: Vec::new(),
             shard_grads: Vec::new(),
             train: TrainState::default(),
+            op_profiling: false,
         }
     }
 
@@ -208,7 +212,34 @@ impl Model {
         let absorb = self.train.compiled.as_ref().map_or(Some(Activation::Softmax), |c| c.loss.absorbs());
         self.plan = Some(Plan::new(&self.graph, PlanOptions::training(self.fuse, absorb))?);
         self.infer_plan = Some(Plan::new(&self.graph, PlanOptions::inference(self.fuse, absorb))?);
+        self.set_op_profiling(self.op_profiling);
         Ok(())
+    }
+
+    /// With `on`, times every op of the model's plans from now on, forward and backward, as
+    /// the executor runs them (a plan made later, by `compile`, too); off drops the times.
+    /// [`Model::op_profile`] then tells where training steps and inference spend their
+    /// time, layer by layer, inside the network (where a layer's data may come from L3,
+    /// unlike in a benchmark of its kernel alone). Off by default; profiling changes no
+    /// value, only adds a clock read per op and part.
+    pub fn set_op_profiling(&mut self, on: bool) {
+        self.op_profiling = on;
+        for plan in [&mut self.plan, &mut self.infer_plan].into_iter().flatten() {
+            plan.clock = on.then(|| OpClock::new(plan.ops.len()));
+        }
+    }
+
+    /// The ops' times since profiling was switched on ([`Model::set_op_profiling`]) or last
+    /// reset; empty while it is off. Its `Display` is a table per plan.
+    pub fn op_profile(&self) -> OpProfile {
+        let times =
+            |plan: &Option<Plan>| plan.as_ref().and_then(|p| p.clock.as_ref().map(|c| c.times(p))).unwrap_or_default();
+        OpProfile { training: times(&self.plan), inference: times(&self.infer_plan) }
+    }
+
+    /// Starts the ops' times again from zero (where profiling is on).
+    pub fn reset_op_profile(&mut self) {
+        self.set_op_profiling(self.op_profiling);
     }
 
     /// The training plan, one op per line (which layers run fused).

@@ -12,6 +12,7 @@ pub(crate) use batch::{
 };
 
 use super::plan::{Plan, PlanOp, Slots};
+use super::profile::OpPass;
 use super::reduction::{Partial, Reduction};
 use crate::error::Result;
 use crate::layers::{Backward, Forward, Mode, Workspace};
@@ -206,7 +207,7 @@ fn reduction(op: &PlanOp) -> &dyn Reduction {
     op.op.reduction().expect("ops run in halves reduce over the batch")
 }
 
-/// Op `k`'s forward pass (or `half` of it) over `rows`.
+/// Op `k`'s forward pass (or `half` of it) over `rows`, timed where the plan profiles.
 pub(crate) fn forward_op(
     plan: &Plan,
     weights: Weights<'_>,
@@ -216,6 +217,7 @@ pub(crate) fn forward_op(
     mode: Mode,
     half: Half<'_>,
 ) -> Result<()> {
+    let _timer = plan.clock.as_ref().map(|c| c.start(k, OpPass::Forward));
     let op = &plan.ops[k];
     let slot = plan.acts.of[op.output].expect("op outputs have buffers");
     let l = plan.len[op.output];
@@ -262,6 +264,7 @@ pub(crate) fn backward(
 /// `accumulate`). An input's gradient is written directly where this is its first
 /// consumer to run backward; else the op adds it in place where it can
 /// ([`super::plan::Op::adds_input_gradient`]), or it is computed apart and added.
+/// Timed where the plan profiles.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward_op(
     plan: &Plan,
@@ -273,6 +276,7 @@ pub(crate) fn backward_op(
     (accumulate, mode): (bool, Mode),
     half: Half<'_>,
 ) -> Result<()> {
+    let _timer = plan.clock.as_ref().map(|c| c.start(k, OpPass::Backward));
     let op = &plan.ops[k];
     let m = rows.m;
     // Where the part's gradient of node `j` lies in its slot.
