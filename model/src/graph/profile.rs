@@ -25,13 +25,15 @@ pub enum OpPass {
 /// One op's time in one pass over the runs profiled.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpTime {
-    /// The op as [`crate::Model::plan`] lists it: its layers, and the fusion that joined them.
+    /// The op as [`crate::Model::plan`] (or [`crate::Model::inference_plan`]) lists it: its
+    /// layers, and the fusion that joined them.
     pub op: String,
     /// Which of its passes.
     pub pass: OpPass,
-    /// Calls: one per part of a batch (two per part where the op is a batch normalization
-    /// in training, whose pass runs in halves around the batch's statistics, and three
-    /// where its backward pass recomputes its output).
+    /// Calls: one per part of a batch; two per part where the op is a batch normalization
+    /// in training, whose passes run in halves around the batch's statistics, and three
+    /// forward calls where the backward pass first recomputes its output for the
+    /// convolution that reads it.
     pub calls: u64,
     /// Seconds in those calls, summed over the threads that made them: with two threads,
     /// a training step's ops add up to about twice its wall time.
