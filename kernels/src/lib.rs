@@ -11,6 +11,15 @@
 //! Layout conventions: matrices are strided views ([`gemm::MatRef`]); activations are NHWC
 //! and filters HWIO, as in TensorFlow/Keras.
 //!
+//! Threads: a kernel splits its work over the current rayon pool, the one the call runs in
+//! (`ThreadPool::install`), else rayon's global pool; the split never changes a result.
+//! Called from a thread outside every pool, each call hands its tasks to the pool's workers
+//! and blocks until they have run, so a short pass costs several times its work: a batch
+//! normalization over 4 x 28 x 28 x 32 floats took 14 µs a call inside a pool, 40-90 µs
+//! from outside, and hundreds after the workers had gone idle (BENCHMARKS.md, session 64).
+//! Run a sequence of calls inside `install` on the pool that should run them, as
+//! `ember-model` does.
+//!
 //! Every public function checks its arguments and returns an [`Error`] that says what was
 //! wrong; none panics on bad input. (The one exception is by design: the element accessors
 //! [`gemm::MatRef::at`] and [`gemm::MatMut::at_mut`] index like a slice and panic outside
