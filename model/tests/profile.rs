@@ -65,6 +65,7 @@ fn each_op_is_timed_once_per_part_and_half() {
     }
     let t = &profile.training;
     assert!(t.iter().all(|t| t.seconds >= 0.0) && profile.training_seconds() > 0.0);
+    assert_eq!(profile.inference_seconds(), 0.0);
     assert!(profile.inference.is_empty(), "no inference ran");
     let table = profile.to_string();
     assert!(table.starts_with("Training ops") && table.contains("total"), "{table}");
@@ -76,6 +77,9 @@ fn each_op_is_timed_once_per_part_and_half() {
     assert_eq!(after.training, profile.training);
     assert!(after.inference.iter().all(|t| t.pass == OpPass::Forward && t.calls == 2 * 20u64.div_ceil(PART as u64)));
     assert_eq!(after.inference.len(), m.inference_plan().lines().count());
+    let sum: f64 = after.inference.iter().map(|t| t.seconds).sum();
+    assert!(after.inference_seconds() > 0.0 && after.inference_seconds() == sum);
+    assert_eq!(after.training_seconds(), profile.training_seconds());
 
     m.reset_op_profile();
     assert_eq!(m.op_profile(), Default::default());

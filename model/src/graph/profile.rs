@@ -54,8 +54,18 @@ pub struct OpProfile {
 impl OpProfile {
     /// Seconds of all the training plan's calls.
     pub fn training_seconds(&self) -> f64 {
-        self.training.iter().map(|t| t.seconds).sum()
+        seconds(&self.training)
     }
+
+    /// Seconds of all the inference plan's calls.
+    pub fn inference_seconds(&self) -> f64 {
+        seconds(&self.inference)
+    }
+}
+
+/// The seconds of `times`, summed.
+fn seconds(times: &[OpTime]) -> f64 {
+    times.iter().map(|t| t.seconds).sum()
 }
 
 impl std::fmt::Display for OpProfile {
@@ -65,7 +75,7 @@ impl std::fmt::Display for OpProfile {
             if times.is_empty() {
                 continue;
             }
-            let total: f64 = times.iter().map(|t| t.seconds).sum();
+            let total = seconds(times);
             writeln!(f, "{title} ops (thread-seconds summed over threads):")?;
             writeln!(f, "{:>10}  {:>6}  {:>7}  {:<8}  op", "ms", "share", "calls", "pass")?;
             for t in times {
