@@ -217,14 +217,19 @@ impl Dataset {
     }
     /// Writes samples `idx` one after another into `out` as floats.
     pub(crate) fn gather(&self, idx: &[usize], out: &mut [f32]) {
+        for (&i, dst) in idx.iter().zip(out.chunks_exact_mut(self.sample_len())) {
+            self.gather_range(i..i + 1, dst);
+        }
+    }
+
+    /// Writes samples `range` (in bounds) into the start of `out` as floats.
+    pub(crate) fn gather_range(&self, range: std::ops::Range<usize>, out: &mut [f32]) {
         let s = self.sample_len();
-        for (&i, dst) in idx.iter().zip(out.chunks_exact_mut(s)) {
-            match &self.features {
-                Features::U8 { data, lut } => {
-                    dst.iter_mut().zip(&data[i * s..(i + 1) * s]).for_each(|(d, &b)| *d = lut[b as usize])
-                }
-                Features::F32(d) => dst.copy_from_slice(&d[i * s..(i + 1) * s]),
-            }
+        let src = range.start * s..range.end * s;
+        let dst = &mut out[..src.len()];
+        match &self.features {
+            Features::U8 { data, lut } => dst.iter_mut().zip(&data[src]).for_each(|(d, &b)| *d = lut[b as usize]),
+            Features::F32(d) => dst.copy_from_slice(&d[src]),
         }
     }
 }

@@ -287,27 +287,27 @@ impl Model {
         let mut out = Vec::with_capacity(data.len() * classes);
         pool.install(|| -> Result<()> {
             use rayon::prelude::*;
-            let mut idx = Vec::with_capacity(batch_size);
             for b0 in (0..data.len()).step_by(batch_size) {
-                idx.clear();
-                idx.extend(b0..(b0 + batch_size).min(data.len()));
-                let n = idx.len();
+                let n = batch_size.min(data.len() - b0);
                 batch.input.resize(n * in_len, 0.0);
-                data.gather(&idx, &mut batch.input);
                 // The batch's parts, spread over the threads in contiguous runs, each in a
                 // shard of its own; every part computes the same whatever thread runs it.
+                // Each run gathers its own samples: gathered on one thread before the runs,
+                // the seed network's batches took 1.16x as long at two threads.
                 let part = if plan.parts { plan.part } else { n };
                 let parts = n.div_ceil(part);
                 let tasks = threads.min(parts);
                 let per = parts.div_ceil(tasks);
-                let x = &batch.input;
                 let outs: Vec<Result<Vec<f32>>> = shards[..tasks]
                     .par_iter_mut()
+                    .zip(batch.input.par_chunks_mut(per * part * in_len))
                     .enumerate()
-                    .map(|(t, shard)| {
+                    .map(|(t, (shard, x))| {
+                        let first = t * per * part;
+                        data.gather_range(b0 + first..b0 + first + x.len() / in_len, x);
                         let mut o = Vec::new();
                         for p in t * per..((t + 1) * per).min(parts) {
-                            let (lo, m) = (p * part, part.min(n - p * part));
+                            let (lo, m) = (p * part - first, part.min(n - p * part));
                             shard.size(plan, m);
                             executor::forward(
                                 plan,
