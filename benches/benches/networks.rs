@@ -79,9 +79,9 @@ fn networks_predict(c: &mut Criterion) {
 /// [`PREDICT_SAMPLES`] samples: the training batch's repeated.
 fn predict_data(net: &ember_benches::networks::Network) -> Dataset {
     let (x, labels) = batch(net);
-    let copies = PREDICT_SAMPLES.div_ceil(net.batch);
-    let x: Vec<f32> = x.repeat(copies)[..PREDICT_SAMPLES * x.len() / net.batch].to_vec();
-    let labels: Vec<u32> = labels.repeat(copies)[..PREDICT_SAMPLES].to_vec();
+    let per = x.len() / net.batch;
+    let x = x.iter().copied().cycle().take(PREDICT_SAMPLES * per).collect();
+    let labels = labels.iter().copied().cycle().take(PREDICT_SAMPLES).collect();
     Dataset::from_f32(x, net.input.to_vec(), labels).expect("a dataset")
 }
 
